@@ -1,0 +1,56 @@
+/** A caller whose bearer token was verified. Claims are as the issuer signed them. */
+export interface Identity {
+  sub: string;
+  iss: string;
+  /** Audience(s) the token was issued for (already checked against ours). */
+  aud: string[];
+  team: string | null;
+  groups: string[];
+  /** The agent (OAuth client / workload) acting; from the configured claim, else `azp` / `client_id`. */
+  agent: string | null;
+  scopes: string[];
+  /** RFC 8693 `act` chain, outermost actor first: [{sub: "agent-x"}, {sub: "orchestrator"}]. */
+  delegation: Array<Record<string, unknown> & { sub?: string }>;
+  /** Seconds since epoch. */
+  expiresAt: number;
+  claims: Record<string, unknown>;
+}
+
+/** Why a token was refused; stable strings, shown to clients and recorded in decision logs. */
+export type AuthFailure =
+  | 'missing_token'
+  | 'malformed_token'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'bad_signature'
+  | 'unknown_key'
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'algorithm_not_allowed'
+  | 'issuer_unavailable'
+  | 'invalid_claims';
+
+export class AuthError extends Error {
+  constructor(readonly failure: AuthFailure, message: string) {
+    super(message);
+    this.name = 'AuthError';
+  }
+}
+
+export interface IdentityConfig {
+  /** Issuer URL; OIDC discovery is read from `${issuer}/.well-known/openid-configuration`. */
+  issuer: string;
+  /** Accepted audiences: the governed resource's URL (RFC 8707), so tokens for other services fail. */
+  audience: string[];
+  /** JWS algorithms accepted. Never includes "none". */
+  algorithms: string[];
+  /** Override the discovered jwks_uri (air-gapped setups). */
+  jwksUri?: string;
+  clockToleranceSec: number;
+  claims: { team: string; groups: string; agent: string };
+}
+
+export interface TokenVerifier {
+  /** Resolves the identity or rejects with AuthError. Never resolves for an invalid token. */
+  verify(token: string): Promise<Identity>;
+}

@@ -1,0 +1,99 @@
+/**
+ * The policy input document: a public API, versioned. Fields are added, never renamed or removed,
+ * within a version. See docs/policy-input.md.
+ */
+export const POLICY_INPUT_VERSION = 1;
+
+export interface ToolAnnotations {
+  readOnlyHint?: boolean;
+  destructiveHint?: boolean;
+  idempotentHint?: boolean;
+  openWorldHint?: boolean;
+  title?: string;
+}
+
+export interface McpInput {
+  /** JSON-RPC method; null for transport requests (GET to open an SSE stream, DELETE to end a session). */
+  method: string | null;
+  kind: 'request' | 'notification' | 'response' | 'transport';
+  tool: string | null;
+  arguments: Record<string, unknown> | null;
+  /** resources/read and resources/subscribe `uri`. */
+  resource: string | null;
+  /** prompts/get `name`. */
+  prompt: string | null;
+  params: Record<string, unknown> | null;
+  id: string | number | null;
+  session_id: string | null;
+  protocol_version: string | null;
+  server: string;
+  namespace: string;
+  /** Tool annotations as the server declared them in tools/list (never from the client). */
+  annotations: ToolAnnotations | null;
+  /** Position in a JSON-RPC batch, or null for a single message. */
+  batch: { index: number; size: number } | null;
+}
+
+export interface IdentityInput {
+  authenticated: boolean;
+  sub: string | null;
+  iss: string | null;
+  team: string | null;
+  groups: string[];
+  agent: string | null;
+  scopes: string[];
+  delegation: Array<Record<string, unknown>>;
+  claims: Record<string, unknown>;
+}
+
+export interface BudgetInputEntry {
+  name: string;
+  scope: Record<string, string>;
+  limit: number;
+  used: number;
+  remaining: number;
+  window: string;
+  resets_at: string;
+  action: 'deny' | 'warn';
+}
+
+export interface PolicyInput {
+  version: number;
+  mcp: McpInput;
+  identity: IdentityInput;
+  budget: { budgets: BudgetInputEntry[]; estimated_tokens: number };
+  request: {
+    id: string;
+    method: string;
+    path: string;
+    host: string;
+    scheme: string;
+    headers: Record<string, string>;
+    time_ns: number;
+  };
+  /** opa-envoy-plugin compatible shapes, so its policies run unmodified. */
+  attributes: Record<string, unknown>;
+  parsed_body: unknown;
+  parsed_path: string[];
+  parsed_query: Record<string, string[]>;
+  truncated_body: boolean;
+}
+
+/** What a policy decides, normalised from `{allow, reasons, ...}` or a bare boolean. */
+export interface Decision {
+  allow: boolean;
+  reasons: string[];
+  /** Extra headers: added upstream on allow, to the client's response on deny. */
+  headers: Record<string, string>;
+  httpStatus: number | null;
+  /** JSON pointers / dotted paths into input to redact in decision logs. */
+  mask: string[];
+  /** Policy's own cost hint in tokens, charged on top of counted tokens. */
+  cost: number | null;
+}
+
+export interface PolicyEvaluator {
+  /** Revision of the loaded bundle (recorded in every decision). */
+  readonly revision: string;
+  evaluate(input: PolicyInput): Decision;
+}
