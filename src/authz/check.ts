@@ -1,0 +1,250 @@
+import { randomUUID } from 'node:crypto';
+import { AuthError, type Identity, type TokenVerifier } from '../identity/types.js';
+import { bearerToken } from '../identity/bearer.js';
+import { parseMcpBody, idOf, type BodyLimits, type JsonRpcMessage } from '../mcp/jsonrpc.js';
+import { callFacts, type McpCallFacts } from '../mcp/request.js';
+import type { BudgetGate, ChargeSubject } from '../budget/types.js';
+import type { Decision, PolicyInput, ToolAnnotations, BudgetInputEntry } from '../policy/types.js';
+import type { PolicyHolder } from '../policy/holder.js';
+import type { DecisionSink } from '../decisionlog/types.js';
+import { ErrorCode } from './codes.js';
+import { policyInput, sharedInput, type RequestScope, type SharedInput } from './input.js';
+import { DECISION_ID_HEADER, type PendingCalls } from './pending.js';
+import { buildRecord, eraseCredentials, type Masker, type RecordParts } from './record.js';
+import { deniedMessage, denyWithRpcErrors, refuse, unauthenticated, type AuthzOutcome, type RpcError } from './respond.js';
+import type { HttpRequestView } from './view.js';
+
+export interface AuthzSettings {
+  instanceId: string;
+  version: string;
+  /** Used when the sidecar's route does not name the server (context_extensions). */
+  defaultScope: RequestScope;
+  /** RFC 9728 metadata URL for the 401 challenge, when the route does not give one. */
+  resourceMetadataUrl: string;
+  limits: BodyLimits;
+  /**
+   * HTTP status for a policy denial of a JSON-RPC request. 200 by default: the body is a JSON-RPC
+   * error response, which MCP clients surface as an error of that call (with code and reasons);
+   * a 4xx would make SDK clients raise a transport error instead. Notifications and transport
+   * requests, which have no id to answer, are denied with 403.
+   */
+  denyStatus: number;
+  /** Authorization header value sent upstream in place of the caller's token (no passthrough). */
+  upstreamAuthorization: string | null;
+}
+
+export interface CheckDeps {
+  settings: AuthzSettings;
+  verifier: TokenVerifier;
+  policy: PolicyHolder;
+  budget: BudgetGate | null;
+  sink: DecisionSink | null;
+  pending: PendingCalls | null;
+  /** Tool annotations the server declared in tools/list (never the client's word). */
+  annotations: ((server: string, tool: string) => ToolAnnotations | null) | null;
+  /** Tokens a call's arguments count for (what flows into the model through MCP). */
+  countTokens: ((value: unknown) => number) | null;
+  mask: Masker;
+  /** Raw `system/log/mask` result for an input, when the policy defines one. */
+  policyMask: ((input: PolicyInput) => unknown) | null;
+  clock: () => number;
+}
+
+interface Judged {
+  message: JsonRpcMessage | null;
+  facts: McpCallFacts | null;
+  input: PolicyInput | null;
+  decision: Decision | null;
+  allow: boolean;
+  reasons: string[];
+  code: number | null;
+  error: string | null;
+  budgets: BudgetInputEntry[];
+  subject: ChargeSubject | null;
+  tokens: number;
+  evalNs: number;
+}
+
+const nowNs = (): number => Number(process.hrtime.bigint());
+
+function scopeOf(req: HttpRequestView, d: RequestScope): RequestScope {
+  return { server: req.context.server || d.server, namespace: req.context.namespace || d.namespace };
+}
+
+/**
+ * Decides one HTTP request Envoy holds. Every path ends in an explicit answer and a decision
+ * record; any unexpected failure denies (fail closed).
+ */
+export class Authorizer {
+  constructor(private readonly deps: CheckDeps) {}
+
+  async check(req: HttpRequestView): Promise<AuthzOutcome> {
+    const t0 = nowNs();
+    const decisionId = randomUUID();
+    try {
+      return await this.decide(req, decisionId, t0);
+    } catch (e) {
+      const msg = `authorization failed internally: ${(e as Error).message}`;
+      this.recordSimple(req, decisionId, t0, null, 503, ErrorCode.Unavailable, msg);
+      return refuse(decisionId, 503, ErrorCode.Unavailable, null, msg);
+    }
+  }
+
+  private async decide(req: HttpRequestView, decisionId: string, t0: number): Promise<AuthzOutcome> {
+    const { settings } = this.deps;
+    const scope = scopeOf(req, settings.defaultScope);
+    const metadataUrl = req.context.resource_metadata || settings.resourceMetadataUrl;
+
+    if (req.method !== 'POST' && req.method !== 'GET' && req.method !== 'DELETE') {
+      const msg = `HTTP ${req.method} is not part of the MCP Streamable HTTP transport (use POST, GET or DELETE)`;
+      this.recordSimple(req, decisionId, t0, null, 405, ErrorCode.InvalidRequest, msg, scope);
+      return refuse(decisionId, 405, ErrorCode.InvalidRequest, null, msg);
+    }
+    if (req.truncated) {
+      const msg = `request body exceeds the ${settings.limits.maxBytes}-byte limit`;
+      this.recordSimple(req, decisionId, t0, null, 413, ErrorCode.RequestTooLarge, msg, scope);
+      return refuse(decisionId, 413, ErrorCode.RequestTooLarge, null, msg);
+    }
+
+    // Parse before authenticating only to find the id for the error; nothing is trusted yet.
+    const parsed = req.method === 'POST' ? parseMcpBody(req.body, settings.limits) : null;
+    if (parsed && !parsed.ok) {
+      const e = parsed.error;
+      const code = e.httpStatus === 413 ? ErrorCode.RequestTooLarge : e.code;
+      this.recordSimple(req, decisionId, t0, null, e.httpStatus, code, e.message, scope);
+      return refuse(decisionId, e.httpStatus, code, null, e.message);
+    }
+
+    let identity: Identity;
+    try {
+      identity = await this.deps.verifier.verify(bearerToken(req.headers.authorization));
+    } catch (e) {
+      const failure = e instanceof AuthError ? e.failure : 'issuer_unavailable';
+      const description = e instanceof AuthError ? e.message : `token could not be verified: ${(e as Error).message}`;
+      const status = failure === 'issuer_unavailable' ? 503 : 401;
+      this.recordSimple(req, decisionId, t0, null, status, ErrorCode.Unauthenticated, `${failure}: ${description}`, scope);
+      if (status === 503) return refuse(decisionId, 503, ErrorCode.Unavailable, parsed?.ok ? idOf(parsed.value) : null, `identity provider unavailable: ${description}`);
+      return unauthenticated(decisionId, parsed?.ok ? idOf(parsed.value) : null, failure, description, metadataUrl);
+    }
+
+    const policy = this.deps.policy.get();
+    if (!policy) {
+      const msg = 'no policy is loaded yet, so every call is refused (fail closed)';
+      this.recordSimple(req, decisionId, t0, identity, 503, ErrorCode.Unavailable, msg, scope);
+      return refuse(decisionId, 503, ErrorCode.Unavailable, parsed?.ok ? idOf(parsed.value) : null, msg);
+    }
+
+    const shared = sharedInput(req, identity, parsed?.ok ? parsed.value : null, nowNs());
+    const messages: Array<JsonRpcMessage | null> = parsed?.ok ? parsed.messages : [null];
+    const batch = parsed?.ok && parsed.batch ? messages.length : null;
+    const judged = messages.map((m, i) => this.judge(m, i, batch, shared, scope, req, identity));
+
+    const allAllowed = judged.every((j) => j.allow);
+    const status = allAllowed ? 200 : this.denyStatusFor(judged);
+    for (const j of judged) {
+      this.write(req, decisionId, t0, identity, scope, j, policy.revision, batch, j.allow ? 200 : status);
+    }
+
+    if (allAllowed) {
+      const headers: Record<string, string> = { [DECISION_ID_HEADER]: decisionId };
+      for (const j of judged) Object.assign(headers, j.decision?.headers ?? {});
+      if (settings.upstreamAuthorization) headers.authorization = settings.upstreamAuthorization;
+      for (const j of judged) {
+        if (j.subject && this.deps.budget && j.tokens > 0) this.deps.budget.charge(j.subject, j.tokens);
+      }
+      const first = judged[0];
+      if (this.deps.pending && first?.subject) {
+        this.deps.pending.put({
+          decisionId, subject: first.subject, method: first.message?.method ?? null, tool: first.facts?.tool ?? null,
+          server: scope.server, requestTokens: judged.reduce((n, j) => n + j.tokens, 0), createdAt: Date.now(),
+        });
+      }
+      // The caller's token is for us, not for the MCP server behind us (no token passthrough).
+      return { allow: true, headers, removeHeaders: settings.upstreamAuthorization ? [] : ['authorization'] };
+    }
+    return this.denial(judged, decisionId, status, batch !== null);
+  }
+
+  private judge(m: JsonRpcMessage | null, index: number, batch: number | null, shared: SharedInput, scope: RequestScope, req: HttpRequestView, identity: Identity): Judged {
+    const facts = m ? callFacts(m) : null;
+    const subject: ChargeSubject = { team: identity.team, agent: identity.agent, sub: identity.sub, server: scope.server, tool: facts?.tool ?? null };
+    const base: Judged = { message: m, facts, input: null, decision: null, allow: false, reasons: [], code: null, error: null, budgets: [], subject, tokens: 0, evalNs: 0 };
+    if (facts?.invalid) return { ...base, reasons: [facts.invalid], code: ErrorCode.InvalidParams, error: facts.invalid };
+
+    const tokens = facts?.arguments && this.deps.countTokens ? this.deps.countTokens(facts.arguments) : 0;
+    const budget = this.deps.budget?.check(subject, tokens) ?? { entries: [], exhausted: null };
+    const annotations = facts?.tool && this.deps.annotations ? this.deps.annotations(scope.server, facts.tool) : null;
+    const input = policyInput(shared, scope, req, {
+      message: m, facts, batch: batch === null ? null : { index, size: batch }, annotations, budgets: budget.entries, estimatedTokens: tokens,
+    });
+    if (budget.exhausted) {
+      const b = budget.exhausted;
+      const why = `budget "${b.name}" is exhausted: ${b.used} of ${b.limit} tokens used this ${b.window}; it resets at ${b.resets_at}`;
+      return { ...base, input, budgets: budget.entries, tokens, reasons: [why], code: ErrorCode.BudgetExhausted };
+    }
+    const policy = this.deps.policy.get()!;
+    const e0 = nowNs();
+    const decision = policy.evaluate(input);
+    const evalNs = nowNs() - e0;
+    return {
+      ...base, input, decision, budgets: budget.entries, tokens, evalNs,
+      allow: decision.allow, reasons: decision.reasons, code: decision.allow ? null : ErrorCode.PolicyDenied,
+    };
+  }
+
+  private denyStatusFor(judged: Judged[]): number {
+    const policyStatus = judged.find((j) => !j.allow && j.decision?.httpStatus)?.decision?.httpStatus;
+    if (policyStatus) return policyStatus;
+    const answerable = judged.some((j) => j.message?.kind === 'request');
+    return answerable ? this.deps.settings.denyStatus : 403;
+  }
+
+  private denial(judged: Judged[], decisionId: string, status: number, batch: boolean): AuthzOutcome {
+    const headers: Record<string, string> = {};
+    for (const j of judged) if (!j.allow) Object.assign(headers, j.decision?.headers ?? {});
+    const errors: RpcError[] = judged
+      .filter((j) => j.message === null || j.message.kind === 'request' || !batch)
+      .map((j) => {
+        const id = j.message?.id ?? null;
+        if (j.allow) {
+          return { id, code: ErrorCode.BatchAborted, message: `Tollgate: not executed because another request in this batch was denied (decision ${decisionId})`, data: { decision_id: decisionId } };
+        }
+        return { id, code: j.code ?? ErrorCode.PolicyDenied, message: deniedMessage(j.reasons, decisionId), data: { decision_id: decisionId, reasons: j.reasons } };
+      });
+    if (errors.length === 0) {
+      const j = judged.find((x) => !x.allow)!;
+      errors.push({ id: null, code: j.code ?? ErrorCode.PolicyDenied, message: deniedMessage(j.reasons, decisionId), data: { decision_id: decisionId, reasons: j.reasons } });
+    }
+    return denyWithRpcErrors(status, errors, batch && errors.length > 1, decisionId, headers);
+  }
+
+  private write(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number): void {
+    const sink = this.deps.sink;
+    if (!sink) return;
+    const parts: RecordParts = {
+      decisionId, now: new Date(this.deps.clock()), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
+      revision, path: 'tollgate/authz/decision', identity, scope, message: j.message, facts: j.facts,
+      sessionId: req.headers['mcp-session-id'] ?? null, batchSize: batch, input: j.input,
+      decision: { allow: j.allow, reasons: j.reasons, httpStatus: status, code: j.code, error: j.error },
+      policyDecision: j.decision, policyMask: j.input && this.deps.policyMask ? this.deps.policyMask(j.input) : undefined,
+      budget: j.budgets.length ? j.budgets.map((b) => ({ name: b.name, limit: b.limit, used: b.used, remaining: b.remaining })) : null,
+      requestTokens: j.message ? j.tokens : null, evalNs: j.evalNs, totalNs: nowNs() - t0,
+    };
+    sink.append(buildRecord(parts, this.deps.mask));
+  }
+
+  /** Records a refusal made before any message was judged (bad token, bad body, no policy). */
+  private recordSimple(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, status: number, code: number, error: string, scope?: RequestScope): void {
+    const sink = this.deps.sink;
+    if (!sink) return;
+    sink.append(buildRecord({
+      decisionId, now: new Date(this.deps.clock()), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
+      revision: this.deps.policy.get()?.revision ?? null, path: 'tollgate/authz/decision', identity, scope: scope ?? scopeOf(req, this.deps.settings.defaultScope),
+      message: null, facts: null, sessionId: req.headers['mcp-session-id'] ?? null, batchSize: null, input: null,
+      decision: { allow: false, reasons: [error], httpStatus: status, code, error }, policyDecision: null, policyMask: undefined,
+      budget: null, requestTokens: null, evalNs: 0, totalNs: nowNs() - t0,
+    }, this.deps.mask));
+  }
+}
+
+export const defaultMasker: Masker = eraseCredentials;

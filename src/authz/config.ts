@@ -1,0 +1,152 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import type { IdentityConfig } from '../identity/types.js';
+import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';
+import { parseHostPort } from '../util/net.js';
+
+/**
+ * authz configuration. Every field is documented in docs/configuration.md; the YAML file uses the
+ * snake_case names shown there, and command-line flags override the file.
+ */
+export interface AuthzConfig {
+  listen: { host: string; port: number };
+  instanceId: string;
+  server: { name: string; namespace: string };
+  resourceMetadataUrl: string;
+  identity: IdentityConfig;
+  policy: {
+    dir: string | null;
+    bundleUrl: string | null;
+    nats: { url: string; verificationKey: string } | null;
+    entrypoint: 'tollgate' | 'envoy';
+    watch: boolean;
+  };
+  limits: BodyLimits;
+  denyStatus: number;
+  upstreamAuthorization: string | null;
+  stateDir: string;
+  decisionLogDir: string | null;
+  budgetsFile: string | null;
+  metricsListen: { host: string; port: number } | null;
+}
+
+export const DEFAULT_RESOURCE = 'http://127.0.0.1:10000/mcp';
+
+export function defaultConfig(): AuthzConfig {
+  const stateDir = process.env.TOLLGATE_STATE_DIR ?? '.state';
+  return {
+    listen: { host: '127.0.0.1', port: 9191 },
+    instanceId: `${hostname()}-${process.pid}`,
+    server: { name: 'default', namespace: 'default' },
+    resourceMetadataUrl: 'http://127.0.0.1:10000/.well-known/oauth-protected-resource/mcp',
+    identity: {
+      issuer: 'http://127.0.0.1:5556',
+      audience: [DEFAULT_RESOURCE],
+      algorithms: ['ES256', 'RS256', 'EdDSA', 'PS256', 'ES384'],
+      clockToleranceSec: 30,
+      claims: { team: 'team', groups: 'groups', agent: 'agent' },
+    },
+    policy: { dir: null, bundleUrl: null, nats: null, entrypoint: 'tollgate', watch: false },
+    limits: { ...DEFAULT_BODY_LIMITS },
+    denyStatus: 200,
+    upstreamAuthorization: null,
+    stateDir,
+    decisionLogDir: `${stateDir}/decisions`,
+    budgetsFile: null,
+    metricsListen: null,
+  };
+}
+
+type Obj = Record<string, unknown>;
+
+export class ConfigError extends Error {
+  constructor(file: string, field: string, problem: string) {
+    super(`${file}: ${field}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function isObj(v: unknown): v is Obj { return typeof v === 'object' && v !== null && !Array.isArray(v); }
+
+/** Reads a YAML config file on top of the defaults; unknown keys are errors (typos must not pass silently). */
+export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()): AuthzConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(path, '(file)', (e as Error).message);
+  }
+  if (doc == null) return base;
+  if (!isObj(doc)) throw new ConfigError(path, '(top level)', 'must be a mapping');
+  const c = structuredClone(base);
+  const err = (f: string, p: string): never => { throw new ConfigError(path, f, p); };
+  const str = (f: string, v: unknown): string => (typeof v === 'string' && v.length > 0 ? v : err(f, 'must be a non-empty string'));
+  const num = (f: string, v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : err(f, 'must be a non-negative number'));
+  const strList = (f: string, v: unknown): string[] => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : typeof v === 'string' ? [v] : err(f, 'must be a string or a list of strings'));
+  const known = (f: string, o: Obj, keys: string[]): void => {
+    for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
+  };
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'budgets_file', 'metrics_listen']);
+  if (doc.listen !== undefined) c.listen = parseHostPort(str('listen', doc.listen));
+  if (doc.instance !== undefined) c.instanceId = str('instance', doc.instance);
+  if (doc.server !== undefined) {
+    if (!isObj(doc.server)) err('server', 'must be a mapping');
+    const s = doc.server as Obj;
+    known('server', s, ['name', 'namespace']);
+    if (s.name !== undefined) c.server.name = str('server.name', s.name);
+    if (s.namespace !== undefined) c.server.namespace = str('server.namespace', s.namespace);
+  }
+  if (doc.resource_metadata_url !== undefined) c.resourceMetadataUrl = str('resource_metadata_url', doc.resource_metadata_url);
+  if (doc.identity !== undefined) {
+    if (!isObj(doc.identity)) err('identity', 'must be a mapping');
+    const i = doc.identity as Obj;
+    known('identity', i, ['issuer', 'audience', 'algorithms', 'jwks_uri', 'clock_tolerance_sec', 'claims']);
+    if (i.issuer !== undefined) c.identity.issuer = str('identity.issuer', i.issuer);
+    if (i.audience !== undefined) c.identity.audience = strList('identity.audience', i.audience);
+    if (i.algorithms !== undefined) {
+      c.identity.algorithms = strList('identity.algorithms', i.algorithms);
+      if (c.identity.algorithms.some((a) => a.toLowerCase() === 'none')) err('identity.algorithms', '"none" is never accepted');
+    }
+    if (i.jwks_uri !== undefined) c.identity.jwksUri = str('identity.jwks_uri', i.jwks_uri);
+    if (i.clock_tolerance_sec !== undefined) c.identity.clockToleranceSec = num('identity.clock_tolerance_sec', i.clock_tolerance_sec);
+    if (i.claims !== undefined) {
+      if (!isObj(i.claims)) err('identity.claims', 'must be a mapping');
+      const cl = i.claims as Obj;
+      known('identity.claims', cl, ['team', 'groups', 'agent']);
+      for (const k of ['team', 'groups', 'agent'] as const) if (cl[k] !== undefined) c.identity.claims[k] = str(`identity.claims.${k}`, cl[k]);
+    }
+  }
+  if (doc.policy !== undefined) {
+    if (!isObj(doc.policy)) err('policy', 'must be a mapping');
+    const p = doc.policy as Obj;
+    known('policy', p, ['dir', 'bundle_url', 'nats_url', 'verification_key', 'entrypoint', 'watch']);
+    if (p.dir !== undefined) c.policy.dir = str('policy.dir', p.dir);
+    if (p.bundle_url !== undefined) c.policy.bundleUrl = str('policy.bundle_url', p.bundle_url);
+    if (p.nats_url !== undefined) c.policy.nats = { url: str('policy.nats_url', p.nats_url), verificationKey: str('policy.verification_key', p.verification_key) };
+    if (p.entrypoint !== undefined) {
+      if (p.entrypoint !== 'tollgate' && p.entrypoint !== 'envoy') err('policy.entrypoint', 'must be "tollgate" or "envoy"');
+      c.policy.entrypoint = p.entrypoint as 'tollgate' | 'envoy';
+    }
+    if (p.watch !== undefined) c.policy.watch = p.watch === true;
+  }
+  if (doc.limits !== undefined) {
+    if (!isObj(doc.limits)) err('limits', 'must be a mapping');
+    const l = doc.limits as Obj;
+    known('limits', l, ['max_body_bytes', 'max_depth', 'max_batch']);
+    if (l.max_body_bytes !== undefined) c.limits.maxBytes = num('limits.max_body_bytes', l.max_body_bytes);
+    if (l.max_depth !== undefined) c.limits.maxDepth = num('limits.max_depth', l.max_depth);
+    if (l.max_batch !== undefined) c.limits.maxBatch = num('limits.max_batch', l.max_batch);
+  }
+  if (doc.deny_status !== undefined) {
+    const s = num('deny_status', doc.deny_status);
+    if (s < 200 || s > 599) err('deny_status', 'must be an HTTP status (200-599)');
+    c.denyStatus = s;
+  }
+  if (doc.upstream_authorization !== undefined) c.upstreamAuthorization = str('upstream_authorization', doc.upstream_authorization);
+  if (doc.state_dir !== undefined) c.stateDir = str('state_dir', doc.state_dir);
+  if (doc.decision_log_dir !== undefined) c.decisionLogDir = doc.decision_log_dir === null ? null : str('decision_log_dir', doc.decision_log_dir);
+  if (doc.budgets_file !== undefined) c.budgetsFile = str('budgets_file', doc.budgets_file);
+  if (doc.metrics_listen !== undefined) c.metricsListen = parseHostPort(str('metrics_listen', doc.metrics_listen));
+  return c;
+}

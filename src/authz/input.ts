@@ -1,0 +1,115 @@
+import type { Identity } from '../identity/types.js';
+import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
+import type { McpCallFacts } from '../mcp/request.js';
+import { POLICY_INPUT_VERSION, type BudgetInputEntry, type IdentityInput, type PolicyInput, type ToolAnnotations } from '../policy/types.js';
+import type { HttpRequestView } from './view.js';
+
+/**
+ * The one place the policy input is built (see docs/policy-input.md). Everything a policy can see
+ * comes from here; anything added must be documented there too.
+ */
+
+export interface RequestScope {
+  server: string;
+  namespace: string;
+}
+
+/** Per-HTTP-request parts, shared by every message of a batch. */
+export interface SharedInput {
+  request: PolicyInput['request'];
+  identity: IdentityInput;
+  attributes: Record<string, unknown>;
+  parsed_body: unknown;
+  parsed_path: string[];
+  parsed_query: Record<string, string[]>;
+  truncated_body: boolean;
+}
+
+const ANONYMOUS: IdentityInput = Object.freeze({
+  authenticated: false, sub: null, iss: null, team: null, groups: [], agent: null, scopes: [], delegation: [], claims: {},
+}) as IdentityInput;
+
+export function identityInput(id: Identity | null): IdentityInput {
+  if (!id) return ANONYMOUS;
+  return {
+    authenticated: true, sub: id.sub, iss: id.iss, team: id.team, groups: id.groups, agent: id.agent,
+    scopes: id.scopes, delegation: id.delegation, claims: id.claims,
+  };
+}
+
+export function parsePath(path: string): string[] {
+  return path.split('/').filter((s) => s.length > 0).map((s) => { try { return decodeURIComponent(s); } catch { return s; } });
+}
+
+export function parseQuery(query: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  if (!query) return out;
+  for (const [k, v] of new URLSearchParams(query)) (out[k] ??= []).push(v);
+  return out;
+}
+
+export function sharedInput(req: HttpRequestView, identity: Identity | null, parsedBody: unknown, nowNs: number): SharedInput {
+  const pathOnly = req.path.split('?')[0] ?? req.path;
+  return {
+    request: {
+      id: req.id, method: req.method, path: pathOnly, host: req.host, scheme: req.scheme, headers: req.headers, time_ns: nowNs,
+    },
+    identity: identityInput(identity),
+    // opa-envoy-plugin's input.attributes: the CheckRequest attributes, snake_case as protojson writes them.
+    attributes: {
+      source: { address: { socket_address: { address: req.source.address } }, principal: req.source.principal },
+      destination: { address: { socket_address: { address: req.destination.address } }, principal: req.destination.principal },
+      request: {
+        http: {
+          id: req.id, method: req.method, path: req.path, host: req.host, scheme: req.scheme, protocol: req.protocol,
+          headers: req.headers, body: req.body.length ? req.body.toString('utf8') : undefined, size: String(req.body.length),
+        },
+      },
+      context_extensions: req.context,
+    },
+    parsed_body: parsedBody,
+    parsed_path: parsePath(pathOnly),
+    parsed_query: parseQuery(req.query),
+    truncated_body: req.truncated,
+  };
+}
+
+export interface MessageContext {
+  message: JsonRpcMessage | null;
+  facts: McpCallFacts | null;
+  batch: { index: number; size: number } | null;
+  annotations: ToolAnnotations | null;
+  budgets: BudgetInputEntry[];
+  estimatedTokens: number;
+}
+
+export function policyInput(shared: SharedInput, scope: RequestScope, req: HttpRequestView, m: MessageContext): PolicyInput {
+  const msg = m.message;
+  return {
+    version: POLICY_INPUT_VERSION,
+    mcp: {
+      method: msg?.method ?? null,
+      kind: msg ? msg.kind : 'transport',
+      tool: m.facts?.tool ?? null,
+      arguments: m.facts?.arguments ?? null,
+      resource: m.facts?.resource ?? null,
+      prompt: m.facts?.prompt ?? null,
+      params: msg?.params ?? null,
+      id: msg?.id ?? null,
+      session_id: req.headers['mcp-session-id'] ?? null,
+      protocol_version: req.headers['mcp-protocol-version'] ?? null,
+      server: scope.server,
+      namespace: scope.namespace,
+      annotations: m.annotations,
+      batch: m.batch,
+    },
+    identity: shared.identity,
+    budget: { budgets: m.budgets, estimated_tokens: m.estimatedTokens },
+    request: shared.request,
+    attributes: shared.attributes,
+    parsed_body: shared.parsed_body,
+    parsed_path: shared.parsed_path,
+    parsed_query: shared.parsed_query,
+    truncated_body: shared.truncated_body,
+  };
+}

@@ -1,0 +1,49 @@
+import type { ChargeSubject } from '../budget/types.js';
+
+/**
+ * What Check learned about an allowed call, kept until ext_proc sees the response for it.
+ * Check tags the upstream request with `x-tollgate-decision-id`; ext_proc reads that header from
+ * the request headers Envoy sends it and looks the call up here (same process, same port).
+ */
+export interface PendingCall {
+  decisionId: string;
+  subject: ChargeSubject;
+  method: string | null;
+  tool: string | null;
+  server: string;
+  /** Tokens already charged at Check time (the request's arguments). */
+  requestTokens: number;
+  /** Policy input of the call, for filtering list results by policy. */
+  createdAt: number;
+}
+
+export const DECISION_ID_HEADER = 'x-tollgate-decision-id';
+
+/** Bounded map with TTL: a response that never comes must not leak memory. */
+export class PendingCalls {
+  private readonly map = new Map<string, PendingCall>();
+  constructor(private readonly ttlMs = 10 * 60_000, private readonly max = 100_000) {}
+
+  put(call: PendingCall): void {
+    if (this.map.size >= this.max) this.evict(Date.now());
+    this.map.set(call.decisionId, call);
+  }
+
+  /** Returns and forgets the call. */
+  take(decisionId: string): PendingCall | undefined {
+    const c = this.map.get(decisionId);
+    if (c) this.map.delete(decisionId);
+    return c;
+  }
+
+  peek(decisionId: string): PendingCall | undefined { return this.map.get(decisionId); }
+
+  get size(): number { return this.map.size; }
+
+  private evict(now: number): void {
+    for (const [k, v] of this.map) {
+      if (now - v.createdAt > this.ttlMs || this.map.size >= this.max) this.map.delete(k);
+      else break; // insertion order = age order
+    }
+  }
+}

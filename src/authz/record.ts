@@ -1,0 +1,79 @@
+import type { Identity } from '../identity/types.js';
+import type { Decision, PolicyInput } from '../policy/types.js';
+import { DECISION_RECORD_SCHEMA, type DecisionRecordDraft } from '../decisionlog/types.js';
+import type { RequestScope } from './input.js';
+import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
+import type { McpCallFacts } from '../mcp/request.js';
+
+/** Redacts an input for the log; must not mutate it (the request path still holds it). */
+export type Masker = (input: PolicyInput, decisionMask: string[], policyMask: unknown) => { input: PolicyInput; erased: string[]; masked: string[] };
+
+/** Until a policy-aware masker is configured, at least never log credentials. */
+export const eraseCredentials: Masker = (input) => {
+  const { authorization: _a, cookie: _c, ...headers } = input.request.headers;
+  const erased: string[] = [];
+  if (_a !== undefined) erased.push('/input/request/headers/authorization', '/input/attributes/request/http/headers/authorization');
+  if (_c !== undefined) erased.push('/input/request/headers/cookie', '/input/attributes/request/http/headers/cookie');
+  const attrs = input.attributes as { request?: { http?: Record<string, unknown> } };
+  const http = attrs.request?.http ?? {};
+  return {
+    input: { ...input, request: { ...input.request, headers }, attributes: { ...input.attributes, request: { http: { ...http, headers } } } },
+    erased,
+    masked: [],
+  };
+};
+
+export interface RecordParts {
+  decisionId: string;
+  now: Date;
+  traceId: string | null;
+  instance: string;
+  version: string;
+  revision: string | null;
+  path: string;
+  identity: Identity | null;
+  scope: RequestScope;
+  message: JsonRpcMessage | null;
+  facts: McpCallFacts | null;
+  sessionId: string | null;
+  batchSize: number | null;
+  input: PolicyInput | null;
+  decision: { allow: boolean; reasons: string[]; httpStatus: number; code: number | null; error: string | null };
+  policyDecision: Decision | null;
+  policyMask: unknown;
+  budget: DecisionRecordDraft['budget'];
+  requestTokens: number | null;
+  evalNs: number;
+  totalNs: number;
+}
+
+export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
+  const masked = p.input ? mask(p.input, p.policyDecision?.mask ?? [], p.policyMask) : null;
+  return {
+    schema: DECISION_RECORD_SCHEMA,
+    decision_id: p.decisionId,
+    timestamp: p.now.toISOString(),
+    trace_id: p.traceId,
+    labels: { id: p.instance, app: 'tollgate', version: p.version, instance: p.instance },
+    path: p.path,
+    bundles: p.revision ? { tollgate: { revision: p.revision } } : {},
+    identity: {
+      sub: p.identity?.sub ?? null, iss: p.identity?.iss ?? null, team: p.identity?.team ?? null,
+      agent: p.identity?.agent ?? null, delegation: p.identity?.delegation ?? [],
+    },
+    mcp: {
+      server: p.scope.server, namespace: p.scope.namespace, method: p.message?.method ?? null, tool: p.facts?.tool ?? null,
+      id: p.message?.id ?? null, session_id: p.sessionId, batch_size: p.batchSize,
+    },
+    input: masked?.input ?? null,
+    result: {
+      allow: p.decision.allow, reasons: p.decision.reasons, http_status: p.decision.httpStatus,
+      code: p.decision.code, error: p.decision.error,
+    },
+    budget: p.budget,
+    tokens: p.requestTokens === null ? null : { request: p.requestTokens, response: null },
+    metrics: { timer_eval_ns: p.evalNs, timer_total_ns: p.totalNs },
+    erased: masked?.erased ?? [],
+    masked: masked?.masked ?? [],
+  };
+}

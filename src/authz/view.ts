@@ -1,0 +1,22 @@
+/** The HTTP request as authz sees it, independent of the gRPC message it came in. */
+export interface HttpRequestView {
+  /** Envoy's x-request-id. */
+  id: string;
+  method: string;
+  path: string;
+  query: string;
+  host: string;
+  scheme: string;
+  protocol: string;
+  /** Lower-case names, as Envoy sends them. */
+  headers: Record<string, string>;
+  body: Buffer;
+  /** Envoy said it cut the body short (allow_partial_message). */
+  truncated: boolean;
+  /** Per-route values from the sidecar config: server, namespace, resource, resource_metadata. */
+  context: Record<string, string>;
+  source: { address: string; principal: string };
+  destination: { address: string; principal: string };
+  /** Envoy's own view of the attributes, in opa-envoy-plugin's shape, built lazily. */
+  traceId: string | null;
+}

@@ -1,0 +1,128 @@
+/**
+ * Parses an MCP Streamable HTTP POST body (one JSON-RPC 2.0 message or a batch) without trusting
+ * it: size, nesting depth and batch length are bounded before JSON.parse runs, and anything that
+ * is not a well-formed message is refused rather than guessed at.
+ */
+
+export type JsonRpcId = string | number;
+
+export interface JsonRpcMessage {
+  kind: 'request' | 'notification' | 'response';
+  id: JsonRpcId | null;
+  method: string | null;
+  params: Record<string, unknown> | null;
+}
+
+export interface BodyLimits {
+  maxBytes: number;
+  maxDepth: number;
+  maxBatch: number;
+}
+
+export const DEFAULT_BODY_LIMITS: BodyLimits = { maxBytes: 1024 * 1024, maxDepth: 64, maxBatch: 64 };
+
+/** Standard JSON-RPC codes, plus the HTTP status a refusal of this kind is sent with. */
+export interface BodyError {
+  code: number;
+  message: string;
+  httpStatus: number;
+}
+
+export type ParsedBody =
+  | { ok: true; batch: boolean; messages: JsonRpcMessage[]; value: unknown }
+  | { ok: false; error: BodyError };
+
+const fail = (code: number, message: string, httpStatus = 400): ParsedBody => ({ ok: false, error: { code, message, httpStatus } });
+
+/**
+ * Deepest bracket nesting outside strings, stopping early past `limit`. A linear scan is far cheaper
+ * than letting a hostile body reach JSON.parse and a recursive walk.
+ */
+export function nestingDepth(text: string, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+      continue;
+    }
+    if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > max) { max = depth; if (max > limit) return max; }
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return max;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Validates one element; returns the message or a description of what is wrong with it. */
+export function toMessage(v: unknown): JsonRpcMessage | string {
+  if (!isPlainObject(v)) return 'a JSON-RPC message must be an object';
+  if (v.jsonrpc !== '2.0') return 'missing or wrong "jsonrpc" member (must be "2.0")';
+  const hasId = 'id' in v;
+  const id = v.id;
+  if (hasId && !(typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)))) {
+    return '"id" must be a string or a number (MCP forbids null ids)';
+  }
+  if ('method' in v) {
+    if (typeof v.method !== 'string' || v.method.length === 0) return '"method" must be a non-empty string';
+    if ('params' in v && v.params !== undefined && !isPlainObject(v.params)) return '"params" must be an object';
+    const params = isPlainObject(v.params) ? v.params : null;
+    return { kind: hasId ? 'request' : 'notification', id: hasId ? (id as JsonRpcId) : null, method: v.method, params };
+  }
+  if ('result' in v || 'error' in v) {
+    if (!hasId) return 'a JSON-RPC response needs an "id"';
+    return { kind: 'response', id: id as JsonRpcId, method: null, params: null };
+  }
+  return 'neither a request ("method") nor a response ("result"/"error")';
+}
+
+export function parseMcpBody(body: Buffer | string, limits: BodyLimits = DEFAULT_BODY_LIMITS): ParsedBody {
+  const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  if (size === 0) return fail(-32600, 'empty request body: expected a JSON-RPC message');
+  if (size > limits.maxBytes) return fail(-32600, `request body is ${size} bytes, over the ${limits.maxBytes}-byte limit`, 413);
+  let text: string;
+  if (typeof body === 'string') text = body;
+  else {
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+    } catch {
+      return fail(-32700, 'request body is not valid UTF-8');
+    }
+  }
+  const depth = nestingDepth(text, limits.maxDepth);
+  if (depth > limits.maxDepth) return fail(-32600, `request body nests deeper than ${limits.maxDepth} levels`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return fail(-32700, `parse error: ${(e as Error).message}`);
+  }
+  if (Array.isArray(value)) {
+    if (value.length === 0) return fail(-32600, 'empty JSON-RPC batch');
+    if (value.length > limits.maxBatch) return fail(-32600, `batch of ${value.length} messages, over the limit of ${limits.maxBatch}`);
+    const messages: JsonRpcMessage[] = [];
+    for (let i = 0; i < value.length; i++) {
+      const m = toMessage(value[i]);
+      if (typeof m === 'string') return fail(-32600, `invalid request at batch index ${i}: ${m}`);
+      messages.push(m);
+    }
+    return { ok: true, batch: true, messages, value };
+  }
+  const m = toMessage(value);
+  if (typeof m === 'string') return fail(-32600, `invalid request: ${m}`);
+  return { ok: true, batch: false, messages: [m], value };
+}
+
+/** Best effort: the id of the (first) request in a body we refused, so the error can carry it. */
+export function idOf(value: unknown): JsonRpcId | null {
+  const first = Array.isArray(value) ? value[0] : value;
+  if (isPlainObject(first) && (typeof first.id === 'string' || typeof first.id === 'number')) return first.id;
+  return null;
+}
