@@ -101,7 +101,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.identity !== undefined) {
     if (!isObj(doc.identity)) err('identity', 'must be a mapping');
     const i = doc.identity as Obj;
-    known('identity', i, ['issuer', 'audience', 'algorithms', 'jwks_uri', 'clock_tolerance_sec', 'claims']);
+    known('identity', i, ['issuer', 'audience', 'algorithms', 'jwks_uri', 'clock_tolerance_sec', 'jwks_cooldown_sec', 'jwks_cache_max_age_sec', 'claims']);
     if (i.issuer !== undefined) c.identity.issuer = str('identity.issuer', i.issuer);
     if (i.audience !== undefined) c.identity.audience = strList('identity.audience', i.audience);
     if (i.algorithms !== undefined) {
@@ -110,6 +110,8 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
     }
     if (i.jwks_uri !== undefined) c.identity.jwksUri = str('identity.jwks_uri', i.jwks_uri);
     if (i.clock_tolerance_sec !== undefined) c.identity.clockToleranceSec = num('identity.clock_tolerance_sec', i.clock_tolerance_sec);
+    if (i.jwks_cooldown_sec !== undefined) c.identity.jwksCooldownSec = num('identity.jwks_cooldown_sec', i.jwks_cooldown_sec);
+    if (i.jwks_cache_max_age_sec !== undefined) c.identity.jwksCacheMaxAgeSec = num('identity.jwks_cache_max_age_sec', i.jwks_cache_max_age_sec);
     if (i.claims !== undefined) {
       if (!isObj(i.claims)) err('identity.claims', 'must be a mapping');
       const cl = i.claims as Obj;

@@ -48,6 +48,13 @@ export interface IdentityConfig {
   jwksUri?: string;
   clockToleranceSec: number;
   claims: { team: string; groups: string; agent: string };
+  /**
+   * After a JWKS fetch, a token with an unknown `kid` does not trigger another fetch for this long
+   * (the refetch rate limit). Default 30.
+   */
+  jwksCooldownSec?: number;
+  /** The JWKS is refetched once it is older than this, even if every `kid` is known. Default 600. */
+  jwksCacheMaxAgeSec?: number;
 }
 
 export interface TokenVerifier {

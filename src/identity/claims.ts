@@ -1,0 +1,100 @@
+import { AuthError, type Identity, type IdentityConfig } from './types.js';
+
+type Claims = Record<string, unknown>;
+type Actor = Identity['delegation'][number];
+
+/** Longer `act` chains are refused: nobody delegates that deep, and it bounds the work per token. */
+export const MAX_DELEGATION_DEPTH = 16;
+
+function isObject(v: unknown): v is Claims {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function bad(claim: string, problem: string): never {
+  throw new AuthError('invalid_claims', `claim "${claim}" ${problem}`);
+}
+
+function requiredString(p: Claims, name: string): string {
+  const v = p[name];
+  if (typeof v !== 'string' || v === '') bad(name, 'must be a non-empty string');
+  return v;
+}
+
+function optionalString(p: Claims, name: string): string | null {
+  const v = p[name];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') bad(name, 'must be a string');
+  return v;
+}
+
+function stringArray(p: Claims, name: string): string[] | null {
+  const v = p[name];
+  if (v === undefined || v === null) return null;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) bad(name, 'must be an array of strings');
+  return v as string[];
+}
+
+/** `scope` is space-delimited (RFC 8693 §4.2); `scp` is an array (Okta) or space-delimited (Entra ID). */
+function scopeList(p: Claims, name: 'scope' | 'scp'): string[] {
+  const v = p[name];
+  if (v === undefined || v === null) return [];
+  if (typeof v === 'string') return v.split(' ').filter((s) => s !== '');
+  if (name === 'scope') bad(name, 'must be a space-separated string');
+  return stringArray(p, name) ?? [];
+}
+
+function audience(p: Claims): string[] {
+  const v = p.aud;
+  if (typeof v === 'string') return [v];
+  const list = stringArray(p, 'aud');
+  if (!list || list.length === 0) bad('aud', 'must be a string or a non-empty array of strings');
+  return list;
+}
+
+/** The agent acting: the configured claim, else the OAuth client (`azp`, then RFC 9068 `client_id`). */
+function agent(p: Claims, claim: string): string | null {
+  for (const name of [claim, 'azp', 'client_id']) {
+    const v = optionalString(p, name);
+    if (v !== null) return v;
+  }
+  return null;
+}
+
+/** RFC 8693 §4.1: the outermost `act` is the current actor; each nested `act` is the one before it. */
+export function delegationChain(p: Claims): Actor[] {
+  const chain: Actor[] = [];
+  let act: unknown = p.act;
+  let path = 'act';
+  while (act !== undefined && act !== null) {
+    if (!isObject(act)) bad(path, 'must be an object');
+    if (chain.length === MAX_DELEGATION_DEPTH) bad(path, `nests deeper than ${MAX_DELEGATION_DEPTH} actors`);
+    const { act: next, ...actor } = act;
+    if (actor.sub !== undefined && typeof actor.sub !== 'string') bad(`${path}.sub`, 'must be a string');
+    chain.push(actor as Actor);
+    act = next;
+    path += '.act';
+  }
+  return chain;
+}
+
+/**
+ * Maps the payload of an already verified JWT to an Identity. Claims of the wrong type are refused
+ * rather than ignored, since a policy that reads `team` must not see null because of a typo upstream.
+ */
+export function identityFromClaims(payload: Claims, names: IdentityConfig['claims']): Identity {
+  const exp = payload.exp;
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) bad('exp', 'must be a number (seconds since epoch)');
+  const scopes = [...new Set([...scopeList(payload, 'scope'), ...scopeList(payload, 'scp')])];
+  return {
+    sub: requiredString(payload, 'sub'),
+    iss: requiredString(payload, 'iss'),
+    aud: audience(payload),
+    team: optionalString(payload, names.team),
+    groups: stringArray(payload, names.groups) ?? [],
+    agent: agent(payload, names.agent),
+    scopes,
+    delegation: delegationChain(payload),
+    expiresAt: exp,
+    claims: payload,
+  };
+}
