@@ -47,8 +47,10 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-build: node ## Compile TypeScript to dist/
+build: node ## Compile TypeScript to dist/ (and make `npx tollgate` run it)
 	tsc -p tsconfig.json
+	chmod +x dist/src/cli/main.js
+	ln -sf ../../dist/src/cli/main.js node_modules/.bin/tollgate
 
 typecheck: node ## tsc --noEmit
 	tsc -p tsconfig.json --noEmit
