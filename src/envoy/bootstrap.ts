@@ -1,0 +1,91 @@
+import { writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import type { JsonObject } from './protojson.js';
+import { http2ProtocolOptions, sidecarResources, type HostPort, type SidecarSpec } from './resources.js';
+
+export const XDS_CLUSTER = 'tollgate_xds';
+
+/** Identifies the sidecar to the control plane (`node.metadata`), next to `node.id`. */
+export interface NodeMetadata {
+  server: string;
+  namespace: string;
+  pod?: string;
+  [key: string]: string | undefined;
+}
+
+export interface AdsBootstrapOptions {
+  nodeId: string;
+  /** Envoy's service cluster (`node.cluster`), e.g. `<namespace>/<server>`. */
+  cluster: string;
+  metadata: NodeMetadata;
+  adminPort: number;
+  /** Admin listens on loopback unless told otherwise: it can change Envoy's state. */
+  adminHost?: string;
+  /** The control plane's ADS endpoint. */
+  xds: HostPort;
+}
+
+function adminConfig(port: number, host = '127.0.0.1'): JsonObject {
+  return { address: { socket_address: { address: host, port_value: port } } };
+}
+
+function nodeConfig(id: string, cluster: string, metadata: NodeMetadata): JsonObject {
+  const md: JsonObject = {};
+  for (const [k, v] of Object.entries(metadata)) if (v !== undefined) md[k] = v;
+  return { id, cluster, metadata: md };
+}
+
+function xdsCluster(xds: HostPort): JsonObject {
+  const ip = isIP(xds.host) !== 0;
+  return {
+    name: XDS_CLUSTER,
+    type: ip ? 'STATIC' : 'STRICT_DNS',
+    ...(ip ? {} : { dns_lookup_family: 'V4_PREFERRED' }),
+    connect_timeout: '1s',
+    load_assignment: {
+      cluster_name: XDS_CLUSTER,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: xds.host, port_value: xds.port } } } }] }],
+    },
+    typed_extension_protocol_options: http2ProtocolOptions(),
+    // A control plane that vanished without a FIN (node lost, netsplit) is noticed and reconnected.
+    upstream_connection_options: { tcp_keepalive: {} },
+  };
+}
+
+/**
+ * A bootstrap whose only static resource is the control-plane cluster: listeners and clusters come
+ * over ADS (routes and endpoints follow them, also over ADS).
+ */
+export function adsBootstrap(o: AdsBootstrapOptions): JsonObject {
+  const overAds: JsonObject = { ads: {}, resource_api_version: 'V3' };
+  return {
+    node: nodeConfig(o.nodeId, o.cluster, o.metadata),
+    admin: adminConfig(o.adminPort, o.adminHost),
+    static_resources: { clusters: [xdsCluster(o.xds)] },
+    dynamic_resources: {
+      ads_config: {
+        api_type: 'GRPC',
+        transport_api_version: 'V3',
+        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER } }],
+        set_node_on_first_message_only: true,
+      },
+      lds_config: overAds,
+      cds_config: overAds,
+    },
+  };
+}
+
+/** The same sidecar with everything inline: no control plane needed (offline inject, fallback). */
+export function staticBootstrap(spec: SidecarSpec, adminPort: number, adminHost?: string): JsonObject {
+  const r = sidecarResources(spec, 'static');
+  return {
+    node: nodeConfig(spec.nodeId, `${spec.namespace}/${spec.server}`, { server: spec.server, namespace: spec.namespace }),
+    admin: adminConfig(adminPort, adminHost),
+    static_resources: { listeners: r.listeners, clusters: r.clusters },
+  };
+}
+
+/** Envoy reads JSON as YAML, so the file is plain JSON (`.json` or `.yaml` both work). */
+export async function writeBootstrap(path: string, config: JsonObject): Promise<void> {
+  await writeFile(path, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+}
