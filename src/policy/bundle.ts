@@ -30,7 +30,7 @@ export async function readBundle(gz: Buffer): Promise<BundleFiles> {
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (header, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', (c: unknown) => { chunks.push(c as Buffer); });
       stream.on('end', () => {
         if (header.type === 'file') {
           const p = normalise(header.name);
@@ -53,16 +53,20 @@ export async function readBundle(gz: Buffer): Promise<BundleFiles> {
   return files;
 }
 
-/** Writes files as a gzipped tar in a stable order (so the same files give the same bytes). */
+/**
+ * Writes files as a gzipped tar in a stable order (so the same files give the same bytes). Entry
+ * names keep their leading "/", as `opa build` writes them: OPA resolves the manifest's wasm
+ * module paths against entry names literally.
+ */
 export async function writeBundle(files: BundleFiles): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
+  pack.on('data', (c: unknown) => { chunks.push(c as Buffer); });
   const finished = new Promise<void>((resolve, reject) => { pack.on('end', resolve); pack.on('error', reject); });
   for (const name of [...files.keys()].sort()) {
     const body = files.get(name)!;
     await new Promise<void>((resolve, reject) => {
-      pack.entry({ name: name.replace(/^\/+/, ''), size: body.length, mtime: new Date(0), mode: 0o644 }, body, (err) => (err ? reject(err) : resolve()));
+      pack.entry({ name: '/' + name.replace(/^\/+/, ''), size: body.length, mtime: new Date(0), mode: 0o644 }, body, (err) => (err ? reject(err) : resolve()));
     });
   }
   pack.finalize();
