@@ -1,0 +1,182 @@
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { generateSigningKeyPair, isSigningAlg, loadSigningKey, SIGNING_ALGS } from '../controlplane/keys.js';
+import { DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY } from '../controlplane/pointer.js';
+import type { PolicyControlPlaneOptions } from '../controlplane/serve.js';
+import { parseCommandArgs, parseDuration } from './args.js';
+import { UsageError, type Command } from './types.js';
+
+const USAGE = `Usage: tollgate controlplane <subcommand> [flags]
+
+Subcommands:
+  serve   Watch a policy directory; build, sign and publish each good build over NATS
+  keys    Generate a bundle signing key pair
+
+Run \`tollgate controlplane <subcommand> --help\` for its flags. See docs/bundles.md.
+`;
+
+const SERVE_USAGE = `Usage: tollgate controlplane serve --policies DIR --signing-key FILE [flags]
+
+Builds DIR with \`opa check --strict\` and \`opa build -t wasm\`, signs the bundle (OPA
+.signatures.json format) and publishes it over NATS JetStream as the next revision: bytes in the
+object store, the pointer in a KV bucket. Rebuilds whenever DIR changes. A build that fails is
+reported with file:line and never published; the previous revision stays in force. A build equal
+to the published one publishes nothing. Every authz instance watching the pointer verifies the
+signature and swaps the policy in without dropping a request.
+
+  --policies DIR       policy directory (Rego and data.json) to build (required)
+  --signing-key FILE   private key, PEM (PKCS#8, PKCS#1, SEC1) or JWK: RSA (RS256), EC P-256
+                       (ES256) or Ed25519 (EdDSA); make one with \`tollgate controlplane keys\` (required)
+  --key-id ID          key id put in the signature (kid / keyid); default: the JWK's kid, else the
+                       RFC 7638 thumbprint of the public key, which authz computes the same way
+  --nats URL           NATS server(s), comma-separated (default nats://127.0.0.1:4222); waits for
+                       NATS to come up
+  --entrypoint PATH    opa build entrypoint, e.g. tollgate/authz/decision; repeatable (default:
+                       the entrypoints of the policy contract, docs/policy-input.md)
+  --debounce DUR       quiet time after a file change before rebuilding (default 300ms)
+  --poll DUR           also re-check DIR this often, for filesystems where change events are
+                       missed (default 5s)
+  --bucket NAME        JetStream object store for bundles (default ${DEFAULT_OBJECT_BUCKET})
+  --kv-bucket NAME     JetStream KV bucket for the pointer (default ${DEFAULT_KV_BUCKET})
+  --policy-set NAME    pointer key, one per policy set (default ${DEFAULT_POINTER_KEY})
+  --keep N             bundle revisions kept in the object store (default 20, at least 2)
+  --scope S            signature scope claim; authz must be configured with the same scope
+  --once               build and publish once, then exit: 0 when published or unchanged,
+                       1 when the build or the publish failed (for CI)
+  -h, --help           show this help
+`;
+
+const KEYS_USAGE = `Usage: tollgate controlplane keys --out DIR [--alg EdDSA|ES256|RS256] [--force]
+
+Generates a key pair for signing policy bundles, for development and first setup:
+  DIR/bundle-signing.key.pem   private key, PKCS#8 (mode 0600): for \`controlplane serve --signing-key\`
+  DIR/bundle-signing.pub.pem   public key, SPKI: for authz's verification key (and \`opa --verification-key\`)
+and prints the key id (RFC 7638 thumbprint) both sides will use.
+
+  --out DIR      directory to write to (created if missing) (required)
+  --alg ALG      EdDSA (Ed25519, default), ES256 (EC P-256) or RS256 (RSA 3072)
+  --force        overwrite existing key files
+  -h, --help     show this help
+`;
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} controlplane ${line}\n`);
+}
+
+function durationMs(flag: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const ms = Math.round(parseDuration(v) * 1000);
+  if (!(ms > 0)) throw new UsageError(`--${flag} must be more than 0`);
+  return ms;
+}
+
+async function serve(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs(argv, {
+    policies: { type: 'string' },
+    'signing-key': { type: 'string' },
+    'key-id': { type: 'string' },
+    nats: { type: 'string' },
+    entrypoint: { type: 'string', multiple: true },
+    debounce: { type: 'string' },
+    poll: { type: 'string' },
+    bucket: { type: 'string' },
+    'kv-bucket': { type: 'string' },
+    'policy-set': { type: 'string' },
+    keep: { type: 'string' },
+    scope: { type: 'string' },
+    once: { type: 'boolean' },
+  });
+  if (values.help) { process.stdout.write(SERVE_USAGE); return 0; }
+  if (!values.policies) throw new UsageError('--policies DIR is required');
+  if (!values['signing-key']) throw new UsageError('--signing-key FILE is required (make one with `tollgate controlplane keys --out DIR`)');
+  const dir = resolve(values.policies);
+  if (!existsSync(dir)) throw new UsageError(`--policies: ${dir} does not exist`);
+  const keep = values.keep === undefined ? 20 : Number(values.keep);
+  if (!Number.isInteger(keep) || keep < 2) throw new UsageError('--keep must be an integer of at least 2');
+  const signingKey = await loadSigningKey(values['signing-key'], values['key-id'] !== undefined ? { kid: values['key-id'] } : {});
+  const servers = (values.nats ?? 'nats://127.0.0.1:4222').split(',').map((s) => s.trim()).filter(Boolean);
+
+  const opts: PolicyControlPlaneOptions = {
+    policiesDir: dir,
+    signingKey,
+    nats: { servers },
+    debounceMs: durationMs('debounce', values.debounce, 300),
+    pollMs: durationMs('poll', values.poll, 5000),
+    publisher: {
+      objectBucket: values.bucket ?? DEFAULT_OBJECT_BUCKET,
+      kvBucket: values['kv-bucket'] ?? DEFAULT_KV_BUCKET,
+      pointerKey: values['policy-set'] ?? DEFAULT_POINTER_KEY,
+      keep,
+    },
+  };
+  if (values.entrypoint) opts.entrypoints = values.entrypoint;
+  if (values.scope !== undefined) opts.scope = values.scope;
+
+  // Loaded here so `controlplane keys` does not pull in NATS and the build toolchain.
+  const { PolicyControlPlane } = await import('../controlplane/serve.js');
+  const cp = new PolicyControlPlane(opts);
+  let failed = false;
+  cp.on('built', (e) => log(`built ${dir} in ${Math.round(e.durationMs)} ms (${e.files} files, content ${e.contentSha256.slice(0, 12)})`));
+  cp.on('unchanged', (e) => log(`unchanged: revision ${e.revision} already has this content`));
+  cp.on('published', (e) => log(`published revision ${e.pointer.revision} as ${e.pointer.object} (${e.pointer.size} bytes, signed by ${e.pointer.kid})`));
+  cp.on('build-failed', (e) => { failed = true; log(`build failed, nothing published:\n${e.message}`); });
+  cp.on('publish-failed', (e) => { failed = true; log(`publish failed (retrying in ${e.retryInMs} ms): ${e.message}`); });
+
+  log(`signing with ${signingKey.alg} key ${signingKey.kid}; connecting to ${servers.join(',')}`);
+  if (values.once) {
+    // A one-shot run must not wait for a retry, so publish failures end it.
+    await cp.start();
+    await cp.stop();
+    return failed ? 1 : 0;
+  }
+  await cp.start();
+  log(`watching ${dir}`);
+  await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
+  await cp.stop();
+  return 0;
+}
+
+async function keys(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs(argv, { out: { type: 'string' }, alg: { type: 'string' }, force: { type: 'boolean' } });
+  if (values.help) { process.stdout.write(KEYS_USAGE); return 0; }
+  if (!values.out) throw new UsageError('--out DIR is required');
+  const alg = values.alg ?? 'EdDSA';
+  if (!isSigningAlg(alg)) throw new UsageError(`--alg must be one of ${SIGNING_ALGS.join(', ')}`);
+  const dir = resolve(values.out);
+  const privPath = join(dir, 'bundle-signing.key.pem');
+  const pubPath = join(dir, 'bundle-signing.pub.pem');
+  if (!values.force) {
+    for (const p of [privPath, pubPath]) if (existsSync(p)) throw new UsageError(`${p} exists; pass --force to overwrite it`);
+  }
+  const pair = await generateSigningKeyPair(alg);
+  await mkdir(dir, { recursive: true });
+  await writeFile(privPath, pair.privatePem, { mode: 0o600 });
+  await writeFile(pubPath, pair.publicPem, { mode: 0o644 });
+  process.stdout.write([
+    `${alg} key pair written:`,
+    `  private (sign):   ${privPath}`,
+    `  public (verify):  ${pubPath}`,
+    `  key id:           ${pair.kid}`,
+    '',
+    `Control plane: tollgate controlplane serve --signing-key ${privPath} --policies DIR`,
+    `Authz: configure ${pubPath} as a bundle verification key.`,
+    '',
+  ].join('\n'));
+  return 0;
+}
+
+export const controlplaneCommand: Command = {
+  name: 'controlplane',
+  summary: 'Build, sign and publish policy bundles; serve xDS to sidecars',
+  async run(argv) {
+    const [sub, ...rest] = argv;
+    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+      process.stdout.write(USAGE);
+      return sub === undefined ? 2 : 0;
+    }
+    if (sub === 'serve') return serve(rest);
+    if (sub === 'keys') return keys(rest);
+    throw new UsageError(`unknown subcommand "${sub}" (expected serve or keys)`);
+  },
+};

@@ -1,0 +1,72 @@
+/**
+ * The KV record naming the bundle in force. It is not trusted for anything security-relevant:
+ * authz checks the signature and takes the revision from the signed manifest, so a pointer moved
+ * to an old (validly signed) object is refused as "not newer".
+ */
+export interface BundlePointer {
+  /** Monotonic across publishes and control-plane restarts; equals the manifest's revision. */
+  revision: number;
+  /** Object name in the bundle object store. */
+  object: string;
+  /** SHA-256 (hex) of the object bytes, the gzipped tarball. */
+  sha256: string;
+  size: number;
+  published_at: string;
+  /** Digest of the bundle's content ignoring revision and signature (see manifest.contentDigest). */
+  content_sha256: string;
+  /** Key id the bundle is signed with. */
+  kid: string;
+}
+
+export const DEFAULT_OBJECT_BUCKET = 'tollgate_bundles';
+export const DEFAULT_KV_BUCKET = 'tollgate_policy';
+/** One pointer per policy set; `current` is the default set. */
+export const DEFAULT_POINTER_KEY = 'current';
+
+export function objectName(pointerKey: string, revision: number, sha256: string): string {
+  // The digest suffix keeps two racing publishers from overwriting each other's object before
+  // the CAS on the pointer decides which one wins.
+  return `${pointerKey}/${String(revision).padStart(12, '0')}-${sha256.slice(0, 16)}`;
+}
+
+/** Revision string written into the manifest for a numeric revision. */
+export function revisionString(revision: number): string {
+  return String(revision);
+}
+
+/** Numeric revision from a manifest revision string, or null when it is not one of ours. */
+export function parseRevision(s: string | null): number | null {
+  if (s === null || !/^[1-9]\d{0,15}$/.test(s)) return null;
+  const n = Number(s);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Parses and checks a pointer record; the message says which field is wrong. */
+export function parsePointer(bytes: Uint8Array): BundlePointer {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (e) {
+    throw new Error(`bundle pointer is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!isRecord(doc)) throw new Error('bundle pointer must be a JSON object');
+  const { revision, object, sha256, size, published_at, content_sha256, kid } = doc;
+  if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 1) throw new Error('bundle pointer: "revision" must be a positive integer');
+  if (typeof object !== 'string' || !object) throw new Error('bundle pointer: "object" must be a non-empty string');
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) throw new Error('bundle pointer: "sha256" must be 64 lowercase hex digits');
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error('bundle pointer: "size" must be a non-negative integer');
+  if (typeof published_at !== 'string') throw new Error('bundle pointer: "published_at" must be a string');
+  return {
+    revision, object, sha256, size, published_at,
+    content_sha256: typeof content_sha256 === 'string' ? content_sha256 : '',
+    kid: typeof kid === 'string' ? kid : '',
+  };
+}
+
+export function encodePointer(p: BundlePointer): Uint8Array {
+  return Buffer.from(JSON.stringify(p));
+}

@@ -1,0 +1,261 @@
+import { createHash } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
+import { connect, type NatsConnection, type QueuedIterator } from '@nats-io/transport-node';
+import { Kvm, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import type { VerificationKey } from '../../controlplane/keys.js';
+import {
+  DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY, parsePointer, parseRevision, type BundlePointer,
+} from '../../controlplane/pointer.js';
+import { loadPolicy, type LoadOptions } from '../engine.js';
+import type { BundleFiles } from '../bundle.js';
+import type { PolicyHolder } from '../holder.js';
+import { BundleActivator, type ActivatorEvents } from './activate.js';
+import type { BundleSource, BundleSourceStatus, PolicyLoader } from './types.js';
+
+export interface NatsBundleSourceOptions {
+  holder: PolicyHolder;
+  /** A connection to share, or servers to connect to (then this source owns the connection). */
+  nats: NatsConnection | { servers: string | string[] };
+  /** Public keys bundles may be signed with. Bundles over NATS must be signed. */
+  keys: readonly VerificationKey[];
+  scope?: string;
+  kvBucket?: string;
+  objectBucket?: string;
+  pointerKey?: string;
+  /** Re-read the pointer this often as a safety net behind the KV watch. */
+  pollMs?: number;
+  /** Wait between attempts while NATS or the buckets are not there yet. */
+  retryMs?: number;
+  /** Options for loadPolicy (e.g. `entrypoint: 'envoy'`); the revision comes from the bundle. */
+  loadOptions?: Omit<LoadOptions, 'revision'>;
+  /** Replaces loadPolicy altogether. */
+  load?: PolicyLoader;
+}
+
+function isConnection(n: NatsBundleSourceOptions['nats']): n is NatsConnection {
+  return typeof (n as NatsConnection).close === 'function';
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+
+/**
+ * Authz side of the control plane: follows the KV pointer, fetches each bundle from the object
+ * store, verifies it and swaps it in. It never blocks Check: until a first bundle is loaded the
+ * holder is empty (Check denies: fail closed), and while NATS is away the last good policy serves.
+ *
+ * Revision order comes from the signed manifest, not the pointer: a bundle whose manifest revision
+ * is not newer than the one in force, or that disagrees with its pointer, is rejected, so
+ * replaying an old signed bundle cannot roll policy back.
+ */
+export class NatsBundleSource implements BundleSource {
+  readonly kind = 'nats' as const;
+  private readonly activator: BundleActivator;
+  private readonly kvBucket: string;
+  private readonly objectBucket: string;
+  private readonly pointerKey: string;
+  private nc: NatsConnection | null = null;
+  private kv: KV | null = null;
+  private store: ObjectStore | null = null;
+  private stopped = true;
+  private loop: Promise<void> | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private stopStatus: (() => void) | null = null;
+  private watchIter: QueuedIterator<KvWatchEntry> | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private current: { revision: number; sha256: string } | null = null;
+  /** KV sequence of the last pointer entry decided on. */
+  private lastSeq = 0;
+  private sourceError: string | null = 'not connected yet';
+  private firstLoad: { promise: Promise<string>; resolve: (rev: string) => void };
+
+  constructor(private readonly opts: NatsBundleSourceOptions) {
+    this.kvBucket = opts.kvBucket ?? DEFAULT_KV_BUCKET;
+    this.objectBucket = opts.objectBucket ?? DEFAULT_OBJECT_BUCKET;
+    this.pointerKey = opts.pointerKey ?? DEFAULT_POINTER_KEY;
+    this.activator = new BundleActivator({
+      holder: opts.holder,
+      load: opts.load ?? ((files, o) => loadPolicy(files, { ...opts.loadOptions, ...o })),
+      verify: { keys: opts.keys, ...(opts.scope !== undefined ? { scope: opts.scope } : {}) },
+    });
+    let resolve: (rev: string) => void = () => undefined;
+    const promise = new Promise<string>((r) => { resolve = r; });
+    this.firstLoad = { promise, resolve };
+  }
+
+  /** `swapped` and `rejected` events, for logs and metrics. */
+  get events(): EventEmitter<ActivatorEvents> {
+    return this.activator;
+  }
+
+  /** Returns at once; connecting, loading and watching continue in the background. */
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.run();
+    this.pollTimer = setInterval(() => { void this.reconcile(); }, this.opts.pollMs ?? 30000);
+    this.pollTimer.unref();
+  }
+
+  /** Resolves with the revision once a first bundle is in force; rejects after timeoutMs. */
+  whenLoaded(timeoutMs = 30000): Promise<string> {
+    if (this.activator.revision !== null) return Promise.resolve(this.activator.revision);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no policy bundle loaded from NATS after ${timeoutMs} ms: ${this.sourceError ?? this.activator.lastError?.message ?? 'nothing published yet'}`)), timeoutMs);
+    });
+    return Promise.race([this.firstLoad.promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    this.stopStatus?.();
+    // Ending the watch (and our own connection) lets the loop return.
+    this.watchIter?.stop();
+    const nc = this.nc;
+    if (nc && !isConnection(this.opts.nats)) await nc.close().catch(() => undefined);
+    await this.loop;
+    await this.chain;
+    this.nc = this.kv = this.store = null;
+  }
+
+  status(): BundleSourceStatus {
+    return this.activator.fillStatus('nats', this.sourceError);
+  }
+
+  private async run(): Promise<void> {
+    const retryMs = this.opts.retryMs ?? 1000;
+    while (!this.stopped) {
+      try {
+        if (!this.nc || this.nc.isClosed()) {
+          this.nc = isConnection(this.opts.nats)
+            ? this.opts.nats
+            : await connect({ servers: this.opts.nats.servers, name: 'tollgate-authz', maxReconnectAttempts: -1, reconnectTimeWait: retryMs });
+          this.followStatus(this.nc);
+        }
+        // Open (not create): authz has no business creating the control plane's buckets.
+        const kv = await new Kvm(this.nc).open(this.kvBucket);
+        await kv.status();
+        this.store = await new Objm(this.nc).open(this.objectBucket);
+        this.kv = kv;
+        this.sourceError = null;
+        await this.reconcile();
+        const watch = await kv.watch({ key: this.pointerKey });
+        this.watchIter = watch;
+        if (this.stopped) watch.stop();
+        for await (const entry of watch) {
+          if (this.stopped) break;
+          void this.serial(() => this.consider(entry));
+        }
+      } catch (e) {
+        if (this.stopped) break;
+        this.sourceError = `NATS ${this.kvBucket}/${this.pointerKey}: ${(e as Error).message}`;
+      }
+      if (!this.stopped) await sleep(retryMs);
+    }
+  }
+
+  /** After a reconnect the watch resumes by itself; re-reading the pointer covers any gap. */
+  private followStatus(nc: NatsConnection): void {
+    this.stopStatus?.();
+    const iter = nc.status();
+    // The client's status iterator can be stopped, though its declared type does not say so.
+    this.stopStatus = 'stop' in iter && typeof iter.stop === 'function' ? () => { (iter.stop as () => void).call(iter); } : null;
+    void (async () => {
+      for await (const s of iter) {
+        if (s.type === 'disconnect') this.sourceError = `disconnected from NATS ${s.server}; serving revision ${this.activator.revision ?? '(none)'}`;
+        if (s.type === 'reconnect') {
+          this.sourceError = null;
+          void this.reconcile();
+        }
+      }
+    })();
+  }
+
+  private reconcile(): Promise<void> {
+    return this.serial(async () => {
+      const kv = this.kv;
+      if (!kv || this.stopped) return;
+      const e = await kv.get(this.pointerKey).catch((err: Error) => {
+        this.sourceError = `cannot read pointer ${this.kvBucket}/${this.pointerKey}: ${err.message}`;
+        return undefined;
+      });
+      if (e) await this.consider(e);
+    });
+  }
+
+  /** Runs pointer handling one at a time; never rejects (a failure is a source error to retry). */
+  private serial(fn: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(fn).catch((e: Error) => {
+      this.sourceError = `NATS ${this.kvBucket}/${this.pointerKey}: ${e.message}`;
+    });
+    this.chain = next;
+    return next;
+  }
+
+  private async consider(entry: KvEntry): Promise<void> {
+    // The watch, the poll and reconnects can all deliver the same or an older KV entry; only a
+    // newer entry is news. An entry is marked seen once it is decided (loaded or refused).
+    if (this.stopped || entry.revision <= this.lastSeq) return;
+    if (entry.operation !== 'PUT') { this.lastSeq = entry.revision; return; }
+    const origin = `nats ${this.kvBucket}/${this.pointerKey}`;
+    let pointer: BundlePointer;
+    try {
+      pointer = parsePointer(entry.value);
+    } catch (e) {
+      this.lastSeq = entry.revision;
+      this.activator.reject(`${origin}: ${(e as Error).message}`, null, origin);
+      return;
+    }
+    const rev = String(pointer.revision);
+    if (this.current !== null && pointer.revision === this.current.revision && pointer.sha256 === this.current.sha256) {
+      this.lastSeq = entry.revision; // the same bundle pointed at again
+      return;
+    }
+    if (this.current !== null && pointer.revision <= this.current.revision) {
+      this.lastSeq = entry.revision;
+      this.activator.reject(`bundle revision ${rev} from ${origin} rejected: not newer than revision ${this.current.revision} in force`, rev, origin);
+      return;
+    }
+    const store = this.store;
+    if (!store) return;
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await store.getBlob(pointer.object);
+    } catch (e) {
+      // Transport trouble, not a bad bundle: not marked seen, so the next reconcile retries.
+      this.sourceError = `cannot fetch ${pointer.object}: ${(e as Error).message}`;
+      return;
+    }
+    if (bytes === null) {
+      const now = await this.kv?.get(this.pointerKey).catch(() => null);
+      if (now && now.revision !== entry.revision) return; // superseded and pruned meanwhile
+      this.lastSeq = entry.revision;
+      this.activator.reject(`bundle revision ${rev} from ${origin} rejected: object ${pointer.object} is missing from ${this.objectBucket}`, rev, origin);
+      return;
+    }
+    this.lastSeq = entry.revision;
+    const buf = Buffer.from(bytes);
+    const sha = createHash('sha256').update(buf).digest('hex');
+    if (sha !== pointer.sha256) {
+      this.activator.reject(`bundle revision ${rev} from ${origin} rejected: object ${pointer.object} has SHA-256 ${sha}, pointer says ${pointer.sha256}`, rev, origin);
+      return;
+    }
+    const current = this.current;
+    const outcome = await this.activator.activate(buf, {
+      origin,
+      check: (_files: BundleFiles, manifestRev: string | null) => {
+        const n = parseRevision(manifestRev);
+        if (n === null) throw new Error(`signed manifest revision ${JSON.stringify(manifestRev)} is not a control-plane revision number`);
+        if (n !== pointer.revision) throw new Error(`signed manifest says revision ${n} but the pointer says ${pointer.revision}`);
+        if (current !== null && n <= current.revision) throw new Error(`not newer than revision ${current.revision} in force`);
+      },
+    });
+    if (outcome.ok) {
+      this.current = { revision: pointer.revision, sha256: pointer.sha256 };
+      this.firstLoad.resolve(outcome.revision);
+    }
+  }
+}

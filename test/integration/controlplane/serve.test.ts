@@ -1,0 +1,113 @@
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NatsServer } from '../../../src/util/nats-server.js';
+import { PolicyHolder } from '../../../src/policy/holder.js';
+import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
+import { PolicyControlPlane, type ControlPlaneEvents } from '../../../src/controlplane/serve.js';
+import { keyPair } from '../../unit/controlplane/fixtures.js';
+import { toolInput, waitFor, writePolicy } from './support.js';
+
+type Seen = Array<[keyof ControlPlaneEvents, string]>;
+
+function record(cp: PolicyControlPlane): Seen {
+  const seen: Seen = [];
+  cp.on('built', () => seen.push(['built', '']));
+  cp.on('unchanged', (e) => seen.push(['unchanged', String(e.revision)]));
+  cp.on('published', (e) => seen.push(['published', String(e.pointer.revision)]));
+  cp.on('build-failed', (e) => seen.push(['build-failed', e.message]));
+  cp.on('publish-failed', (e) => seen.push(['publish-failed', e.message]));
+  return seen;
+}
+
+describe('control plane serve: directory → opa build → sign → NATS → authz', function () {
+  this.timeout(120000);
+  let srv: NatsServer;
+  let dir: string;
+  let keys: Awaited<ReturnType<typeof keyPair>>;
+  const running: Array<{ stop(): Promise<void> }> = [];
+
+  before(async () => { keys = await keyPair('ES256'); });
+  beforeEach(async () => {
+    srv = await NatsServer.start();
+    dir = mkdtempSync(join(tmpdir(), 'tollgate-serve-'));
+  });
+  afterEach(async () => {
+    for (const r of running.splice(0).reverse()) await r.stop();
+    await srv.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const controlPlane = (): PolicyControlPlane => {
+    const cp = new PolicyControlPlane({ policiesDir: dir, signingKey: keys.signing, nats: { servers: srv.url }, debounceMs: 50, pollMs: 500, retryMs: 200 });
+    running.push(cp);
+    return cp;
+  };
+
+  it('publishes each good edit, never a broken one, and authz follows', async () => {
+    writePolicy(dir, ['a']);
+    const cp = controlPlane();
+    const seen = record(cp);
+    await cp.start();
+    assert.deepEqual(seen, [['built', ''], ['published', '1']]);
+
+    const holder = new PolicyHolder();
+    const src = new NatsBundleSource({ holder, nats: { servers: srv.url }, keys: [keys.verification] });
+    running.push(src);
+    await src.start();
+    assert.equal(await src.whenLoaded(), '1');
+    assert.equal(holder.get()!.evaluate(toolInput('a')).allow, true);
+
+    writePolicy(dir, ['a', 'b']);
+    await waitFor(() => holder.get()!.revision === '2', 'authz on revision 2', () => ({ seen, cp: cp.status(), src: src.status() }));
+    assert.equal(holder.get()!.evaluate(toolInput('b')).allow, true);
+
+    seen.length = 0;
+    writeFileSync(join(dir, 'authz.rego'), 'package tollgate.authz\n\ndefault allow := false\n\nallow if input.mcp.tool == undefined_var\n');
+    await waitFor(() => seen.some(([k]) => k === 'build-failed'), 'a build failure', () => seen);
+    const failure = seen.find(([k]) => k === 'build-failed')![1];
+    // Names the file and the problem (the exact file:line layout is build.ts's concern).
+    assert.match(failure, /authz\.rego/);
+    assert.match(failure, /var undefined_var is unsafe/);
+    assert.ok(!seen.some(([k]) => k === 'published'), `published a broken build: ${JSON.stringify(seen)}`);
+    assert.equal(cp.status().revision, 2);
+    assert.equal(holder.get()!.revision, '2');
+    assert.equal(src.status().rejections, 0);
+  });
+
+  it('a restart with unchanged sources publishes nothing; a changed one takes the next revision', async () => {
+    writePolicy(dir, ['a']);
+    const first = controlPlane();
+    await first.start();
+    assert.equal(first.status().revision, 1);
+    await first.stop();
+
+    const second = controlPlane();
+    const seen = record(second);
+    await second.start();
+    assert.deepEqual(seen, [['built', ''], ['unchanged', '1']]);
+    await second.stop();
+
+    writePolicy(dir, ['b']);
+    const third = controlPlane();
+    const seen3 = record(third);
+    await third.start();
+    assert.deepEqual(seen3, [['built', ''], ['published', '2']]);
+  });
+
+  it('retries a publish that failed while NATS was down', async () => {
+    writePolicy(dir, ['a']);
+    const cp = controlPlane();
+    const seen = record(cp);
+    await cp.start();
+    await srv.stop();
+    writePolicy(dir, ['b']);
+    await waitFor(() => seen.some(([k]) => k === 'publish-failed'), 'a failed publish', () => seen);
+    assert.equal(cp.status().revision, 1);
+    await srv.restart();
+    await waitFor(() => cp.status().revision === 2, 'revision 2 once NATS is back', () => ({ seen, st: cp.status() }));
+    assert.deepEqual(seen.filter(([k]) => k === 'published').map(([, r]) => r), ['1', '2']);
+    assert.equal(cp.status().lastPublishError, null);
+  });
+});
