@@ -53,3 +53,51 @@ export interface DecisionSink {
 }
 
 export type { Decision };
+
+/** A record as written: the draft plus its place in the hash chain. */
+export type ChainedDecisionRecord = DecisionRecordDraft & { seq: number; prev_hash: string };
+
+export const CHECKPOINT_SCHEMA = 'tollgate.checkpoint/v1';
+export const HEAD_SCHEMA = 'tollgate.decision-head/v1';
+
+/**
+ * Signed statement "the chain up to `seq` ends in `hash`". `count` is the number of records the
+ * chain holds up to `seq` (seq starts at 1, so it equals seq; a verifier cross-checks it).
+ */
+export interface CheckpointPayload {
+  type: 'checkpoint';
+  schema: typeof CHECKPOINT_SCHEMA;
+  seq: number;
+  hash: string;
+  count: number;
+  timestamp: string;
+}
+
+/** The checkpoint line: the payload in clear (for people and grep) and as a compact JWS. */
+export interface CheckpointLine extends CheckpointPayload {
+  kid: string;
+  jws: string;
+}
+
+/** Why a file was started. */
+export type HeadReason = 'genesis' | 'rotate' | 'recover';
+
+/**
+ * First line of every log file: where the chain stands when the file starts. Not part of the hash
+ * chain (records carry the links); it lets a reader start at any file and tells a verifier why a
+ * file was started, e.g. after a crash left a torn line at the end of the previous file.
+ */
+export interface HeadLine {
+  type: 'head';
+  schema: typeof HEAD_SCHEMA;
+  file: string;
+  /** seq the first record of this file will carry. */
+  next_seq: number;
+  /** prev_hash the first record of this file will carry. */
+  prev_hash: string;
+  prev_file: string | null;
+  reason: HeadReason;
+  timestamp: string;
+  /** With reason "recover": the incomplete last line the writer found in prev_file. */
+  torn: { file: string; offset: number; bytes: number } | null;
+}

@@ -1,0 +1,446 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { trustedKeysFrom, type TrustedKeys } from '../decisionlog/checkpoint.js';
+import { defaultDecisionLogDir } from '../decisionlog/config.js';
+import { listLogFiles, LOCK_FILE, PUBLIC_KEYS_FILE, resolveLogFiles } from '../decisionlog/files.js';
+import { recordRow, renderRecords, renderStats, renderVerify, RECORD_COLUMNS } from '../decisionlog/format.js';
+import { jwkThumbprint, publicJwksFromFile } from '../decisionlog/keys.js';
+import { readStreamRecords } from '../decisionlog/nats-reader.js';
+import { compileFilter, parseTimeArg, StatsBuilder, TimeArgError, type RecordFilter, type RecordPredicate } from '../decisionlog/query.js';
+import { LogCursor, readRecordsOfFiles } from '../decisionlog/reader.js';
+import type { ChainedDecisionRecord } from '../decisionlog/types.js';
+import { verifyLogFiles } from '../decisionlog/verify.js';
+import { parseCommandArgs } from './args.js';
+import { UsageError, type Command } from './types.js';
+
+/** Where `tollgate logs` writes, and what it reads the clock and environment from (tests inject these). */
+export interface LogsIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+  now: () => Date;
+  /** Ends `tail -f`; by default SIGINT/SIGTERM do. */
+  signal?: AbortSignal;
+  /** How often `tail -f` looks for new records in local files. */
+  pollMs?: number;
+}
+
+const DEFAULT_STREAM = 'TOLLGATE_DECISIONS';
+const DEFAULT_PREFIX = 'tollgate.decisions';
+
+const SOURCE_HELP = `Where records come from (default: the local log):
+  --dir DIR              local decision log directory (default $TOLLGATE_STATE_DIR/decisions,
+                         else ./.state/decisions)
+  --nats URL             read the central JetStream stream instead (all instances), e.g.
+                         nats://127.0.0.1:4222
+  --stream NAME          stream name with --nats (default ${DEFAULT_STREAM})
+  --subject-prefix P     subject prefix with --nats (default ${DEFAULT_PREFIX})`;
+
+const FILTER_HELP = `Filters (all optional, combined with AND; NAME values match exactly or as a glob with *):
+  --since T              records at or after T: ISO date/time (2025-03-01, 2025-03-01T12:00:00Z),
+                         a duration ago (30m, 24h, 7d, 2w), or now, today, yesterday (UTC days)
+  --until T              records before T (same forms)
+  --sub NAME             verified subject (user or workload)
+  --team NAME            team claim
+  --agent NAME           agent claim
+  --server NAME          MCP server
+  --namespace NAME       namespace of the MCP server
+  --tool NAME            tool name (e.g. delete_records, or delete_*)
+  --method NAME          JSON-RPC method (tools/call, tools/list, initialize, ...)
+  --decision allow|deny  only allowed or only denied calls
+  --reason TEXT          reasons (or error) containing TEXT, case-insensitive
+  --id ID                one decision id (as returned to the client in the error / header)
+  --revision REV         policy bundle revision`;
+
+const HELP = {
+  logs: `Usage: tollgate logs <query|tail|stats|verify> [flags]
+
+Reads the decision log: one hash-chained record per authorization decision (allow, deny, and
+refusals such as bad tokens), with masked arguments, the verified identity, the reasons and the
+policy revision. Schema and guarantees: docs/decision-log.md.
+
+  query    list decisions matching filters (table, or --json lines)
+  tail     the last decisions, and with -f new ones as they are written
+  stats    top denied tools, denies per team and per reason
+  verify   prove a log is complete and unaltered (hash chain + signed checkpoints)
+
+Example: who called delete_records on the billing server yesterday, under which policy revision,
+and is the log complete?
+  tollgate logs query --tool delete_records --server billing --since yesterday --until today
+  tollgate logs verify --key decision-log-public.jwks
+
+Run \`tollgate logs <subcommand> --help\` for its flags.
+`,
+  query: `Usage: tollgate logs query [filters] [--json] [--limit N] [--dir DIR | --nats URL]
+
+Lists matching decisions, oldest first, as a table (TIME, DECISION, SUB, TEAM, SERVER, TOOL,
+REASONS, REVISION) or, with --json, one full record per line (masked input included).
+
+${FILTER_HELP}
+
+Output:
+  --json                 one JSON record per line instead of the table
+  --limit N              stop after N matching records (default: all)
+
+${SOURCE_HELP}
+  -h, --help             this text
+`,
+  tail: `Usage: tollgate logs tail [-n N] [-f] [filters] [--json] [--dir DIR | --nats URL]
+
+Shows the last N matching decisions; with -f, keeps printing new ones until interrupted (Ctrl-C).
+Follows rotation of the local log. With --nats, "last N" counts messages of the selected
+servers before the other filters apply, so fewer than N may show.
+
+  -n, --lines N          how many to show first (default 10; 0 with -f shows only new ones)
+  -f, --follow           keep printing new decisions
+  --json                 one JSON record per line instead of the table
+
+${FILTER_HELP}
+
+${SOURCE_HELP}
+  -h, --help             this text
+`,
+  stats: `Usage: tollgate logs stats [filters] [--top N] [--json] [--dir DIR | --nats URL]
+
+Counts decisions (allowed, denied, refused before policy) and ranks the top denied tools, the
+denies per team and the denies per reason.
+
+  --top N                rows per ranking (default 10)
+  --json                 the numbers as one JSON object
+
+${FILTER_HELP}
+
+${SOURCE_HELP}
+  -h, --help             this text
+`,
+  verify: `Usage: tollgate logs verify [FILE|DIR] [--key PUBKEY] [--strict] [--json]
+
+Checks that a decision log is complete and unaltered: every record's hash chain link (across
+rotated files), the seq numbering, and every checkpoint's signature and hash. Reports exactly
+where it breaks: edited record, deleted record, reordering, duplicate, truncated tail (torn last
+line, or records missing after a checkpoint), forged checkpoint.
+
+  FILE|DIR               a log directory (default: the local log, see --dir) or one file; a
+                         single file is checked on its own, from whatever seq it starts at
+  --dir DIR              same as giving DIR
+  --key PUBKEY           public key(s) trusted for checkpoint signatures: a JWK, a JWK Set or a
+                         PEM key. Default: DIR/${PUBLIC_KEYS_FILE}, which the writer keeps next to
+                         the log; a copy kept elsewhere is stronger evidence (the report says so)
+  --strict               warnings fail too (unsigned tail, recovered crash, key from the log dir)
+  --json                 the report as JSON
+  -h, --help             this text
+
+Exit status: 0 intact, 1 broken (or warnings with --strict), 2 bad usage or unreadable log.
+`,
+};
+
+const SOURCE_OPTIONS = {
+  dir: { type: 'string' },
+  nats: { type: 'string' },
+  stream: { type: 'string' },
+  'subject-prefix': { type: 'string' },
+} as const;
+
+const FILTER_OPTIONS = {
+  since: { type: 'string' },
+  until: { type: 'string' },
+  sub: { type: 'string' },
+  team: { type: 'string' },
+  agent: { type: 'string' },
+  server: { type: 'string' },
+  namespace: { type: 'string' },
+  tool: { type: 'string' },
+  method: { type: 'string' },
+  decision: { type: 'string' },
+  reason: { type: 'string' },
+  id: { type: 'string' },
+  revision: { type: 'string' },
+} as const;
+
+type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
+const str = (v: Values, k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+
+function filterFrom(v: Values, now: Date): RecordFilter {
+  const time = (flag: string): Date | null => {
+    const s = str(v, flag);
+    if (s === undefined) return null;
+    try {
+      return parseTimeArg(s, now);
+    } catch (e) {
+      if (e instanceof TimeArgError) throw new UsageError(`--${flag}: ${e.message}`);
+      throw e;
+    }
+  };
+  const decision = str(v, 'decision');
+  if (decision !== undefined && decision !== 'allow' && decision !== 'deny') throw new UsageError(`--decision must be allow or deny, got "${decision}"`);
+  const f: RecordFilter = {
+    since: time('since'), until: time('until'), sub: str(v, 'sub'), team: str(v, 'team'), agent: str(v, 'agent'),
+    server: str(v, 'server'), namespace: str(v, 'namespace'), tool: str(v, 'tool'), method: str(v, 'method'),
+    decision: decision ?? null, reason: str(v, 'reason'), decisionId: str(v, 'id'), revision: str(v, 'revision'),
+  };
+  if (f.since && f.until && f.since >= f.until) throw new UsageError(`--since (${f.since.toISOString()}) must be before --until (${f.until.toISOString()})`);
+  return f;
+}
+
+function count(flag: string, s: string | undefined, dflt: number, min = 0): number {
+  if (s === undefined) return dflt;
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag} must be a whole number ≥ ${min}, got "${s}"`);
+  return n;
+}
+
+interface Source {
+  kind: 'dir' | 'nats';
+  dir: string;
+  url: string;
+  stream: string;
+  prefix: string;
+}
+
+function sourceFrom(v: Values, io: LogsIo): Source {
+  const url = str(v, 'nats');
+  if (url !== undefined && str(v, 'dir') !== undefined) throw new UsageError('give either --dir or --nats, not both');
+  return {
+    kind: url !== undefined ? 'nats' : 'dir',
+    dir: str(v, 'dir') ?? defaultDecisionLogDir(io.env),
+    url: url ?? '',
+    stream: str(v, 'stream') ?? DEFAULT_STREAM,
+    prefix: str(v, 'subject-prefix') ?? DEFAULT_PREFIX,
+  };
+}
+
+class NoLogError extends Error {}
+
+function requireLogDir(dir: string): void {
+  if (!existsSync(dir) || listLogFiles(dir).length === 0) {
+    throw new NoLogError(`no decision log in ${dir}: pass --dir DIR, set TOLLGATE_STATE_DIR, or read the central copy with --nats URL`);
+  }
+}
+
+/** Records from the chosen source, in log order, already narrowed by what the source can filter. */
+async function* records(src: Source, f: RecordFilter, extra: { follow?: boolean; last?: number | null; signal?: AbortSignal } = {}): AsyncGenerator<ChainedDecisionRecord> {
+  if (src.kind === 'nats') {
+    for await (const r of readStreamRecords({
+      url: src.url, stream: src.stream, subjectPrefix: src.prefix,
+      namespace: f.namespace && !f.namespace.includes('*') ? f.namespace : null,
+      server: f.server && !f.server.includes('*') ? f.server : null,
+      since: f.since ?? null, last: extra.last ?? null, follow: extra.follow ?? false, signal: extra.signal,
+    })) yield r.record;
+    return;
+  }
+  requireLogDir(src.dir);
+  for (const r of readRecordsOfFiles(listLogFiles(src.dir))) yield r.record;
+}
+
+function printer(io: LogsIo, json: boolean): { header: () => void; row: (r: ChainedDecisionRecord) => void } {
+  if (json) return { header: () => undefined, row: (r) => io.out(JSON.stringify(r) + '\n') };
+  // Streaming output cannot size columns from the data: fixed widths that fit typical values.
+  const widths = [20, 8, 16, 12, 16, 20, 48, 12];
+  const fmt = (cols: string[]): string => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
+  return { header: () => io.out(fmt(RECORD_COLUMNS)), row: (r) => io.out(fmt(recordRow(r))) };
+}
+
+async function query(argv: string[], io: LogsIo): Promise<number> {
+  const { values: v } = parseCommandArgs(argv, { ...SOURCE_OPTIONS, ...FILTER_OPTIONS, json: { type: 'boolean' }, limit: { type: 'string' } });
+  if (v.help) return help(io, 'query');
+  const f = filterFrom(v, io.now());
+  const limit = count('limit', v.limit, Infinity, 1);
+  const src = sourceFrom(v, io);
+  const match = compileFilter(f);
+  const found: ChainedDecisionRecord[] = [];
+  let n = 0;
+  for await (const r of records(src, f)) {
+    if (!match(r)) continue;
+    n++;
+    if (v.json) io.out(JSON.stringify(r) + '\n');
+    else found.push(r);
+    if (n >= limit) break;
+  }
+  if (n === 0) io.err('no matching decisions\n');
+  else if (!v.json) io.out(renderRecords(found));
+  return 0;
+}
+
+async function stats(argv: string[], io: LogsIo): Promise<number> {
+  const { values: v } = parseCommandArgs(argv, { ...SOURCE_OPTIONS, ...FILTER_OPTIONS, json: { type: 'boolean' }, top: { type: 'string' } });
+  if (v.help) return help(io, 'stats');
+  const f = filterFrom(v, io.now());
+  const top = count('top', v.top, 10, 1);
+  const match = compileFilter(f);
+  const b = new StatsBuilder();
+  for await (const r of records(sourceFrom(v, io), f)) if (match(r)) b.add(r);
+  const s = b.result(top);
+  io.out(v.json ? JSON.stringify(s, null, 2) + '\n' : renderStats(s));
+  return 0;
+}
+
+function stopSignal(io: LogsIo): { signal: AbortSignal; dispose: () => void } {
+  if (io.signal) return { signal: io.signal, dispose: () => undefined };
+  const ac = new AbortController();
+  const stop = (): void => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return { signal: ac.signal, dispose: () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); } };
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> => new Promise((resolve) => {
+  const t = setTimeout(done, ms);
+  function done(): void { clearTimeout(t); signal.removeEventListener('abort', done); resolve(); }
+  signal.addEventListener('abort', done, { once: true });
+});
+
+/** The last `n` matching records of a local log, reading files from the newest back. */
+function lastOfDir(dir: string, n: number, match: RecordPredicate): { records: ChainedDecisionRecord[]; lastSeq: number } {
+  const files = listLogFiles(dir);
+  let picked: ChainedDecisionRecord[] = [];
+  let lastSeq = 0;
+  for (let i = files.length - 1; i >= 0; i--) {
+    const inFile = [...readRecordsOfFiles([files[i]!])].map((x) => x.record);
+    if (lastSeq === 0 && inFile.length > 0) lastSeq = inFile[inFile.length - 1]!.seq;
+    picked = [...inFile.filter(match), ...picked];
+    if (picked.length >= n) break;
+  }
+  return { records: n === 0 ? [] : picked.slice(-n), lastSeq };
+}
+
+async function tail(argv: string[], io: LogsIo): Promise<number> {
+  const { values: v } = parseCommandArgs(argv, {
+    ...SOURCE_OPTIONS, ...FILTER_OPTIONS, json: { type: 'boolean' }, lines: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' },
+  });
+  if (v.help) return help(io, 'tail');
+  const f = filterFrom(v, io.now());
+  const n = count('lines', v.lines, 10);
+  const src = sourceFrom(v, io);
+  const match = compileFilter(f);
+  const p = printer(io, !!v.json);
+
+  if (src.kind === 'nats') {
+    const stop = v.follow ? stopSignal(io) : null;
+    p.header();
+    try {
+      const shown: ChainedDecisionRecord[] = [];
+      for await (const r of records(src, f, { follow: !!v.follow, last: n, signal: stop?.signal })) {
+        if (!match(r)) continue;
+        if (v.follow) p.row(r);
+        else shown.push(r);
+      }
+      for (const r of shown.slice(-n)) p.row(r);
+    } finally {
+      stop?.dispose();
+    }
+    return 0;
+  }
+
+  requireLogDir(src.dir);
+  const { records: last, lastSeq } = lastOfDir(src.dir, n, match);
+  p.header();
+  for (const r of last) p.row(r);
+  if (!v.follow) return 0;
+  const stop = stopSignal(io);
+  try {
+    const cursor = new LogCursor(src.dir, lastSeq + 1);
+    while (!stop.signal.aborted) {
+      const batch = cursor.read(1000);
+      for (const x of batch) if (match(x.record)) p.row(x.record);
+      if (batch.length === 0) await sleep(io.pollMs ?? 500, stop.signal);
+    }
+  } finally {
+    stop.dispose();
+  }
+  return 0;
+}
+
+/** Whether a running process holds the log (its pid is in LOCK). */
+function liveWriter(dir: string): boolean {
+  try {
+    const pid = Number(readFileSync(join(dir, LOCK_FILE), 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function trustedKeys(path: string): TrustedKeys {
+  return trustedKeysFrom({ keys: publicJwksFromFile(path) }, (j) => jwkThumbprint(j as Parameters<typeof jwkThumbprint>[0]));
+}
+
+async function verify(argv: string[], io: LogsIo): Promise<number> {
+  const { values: v, positionals } = parseCommandArgs(argv, {
+    dir: { type: 'string' }, key: { type: 'string' }, strict: { type: 'boolean' }, json: { type: 'boolean' },
+  }, true);
+  if (v.help) return help(io, 'verify');
+  if (positionals.length > 1) throw new UsageError(`give one FILE or DIR, got ${positionals.length}`);
+  if (positionals.length === 1 && v.dir) throw new UsageError('give either a FILE|DIR argument or --dir, not both');
+  const target = positionals[0] ?? v.dir ?? defaultDecisionLogDir(io.env);
+  if (!existsSync(target)) throw new NoLogError(`${target} does not exist: pass the log directory or file to verify`);
+  const whole = statSync(target).isDirectory();
+  const files = resolveLogFiles(target);
+  if (files.length === 0) throw new NoLogError(`no decision log files (decisions-NNNNNN.jsonl) in ${target}`);
+
+  let keys: TrustedKeys | null = null;
+  let keysFromLogDir: string | null = null;
+  if (v.key) {
+    keys = trustedKeys(v.key);
+  } else {
+    const beside = join(whole ? target : join(target, '..'), PUBLIC_KEYS_FILE);
+    if (existsSync(beside)) {
+      keys = trustedKeys(beside);
+      keysFromLogDir = beside;
+    }
+  }
+  const report = await verifyLogFiles(files, { keys, keysFromLogDir, whole, live: whole && liveWriter(target) });
+  const failed = !report.ok || (!!v.strict && report.findings.some((x) => x.severity === 'warning'));
+  io.out(v.json ? JSON.stringify({ target, ...report, ok: !failed }, null, 2) + '\n' : renderVerify(target, report, !!v.strict));
+  return failed ? 1 : 0;
+}
+
+function help(io: LogsIo, which: keyof typeof HELP): number {
+  io.out(HELP[which]);
+  return 0;
+}
+
+const SUBCOMMANDS: Record<string, (argv: string[], io: LogsIo) => Promise<number>> = { query, tail, stats, verify };
+
+export function createLogsCommand(partial: Partial<LogsIo> = {}): Command {
+  const io: LogsIo = {
+    out: (s) => { process.stdout.write(s); },
+    err: (s) => { process.stderr.write(s); },
+    env: process.env,
+    now: () => new Date(),
+    ...partial,
+  };
+  return {
+    name: 'logs',
+    summary: 'Query, tail, summarise and verify decision logs',
+    async run(argv: string[]): Promise<number> {
+      const [sub, ...rest] = argv;
+      if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
+        io.out(HELP.logs);
+        return sub ? 0 : 2;
+      }
+      const handler = SUBCOMMANDS[sub];
+      if (!handler) {
+        io.err(`tollgate logs: unknown subcommand "${sub}"\n\n${HELP.logs}`);
+        return 2;
+      }
+      try {
+        return await handler(rest, io);
+      } catch (e) {
+        if (e instanceof UsageError) {
+          io.err(`tollgate logs ${sub}: ${e.message}\nRun \`tollgate logs ${sub} --help\` for usage.\n`);
+          return 2;
+        }
+        if (e instanceof NoLogError) {
+          io.err(`tollgate logs ${sub}: ${e.message}\n`);
+          return sub === 'verify' ? 2 : 1;
+        }
+        throw e;
+      }
+    },
+  };
+}
+
+export const logsCommand: Command = createLogsCommand();

@@ -1,0 +1,103 @@
+import { DeliverPolicy, jetstream, jetstreamManager, type OrderedConsumerOptions } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { parseLine } from './lines.js';
+import { subjectToken } from './nats-sink.js';
+import type { ChainedDecisionRecord } from './types.js';
+
+/** Reads decision records back from the JetStream stream (`tollgate logs query|tail|stats --nats`). */
+
+export interface StreamReadOptions {
+  url: string;
+  stream: string;
+  subjectPrefix: string;
+  /** Narrow to one namespace and/or server (uses the subject, so the server filters). */
+  namespace?: string | null;
+  server?: string | null;
+  /** Start at this time (the stream's store time) instead of the beginning. */
+  since?: Date | null;
+  /** Only the last N messages (tail), when since is not given. */
+  last?: number | null;
+  /** Keep reading new messages until the signal aborts. */
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface StreamRecord {
+  record: ChainedDecisionRecord;
+  line: string;
+  subject: string;
+  streamSeq: number;
+  msgId: string | null;
+}
+
+export function streamFilter(o: Pick<StreamReadOptions, 'subjectPrefix' | 'namespace' | 'server'>): string {
+  const ns = o.namespace ? subjectToken(o.namespace) : '*';
+  const server = o.server ? subjectToken(o.server) : '*';
+  return `${o.subjectPrefix}.${ns}.${server}`;
+}
+
+export async function* readStreamRecords(o: StreamReadOptions): AsyncGenerator<StreamRecord> {
+  const nc = await connect({ servers: o.url.split(',').map((s) => s.trim()), name: 'tollgate-logs', timeout: 5000 });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(o.stream);
+    const lastSeq = info.state.last_seq;
+    const opts: Partial<OrderedConsumerOptions> = { filter_subjects: streamFilter(o) };
+    if (o.since) {
+      opts.deliver_policy = DeliverPolicy.StartTime;
+      opts.opt_start_time = o.since.toISOString();
+    } else if (o.last && o.last > 0) {
+      opts.deliver_policy = DeliverPolicy.StartSequence;
+      opts.opt_start_seq = Math.max(1, lastSeq - o.last + 1);
+    } else if (o.follow && o.last === 0) {
+      // From the sequence after the current last, not "new": nothing written while the consumer is
+      // being created is missed.
+      opts.deliver_policy = DeliverPolicy.StartSequence;
+      opts.opt_start_seq = lastSeq + 1;
+    }
+    const consumer = await jetstream(nc).consumers.get(o.stream, opts);
+    const toRecord = (m: { data: Uint8Array; subject: string; info: { streamSequence: number }; headers?: { get(k: string): string } }): StreamRecord | null => {
+      const line = new TextDecoder().decode(m.data);
+      const p = parseLine(line);
+      if (p.kind !== 'record') return null;
+      return { record: p.record, line, subject: m.subject, streamSeq: m.info.streamSequence, msgId: m.headers?.get('Nats-Msg-Id') || null };
+    };
+
+    if (o.follow) {
+      const messages = await consumer.consume();
+      const stop = (): void => { void messages.close(); };
+      o.signal?.addEventListener('abort', stop, { once: true });
+      try {
+        for await (const m of messages) {
+          const r = toRecord(m);
+          if (r) yield r;
+          if (o.signal?.aborted) break;
+        }
+      } finally {
+        o.signal?.removeEventListener('abort', stop);
+        await messages.close();
+      }
+      return;
+    }
+
+    if (lastSeq === 0) return;
+    for (;;) {
+      const batch = await consumer.fetch({ max_messages: 1000, expires: 2000 });
+      let got = 0;
+      let done = false;
+      for await (const m of batch) {
+        got++;
+        const r = toRecord(m);
+        if (r) yield r;
+        if (m.info.pending === 0 || m.info.streamSequence >= lastSeq) {
+          // Everything there was at the start has been read: do not wait out the fetch's expiry.
+          done = true;
+          break;
+        }
+      }
+      if (done || got === 0 || o.signal?.aborted) return;
+    }
+  } finally {
+    await nc.close();
+  }
+}

@@ -1,0 +1,451 @@
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { ChainedEntry } from './chain.js';
+import { parseLine } from './lines.js';
+import { LogCursor } from './reader.js';
+import { Spool } from './spool.js';
+import type { ChainedDecisionRecord } from './types.js';
+
+/**
+ * Replication of the decision log to a NATS JetStream stream. The local file is the source of
+ * truth; this copy is what a central team queries across instances.
+ *
+ * offer() never waits on NATS: it hands the record to an in-memory queue (while NATS answers) or
+ * appends it to a disk spool (while it does not). A single publisher sends records one at a time,
+ * in seq order, each with an ack and a message id (`<decision_id>:<seq>`) that JetStream uses to
+ * drop re-sends within its duplicate window; a record is taken off the queue only once acked.
+ * Sending one at a time is what keeps the stream in order when a publish fails while a later one
+ * would have succeeded.
+ *
+ * When the spool is full, records are not dropped: they are counted, logged, and read back from
+ * the local decision log once the spool has drained (the same catch-up runs at startup for
+ * records that were written but not yet acked when the process died).
+ */
+
+export interface NatsReplicaOptions {
+  /** Server URL(s), comma-separated. */
+  url: string;
+  stream: string;
+  /** Subjects are `<prefix>.<namespace>.<server>`. */
+  subjectPrefix: string;
+  /** Spool and replication state. */
+  queueDir: string;
+  /** Cap of the spool file. */
+  queueMaxBytes: number;
+  /** Records held in memory while NATS answers; beyond this they go to the spool. */
+  memoryMaxRecords: number;
+  publishTimeoutMs: number;
+  /** Stream duplicate window (only used when this creates the stream). */
+  duplicateWindowMs: number;
+  /** Stream max age, 0 = keep forever (only used when this creates the stream). */
+  maxAgeMs: number;
+  /** The local decision log, read back for catch-up; null disables catch-up. */
+  localLogDir: string | null;
+  warn: (message: string) => void;
+}
+
+export interface NatsReplicaStats {
+  connected: boolean;
+  healthy: boolean;
+  published: number;
+  duplicates: number;
+  failures: number;
+  /** Records waiting in memory. */
+  queued: number;
+  /** Bytes waiting in the spool. */
+  spooledBytes: number;
+  /** Records the full spool could not take, replicated later from the local log. */
+  deferred: number;
+  /** Records neither queued nor recoverable (spool full and no local log to read back). */
+  dropped: number;
+  /** Seq from which records are being read back from the local log, if catching up. */
+  catchingUpFrom: number | null;
+  ackedSeq: number;
+  lastError: string | null;
+}
+
+/** A subject token: no dots, wildcards or whitespace. */
+export function subjectToken(s: string): string {
+  const t = s.replace(/[\s.*>]+/g, '_');
+  return t.length > 0 ? t : '_';
+}
+
+export function decisionSubject(prefix: string, namespace: string, server: string): string {
+  return `${prefix}.${subjectToken(namespace)}.${subjectToken(server)}`;
+}
+
+export function decisionMsgId(r: Pick<ChainedDecisionRecord, 'decision_id' | 'seq'>): string {
+  return `${r.decision_id}:${r.seq}`;
+}
+
+interface Outgoing {
+  seq: number;
+  subject: string;
+  msgId: string;
+  data: string;
+  source: 'memory' | 'spool' | 'log';
+  spoolEnd: number;
+}
+
+interface SavedState {
+  acked: number;
+  log: string | null;
+}
+
+const STATE_FILE = 'replication.json';
+const BATCH = 256;
+
+export class NatsReplica {
+  private nc: NatsConnection | null = null;
+  private js: JetStreamClient | null = null;
+  private connected = false;
+  private healthy = false;
+  private readonly memory: Outgoing[] = [];
+  private spoolBuf: Outgoing[] = [];
+  private logBuf: Outgoing[] = [];
+  private cursor: LogCursor | null = null;
+  private deferredFrom: number | null = null;
+  private lastOffered: number;
+  private acked: number;
+  private ackedSaved: number;
+  private ackedSavedAt = 0;
+  private stopping = false;
+  private deadline = Infinity;
+  private wakeUp: (() => void) | null = null;
+  private outage: { since: number; warned: boolean } | null = null;
+  private overflow: { from: number; count: number } | null = null;
+  private readonly loopDone: Promise<void>;
+  private readonly drainWaiters: Array<() => void> = [];
+  private readonly counters = { published: 0, duplicates: 0, failures: 0, deferred: 0, dropped: 0 };
+  private lastError: string | null = null;
+  private readonly spool: Spool;
+  private readonly statePath: string;
+  private readonly logId: string | null;
+
+  /** `headSeq`: where the local log stands now (records up to it exist locally). */
+  constructor(private readonly opts: NatsReplicaOptions, headSeq: number) {
+    mkdirSync(opts.queueDir, { recursive: true, mode: 0o750 });
+    this.statePath = join(opts.queueDir, STATE_FILE);
+    this.spool = Spool.open(opts.queueDir, opts.queueMaxBytes, opts.warn);
+    this.lastOffered = headSeq;
+    this.logId = opts.localLogDir ? realpathSync(opts.localLogDir) : null;
+    const saved = this.loadState();
+    // First start with NATS configured (or with another log): replicate from now on, not history.
+    this.acked = saved && saved.log === this.logId ? Math.min(saved.acked, headSeq) : headSeq;
+    this.ackedSaved = this.acked;
+    this.recoverGaps(headSeq);
+    this.saveState(true);
+    this.loopDone = this.run().catch((e: Error) => opts.warn(`NATS replication stopped: ${e.message}`));
+    this.connectLoop().catch((e: Error) => opts.warn(`NATS replication cannot connect: ${e.message}`));
+  }
+
+  /** Queues a record that is already in the local log. Never throws, never waits. */
+  offer(entry: ChainedEntry): void {
+    const seq = entry.record.seq;
+    this.lastOffered = seq;
+    if (this.deferredFrom !== null) {
+      this.counters.deferred++;
+      return;
+    }
+    const direct = this.healthy && this.spool.empty && this.spoolBuf.length === 0 && this.memory.length < this.opts.memoryMaxRecords;
+    if (direct) {
+      this.memory.push(this.outgoing(entry.record, entry.line, 'memory', 0));
+    } else if (!this.spool.push(entry.line)) {
+      this.spoolFull(seq);
+    }
+    this.wake();
+  }
+
+  stats(): NatsReplicaStats {
+    return {
+      connected: this.connected, healthy: this.healthy, ...this.counters, queued: this.memory.length,
+      spooledBytes: this.spool.pendingBytes, catchingUpFrom: this.deferredFrom, ackedSeq: this.acked, lastError: this.lastError,
+    };
+  }
+
+  /** Resolves once everything offered so far is acked by NATS (tests, graceful shutdown). */
+  drained(): Promise<void> {
+    if (!this.pending()) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /**
+   * Stops: keeps publishing for up to `timeoutMs`, then leaves what is left in the spool (in order)
+   * for the next start, and closes the connection.
+   */
+  async close(timeoutMs = 5000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.deadline = Date.now() + timeoutMs;
+    this.wake();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loopDone, new Promise<void>((r) => { timer = setTimeout(r, timeoutMs + 100); })]);
+    clearTimeout(timer);
+    // Records held in memory are older than anything spooled: they go in front.
+    this.spool.prepend(this.memory.splice(0).map((o) => o.data));
+    this.saveState(true);
+    this.spool.close();
+    const nc = this.nc;
+    this.nc = null;
+    this.js = null;
+    if (nc) await nc.close().catch(() => undefined);
+  }
+
+  private outgoing(r: ChainedDecisionRecord, line: string, source: Outgoing['source'], spoolEnd: number): Outgoing {
+    return { seq: r.seq, subject: decisionSubject(this.opts.subjectPrefix, r.mcp.namespace, r.mcp.server), msgId: decisionMsgId(r), data: line, source, spoolEnd };
+  }
+
+  private spoolFull(seq: number): void {
+    if (this.opts.localLogDir) {
+      this.deferredFrom = seq;
+      this.counters.deferred++;
+      this.opts.warn(`NATS replication: the spool in ${this.opts.queueDir} is full (queueMaxBytes ${this.opts.queueMaxBytes}); records from seq ${seq} on will be read back from the local decision log once NATS has caught up. Nothing is lost while the local log is kept.`);
+      return;
+    }
+    this.counters.dropped++;
+    if (!this.overflow) {
+      this.overflow = { from: seq, count: 0 };
+      this.opts.warn(`NATS replication: the spool in ${this.opts.queueDir} is full (queueMaxBytes ${this.opts.queueMaxBytes}) and there is no local log to read back: records from seq ${seq} on are NOT replicated (they are only in the local decision log). Raise queueMaxBytes or restore NATS.`);
+    }
+    this.overflow.count++;
+  }
+
+  /**
+   * At start: records between the last acked one and what the spool holds (lost from memory by a
+   * crash) go in front of the spool; records after the spool are caught up from the local log.
+   */
+  private recoverGaps(headSeq: number): void {
+    const ends = this.spool.ends();
+    const firstSpooled = ends ? this.seqOf(ends.first) : null;
+    const lastSpooled = ends ? this.seqOf(ends.last) : null;
+    if (!this.opts.localLogDir) return;
+    if (firstSpooled !== null && firstSpooled > this.acked + 1) {
+      const cursor = new LogCursor(this.opts.localLogDir, this.acked + 1);
+      const lines: string[] = [];
+      for (let got = cursor.read(BATCH); got.length > 0; got = cursor.read(BATCH)) {
+        for (const r of got) if (r.record.seq < firstSpooled) lines.push(r.line);
+        if (got[got.length - 1]!.record.seq >= firstSpooled - 1) break;
+      }
+      this.spool.prepend(lines);
+    }
+    const covered = Math.max(this.acked, lastSpooled ?? 0);
+    if (covered < headSeq) this.deferredFrom = covered + 1;
+  }
+
+  private seqOf(line: string): number | null {
+    const p = parseLine(line);
+    return p.kind === 'record' ? p.record.seq : null;
+  }
+
+  private pending(): boolean {
+    return this.memory.length > 0 || this.spoolBuf.length > 0 || !this.spool.empty || this.logBuf.length > 0 || this.deferredFrom !== null;
+  }
+
+  /** The oldest record not yet acked, from memory, then the spool, then the local log. */
+  private next(): Outgoing | null {
+    if (this.memory.length > 0) return this.memory[0]!;
+    if (this.spoolBuf.length === 0 && !this.spool.empty) {
+      for (const item of this.spool.peek(BATCH)) {
+        const p = parseLine(item.line);
+        if (p.kind === 'record') this.spoolBuf.push(this.outgoing(p.record, item.line, 'spool', item.end));
+        else this.spool.commit(item.end); // not a record: nothing to send
+      }
+      if (this.spoolBuf.length === 0) return this.next();
+    }
+    if (this.spoolBuf.length > 0) return this.spoolBuf[0]!;
+    if (this.deferredFrom !== null && this.opts.localLogDir) {
+      this.cursor ??= new LogCursor(this.opts.localLogDir, this.deferredFrom);
+      if (this.logBuf.length === 0) this.logBuf = this.cursor.read(BATCH).map((r) => this.outgoing(r.record, r.line, 'log', 0));
+      if (this.logBuf.length > 0) return this.logBuf[0]!;
+      if (this.cursor.position > this.lastOffered) {
+        // Caught up with the live log: new records queue normally again.
+        if (this.overflow === null) this.opts.warn(`NATS replication caught up from the local decision log (through seq ${this.lastOffered})`);
+        this.deferredFrom = null;
+        this.cursor = null;
+      }
+    }
+    return null;
+  }
+
+  private consume(o: Outgoing): void {
+    if (o.source === 'memory') this.memory.shift();
+    else if (o.source === 'spool') {
+      this.spoolBuf.shift();
+      this.spool.commit(o.spoolEnd);
+    } else this.logBuf.shift();
+    if (o.seq > this.acked) this.acked = o.seq;
+    this.saveState(false);
+    if (!this.pending()) {
+      if (this.overflow) {
+        this.opts.warn(`NATS replication: ${this.overflow.count} records from seq ${this.overflow.from} were not replicated because the spool was full; they are in the local decision log`);
+        this.overflow = null;
+      }
+      for (const w of this.drainWaiters.splice(0)) w();
+    }
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 100;
+    for (;;) {
+      if (this.stopping && (!this.pending() || Date.now() >= this.deadline)) return;
+      const js = this.js;
+      let item: Outgoing | null = null;
+      try {
+        item = js ? this.next() : null;
+      } catch (e) {
+        // Reading the spool or the local log failed (disk error, file removed): retry later.
+        this.lastError = (e as Error).message;
+        this.opts.warn(`NATS replication: cannot read queued records: ${(e as Error).message}`);
+        await this.idle(2000);
+        continue;
+      }
+      if (!js || !item) {
+        if (js && !this.pending()) for (const w of this.drainWaiters.splice(0)) w();
+        await this.idle(js ? 1000 : 200);
+        continue;
+      }
+      try {
+        const ack = await js.publish(item.subject, item.data, { msgID: item.msgId, timeout: this.opts.publishTimeoutMs });
+        if (ack.duplicate) this.counters.duplicates++;
+        else this.counters.published++;
+        this.consume(item);
+        backoff = 100;
+        if (!this.healthy) this.recovered();
+      } catch (e) {
+        this.failed(e as Error);
+        if (/no responders|stream not found|10059/i.test((e as Error).message)) await this.ensureStream().catch(() => undefined);
+        await this.idle(backoff);
+        backoff = Math.min(backoff * 2, 2000);
+      }
+    }
+  }
+
+  private failed(e: Error): void {
+    this.counters.failures++;
+    this.lastError = e.message;
+    this.healthy = false;
+    if (!this.outage) this.outage = { since: Date.now(), warned: false };
+    if (!this.outage.warned) {
+      this.outage.warned = true;
+      this.opts.warn(`NATS replication: cannot publish to stream ${this.opts.stream} at ${this.opts.url} (${e.message}); records queue in ${this.opts.queueDir} and are sent in order when it is back`);
+    }
+  }
+
+  private recovered(): void {
+    this.healthy = true;
+    if (this.outage?.warned) {
+      this.opts.warn(`NATS replication resumed after ${Math.round((Date.now() - this.outage.since) / 1000)} s; sending queued records`);
+    }
+    this.outage = null;
+  }
+
+  private async connectLoop(): Promise<void> {
+    let delay = 200;
+    while (!this.stopping && !this.nc) {
+      try {
+        const nc = await connect({ servers: this.opts.url.split(',').map((s) => s.trim()), maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000, name: 'tollgate-decision-log' });
+        if (this.stopping) {
+          await nc.close();
+          return;
+        }
+        this.nc = nc;
+        this.connected = true;
+        this.watch(nc).catch(() => undefined);
+      } catch (e) {
+        this.failed(e as Error);
+        await this.idle(delay);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+    while (!this.stopping && this.nc) {
+      try {
+        await this.ensureStream();
+        this.js = jetstream(this.nc);
+        this.recovered();
+        this.wake();
+        return;
+      } catch (e) {
+        this.failed(e as Error);
+        await this.idle(delay);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  private async watch(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') {
+        this.connected = false;
+        // New records go to disk from now on; the publisher finds out on its next attempt.
+        this.healthy = false;
+      } else if (s.type === 'reconnect') {
+        this.connected = true;
+        this.wake();
+      }
+    }
+  }
+
+  /** Creates the stream if it does not exist; checks an existing one covers our subjects. */
+  private async ensureStream(): Promise<void> {
+    if (!this.nc) throw new Error('not connected');
+    const jsm = await jetstreamManager(this.nc);
+    const wanted = `${this.opts.subjectPrefix}.>`;
+    try {
+      const info = await jsm.streams.info(this.opts.stream);
+      if (!info.config.subjects?.some((s) => s === wanted || s === '>' || s === `${this.opts.subjectPrefix.split('.')[0]}.>`)) {
+        this.opts.warn(`NATS stream ${this.opts.stream} exists but does not list subject ${wanted} (it has ${JSON.stringify(info.config.subjects)}); add it, or set nats.subjectPrefix to one it covers`);
+      }
+      return;
+    } catch (e) {
+      if (!/not found|10059/i.test((e as Error).message)) throw e;
+    }
+    await jsm.streams.add({
+      name: this.opts.stream, subjects: [wanted], storage: StorageType.File, retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old, duplicate_window: nanos(this.opts.duplicateWindowMs), max_age: nanos(this.opts.maxAgeMs),
+      description: 'Tollgate decision records (hash-chained; see docs/decision-log.md)',
+    });
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        if (this.wakeUp === done) this.wakeUp = null;
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.wakeUp = done;
+    });
+  }
+
+  private loadState(): SavedState | null {
+    try {
+      const s = JSON.parse(readFileSync(this.statePath, 'utf8')) as Partial<SavedState>;
+      return typeof s.acked === 'number' ? { acked: s.acked, log: typeof s.log === 'string' ? s.log : null } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Saved every 200 acks or second: after a crash, re-sends are de-duplicated by message id. */
+  private saveState(force: boolean): void {
+    const now = Date.now();
+    if (!force && this.acked - this.ackedSaved < 200 && now - this.ackedSavedAt < 1000) return;
+    const state: SavedState = { acked: this.acked, log: this.logId };
+    try {
+      writeFileSync(this.statePath, JSON.stringify(state) + '\n');
+      this.ackedSaved = this.acked;
+      this.ackedSavedAt = now;
+    } catch (e) {
+      this.opts.warn(`NATS replication: cannot save ${this.statePath}: ${(e as Error).message}`);
+    }
+  }
+}

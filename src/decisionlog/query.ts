@@ -1,0 +1,179 @@
+import type { DecisionRecordDraft } from './types.js';
+
+/**
+ * Filters and aggregates over decision records (`tollgate logs query|tail|stats`). Pure: the
+ * caller reads records from files or NATS and feeds them through.
+ */
+
+export interface RecordFilter {
+  /** Inclusive. */
+  since?: Date | null;
+  /** Exclusive. */
+  until?: Date | null;
+  sub?: string | null;
+  team?: string | null;
+  agent?: string | null;
+  server?: string | null;
+  namespace?: string | null;
+  tool?: string | null;
+  method?: string | null;
+  decision?: 'allow' | 'deny' | null;
+  /** Case-insensitive substring of any reason or of the error. */
+  reason?: string | null;
+  decisionId?: string | null;
+  revision?: string | null;
+}
+
+export class TimeArgError extends Error {}
+
+const RELATIVE = /^(\d+(?:\.\d+)?)(s|m|h|d|w)$/;
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
+
+function utcMidnight(d: Date): Date {
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+}
+
+/**
+ * A point in time from the command line: ISO 8601 (`2025-03-01`, `2025-03-01T12:00:00Z`), a
+ * duration ago (`90s`, `15m`, `24h`, `7d`, `2w`), or `now`, `today`, `yesterday` (UTC days,
+ * like the timestamps in the log).
+ */
+export function parseTimeArg(s: string, now: Date): Date {
+  const t = s.trim();
+  if (t === 'now') return now;
+  if (t === 'today') return utcMidnight(now);
+  if (t === 'yesterday') return new Date(utcMidnight(now).getTime() - UNIT_MS.d!);
+  const rel = RELATIVE.exec(t);
+  if (rel) return new Date(now.getTime() - Number(rel[1]) * UNIT_MS[rel[2]!]!);
+  if (/^\d{4}-\d{2}-\d{2}/.test(t)) {
+    const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(t) ? `${t}T00:00:00Z` : t);
+    if (!Number.isNaN(d.getTime())) return d;
+  }
+  throw new TimeArgError(`"${s}" is not a time: use an ISO date or time (2025-03-01, 2025-03-01T12:00:00Z), a duration ago (30m, 24h, 7d), or now, today, yesterday`);
+}
+
+/** Exact match, or a glob with `*` (e.g. `delete_*`). */
+function matcher(pattern: string | null | undefined): ((v: string | null | undefined) => boolean) | null {
+  if (pattern === null || pattern === undefined) return null;
+  if (!pattern.includes('*')) return (v) => v === pattern;
+  const re = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+  return (v) => typeof v === 'string' && re.test(v);
+}
+
+export function revisionOf(r: Pick<DecisionRecordDraft, 'bundles'>): string | null {
+  const b = r.bundles ?? {};
+  return b.tollgate?.revision ?? Object.values(b)[0]?.revision ?? null;
+}
+
+/** The tool, or the method for calls that are not tool calls. */
+export function subjectOf(r: Pick<DecisionRecordDraft, 'mcp'>): string {
+  return r.mcp.tool ?? r.mcp.method ?? '-';
+}
+
+export type RecordPredicate = (r: DecisionRecordDraft) => boolean;
+
+/** Compiles a filter once; fields that are not set do not constrain. */
+export function compileFilter(f: RecordFilter): RecordPredicate {
+  const tests: RecordPredicate[] = [];
+  if (f.since) {
+    const t = f.since.getTime();
+    tests.push((r) => Date.parse(r.timestamp) >= t);
+  }
+  if (f.until) {
+    const t = f.until.getTime();
+    tests.push((r) => Date.parse(r.timestamp) < t);
+  }
+  const fields: Array<[string | null | undefined, (r: DecisionRecordDraft) => string | null | undefined]> = [
+    [f.sub, (r) => r.identity?.sub],
+    [f.team, (r) => r.identity?.team],
+    [f.agent, (r) => r.identity?.agent],
+    [f.server, (r) => r.mcp?.server],
+    [f.namespace, (r) => r.mcp?.namespace],
+    [f.tool, (r) => r.mcp?.tool],
+    [f.method, (r) => r.mcp?.method],
+    [f.decisionId, (r) => r.decision_id],
+    [f.revision, (r) => revisionOf(r)],
+  ];
+  for (const [pattern, get] of fields) {
+    const m = matcher(pattern);
+    if (m) tests.push((r) => m(get(r)));
+  }
+  if (f.decision) {
+    const allow = f.decision === 'allow';
+    tests.push((r) => r.result.allow === allow);
+  }
+  if (f.reason) {
+    const needle = f.reason.toLowerCase();
+    tests.push((r) => r.result.reasons.some((x) => x.toLowerCase().includes(needle)) || (r.result.error ?? '').toLowerCase().includes(needle));
+  }
+  return (r) => {
+    for (const t of tests) if (!t(r)) return false;
+    return true;
+  };
+}
+
+export interface Count<K> {
+  key: K;
+  count: number;
+}
+
+export interface DecisionStats {
+  total: number;
+  allowed: number;
+  denied: number;
+  /** Denials that never reached policy (bad token, malformed body...). */
+  errors: number;
+  first: string | null;
+  last: string | null;
+  topDeniedTools: Array<Count<{ server: string; tool: string }>>;
+  deniesPerTeam: Array<Count<string>>;
+  deniesPerReason: Array<Count<string>>;
+}
+
+/** Accumulates stats over a stream of records. */
+export class StatsBuilder {
+  private total = 0;
+  private allowed = 0;
+  private errors = 0;
+  private first: string | null = null;
+  private last: string | null = null;
+  private readonly tools = new Map<string, { server: string; tool: string; count: number }>();
+  private readonly teams = new Map<string, number>();
+  private readonly reasons = new Map<string, number>();
+
+  add(r: DecisionRecordDraft): void {
+    this.total++;
+    if (this.first === null || r.timestamp < this.first) this.first = r.timestamp;
+    if (this.last === null || r.timestamp > this.last) this.last = r.timestamp;
+    if (r.result.allow) {
+      this.allowed++;
+      return;
+    }
+    if (r.result.error) this.errors++;
+    const tool = subjectOf(r);
+    const key = `${r.mcp.server}\u0000${tool}`;
+    const t = this.tools.get(key) ?? { server: r.mcp.server, tool, count: 0 };
+    t.count++;
+    this.tools.set(key, t);
+    const team = r.identity.team ?? '(no team)';
+    this.teams.set(team, (this.teams.get(team) ?? 0) + 1);
+    const reasons = r.result.reasons.length > 0 ? r.result.reasons : [r.result.error ?? '(no reason given)'];
+    for (const reason of new Set(reasons)) this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + 1);
+  }
+
+  result(top = 10): DecisionStats {
+    const sorted = <T extends { count: number }>(xs: T[], label: (x: T) => string): T[] =>
+      xs.sort((a, b) => b.count - a.count || (label(a) < label(b) ? -1 : 1)).slice(0, top);
+    return {
+      total: this.total,
+      allowed: this.allowed,
+      denied: this.total - this.allowed,
+      errors: this.errors,
+      first: this.first,
+      last: this.last,
+      topDeniedTools: sorted([...this.tools.values()], (x) => x.server + x.tool).map(({ server, tool, count }) => ({ key: { server, tool }, count })),
+      deniesPerTeam: sorted([...this.teams].map(([key, count]) => ({ key, count })), (x) => x.key),
+      deniesPerReason: sorted([...this.reasons].map(([key, count]) => ({ key, count })), (x) => x.key),
+    };
+  }
+}
