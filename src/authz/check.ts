@@ -84,8 +84,13 @@ export class Authorizer {
     try {
       return await this.decide(req, decisionId, t0);
     } catch (e) {
+      // Includes a decision record that could not be written: a call we cannot record is refused.
       const msg = `authorization failed internally: ${(e as Error).message}`;
-      this.recordSimple(req, decisionId, t0, null, 503, ErrorCode.Unavailable, msg);
+      try {
+        this.recordSimple(req, decisionId, t0, null, 503, ErrorCode.Unavailable, msg);
+      } catch {
+        // The log is what failed; the refusal itself must still go out.
+      }
       return refuse(decisionId, 503, ErrorCode.Unavailable, null, msg);
     }
   }

@@ -9,6 +9,11 @@ export interface PendingCall {
   decisionId: string;
   subject: ChargeSubject;
   method: string | null;
+  /**
+   * The method of every message of the request, in order (a batch has several). Optional: without
+   * it ext_proc treats any response as possibly holding a list result to filter.
+   */
+  methods?: Array<string | null>;
   tool: string | null;
   server: string;
   /** Tokens already charged at Check time (the request's arguments). */

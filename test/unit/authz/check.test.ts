@@ -190,3 +190,14 @@ describe('Authorizer.check', () => {
     assert.equal(policy.inputs.length, 0);
   });
 });
+
+describe('Authorizer.check when the decision log fails', () => {
+  it('refuses the call (503) rather than answer without a record, and does not throw', async () => {
+    const broken: DecisionSink = { append() { throw new Error('ENOSPC: no space left on device'); }, close: async () => undefined };
+    const { authz } = setup({ sink: broken });
+    const out = await authz.check(request(call('search_docs')));
+    assert.ok(!out.allow);
+    assert.equal(out.status, 503);
+    assert.match(JSON.parse(out.body).error.message, /ENOSPC/);
+  });
+});

@@ -1,0 +1,310 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { BudgetGate, TokenCount } from '../budget/types.js';
+import { ResponseBodyProcessor } from '../budget/response-body.js';
+import { bodyFormat } from '../budget/response.js';
+import { addCounts, measureValueAsync } from '../budget/tokens.js';
+import type { ToolAnnotationStore } from '../mcp/annotations.js';
+import { filterListResponse, isJsonObject, listKindOfMethod, listKindOfResult, type JsonObject, type ListKind } from '../mcp/listfilter.js';
+import type { ToolAnnotations } from '../policy/types.js';
+import { DECISION_ID_HEADER, type PendingCall, type PendingCalls } from './pending.js';
+
+/**
+ * Envoy ext_proc `Process` handler: the response half of the request path. For a call Check
+ * allowed (found by `x-tollgate-decision-id` in the request headers Envoy forwards), it counts the
+ * tokens of the results flowing back and charges the caller's budgets, filters list results
+ * (tools/list, prompts/list, resources/list, resources/templates/list) by policy, and remembers
+ * the tool annotations the server declared.
+ *
+ * The call was already allowed, so nothing here may break a response: an unknown decision id
+ * passes through (logged), and an internal error passes the rest of the body through (counted).
+ *
+ * Envoy filter settings this expects: request_header_mode SEND (to see the decision id),
+ * response_header_mode SEND, response_body_mode STREAMED (or BUFFERED), request_body_mode NONE.
+ * Messages are the plain objects @grpc/proto-loader produces with keepCase: false, oneofs: true
+ * (src/envoy/protos.ts).
+ */
+
+type Bytes = Buffer | Uint8Array | string;
+
+export interface HeaderValueMsg { key: string; value?: string; rawValue?: Bytes | null }
+export interface HttpHeadersMsg { headers?: { headers?: HeaderValueMsg[] | null } | null; endOfStream?: boolean }
+export interface HttpBodyMsg { body?: Bytes | null; endOfStream?: boolean }
+
+export interface ProcessingRequestMsg {
+  request?: string;
+  requestHeaders?: HttpHeadersMsg | null;
+  responseHeaders?: HttpHeadersMsg | null;
+  requestBody?: HttpBodyMsg | null;
+  responseBody?: HttpBodyMsg | null;
+  requestTrailers?: object | null;
+  responseTrailers?: object | null;
+  observabilityMode?: boolean;
+}
+
+export interface CommonResponseMsg {
+  status?: 'CONTINUE' | 'CONTINUE_AND_REPLACE';
+  headerMutation?: { setHeaders?: Array<{ header: { key: string; rawValue: Buffer } }>; removeHeaders?: string[] };
+  bodyMutation?: { body: Buffer } | { clearBody: true };
+}
+
+export type ProcessingResponseMsg =
+  | { requestHeaders: { response?: CommonResponseMsg } }
+  | { responseHeaders: { response?: CommonResponseMsg } }
+  | { requestBody: { response?: CommonResponseMsg } }
+  | { responseBody: { response?: CommonResponseMsg } }
+  | { requestTrailers: Record<string, never> }
+  | { responseTrailers: Record<string, never> };
+
+/** An item of a list result, as the filter predicate sees it. */
+export interface ListedItem {
+  name: string;
+  annotations?: ToolAnnotations;
+  kind: 'tool' | 'prompt' | 'resource' | 'resourceTemplate';
+  /** resources: `uri`; resource templates: `uriTemplate`. */
+  uri?: string;
+  /** The item as the server sent it. */
+  raw: JsonObject;
+}
+
+export interface ExtProcLogger {
+  warn(obj: Record<string, unknown>, msg: string): void;
+  error(obj: Record<string, unknown>, msg: string): void;
+}
+
+export interface ExtProcDeps {
+  pending: PendingCalls;
+  gate: BudgetGate;
+  annotations: ToolAnnotationStore;
+  /** Whether the caller of `call` may see a listed tool, prompt or resource; unset: no filtering. */
+  filterTool?: (call: PendingCall, tool: ListedItem) => boolean;
+  /** Once per response, when all its tokens are counted and charged. */
+  onCharged?: (decisionId: string, tokens: number) => void;
+  logger?: ExtProcLogger;
+  /** Largest body held for parsing (default 8 MiB); larger bodies pass through, counted as raw text. */
+  maxBufferBytes?: number;
+}
+
+/** Prometheus-ready counters (monotonic). */
+export interface ExtProcStats {
+  streams: number;
+  /** Responses of known calls that were processed. */
+  responses: number;
+  /** Streams whose decision id was missing or unknown (passed through). */
+  unknownDecision: number;
+  /** Internal errors (the response was passed through). */
+  errors: number;
+  /** Result tokens charged (default encoding). */
+  chargedTokens: number;
+  /** List items removed by policy. */
+  filteredItems: number;
+  /** Bodies too large to parse (counted as raw text, not filtered). */
+  oversizeBodies: number;
+}
+
+export type ExtProcHandler = grpc.handleBidiStreamingCall<ProcessingRequestMsg, ProcessingResponseMsg> & { readonly stats: ExtProcStats };
+
+const ITEM_KIND: Record<ListKind, ListedItem['kind']> = { tools: 'tool', prompts: 'prompt', resources: 'resource', resourceTemplates: 'resourceTemplate' };
+
+function toBuffer(b: Bytes | null | undefined): Buffer {
+  if (!b) return Buffer.alloc(0);
+  if (typeof b === 'string') return Buffer.from(b, 'utf8');
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Envoy sends header values in `raw_value` (newer) or `value` (older); keys are lower-case. */
+export function headerOf(h: HttpHeadersMsg | null | undefined, name: string): string | null {
+  for (const hv of h?.headers?.headers ?? []) {
+    if (hv.key.toLowerCase() !== name) continue;
+    const raw = toBuffer(hv.rawValue);
+    return raw.length > 0 ? raw.toString('utf8') : hv.value ?? '';
+  }
+  return null;
+}
+
+function listedItem(kind: ListKind, raw: JsonObject): ListedItem {
+  const item: ListedItem = { kind: ITEM_KIND[kind], name: typeof raw.name === 'string' ? raw.name : '', raw };
+  if (kind === 'tools' && isJsonObject(raw.annotations)) item.annotations = raw.annotations as ToolAnnotations;
+  if (kind === 'resources' && typeof raw.uri === 'string') item.uri = raw.uri;
+  if (kind === 'resourceTemplates' && typeof raw.uriTemplate === 'string') item.uri = raw.uriTemplate;
+  return item;
+}
+
+const noop = (): void => undefined;
+
+export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
+  const stats: ExtProcStats = { streams: 0, responses: 0, unknownDecision: 0, errors: 0, chargedTokens: 0, filteredItems: 0, oversizeBodies: 0 };
+  const log: ExtProcLogger = deps.logger ?? { warn: noop, error: noop };
+  const maxBufferBytes = deps.maxBufferBytes ?? 8 * 1024 * 1024;
+
+  const handler = (stream: grpc.ServerDuplexStream<ProcessingRequestMsg, ProcessingResponseMsg>): void => {
+    stats.streams++;
+    let call: PendingCall | null = null;
+    let decisionId: string | null = null;
+    let processor: ResponseBodyProcessor | null = null;
+    let broken = false;
+    let total: TokenCount = { tokens: 0 };
+    let counting: Promise<void> = Promise.resolve();
+    let finished = false;
+    let ended = false;
+
+    /** Counts an internal error; `passThrough`: stop touching this response's body. */
+    const fail = (e: unknown, where: string, passThrough = true): void => {
+      stats.errors++;
+      if (passThrough) broken = true;
+      log.error({ err: (e as Error)?.message ?? String(e), decisionId, where }, 'ext_proc: internal error; passing the response through');
+    };
+
+    /** Counts one value and charges it; serialised so charges land in order. */
+    const charge = (value: unknown): void => {
+      const c = call;
+      if (!c) return;
+      counting = counting.then(async () => {
+        const count = await measureValueAsync(value, deps.gate.encodingsFor?.(c.subject) ?? []);
+        if (count.tokens <= 0) return;
+        deps.gate.charge(c.subject, count);
+        total = addCounts(total, count);
+        stats.chargedTokens += count.tokens;
+      }).catch((e: unknown) => fail(e, 'charge', false));
+    };
+
+    const finish = (): void => {
+      if (finished || !call) return;
+      finished = true;
+      const id = call.decisionId;
+      void counting.then(() => deps.onCharged?.(id, total.tokens));
+    };
+
+    const transform = (message: unknown): unknown => {
+      const c = call;
+      if (!c || !isJsonObject(message) || !isJsonObject(message.result)) return message;
+      // By the request's method when there was one message; by the result's shape otherwise (a
+      // batch), and as a backstop: a list hidden in a batch must not escape the filter.
+      const methods = c.methods ?? [c.method];
+      const kind = (methods.length === 1 ? listKindOfMethod(methods[0]) : null) ?? listKindOfResult(message.result);
+      if (!kind) return message;
+      if (kind === 'tools' && Array.isArray(message.result.tools)) deps.annotations.record(c.server, message.result.tools);
+      const filter = deps.filterTool;
+      if (!filter) return message;
+      const f = filterListResponse(message, kind, (item) => filter(c, listedItem(kind, item)));
+      stats.filteredItems += f.removed;
+      return f.result;
+    };
+
+    const onResponseHeaders = (h: HttpHeadersMsg): CommonResponseMsg => {
+      if (!call) return {};
+      stats.responses++;
+      const format = bodyFormat(headerOf(h, 'content-type'));
+      if (format === 'other' || h.endOfStream) {
+        finish();
+        return {};
+      }
+      // Without the methods of every message, any response could be a batch holding a list.
+      const mayList = deps.filterTool !== undefined && (call.methods ? call.methods.some((m) => listKindOfMethod(m) !== null) : true);
+      processor = new ResponseBodyProcessor({
+        format, rewrite: mayList, transform, maxBufferBytes,
+        onMessage: (m) => {
+          if (isJsonObject(m) && ('result' in m || 'error' in m)) charge(m.result ?? m.error);
+        },
+        onRawText: (text) => charge(text),
+      });
+      // A rewritten body has a new length; in BUFFERED mode Envoy leaves Content-Length to us.
+      return mayList && format === 'json' ? { headerMutation: { removeHeaders: ['content-length'] } } : {};
+    };
+
+    const onResponseBody = (b: HttpBodyMsg): CommonResponseMsg => {
+      const chunk = toBuffer(b.body);
+      const end = b.endOfStream === true;
+      if (!processor) {
+        if (end) finish();
+        return {};
+      }
+      const p = processor;
+      if (broken) {
+        // An error elsewhere stopped processing: release anything held back, then pass through.
+        processor = null;
+        if (end) finish();
+        const held = p.abort();
+        return held && held.length > 0 ? { bodyMutation: { body: Buffer.concat([held, chunk]) } } : {};
+      }
+      let out: Buffer | null;
+      try {
+        const wasOver = p.overflowed;
+        out = p.push(chunk, end);
+        if (!wasOver && p.overflowed) {
+          stats.oversizeBodies++;
+          log.warn({ decisionId, maxBufferBytes }, 'ext_proc: response body too large to parse; passed through unfiltered, counted as raw text');
+        }
+      } catch (e) {
+        fail(e, 'body');
+        processor = null;
+        out = p.abort();
+      }
+      // After the last chunk's messages are queued for counting, so the total includes them.
+      if (end) finish();
+      if (out === null) return {};
+      return out.length === 0 ? { bodyMutation: { clearBody: true } } : { bodyMutation: { body: out } };
+    };
+
+    /**
+     * The answer to one message. Envoy waits for an answer to every message it sends, so each
+     * branch has a pass-through answer to fall back to if computing the real one fails.
+     */
+    const answer = (req: ProcessingRequestMsg): ProcessingResponseMsg | null => {
+      const guarded = <T>(where: string, f: () => T, fallback: T): T => {
+        try {
+          return f();
+        } catch (e) {
+          fail(e, where);
+          return fallback;
+        }
+      };
+      if (req.requestHeaders) {
+        const h = req.requestHeaders;
+        guarded('request headers', () => {
+          decisionId = headerOf(h, DECISION_ID_HEADER);
+          call = decisionId ? deps.pending.take(decisionId) ?? null : null;
+          if (!call) {
+            stats.unknownDecision++;
+            log.warn({ decisionId }, decisionId ? 'ext_proc: no pending call for this decision id (expired, or answered by another authz instance); passing the response through uncounted' : 'ext_proc: request carries no x-tollgate-decision-id; passing the response through uncounted');
+          }
+        }, undefined);
+        return { requestHeaders: { response: {} } };
+      }
+      if (req.responseHeaders) {
+        const h = req.responseHeaders;
+        return { responseHeaders: { response: guarded('response headers', () => onResponseHeaders(h), {}) } };
+      }
+      if (req.responseBody) {
+        const b = req.responseBody;
+        return { responseBody: { response: guarded('response body', () => onResponseBody(b), {}) } };
+      }
+      if (req.requestBody) return { requestBody: { response: {} } };
+      if (req.requestTrailers) return { requestTrailers: {} };
+      if (req.responseTrailers) {
+        guarded('response trailers', finish, undefined);
+        return { responseTrailers: {} };
+      }
+      return null;
+    };
+
+    stream.on('data', (req: ProcessingRequestMsg) => {
+      const reply = answer(req);
+      if (reply && req.observabilityMode !== true && !ended) stream.write(reply);
+    });
+    const close = (): void => {
+      finish();
+      if (!ended) {
+        ended = true;
+        stream.end();
+      }
+    };
+    stream.on('end', close);
+    stream.on('error', (e: Error) => {
+      log.warn({ err: e.message, decisionId }, 'ext_proc stream error');
+      close();
+    });
+    stream.on('cancelled', close);
+  };
+
+  return Object.assign(handler, { stats });
+}

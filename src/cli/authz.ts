@@ -1,0 +1,78 @@
+import { defaultConfig, loadConfigFile, type AuthzConfig } from '../authz/config.js';
+import { startAuthz } from '../authz/runtime.js';
+import { parseHostPort } from '../util/net.js';
+import { parseCommandArgs } from './args.js';
+import { UsageError, type Command } from './types.js';
+
+const USAGE = `Usage: tollgate authz [--config FILE] [flags]
+
+Runs the authz service: Envoy ext_authz v3 (and ext_proc) over gRPC. Every flag overrides the
+same field of the config file (docs/configuration.md documents each field).
+
+  --config FILE                YAML config file
+  --listen HOST:PORT           gRPC address (default 127.0.0.1:9191)
+  --policies DIR               build and load Rego from DIR (opa build -t wasm)
+  --entrypoint tollgate|envoy  policy contract: tollgate.authz.decision (default) or
+                               opa-envoy-plugin's envoy.authz.allow
+  --issuer URL                 token issuer (OIDC discovery at URL/.well-known/openid-configuration)
+  --audience URL               accepted token audience; repeat for several (default
+                               http://127.0.0.1:10000/mcp)
+  --server NAME                MCP server name when the sidecar route does not say (default "default")
+  --namespace NS               its namespace (default "default")
+  --resource-metadata URL      RFC 9728 metadata URL put in 401 challenges
+  --decision-log DIR           decision log directory (default <state>/decisions)
+  --no-decision-log            write no decision log (not for production)
+  --deny-status N              HTTP status of policy denials of JSON-RPC requests (default 200)
+  --upstream-authorization V   Authorization header value sent to the MCP server instead of the
+                               caller's token (default: the header is removed)
+  --state DIR                  state directory (default $TOLLGATE_STATE_DIR or ./.state)
+
+Stops cleanly on SIGINT/SIGTERM, letting in-flight checks finish.
+`;
+
+export function configFromArgs(argv: string[]): AuthzConfig | null {
+  const { values } = parseCommandArgs(argv, {
+    config: { type: 'string' }, listen: { type: 'string' }, policies: { type: 'string' }, entrypoint: { type: 'string' },
+    issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' },
+    'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
+    'deny-status': { type: 'string' }, 'upstream-authorization': { type: 'string' }, state: { type: 'string' },
+  });
+  if (values.help) return null;
+  const base = defaultConfig();
+  if (values.state) { base.stateDir = values.state; base.decisionLogDir = `${values.state}/decisions`; }
+  const c = values.config ? loadConfigFile(values.config, base) : base;
+  if (values.listen) c.listen = parseHostPort(values.listen);
+  if (values.policies) c.policy.dir = values.policies;
+  if (values.entrypoint) {
+    if (values.entrypoint !== 'tollgate' && values.entrypoint !== 'envoy') throw new UsageError('--entrypoint must be "tollgate" or "envoy"');
+    c.policy.entrypoint = values.entrypoint;
+  }
+  if (values.issuer) c.identity.issuer = values.issuer;
+  if (values.audience?.length) c.identity.audience = values.audience;
+  if (values.server) c.server.name = values.server;
+  if (values.namespace) c.server.namespace = values.namespace;
+  if (values['resource-metadata']) c.resourceMetadataUrl = values['resource-metadata'];
+  if (values['decision-log']) c.decisionLogDir = values['decision-log'];
+  if (values['no-decision-log']) c.decisionLogDir = null;
+  if (values['deny-status']) {
+    const s = Number(values['deny-status']);
+    if (!Number.isInteger(s) || s < 200 || s > 599) throw new UsageError('--deny-status must be an HTTP status (200-599)');
+    c.denyStatus = s;
+  }
+  if (values['upstream-authorization']) c.upstreamAuthorization = values['upstream-authorization'];
+  return c;
+}
+
+export const authzCommand: Command = {
+  name: 'authz',
+  summary: 'Run the authz service (Envoy ext_authz + ext_proc over gRPC)',
+  async run(argv) {
+    const cfg = configFromArgs(argv);
+    if (!cfg) { process.stdout.write(USAGE); return 0; }
+    const running = await startAuthz(cfg);
+    process.stdout.write(`authz listening on ${cfg.listen.host}:${running.port}\n`);
+    await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+    await running.close();
+    return 0;
+  },
+};

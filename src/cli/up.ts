@@ -1,0 +1,79 @@
+import { LocalMesh, DEFAULT_PORTS } from '../mesh/local.js';
+import { parseCommandArgs } from './args.js';
+import { UsageError, type Command } from './types.js';
+
+const USAGE = `Usage: tollgate up [--policies DIR] [--demo | --upstream URL] [flags]
+
+Starts a governed MCP mesh on loopback and keeps it running until Ctrl-C:
+  dev OIDC issuer  http://127.0.0.1:5556      (keys kept in the state dir)
+  authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC)
+  Envoy            http://127.0.0.1:10000/mcp (admin on 9901) in front of the MCP server
+
+  --policies DIR   Rego policies to build and enforce (default ./policies)
+  --demo           govern the built-in demo MCP server (default when --upstream is not given)
+  --upstream URL   govern this MCP server instead, e.g. http://127.0.0.1:3001/mcp
+  --server NAME    the governed server's name in policy input and logs (default "demo")
+  --state DIR      state directory: issuer keys, decision logs (default $TOLLGATE_STATE_DIR or ./.state)
+  --envoy-port N   (default 10000)    --admin-port N (default 9901)
+  --authz-port N   (default 9191)     --issuer-port N (default 5556)
+  --verbose        echo every component's log
+`;
+
+export const upCommand: Command = {
+  name: 'up',
+  summary: 'Start a local mesh on loopback',
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, {
+      policies: { type: 'string' }, demo: { type: 'boolean' }, upstream: { type: 'string' }, server: { type: 'string' },
+      state: { type: 'string' }, 'envoy-port': { type: 'string' }, 'admin-port': { type: 'string' }, 'authz-port': { type: 'string' },
+      'issuer-port': { type: 'string' }, verbose: { type: 'boolean' },
+    });
+    if (values.help) { process.stdout.write(USAGE); return 0; }
+    if (values.demo && values.upstream) throw new UsageError('give either --demo or --upstream, not both');
+    let upstream: { host: string; port: number } | undefined;
+    if (values.upstream) {
+      let u: URL;
+      try { u = new URL(values.upstream); } catch { throw new UsageError(`--upstream is not a URL: ${values.upstream}`); }
+      if (u.protocol !== 'http:') throw new UsageError('--upstream must be an http:// URL (Envoy speaks plain HTTP to a local MCP server)');
+      upstream = { host: u.hostname, port: Number(u.port || 80) };
+    }
+    const port = (v: string | undefined, d: number): number => {
+      if (v === undefined) return d;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`bad port "${v}"`);
+      return n;
+    };
+    const stateDir = values.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state';
+    process.stdout.write('Starting the Tollgate mesh (building policies with opa)…\n');
+    const mesh = await LocalMesh.start({
+      policies: values.policies ?? 'policies', stateDir, upstream, server: values.server, echo: values.verbose ?? false,
+      ports: {
+        envoy: port(values['envoy-port'], DEFAULT_PORTS.envoy), envoyAdmin: port(values['admin-port'], DEFAULT_PORTS.envoyAdmin),
+        authz: port(values['authz-port'], DEFAULT_PORTS.authz), issuer: port(values['issuer-port'], DEFAULT_PORTS.issuer),
+      },
+    });
+    const e = mesh.endpoints;
+    process.stdout.write([
+      '',
+      'Tollgate mesh is up.',
+      `  MCP endpoint (governed)   ${e.mcp}`,
+      `  Resource metadata         ${e.resourceMetadata}`,
+      `  MCP server (upstream)     ${e.upstream}${mesh.demo ? '   (demo server)' : ''}`,
+      `  authz (gRPC)              ${e.authz}`,
+      `  OIDC issuer               ${e.issuer}`,
+      `  Envoy admin               ${e.envoyAdmin}`,
+      `  Decision log              ${stateDir}/decisions`,
+      '',
+      'Mint a dev token, then point any MCP client at the endpoint with it:',
+      '  npx tollgate token --sub alice --team payments',
+      `  TOKEN=$(npx tollgate token --sub alice --team payments | tail -1)`,
+      '',
+      'Press Ctrl-C to stop.',
+      '',
+    ].join('\n'));
+    await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+    process.stdout.write('\nStopping…\n');
+    await mesh.stop();
+    return 0;
+  },
+};
