@@ -73,7 +73,8 @@ export interface ExtProcLogger {
 
 export interface ExtProcDeps {
   pending: PendingCalls;
-  gate: BudgetGate;
+  /** null: no budgets configured; responses are not counted, annotations and filtering still run. */
+  gate: BudgetGate | null;
   annotations: ToolAnnotationStore;
   /** Whether the caller of `call` may see a listed tool, prompt or resource; unset: no filtering. */
   filterTool?: (call: PendingCall, tool: ListedItem) => boolean;
@@ -157,11 +158,12 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
     /** Counts one value and charges it; serialised so charges land in order. */
     const charge = (value: unknown): void => {
       const c = call;
-      if (!c) return;
+      const gate = deps.gate;
+      if (!c || !gate) return;
       counting = counting.then(async () => {
-        const count = await measureValueAsync(value, deps.gate.encodingsFor?.(c.subject) ?? []);
+        const count = await measureValueAsync(value, gate.encodingsFor?.(c.subject) ?? []);
         if (count.tokens <= 0) return;
-        deps.gate.charge(c.subject, count);
+        gate.charge(c.subject, count);
         total = addCounts(total, count);
         stats.chargedTokens += count.tokens;
       }).catch((e: unknown) => fail(e, 'charge', false));

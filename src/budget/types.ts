@@ -9,11 +9,31 @@ export interface ChargeSubject {
   tool: string | null;
 }
 
+/**
+ * Tokens of one piece of content. `tokens` is the count in the default encoding (o200k_base);
+ * `byEncoding` carries counts in the other encodings the applicable budgets use, so a budget with
+ * `tokenizer: cl100k_base` is charged in its own unit. A plain number means "default encoding,
+ * for every budget".
+ */
+export interface TokenCount {
+  tokens: number;
+  byEncoding?: Readonly<Record<string, number>>;
+}
+
+export type Tokens = number | TokenCount;
+
 export interface BudgetCheck {
   /** Every applicable budget, as given to the policy in input.budget.budgets. */
   entries: BudgetInputEntry[];
   /** The first exhausted budget with action "deny", if any: the call must be refused. */
   exhausted: BudgetInputEntry | null;
+  /**
+   * Why `exhausted` refuses the call, worded for the MCP client (which budget, the limit, when it
+   * resets, or that shared budget state is unreachable). Set whenever `exhausted` is.
+   */
+  reason?: string;
+  /** Budgets with action "warn" that are used up: the call goes ahead, the record notes it. */
+  warnings?: BudgetInputEntry[];
 }
 
 /**
@@ -21,7 +41,15 @@ export interface BudgetCheck {
  * is reached through leases held locally (see src/budget/lease.ts).
  */
 export interface BudgetGate {
-  check(subject: ChargeSubject, estimatedTokens: number): BudgetCheck;
-  charge(subject: ChargeSubject, tokens: number): void;
+  check(subject: ChargeSubject, estimatedTokens: Tokens): BudgetCheck;
+  charge(subject: ChargeSubject, tokens: Tokens): void;
   close(): Promise<void>;
+  /**
+   * Counts a value (tool arguments, a result) in every encoding the subject's budgets use, so
+   * check()/charge() can charge each budget in its own tokenizer. Optional: without it, callers
+   * pass a number in the default encoding.
+   */
+  measure?(subject: ChargeSubject, value: unknown): TokenCount;
+  /** Encodings the subject's applicable budgets count in (always includes the default). */
+  encodingsFor?(subject: ChargeSubject): readonly string[];
 }

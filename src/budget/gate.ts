@@ -1,0 +1,105 @@
+import type { BudgetSpec } from './config.js';
+import { applicableBudgets, evaluateBudgets, tokensIn, type BudgetStanding } from './ledger.js';
+import type { BudgetStore } from './store.js';
+import { DEFAULT_ENCODING, measureValue, measureValueAsync } from './tokens.js';
+import type { BudgetCheck, BudgetGate, ChargeSubject, TokenCount, Tokens } from './types.js';
+import { WindowCache } from './window.js';
+
+/** Prometheus-ready counters (monotonic), keyed by budget name. */
+export interface BudgetMetrics {
+  /** Tokens charged to each budget. */
+  readonly chargedTokens: Map<string, number>;
+  /** Calls refused by each budget. */
+  readonly denials: Map<string, number>;
+}
+
+export interface TollgateBudgetGate extends BudgetGate {
+  measure(subject: ChargeSubject, value: unknown): TokenCount;
+  /** Like measure(), without holding the event loop on large values (results, manifests). */
+  measureAsync(subject: ChargeSubject, value: unknown): Promise<TokenCount>;
+  encodingsFor(subject: ChargeSubject): readonly string[];
+  readonly budgets: readonly BudgetSpec[];
+  readonly metrics: BudgetMetrics;
+}
+
+export interface BudgetGateOptions {
+  clock?: () => number;
+}
+
+const SUBJECT_CACHE_MAX = 10_000;
+
+function subjectKey(s: ChargeSubject): string {
+  return `${s.team ?? ''}\u0000${s.agent ?? ''}\u0000${s.sub ?? ''}\u0000${s.server}\u0000${s.tool ?? ''}`;
+}
+
+/**
+ * The budget gate Check uses: pure accounting (ledger.ts) over a store (local or NATS). check()
+ * and charge() are synchronous and do no I/O; the store persists or replicates afterwards.
+ */
+export function createBudgetGate(cfg: { budgets: readonly BudgetSpec[] }, store: BudgetStore, opts: BudgetGateOptions = {}): TollgateBudgetGate {
+  const clock = opts.clock ?? Date.now;
+  const windows = new WindowCache();
+  const budgets = [...cfg.budgets];
+  const applicable = new Map<string, { specs: BudgetSpec[]; encodings: string[] }>();
+  const metrics: BudgetMetrics = { chargedTokens: new Map(), denials: new Map() };
+
+  const forSubject = (subject: ChargeSubject): { specs: BudgetSpec[]; encodings: string[] } => {
+    const key = subjectKey(subject);
+    let hit = applicable.get(key);
+    if (!hit) {
+      const specs = applicableBudgets(budgets, subject);
+      hit = { specs, encodings: [...new Set([DEFAULT_ENCODING, ...specs.map((s) => s.tokenizer)])] };
+      if (applicable.size >= SUBJECT_CACHE_MAX) applicable.clear();
+      applicable.set(key, hit);
+    }
+    return hit;
+  };
+
+  const bump = (m: Map<string, number>, k: string, n: number): void => { m.set(k, (m.get(k) ?? 0) + n); };
+
+  return {
+    budgets,
+    metrics,
+
+    check(subject: ChargeSubject, estimatedTokens: Tokens): BudgetCheck {
+      const { specs } = forSubject(subject);
+      if (specs.length === 0) return { entries: [], exhausted: null };
+      const now = clock();
+      const standings: BudgetStanding[] = specs.map((spec) => {
+        const window = windows.get(spec.window, spec.timezone, now);
+        return { spec, window, usage: store.usage(spec, window, now, tokensIn(estimatedTokens, spec.tokenizer)) };
+      });
+      const result = evaluateBudgets(standings, estimatedTokens);
+      if (result.exhausted) bump(metrics.denials, result.exhausted.name, 1);
+      return result;
+    },
+
+    charge(subject: ChargeSubject, tokens: Tokens): void {
+      const { specs } = forSubject(subject);
+      if (specs.length === 0) return;
+      const now = clock();
+      for (const spec of specs) {
+        const n = tokensIn(tokens, spec.tokenizer);
+        if (!(n > 0)) continue;
+        store.spend(spec, windows.get(spec.window, spec.timezone, now), n, now);
+        bump(metrics.chargedTokens, spec.name, n);
+      }
+    },
+
+    measure(subject: ChargeSubject, value: unknown): TokenCount {
+      return measureValue(value, forSubject(subject).encodings);
+    },
+
+    measureAsync(subject: ChargeSubject, value: unknown): Promise<TokenCount> {
+      return measureValueAsync(value, forSubject(subject).encodings);
+    },
+
+    encodingsFor(subject: ChargeSubject): readonly string[] {
+      return forSubject(subject).encodings;
+    },
+
+    close(): Promise<void> {
+      return store.close();
+    },
+  };
+}

@@ -1,0 +1,502 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import type { BudgetSpec, NatsBudgetSettings } from './config.js';
+import {
+  decodeLeaseState, emptyLeaseState, encodeLeaseState, leasedTotal, leaseSize, resetState, settle, type LeaseRecord, type LeaseState,
+} from './lease.js';
+import { scopeRecord } from './ledger.js';
+import type { BudgetAdmin, BudgetStatusRow, BudgetStore, BudgetUsage } from './store.js';
+import { nextWindow, windowAt, type BudgetWindow } from './window.js';
+
+/**
+ * Budget state shared by authz replicas through NATS JetStream KV (see lease.ts for the protocol).
+ *
+ * Check never waits on NATS: usage() and spend() read and update this replica's lease in memory.
+ * A background loop, per budget and window, reports what was spent and renews the lease every
+ * sync interval, at once when the lease runs low, and takes the next window's lease shortly before
+ * rollover so the first call of a new hour/day/month finds one waiting.
+ */
+
+export const USAGE_TTL_MS = 62 * 24 * 3_600_000;
+const LIMITS_KEY = 'limits';
+const SPECS_KEY = 'specs';
+
+export function usageKey(budget: string, windowKey: string): string {
+  return `w.${budget}.${windowKey}`;
+}
+
+export interface NatsStoreLogger {
+  warn(obj: Record<string, unknown>, msg: string): void;
+}
+
+export interface NatsStoreOptions {
+  /** Unique per process; names this replica's leases. Default: host-pid-random. */
+  replicaId?: string;
+  clock?: () => number;
+  logger?: NatsStoreLogger;
+  /** Grace before another replica's lease counts as expired (default 2000 ms). */
+  clockSkewMs?: number;
+  /** How long before a window ends its successor's lease is taken (default 5 sync intervals, at least 10 s). */
+  prefetchMs?: number;
+  /** Give up connecting on start after this long (default 5000 ms). */
+  connectTimeoutMs?: number;
+}
+
+interface Slot {
+  spec: BudgetSpec;
+  window: BudgetWindow;
+  key: string;
+  lease: LeaseRecord | null;
+  /** Spent against `lease` (or without one) and not yet reported; may exceed the lease. */
+  spent: number;
+  /** What the KV entry said at the last successful sync (`at`: monotonic ms). */
+  view: { used: number; others: number; at: number } | null;
+  syncing: Promise<void> | null;
+  again: boolean;
+  /** The last sync could not get the lease it asked for: the budget is (nearly) used up. */
+  starved: boolean;
+  /** Spending rate in tokens per ms (monotonic time), for lease sizing. */
+  rate: number;
+  /** The largest single call refused because the lease was too small for it (0: none). */
+  demand: number;
+  periodSpent: number;
+  periodStart: number;
+}
+
+export function defaultReplicaId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+function isConflict(e: unknown): boolean {
+  if (e instanceof JetStreamApiError) {
+    return e.code === JetStreamApiCodes.StreamWrongLastSequence || e.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown;
+  }
+  return /wrong last sequence/i.test((e as Error)?.message ?? '');
+}
+
+const dec = new TextDecoder();
+
+function readState(e: KvEntry | null): LeaseState {
+  if (!e || e.operation !== 'PUT') return emptyLeaseState();
+  return decodeLeaseState(dec.decode(e.value));
+}
+
+async function openBuckets(nc: NatsConnection, s: NatsBudgetSettings): Promise<{ kv: KV; cfg: KV }> {
+  // The JetStream client's own timeout bounds every KV call (get included), so a silent server
+  // shows up as a failure after `timeoutMs`, not after the library default.
+  const kvm = new Kvm(jetstream(nc, { timeout: s.timeoutMs }));
+  const kv = await kvm.create(s.bucket, { history: 1, ttl: USAGE_TTL_MS, timeout: s.timeoutMs, description: 'Tollgate budget usage and leases, per budget and window' });
+  const cfg = await kvm.create(s.configBucket, { history: 1, timeout: s.timeoutMs, description: 'Tollgate budget limit overrides and declarations' });
+  return { kv, cfg };
+}
+
+function readLimits(e: KvEntry | null): Record<string, number> {
+  if (!e || e.operation !== 'PUT') return {};
+  try {
+    const raw: unknown = JSON.parse(dec.decode(e.value));
+    const out: Record<string, number> = {};
+    if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+      for (const [k, v] of Object.entries(raw)) if (typeof v === 'number' && v > 0) out[k] = v;
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+export async function connectNats(url: string, name: string, timeoutMs: number): Promise<NatsConnection> {
+  try {
+    return await connect({
+      servers: url, name, timeout: timeoutMs,
+      // Keep trying for ever once connected: the budget state comes back when NATS does.
+      maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 5000, maxPingOut: 2,
+    });
+  } catch (e) {
+    throw new Error(`cannot reach NATS at ${url} for shared budget state: ${(e as Error).message}. Start NATS (with JetStream, -js), fix nats.url in the budgets file, or remove the nats section to keep budget state in this process`);
+  }
+}
+
+export class NatsBudgetStore implements BudgetStore {
+  readonly replicaId: string;
+  private readonly slots = new Map<string, Slot>();
+  private limits: Record<string, number> = {};
+  private connected = true;
+  private failure: string | null = null;
+  private unreachableSince: number | null = null;
+  private ticker: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly clock: () => number;
+  private readonly skewMs: number;
+  private readonly prefetchMs: number;
+
+  private constructor(
+    private readonly specs: BudgetSpec[],
+    private readonly settings: NatsBudgetSettings,
+    private readonly nc: NatsConnection,
+    private readonly kv: KV,
+    private readonly cfg: KV,
+    private readonly opts: NatsStoreOptions,
+  ) {
+    this.replicaId = opts.replicaId ?? defaultReplicaId();
+    this.clock = opts.clock ?? Date.now;
+    this.skewMs = opts.clockSkewMs ?? 2000;
+    this.prefetchMs = opts.prefetchMs ?? Math.max(settings.syncIntervalMs * 5, 10_000);
+  }
+
+  /**
+   * Connects, records the declared budgets, and takes a first lease on every budget, so Check has
+   * something to spend from the first call. Fails (with what to do) when NATS is not reachable.
+   */
+  static async open(specs: BudgetSpec[], settings: NatsBudgetSettings, opts: NatsStoreOptions = {}): Promise<NatsBudgetStore> {
+    const replicaId = opts.replicaId ?? defaultReplicaId();
+    const nc = await connectNats(settings.url, `tollgate-authz ${replicaId}`, opts.connectTimeoutMs ?? 5000);
+    try {
+      const { kv, cfg } = await openBuckets(nc, settings);
+      const store = new NatsBudgetStore(specs, settings, nc, kv, cfg, { ...opts, replicaId });
+      await cfg.put(SPECS_KEY, JSON.stringify(specs));
+      store.limits = readLimits(await cfg.get(LIMITS_KEY));
+      const now = store.clock();
+      await Promise.all(specs.map((s) => store.sync(store.slot(s, windowAt(s.window, s.timezone, now)))));
+      void store.watchStatus();
+      store.ticker = setInterval(() => store.tick(), settings.syncIntervalMs);
+      store.ticker.unref();
+      return store;
+    } catch (e) {
+      await nc.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** NATS is reachable and the last KV operation worked. */
+  get healthy(): boolean { return this.connected && this.failure === null; }
+
+  /** The lease this replica holds on a budget's window (for tests and status). */
+  leaseOf(name: string, windowKey: string): LeaseRecord | null {
+    return this.slots.get(usageKey(name, windowKey))?.lease ?? null;
+  }
+
+  private limitOf(spec: BudgetSpec): number {
+    return this.limits[spec.name] ?? spec.limit;
+  }
+
+  private slot(spec: BudgetSpec, window: BudgetWindow): Slot {
+    const key = usageKey(spec.name, window.key);
+    let s = this.slots.get(key);
+    if (!s) {
+      s = {
+        spec, window, key, lease: null, spent: 0, view: null, syncing: null, again: false, starved: false,
+        demand: 0, rate: 0, periodSpent: 0, periodStart: performance.now(),
+      };
+      this.slots.set(key, s);
+    }
+    return s;
+  }
+
+  private unreachableReason(): string {
+    const since = this.unreachableSince === null ? '' : ` since ${new Date(this.unreachableSince).toISOString()}`;
+    return `shared budget state (NATS at ${this.settings.url}) is unreachable${since}${this.failure ? ` (${this.failure})` : ''}`;
+  }
+
+  usage(spec: BudgetSpec, window: BudgetWindow, now: number, need = 0): BudgetUsage {
+    const limit = this.limitOf(spec);
+    const s = this.slots.get(usageKey(spec.name, window.key));
+    const unreachable = !this.healthy;
+    if (unreachable && this.settings.onNatsUnavailable === 'fail-closed') {
+      return {
+        limit, used: s?.view ? s.view.used + s.view.others + s.spent : 0, spendable: 0,
+        unavailable: `budget "${spec.name}": ${this.unreachableReason()}, and budgets fail closed (nats.onNatsUnavailable: fail-closed); calls under this budget are refused until NATS is back`,
+      };
+    }
+    if (!s || !s.view) {
+      if (!s && !this.closed) this.kick(this.slot(spec, window));
+      return {
+        limit, used: 0, spendable: 0,
+        unavailable: unreachable
+          ? `budget "${spec.name}": ${this.unreachableReason()}, and this replica holds no lease for the ${spec.window} ${window.key}`
+          : `budget "${spec.name}": this authz replica is still loading the budget's ${spec.window} ${window.key} from NATS; retry in a moment`,
+      };
+    }
+    const used = s.view.used + s.view.others + s.spent;
+    const leaseLive = s.lease !== null && now < s.lease.expiresAt;
+    const spendable = leaseLive ? s.lease!.amount - s.spent : 0;
+    if (need > spendable && need > s.demand) {
+      // A call larger than this replica's lease: the next lease must hold it, or it never passes.
+      s.demand = need;
+      s.starved = false;
+      this.kick(s);
+    }
+    this.maybeRefill(s, spendable);
+    if (unreachable && spendable <= 0 && used < limit) {
+      const why = s.lease === null ? 'holds no lease' : leaseLive ? 'has used up its lease' : `let its lease expire at ${new Date(s.lease.expiresAt).toISOString()}`;
+      return {
+        limit, used, spendable: 0,
+        unavailable: `budget "${spec.name}": ${this.unreachableReason()}, and this replica ${why} (nats.onNatsUnavailable: use-leases-until-expiry); calls under this budget are refused until NATS is back`,
+      };
+    }
+    return { limit, used, spendable };
+  }
+
+  spend(spec: BudgetSpec, window: BudgetWindow, tokens: number): void {
+    if (!(tokens > 0)) return;
+    const s = this.slot(spec, window);
+    s.spent += tokens;
+    s.periodSpent += tokens;
+    this.maybeRefill(s, s.lease ? s.lease.amount - s.spent : 0);
+  }
+
+  /** Renews a lease that runs low before it runs out, unless the budget has nothing more to give. */
+  private maybeRefill(s: Slot, left: number): void {
+    if (!s.starved && !s.syncing && left < this.wantFor(s) / 2) this.kick(s);
+  }
+
+  private wantFor(s: Slot): number {
+    const size = leaseSize(this.limitOf(s.spec), this.settings.lease, s.rate, this.settings.syncIntervalMs);
+    return Math.max(size, s.demand);
+  }
+
+  /** Starts a sync of one slot now, or right after the one under way. */
+  private kick(s: Slot): void {
+    // While disconnected a KV call could only wait for its timeout; reconnecting kicks every slot.
+    if (this.closed || !this.connected) return;
+    if (s.syncing) {
+      s.again = true;
+      return;
+    }
+    void this.sync(s);
+  }
+
+  private sync(s: Slot, giveBack = false): Promise<void> {
+    if (s.syncing) return s.syncing;
+    s.syncing = (async () => {
+      try {
+        do {
+          s.again = false;
+          try {
+            await this.syncOnce(s, giveBack);
+          } catch (e) {
+            this.noteFailure(e as Error, s);
+            // Asked again meanwhile (NATS came back): try again now rather than at the next tick.
+            if (!s.again || !this.connected) break;
+          }
+        } while (s.again && !this.closed && !s.starved);
+      } finally {
+        s.syncing = null;
+      }
+    })();
+    return s.syncing;
+  }
+
+  private async syncOnce(s: Slot, giveBack: boolean): Promise<void> {
+    // Rates and staleness run on the monotonic clock; the injected clock is wall time, for lease
+    // expiry and windows, which all replicas must agree on.
+    const mono = performance.now();
+    const elapsed = mono - s.periodStart;
+    if (elapsed > 0) {
+      s.rate = s.rate === 0 ? s.periodSpent / elapsed : (s.rate + s.periodSpent / elapsed) / 2;
+      s.periodSpent = 0;
+      s.periodStart = mono;
+    }
+    const now0 = this.clock();
+    const held = s.lease;
+    const snapSpent = s.spent;
+    // Ask for at least the unspent rest of the current lease: calls keep spending it while this
+    // write is in flight, and the new lease must cover that (see docs/budgets.md).
+    const heldUnspent = held && now0 < held.expiresAt ? Math.max(0, held.amount - snapSpent) : 0;
+    const want = giveBack ? 0 : Math.max(this.wantFor(s), heldUnspent);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const entry = await this.kv.get(s.key);
+      const now = this.clock();
+      const r = settle(readState(entry), {
+        replica: this.replicaId, held, spent: snapSpent, want, limit: this.limitOf(s.spec), now,
+        ttlMs: this.settings.lease.ttlMs, skewMs: this.skewMs, newId: randomBytes(6).toString('base64url'),
+      });
+      try {
+        const value = encodeLeaseState(r.state);
+        if (entry) await this.kv.update(s.key, value, entry.revision);
+        else await this.kv.create(s.key, value);
+      } catch (e) {
+        if (isConflict(e)) continue;
+        throw e;
+      }
+      s.lease = r.grant;
+      s.spent -= snapSpent;
+      if (r.grant && r.grant.amount >= s.demand) s.demand = 0;
+      s.view = { used: r.state.used, others: leasedTotal(r.state, this.replicaId), at: performance.now() };
+      s.starved = !giveBack && (r.grant?.amount ?? 0) < want;
+      this.noteSuccess();
+      return;
+    }
+    throw new Error(`gave up on ${s.key} after 20 compare-and-set conflicts`);
+  }
+
+  private noteFailure(e: Error, s: Slot): void {
+    if (this.failure === null) this.opts.logger?.warn({ key: s.key, err: e.message }, 'budget sync with NATS failed');
+    this.failure = e.message;
+    this.unreachableSince ??= this.clock();
+  }
+
+  private noteSuccess(): void {
+    if (this.failure !== null && this.connected) this.unreachableSince = null;
+    this.failure = null;
+  }
+
+  private async watchStatus(): Promise<void> {
+    try {
+      for await (const st of this.nc.status()) {
+        if (st.type === 'disconnect') {
+          this.connected = false;
+          this.unreachableSince ??= this.clock();
+          this.opts.logger?.warn({ server: st.server }, 'lost the NATS connection that holds shared budget state');
+        } else if (st.type === 'reconnect') {
+          this.connected = true;
+          this.failure = null;
+          this.unreachableSince = null;
+          for (const s of this.slots.values()) { s.starved = false; this.kick(s); }
+        }
+      }
+    } catch {
+      // The status iterator ends with the connection.
+    }
+  }
+
+  /** Every sync interval: refresh overrides, renew and report, take next windows' leases, retire old ones. */
+  private tick(): void {
+    if (this.closed || !this.connected) return;
+    const now = this.clock();
+    void this.cfg.get(LIMITS_KEY).then((e) => { this.limits = readLimits(e); }, () => undefined);
+    for (const spec of this.specs) {
+      const w = windowAt(spec.window, spec.timezone, now);
+      this.slot(spec, w);
+      if (w.end - now <= this.prefetchMs) this.slot(spec, nextWindow(w, spec.timezone));
+    }
+    for (const [key, s] of this.slots) {
+      if (s.window.end <= now) {
+        // Past windows: report the last spending and give the lease back, then forget the slot.
+        if (s.lease === null && s.spent === 0) this.slots.delete(key);
+        else if (!s.syncing) void this.sync(s, true);
+        continue;
+      }
+      s.starved = false;
+      if (s.syncing) continue;
+      const renewDue = s.lease === null || s.lease.expiresAt - now < (this.settings.lease.ttlMs * 2) / 3;
+      const low = (s.lease ? s.lease.amount - s.spent : 0) < this.wantFor(s) / 2;
+      const stale = !s.view || performance.now() - s.view.at >= this.settings.syncIntervalMs * 5;
+      if (s.spent > 0 || renewDue || low || stale) void this.sync(s);
+    }
+  }
+
+  /** Reports what was spent and gives every lease back, then disconnects. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+    if (this.healthy) {
+      for (const s of this.slots.values()) if (s.syncing) await s.syncing.catch(() => undefined);
+      await Promise.all([...this.slots.values()].map((s) => this.sync(s, true)));
+    }
+    await this.nc.close().catch(() => undefined);
+  }
+
+  /**
+   * Drops the NATS connection without reporting or giving anything back, as a crash would: the
+   * leases stay until they expire. For failure drills and tests.
+   */
+  async abandon(): Promise<void> {
+    this.closed = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+    await this.nc.close().catch(() => undefined);
+  }
+}
+
+/** `tollgate budget status/set/reset` against the shared state in NATS. */
+export class NatsBudgetAdmin implements BudgetAdmin {
+  private constructor(private readonly nc: NatsConnection, private readonly kv: KV, private readonly cfg: KV, private readonly specs: BudgetSpec[] | null) {}
+
+  static async open(settings: NatsBudgetSettings, specs: BudgetSpec[] | null = null): Promise<NatsBudgetAdmin> {
+    const nc = await connectNats(settings.url, 'tollgate budget', settings.timeoutMs);
+    try {
+      const { kv, cfg } = await openBuckets(nc, settings);
+      return new NatsBudgetAdmin(nc, kv, cfg, specs);
+    } catch (e) {
+      await nc.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async known(): Promise<BudgetSpec[]> {
+    if (this.specs) return this.specs;
+    const e = await this.cfg.get(SPECS_KEY);
+    if (!e || e.operation !== 'PUT') return [];
+    try {
+      const raw: unknown = JSON.parse(dec.decode(e.value));
+      return Array.isArray(raw) ? (raw as BudgetSpec[]) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  private async spec(name: string): Promise<BudgetSpec> {
+    const specs = await this.known();
+    const s = specs.find((x) => x.name === name);
+    if (!s) {
+      throw new Error(specs.length
+        ? `no budget named "${name}" in NATS (known: ${specs.map((x) => x.name).join(', ')})`
+        : 'no budgets recorded in NATS yet: start authz with a budgets file once, or pass --budgets FILE');
+    }
+    return s;
+  }
+
+  async status(now: number): Promise<BudgetStatusRow[]> {
+    const limits = readLimits(await this.cfg.get(LIMITS_KEY));
+    const rows: BudgetStatusRow[] = [];
+    for (const spec of await this.known()) {
+      const w = windowAt(spec.window, spec.timezone, now);
+      const st = readState(await this.kv.get(usageKey(spec.name, w.key)));
+      let leased = 0;
+      for (const l of Object.values(st.leases)) if (l.expiresAt > now) leased += l.amount;
+      const expired = leasedTotal(st) - leased;
+      const used = st.used + expired;
+      const limit = limits[spec.name] ?? spec.limit;
+      rows.push({
+        name: spec.name, scope: scopeRecord(spec), window: spec.window, windowKey: w.key, timezone: spec.timezone, action: spec.action,
+        limit, declaredLimit: spec.limit, used, leased, remaining: Math.max(0, limit - used - leased), resetsAt: new Date(w.end).toISOString(),
+      });
+    }
+    return rows;
+  }
+
+  private async casUpdate(key: string, f: (e: KvEntry | null) => string): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const bucket = key.startsWith('w.') ? this.kv : this.cfg;
+      const e = await bucket.get(key);
+      try {
+        if (e) await bucket.update(key, f(e), e.revision);
+        else await bucket.create(key, f(null));
+        return;
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+      }
+    }
+    throw new Error(`could not update ${key}: too many concurrent writers, try again`);
+  }
+
+  async setLimit(name: string, limit: number): Promise<void> {
+    await this.spec(name);
+    await this.casUpdate(LIMITS_KEY, (e) => JSON.stringify({ ...readLimits(e), [name]: limit }));
+  }
+
+  async reset(name: string, now: number): Promise<void> {
+    const spec = await this.spec(name);
+    const w = windowAt(spec.window, spec.timezone, now);
+    await this.casUpdate(usageKey(name, w.key), (e) => encodeLeaseState(resetState(readState(e), now)));
+  }
+
+  async close(): Promise<void> {
+    await this.nc.close().catch(() => undefined);
+  }
+}

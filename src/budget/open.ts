@@ -1,0 +1,50 @@
+import { join } from 'node:path';
+import { loadBudgetConfig, type BudgetConfig } from './config.js';
+import { createBudgetGate, type TollgateBudgetGate } from './gate.js';
+import { LocalBudgetStore } from './local-store.js';
+import { NatsBudgetStore, type NatsStoreLogger } from './nats-store.js';
+import { preloadEncodings } from './tokens.js';
+
+export interface OpenBudgetsOptions {
+  /** authz state directory; local budget state lives in `<stateDir>/budgets/`. */
+  stateDir: string;
+  /** Names this replica's leases in NATS (default host-pid-random). */
+  replicaId?: string;
+  clock?: () => number;
+  logger?: NatsStoreLogger & { error?(obj: Record<string, unknown>, msg: string): void };
+}
+
+export interface OpenedBudgets {
+  config: BudgetConfig;
+  gate: TollgateBudgetGate;
+  /** "nats" when the state is shared through JetStream KV, else "local". */
+  mode: 'nats' | 'local';
+}
+
+export function localStateDir(stateDir: string): string {
+  return join(stateDir, 'budgets');
+}
+
+/**
+ * Builds the budget gate authz runs with: NATS-shared state when the budgets file has a `nats`
+ * section, in-process state persisted under the state directory otherwise. Loads the tokenizers
+ * the budgets use, so the first call does not pay for it.
+ */
+export async function openBudgetGate(configOrFile: BudgetConfig | string, opts: OpenBudgetsOptions): Promise<OpenedBudgets> {
+  const config = typeof configOrFile === 'string' ? loadBudgetConfig(configOrFile) : configOrFile;
+  preloadEncodings(['o200k_base', ...config.budgets.map((b) => b.tokenizer)]);
+  const gateOpts = opts.clock ? { clock: opts.clock } : {};
+  if (config.nats) {
+    const store = await NatsBudgetStore.open(config.budgets, config.nats, {
+      ...(opts.replicaId ? { replicaId: opts.replicaId } : {}), ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.logger ? { logger: opts.logger } : {}),
+    });
+    return { config, mode: 'nats', gate: createBudgetGate(config, store, gateOpts) };
+  }
+  const logger = opts.logger;
+  const store = LocalBudgetStore.open(config.budgets, {
+    dir: localStateDir(opts.stateDir),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    onError: (e) => (logger?.error ?? logger?.warn)?.call(logger, { err: e.message }, 'budget state'),
+  });
+  return { config, mode: 'local', gate: createBudgetGate(config, store, gateOpts) };
+}
