@@ -3,7 +3,7 @@ import { AuthError, type Identity, type TokenVerifier } from '../identity/types.
 import { bearerToken } from '../identity/bearer.js';
 import { parseMcpBody, idOf, type BodyLimits, type JsonRpcMessage } from '../mcp/jsonrpc.js';
 import { callFacts, type McpCallFacts } from '../mcp/request.js';
-import type { BudgetGate, ChargeSubject } from '../budget/types.js';
+import type { BudgetGate, ChargeSubject, TokenCount } from '../budget/types.js';
 import type { Decision, PolicyInput, ToolAnnotations, BudgetInputEntry } from '../policy/types.js';
 import type { PolicyHolder } from '../policy/holder.js';
 import type { DecisionSink } from '../decisionlog/types.js';
@@ -62,6 +62,7 @@ interface Judged {
   budgets: BudgetInputEntry[];
   subject: ChargeSubject | null;
   tokens: number;
+  measured?: TokenCount | null;
   evalNs: number;
 }
 
@@ -155,12 +156,13 @@ export class Authorizer {
       for (const j of judged) Object.assign(headers, j.decision?.headers ?? {});
       if (settings.upstreamAuthorization) headers.authorization = settings.upstreamAuthorization;
       for (const j of judged) {
-        if (j.subject && this.deps.budget && j.tokens > 0) this.deps.budget.charge(j.subject, j.tokens);
+        if (j.subject && this.deps.budget && j.tokens > 0) this.deps.budget.charge(j.subject, j.measured ?? j.tokens);
       }
       const first = judged[0];
       if (this.deps.pending && first?.subject) {
         this.deps.pending.put({
           decisionId, subject: first.subject, method: first.message?.method ?? null, tool: first.facts?.tool ?? null,
+          methods: judged.map((j) => j.message?.method ?? null),
           server: scope.server, requestTokens: judged.reduce((n, j) => n + j.tokens, 0), createdAt: Date.now(),
         });
       }
@@ -176,23 +178,26 @@ export class Authorizer {
     const base: Judged = { message: m, facts, input: null, decision: null, allow: false, reasons: [], code: null, error: null, budgets: [], subject, tokens: 0, evalNs: 0 };
     if (facts?.invalid) return { ...base, reasons: [facts.invalid], code: ErrorCode.InvalidParams, error: facts.invalid };
 
-    const tokens = facts?.arguments && this.deps.countTokens ? this.deps.countTokens(facts.arguments) : 0;
-    const budget = this.deps.budget?.check(subject, tokens) ?? { entries: [], exhausted: null };
+    const gate = this.deps.budget;
+    // Counted in every encoding the subject's budgets use, so each budget is charged in its own unit.
+    const measured = facts?.arguments && gate?.measure ? gate.measure(subject, facts.arguments) : null;
+    const tokens = measured?.tokens ?? (facts?.arguments && this.deps.countTokens ? this.deps.countTokens(facts.arguments) : 0);
+    const budget = gate?.check(subject, measured ?? tokens) ?? { entries: [], exhausted: null };
     const annotations = facts?.tool && this.deps.annotations ? this.deps.annotations(scope.server, facts.tool) : null;
     const input = policyInput(shared, scope, req, {
       message: m, facts, batch: batch === null ? null : { index, size: batch }, annotations, budgets: budget.entries, estimatedTokens: tokens,
     });
     if (budget.exhausted) {
       const b = budget.exhausted;
-      const why = `budget "${b.name}" is exhausted: ${b.used} of ${b.limit} tokens used this ${b.window}; it resets at ${b.resets_at}`;
-      return { ...base, input, budgets: budget.entries, tokens, reasons: [why], code: ErrorCode.BudgetExhausted };
+      const why = budget.reason ?? `budget "${b.name}" is exhausted: ${b.used} of ${b.limit} tokens used this ${b.window}; it resets at ${b.resets_at}`;
+      return { ...base, input, budgets: budget.entries, tokens, measured, reasons: [why], code: ErrorCode.BudgetExhausted };
     }
     const policy = this.deps.policy.get()!;
     const e0 = nowNs();
     const decision = policy.evaluate(input);
     const evalNs = nowNs() - e0;
     return {
-      ...base, input, decision, budgets: budget.entries, tokens, evalNs,
+      ...base, input, decision, budgets: budget.entries, tokens, measured, evalNs,
       allow: decision.allow, reasons: decision.reasons, code: decision.allow ? null : ErrorCode.PolicyDenied,
     };
   }

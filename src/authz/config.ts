@@ -19,6 +19,8 @@ export interface AuthzConfig {
     dir: string | null;
     bundleUrl: string | null;
     nats: { url: string; verificationKey: string } | null;
+    /** Public key(s) to verify bundles from bundleUrl; unset: unsigned bundles are accepted. */
+    bundleKey: string | null;
     entrypoint: 'tollgate' | 'envoy';
     watch: boolean;
   };
@@ -27,6 +29,8 @@ export interface AuthzConfig {
   upstreamAuthorization: string | null;
   stateDir: string;
   decisionLogDir: string | null;
+  /** Replicate decision records to this NATS JetStream server (local files stay the source of truth). */
+  decisionLogNatsUrl: string | null;
   budgetsFile: string | null;
   metricsListen: { host: string; port: number } | null;
 }
@@ -47,12 +51,13 @@ export function defaultConfig(): AuthzConfig {
       clockToleranceSec: 30,
       claims: { team: 'team', groups: 'groups', agent: 'agent' },
     },
-    policy: { dir: null, bundleUrl: null, nats: null, entrypoint: 'tollgate', watch: false },
+    policy: { dir: null, bundleUrl: null, nats: null, bundleKey: null, entrypoint: 'tollgate', watch: false },
     limits: { ...DEFAULT_BODY_LIMITS },
     denyStatus: 200,
     upstreamAuthorization: null,
     stateDir,
     decisionLogDir: `${stateDir}/decisions`,
+    decisionLogNatsUrl: null,
     budgetsFile: null,
     metricsListen: null,
   };
@@ -87,7 +92,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'budgets_file', 'metrics_listen']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'budgets_file', 'metrics_listen']);
   if (doc.listen !== undefined) c.listen = parseHostPort(str('listen', doc.listen));
   if (doc.instance !== undefined) c.instanceId = str('instance', doc.instance);
   if (doc.server !== undefined) {
@@ -122,9 +127,10 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.policy !== undefined) {
     if (!isObj(doc.policy)) err('policy', 'must be a mapping');
     const p = doc.policy as Obj;
-    known('policy', p, ['dir', 'bundle_url', 'nats_url', 'verification_key', 'entrypoint', 'watch']);
+    known('policy', p, ['dir', 'bundle_url', 'bundle_verification_key', 'nats_url', 'verification_key', 'entrypoint', 'watch']);
     if (p.dir !== undefined) c.policy.dir = str('policy.dir', p.dir);
     if (p.bundle_url !== undefined) c.policy.bundleUrl = str('policy.bundle_url', p.bundle_url);
+    if (p.bundle_verification_key !== undefined) c.policy.bundleKey = str('policy.bundle_verification_key', p.bundle_verification_key);
     if (p.nats_url !== undefined) c.policy.nats = { url: str('policy.nats_url', p.nats_url), verificationKey: str('policy.verification_key', p.verification_key) };
     if (p.entrypoint !== undefined) {
       if (p.entrypoint !== 'tollgate' && p.entrypoint !== 'envoy') err('policy.entrypoint', 'must be "tollgate" or "envoy"');
@@ -148,6 +154,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.upstream_authorization !== undefined) c.upstreamAuthorization = str('upstream_authorization', doc.upstream_authorization);
   if (doc.state_dir !== undefined) c.stateDir = str('state_dir', doc.state_dir);
   if (doc.decision_log_dir !== undefined) c.decisionLogDir = doc.decision_log_dir === null ? null : str('decision_log_dir', doc.decision_log_dir);
+  if (doc.decision_log_nats_url !== undefined) c.decisionLogNatsUrl = str('decision_log_nats_url', doc.decision_log_nats_url);
   if (doc.budgets_file !== undefined) c.budgetsFile = str('budgets_file', doc.budgets_file);
   if (doc.metrics_listen !== undefined) c.metricsListen = parseHostPort(str('metrics_listen', doc.metrics_listen));
   return c;

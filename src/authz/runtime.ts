@@ -1,31 +1,52 @@
 import { join } from 'node:path';
 import { createVerifier } from '../identity/verifier.js';
 import { PolicyHolder } from '../policy/holder.js';
-import { buildPolicyBundle } from '../policy/build.js';
-import { readBundle } from '../policy/bundle.js';
-import { loadPolicy, type WasmPolicy } from '../policy/engine.js';
-import { FileDecisionSink } from '../decisionlog/file-sink.js';
+import type { WasmPolicy } from '../policy/engine.js';
+import { DirBundleSource } from '../policy/sources/dir.js';
+import { NatsBundleSource } from '../policy/sources/nats.js';
+import { HttpBundleSource } from '../policy/sources/http.js';
+import type { BundleSourceStatus } from '../policy/sources/types.js';
+import { loadVerificationKeys } from '../controlplane/keys.js';
+import { createDecisionSink } from '../decisionlog/config.js';
 import { createInputMasker } from '../decisionlog/mask.js';
-import type { DecisionSink } from '../decisionlog/types.js';
+import type { TeeSink } from '../decisionlog/tee.js';
 import { version } from '../cli/version.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Authorizer, type CheckDeps } from './check.js';
 import type { AuthzConfig } from './config.js';
 import { PendingCalls } from './pending.js';
+import { openBudgetGate, type OpenedBudgets } from '../budget/open.js';
+import { ToolAnnotationStore } from '../mcp/annotations.js';
+import { createExtProcHandler } from './extproc.js';
 import { AuthzServer } from './server.js';
 
 export interface RunningAuthz {
   readonly port: number;
   readonly holder: PolicyHolder;
   readonly authorizer: Authorizer;
+  readonly source: PolicySource;
+  readonly decisionLog: TeeSink | null;
   close(): Promise<void>;
 }
 
-/** Builds and loads a policy directory once (local mode). */
-export async function loadPolicyDir(dir: string, entrypoint: 'tollgate' | 'envoy'): Promise<WasmPolicy> {
-  const bundle = await buildPolicyBundle(dir);
-  return loadPolicy(await readBundle(bundle), { entrypoint });
+type PolicySource = DirBundleSource | NatsBundleSource | HttpBundleSource;
+
+/** The policy source the config names: exactly one of dir, NATS (signed bundles), bundle URL. */
+async function policySource(cfg: AuthzConfig, holder: PolicyHolder): Promise<PolicySource> {
+  const p = cfg.policy;
+  const chosen = [p.dir, p.nats, p.bundleUrl].filter((x) => x !== null).length;
+  if (chosen === 0) throw new Error('no policy source configured: give --policies DIR, --policy-nats URL or --bundle-url URL');
+  if (chosen > 1) throw new Error('more than one policy source configured: choose one of policy.dir, policy.nats_url, policy.bundle_url');
+  const loadOptions = { entrypoint: p.entrypoint };
+  if (p.dir) return new DirBundleSource({ holder, dir: p.dir, watch: p.watch, loadOptions });
+  if (p.nats) {
+    const keys = await loadVerificationKeys(p.nats.verificationKey);
+    return new NatsBundleSource({ holder, nats: { servers: p.nats.url }, keys, loadOptions });
+  }
+  return new HttpBundleSource({ holder, url: p.bundleUrl!, loadOptions, ...(p.bundleKey ? { keys: await loadVerificationKeys(p.bundleKey) } : {}) });
 }
+
+export type { BundleSourceStatus };
 
 /**
  * Assembles authz from its config: identity, policy source, decision log, budgets, and the gRPC
@@ -37,33 +58,38 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   let policyMask: CheckDeps['policyMask'] = null;
   holder.onSwap((rev) => log.info({ revision: rev }, 'policy loaded'));
 
-  if (cfg.policy.dir) {
-    const p = await loadPolicyDir(cfg.policy.dir, cfg.policy.entrypoint);
-    holder.swap(p);
-  } else {
-    throw new Error('no policy source configured: give --policies DIR (or policy.dir in the config file)');
-  }
+  const source = await policySource(cfg, holder);
+  source.events.on('rejected', (e: unknown) => log.error({ rejection: e }, 'policy bundle rejected; the last good policy keeps serving'));
+  await source.start();
+  closers.push(() => source.stop());
+  // Local mode builds synchronously above; remote sources may still be fetching, and until the
+  // first bundle arrives Check refuses every call (fail closed).
+  if (!holder.get()) log.warn({ source: source.kind }, 'no policy loaded yet: every call is refused until one is');
   policyMask = (input) => {
     const p = holder.get() as Partial<WasmPolicy> | null;
     return p && typeof p.evaluateMask === 'function' ? p.evaluateMask(input) : undefined;
   };
 
-  let sink: DecisionSink | null = null;
+  let sink: TeeSink | null = null;
   if (cfg.decisionLogDir) {
-    const fileSink = FileDecisionSink.open({
+    const opened = await createDecisionSink({
       dir: cfg.decisionLogDir,
-      maxFileBytes: 64 * 1024 * 1024,
-      checkpointEvery: 1000,
-      checkpointIntervalMs: 10_000,
-      signingKeyPath: join(cfg.stateDir, 'decision-log-key.json'),
-      fsync: 'checkpoint',
-      warn: (m) => log.warn(m),
-    });
-    sink = fileSink;
-    closers.push(() => fileSink.close());
+      signingKeyPath: join(cfg.stateDir, 'decision-log-key.pem'),
+      nats: cfg.decisionLogNatsUrl ? { url: cfg.decisionLogNatsUrl } : null,
+    }, { warn: (m) => log.warn(m) });
+    sink = opened;
+    closers.push(() => opened.close());
   }
 
   const pending = new PendingCalls();
+  const annotations = new ToolAnnotationStore();
+  let budgets: OpenedBudgets | null = null;
+  if (cfg.budgetsFile) {
+    budgets = await openBudgetGate(cfg.budgetsFile, { stateDir: cfg.stateDir, replicaId: cfg.instanceId, logger: log });
+    const gate = budgets.gate;
+    closers.push(() => gate.close());
+    log.info({ budgets: budgets.config.budgets.length, mode: budgets.mode }, 'budgets loaded');
+  }
   const authorizer = new Authorizer({
     settings: {
       instanceId: cfg.instanceId, version, defaultScope: { server: cfg.server.name, namespace: cfg.server.namespace },
@@ -71,22 +97,26 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     },
     verifier: createVerifier(cfg.identity),
     policy: holder,
-    budget: null,
+    budget: budgets?.gate ?? null,
     sink,
     pending,
-    annotations: null,
+    annotations: (server, tool) => annotations.lookup(server, tool),
     countTokens: null,
     mask: createInputMasker(),
     policyMask,
     clock: Date.now,
   });
 
-  const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer });
+  // ext_proc always runs: it records the tool annotations servers declare, and charges budgets.
+  const extProc = createExtProcHandler({ pending, gate: budgets?.gate ?? null, annotations, logger: log });
+  const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc });
   log.info({ listen: `${cfg.listen.host}:${server.port}`, revision: holder.get()?.revision }, 'authz listening');
   return {
     port: server.port,
     holder,
     authorizer,
+    source,
+    decisionLog: sink,
     async close() {
       await server.close();
       for (const c of closers.reverse()) await c().catch((e: Error) => log.error({ err: e.message }, 'close failed'));

@@ -12,6 +12,11 @@ same field of the config file (docs/configuration.md documents each field).
   --config FILE                YAML config file
   --listen HOST:PORT           gRPC address (default 127.0.0.1:9191)
   --policies DIR               build and load Rego from DIR (opa build -t wasm)
+  --watch                      with --policies: rebuild and swap when files under DIR change
+  --policy-nats URL            follow signed bundles the control plane publishes on NATS
+  --verification-key FILE      public key (PEM or JWK/JWKS) that signed bundles must verify with
+  --bundle-url URL             poll an OPA bundle server (ETag); signed bundles are checked
+                               against --verification-key when given
   --entrypoint tollgate|envoy  policy contract: tollgate.authz.decision (default) or
                                opa-envoy-plugin's envoy.authz.allow
   --issuer URL                 token issuer (OIDC discovery at URL/.well-known/openid-configuration)
@@ -21,6 +26,8 @@ same field of the config file (docs/configuration.md documents each field).
   --namespace NS               its namespace (default "default")
   --resource-metadata URL      RFC 9728 metadata URL put in 401 challenges
   --decision-log DIR           decision log directory (default <state>/decisions)
+  --decision-log-nats URL      also replicate decision records to NATS JetStream
+  --budgets FILE               token budgets (docs/budgets.md); none: no budgets enforced
   --no-decision-log            write no decision log (not for production)
   --deny-status N              HTTP status of policy denials of JSON-RPC requests (default 200)
   --upstream-authorization V   Authorization header value sent to the MCP server instead of the
@@ -33,6 +40,8 @@ Stops cleanly on SIGINT/SIGTERM, letting in-flight checks finish.
 export function configFromArgs(argv: string[]): AuthzConfig | null {
   const { values } = parseCommandArgs(argv, {
     config: { type: 'string' }, listen: { type: 'string' }, policies: { type: 'string' }, entrypoint: { type: 'string' },
+    watch: { type: 'boolean' }, 'policy-nats': { type: 'string' }, 'verification-key': { type: 'string' }, 'bundle-url': { type: 'string' },
+    'decision-log-nats': { type: 'string' }, budgets: { type: 'string' },
     issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' },
     'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
     'deny-status': { type: 'string' }, 'upstream-authorization': { type: 'string' }, state: { type: 'string' },
@@ -43,6 +52,17 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   const c = values.config ? loadConfigFile(values.config, base) : base;
   if (values.listen) c.listen = parseHostPort(values.listen);
   if (values.policies) c.policy.dir = values.policies;
+  if (values.watch) c.policy.watch = true;
+  if (values['policy-nats']) {
+    if (!values['verification-key']) throw new UsageError('--policy-nats needs --verification-key: bundles from NATS are always signature-checked');
+    c.policy.nats = { url: values['policy-nats'], verificationKey: values['verification-key'] };
+  }
+  if (values['bundle-url']) {
+    c.policy.bundleUrl = values['bundle-url'];
+    if (values['verification-key']) c.policy.bundleKey = values['verification-key'];
+  }
+  if (values['decision-log-nats']) c.decisionLogNatsUrl = values['decision-log-nats'];
+  if (values.budgets) c.budgetsFile = values.budgets;
   if (values.entrypoint) {
     if (values.entrypoint !== 'tollgate' && values.entrypoint !== 'envoy') throw new UsageError('--entrypoint must be "tollgate" or "envoy"');
     c.policy.entrypoint = values.entrypoint;

@@ -106,7 +106,7 @@ export class LocalMesh {
           resource: mcp, authorization_servers: [issuer.url], bearer_methods_supported: ['header'],
           resource_name: `MCP server "${server}" governed by Tollgate`,
         },
-        extProc: false,
+        extProc: true,
       };
       const envoy = await startEnvoy({ config: staticBootstrap(spec, ports.envoyAdmin), adminPort: ports.envoyAdmin, echo: o.echo });
       started.push({ stop: () => envoy.stop() });
