@@ -66,6 +66,8 @@ interface Judged {
   evalNs: number;
 }
 
+const LIST_METHODS = new Set(['tools/list', 'prompts/list', 'resources/list']);
+
 const nowNs = (): number => Number(process.hrtime.bigint());
 
 function scopeOf(req: HttpRequestView, d: RequestScope): RequestScope {
@@ -163,6 +165,7 @@ export class Authorizer {
         this.deps.pending.put({
           decisionId, subject: first.subject, method: first.message?.method ?? null, tool: first.facts?.tool ?? null,
           methods: judged.map((j) => j.message?.method ?? null),
+          ...(first.input && LIST_METHODS.has(first.message?.method ?? '') ? { listInput: first.input } : {}),
           server: scope.server, requestTokens: judged.reduce((n, j) => n + j.tokens, 0), createdAt: Date.now(),
         });
       }

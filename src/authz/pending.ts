@@ -1,4 +1,5 @@
 import type { ChargeSubject } from '../budget/types.js';
+import type { PolicyInput } from '../policy/types.js';
 
 /**
  * What Check learned about an allowed call, kept until ext_proc sees the response for it.
@@ -18,7 +19,11 @@ export interface PendingCall {
   server: string;
   /** Tokens already charged at Check time (the request's arguments). */
   requestTokens: number;
-  /** Policy input of the call, for filtering list results by policy. */
+  /**
+   * The policy input of a tools/list (prompts/list, resources/list) request, so ext_proc can ask
+   * the policy about each listed item as the same caller.
+   */
+  listInput?: PolicyInput;
   createdAt: number;
 }
 

@@ -60,7 +60,8 @@ export class LocalMesh {
     readonly endpoints: MeshEndpoints,
     readonly issuer: DevIssuer,
     readonly demo: DemoMcpServer | null,
-    readonly authz: ManagedProcess,
+    public authz: ManagedProcess,
+    private readonly startAuthzProcess: () => Promise<ManagedProcess>,
     readonly envoy: RunningEnvoy,
     readonly audience: string,
   ) {}
@@ -89,12 +90,13 @@ export class LocalMesh {
       const namespace = o.namespace ?? 'default';
 
       const self = selfCommand();
-      const authz = await ManagedProcess.start('authz', self.cmd, [
+      const startAuthzProcess = (): Promise<ManagedProcess> => ManagedProcess.start('authz', self.cmd, [
         ...self.args, 'authz',
         '--listen', `127.0.0.1:${ports.authz}`, '--policies', resolve(o.policies), '--issuer', issuer.url,
         '--audience', mcp, '--server', server, '--namespace', namespace, '--resource-metadata', resourceMetadata,
         '--state', stateDir, ...(o.authzArgs ?? []),
       ], { readyPattern: /authz listening on/, echo: o.echo, timeoutMs: 60_000, cwd: projectRoot() });
+      const authz = await startAuthzProcess();
       started.push({ stop: () => authz.stop() });
 
       const spec: SidecarSpec = {
@@ -114,11 +116,17 @@ export class LocalMesh {
       return new LocalMesh({
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
         upstream: `http://${upstream.host}:${upstream.port}/mcp`,
-      }, issuer, demo, authz, envoy, mcp);
+      }, issuer, demo, authz, startAuthzProcess, envoy, mcp);
     } catch (e) {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
       throw e;
     }
+  }
+
+  /** Starts authz again with the same flags (after a test killed it); Envoy reconnects on its own. */
+  async restartAuthz(): Promise<void> {
+    if (this.authz.running) await this.authz.stop();
+    this.authz = await this.startAuthzProcess();
   }
 
   /** A token for this mesh's audience. */
