@@ -6,6 +6,7 @@ import { DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY } from '.
 import type { PolicyControlPlaneOptions } from '../controlplane/serve.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { UsageError, type Command } from './types.js';
+import { parseHostPort } from '../util/net.js';
 
 const USAGE = `Usage: tollgate controlplane <subcommand> [flags]
 
@@ -42,6 +43,16 @@ signature and swaps the policy in without dropping a request.
   --policy-set NAME    pointer key, one per policy set (default ${DEFAULT_POINTER_KEY})
   --keep N             bundle revisions kept in the object store (default 20, at least 2)
   --scope S            signature scope claim; authz must be configured with the same scope
+  --xds-listen H:P     serve xDS (ADS) to Envoy sidecars here (default 127.0.0.1:18000);
+                       each sidecar's listener, routes, ext_authz/ext_proc filters and clusters
+                       are built from its node metadata (docs/xds.md)
+  --no-xds             do not serve xDS (bundles only)
+  --issuer URL         token issuer announced in each server's RFC 9728 metadata
+                       (default http://127.0.0.1:5556)
+  --authz H:P          authz address for sidecars whose metadata names none (default 127.0.0.1:9191)
+  --authz-timeout DUR  ext_authz deadline in every sidecar; past it the call is denied (default 1s)
+  --sidecar-config F   YAML of sidecar defaults (authz, authz_timeout_ms, max_request_bytes, issuer,
+                       ext_proc, listen_host), watched: a change is pushed to every sidecar live
   --once               build and publish once, then exit: 0 when published or unchanged,
                        1 when the build or the publish failed (for CI)
   -h, --help           show this help
@@ -76,6 +87,8 @@ async function serve(argv: string[]): Promise<number> {
     policies: { type: 'string' },
     'signing-key': { type: 'string' },
     'key-id': { type: 'string' },
+    'xds-listen': { type: 'string' }, 'no-xds': { type: 'boolean' }, issuer: { type: 'string' }, authz: { type: 'string' },
+    'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
     nats: { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
     debounce: { type: 'string' },
@@ -130,10 +143,24 @@ async function serve(argv: string[]): Promise<number> {
     await cp.stop();
     return failed ? 1 : 0;
   }
+  let xds: import('../controlplane/xds.js').SidecarXds | null = null;
+  if (!values['no-xds']) {
+    const { SidecarXds } = await import('../controlplane/xds.js');
+    const listen = parseHostPort(values['xds-listen'] ?? '127.0.0.1:18000');
+    xds = await SidecarXds.start({
+      host: listen.host, port: listen.port, configFile: values['sidecar-config'], log,
+      defaults: {
+        authz: parseHostPort(values.authz ?? '127.0.0.1:9191'), authzTimeoutMs: durationMs('authz-timeout', values['authz-timeout'], 1000),
+        maxRequestBytes: 1024 * 1024, issuer: values.issuer ?? 'http://127.0.0.1:5556', extProc: true, listenHost: '127.0.0.1',
+      },
+    });
+    log(`xDS (ADS) listening on ${xds.ads.address}`);
+  }
   await cp.start();
   log(`watching ${dir}`);
   await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
   await cp.stop();
+  await xds?.stop();
   return 0;
 }
 

@@ -4,10 +4,12 @@ import { UsageError, type Command } from './types.js';
 
 const USAGE = `Usage: tollgate up [--policies DIR] [--demo | --upstream URL] [flags]
 
-Starts a governed MCP mesh on loopback and keeps it running until Ctrl-C:
+Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   dev OIDC issuer  http://127.0.0.1:5556      (keys kept in the state dir)
-  authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC)
-  Envoy            http://127.0.0.1:10000/mcp (admin on 9901) in front of the MCP server
+  NATS JetStream   nats://127.0.0.1:4222      (store in the state dir)
+  control plane    xDS on 127.0.0.1:18000     (builds, signs and publishes policies/ on every save)
+  authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC; follows signed bundles)
+  Envoy            http://127.0.0.1:10000/mcp (admin on 9901), configured only over xDS
 
   --policies DIR   Rego policies to build and enforce (default ./policies)
   --demo           govern the built-in demo MCP server (default when --upstream is not given)
@@ -16,6 +18,10 @@ Starts a governed MCP mesh on loopback and keeps it running until Ctrl-C:
   --state DIR      state directory: issuer keys, decision logs (default $TOLLGATE_STATE_DIR or ./.state)
   --envoy-port N   (default 10000)    --admin-port N (default 9901)
   --authz-port N   (default 9191)     --issuer-port N (default 5556)
+  --xds-port N     (default 18000)    --nats-port N   (default 4222)
+  --no-controlplane  no NATS or control plane: authz builds --policies itself and Envoy gets a
+                   static config (fewer processes; policy edits need a restart)
+  --budgets FILE   enforce these token budgets (docs/budgets.md)
   --verbose        echo every component's log
 `;
 
@@ -26,7 +32,8 @@ export const upCommand: Command = {
     const { values } = parseCommandArgs(argv, {
       policies: { type: 'string' }, demo: { type: 'boolean' }, upstream: { type: 'string' }, server: { type: 'string' },
       state: { type: 'string' }, 'envoy-port': { type: 'string' }, 'admin-port': { type: 'string' }, 'authz-port': { type: 'string' },
-      'issuer-port': { type: 'string' }, verbose: { type: 'boolean' },
+      'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' },
+      'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' },
     });
     if (values.help) { process.stdout.write(USAGE); return 0; }
     if (values.demo && values.upstream) throw new UsageError('give either --demo or --upstream, not both');
@@ -47,9 +54,12 @@ export const upCommand: Command = {
     process.stdout.write('Starting the Tollgate mesh (building policies with opa)…\n');
     const mesh = await LocalMesh.start({
       policies: values.policies ?? 'policies', stateDir, upstream, server: values.server, echo: values.verbose ?? false,
+      controlPlane: !values['no-controlplane'],
+      ...(values.budgets ? { authzArgs: ['--budgets', values.budgets] } : {}),
       ports: {
         envoy: port(values['envoy-port'], DEFAULT_PORTS.envoy), envoyAdmin: port(values['admin-port'], DEFAULT_PORTS.envoyAdmin),
         authz: port(values['authz-port'], DEFAULT_PORTS.authz), issuer: port(values['issuer-port'], DEFAULT_PORTS.issuer),
+        xds: port(values['xds-port'], DEFAULT_PORTS.xds), nats: port(values['nats-port'], DEFAULT_PORTS.nats),
       },
     });
     const e = mesh.endpoints;
@@ -61,6 +71,9 @@ export const upCommand: Command = {
       `  MCP server (upstream)     ${e.upstream}${mesh.demo ? '   (demo server)' : ''}`,
       `  authz (gRPC)              ${e.authz}`,
       `  OIDC issuer               ${e.issuer}`,
+      ...(e.xds ? [`  control plane (xDS)       ${e.xds}   (edit ${values.policies ?? 'policies'}/ and save: published and swapped live)`] : []),
+      ...(e.nats ? [`  NATS JetStream            ${e.nats}`] : []),
+      ...(mesh.sidecarConfig ? [`  sidecar defaults (xDS)    ${mesh.sidecarConfig}`] : []),
       `  Envoy admin               ${e.envoyAdmin}`,
       `  Decision log              ${stateDir}/decisions`,
       '',

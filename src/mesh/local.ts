@@ -1,12 +1,14 @@
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { DevIssuer } from '../identity/issuer.js';
 import type { DevClaims } from '../identity/mint.js';
 import { DemoMcpServer } from '../demo/server.js';
-import { staticBootstrap } from '../envoy/bootstrap.js';
+import { adsBootstrap, staticBootstrap } from '../envoy/bootstrap.js';
 import type { SidecarSpec } from '../envoy/resources.js';
 import { startEnvoy, type RunningEnvoy } from '../envoy/run.js';
+import { generateSigningKeyPair } from '../controlplane/keys.js';
 import { ManagedProcess } from '../util/process.js';
+import { NatsServer } from '../util/nats-server.js';
 import { freePort, waitForPort } from '../util/net.js';
 import { projectRoot } from '../util/tools.js';
 import { selfCommand } from '../util/self.js';
@@ -17,14 +19,22 @@ export interface MeshPorts {
   envoyAdmin: number;
   authz: number;
   issuer: number;
+  xds: number;
+  nats: number;
 }
 
-export const DEFAULT_PORTS: MeshPorts = { envoy: 10000, envoyAdmin: 9901, authz: 9191, issuer: 5556 };
+export const DEFAULT_PORTS: MeshPorts = { envoy: 10000, envoyAdmin: 9901, authz: 9191, issuer: 5556, xds: 18000, nats: 4222 };
 
 export interface LocalMeshOptions {
   policies: string;
   stateDir: string;
   ports?: Partial<MeshPorts>;
+  /**
+   * true: run as a cluster does — NATS, the control plane (signed bundles + xDS), authz following
+   * the published bundles, Envoy configured only over ADS. false: authz builds the policy
+   * directory itself and Envoy gets a static bootstrap (fewer moving parts, faster start).
+   */
+  controlPlane?: boolean;
   /** The MCP server to govern; the built-in demo server when unset. */
   upstream?: { host: string; port: number };
   server?: string;
@@ -44,6 +54,8 @@ export interface MeshEndpoints {
   authz: string;
   issuer: string;
   upstream: string;
+  xds: string | null;
+  nats: string | null;
 }
 
 async function pick(p: number | undefined, dflt: number): Promise<number> {
@@ -51,9 +63,26 @@ async function pick(p: number | undefined, dflt: number): Promise<number> {
   return p === 0 ? freePort() : p;
 }
 
+interface Stoppable { stop(): Promise<void> }
+
+/** Dev bundle-signing keys under the state dir, made on first use. */
+async function devSigningKeys(stateDir: string): Promise<{ privateKey: string; publicKey: string }> {
+  const dir = join(stateDir, 'keys');
+  const privateKey = join(dir, 'bundle-signing.key.pem');
+  const publicKey = join(dir, 'bundle-signing.pub.pem');
+  if (!existsSync(privateKey) || !existsSync(publicKey)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const pair = await generateSigningKeyPair('EdDSA');
+    writeFileSync(privateKey, pair.privatePem, { mode: 0o600 });
+    writeFileSync(publicKey, pair.publicPem, { mode: 0o644 });
+  }
+  return { privateKey, publicKey };
+}
+
 /**
  * The whole governed path on loopback, each part a real process or server: dev OIDC issuer, the
- * MCP server, authz (its own process, so it can be killed), and Envoy in front.
+ * MCP server, authz (its own process, so it can be killed), Envoy in front and, in control-plane
+ * mode, NATS and the control plane too.
  */
 export class LocalMesh {
   private constructor(
@@ -64,18 +93,29 @@ export class LocalMesh {
     private readonly startAuthzProcess: () => Promise<ManagedProcess>,
     readonly envoy: RunningEnvoy,
     readonly audience: string,
+    readonly controlPlane: ManagedProcess | null,
+    readonly nats: NatsServer | null,
+    /** Sidecar defaults file the control plane watches (control-plane mode). */
+    readonly sidecarConfig: string | null,
+    private readonly others: Stoppable[],
   ) {}
 
   static async start(o: LocalMeshOptions): Promise<LocalMesh> {
     const stateDir = resolve(o.stateDir);
     mkdirSync(stateDir, { recursive: true });
+    const withCp = o.controlPlane ?? false;
     const ports: MeshPorts = {
       envoy: await pick(o.ports?.envoy, DEFAULT_PORTS.envoy),
       envoyAdmin: await pick(o.ports?.envoyAdmin, DEFAULT_PORTS.envoyAdmin),
       authz: await pick(o.ports?.authz, DEFAULT_PORTS.authz),
       issuer: await pick(o.ports?.issuer, DEFAULT_PORTS.issuer),
+      xds: withCp ? await pick(o.ports?.xds, DEFAULT_PORTS.xds) : 0,
+      nats: withCp ? await pick(o.ports?.nats, DEFAULT_PORTS.nats) : 0,
     };
-    const started: Array<{ stop(): Promise<void> }> = [];
+    const started: Stoppable[] = [];
+    const self = selfCommand();
+    const cli = (name: string, args: string[], ready: RegExp): Promise<ManagedProcess> =>
+      ManagedProcess.start(name, self.cmd, [...self.args, ...args], { readyPattern: ready, echo: o.echo, timeoutMs: 90_000, cwd: projectRoot() });
     try {
       const issuer = await DevIssuer.start({ port: ports.issuer, stateDir });
       started.push({ stop: () => issuer.close() });
@@ -88,35 +128,62 @@ export class LocalMesh {
       const resourceMetadata = `${base}/.well-known/oauth-protected-resource/mcp`;
       const server = o.server ?? 'demo';
       const namespace = o.namespace ?? 'default';
+      const authzTimeoutMs = o.authzTimeoutMs ?? 1000;
 
-      const self = selfCommand();
-      const startAuthzProcess = (): Promise<ManagedProcess> => ManagedProcess.start('authz', self.cmd, [
-        ...self.args, 'authz',
-        '--listen', `127.0.0.1:${ports.authz}`, '--policies', resolve(o.policies), '--issuer', issuer.url,
+      let nats: NatsServer | null = null;
+      let controlPlane: ManagedProcess | null = null;
+      let sidecarConfig: string | null = null;
+      let policyArgs = ['--policies', resolve(o.policies)];
+      if (withCp) {
+        nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo });
+        const natsRef = nats;
+        started.push({ stop: () => natsRef.stop() });
+        const keys = await devSigningKeys(stateDir);
+        sidecarConfig = join(stateDir, 'sidecars.yaml');
+        writeFileSync(sidecarConfig, `# Sidecar defaults pushed over xDS; edit and save to push a change live.\nauthz_timeout_ms: ${authzTimeoutMs}\n`);
+        controlPlane = await cli('controlplane', [
+          'controlplane', 'serve', '--policies', resolve(o.policies), '--signing-key', keys.privateKey, '--nats', nats.url,
+          '--xds-listen', `127.0.0.1:${ports.xds}`, '--issuer', issuer.url, '--authz', `127.0.0.1:${ports.authz}`,
+          '--sidecar-config', sidecarConfig,
+        ], /published revision|unchanged: revision/);
+        const cpRef = controlPlane;
+        started.push({ stop: () => cpRef.stop() });
+        policyArgs = ['--policy-nats', nats.url, '--verification-key', keys.publicKey];
+      }
+
+      const authzArgs = [
+        'authz', '--listen', `127.0.0.1:${ports.authz}`, ...policyArgs, '--issuer', issuer.url,
         '--audience', mcp, '--server', server, '--namespace', namespace, '--resource-metadata', resourceMetadata,
         '--state', stateDir, ...(o.authzArgs ?? []),
-      ], { readyPattern: /authz listening on/, echo: o.echo, timeoutMs: 60_000, cwd: projectRoot() });
+      ];
+      // Ready once it listens and has a policy: before that every call would be refused.
+      const startAuthzProcess = (): Promise<ManagedProcess> => cli('authz', authzArgs, /authz listening on[\s\S]*"policy loaded"|"policy loaded"[\s\S]*authz listening on/);
       const authz = await startAuthzProcess();
       started.push({ stop: () => authz.stop() });
 
-      const spec: SidecarSpec = {
-        nodeId: `${namespace}/${server}`, server, namespace,
-        listen: { host: '127.0.0.1', port: ports.envoy }, mcpPath: '/mcp', upstream,
-        authz: { host: '127.0.0.1', port: ports.authz, timeoutMs: o.authzTimeoutMs ?? 1000 },
-        maxRequestBytes: 1024 * 1024,
-        resourceMetadata: {
-          resource: mcp, authorization_servers: [issuer.url], bearer_methods_supported: ['header'],
-          resource_name: `MCP server "${server}" governed by Tollgate`,
-        },
-        extProc: true,
-      };
-      const envoy = await startEnvoy({ config: staticBootstrap(spec, ports.envoyAdmin), adminPort: ports.envoyAdmin, echo: o.echo });
+      const resourceMeta = { resource: mcp, authorization_servers: [issuer.url], bearer_methods_supported: ['header'], resource_name: `MCP server "${server}" governed by Tollgate` };
+      const config = withCp
+        ? adsBootstrap({
+          nodeId: `${namespace}/${server}`, cluster: `${namespace}/${server}`, adminPort: ports.envoyAdmin,
+          xds: { host: '127.0.0.1', port: ports.xds },
+          metadata: {
+            server, namespace, mcp_host: '127.0.0.1', mcp_port: String(ports.envoy), mcp_path: '/mcp',
+            upstream_host: upstream.host, upstream_port: String(upstream.port), authz_address: `127.0.0.1:${ports.authz}`, resource_url: mcp,
+          },
+        })
+        : staticBootstrap({
+          nodeId: `${namespace}/${server}`, server, namespace,
+          listen: { host: '127.0.0.1', port: ports.envoy }, mcpPath: '/mcp', upstream,
+          authz: { host: '127.0.0.1', port: ports.authz, timeoutMs: authzTimeoutMs },
+          maxRequestBytes: 1024 * 1024, resourceMetadata: resourceMeta, extProc: true,
+        } satisfies SidecarSpec, ports.envoyAdmin);
+      const envoy = await startEnvoy({ config, adminPort: ports.envoyAdmin, echo: o.echo });
       started.push({ stop: () => envoy.stop() });
       await waitForPort(ports.envoy);
       return new LocalMesh({
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
-        upstream: `http://${upstream.host}:${upstream.port}/mcp`,
-      }, issuer, demo, authz, startAuthzProcess, envoy, mcp);
+        upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: nats?.url ?? null,
+      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started);
     } catch (e) {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
       throw e;
@@ -137,7 +204,6 @@ export class LocalMesh {
   async stop(): Promise<void> {
     await this.envoy.stop().catch(() => undefined);
     await this.authz.stop().catch(() => undefined);
-    await this.demo?.close().catch(() => undefined);
-    await this.issuer.close().catch(() => undefined);
+    for (const s of [...this.others].reverse()) await s.stop().catch(() => undefined);
   }
 }

@@ -40,6 +40,11 @@ export interface EncodeFailure { node: NodeInfo; typeUrl: string; version: strin
 
 export interface StreamHooks {
   write(response: DiscoveryResponse): void;
+  /**
+   * A stream's node became known (its first request). Called before any snapshot is looked up,
+   * so a control plane can build this node's snapshot from its metadata first.
+   */
+  onIdentify?(node: NodeInfo): void;
   onAck(e: AckEvent): void;
   onNack(e: NackEvent): void;
   /** A snapshot resource could not be encoded: nothing is sent for that type until a new snapshot. */
@@ -199,6 +204,7 @@ export class AdsStreamState {
       metadata: structToJson(n?.metadata),
       userAgent: n?.userAgentName ?? '',
     };
+    this.hooks.onIdentify?.(this.node);
     this.unwatch = this.cache.watch(this.node.id, () => this.onSnapshot());
   }
 

@@ -22,6 +22,8 @@ export interface AdsServerOptions {
   maxNacks?: number;
   /** pino-compatible; silent when unset (use onNack / status() to observe). */
   logger?: AdsLogger;
+  /** A node connected: build its snapshot from node.metadata here (called before the lookup). */
+  onNode?: (node: NodeInfo) => void;
 }
 
 export interface AdsLogger {
@@ -152,6 +154,7 @@ export class AdsServer {
         if (this.encodeFailureList.length > 100) this.encodeFailureList.shift();
         log?.warn({ node: e.node.id, type: e.typeUrl, version: e.version, error: e.message }, 'xds: snapshot resource cannot be encoded; not sent');
       },
+      onIdentify: (node) => this.opts.onNode?.(node),
       nextNonce: () => String(++this.nonce),
       controlPlaneId: this.opts.controlPlaneId ?? 'tollgate',
     });
