@@ -1,0 +1,235 @@
+package tollgate.authz_test
+
+import data.tollgate.authz
+
+person(team, groups) := {
+	"authenticated": true, "sub": "alice", "iss": "http://127.0.0.1:5556", "team": team,
+	"groups": groups, "agent": "claude-code", "scopes": [], "delegation": [], "claims": {},
+}
+
+anonymous := {
+	"authenticated": false, "sub": null, "iss": null, "team": null, "groups": [], "agent": null,
+	"scopes": [], "delegation": [], "claims": {},
+}
+
+message(method, kind, who) := {
+	"version": 1,
+	"mcp": {
+		"method": method, "kind": kind, "tool": null, "arguments": null, "resource": null, "prompt": null,
+		"params": {}, "id": 1, "session_id": "s-1", "protocol_version": "2025-06-18", "server": "demo",
+		"namespace": "default", "annotations": null, "batch": null,
+	},
+	"identity": who,
+	"budget": {"budgets": [], "estimated_tokens": 0},
+	"request": {"id": "r-1", "method": "POST", "path": "/mcp", "host": "127.0.0.1:10000", "scheme": "http", "headers": {}, "time_ns": 0},
+}
+
+call(tool, arguments, who) := object.union(message("tools/call", "request", who), {"mcp": {
+	"tool": tool, "arguments": arguments,
+	"params": {"name": tool, "arguments": arguments},
+}})
+
+transport(http_method, who) := object.union(message(null, "transport", who), {"request": {"method": http_method}})
+
+decide(doc) := d if {
+	d := authz.decision with input as doc
+}
+
+allowed(doc) if decide(doc).allow == true
+
+denied_with(doc, fragment) if {
+	d := decide(doc)
+	d.allow == false
+	some r in d.reasons
+	contains(r, fragment)
+}
+
+payments := person("payments", [])
+
+support := person("support", [])
+
+readonly := person("readonly", [])
+
+dba := person("support", ["dba"])
+
+ticket := {"title": "Refund stuck", "body": "Customer cus_1001 waits for a refund.", "priority": "high"}
+
+# --- session methods and transport -------------------------------------------------------------
+
+test_session_methods_allowed_for_any_identity if {
+	every m in ["initialize", "ping", "tools/list", "resources/list", "prompts/list"] {
+		allowed(message(m, "request", readonly))
+	}
+	allowed(message("notifications/initialized", "notification", person(null, [])))
+}
+
+test_transport_get_and_delete_allowed if {
+	allowed(transport("GET", readonly))
+	allowed(transport("DELETE", payments))
+}
+
+test_other_methods_denied_with_reason if {
+	denied_with(message("resources/read", "request", payments), "Method resources/read is not allowed")
+	denied_with(message("prompts/get", "request", payments), "session_methods")
+}
+
+# --- identity ----------------------------------------------------------------------------------
+
+test_unauthenticated_denied_everywhere if {
+	denied_with(message("initialize", "request", anonymous), "no verified identity")
+	denied_with(transport("GET", anonymous), "no verified identity")
+	denied_with(call("search_docs", {"query": "refunds"}, anonymous), "bearer token")
+}
+
+# --- team allow-lists --------------------------------------------------------------------------
+
+test_payments_uses_all_but_destructive if {
+	allowed(call("search_docs", {"query": "refunds"}, payments))
+	allowed(call("get_customer", {"customer_id": "cus_1001"}, payments))
+	allowed(call("create_ticket", ticket, payments))
+	allowed(call("run_sql", {"query": "SELECT id, total FROM orders WHERE id = 7"}, payments))
+	denied_with(call("delete_records", {"table": "refunds", "where": "id = 7"}, payments), "needs membership of group dba")
+}
+
+test_support_reads_and_creates_tickets if {
+	allowed(call("search_docs", {"query": "refunds"}, support))
+	allowed(call("get_customer", {"customer_id": "cus_1002"}, support))
+	allowed(call("create_ticket", ticket, support))
+	denied_with(call("run_sql", {"query": "SELECT 1"}, support), "Team support may not use tool run_sql (a query tool)")
+	denied_with(call("run_sql", {"query": "SELECT 1"}, support), "It may use: create_ticket, get_customer, search_docs.")
+}
+
+test_readonly_team_reads_only if {
+	allowed(call("search_docs", {"query": "refunds"}, readonly))
+	denied_with(call("create_ticket", ticket, readonly), "Team readonly may not use tool create_ticket (a write tool)")
+	denied_with(call("create_ticket", ticket, readonly), "It may use: get_customer, search_docs.")
+}
+
+test_unknown_or_missing_team_reads_only if {
+	allowed(call("get_customer", {"customer_id": "cus_1001"}, person("marketing", [])))
+	denied_with(call("create_ticket", ticket, person("marketing", [])), "Identities without a known team (yours: marketing)")
+	allowed(call("search_docs", {"query": "x"}, person(null, [])))
+	denied_with(call("run_sql", {"query": "SELECT 1"}, person(null, [])), "(yours: none)")
+}
+
+# --- destructive tools -------------------------------------------------------------------------
+
+test_dba_may_delete_with_a_real_condition if {
+	allowed(call("delete_records", {"table": "refunds", "where": "id = 7"}, dba))
+}
+
+test_destructive_needs_dba_even_for_readonly if {
+	denied_with(call("delete_records", {"table": "refunds", "where": "id = 7"}, readonly), "destructive")
+}
+
+test_delete_that_matches_every_row_denied if {
+	denied_with(call("delete_records", {"table": "refunds", "where": "1=1"}, dba), "matches every row")
+	denied_with(call("delete_records", {"table": "refunds", "where": "id = 7 OR 'a' = 'a'"}, dba), "matches every row")
+	denied_with(call("delete_records", {"table": "refunds", "where": " "}, dba), "matches every row")
+}
+
+test_delete_bad_table_name_denied if {
+	denied_with(call("delete_records", {"table": "refunds; drop table users", "where": "id = 7"}, dba), "a plain table name such as refunds")
+}
+
+test_change_window_blocks_destructive_outside_hours if {
+	w := {"days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"], "from_hour": 8, "to_hour": 18, "tz": "UTC"}
+	in_call := call("delete_records", {"table": "refunds", "where": "id = 7"}, dba)
+
+	# 2026-11-23 is a Monday: 10:00 UTC is inside, 20:00 UTC and Sunday noon are outside.
+	monday_10 := time.parse_rfc3339_ns("2026-11-23T10:00:00Z")
+	monday_20 := time.parse_rfc3339_ns("2026-11-23T20:00:00Z")
+	sunday_12 := time.parse_rfc3339_ns("2026-11-22T12:00:00Z")
+	authz.decision.allow with input as in_call with data.tollgate.config.change_window as w with time.now_ns as monday_10
+	d := authz.decision with input as in_call with data.tollgate.config.change_window as w with time.now_ns as monday_20
+	not d.allow
+	some r in d.reasons
+	contains(r, "change window (Monday, Tuesday, Wednesday, Thursday, Friday 08:00-18:00 UTC)")
+	not authz.decision.allow with input as in_call with data.tollgate.config.change_window as w with time.now_ns as sunday_12
+}
+
+# --- tool catalogue ----------------------------------------------------------------------------
+
+test_unknown_tool_denied if {
+	denied_with(call("export_everything", {}, payments), "Tool export_everything is not in the catalogue of server demo")
+}
+
+test_tool_of_other_server_classified_by_annotations if {
+	read := object.union(call("lookup", {}, readonly), {"mcp": {"server": "wiki", "annotations": {"readOnlyHint": true}}})
+	allowed(read)
+	wipe := object.union(call("purge", {}, readonly), {"mcp": {"server": "wiki", "annotations": {"readOnlyHint": false}}})
+	denied_with(wipe, "Tool purge is destructive")
+}
+
+# --- argument constraints ----------------------------------------------------------------------
+
+test_ticket_priority_must_be_in_enum if {
+	denied_with(
+		call("create_ticket", object.union(ticket, {"priority": "critical"}), payments),
+		"Argument priority of tool create_ticket must be one of: low, normal, high, urgent (got \"critical\").",
+	)
+}
+
+test_ticket_title_required_and_bounded if {
+	denied_with(call("create_ticket", object.remove(ticket, ["title"]), payments), "Argument title is required by tool create_ticket")
+	denied_with(call("create_ticket", object.union(ticket, {"title": concat("", [x | some _ in numbers.range(1, 201); x := "a"])}), payments), "at most 200 characters")
+	denied_with(call("create_ticket", object.union(ticket, {"title": 42}), payments), "must be a string, not a number")
+}
+
+test_customer_id_must_match_pattern if {
+	denied_with(call("get_customer", {"customer_id": "1001"}, payments), "must be a customer id such as cus_1001 (got \"1001\")")
+	denied_with(call("get_customer", {}, payments), "Argument customer_id is required")
+}
+
+test_run_sql_must_be_read_only if {
+	denied_with(call("run_sql", {"query": "DELETE FROM orders"}, payments), "it contains the keyword DELETE")
+	denied_with(call("run_sql", {"query": "DELETE FROM orders"}, payments), "it does not start with SELECT or WITH")
+	denied_with(call("run_sql", {"query": "SELECT 1; DROP TABLE orders"}, payments), "more than one statement")
+	denied_with(call("run_sql", {"query": "SELECT * FROM t -- ; drop"}, payments), "comment")
+	denied_with(call("run_sql", {"query": "SELECT * INTO backup FROM orders"}, payments), "keyword INTO")
+	allowed(call("run_sql", {"query": "SELECT note FROM orders WHERE note = 'delete me; drop table x';"}, payments))
+	allowed(call("run_sql", {"query": "WITH t AS (SELECT 1 AS n) SELECT n FROM t"}, payments))
+}
+
+test_credentials_in_free_text_denied if {
+	leaked := object.union(ticket, {"body": "use key AKIAABCDEFGHIJKLMNOP please"})
+	denied_with(call("create_ticket", leaked, payments), "Argument body contains what looks like an AWS access key id")
+}
+
+test_credential_fields_are_masked_not_denied if {
+	d := decide(call("search_docs", {"query": "refunds", "api_key": "k-123", "auth": {"password": "hunter2"}}, payments))
+	d.allow
+	d.mask == ["/input/mcp/arguments/api_key", "/input/mcp/arguments/auth", "/input/mcp/arguments/auth/password"]
+}
+
+test_sql_query_is_not_masked if {
+	d := decide(call("run_sql", {"query": "SELECT 1"}, payments))
+	d.allow
+	d.mask == []
+}
+
+test_unknown_constraint_kind_refuses if {
+	tools := {"search_docs": {"class": "read", "args": {"query": {"max_len": 10}}}}
+	d := authz.decision with input as call("search_docs", {"query": "x"}, payments) with data.tollgate.config.servers.demo.tools as tools
+	not d.allow
+	some r in d.reasons
+	contains(r, "unknown constraint \"max_len\"")
+}
+
+# --- decision extras ---------------------------------------------------------------------------
+
+test_budget_warning_header if {
+	low := object.union(call("search_docs", {"query": "x"}, payments), {"budget": {"estimated_tokens": 3, "budgets": [
+		{"name": "payments-daily", "limit": 1000, "used": 950, "remaining": 50},
+		{"name": "agent-hourly", "limit": 1000, "used": 10, "remaining": 990},
+	]}})
+	d := decide(low)
+	d.allow
+	d.headers == {"x-tollgate-budget-warning": "budget payments-daily has 50 of 1000 tokens left"}
+	decide(call("search_docs", {"query": "x"}, payments)).headers == {}
+}
+
+test_allowed_decision_has_no_reasons if {
+	d := decide(call("search_docs", {"query": "x"}, payments))
+	d.reasons == set()
+}

@@ -1,0 +1,59 @@
+# METADATA
+# title: Tool catalogue and allow/deny lists
+# description: |
+#   Classifies a tool (read, write, query, destructive, unknown) from a catalogue, falling back
+#   to the annotations the MCP server declared in tools/list, and checks grants made of classes,
+#   tool names and explicit deny lists.
+package tollgate.lib.tools
+
+# The class of a tool: from the catalogue when listed there, otherwise from the server's own
+# annotations as the MCP spec defines their defaults (destructiveHint defaults to true when
+# readOnlyHint is false). A tool with neither is "unknown".
+class_of(catalogue, name, _) := catalogue[name].class
+
+class_of(catalogue, name, annotations) := "unknown" if {
+	not catalogue[name]
+	not is_object(annotations)
+}
+
+class_of(catalogue, name, annotations) := c if {
+	not catalogue[name]
+	is_object(annotations)
+	c := annotation_class(annotations)
+}
+
+annotation_class(a) := "read" if {
+	a.readOnlyHint == true
+} else := "write" if {
+	a.destructiveHint == false
+} else := "destructive"
+
+# A grant is {"classes": [...], "tools": [...], "deny_tools": [...]}; every key is optional.
+grants(grant, name, class) if {
+	grants_by_list(grant, name, class)
+	not denied_by_list(grant, name)
+}
+
+grants_by_list(grant, _, class) if class in object.get(grant, "classes", [])
+
+grants_by_list(grant, name, _) if name in object.get(grant, "tools", [])
+
+denied_by_list(grant, name) if name in object.get(grant, "deny_tools", [])
+
+# The grant for a team, or the fallback grant for identities without a known team.
+grant_for(teams, fallback, team) := teams[team] if {
+	is_string(team)
+	teams[team]
+} else := fallback
+
+# Tool names of a catalogue that a grant allows, sorted (for reasons that say what is allowed).
+allowed_names(catalogue, grant) := sort([name |
+	some name, tool in catalogue
+	grants(grant, name, tool.class)
+])
+
+# True if the identity belongs to at least one of the groups.
+in_any_group(identity, groups) if {
+	some g in object.get(identity, "groups", [])
+	g in groups
+}

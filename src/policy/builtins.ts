@@ -1,0 +1,80 @@
+import { cryptoBuiltins } from './builtin-crypto.js';
+import { jwtBuiltins } from './builtin-jwt.js';
+import { textBuiltins } from './builtin-text.js';
+import { timeBuiltins } from './builtin-time.js';
+
+/**
+ * Host builtins: Rego builtins that `opa build -t wasm` leaves to the host and the JS SDK does not
+ * implement. They are synchronous (the SDK calls them from inside the WASM) and receive their
+ * arguments as plain JSON values (a Rego set arrives as an array).
+ *
+ * Semantics follow OPA's Go implementation. As in OPA without strict builtin errors, a builtin
+ * that fails (bad argument, unparsable token, unknown time zone) makes the expression undefined
+ * rather than aborting the query; the failure is kept in EvalContext.builtinErrors for tooling.
+ */
+export type HostBuiltin = (...args: unknown[]) => unknown;
+
+export type Clock = () => bigint;
+
+/** Wall-clock time in ns (millisecond resolution: Date.now is the only wall clock Node offers). */
+export const wallClockNs: Clock = () => BigInt(Date.now()) * 1_000_000n;
+
+/**
+ * State of the evaluation in progress. OPA reads the clock once per query, so every
+ * time.now_ns() (and io.jwt.decode_verify's default time) in one evaluation sees the same value.
+ */
+export class EvalContext {
+  private fixedNs: bigint | null = null;
+  private currentNs: bigint | null = null;
+  private errors: string[] | null = null;
+
+  constructor(private readonly clock: Clock = wallClockNs) {}
+
+  /** Starts an evaluation; `nowNs` pins the time (replay, tests), otherwise the clock is read lazily. */
+  begin(nowNs?: bigint): void {
+    this.fixedNs = nowNs ?? null;
+    this.currentNs = null;
+    this.errors = null;
+  }
+
+  nowNs(): bigint {
+    if (this.currentNs === null) this.currentNs = this.fixedNs ?? this.clock();
+    return this.currentNs;
+  }
+
+  recordError(message: string): void {
+    (this.errors ??= []).push(message);
+  }
+
+  /** Builtin failures of the last evaluation (each made its expression undefined). */
+  get builtinErrors(): readonly string[] {
+    return this.errors ?? [];
+  }
+}
+
+/** Wraps one builtin so a failure becomes "undefined" (OPA's non-strict builtin error semantics). */
+function guarded(name: string, fn: HostBuiltin, ctx: EvalContext): HostBuiltin {
+  return (...args: unknown[]) => {
+    try {
+      return fn(...args);
+    } catch (e) {
+      ctx.recordError(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+      return undefined;
+    }
+  };
+}
+
+/** The builtins Tollgate supplies to a policy, bound to one evaluation context. */
+export function createHostBuiltins(ctx: EvalContext): Record<string, HostBuiltin> {
+  const raw: Record<string, HostBuiltin> = {
+    ...timeBuiltins(ctx),
+    ...jwtBuiltins(ctx),
+    ...cryptoBuiltins(),
+    ...textBuiltins(),
+  };
+  const out: Record<string, HostBuiltin> = {};
+  for (const [name, fn] of Object.entries(raw)) out[name] = guarded(name, fn, ctx);
+  return out;
+}
+
+export const HOST_BUILTIN_NAMES: readonly string[] = Object.freeze(Object.keys(createHostBuiltins(new EvalContext())).sort());
