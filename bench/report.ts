@@ -1,0 +1,148 @@
+import type { LoadResult } from './ghz.js';
+import type { ServerKind } from './servers.js';
+import type { DecisionCheck } from './verify.js';
+
+export interface ServerResult {
+  kind: ServerKind;
+  title: string;
+  decisions: DecisionCheck;
+  saturation: LoadResult | null;
+  /** Server CPU seconds per second of wall time during saturation: ~1.0 means the core was busy. */
+  saturationCpu: number | null;
+  fixed: LoadResult[];
+  /** VmHWM at the end of the server's run: its peak over start-up and every load phase. */
+  peakRssBytes: number | null;
+  error: string | null;
+}
+
+export interface LatencyStats { n: number; p50: number; p99: number; mean: number }
+
+export interface EndToEndResult {
+  calls: number;
+  /** MCP client straight to the MCP server, no proxy. */
+  direct: LatencyStats | null;
+  /** Through Envoy without ext_authz. */
+  envoy: LatencyStats | null;
+  /** Through Envoy with Tollgate authz (ext_authz). */
+  envoyTollgate: LatencyStats | null;
+  /** Through Envoy with opa-envoy-plugin (ext_authz), the same policy. */
+  envoyOpaEnvoy: LatencyStats | null;
+  error: string | null;
+}
+
+export interface Target { name: string; value: number | null; limit: string; pass: boolean | null }
+
+const MB = 1e6;
+const num = (v: number | null | undefined, digits = 2): string => (v == null || Number.isNaN(v) ? '—' : v.toFixed(digits));
+const ms = (v: number | null | undefined): string => num(v, 3);
+
+/**
+ * Throughput on one core: requests per second of server CPU actually received. It equals the
+ * measured rate when the server saturates its core, and stays meaningful when it does not: when
+ * the load generator (one core too) runs out first, or a neighbour steals part of the core.
+ */
+export function perCore(s: LoadResult, cpu: number | null): number {
+  return cpu && cpu > 0 ? s.rps / Math.min(1, cpu) : s.rps;
+}
+
+function capacity(r: ServerResult | undefined): number | null {
+  return r?.saturation ? perCore(r.saturation, r.saturationCpu) : null;
+}
+
+export function findServer(results: readonly ServerResult[], kind: ServerKind): ServerResult | undefined {
+  return results.find((r) => r.kind === kind);
+}
+
+function atRate(r: ServerResult | undefined, rps: number): LoadResult | undefined {
+  return r?.fixed.find((f) => f.targetRps === rps);
+}
+
+function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
+  return a == null || b == null || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? null : a / b;
+}
+
+/** The issue's targets, evaluated on this run's numbers (null: not measured, so neither pass nor fail). */
+export function evaluateTargets(results: readonly ServerResult[]): Target[] {
+  const tg = findServer(results, 'tollgate');
+  const peer = findServer(results, 'opa-envoy');
+  const ceiling = findServer(results, 'ceiling');
+  const check = (name: string, value: number | null, limit: string, ok: (v: number) => boolean): Target =>
+    ({ name, value, limit, pass: value == null ? null : ok(value) });
+  const tgP99 = atRate(tg, 1000)?.latencyMs.p99 ?? null;
+  return [
+    check('throughput on one core, tollgate / opa-envoy-plugin', ratio(capacity(tg), capacity(peer)), '≥ 1.0', (v) => v >= 1.0),
+    check('throughput on one core, tollgate / ceiling', ratio(capacity(tg), capacity(ceiling)), '≥ 0.7', (v) => v >= 0.7),
+    check('p99 at 1,000 req/s, tollgate (ms)', tgP99, '≤ 1.0', (v) => v <= 1.0),
+    check('p99 at 1,000 req/s, tollgate / opa-envoy-plugin', ratio(tgP99, atRate(peer, 1000)?.latencyMs.p99), '≤ 0.5', (v) => v <= 0.5),
+    check('peak RSS under load, tollgate (MB)', tg?.peakRssBytes != null ? tg.peakRssBytes / MB : null, '≤ 150', (v) => v <= 150),
+  ];
+}
+
+function pad(cells: string[][]): string {
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => '| ' + r.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |').join('\n');
+}
+
+function fixedCell(f: LoadResult | undefined): string {
+  if (!f) return '—';
+  const l = f.latencyMs;
+  const short = f.rps < (f.targetRps ?? 0) * 0.97 ? ` (only ${Math.round(f.rps)}/s)` : '';
+  const errs = f.errors ? ` [${f.errors} err]` : '';
+  return `${ms(l.p50)} / ${ms(l.p99)} / ${ms(l.p999)}${short}${errs}`;
+}
+
+/** Markdown table (it reads fine in a terminal too), then ratios and targets. */
+export function renderReport(results: readonly ServerResult[], rates: readonly number[], e2e: EndToEndResult | null): string {
+  const header = ['server', 'saturation req/s', 'server CPU', 'req/s per core', ...rates.map((r) => `@${r}/s p50 / p99 / p99.9 ms`), 'peak RSS MB', 'decisions'];
+  const rows = results.map((r) => [
+    r.title,
+    r.saturation ? num(r.saturation.rps, 0) + (r.saturation.errors ? ` [${r.saturation.errors} err]` : '') : r.error ? 'failed' : '—',
+    r.saturationCpu == null ? '—' : `${Math.round(r.saturationCpu * 100)}%`,
+    num(capacity(r), 0),
+    ...rates.map((rate) => fixedCell(atRate(r, rate))),
+    r.peakRssBytes == null ? '—' : num(r.peakRssBytes / MB, 0),
+    r.decisions.mismatches.length ? `${r.decisions.mismatches.length} WRONG` : `${r.decisions.matched} ok`,
+  ]);
+  const out = [pad([header, header.map((h) => '-'.repeat(h.length)), ...rows])];
+
+  const tg = findServer(results, 'tollgate');
+  const peer = findServer(results, 'opa-envoy');
+  const ceiling = findServer(results, 'ceiling');
+  const ratioRows: string[][] = [['ratio', 'tollgate / opa-envoy-plugin', 'tollgate / ceiling']];
+  ratioRows.push(['saturation req/s (measured)', num(ratio(tg?.saturation?.rps, peer?.saturation?.rps)), num(ratio(tg?.saturation?.rps, ceiling?.saturation?.rps))]);
+  ratioRows.push(['req/s per core', num(ratio(capacity(tg), capacity(peer))), num(ratio(capacity(tg), capacity(ceiling)))]);
+  for (const rate of rates) {
+    ratioRows.push([`p50 @${rate}/s`, num(ratio(atRate(tg, rate)?.latencyMs.p50, atRate(peer, rate)?.latencyMs.p50)), num(ratio(atRate(tg, rate)?.latencyMs.p50, atRate(ceiling, rate)?.latencyMs.p50))]);
+    ratioRows.push([`p99 @${rate}/s`, num(ratio(atRate(tg, rate)?.latencyMs.p99, atRate(peer, rate)?.latencyMs.p99)), num(ratio(atRate(tg, rate)?.latencyMs.p99, atRate(ceiling, rate)?.latencyMs.p99))]);
+  }
+  ratioRows.push(['peak RSS', num(ratio(tg?.peakRssBytes, peer?.peakRssBytes)), num(ratio(tg?.peakRssBytes, ceiling?.peakRssBytes))]);
+  out.push('', pad([ratioRows[0]!, ratioRows[0]!.map((h) => '-'.repeat(h.length)), ...ratioRows.slice(1)]));
+
+  const targets = evaluateTargets(results);
+  const tRows = targets.map((t) => [t.name, t.value == null ? '—' : num(t.value, 3), t.limit, t.pass == null ? 'not measured' : t.pass ? 'PASS' : 'FAIL']);
+  const tHead = ['target (issue 6)', 'measured', 'limit', 'result'];
+  out.push('', pad([tHead, tHead.map((h) => '-'.repeat(h.length)), ...tRows]));
+
+  if (e2e) {
+    out.push('', `End to end: MCP SDK client → Envoy → demo MCP server, ${e2e.calls} sequential tools/call per path`);
+    if (e2e.error) out.push(`  failed: ${e2e.error}`);
+    const eRows: string[][] = [['path', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms']];
+    const base = e2e.envoy;
+    const line = (name: string, s: LatencyStats | null, added: boolean): void => {
+      if (!s) return;
+      eRows.push([name, ms(s.p50), ms(s.p99), added && base ? ms(s.p50 - base.p50) : '', added && base ? ms(s.p99 - base.p99) : '']);
+    };
+    line('direct (no proxy)', e2e.direct, false);
+    line('Envoy, no ext_authz', e2e.envoy, false);
+    line('Envoy + tollgate authz', e2e.envoyTollgate, true);
+    line('Envoy + opa-envoy-plugin', e2e.envoyOpaEnvoy, true);
+    out.push(pad([eRows[0]!, eRows[0]!.map((h) => '-'.repeat(h.length)), ...eRows.slice(1)]));
+  }
+
+  const problems = results.flatMap((r) => [
+    ...(r.error ? [`${r.title}: ${r.error}`] : []),
+    ...r.decisions.mismatches.map((m) => `${r.title}: decision mismatch: ${m}`),
+  ]);
+  if (problems.length) out.push('', 'Problems:', ...problems.map((p) => `  - ${p}`));
+  return out.join('\n');
+}

@@ -1,0 +1,138 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ManagedProcess } from '../src/util/process.js';
+import { freePort, waitForPort } from '../src/util/net.js';
+import { projectRoot } from '../src/util/tools.js';
+import { selfCommand } from '../src/util/self.js';
+import { SERVER_CORE, startPinned } from './proc.js';
+
+/** The three ext_authz servers compared, each started the same way: its own process on SERVER_CORE. */
+export type ServerKind = 'ceiling' | 'tollgate' | 'tollgate-nolog' | 'opa-envoy';
+
+export interface ServerUnderTest {
+  kind: ServerKind;
+  /** What the report calls it. */
+  title: string;
+  target: string;
+  proc: ManagedProcess;
+}
+
+export interface IdentitySetup {
+  issuerUrl: string;
+  audience: string;
+  /** The issuer's JWKS document (the peer verifies in Rego against it, as data). */
+  jwks: unknown;
+  algorithms: string[];
+}
+
+export interface ServerSetup {
+  identity: IdentitySetup;
+  server: string;
+  namespace: string;
+  /** Scratch space (decision logs, state, the peer's data file). */
+  workDir: string;
+  policiesDir: string;
+  opaEnvoy: string;
+  /** Extra node flags for the tollgate process (e.g. --cpu-prof). */
+  nodeFlags?: string[];
+  echo?: boolean;
+}
+
+/**
+ * A sibling script of this file, runnable the way this process runs: the .ts source through tsx,
+ * or the compiled .js under dist/.
+ */
+function siblingScript(name: string): { cmd: string; args: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  const fromSource = here.endsWith('.ts');
+  const file = join(dirname(here), `${name}.${fromSource ? 'ts' : 'js'}`);
+  return { cmd: process.execPath, args: fromSource ? ['--import', 'tsx', file] : [file] };
+}
+
+export async function startCeiling(s: ServerSetup): Promise<ServerUnderTest> {
+  const port = await freePort();
+  const script = siblingScript('noop-authz');
+  const proc = await startPinned({
+    name: 'ceiling', cmd: script.cmd, args: [...script.args, '--listen', `127.0.0.1:${port}`], core: SERVER_CORE,
+    readyPattern: /noop authz listening on/, echo: s.echo,
+  });
+  return { kind: 'ceiling', title: 'ceiling (no-op grpc-js)', target: `127.0.0.1:${port}`, proc };
+}
+
+export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean } = { decisionLog: true }): Promise<ServerUnderTest> {
+  const port = await freePort();
+  const kind: ServerKind = opts.decisionLog ? 'tollgate' : 'tollgate-nolog';
+  const state = join(s.workDir, kind);
+  mkdirSync(state, { recursive: true });
+  const self = selfCommand();
+  const args = [
+    ...(s.nodeFlags ?? []), ...self.args, 'authz',
+    '--listen', `127.0.0.1:${port}`,
+    '--policies', resolve(s.policiesDir),
+    '--issuer', s.identity.issuerUrl,
+    '--audience', s.identity.audience,
+    '--server', s.server, '--namespace', s.namespace,
+    '--state', state,
+    ...(opts.decisionLog ? ['--decision-log', join(state, 'decisions')] : ['--no-decision-log']),
+  ];
+  const proc = await startPinned({
+    name: kind, cmd: self.cmd, args, core: SERVER_CORE, readyPattern: /authz listening on/, cwd: projectRoot(), echo: s.echo,
+  });
+  return { kind, title: opts.decisionLog ? 'tollgate authz' : 'tollgate (no decision log)', target: `127.0.0.1:${port}`, proc };
+}
+
+/** The peer's policy directory: bench/policies/envoy, found from source or from dist/. */
+export function peerPolicyDir(): string {
+  const dir = join(projectRoot(), 'bench', 'policies', 'envoy');
+  if (!existsSync(dir)) throw new Error(`peer policy not found at ${dir}`);
+  return dir;
+}
+
+/**
+ * opa-envoy-plugin as its docs run it: `run --server` with the ext_authz gRPC plugin, the policy
+ * and its data from files, decision logs off (the default: none configured), console logs at
+ * error level so logging costs it nothing either.
+ */
+export async function startOpaEnvoy(s: ServerSetup): Promise<ServerUnderTest> {
+  const grpcPort = await freePort();
+  const httpPort = await freePort();
+  const dataDir = join(s.workDir, 'opa-envoy-data');
+  mkdirSync(dataDir, { recursive: true });
+  const dataFile = join(dataDir, 'data.json');
+  writeFileSync(dataFile, JSON.stringify({
+    bench: {
+      identity: {
+        issuer: s.identity.issuerUrl,
+        audience: s.identity.audience,
+        // io.jwt.decode_verify takes a JWKS as a JSON string in its "cert" constraint.
+        jwks: JSON.stringify(s.identity.jwks),
+        algorithms: s.identity.algorithms,
+      },
+    },
+  }));
+  const args = [
+    'run', '--server',
+    '--addr', `127.0.0.1:${httpPort}`,
+    '--log-level', 'error',
+    '--set', `plugins.envoy_ext_authz_grpc.addr=127.0.0.1:${grpcPort}`,
+    '--set', 'plugins.envoy_ext_authz_grpc.path=envoy/authz/result',
+    '--set', 'decision_logs.console=false',
+    // Tollgate's tool catalogue, grants and argument checks, shared rather than copied.
+    peerPolicyDir(), join(s.policiesDir, 'lib'), join(s.policiesDir, 'data.json'), dataFile,
+  ];
+  const proc = await startPinned({
+    name: 'opa-envoy', cmd: s.opaEnvoy, args, core: SERVER_CORE, echo: s.echo,
+    ready: () => waitForPort(grpcPort, '127.0.0.1', 60_000),
+  });
+  return { kind: 'opa-envoy', title: 'opa-envoy-plugin', target: `127.0.0.1:${grpcPort}`, proc };
+}
+
+export function startServer(kind: ServerKind, s: ServerSetup): Promise<ServerUnderTest> {
+  switch (kind) {
+    case 'ceiling': return startCeiling(s);
+    case 'tollgate': return startTollgate(s, { decisionLog: true });
+    case 'tollgate-nolog': return startTollgate(s, { decisionLog: false });
+    case 'opa-envoy': return startOpaEnvoy(s);
+  }
+}
