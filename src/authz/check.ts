@@ -31,6 +31,8 @@ export interface AuthzSettings {
   denyStatus: number;
   /** Authorization header value sent upstream in place of the caller's token (no passthrough). */
   upstreamAuthorization: string | null;
+  /** Policy contract: shapes the input (docs/policy-input.md). Default "tollgate". */
+  inputMode?: 'tollgate' | 'envoy';
 }
 
 export interface CheckDeps {
@@ -142,7 +144,7 @@ export class Authorizer {
       return refuse(decisionId, 503, ErrorCode.Unavailable, parsed?.ok ? idOf(parsed.value) : null, msg);
     }
 
-    const shared = sharedInput(req, identity, parsed?.ok ? parsed.value : null, nowNs());
+    const shared = sharedInput(req, identity, parsed?.ok ? parsed.value : null, nowNs(), settings.inputMode);
     const messages: Array<JsonRpcMessage | null> = parsed?.ok ? parsed.messages : [null];
     const batch = parsed?.ok && parsed.batch ? messages.length : null;
     const judged = messages.map((m, i) => this.judge(m, i, batch, shared, scope, req, identity));

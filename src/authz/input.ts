@@ -48,11 +48,30 @@ export function parseQuery(query: string): Record<string, string[]> {
   return out;
 }
 
-export function sharedInput(req: HttpRequestView, identity: Identity | null, parsedBody: unknown, nowNs: number): SharedInput {
+/** Headers a tollgate-mode policy never needs: the identity they carry is already verified. */
+const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
+
+function withoutCredentials(h: Record<string, string>): Record<string, string> {
+  if (!CREDENTIAL_HEADERS.some((k) => k in h)) return h;
+  const out: Record<string, string> = {};
+  for (const k in h) if (!CREDENTIAL_HEADERS.includes(k)) out[k] = h[k]!;
+  return out;
+}
+
+/**
+ * `mode` "envoy" gives opa-envoy-plugin policies exactly what that plugin gives them (raw
+ * headers including the bearer token, which such policies verify in Rego, and the body as a
+ * string). "tollgate" leaves out credentials and the body string: identity arrives verified in
+ * input.identity and the body parsed in input.parsed_body, and every byte less is a byte the
+ * WASM does not have to parse on each call.
+ */
+export function sharedInput(req: HttpRequestView, identity: Identity | null, parsedBody: unknown, nowNs: number, mode: 'tollgate' | 'envoy' = 'tollgate'): SharedInput {
   const pathOnly = req.path.split('?')[0] ?? req.path;
+  const compat = mode === 'envoy';
+  const headers = compat ? req.headers : withoutCredentials(req.headers);
   return {
     request: {
-      id: req.id, method: req.method, path: pathOnly, host: req.host, scheme: req.scheme, headers: req.headers, time_ns: nowNs,
+      id: req.id, method: req.method, path: pathOnly, host: req.host, scheme: req.scheme, headers, time_ns: nowNs,
     },
     identity: identityInput(identity),
     // opa-envoy-plugin's input.attributes: the CheckRequest attributes, snake_case as protojson writes them.
@@ -62,7 +81,7 @@ export function sharedInput(req: HttpRequestView, identity: Identity | null, par
       request: {
         http: {
           id: req.id, method: req.method, path: req.path, host: req.host, scheme: req.scheme, protocol: req.protocol,
-          headers: req.headers, body: req.body.length ? req.body.toString('utf8') : undefined, size: String(req.body.length),
+          headers, body: compat && req.body.length ? req.body.toString('utf8') : undefined, size: String(req.body.length),
         },
       },
       context_extensions: req.context,

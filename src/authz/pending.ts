@@ -32,10 +32,12 @@ export const DECISION_ID_HEADER = 'x-tollgate-decision-id';
 /** Bounded map with TTL: a response that never comes must not leak memory. */
 export class PendingCalls {
   private readonly map = new Map<string, PendingCall>();
-  constructor(private readonly ttlMs = 10 * 60_000, private readonly max = 100_000) {}
+  constructor(private readonly ttlMs = 10 * 60_000, private readonly max = 20_000) {}
 
   put(call: PendingCall): void {
-    if (this.map.size >= this.max) this.evict(Date.now());
+    // A sidecar without ext_proc never takes its calls back: expire from the old end on every
+    // put (amortised O(1), insertion order is age order), and never hold more than max.
+    this.evict(call.createdAt);
     this.map.set(call.decisionId, call);
   }
 

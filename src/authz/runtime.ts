@@ -94,6 +94,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     settings: {
       instanceId: cfg.instanceId, version, defaultScope: { server: cfg.server.name, namespace: cfg.server.namespace },
       resourceMetadataUrl: cfg.resourceMetadataUrl, limits: cfg.limits, denyStatus: cfg.denyStatus, upstreamAuthorization: cfg.upstreamAuthorization,
+      inputMode: cfg.policy.entrypoint,
     },
     verifier: createVerifier(cfg.identity),
     policy: holder,

@@ -1,0 +1,59 @@
+import type { PolicyHolder } from '../policy/holder.js';
+import type { McpInput, PolicyInput } from '../policy/types.js';
+import type { ListedItem } from './extproc.js';
+import type { PendingCall } from './pending.js';
+
+/**
+ * Which listed tools, prompts and resources a caller may see: the policy in force is asked, as
+ * that caller, whether it would allow the call the item stands for (tools/call of a tool,
+ * prompts/get of a prompt, resources/read of a resource), with `input.mcp.listing = true` so
+ * argument constraints stay out of it (a listing has no arguments to check).
+ *
+ * The question is asked on a copy of the policy input of the list request itself (Check keeps it
+ * in `PendingCall.listInput`), so identity, server, budgets and the request fields are exactly
+ * what Check saw. Only `input.mcp` changes; `request`, `attributes` and `parsed_body` still
+ * describe the list request, which is what actually went over the wire.
+ *
+ * Fails closed: without the list request's input, without a policy, or if evaluation throws, the
+ * item is hidden. A caller who cannot be judged must not learn what the server offers.
+ *
+ * No cache: the input carries the time and the caller's budget standing, which a policy may use
+ * (hide expensive tools when a budget is nearly spent), and one WASM evaluation per item is cheap
+ * next to the round trip that brought the list.
+ */
+export function policyListFilter(holder: PolicyHolder): (call: PendingCall, item: ListedItem) => boolean {
+  return (call, item) => {
+    const base = call.listInput;
+    const policy = holder.get();
+    if (!base || !policy) return false;
+    const mcp = askFor(base.mcp, item);
+    if (!mcp) return false;
+    const input: PolicyInput = { ...base, mcp };
+    try {
+      return policy.evaluate(input).allow === true;
+    } catch {
+      // evaluate() is documented never to throw; should one ever, the item stays hidden.
+      return false;
+    }
+  };
+}
+
+/** The `input.mcp` of the call a listed item stands for; null when the item cannot be judged. */
+function askFor(list: McpInput, item: ListedItem): McpInput | null {
+  const common: McpInput = { ...list, kind: 'request', arguments: null, tool: null, prompt: null, resource: null, annotations: null, listing: true };
+  switch (item.kind) {
+    case 'tool':
+      if (!item.name) return null;
+      return { ...common, method: 'tools/call', tool: item.name, params: { name: item.name }, annotations: item.annotations ?? null };
+    case 'prompt':
+      if (!item.name) return null;
+      return { ...common, method: 'prompts/get', prompt: item.name, params: { name: item.name } };
+    case 'resource':
+    case 'resourceTemplate':
+      // A template is judged by its uriTemplate, so a policy matching URI prefixes covers both.
+      if (!item.uri) return null;
+      return { ...common, method: 'resources/read', resource: item.uri, params: { uri: item.uri } };
+    default:
+      return null;
+  }
+}
