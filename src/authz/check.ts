@@ -13,6 +13,9 @@ import { DECISION_ID_HEADER, type PendingCalls } from './pending.js';
 import { buildRecord, eraseCredentials, type Masker, type RecordParts } from './record.js';
 import { deniedMessage, denyWithRpcErrors, refuse, unauthenticated, type AuthzOutcome, type RpcError } from './respond.js';
 import type { HttpRequestView } from './view.js';
+import type { AuthzMetrics } from '../metrics/authz-metrics.js';
+import { reasonClassOf } from '../metrics/reason.js';
+import type { CheckTracer } from '../telemetry/check-span.js';
 
 export interface AuthzSettings {
   instanceId: string;
@@ -50,6 +53,10 @@ export interface CheckDeps {
   /** Raw `system/log/mask` result for an input, when the policy defines one. */
   policyMask: ((input: PolicyInput) => unknown) | null;
   clock: () => number;
+  /** Prometheus instruments (src/metrics/authz-metrics.ts); absent: nothing is counted. */
+  metrics?: AuthzMetrics | null;
+  /** Check spans (src/telemetry); absent or disabled: no tracing work at all. */
+  tracer?: CheckTracer | null;
 }
 
 interface Judged {
@@ -94,7 +101,8 @@ export class Authorizer {
       try {
         this.recordSimple(req, decisionId, t0, null, 503, ErrorCode.Unavailable, msg);
       } catch {
-        // The log is what failed; the refusal itself must still go out.
+        // The log is what failed; the refusal itself must still go out, and still be counted.
+        this.observe(req, decisionId, false, ErrorCode.Unavailable, scopeOf(req, this.deps.settings.defaultScope).server, null, null, nowNs() - t0, 0);
       }
       return refuse(decisionId, 503, ErrorCode.Unavailable, null, msg);
     }
@@ -130,6 +138,7 @@ export class Authorizer {
       identity = await this.deps.verifier.verify(bearerToken(req.headers.authorization));
     } catch (e) {
       const failure = e instanceof AuthError ? e.failure : 'issuer_unavailable';
+      this.deps.metrics?.recordAuthFailure(failure);
       const description = e instanceof AuthError ? e.message : `token could not be verified: ${(e as Error).message}`;
       const status = failure === 'issuer_unavailable' ? 503 : 401;
       this.recordSimple(req, decisionId, t0, null, status, ErrorCode.Unauthenticated, `${failure}: ${description}`, scope);
@@ -188,6 +197,7 @@ export class Authorizer {
     const measured = facts?.arguments && gate?.measure ? gate.measure(subject, facts.arguments) : null;
     const tokens = measured?.tokens ?? (facts?.arguments && this.deps.countTokens ? this.deps.countTokens(facts.arguments) : 0);
     const budget = gate?.check(subject, measured ?? tokens) ?? { entries: [], exhausted: null };
+    if (budget.entries.length > 0) this.deps.metrics?.recordBudgetStanding(budget.entries);
     const annotations = facts?.tool && this.deps.annotations ? this.deps.annotations(scope.server, facts.tool) : null;
     const input = policyInput(shared, scope, req, {
       message: m, facts, batch: batch === null ? null : { index, size: batch }, annotations, budgets: budget.entries, estimatedTokens: tokens,
@@ -234,8 +244,14 @@ export class Authorizer {
   }
 
   private write(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number): void {
+    const totalNs = nowNs() - t0;
     const sink = this.deps.sink;
-    if (!sink) return;
+    if (sink) this.append(sink, req, decisionId, t0, identity, scope, j, revision, batch, status, totalNs);
+    // After the append: a record that could not be written is counted by check()'s catch instead.
+    this.observe(req, decisionId, j.allow, j.code, scope.server, j.message?.method ?? null, j.facts?.tool ?? null, totalNs, j.evalNs);
+  }
+
+  private append(sink: DecisionSink, req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, totalNs: number): void {
     const parts: RecordParts = {
       decisionId, now: new Date(this.deps.clock()), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
       revision, path: 'tollgate/authz/decision', identity, scope, message: j.message, facts: j.facts,
@@ -243,22 +259,35 @@ export class Authorizer {
       decision: { allow: j.allow, reasons: j.reasons, httpStatus: status, code: j.code, error: j.error },
       policyDecision: j.decision, policyMask: j.input && this.deps.policyMask ? this.deps.policyMask(j.input) : undefined,
       budget: j.budgets.length ? j.budgets.map((b) => ({ name: b.name, limit: b.limit, used: b.used, remaining: b.remaining })) : null,
-      requestTokens: j.message ? j.tokens : null, evalNs: j.evalNs, totalNs: nowNs() - t0,
+      requestTokens: j.message ? j.tokens : null, evalNs: j.evalNs, totalNs,
     };
     sink.append(buildRecord(parts, this.deps.mask));
   }
 
+  /** Counts one decision and traces it: a few array increments, and nothing else when tracing is off. */
+  private observe(req: HttpRequestView, decisionId: string, allow: boolean, code: number | null, server: string, method: string | null, tool: string | null, totalNs: number, evalNs: number): void {
+    const reasonClass = reasonClassOf(code);
+    this.deps.metrics?.recordDecision({ allow, reasonClass, server, durationNs: totalNs, evalNs });
+    const tracer = this.deps.tracer;
+    if (tracer?.enabled) tracer.record(req.headers, { decisionId, allow, reasonClass, server, method, tool }, totalNs);
+  }
+
   /** Records a refusal made before any message was judged (bad token, bad body, no policy). */
   private recordSimple(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, status: number, code: number, error: string, scope?: RequestScope): void {
+    const totalNs = nowNs() - t0;
+    const where = scope ?? scopeOf(req, this.deps.settings.defaultScope);
     const sink = this.deps.sink;
-    if (!sink) return;
-    sink.append(buildRecord({
-      decisionId, now: new Date(this.deps.clock()), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
-      revision: this.deps.policy.get()?.revision ?? null, path: 'tollgate/authz/decision', identity, scope: scope ?? scopeOf(req, this.deps.settings.defaultScope),
-      message: null, facts: null, sessionId: req.headers['mcp-session-id'] ?? null, batchSize: null, input: null,
-      decision: { allow: false, reasons: [error], httpStatus: status, code, error }, policyDecision: null, policyMask: undefined,
-      budget: null, requestTokens: null, evalNs: 0, totalNs: nowNs() - t0,
-    }, this.deps.mask));
+    if (sink) {
+      sink.append(buildRecord({
+        decisionId, now: new Date(this.deps.clock()), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
+        revision: this.deps.policy.get()?.revision ?? null, path: 'tollgate/authz/decision', identity, scope: where,
+        message: null, facts: null, sessionId: req.headers['mcp-session-id'] ?? null, batchSize: null, input: null,
+        decision: { allow: false, reasons: [error], httpStatus: status, code, error }, policyDecision: null, policyMask: undefined,
+        budget: null, requestTokens: null, evalNs: 0, totalNs,
+      }, this.deps.mask));
+    }
+    // Counted whether or not the log took it: this refusal goes out either way.
+    this.observe(req, decisionId, false, code, where.server, null, null, totalNs, 0);
   }
 }
 

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { Registry } from 'prom-client';
 import { createVerifier } from '../identity/verifier.js';
 import { PolicyHolder } from '../policy/holder.js';
 import type { WasmPolicy } from '../policy/engine.js';
@@ -19,6 +20,10 @@ import { openBudgetGate, type OpenedBudgets } from '../budget/open.js';
 import { ToolAnnotationStore } from '../mcp/annotations.js';
 import { createExtProcHandler } from './extproc.js';
 import { AuthzServer } from './server.js';
+import { createAuthzMetrics, type AuthzMetrics } from '../metrics/authz-metrics.js';
+import { AdminHttpServer } from '../metrics/http.js';
+import { createStatusProvider } from '../metrics/status.js';
+import { startTracing } from '../telemetry/tracing.js';
 
 export interface RunningAuthz {
   readonly port: number;
@@ -26,6 +31,9 @@ export interface RunningAuthz {
   readonly authorizer: Authorizer;
   readonly source: PolicySource;
   readonly decisionLog: TeeSink | null;
+  readonly metrics: AuthzMetrics;
+  /** The admin listener (/metrics, /healthz, /readyz, /status); null when metrics_listen is unset. */
+  readonly admin: AdminHttpServer | null;
   close(): Promise<void>;
 }
 
@@ -54,11 +62,16 @@ export type { BundleSourceStatus };
  */
 export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('tollgate-authz')): Promise<RunningAuthz> {
   const closers: Array<() => Promise<void>> = [];
+  const startedAt = new Date();
   const holder = new PolicyHolder();
+  const metrics = createAuthzMetrics(new Registry(), { servers: [cfg.server.name], version });
+  const tracing = await startTracing({ serviceName: 'tollgate-authz', version, logger: log });
+  log.info({ tracing: tracing.reason }, tracing.enabled ? 'OpenTelemetry tracing on' : 'OpenTelemetry tracing off');
   let policyMask: CheckDeps['policyMask'] = null;
   holder.onSwap((rev) => log.info({ revision: rev }, 'policy loaded'));
 
   const source = await policySource(cfg, holder);
+  metrics.readFrom({ policy: () => source.status() });
   source.events.on('rejected', (e: unknown) => log.error({ rejection: e }, 'policy bundle rejected; the last good policy keeps serving'));
   await source.start();
   closers.push(() => source.stop());
@@ -79,6 +92,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     }, { warn: (m) => log.warn(m) });
     sink = opened;
     closers.push(() => opened.close());
+    metrics.readFrom({ decisionLog: () => opened.stats() });
   }
 
   const pending = new PendingCalls();
@@ -88,6 +102,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     budgets = await openBudgetGate(cfg.budgetsFile, { stateDir: cfg.stateDir, replicaId: cfg.instanceId, logger: log });
     const gate = budgets.gate;
     closers.push(() => gate.close());
+    metrics.readFrom({ budgets: () => gate.metrics });
     log.info({ budgets: budgets.config.budgets.length, mode: budgets.mode }, 'budgets loaded');
   }
   const authorizer = new Authorizer({
@@ -106,21 +121,56 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     mask: createInputMasker(),
     policyMask,
     clock: Date.now,
+    metrics,
+    tracer: tracing.checks,
   });
 
   // ext_proc always runs: it records the tool annotations servers declare, and charges budgets.
   const extProc = createExtProcHandler({ pending, gate: budgets?.gate ?? null, annotations, logger: log });
   const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc });
   log.info({ listen: `${cfg.listen.host}:${server.port}`, revision: holder.get()?.revision }, 'authz listening');
+
+  let grpcUp = true;
+  const status = createStatusProvider({
+    instanceId: cfg.instanceId, version, startedAt,
+    grpc: () => ({ listen: `${cfg.listen.host}:${server.port}`, up: grpcUp }),
+    policy: () => source.status(),
+    decisionLog: () => sink?.stats() ?? null,
+    budgets: () => budgets && {
+      mode: budgets.mode, budgets: budgets.gate.budgets, metrics: budgets.gate.metrics, remaining: () => metrics.budgetRemaining(),
+    },
+  });
+  const shutdown = async (): Promise<void> => {
+    for (const c of closers.reverse()) await c().catch((e: Error) => log.error({ err: e.message }, 'close failed'));
+    await tracing.shutdown().catch((e: Error) => log.error({ err: e.message }, 'tracing shutdown failed'));
+  };
+  let admin: AdminHttpServer | null = null;
+  if (cfg.metricsListen) {
+    try {
+      admin = await AdminHttpServer.start({ ...cfg.metricsListen, registry: metrics.registry, status: status.status, ready: status.readiness });
+    } catch (e) {
+      // A listening gRPC server would keep the process alive after this error: stop everything.
+      await server.close();
+      await shutdown();
+      throw new Error(`admin listener ${cfg.metricsListen.host}:${cfg.metricsListen.port} (metrics_listen): ${(e as Error).message}`);
+    }
+    log.info({ listen: admin.url }, 'admin endpoints listening: /metrics /healthz /readyz /status');
+  }
+  const adminServer = admin;
   return {
     port: server.port,
     holder,
     authorizer,
     source,
     decisionLog: sink,
+    metrics,
+    admin: adminServer,
     async close() {
+      // Not ready first, so probes take this instance out of rotation while in-flight checks finish.
+      grpcUp = false;
       await server.close();
-      for (const c of closers.reverse()) await c().catch((e: Error) => log.error({ err: e.message }, 'close failed'));
+      await shutdown();
+      await adminServer?.close();
     },
   };
 }

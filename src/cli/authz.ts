@@ -32,6 +32,8 @@ same field of the config file (docs/configuration.md documents each field).
   --deny-status N              HTTP status of policy denials of JSON-RPC requests (default 200)
   --upstream-authorization V   Authorization header value sent to the MCP server instead of the
                                caller's token (default: the header is removed)
+  --metrics-listen HOST:PORT   admin endpoints /metrics /healthz /readyz /status
+                               (docs/observability.md); default 127.0.0.1:9464, "off" for none
   --state DIR                  state directory (default $TOLLGATE_STATE_DIR or ./.state)
 
 Stops cleanly on SIGINT/SIGTERM, letting in-flight checks finish.
@@ -41,7 +43,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   const { values } = parseCommandArgs(argv, {
     config: { type: 'string' }, listen: { type: 'string' }, policies: { type: 'string' }, entrypoint: { type: 'string' },
     watch: { type: 'boolean' }, 'policy-nats': { type: 'string' }, 'verification-key': { type: 'string' }, 'bundle-url': { type: 'string' },
-    'decision-log-nats': { type: 'string' }, budgets: { type: 'string' },
+    'decision-log-nats': { type: 'string' }, budgets: { type: 'string' }, 'metrics-listen': { type: 'string' },
     issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' },
     'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
     'deny-status': { type: 'string' }, 'upstream-authorization': { type: 'string' }, state: { type: 'string' },
@@ -63,6 +65,10 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   }
   if (values['decision-log-nats']) c.decisionLogNatsUrl = values['decision-log-nats'];
   if (values.budgets) c.budgetsFile = values.budgets;
+  // The command serves metrics by default; the library default stays off so tests can run many.
+  const m = values['metrics-listen'] ?? (values.config ? undefined : '127.0.0.1:9464');
+  if (m === 'off') c.metricsListen = null;
+  else if (m !== undefined) c.metricsListen = parseHostPort(m);
   if (values.entrypoint) {
     if (values.entrypoint !== 'tollgate' && values.entrypoint !== 'envoy') throw new UsageError('--entrypoint must be "tollgate" or "envoy"');
     c.policy.entrypoint = values.entrypoint;

@@ -12,6 +12,7 @@ const COMMANDS: Entry[] = [
   { name: 'policy', summary: 'Build, check, test, explain and replay policies', load: async () => (await import('./policy.js')).policyCommand },
   { name: 'logs', summary: 'Query, tail, summarise and verify decision logs', load: async () => (await import('./logs.js')).logsCommand },
   { name: 'budget', summary: 'Show, set and reset token budgets', load: async () => (await import('./budget.js')).budgetCommand },
+  { name: 'status', summary: 'Show whether authz is ready: policy revision, rejected bundles, decision log, budgets', load: async () => (await import('./status.js')).statusCommand },
   { name: 'inject', summary: 'Add the Envoy (and authz) sidecars to Kubernetes YAML, offline', load: async () => (await import('./inject.js')).injectCommand },
   { name: 'demo-server', summary: 'Run the demo MCP server on its own', load: async () => (await import('./demo-server.js')).demoServerCommand },
 ];

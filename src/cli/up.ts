@@ -19,6 +19,7 @@ Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   --envoy-port N   (default 10000)    --admin-port N (default 9901)
   --authz-port N   (default 9191)     --issuer-port N (default 5556)
   --xds-port N     (default 18000)    --nats-port N   (default 4222)
+  --metrics-port N (default 9464: authz /metrics, /readyz, /status)
   --no-controlplane  no NATS or control plane: authz builds --policies itself and Envoy gets a
                    static config (fewer processes; policy edits need a restart)
   --budgets FILE   enforce these token budgets (docs/budgets.md)
@@ -32,7 +33,7 @@ export const upCommand: Command = {
     const { values } = parseCommandArgs(argv, {
       policies: { type: 'string' }, demo: { type: 'boolean' }, upstream: { type: 'string' }, server: { type: 'string' },
       state: { type: 'string' }, 'envoy-port': { type: 'string' }, 'admin-port': { type: 'string' }, 'authz-port': { type: 'string' },
-      'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' },
+      'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' }, 'metrics-port': { type: 'string' },
       'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' },
     });
     if (values.help) { process.stdout.write(USAGE); return 0; }
@@ -60,6 +61,7 @@ export const upCommand: Command = {
         envoy: port(values['envoy-port'], DEFAULT_PORTS.envoy), envoyAdmin: port(values['admin-port'], DEFAULT_PORTS.envoyAdmin),
         authz: port(values['authz-port'], DEFAULT_PORTS.authz), issuer: port(values['issuer-port'], DEFAULT_PORTS.issuer),
         xds: port(values['xds-port'], DEFAULT_PORTS.xds), nats: port(values['nats-port'], DEFAULT_PORTS.nats),
+        metrics: port(values['metrics-port'], DEFAULT_PORTS.metrics),
       },
     });
     const e = mesh.endpoints;
@@ -75,6 +77,7 @@ export const upCommand: Command = {
       ...(e.nats ? [`  NATS JetStream            ${e.nats}`] : []),
       ...(mesh.sidecarConfig ? [`  sidecar defaults (xDS)    ${mesh.sidecarConfig}`] : []),
       `  Envoy admin               ${e.envoyAdmin}`,
+      `  authz metrics / status    ${e.metrics}/metrics   (tollgate status)`,
       `  Decision log              ${stateDir}/decisions`,
       '',
       'Mint a dev token, then point any MCP client at the endpoint with it:',

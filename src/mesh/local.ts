@@ -21,9 +21,10 @@ export interface MeshPorts {
   issuer: number;
   xds: number;
   nats: number;
+  metrics: number;
 }
 
-export const DEFAULT_PORTS: MeshPorts = { envoy: 10000, envoyAdmin: 9901, authz: 9191, issuer: 5556, xds: 18000, nats: 4222 };
+export const DEFAULT_PORTS: MeshPorts = { envoy: 10000, envoyAdmin: 9901, authz: 9191, issuer: 5556, xds: 18000, nats: 4222, metrics: 9464 };
 
 export interface LocalMeshOptions {
   policies: string;
@@ -56,6 +57,7 @@ export interface MeshEndpoints {
   upstream: string;
   xds: string | null;
   nats: string | null;
+  metrics: string;
 }
 
 async function pick(p: number | undefined, dflt: number): Promise<number> {
@@ -111,6 +113,8 @@ export class LocalMesh {
       issuer: await pick(o.ports?.issuer, DEFAULT_PORTS.issuer),
       xds: withCp ? await pick(o.ports?.xds, DEFAULT_PORTS.xds) : 0,
       nats: withCp ? await pick(o.ports?.nats, DEFAULT_PORTS.nats) : 0,
+      // Unlike the others, unset means a free port: tests that predate it must not collide on 9464.
+      metrics: await pick(o.ports?.metrics ?? 0, DEFAULT_PORTS.metrics),
     };
     const started: Stoppable[] = [];
     const self = selfCommand();
@@ -154,7 +158,7 @@ export class LocalMesh {
       const authzArgs = [
         'authz', '--listen', `127.0.0.1:${ports.authz}`, ...policyArgs, '--issuer', issuer.url,
         '--audience', mcp, '--server', server, '--namespace', namespace, '--resource-metadata', resourceMetadata,
-        '--state', stateDir, ...(o.authzArgs ?? []),
+        '--state', stateDir, '--metrics-listen', `127.0.0.1:${ports.metrics}`, ...(o.authzArgs ?? []),
       ];
       // Ready once it listens and has a policy: before that every call would be refused.
       const startAuthzProcess = (): Promise<ManagedProcess> => cli('authz', authzArgs, /authz listening on[\s\S]*"policy loaded"|"policy loaded"[\s\S]*authz listening on/);
@@ -183,6 +187,7 @@ export class LocalMesh {
       return new LocalMesh({
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
         upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: nats?.url ?? null,
+        metrics: `http://127.0.0.1:${ports.metrics}`,
       }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started);
     } catch (e) {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
