@@ -75,7 +75,7 @@ interface Judged {
   evalNs: number;
 }
 
-const LIST_METHODS = new Set(['tools/list', 'prompts/list', 'resources/list']);
+const LIST_METHODS = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list']);
 
 const nowNs = (): number => Number(process.hrtime.bigint());
 

@@ -17,6 +17,7 @@ import { DECISION_ID_HEADER, type PendingCall, type PendingCalls } from './pendi
  *
  * The call was already allowed, so nothing here may break a response: an unknown decision id
  * passes through (logged), and an internal error passes the rest of the body through (counted).
+ * The list filter is the exception: an item it cannot judge is hidden (fail closed), not shown.
  *
  * Envoy filter settings this expects: request_header_mode SEND (to see the decision id),
  * response_header_mode SEND, response_body_mode STREAMED (or BUFFERED), request_body_mode NONE.
@@ -152,7 +153,7 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
     const fail = (e: unknown, where: string, passThrough = true): void => {
       stats.errors++;
       if (passThrough) broken = true;
-      log.error({ err: (e as Error)?.message ?? String(e), decisionId, where }, 'ext_proc: internal error; passing the response through');
+      log.error({ err: (e as Error)?.message ?? String(e), decisionId, where }, passThrough ? 'ext_proc: internal error; passing the response through' : 'ext_proc: internal error');
     };
 
     /** Counts one value and charges it; serialised so charges land in order. */
@@ -187,7 +188,17 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
       if (kind === 'tools' && Array.isArray(message.result.tools)) deps.annotations.record(c.server, message.result.tools);
       const filter = deps.filterTool;
       if (!filter) return message;
-      const f = filterListResponse(message, kind, (item) => filter(c, listedItem(kind, item)));
+      // An item the filter cannot judge is hidden (fail closed, as Check is), and the error counted;
+      // the response itself still goes out.
+      const keep = (item: JsonObject): boolean => {
+        try {
+          return filter(c, listedItem(kind, item));
+        } catch (e) {
+          fail(e, 'filter', false);
+          return false;
+        }
+      };
+      const f = filterListResponse(message, kind, keep);
       stats.filteredItems += f.removed;
       return f.result;
     };

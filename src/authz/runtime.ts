@@ -19,6 +19,7 @@ import { PendingCalls } from './pending.js';
 import { openBudgetGate, type OpenedBudgets } from '../budget/open.js';
 import { ToolAnnotationStore } from '../mcp/annotations.js';
 import { createExtProcHandler } from './extproc.js';
+import { policyListFilter } from './list-policy.js';
 import { AuthzServer } from './server.js';
 import { createAuthzMetrics, type AuthzMetrics } from '../metrics/authz-metrics.js';
 import { AdminHttpServer } from '../metrics/http.js';
@@ -126,7 +127,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   });
 
   // ext_proc always runs: it records the tool annotations servers declare, and charges budgets.
-  const extProc = createExtProcHandler({ pending, gate: budgets?.gate ?? null, annotations, logger: log });
+  const extProc = createExtProcHandler({ pending, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder), logger: log });
   const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc });
   log.info({ listen: `${cfg.listen.host}:${server.port}`, revision: holder.get()?.revision }, 'authz listening');
 

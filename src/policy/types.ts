@@ -32,6 +32,12 @@ export interface McpInput {
   annotations: ToolAnnotations | null;
   /** Position in a JSON-RPC batch, or null for a single message. */
   batch: { index: number; size: number } | null;
+  /**
+   * true when the policy is asked whether a listed item (tools/list, prompts/list,
+   * resources/list) should be visible, rather than judging a real call: argument constraints
+   * should not apply. Absent on real calls.
+   */
+  listing?: boolean;
 }
 
 export interface IdentityInput {

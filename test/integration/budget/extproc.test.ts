@@ -252,10 +252,24 @@ describe('ext_proc handler over real gRPC', function () {
     assert.equal(filterCalls.length, 0);
   });
 
+  it('hides the items a failing filter cannot judge, and still delivers the list', async () => {
+    const call = pendingCall('tools/list');
+    const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 2, result: { tools: TOOLS, nextCursor: 'p2' } }));
+    explode = true;
+    const s = open();
+    await s.headers('requestHeaders', { 'x-tollgate-decision-id': call.decisionId });
+    await s.headers('responseHeaders', { ':status': '200', 'content-type': 'application/json' });
+    const got = JSON.parse(delivered(body, await s.body(body, true)).toString()) as { id: number; result: { tools: unknown[]; nextCursor: string } };
+    assert.deepEqual(got, { jsonrpc: '2.0', id: 2, result: { tools: [], nextCursor: 'p2' } });
+    assert.equal(handler.stats.errors, TOOLS.length, 'one error per item the filter failed on');
+    assert.equal(handler.stats.filteredItems, TOOLS.length);
+    s.end();
+  });
+
   it('never breaks a response on an internal error: held-back bytes are released, the error counted', async () => {
     const call = pendingCall('tools/list');
     const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 2, result: { tools: TOOLS } }));
-    explode = true;
+    annotations.record = () => { throw new Error('annotation store blew up'); };
     const s = open();
     await s.headers('requestHeaders', { 'x-tollgate-decision-id': call.decisionId });
     await s.headers('responseHeaders', { ':status': '200', 'content-type': 'application/json' });
