@@ -78,10 +78,10 @@ typecheck: node ## tsc --noEmit
 lint: node ## ESLint over src/ and test/
 	eslint src test bench
 
-policy-check: $(BIN)/opa ## opa fmt --fail, opa check --strict, opa test on policies/
+policy-check: $(BIN)/opa ## opa fmt --fail, opa check --strict, opa test on policies/ (bundle mode: scenario YAML is not data)
 	opa fmt --list --fail policies
 	opa check --strict policies
-	opa test policies
+	opa test -b policies
 
 test: deps typecheck lint policy-check ## Everything CI runs; last line: "N passed, N failed"
 	mocha 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'

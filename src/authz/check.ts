@@ -153,7 +153,8 @@ export class Authorizer {
       return refuse(decisionId, 503, ErrorCode.Unavailable, parsed?.ok ? idOf(parsed.value) : null, msg);
     }
 
-    const shared = sharedInput(req, identity, parsed?.ok ? parsed.value : null, nowNs(), settings.inputMode);
+    // Epoch nanoseconds, as documented (nowNs() is monotonic: only for durations).
+    const shared = sharedInput(req, identity, parsed?.ok ? parsed.value : null, this.deps.clock() * 1_000_000, settings.inputMode);
     const messages: Array<JsonRpcMessage | null> = parsed?.ok ? parsed.messages : [null];
     const batch = parsed?.ok && parsed.batch ? messages.length : null;
     const judged = messages.map((m, i) => this.judge(m, i, batch, shared, scope, req, identity));

@@ -202,3 +202,11 @@ describe('Authorizer.check when the decision log fails', () => {
     assert.match(JSON.parse(out.body).error.message, /ENOSPC/);
   });
 });
+
+describe('Authorizer.check request time', () => {
+  it('gives the policy epoch nanoseconds from the clock, as documented', async () => {
+    const { authz, policy } = setup();
+    await authz.check(request(call('search_docs')));
+    assert.equal(policy.inputs[0]!.request.time_ns, Date.parse('2026-11-23T10:00:00Z') * 1_000_000);
+  });
+});
