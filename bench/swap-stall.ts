@@ -28,6 +28,8 @@ a swap, so machine noise can be told apart from blocking.
                    WASM is byte-identical, which V8 may compile once); code: each bundle has its own
                    WASM (default code)
   --hogs N         busy-loop processes to run meanwhile, for a loaded machine (default 0)
+  --data-kb N      add about N KiB of extra data (a user directory under data.bench) to every
+                   bundle, for policies that carry large data documents (default 0)
 `;
 
 /** A reason string of the example policy, edited per bundle so that each compiles to its own WASM. */
@@ -83,6 +85,18 @@ async function observe(work: () => Promise<void>, afterwards: () => number): Pro
   return { maxMs: h.max / 1e6, p99Ms: h.percentile(99) / 1e6, longestBlockMs: longest, wallMs, firstEvalMs };
 }
 
+/** About `bytes` of JSON shaped like a user directory: many keys, strings, decimals. */
+function syntheticData(bytes: number): Record<string, unknown> | null {
+  if (bytes <= 0) return null;
+  const users: Record<string, unknown> = {};
+  for (let i = 0, size = 0; size < bytes; i++) {
+    const u = { team: ['payments', 'support', 'readonly'][i % 3], groups: i % 50 === 0 ? ['dba'] : [], quota: 1000 + i * 0.25, note: `user number ${i}` };
+    users[`user-${i}@example.com`] = u;
+    size += JSON.stringify(u).length + 24;
+  }
+  return { users };
+}
+
 function summary(label: string, rows: Window[], key: keyof Window): string {
   const v = rows.map((r) => r[key]).sort((a, b) => a - b);
   const at = (q: number): number => v[Math.min(v.length - 1, Math.floor(q * v.length))]!;
@@ -93,7 +107,8 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       policies: { type: 'string', default: 'policies' }, swaps: { type: 'string', default: '10' },
-      vary: { type: 'string', default: 'code' }, hogs: { type: 'string', default: '0' }, help: { type: 'boolean', default: false },
+      vary: { type: 'string', default: 'code' }, hogs: { type: 'string', default: '0' }, 'data-kb': { type: 'string', default: '0' },
+      help: { type: 'boolean', default: false },
     },
   });
   if (values.help) { console.log(USAGE); return; }
@@ -111,6 +126,9 @@ async function main(): Promise<void> {
     cpSync(resolve(values.policies), dir, { recursive: true });
     const rego = readFileSync(join(dir, 'authz.rego'), 'utf8');
     const data = JSON.parse(readFileSync(join(dir, 'data.json'), 'utf8')) as Record<string, unknown>;
+    const extra = syntheticData(Number(values['data-kb']) * 1024);
+    if (extra) data.bench = extra;
+    writeFileSync(join(dir, 'data.json'), JSON.stringify(data));
     if (values.vary === 'code' && !rego.includes(CODE_MARK)) throw new Error(`--vary code edits the example policy's reason "${CODE_MARK}"; use --vary data for other policies`);
     for (let i = 0; i <= swaps; i++) {
       // A changed reason string changes the compiled module; a changed data key does not.
@@ -141,7 +159,7 @@ async function main(): Promise<void> {
     const first = await activator.activate(bundles[0]!, { origin: 'bench' });
     if (!first.ok) throw new Error(first.message);
     evalNow();
-    console.log(`bundle ${bundles[0]!.length} bytes gzipped; vary=${values.vary}, hogs=${hogCount}, node ${process.version}`);
+    console.log(`bundle ${bundles[0]!.length} bytes gzipped; vary=${values.vary}, hogs=${hogCount}, data-kb=${values['data-kb']}, node ${process.version}`);
     console.log('swap  loop-delay max  p99   longest block  swap wall  first eval | control: max  longest block');
     for (let i = 1; i <= swaps; i++) {
       await new Promise((r) => setTimeout(r, 100));

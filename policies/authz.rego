@@ -49,6 +49,12 @@ mcp := input.mcp
 
 authenticated if identity.authenticated == true
 
+# Tollgate filters tools/list by asking this policy, for each listed tool, whether it would allow
+# a tools/call of it: input.mcp.listing is true then, and the call has no arguments (null). Who
+# may call which tool applies as for a real call; what is only known at call time (arguments,
+# credentials in them, the change window) does not. Absent on real calls.
+listing if mcp.listing == true
+
 # --- what is granted ---------------------------------------------------------------------------
 
 # Session housekeeping and listings: any verified identity.
@@ -158,6 +164,7 @@ may_use := sprintf("It may use: %s.", [concat(", ", names)]) if {
 denials contains msg if {
 	authenticated
 	mcp.method == "tools/call"
+	not listing
 	some msg in args.problems(mcp.tool, object.get(mcp, "arguments", {}), object.get(tool, "args", {}))
 }
 
@@ -165,15 +172,19 @@ denials contains msg if {
 denials contains msg if {
 	authenticated
 	mcp.method == "tools/call"
+	not listing
 	some [path, kind] in secrets.secret_value_findings(object.get(mcp, "arguments", {}))
 	not path in secrets.secret_key_paths(object.get(mcp, "arguments", {}))
 	msg := sprintf("Argument %s contains what looks like %s. Remove the credential; tools must not receive secrets in free text.", [trim_prefix(path, "/input/mcp/arguments/"), kind])
 }
 
-# An optional change window for destructive tools (data.tollgate.config.change_window).
+# An optional change window for destructive tools (data.tollgate.config.change_window). Listings
+# still show such tools to those who may run them: a tool list that changed with the clock would
+# be stale in every client that cached it, and a call outside the window says when to come back.
 denials contains msg if {
 	authenticated
 	mcp.method == "tools/call"
+	not listing
 	tool_class == "destructive"
 	w := config.change_window
 	not window.in_window(time.now_ns(), w)

@@ -233,3 +233,85 @@ test_allowed_decision_has_no_reasons if {
 	d := decide(call("search_docs", {"query": "x"}, payments))
 	d.reasons == set()
 }
+
+# --- tools/list filtering (input.mcp.listing) ---------------------------------------------------
+
+# The annotations the demo server declares in tools/list.
+demo_annotations := {
+	"search_docs": {"readOnlyHint": true, "openWorldHint": false},
+	"get_customer": {"readOnlyHint": true},
+	"create_ticket": {"readOnlyHint": false, "destructiveHint": false, "idempotentHint": false},
+	"delete_records": {"destructiveHint": true, "idempotentHint": true},
+	"run_sql": {"readOnlyHint": false, "openWorldHint": false},
+}
+
+# What Tollgate asks for one listed tool: a tools/call of it without arguments, marked as a listing.
+listed(tool, who) := object.union(message("tools/call", "request", who), {"mcp": {
+	"tool": tool, "arguments": null, "params": {"name": tool},
+	"annotations": object.get(demo_annotations, tool, null), "listing": true,
+}})
+
+# The demo tools a tools/list shows to `who`.
+visible_tools(who) := {tool | some tool, _ in demo_annotations; allowed(listed(tool, who))}
+
+test_listing_support_sees_reads_and_tickets if {
+	visible_tools(support) == {"get_customer", "search_docs", "create_ticket"}
+}
+
+test_listing_follows_each_team_grant if {
+	visible_tools(payments) == {"get_customer", "search_docs", "create_ticket", "run_sql"}
+	visible_tools(readonly) == {"get_customer", "search_docs"}
+	visible_tools(person("marketing", [])) == {"get_customer", "search_docs"}
+}
+
+test_listing_destructive_only_for_dba if {
+	"delete_records" in visible_tools(dba)
+	visible_tools(dba) == {"get_customer", "search_docs", "create_ticket", "delete_records"}
+	denied_with(listed("delete_records", payments), "needs membership of group dba")
+}
+
+test_listing_unauthenticated_sees_nothing if {
+	visible_tools(anonymous) == set()
+	denied_with(listed("search_docs", anonymous), "no verified identity")
+}
+
+test_listing_never_trips_argument_rules if {
+	# Every demo tool has required arguments: a real call without them is denied, a listing is not.
+	every tool, _ in demo_annotations {
+		d := decide(listed(tool, dba_payments))
+		d.allow
+		d.reasons == set()
+		d.mask == []
+	}
+	denied_with(call("search_docs", null, payments), "Argument query is required")
+	not any_argument_reason(listed("run_sql", support))
+}
+
+dba_payments := person("payments", ["dba"])
+
+any_argument_reason(doc) if {
+	some r in decide(doc).reasons
+	startswith(r, "Argument ")
+}
+
+test_listing_ignores_the_change_window if {
+	w := {"days": ["Monday"], "from_hour": 8, "to_hour": 9, "tz": "UTC"}
+	sunday_12 := time.parse_rfc3339_ns("2026-11-22T12:00:00Z")
+	authz.decision.allow with input as listed("delete_records", dba) with data.tollgate.config.change_window as w with time.now_ns as sunday_12
+	not authz.decision.allow with input as call("delete_records", {"table": "refunds", "where": "id = 7"}, dba) with data.tollgate.config.change_window as w with time.now_ns as sunday_12
+}
+
+test_listing_of_tools_outside_the_catalogue if {
+	# Classified by the annotations the server declared, as for calls; without any, hidden.
+	wiki_read := object.union(listed("lookup", readonly), {"mcp": {"server": "wiki", "annotations": {"readOnlyHint": true}}})
+	allowed(wiki_read)
+	wiki_purge := object.union(listed("purge", readonly), {"mcp": {"server": "wiki", "annotations": {"readOnlyHint": false}}})
+	denied_with(wiki_purge, "Tool purge is destructive")
+	denied_with(listed("export_everything", payments), "not in the catalogue")
+}
+
+test_listing_must_be_exactly_true if {
+	# Only Tollgate sets the flag, always as a boolean; anything else is judged as a real call.
+	not_quite := object.union(listed("search_docs", payments), {"mcp": {"listing": "true"}})
+	denied_with(not_quite, "Argument query is required")
+}

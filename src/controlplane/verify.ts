@@ -1,3 +1,4 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { BundleFiles } from '../policy/bundle.js';
 import { fileDigest, isDigestAlgorithm, DIGEST_ALGORITHMS } from './digest.js';
@@ -132,6 +133,9 @@ export async function verifyBundle(files: BundleFiles, opts: VerifyOptions): Pro
   const out: BundleFiles = new Map();
   for (const [path, body] of files) {
     if (path === SIGNATURES_PATH) continue;
+    // Authz verifies while it serves: one file's hash at a time, with the event loop free to
+    // answer requests in between, so the longest pause is one file's, not the bundle's.
+    await yieldToLoop();
     out.set(path, body);
     const entry = listed.get(path);
     if (!entry) {

@@ -1,5 +1,6 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzip, gzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import * as tar from 'tar-stream';
 
 /**
@@ -16,12 +17,18 @@ function normalise(name: string): string {
   return '/' + n;
 }
 
-/** Reads a gzipped tar bundle. Rejects corrupt archives and unsafe paths with a clear error. */
+const gunzipAsync = promisify(gunzip);
+
+/**
+ * Reads a gzipped tar bundle. Rejects corrupt archives and unsafe paths with a clear error.
+ * Decompression runs on the libuv pool: authz reads every new bundle while serving, and a
+ * synchronous gunzip held its event loop for as long as the bundle took to inflate.
+ */
 export async function readBundle(gz: Buffer): Promise<BundleFiles> {
   if (gz.length > MAX_BUNDLE_BYTES) throw new Error(`bundle is ${gz.length} bytes, over the ${MAX_BUNDLE_BYTES} limit`);
   let raw: Buffer;
   try {
-    raw = gunzipSync(gz, { maxOutputLength: MAX_BUNDLE_BYTES });
+    raw = await gunzipAsync(gz, { maxOutputLength: MAX_BUNDLE_BYTES });
   } catch (e) {
     throw new Error(`bundle is not a valid gzip archive: ${(e as Error).message}`);
   }

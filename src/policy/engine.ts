@@ -1,3 +1,4 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { readBundle, type BundleFiles } from './bundle.js';
 import { bundleData, contentRevision, readManifest, wasmModuleBytes } from './bundle-content.js';
 import { buildPolicyBundle, ALLOW_ENTRYPOINT, DECISION_ENTRYPOINT, ENVOY_ENTRYPOINT, MASK_ENTRYPOINT, type BuildOptions } from './build.js';
@@ -191,7 +192,12 @@ export async function loadPolicy(files: BundleFiles, opts: LoadOptions = {}): Pr
   const manifest = readManifest(files);
   const wasm = wasmModuleBytes(files, manifest);
   const data = bundleData(files);
-  const module = WasmRuntime.compile(wasm);
+  // Loading happens while the previous policy serves on this event loop: each step that costs
+  // time in proportion to the bundle (parsing data, compiling, instantiating and loading data
+  // into the instance) runs in a task of its own, so Checks are answered between them.
+  await yieldToLoop();
+  const module = await WasmRuntime.compile(wasm);
+  await yieldToLoop();
   const ctx = new EvalContext(opts.clock);
   const runtime = new WasmRuntime(module, data.json, createHostBuiltins(ctx), { ...DEFAULT_LIMITS, ...opts.limits });
   const answered = hostAnsweredBuiltins();

@@ -34,7 +34,7 @@ export interface WasmModule {
   readonly __wasmModule: unique symbol;
 }
 interface WasmApi {
-  Module: new (bytes: Uint8Array) => WasmModule;
+  compile(bytes: Uint8Array): Promise<WasmModule>;
 }
 const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
@@ -112,10 +112,14 @@ export class WasmRuntime {
     this.requiredBuiltins = Object.keys(this.dumpJson(this.exports.builtins()) as Record<string, number>).sort();
   }
 
-  /** Compiles a module (once per bundle; instances are cheap to make from it). */
-  static compile(wasm: Uint8Array): WasmModule {
+  /**
+   * Compiles a module (once per bundle; instances are cheap to make from it). Asynchronously:
+   * V8 then validates and compiles on its own threads, where `new WebAssembly.Module` does it on
+   * the event loop that is serving Checks with the previous policy meanwhile.
+   */
+  static async compile(wasm: Uint8Array): Promise<WasmModule> {
     try {
-      return new WA.Module(wasm);
+      return await WA.compile(wasm);
     } catch (e) {
       throw new Error(`policy.wasm is not a valid WebAssembly module: ${errorMessage(e)}`);
     }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { verifyBundle, type VerifyOptions } from '../../controlplane/verify.js';
 import { manifestRevision } from '../../controlplane/manifest.js';
 import { SIGNATURES_PATH } from '../../controlplane/sign.js';
@@ -86,6 +87,7 @@ export class BundleActivator extends EventEmitter<ActivatorEvents> {
       let files = Buffer.isBuffer(bundle) ? await readBundle(bundle) : bundle;
       // Unverified, only to name the bundle in a rejection message.
       revision = safeRevision(files) ?? revision;
+      await yieldToLoop();
       if (this.opts.verify) {
         files = (await verifyBundle(files, this.opts.verify)).files;
       } else if (files.has(SIGNATURES_PATH)) {
@@ -93,6 +95,9 @@ export class BundleActivator extends EventEmitter<ActivatorEvents> {
       }
       revision = manifestRevision(files) ?? req.fallbackRevision ?? null;
       req.check?.(files, revision);
+      // Each step gets a task of its own (the loader yields inside too): Checks keep being
+      // answered by the previous policy until the new one is loaded in full and swapped in.
+      await yieldToLoop();
       const evaluator = await this.opts.load(files, revision !== null ? { revision } : {});
       this.opts.holder.swap(evaluator);
       this.revision = evaluator.revision;

@@ -54,6 +54,23 @@ describe('policy engine: the example policies', () => {
     assert.ok(sql.reasons.some((r) => r.includes('it contains the keyword DROP')), sql.reasons.join('\n'));
   });
 
+  it('answers tools/list filtering (input.mcp.listing) by team and group, never by arguments', () => {
+    // As authz asks for each listed tool: a tools/call of it with no arguments, marked as a listing.
+    const tools = ['search_docs', 'get_customer', 'create_ticket', 'run_sql', 'delete_records'];
+    const visible = (who: ReturnType<typeof person>): string[] => tools.filter((tool) => {
+      const input = mcpInput('tools/call', who, { tool, arguments: null, params: { name: tool }, listing: true });
+      return policy.evaluate(input).allow;
+    });
+    assert.deepEqual(visible(support), ['search_docs', 'get_customer', 'create_ticket']);
+    assert.deepEqual(visible(payments), ['search_docs', 'get_customer', 'create_ticket', 'run_sql']);
+    assert.deepEqual(visible(dba), ['search_docs', 'get_customer', 'create_ticket', 'delete_records']);
+    assert.deepEqual(visible(anonymous), []);
+    // The same call, not a listing, is judged on its (missing) arguments.
+    const real = policy.evaluate(mcpInput('tools/call', support, { tool: 'search_docs', arguments: null, params: { name: 'search_docs' } }));
+    assert.equal(real.allow, false);
+    assert.match(real.reasons.join('\n'), /Argument query is required/);
+  });
+
   it('returns mask paths for credential fields and a budget header', () => {
     const input = toolCall('search_docs', { query: 'x', api_key: 'k' }, payments);
     input.budget = { estimated_tokens: 2, budgets: [{ name: 'payments-daily', scope: { team: 'payments' }, limit: 1000, used: 990, remaining: 10, window: 'day', resets_at: '2026-11-24T00:00:00.000Z', action: 'deny' }] };
