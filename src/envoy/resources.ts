@@ -131,19 +131,28 @@ function cluster(name: string, target: HostPort, mode: ResourceMode, connectTime
 }
 
 /** Upstream HTTP/2 for a gRPC cluster (authz, control plane). */
-export function http2ProtocolOptions(): JsonObject {
+export function http2ProtocolOptions(maxRequestsPerConnection?: number): JsonObject {
   return {
     [EnvoyType.httpProtocolOptions]: {
       '@type': atType(EnvoyType.httpProtocolOptions),
       explicit_http_config: { http2_protocol_options: {} },
+      ...(maxRequestsPerConnection ? { common_http_protocol_options: { max_requests_per_connection: maxRequestsPerConnection } } : {}),
     },
   };
 }
 
+/**
+ * Envoy's ext_proc resets its side stream when each request ends, and Node's HTTP/2 server
+ * treats ~1,000 fast resets on one connection as a rapid-reset attack and sends GOAWAY, which
+ * refuses whatever stream is then in flight (a fail-closed 503 for an innocent call). Envoy
+ * rotates the connection well before that count.
+ */
+export const AUTHZ_MAX_REQUESTS_PER_CONNECTION = 500;
+
 function authzCluster(spec: SidecarSpec, mode: ResourceMode): JsonObject {
   return {
     ...cluster(AUTHZ_CLUSTER, spec.authz, mode, 1000),
-    typed_extension_protocol_options: http2ProtocolOptions(),
+    typed_extension_protocol_options: http2ProtocolOptions(AUTHZ_MAX_REQUESTS_PER_CONNECTION),
     // Every open SSE stream holds an ext_proc stream on this cluster; Envoy's default of 1024
     // concurrent requests would start failing (closed) long before authz is actually busy.
     circuit_breakers: {

@@ -174,3 +174,18 @@ describe('sidecar resources', () => {
     assert.throws(() => duration(-1));
   });
 });
+
+describe('authz cluster connection rotation', () => {
+  it('caps requests per HTTP/2 connection below Node\'s rapid-reset threshold', async () => {
+    const { sidecarResources, AUTHZ_CLUSTER, AUTHZ_MAX_REQUESTS_PER_CONNECTION } = await import('../../../src/envoy/resources.js');
+    const spec = {
+      nodeId: 'n', server: 's', namespace: 'ns', listen: { host: '127.0.0.1', port: 10000 }, mcpPath: '/mcp',
+      upstream: { host: '127.0.0.1', port: 3001 }, authz: { host: '127.0.0.1', port: 9191, timeoutMs: 1000 },
+      maxRequestBytes: 1024, resourceMetadata: {}, extProc: true,
+    };
+    const authz = sidecarResources(spec, 'static').clusters.find((c) => c.name === AUTHZ_CLUSTER)!;
+    const opts = JSON.stringify(authz.typed_extension_protocol_options);
+    assert.ok(AUTHZ_MAX_REQUESTS_PER_CONNECTION < 1000);
+    assert.match(opts, new RegExp(`"max_requests_per_connection":${AUTHZ_MAX_REQUESTS_PER_CONNECTION}`));
+  });
+});
