@@ -101,8 +101,10 @@ export class Authorizer {
       try {
         this.recordSimple(req, decisionId, t0, null, 503, ErrorCode.Unavailable, msg);
       } catch {
-        // The log is what failed; the refusal itself must still go out, and still be counted.
+        // The log is what failed; the refusal itself must still go out, and still be counted, but
+        // it must not send a reviewer looking for a decision id that no log holds.
         this.observe(req, decisionId, false, ErrorCode.Unavailable, scopeOf(req, this.deps.settings.defaultScope).server, null, null, nowNs() - t0, 0);
+        return refuse(decisionId, 503, ErrorCode.Unavailable, null, `${msg}; this refusal could not be recorded (decision log unavailable)`);
       }
       return refuse(decisionId, 503, ErrorCode.Unavailable, null, msg);
     }

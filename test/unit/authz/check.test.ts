@@ -200,6 +200,7 @@ describe('Authorizer.check when the decision log fails', () => {
     assert.ok(!out.allow);
     assert.equal(out.status, 503);
     assert.match(JSON.parse(out.body).error.message, /ENOSPC/);
+    assert.match(JSON.parse(out.body).error.message, /could not be recorded/, 'the client is told no log holds this decision id');
   });
 });
 
