@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { trustedKeysFrom, type TrustedKeys } from '../decisionlog/checkpoint.js';
 import { defaultDecisionLogDir } from '../decisionlog/config.js';
 import { listLogFiles, LOCK_FILE, PUBLIC_KEYS_FILE, resolveLogFiles } from '../decisionlog/files.js';
-import { recordRow, renderRecords, renderStats, renderVerify, RECORD_COLUMNS } from '../decisionlog/format.js';
+import { recordRow, renderRecords, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
 import { jwkThumbprint, publicJwksFromFile } from '../decisionlog/keys.js';
 import { readStreamRecords } from '../decisionlog/nats-reader.js';
 import { compileFilter, parseTimeArg, StatsBuilder, TimeArgError, type RecordFilter, type RecordPredicate } from '../decisionlog/query.js';
@@ -74,7 +74,8 @@ Run \`tollgate logs <subcommand> --help\` for its flags.
   query: `Usage: tollgate logs query [filters] [--json] [--limit N] [--dir DIR | --nats URL]
 
 Lists matching decisions, oldest first, as a table (TIME, DECISION, SUB, TEAM, SERVER, TOOL,
-REASONS, REVISION) or, with --json, one full record per line (masked input included).
+REVISION, REASONS; values are never shortened, control characters are shown as \\uXXXX) or,
+with --json, one full record per line (masked input included).
 
 ${FILTER_HELP}
 
@@ -234,9 +235,10 @@ async function* records(src: Source, f: RecordFilter, extra: { follow?: boolean;
 }
 
 function printer(io: LogsIo, json: boolean): { header: () => void; row: (r: ChainedDecisionRecord) => void } {
-  if (json) return { header: () => undefined, row: (r) => io.out(JSON.stringify(r) + '\n') };
-  // Streaming output cannot size columns from the data: fixed widths that fit typical values.
-  const widths = [20, 8, 16, 12, 16, 20, 48, 12];
+  if (json) return { header: () => undefined, row: (r) => io.out(safeJson(r) + '\n') };
+  // Streaming output cannot size columns from the data: fixed widths that fit typical values
+  // (a longer value shifts its row rather than being cut; REASONS, last, is never padded).
+  const widths = [20, 8, 16, 12, 16, 20, 18];
   const fmt = (cols: string[]): string => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
   return { header: () => io.out(fmt(RECORD_COLUMNS)), row: (r) => io.out(fmt(recordRow(r))) };
 }
@@ -253,7 +255,7 @@ async function query(argv: string[], io: LogsIo): Promise<number> {
   for await (const r of records(src, f)) {
     if (!match(r)) continue;
     n++;
-    if (v.json) io.out(JSON.stringify(r) + '\n');
+    if (v.json) io.out(safeJson(r) + '\n');
     else found.push(r);
     if (n >= limit) break;
   }
@@ -271,7 +273,7 @@ async function stats(argv: string[], io: LogsIo): Promise<number> {
   const b = new StatsBuilder();
   for await (const r of records(sourceFrom(v, io), f)) if (match(r)) b.add(r);
   const s = b.result(top);
-  io.out(v.json ? JSON.stringify(s, null, 2) + '\n' : renderStats(s));
+  io.out(v.json ? safeJson(s, 2) + '\n' : renderStats(s));
   return 0;
 }
 
@@ -393,7 +395,7 @@ async function verify(argv: string[], io: LogsIo): Promise<number> {
   }
   const report = await verifyLogFiles(files, { keys, keysFromLogDir, whole, live: whole && liveWriter(target) });
   const failed = !report.ok || (!!v.strict && report.findings.some((x) => x.severity === 'warning'));
-  io.out(v.json ? JSON.stringify({ target, ...report, ok: !failed }, null, 2) + '\n' : renderVerify(target, report, !!v.strict));
+  io.out(v.json ? safeJson({ target, ...report, ok: !failed }, 2) + '\n' : renderVerify(target, report, !!v.strict));
   return failed ? 1 : 0;
 }
 

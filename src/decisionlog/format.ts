@@ -4,9 +4,34 @@ import type { Finding, VerifyReport } from './verify.js';
 
 /** Text renderings for `tollgate logs`: plain tables, no colours (they end up in tickets and CI logs). */
 
-function cell(s: string, max: number): string {
-  const flat = s.replace(/\s+/g, ' ');
-  return flat.length > max ? flat.slice(0, max - 1) + '…' : flat;
+/**
+ * Characters that must not reach a terminal as they are: C0/C1 controls (ESC sequences can move
+ * the cursor and erase the row above, hiding a call from the reviewer), zero-width characters and
+ * bidi overrides (text that reads differently from what it is). Tool names, reasons that quote
+ * them, even claims, are chosen by callers.
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
+/**
+ * A value as one table cell: whitespace runs become one space (a value never starts a new row)
+ * and unsafe characters are shown as `\uXXXX`, so what is on screen is what is in the log. Never
+ * shortened: a truncated subject or reason would leave the reviewer guessing the rest.
+ */
+export function printable(s: string): string {
+  return s.replace(/\s+/g, ' ').replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** UNSAFE minus C0: JSON.stringify escapes those in strings, and its indentation uses raw newlines. */
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
+/**
+ * JSON for a terminal or a pipe: JSON.stringify escapes C0 controls but leaves DEL, C1, zero-width
+ * and bidi characters raw. They can only sit inside strings, where `\uXXXX` is the same value to
+ * any JSON parser, so escaping them changes nothing for jq and keeps the terminal safe.
+ */
+export function safeJson(value: unknown, space?: number): string {
+  return JSON.stringify(value, null, space).replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Left-aligned columns separated by two spaces; the last column is not padded. */
@@ -16,7 +41,8 @@ export function renderTable(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
-export const RECORD_COLUMNS = ['TIME', 'DECISION', 'SUB', 'TEAM', 'SERVER', 'TOOL', 'REASONS', 'REVISION'];
+/** REASONS comes last: it is the long one, and unpadded there it never pushes other columns out of line. */
+export const RECORD_COLUMNS = ['TIME', 'DECISION', 'SUB', 'TEAM', 'SERVER', 'TOOL', 'REVISION', 'REASONS'];
 
 function shortTime(iso: string): string {
   return iso.replace(/\.\d+Z$/, 'Z');
@@ -25,14 +51,14 @@ function shortTime(iso: string): string {
 export function recordRow(r: DecisionRecordDraft): string[] {
   const reasons = r.result.reasons.length > 0 ? r.result.reasons.join('; ') : (r.result.error ?? '');
   return [
-    shortTime(r.timestamp),
+    printable(shortTime(r.timestamp)),
     r.result.allow ? 'allow' : 'deny',
-    cell(r.identity.sub ?? '-', 32),
-    cell(r.identity.team ?? '-', 20),
-    cell(r.mcp.namespace && r.mcp.namespace !== 'default' ? `${r.mcp.namespace}/${r.mcp.server}` : r.mcp.server, 32),
-    cell(subjectOf(r), 32),
-    cell(reasons || '-', 72),
-    cell(revisionOf(r) ?? '-', 24),
+    printable(r.identity.sub ?? '-'),
+    printable(r.identity.team ?? '-'),
+    printable(r.mcp.namespace && r.mcp.namespace !== 'default' ? `${r.mcp.namespace}/${r.mcp.server}` : r.mcp.server),
+    printable(subjectOf(r)),
+    printable(revisionOf(r) ?? '-'),
+    printable(reasons || '-'),
   ];
 }
 
@@ -41,18 +67,18 @@ export function renderRecords(records: DecisionRecordDraft[]): string {
 }
 
 export function renderStats(s: DecisionStats): string {
-  const span = s.first && s.last ? ` from ${shortTime(s.first)} to ${shortTime(s.last)}` : '';
+  const span = s.first && s.last ? ` from ${printable(shortTime(s.first))} to ${printable(shortTime(s.last))}` : '';
   let out = `${s.total} decisions${span}: ${s.allowed} allowed, ${s.denied} denied (${s.errors} of them before policy: bad token, malformed request...)\n`;
   if (s.denied === 0) return out;
-  out += '\nTop denied tools\n' + renderTable(['COUNT', 'SERVER', 'TOOL'], s.topDeniedTools.map((c) => [String(c.count), c.key.server, c.key.tool]));
-  out += '\nDenies per team\n' + renderTable(['COUNT', 'TEAM'], s.deniesPerTeam.map((c) => [String(c.count), c.key]));
-  out += '\nDenies per reason\n' + renderTable(['COUNT', 'REASON'], s.deniesPerReason.map((c) => [String(c.count), cell(c.key, 100)]));
+  out += '\nTop denied tools\n' + renderTable(['COUNT', 'SERVER', 'TOOL'], s.topDeniedTools.map((c) => [String(c.count), printable(c.key.server), printable(c.key.tool)]));
+  out += '\nDenies per team\n' + renderTable(['COUNT', 'TEAM'], s.deniesPerTeam.map((c) => [String(c.count), printable(c.key)]));
+  out += '\nDenies per reason\n' + renderTable(['COUNT', 'REASON'], s.deniesPerReason.map((c) => [String(c.count), printable(c.key)]));
   return out;
 }
 
 function findingLine(f: Finding): string {
   const where = f.file ? `${f.file}${f.line ? ':' + f.line : ''}` : '-';
-  return `  ${f.severity === 'error' ? 'ERROR  ' : 'warning'}  ${f.kind.padEnd(20)} ${where}\n           ${f.message}`;
+  return `  ${f.severity === 'error' ? 'ERROR  ' : 'warning'}  ${f.kind.padEnd(20)} ${printable(where)}\n           ${printable(f.message)}`;
 }
 
 export function renderVerify(target: string, r: VerifyReport, strict: boolean): string {
