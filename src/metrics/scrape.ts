@@ -36,18 +36,10 @@ function dropUnlabelled(m: Counter<string> | Gauge<string>, opts: ScrapedOptions
  */
 export function scrapedCounter(opts: ScrapedOptions): Counter<string> {
   return new Counter<string>({
-    name: opts.name,
-    help: opts.help,
-    labelNames: [...(opts.labelNames ?? [])],
-    registers: [opts.registry],
+    ...metricOptions(opts),
     collect() {
       this.reset();
-      const samples = opts.read();
-      if (samples.length === 0) return dropUnlabelled(this, opts);
-      for (const s of samples) {
-        if (s.labels) this.inc(s.labels, s.value);
-        else this.inc(s.value);
-      }
+      refill(this, opts, (labels, v) => (labels ? this.inc(labels, v) : this.inc(v)));
     },
   });
 }
@@ -55,20 +47,23 @@ export function scrapedCounter(opts: ScrapedOptions): Counter<string> {
 /** A gauge whose series are exactly what read() returns at scrape time (stale series vanish). */
 export function scrapedGauge(opts: ScrapedOptions): Gauge<string> {
   return new Gauge<string>({
-    name: opts.name,
-    help: opts.help,
-    labelNames: [...(opts.labelNames ?? [])],
-    registers: [opts.registry],
+    ...metricOptions(opts),
     collect() {
       this.reset();
-      const samples = opts.read();
-      if (samples.length === 0) return dropUnlabelled(this, opts);
-      for (const s of samples) {
-        if (s.labels) this.set(s.labels, s.value);
-        else this.set(s.value);
-      }
+      refill(this, opts, (labels, v) => (labels ? this.set(labels, v) : this.set(v)));
     },
   });
+}
+
+function metricOptions(opts: ScrapedOptions): { name: string; help: string; labelNames: string[]; registers: Registry[] } {
+  return { name: opts.name, help: opts.help, labelNames: [...(opts.labelNames ?? [])], registers: [opts.registry] };
+}
+
+/** Writes read()'s samples into a just-reset metric with `put` (inc for counters, set for gauges). */
+function refill(m: Counter<string> | Gauge<string>, opts: ScrapedOptions, put: (labels: Labels | undefined, value: number) => void): void {
+  const samples = opts.read();
+  if (samples.length === 0) return dropUnlabelled(m, opts);
+  for (const s of samples) put(s.labels, s.value);
 }
 
 /** ISO timestamp → seconds since the epoch, or null when absent or unreadable. */
