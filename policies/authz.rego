@@ -8,6 +8,7 @@ package tollgate.authz
 
 import data.tollgate.config
 import data.tollgate.lib.args
+import data.tollgate.lib.pins
 import data.tollgate.lib.secrets
 import data.tollgate.lib.time as window
 import data.tollgate.lib.tools
@@ -171,6 +172,16 @@ may_use := sprintf("It may use: %s.", [concat(", ", names)]) if {
 	names := tools.allowed_names(server_tools, team_grant)
 	count(names) > 0
 } else := "It may use no tools of this server."
+
+# Tool pinning (when authz enforces it, input.mcp.pin is set): a tool whose definition is not the
+# approved one, or whose description the scanner flags, is hidden from listings and refused, also
+# for callers holding an old tool list. Per-server settings: data.tollgate.config.servers.<name>.pins.
+denials contains msg if {
+	authenticated
+	mcp.method == "tools/call"
+	is_object(mcp.pin)
+	some msg in pins.problems(mcp.pin, mcp.tool, mcp.server, object.get(server_config, "pins", {}))
+}
 
 # Argument constraints apply to everyone, including groups that may call destructive tools.
 denials contains msg if {

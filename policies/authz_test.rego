@@ -345,3 +345,28 @@ test_listing_must_be_exactly_true if {
 	not_quite := object.union(listed("search_docs", payments), {"mcp": {"listing": "true"}})
 	denied_with(not_quite, "Argument query is required")
 }
+
+# --- tool pinning (input.mcp.pin, when authz enforces pins) ------------------------------------
+
+pinned(doc, status, findings) := object.union(doc, {"mcp": {"pin": {
+	"status": status, "sha256": "1111111111111111", "approved_sha256": "2222222222222222",
+	"findings": findings, "accepted_findings": false,
+}}})
+
+test_pinned_tools_only_when_approved if {
+	allowed(pinned(call("search_docs", {"query": "x"}, payments), "approved", []))
+	denied_with(pinned(call("search_docs", {"query": "x"}, payments), "changed", []), "changed since it was approved and awaits review")
+	denied_with(pinned(listed("search_docs", payments), "new", []), "awaits review")
+	denied_with(pinned(call("search_docs", {"query": "x"}, payments), "unverified", []), "List the tools")
+	poisoned := [{"kind": "instruction", "severity": "block", "detail": "<important>", "offset": 0}]
+	denied_with(pinned(listed("search_docs", payments), "approved", poisoned), "possibly poisoned (instruction)")
+
+	# Without pinning in authz (no input.mcp.pin) nothing changes.
+	allowed(call("search_docs", {"query": "x"}, payments))
+}
+
+test_pinning_settings_per_server if {
+	auto := {"demo": object.union(data.tollgate.config.servers.demo, {"pins": {"new": "allow"}})}
+	authz.decision.allow with input as pinned(call("search_docs", {"query": "x"}, payments), "new", []) with data.tollgate.config.servers as auto
+	not authz.decision.allow with input as pinned(call("search_docs", {"query": "x"}, payments), "changed", []) with data.tollgate.config.servers as auto
+}
