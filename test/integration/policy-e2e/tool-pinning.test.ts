@@ -1,14 +1,13 @@
 import { strict as assert } from 'node:assert';
-import { rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError, type Tool } from '@modelcontextprotocol/sdk/types.js';
-import { generateSigningKeyPair, loadVerificationKeys } from '../../../src/controlplane/keys.js';
+import { loadVerificationKeys } from '../../../src/controlplane/keys.js';
 import { LocalMesh } from '../../../src/mesh/local.js';
 import { NatsPinSource } from '../../../src/pins/nats-source.js';
 import { PinStore } from '../../../src/pins/store.js';
 import { PIN_RECORD_PATH } from '../../../src/pins/admin-record.js';
-import { freePort } from '../../../src/util/net.js';
 import { connectClient } from '../../support/mcp-client.js';
 import { decisions, PagingMcpServer, tempDir, tollgate, until, type ToolPage } from '../budget-e2e/support.js';
 import { tollgateLogs } from '../decisionlog-e2e/support.js';
@@ -66,19 +65,15 @@ describe('tool pinning and description scanning through the mesh (issue 19)', fu
 
   before(async () => {
     state = tempDir('pins-e2e');
-    const pair = await generateSigningKeyPair('EdDSA');
-    approverKey = join(state, 'approver.key.pem');
-    approverPub = join(state, 'approver.pub.pem');
-    writeFileSync(approverKey, pair.privatePem, { mode: 0o600 });
-    writeFileSync(approverPub, pair.publicPem);
     upstream = await new PagingMcpServer({ '': page }, (n) => `ran ${n}`).start();
-    const natsPort = await freePort();
-    natsUrl = `nats://127.0.0.1:${natsPort}`;
+    // As `tollgate up --pins` runs it: the mesh makes a dev approver key and starts authz with pins.
     mesh = await LocalMesh.start({
-      policies: 'policies', stateDir: state, controlPlane: true, echo, server: 'demo', upstream: { host: '127.0.0.1', port: upstream.port },
-      ports: { envoy: 0, envoyAdmin: 0, authz: 0, issuer: 0, xds: 0, nats: natsPort },
-      authzArgs: ['--pins-nats', natsUrl, '--pin-approver-key', approverPub],
+      policies: 'policies', stateDir: state, controlPlane: true, pins: true, echo, server: 'demo', upstream: { host: '127.0.0.1', port: upstream.port },
+      ports: { envoy: 0, envoyAdmin: 0, authz: 0, issuer: 0, xds: 0, nats: 0 },
     });
+    natsUrl = mesh.endpoints.nats!;
+    approverKey = mesh.approverKeys!.privateKey;
+    approverPub = mesh.approverKeys!.publicKey;
   });
   after(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
