@@ -183,6 +183,15 @@ denials contains msg if {
 	some msg in pins.problems(mcp.pin, mcp.tool, mcp.server, object.get(server_config, "pins", {}))
 }
 
+# Listed prompts and resources whose descriptions the scanner flags (input.mcp.findings).
+denials contains msg if {
+	authenticated
+	is_array(mcp.findings)
+	what := {"prompts/get": "prompt", "resources/read": "resource"}[mcp.method]
+	name := object.get(mcp, what, "")
+	some msg in pins.described_problems(mcp.findings, what, name, mcp.server, object.get(server_config, "pins", {}))
+}
+
 # Argument constraints apply to everyone, including groups that may call destructive tools.
 denials contains msg if {
 	authenticated

@@ -370,3 +370,11 @@ test_pinning_settings_per_server if {
 	authz.decision.allow with input as pinned(call("search_docs", {"query": "x"}, payments), "new", []) with data.tollgate.config.servers as auto
 	not authz.decision.allow with input as pinned(call("search_docs", {"query": "x"}, payments), "changed", []) with data.tollgate.config.servers as auto
 }
+
+test_listed_prompt_with_poisoned_description if {
+	doc := object.union(message("prompts/get", "request", payments), {"mcp": {
+		"prompt": "summarise", "listing": true,
+		"findings": [{"kind": "invisible_unicode", "severity": "block", "detail": "U+200B", "offset": 4}],
+	}})
+	denied_with(doc, "The prompt summarise of server demo has a description the scanner flags as possibly poisoned (invisible_unicode)")
+}

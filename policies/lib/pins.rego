@@ -6,16 +6,34 @@
 #   never approved (new) or has not been seen since authz started (unverified), with the scanner's
 #   findings on its description and schema. problems(pin, tool, server, settings) says why a tool is
 #   refused; settings are data.tollgate.config.servers.<name>.pins:
-#   {"new": "deny"|"allow", "changed": "deny"|"allow", "findings": "deny"|"allow"}, all "deny" by default.
+#   {"new", "changed", "findings", "instructions": "deny"|"allow"}, all "deny" by default.
 package tollgate.lib.pins
 
 setting(settings, key) := object.get(settings, key, "deny")
 
-problems(pin, tool, server, settings) := {msg |
+problems(pin, tool, server, settings) := ({msg |
 	some msg in status_problems(pin, tool, server, settings)
 } | {msg |
 	some msg in finding_problems(pin, tool, server, settings)
+}) | {msg |
+	some msg in instruction_problems(object.get(pin, "server_findings", []), server, settings)
 }
+
+blocking_kinds(findings) := sort({f.kind | some f in findings; f.severity == "block"})
+
+# The server's own instructions (initialize) steer the model around all its tools.
+instruction_problems(findings, server, settings) := {sprintf("Server %s sent instructions the scanner flags as possibly poisoned (%s), so its tools are refused. Policy owners: review them, then set pins.instructions to \"allow\" for this server.", [server, concat(", ", kinds)])} if {
+	setting(settings, "instructions") != "allow"
+	kinds := blocking_kinds(findings)
+	count(kinds) > 0
+} else := set()
+
+# A listed prompt or resource whose description carries blocking findings (input.mcp.findings).
+described_problems(findings, what, name, server, settings) := {sprintf("The %s %s of server %s has a description the scanner flags as possibly poisoned (%s), so it is hidden and refused.", [what, name, server, concat(", ", kinds)])} if {
+	setting(settings, "findings") != "allow"
+	kinds := blocking_kinds(findings)
+	count(kinds) > 0
+} else := set()
 
 status_problems(pin, tool, server, settings) := {sprintf("Tool %s of server %s awaits review: its definition has not been approved yet. It stays hidden and refused until a reviewer approves it (tollgate tools pending).", [tool, server])} if {
 	pin.status == "new"
@@ -32,7 +50,7 @@ status_problems(pin, tool, server, settings) := {sprintf("Tool %s of server %s a
 finding_problems(pin, tool, server, settings) := {sprintf("Tool %s of server %s has a definition the scanner flags as possibly poisoned (%s), so it is refused until a reviewer accepts it.", [tool, server, concat(", ", kinds)])} if {
 	not pin.accepted_findings
 	setting(settings, "findings") != "allow"
-	kinds := sort({f.kind | some f in pin.findings; f.severity == "block"})
+	kinds := blocking_kinds(pin.findings)
 	count(kinds) > 0
 } else := set()
 

@@ -42,3 +42,16 @@ test_findings_block_unless_accepted if {
 test_note_findings_do_not_block if {
 	pins.problems(pin("approved", [{"kind": "url", "severity": "note", "detail": "https://x", "offset": 0}]), "t", "s", {}) == set()
 }
+
+test_poisoned_server_instructions_refuse_its_tools if {
+	p := object.union(pin("approved", []), {"server_findings": [{"kind": "instruction", "severity": "block", "detail": "<important>", "offset": 0}]})
+	some m in pins.problems(p, "t", "s", {})
+	contains(m, "Server s sent instructions the scanner flags as possibly poisoned (instruction)")
+	pins.problems(p, "t", "s", {"instructions": "allow"}) == set()
+}
+
+test_described_items if {
+	f := [{"kind": "bidi_control", "severity": "block", "detail": "U+202E", "offset": 0}]
+	pins.described_problems(f, "prompt", "p", "s", {}) == {"The prompt p of server s has a description the scanner flags as possibly poisoned (bidi_control), so it is hidden and refused."}
+	pins.described_problems([], "prompt", "p", "s", {}) == set()
+}

@@ -3,6 +3,7 @@ import type { McpInput, PolicyInput } from '../policy/types.js';
 import type { ListedItem } from './extproc.js';
 import type { PendingCall } from './pending.js';
 import type { PinInput } from '../pins/store.js';
+import { scanText, type Finding } from '../pins/scan.js';
 
 /**
  * Which listed tools, prompts and resources a caller may see: the policy in force is asked, as
@@ -39,6 +40,16 @@ export function policyListFilter(holder: PolicyHolder, pins: ((server: string, t
   };
 }
 
+/**
+ * Scanner findings on a listed prompt's or resource's title and description (input.mcp.findings),
+ * when pinning (and so scanning) is on. Linear in the text, which ext_proc already holds.
+ */
+function describedFindings(item: ListedItem, pins: unknown): { findings?: Finding[] } {
+  if (!pins) return {};
+  const texts = [item.raw.title, item.raw.description].filter((t): t is string => typeof t === 'string');
+  return { findings: texts.flatMap((t) => scanText(t)) };
+}
+
 /** The `input.mcp` of the call a listed item stands for; null when the item cannot be judged. */
 function askFor(list: McpInput, item: ListedItem, pins: ((server: string, tool: string) => PinInput) | null): McpInput | null {
   const common: McpInput = { ...list, kind: 'request', arguments: null, tool: null, prompt: null, resource: null, annotations: null, listing: true };
@@ -52,12 +63,12 @@ function askFor(list: McpInput, item: ListedItem, pins: ((server: string, tool: 
       };
     case 'prompt':
       if (!item.name) return null;
-      return { ...common, method: 'prompts/get', prompt: item.name, params: { name: item.name } };
+      return { ...common, method: 'prompts/get', prompt: item.name, params: { name: item.name }, ...describedFindings(item, pins) };
     case 'resource':
     case 'resourceTemplate':
       // A template is judged by its uriTemplate, so a policy matching URI prefixes covers both.
       if (!item.uri) return null;
-      return { ...common, method: 'resources/read', resource: item.uri, params: { uri: item.uri } };
+      return { ...common, method: 'resources/read', resource: item.uri, params: { uri: item.uri }, ...describedFindings(item, pins) };
     default:
       return null;
   }

@@ -154,7 +154,13 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   // ext_proc always runs: it records the tool annotations servers declare, and charges budgets.
   const extProc = createExtProcHandler({
     pending, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder, pins?.store.lookup ?? null), logger: log,
-    ...(pins ? { onToolsListed: (server: string, tools: readonly unknown[]) => { for (const o of pins.store.observe(server, tools)) pins.source.publish(server, o.tool, o); } } : {}),
+    ...(pins ? {
+      onToolsListed: (server: string, tools: readonly unknown[]) => { for (const o of pins.store.observe(server, tools)) pins.source.publish(server, o.tool, o); },
+      onInstructions: (server: string, text: string) => {
+        const f = pins.store.observeInstructions(server, text);
+        if (f?.length) log.warn({ server, findings: f }, 'server instructions flagged by the description scanner');
+      },
+    } : {}),
   });
   const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc });
   log.info({ listen: `${cfg.listen.host}:${server.port}`, revision: holder.get()?.revision }, 'authz listening');

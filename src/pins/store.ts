@@ -1,4 +1,4 @@
-import type { Finding } from './scan.js';
+import { scanText, type Finding } from './scan.js';
 import { definitionHash, scanDefinition, toolDefinition, type ToolDefinition } from './definition.js';
 
 /** What authz knows about one tool's pin, as the policy sees it in input.mcp.pin (docs/policy-input.md). */
@@ -14,6 +14,8 @@ export interface PinInput {
   findings: Finding[];
   /** The approver accepted the findings of the approved definition. */
   accepted_findings: boolean;
+  /** Scanner findings on the instructions the server gave in its last initialize result. */
+  server_findings: Finding[];
 }
 
 /** An approved definition, as it came (verified) from the pin bucket. */
@@ -42,6 +44,7 @@ export interface Observed {
 export class PinStore {
   private readonly pins = new Map<string, Map<string, Pin>>();
   private readonly observed = new Map<string, Map<string, Observed>>();
+  private readonly instructions = new Map<string, Finding[]>();
 
   constructor(private readonly maxToolsPerServer = 10_000, private readonly maxServers = 1000) {}
 
@@ -89,11 +92,23 @@ export class PinStore {
     return changed;
   }
 
+  /** Scans the instructions of a server's initialize result; returns the findings when they changed. */
+  observeInstructions(server: string, text: string): Finding[] | null {
+    if (!this.instructions.has(server) && this.instructions.size >= this.maxServers) return null;
+    const findings = scanText(text);
+    const before = JSON.stringify(this.instructions.get(server) ?? []);
+    this.instructions.set(server, findings);
+    return JSON.stringify(findings) === before ? null : findings;
+  }
+
   /** The pin status of a tool for the policy input. */
   inputFor(server: string, tool: string): PinInput {
     const pin = this.pin(server, tool);
     const seen = this.observed.get(server)?.get(tool) ?? null;
-    const base = { sha256: seen?.sha256 ?? null, approved_sha256: pin?.sha256 ?? null, findings: seen?.findings ?? [], accepted_findings: pin?.accept_findings ?? false };
+    const base = {
+      sha256: seen?.sha256 ?? null, approved_sha256: pin?.sha256 ?? null, findings: seen?.findings ?? [],
+      accepted_findings: pin?.accept_findings ?? false, server_findings: this.instructions.get(server) ?? [],
+    };
     if (!pin) return { status: 'new', ...base };
     if (!seen) return { status: 'unverified', ...base };
     return { status: seen.sha256 === pin.sha256 ? 'approved' : 'changed', ...base };

@@ -1,4 +1,5 @@
 import type { PinInput } from '../pins/store.js';
+import type { Finding } from '../pins/scan.js';
 /**
  * The policy input document: a public API, versioned. Fields are added, never renamed or removed,
  * within a version. See docs/policy-input.md.
@@ -44,6 +45,8 @@ export interface McpInput {
    * the tool's pin status, hashes and scanner findings. Absent when pinning is off.
    */
   pin?: PinInput | null;
+  /** Scanner findings on a listed prompt's or resource's description (listing only, pinning on). */
+  findings?: Finding[];
 }
 
 export interface IdentityInput {
