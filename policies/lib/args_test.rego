@@ -82,3 +82,11 @@ test_long_values_are_shortened_in_reasons if {
 test_unknown_constraint_kind_is_a_problem if {
 	args.problems("t", {"a": 1}, {"a": {"maxlen": 3}}) == {"The policy's rule for argument a of tool t has an unknown constraint \"maxlen\", so the call is refused. Policy owners: fix the constraint's name in data."}
 }
+
+test_sql_with_its_own_allow_list if {
+	custom := {"q": {"sql": {"statements": ["select", "delete"], "max_statements": 1, "functions": ["pg_sleep"]}}}
+	ps := args.problems("t", {"q": "SELECT 1; DROP TABLE orders"}, custom) with tollgate.sql.analyze as sql_fixtures.analyze
+	ps == {"Argument q of tool t is refused by its SQL rule: it has 2 statements; send one at a time."}
+	ok := args.problems("t", {"q": "SELECT pg_catalog.pg_sleep(10)"}, custom) with tollgate.sql.analyze as sql_fixtures.analyze
+	ok == set()
+}
