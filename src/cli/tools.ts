@@ -37,11 +37,14 @@ async function open(url: string): Promise<Opened> {
     throw new Error(`cannot reach NATS at ${url}: ${e.message}`);
   });
   const kvm = new Kvm(nc);
-  return {
-    nc,
-    pins: await kvm.create(PINS_BUCKET, { history: 10, description: 'Tollgate approved tool definitions (signed)' }),
-    seen: await kvm.create(SEEN_BUCKET, { history: 1, description: 'Tool definitions MCP servers currently offer, as authz saw them' }),
-  };
+  try {
+    const pins = await kvm.open(PINS_BUCKET);
+    await pins.status();
+    return { nc, pins, seen: await kvm.open(SEEN_BUCKET) };
+  } catch (e) {
+    await nc.close();
+    throw new Error(`no tool-pinning buckets on ${url} (${(e as Error).message}): the control plane creates them; start it (tollgate controlplane serve, or tollgate up --pins)`);
+  }
 }
 
 async function entries<T>(kv: KV, parse: (key: string, value: unknown) => T | null): Promise<T[]> {

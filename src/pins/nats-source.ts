@@ -68,9 +68,12 @@ export class NatsPinSource {
     while (!this.stopped) {
       try {
         this.nc ??= await connect({ servers: this.opts.nats.servers, name: 'tollgate-authz-pins', maxReconnectAttempts: -1, reconnectTimeWait: retryMs });
+        // Open, not create: the buckets are the control plane's (controlplane/pins.ts); until they
+        // exist every tool is "new" and refused.
         const kvm = new Kvm(this.nc);
-        this.pins = await kvm.create(PINS_BUCKET, { history: 10, description: 'Tollgate approved tool definitions (signed)' });
-        this.seen = await kvm.create(SEEN_BUCKET, { history: 1, description: 'Tool definitions MCP servers currently offer, as authz saw them' });
+        this.pins = await kvm.open(PINS_BUCKET);
+        await this.pins.status();
+        this.seen = await kvm.open(SEEN_BUCKET);
         this.lastError = null;
         const w = await this.pins.watch();
         this.watch = w;

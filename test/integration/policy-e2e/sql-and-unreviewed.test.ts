@@ -8,6 +8,9 @@ import { decisions, PagingMcpServer, tempDir } from '../budget-e2e/support.js';
 
 const PORTS = { envoy: 0, envoyAdmin: 0, authz: 0, issuer: 0 };
 const echo = process.env.TOLLGATE_TEST_ECHO === '1';
+// What these tests prove does not depend on latency: a generous ext_authz deadline keeps a loaded
+// CI machine (a first JWKS fetch, a cold WASM) from turning into an Envoy timeout.
+const authzTimeoutMs = 5000;
 
 const refusedWith = (reason: RegExp) => (e: unknown): boolean => {
   assert.ok(e instanceof McpError, `expected McpError, got ${String(e)}`);
@@ -31,7 +34,7 @@ describe('example policy through the mesh: SQL parser guard and unreviewed tools
 
     before(async () => {
       state = tempDir('sql-e2e');
-      mesh = await LocalMesh.start({ policies: 'policies', stateDir: state, ports: PORTS, echo });
+      mesh = await LocalMesh.start({ policies: 'policies', stateDir: state, ports: PORTS, echo, authzTimeoutMs });
       payments = await connectClient(mesh.endpoints.mcp, await mesh.token({ sub: 'alice', team: 'payments' }));
     });
     after(async () => {
@@ -83,7 +86,7 @@ describe('example policy through the mesh: SQL parser guard and unreviewed tools
       upstream = await new PagingMcpServer({
         '': { tools: [tool('search_docs', { readOnlyHint: true }), tool('export_ledger', { readOnlyHint: false, destructiveHint: false })] },
       }, (name) => `ran ${name}`).start();
-      mesh = await LocalMesh.start({ policies: 'policies', stateDir: state, ports: PORTS, echo, upstream: { host: '127.0.0.1', port: upstream.port }, server: 'demo' });
+      mesh = await LocalMesh.start({ policies: 'policies', stateDir: state, ports: PORTS, echo, authzTimeoutMs, upstream: { host: '127.0.0.1', port: upstream.port }, server: 'demo' });
     });
     after(async () => {
       for (const c of clients) await c.close().catch(() => undefined);

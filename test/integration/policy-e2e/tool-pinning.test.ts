@@ -13,6 +13,9 @@ import { decisions, PagingMcpServer, tempDir, tollgate, until, type ToolPage } f
 import { tollgateLogs } from '../decisionlog-e2e/support.js';
 
 const echo = process.env.TOLLGATE_TEST_ECHO === '1';
+// What these tests prove does not depend on latency: a generous ext_authz deadline keeps a loaded
+// CI machine (a first JWKS fetch, a cold WASM) from turning into an Envoy timeout.
+const authzTimeoutMs = 5000;
 
 const refusedWith = (reason: RegExp) => (e: unknown): boolean => {
   assert.ok(e instanceof McpError, `expected McpError, got ${String(e)}`);
@@ -68,7 +71,7 @@ describe('tool pinning and description scanning through the mesh (issue 19)', fu
     upstream = await new PagingMcpServer({ '': page }, (n) => `ran ${n}`).start();
     // As `tollgate up --pins` runs it: the mesh makes a dev approver key and starts authz with pins.
     mesh = await LocalMesh.start({
-      policies: 'policies', stateDir: state, controlPlane: true, pins: true, echo, server: 'demo', upstream: { host: '127.0.0.1', port: upstream.port },
+      policies: 'policies', stateDir: state, controlPlane: true, pins: true, echo, authzTimeoutMs, server: 'demo', upstream: { host: '127.0.0.1', port: upstream.port },
       ports: { envoy: 0, envoyAdmin: 0, authz: 0, issuer: 0, xds: 0, nats: 0 },
     });
     natsUrl = mesh.endpoints.nats!;
