@@ -75,6 +75,7 @@ export class NatsPinSource {
         await this.pins.status();
         this.seen = await kvm.open(SEEN_BUCKET);
         this.lastError = null;
+        this.republish();
         const w = await this.pins.watch();
         this.watch = w;
         if (this.stopped) w.stop();
@@ -91,6 +92,12 @@ export class NatsPinSource {
     }
   }
 
+  /**
+   * Decides one bucket entry. The event (the decision-log record) is emitted before the store
+   * changes: if it cannot be recorded, onEvent throws and the pin is not put in force, so no
+   * approval is ever enforced without its record. Withdrawals are applied whatever happens (they
+   * only hide tools).
+   */
   private async apply(e: KvWatchEntry): Promise<void> {
     const where = parseToolKey(e.key);
     if (!where) return;
@@ -117,11 +124,16 @@ export class NatsPinSource {
       event({ action: 'rejected', sha256: null, approver: null, kid: null, note: v.error });
       return;
     }
-    this.stats.applied++;
     const s: PinStatement = v.statement;
-    if (v.pin) store.setPin(v.pin);
-    else store.removePin(where.server, where.tool);
+    if (!v.pin) store.removePin(where.server, where.tool);
     event({ action: s.action, sha256: s.sha256, approver: s.approver, kid: v.kid, note: null });
+    if (v.pin) store.setPin(v.pin);
+    this.stats.applied++;
+  }
+
+  /** After (re)connecting: what authz saw while the bucket was out of reach. */
+  private republish(): void {
+    for (const o of this.opts.store.observations()) this.publish(o.server, o.tool, o);
   }
 
   /** Publishes what a server now offers; fire and forget (an outage only delays `tools pending`). */

@@ -92,6 +92,11 @@ export class PinStore {
     return changed;
   }
 
+  /** Every observation held, for republishing after an outage. */
+  *observations(): Generator<{ server: string; tool: string } & Observed> {
+    for (const [server, tools] of this.observed) for (const [tool, o] of tools) yield { server, tool, ...o };
+  }
+
   /** Scans the instructions of a server's initialize result; returns the findings when they changed. */
   observeInstructions(server: string, text: string): Finding[] | null {
     if (!this.instructions.has(server) && this.instructions.size >= this.maxServers) return null;
