@@ -15,7 +15,7 @@ read_only_allow := {
 	"max_statements": 1,
 	"functions": read_functions,
 	"hazards": [],
-	"max_bytes": 16384,
+	"max_bytes": 8192,
 }
 
 # Functions without side effects that reports commonly use. Anything else (dblink_exec, pg_sleep,
@@ -34,7 +34,7 @@ read_functions := [
 # What the parser says about q; when the builtin itself fails (bad options), an analysis that
 # refuses.
 analysis(q, allow) := a if {
-	a := tollgate.sql.analyze(q, {"max_bytes": object.get(allow, "max_bytes", 16384)})
+	a := tollgate.sql.analyze(q, {"max_bytes": object.get(allow, "max_bytes", 8192)})
 } else := {"ok": false, "error": "the SQL analyser failed on it", "statements": [], "nested_statements": [], "functions": [], "hazards": []}
 
 # Why q is not allowed by `allow` ({"statements", "max_statements", "functions", "hazards",

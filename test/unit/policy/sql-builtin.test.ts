@@ -36,7 +36,7 @@ describe('tollgate.sql.analyze (PostgreSQL parser as a host builtin)', function 
   it('fails closed with a reason: syntax errors, NUL bytes, oversize and deeply nested input', () => {
     assert.match(analyzeSql('SELEC 1').error!, /does not parse as PostgreSQL: syntax error at or near "SELEC"/);
     assert.match(analyzeSql('SELECT 1\u0000; DELETE FROM t').error!, /NUL/);
-    assert.match(analyzeSql('SELECT ' + 'x'.repeat(DEFAULT_MAX_SQL_BYTES)).error!, /more than the 16384 bytes/);
+    assert.match(analyzeSql('SELECT ' + 'x'.repeat(DEFAULT_MAX_SQL_BYTES)).error!, /more than the 8192 bytes/);
     const deep = analyzeSql('SELECT ' + '('.repeat(20_000) + '1' + ')'.repeat(20_000), 64 * 1024);
     assert.equal(deep.ok, false);
     assert.match(deep.error!, /nests too deeply/);
