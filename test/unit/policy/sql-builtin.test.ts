@@ -43,17 +43,22 @@ describe('tollgate.sql.analyze (PostgreSQL parser as a host builtin)', function 
     for (const a of [analyzeSql('SELEC 1'), deep]) assert.deepEqual([a.statements, a.functions], [[], []]);
   });
 
-  it('takes time linear in the input (4x the columns: well under 8x the time)', () => {
+  it('takes time linear in the input (4x the columns: under 10x the time; quadratic would be 16x)', () => {
     const wide = (n: number): string => 'SELECT ' + Array.from({ length: n }, (_, i) => `c${i}`).join(', ') + ' FROM t';
+    // The fastest of several runs: on a loaded machine the slow runs measure the neighbours.
     const time = (q: string): number => {
       analyzeSql(q, 256 * 1024);
-      const t0 = process.hrtime.bigint();
-      for (let i = 0; i < 3; i++) assert.equal(analyzeSql(q, 256 * 1024).ok, true);
-      return Number(process.hrtime.bigint() - t0) / 3e6;
+      let best = Infinity;
+      for (let i = 0; i < 5; i++) {
+        const t0 = process.hrtime.bigint();
+        assert.equal(analyzeSql(q, 256 * 1024).ok, true);
+        best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      return best;
     };
     const small = time(wide(1000));
     const large = time(wide(4000));
-    assert.ok(large < 8 * small + 5, `${small.toFixed(1)} ms for 1000 columns, ${large.toFixed(1)} ms for 4000`);
+    assert.ok(large < 10 * small + 5, `${small.toFixed(1)} ms for 1000 columns, ${large.toFixed(1)} ms for 4000`);
   });
 
   it('names statement kinds in snake_case', () => {
