@@ -11,6 +11,8 @@ const Server = z.object({
   name: z.string().regex(SERVER_NAME, 'must be a DNS label: lowercase letters, digits and "-" (it prefixes tool names)'),
   url: z.string().url('must be the governed server\'s MCP URL (its sidecar), e.g. http://127.0.0.1:10000/mcp'),
   audience: z.string().min(1).optional(),
+  /** false: its tools and prompts keep their own names (on a name clash the earlier server wins). */
+  prefix: z.boolean().default(true),
 }).strict();
 
 const Schema = z.object({

@@ -1,7 +1,11 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import { ToolListChangedNotificationSchema, type Request } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema,
+  PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema, type ClientCapabilities, type Request, type Result, type ServerNotification, type ServerRequest,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
 import type { TokenExchanger } from './delegation.js';
 
@@ -12,6 +16,15 @@ import type { TokenExchanger } from './delegation.js';
  */
 
 export interface UpstreamServer { name: string; url: string; audience?: string }
+
+/** What an upstream server sends that is not an answer: relayed to the agent by the session. */
+export interface UpstreamHooks {
+  /** The agent's capabilities, offered to the server as the gateway's own (sampling, elicitation, roots). */
+  clientCapabilities(): ClientCapabilities;
+  notification(server: string, n: ServerNotification): void;
+  /** A server-to-client request (sampling, elicitation, roots) to put to the agent. */
+  request(server: string, r: ServerRequest): Promise<Result>;
+}
 
 export class UpstreamUnavailable extends Error {
   constructor(readonly server: string, message: string) {
@@ -32,7 +45,7 @@ export class UpstreamConnection {
     readonly server: UpstreamServer,
     private readonly callerToken: () => string,
     private readonly exchanger: TokenExchanger,
-    private readonly onToolsChanged: () => void,
+    private readonly hooks: UpstreamHooks,
   ) {}
 
   private get audience(): string { return this.server.audience ?? this.server.url; }
@@ -47,8 +60,16 @@ export class UpstreamConnection {
         return fetch(url, { ...init, headers });
       },
     });
-    const client = new Client({ name: 'tollgate-gateway', version: '0.1.0' }, { capabilities: {} });
-    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => this.onToolsChanged());
+    const capabilities = this.hooks.clientCapabilities();
+    const client = new Client({ name: 'tollgate-gateway', version: '0.1.0' }, { capabilities });
+    const name = this.server.name;
+    for (const schema of [ToolListChangedNotificationSchema, PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema, LoggingMessageNotificationSchema]) {
+      client.setNotificationHandler(schema, async (n) => this.hooks.notification(name, n as ServerNotification));
+    }
+    // Only what the agent can answer is offered to the server, so the server sees the agent's abilities.
+    if (capabilities.sampling) client.setRequestHandler(CreateMessageRequestSchema, (r) => this.hooks.request(name, r) as never);
+    if (capabilities.elicitation) client.setRequestHandler(ElicitRequestSchema, (r) => this.hooks.request(name, r) as never);
+    if (capabilities.roots) client.setRequestHandler(ListRootsRequestSchema, (r) => this.hooks.request(name, r) as never);
     client.onclose = () => { if (this.client === client) this.client = null; };
     await client.connect(transport);
     return client;
