@@ -51,6 +51,8 @@ export interface LocalMeshOptions {
    * in the mesh's NATS and trusts approvals signed by the dev approver key under <state>/keys.
    */
   pins?: boolean;
+  /** An issuer shared with other meshes (a gateway in front of several); started here when unset. */
+  issuer?: DevIssuer;
 }
 
 export interface MeshEndpoints {
@@ -128,8 +130,8 @@ export class LocalMesh {
     const cli = (name: string, args: string[], ready: RegExp): Promise<ManagedProcess> =>
       ManagedProcess.start(name, self.cmd, [...self.args, ...args], { readyPattern: ready, echo: o.echo, timeoutMs: 90_000, cwd: projectRoot() });
     try {
-      const issuer = await DevIssuer.start({ port: ports.issuer, stateDir });
-      started.push({ stop: () => issuer.close() });
+      const issuer = o.issuer ?? await DevIssuer.start({ port: ports.issuer, stateDir });
+      if (!o.issuer) started.push({ stop: () => issuer.close() });
       const demo = o.upstream ? null : await DemoMcpServer.start({ port: 0 });
       if (demo) started.push({ stop: () => demo.close() });
       const upstream = o.upstream ?? { host: '127.0.0.1', port: demo!.port };
