@@ -7,6 +7,7 @@ import type { PolicyControlPlaneOptions } from '../controlplane/serve.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { UsageError, type Command } from './types.js';
 import { parseHostPort } from '../util/net.js';
+import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 
 const USAGE = `Usage: tollgate controlplane <subcommand> [flags]
 
@@ -43,9 +44,19 @@ signature and swaps the policy in without dropping a request.
   --policy-set NAME    pointer key, one per policy set (default ${DEFAULT_POINTER_KEY})
   --keep N             bundle revisions kept in the object store (default 20, at least 2)
   --scope S            signature scope claim; authz must be configured with the same scope
-  --xds-listen H:P     serve xDS (ADS) to Envoy sidecars here (default 127.0.0.1:18000);
+  --xds-listen H:P     serve xDS (ADS) to Envoy sidecars here, over mTLS (default 127.0.0.1:18000);
                        each sidecar's listener, routes, ext_authz/ext_proc filters and clusters
-                       are built from its node metadata (docs/xds.md)
+                       are built from its registration, never from what the sidecar sends
+                       (docs/xds.md, docs/security.md)
+  --xds-cert FILE      the control plane's certificate (PEM) for xDS        } required
+  --xds-key FILE       its private key (PEM)                                 } unless
+  --mesh-ca FILE       CA that every sidecar's client certificate must       } --no-xds
+                       chain to (PEM)                                        }
+  --registrations FILE YAML of the sidecars to serve, by SPIFFE identity     }
+                       (watched; docs/xds.md#registrations)
+  --trust-domain TD    SPIFFE trust domain of sidecar identities (default tollgate.local)
+  --forget-after DUR   drop a sidecar's snapshot this long after its last stream ended
+                       (default 60s)
   --no-xds             do not serve xDS (bundles only)
   --issuer URL         token issuer announced in each server's RFC 9728 metadata
                        (default http://127.0.0.1:5556)
@@ -89,6 +100,8 @@ async function serve(argv: string[]): Promise<number> {
     'key-id': { type: 'string' },
     'xds-listen': { type: 'string' }, 'no-xds': { type: 'boolean' }, issuer: { type: 'string' }, authz: { type: 'string' },
     'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
+    'xds-cert': { type: 'string' }, 'xds-key': { type: 'string' }, 'mesh-ca': { type: 'string' }, registrations: { type: 'string' },
+    'trust-domain': { type: 'string' }, 'forget-after': { type: 'string' },
     nats: { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
     debounce: { type: 'string' },
@@ -107,6 +120,15 @@ async function serve(argv: string[]): Promise<number> {
   if (!existsSync(dir)) throw new UsageError(`--policies: ${dir} does not exist`);
   const keep = values.keep === undefined ? 20 : Number(values.keep);
   if (!Number.isInteger(keep) || keep < 2) throw new UsageError('--keep must be an integer of at least 2');
+  if (!values['no-xds'] && !values.once) {
+    const missing = ['xds-cert', 'xds-key', 'mesh-ca', 'registrations'].filter((f) => !values[f as 'xds-cert']);
+    if (missing.length) {
+      throw new UsageError(`xDS is served over mTLS only: give ${missing.map((f) => `--${f}`).join(', ')} (or --no-xds); see docs/security.md`);
+    }
+    for (const f of ['xds-cert', 'xds-key', 'mesh-ca', 'registrations'] as const) {
+      if (!existsSync(values[f] as string)) throw new UsageError(`--${f}: ${values[f]} does not exist`);
+    }
+  }
   const signingKey = await loadSigningKey(values['signing-key'], values['key-id'] !== undefined ? { kid: values['key-id'] } : {});
   const servers = (values.nats ?? 'nats://127.0.0.1:4222').split(',').map((s) => s.trim()).filter(Boolean);
 
@@ -149,6 +171,9 @@ async function serve(argv: string[]): Promise<number> {
     const listen = parseHostPort(values['xds-listen'] ?? '127.0.0.1:18000');
     xds = await SidecarXds.start({
       host: listen.host, port: listen.port, configFile: values['sidecar-config'], log,
+      tls: { cert: values['xds-cert'] as string, key: values['xds-key'] as string, ca: values['mesh-ca'] as string },
+      trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, registrationsFile: values.registrations as string,
+      forgetAfterMs: durationMs('forget-after', values['forget-after'], 60_000),
       defaults: {
         authz: parseHostPort(values.authz ?? '127.0.0.1:9191'), authzTimeoutMs: durationMs('authz-timeout', values['authz-timeout'], 1000),
         maxRequestBytes: 1024 * 1024, issuer: values.issuer ?? 'http://127.0.0.1:5556', extProc: true, listenHost: '127.0.0.1',
