@@ -7,8 +7,8 @@ const USAGE = `Usage: tollgate up [--policies DIR] [--demo | --upstream URL] [fl
 Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   dev OIDC issuer  http://127.0.0.1:5556      (keys kept in the state dir)
   NATS JetStream   nats://127.0.0.1:4222      (store in the state dir)
-  control plane    xDS on 127.0.0.1:18000     (builds, signs and publishes policies/ on every save)
-  authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC; follows signed bundles)
+  control plane    xDS on 127.0.0.1:18000     (mTLS; builds, signs and publishes policies/ on every save)
+  authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC over mTLS; follows signed bundles)
   Envoy            http://127.0.0.1:10000/mcp (admin on 9901), configured only over xDS
 
   --policies DIR   Rego policies to build and enforce (default ./policies)
@@ -24,6 +24,9 @@ Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
                    static config (fewer processes; policy edits need a restart)
   --budgets FILE   enforce these token budgets (docs/budgets.md)
   --verbose        echo every component's log
+
+Certificates for the control plane, Envoy and authz come from a CA kept in <state>/pki/
+(docs/security.md). If any port above is taken, up exits 1 at once naming the port and its flag.
 `;
 
 export const upCommand: Command = {
