@@ -57,6 +57,8 @@ signature and swaps the policy in without dropping a request.
   --trust-domain TD    SPIFFE trust domain of sidecar identities (default tollgate.local)
   --forget-after DUR   drop a sidecar's snapshot this long after its last stream ended
                        (default 60s)
+  --metrics-listen H:P serve /metrics (tollgate_xds_refused_streams_total{reason}, …), /healthz,
+                       /readyz and /status (the ADS status) here; default: none
   --no-xds             do not serve xDS (bundles only)
   --issuer URL         token issuer announced in each server's RFC 9728 metadata
                        (default http://127.0.0.1:5556)
@@ -101,7 +103,7 @@ async function serve(argv: string[]): Promise<number> {
     'xds-listen': { type: 'string' }, 'no-xds': { type: 'boolean' }, issuer: { type: 'string' }, authz: { type: 'string' },
     'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
     'xds-cert': { type: 'string' }, 'xds-key': { type: 'string' }, 'mesh-ca': { type: 'string' }, registrations: { type: 'string' },
-    'trust-domain': { type: 'string' }, 'forget-after': { type: 'string' },
+    'trust-domain': { type: 'string' }, 'forget-after': { type: 'string' }, 'metrics-listen': { type: 'string' },
     nats: { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
     debounce: { type: 'string' },
@@ -120,6 +122,7 @@ async function serve(argv: string[]): Promise<number> {
   if (!existsSync(dir)) throw new UsageError(`--policies: ${dir} does not exist`);
   const keep = values.keep === undefined ? 20 : Number(values.keep);
   if (!Number.isInteger(keep) || keep < 2) throw new UsageError('--keep must be an integer of at least 2');
+  if (values['metrics-listen'] && (values['no-xds'] || values.once)) throw new UsageError('--metrics-listen serves the xDS metrics; it cannot be combined with --no-xds or --once');
   if (!values['no-xds'] && !values.once) {
     const missing = ['xds-cert', 'xds-key', 'mesh-ca', 'registrations'].filter((f) => !values[f as 'xds-cert']);
     if (missing.length) {
@@ -166,6 +169,7 @@ async function serve(argv: string[]): Promise<number> {
     return failed ? 1 : 0;
   }
   let xds: import('../controlplane/xds.js').SidecarXds | null = null;
+  let admin: import('../metrics/http.js').AdminHttpServer | null = null;
   if (!values['no-xds']) {
     const { SidecarXds } = await import('../controlplane/xds.js');
     const listen = parseHostPort(values['xds-listen'] ?? '127.0.0.1:18000');
@@ -180,11 +184,20 @@ async function serve(argv: string[]): Promise<number> {
       },
     });
     log(`xDS (ADS) listening on ${xds.ads.address}`);
+    if (values['metrics-listen']) {
+      const { xdsMetrics } = await import('../controlplane/xds-metrics.js');
+      const { AdminHttpServer } = await import('../metrics/http.js');
+      const m = parseHostPort(values['metrics-listen']);
+      const x = xds;
+      admin = await AdminHttpServer.start({ host: m.host, port: m.port, registry: xdsMetrics(x), status: () => x.status(), ready: () => true });
+      log(`metrics on ${admin.url}/metrics`);
+    }
   }
   await cp.start();
   log(`watching ${dir}`);
   await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
   await cp.stop();
+  await admin?.close();
   await xds?.stop();
   return 0;
 }

@@ -96,6 +96,8 @@ export interface MeshEndpoints {
   issuer: string;
   upstream: string;
   xds: string | null;
+  /** The control plane's /metrics, /status (xDS refusals, streams); control-plane mode only. */
+  controlPlaneMetrics: string | null;
   nats: string | null;
   metrics: string;
 }
@@ -190,6 +192,7 @@ export class LocalMesh {
       let nats: NatsServer | null = null;
       let controlPlane: ManagedProcess | null = null;
       let sidecarConfig: string | null = null;
+      let cpMetrics: string | null = null;
       let policyArgs = ['--policies', resolve(o.policies)];
       if (withCp) {
         nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo });
@@ -213,6 +216,7 @@ export class LocalMesh {
           '--sidecar-config', sidecarConfig, '--registrations', registrations,
           '--xds-cert', certs.controlPlane.cert, '--xds-key', certs.controlPlane.key, '--mesh-ca', certs.controlPlane.ca,
           ...(o.xdsForgetAfterMs !== undefined ? ['--forget-after', `${o.xdsForgetAfterMs}ms`] : []),
+          '--metrics-listen', (cpMetrics = `127.0.0.1:${await freePort()}`),
         ], /published revision|unchanged: revision/);
         const cpRef = controlPlane;
         started.push({ stop: () => cpRef.stop() });
@@ -253,6 +257,7 @@ export class LocalMesh {
       return new LocalMesh({
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
         upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: nats?.url ?? null,
+        controlPlaneMetrics: cpMetrics ? `http://${cpMetrics}` : null,
         metrics: `http://127.0.0.1:${ports.metrics}`,
       }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, certs);
     } catch (e) {

@@ -121,6 +121,10 @@ describe('trust: xDS and authz gRPC only answer mesh workloads (issue 10 items 1
 
     const log = mesh.controlPlane!.output;
     for (const reason of ['no_certificate', 'not_registered', 'node_id_mismatch']) assert.match(log, new RegExp(`stream refused.*"reason":"${reason}"`));
+    const metrics = await (await fetch(`${mesh.endpoints.controlPlaneMetrics}/metrics`)).text();
+    for (const [reason, n] of [['no_certificate', 2], ['bad_identity', 0], ['not_registered', 1], ['node_id_mismatch', 1]] as const) {
+      assert.match(metrics, new RegExp(`tollgate_xds_refused_streams_total\\{reason="${reason}"\\} ${n}\\b`), metrics);
+    }
   });
 
   it('after every attempt the real Envoy still uses the real authz: no token is refused and recorded', async () => {
