@@ -59,6 +59,15 @@ signature and swaps the policy in without dropping a request.
                        (default 60s)
   --metrics-listen H:P serve /metrics (tollgate_xds_refused_streams_total{reason}, …), /healthz,
                        /readyz and /status (the ADS status) here; default: none
+  --workload-certs H:P issue workload certificates here (HTTPS, POST /v1/certificates) to pods
+                       that present a projected service-account token (audience
+                       tollgate-controlplane), checked with the API server (TokenReview; the
+                       control plane's service account needs system:auth-delegator). Serves with
+                       --xds-cert/--xds-key; signs with the CA in --ca-dir (docs/security.md)
+  --ca-dir DIR         directory with the mesh CA (ca.crt, ca.key) for --workload-certs
+  --apiserver URL      API server for TokenReview (default: in-cluster)
+  --apiserver-token F  bearer token file for it        } default: the pod's own service
+  --apiserver-ca F     its CA certificate (PEM)        } account credentials
   --no-xds             do not serve xDS (bundles only)
   --issuer URL         token issuer announced in each server's RFC 9728 metadata
                        (default http://127.0.0.1:5556)
@@ -104,6 +113,8 @@ async function serve(argv: string[]): Promise<number> {
     'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
     'xds-cert': { type: 'string' }, 'xds-key': { type: 'string' }, 'mesh-ca': { type: 'string' }, registrations: { type: 'string' },
     'trust-domain': { type: 'string' }, 'forget-after': { type: 'string' }, 'metrics-listen': { type: 'string' },
+    'workload-certs': { type: 'string' }, 'ca-dir': { type: 'string' }, apiserver: { type: 'string' }, 'apiserver-token': { type: 'string' },
+    'apiserver-ca': { type: 'string' },
     nats: { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
     debounce: { type: 'string' },
@@ -122,6 +133,9 @@ async function serve(argv: string[]): Promise<number> {
   if (!existsSync(dir)) throw new UsageError(`--policies: ${dir} does not exist`);
   const keep = values.keep === undefined ? 20 : Number(values.keep);
   if (!Number.isInteger(keep) || keep < 2) throw new UsageError('--keep must be an integer of at least 2');
+  if (values['workload-certs'] && (values['no-xds'] || values.once || !values['ca-dir'])) {
+    throw new UsageError('--workload-certs needs --ca-dir and the xDS certificate flags (not --no-xds or --once)');
+  }
   if (values['metrics-listen'] && (values['no-xds'] || values.once)) throw new UsageError('--metrics-listen serves the xDS metrics; it cannot be combined with --no-xds or --once');
   if (!values['no-xds'] && !values.once) {
     const missing = ['xds-cert', 'xds-key', 'mesh-ca', 'registrations'].filter((f) => !values[f as 'xds-cert']);
@@ -193,10 +207,27 @@ async function serve(argv: string[]): Promise<number> {
       log(`metrics on ${admin.url}/metrics`);
     }
   }
+  let certServer: import('../controlplane/workload-certs.js').WorkloadCertServer | null = null;
+  if (values['workload-certs']) {
+    const wc = await import('../controlplane/workload-certs.js');
+    const { LocalPki } = await import('../pki/index.js');
+    const { readFileSync } = await import('node:fs');
+    const access = values.apiserver
+      ? { server: values.apiserver, token: values['apiserver-token'] ? readFileSync(values['apiserver-token'], 'utf8').trim() : '', ca: values['apiserver-ca'] ? readFileSync(values['apiserver-ca'], 'utf8') : '' }
+      : wc.inClusterAccess();
+    const at = parseHostPort(values['workload-certs']);
+    certServer = await wc.WorkloadCertServer.start({
+      host: at.host, port: at.port, tls: { cert: values['xds-cert'] as string, key: values['xds-key'] as string, ca: values['mesh-ca'] as string },
+      pki: await LocalPki.open(values['ca-dir'] as string), reviewer: wc.apiServerReviewer(access),
+      trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, log,
+    });
+    log(`workload certificates on https://${at.host}:${certServer.port}/v1/certificates`);
+  }
   await cp.start();
   log(`watching ${dir}`);
   await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
   await cp.stop();
+  await certServer?.close();
   await admin?.close();
   await xds?.stop();
   return 0;

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { formatRegistrations, parseRegistrations, type SidecarRegistration } from '../../../src/controlplane/registrations.js';
 import { admitNode, specFromRegistration, type SidecarDefaults } from '../../../src/controlplane/sidecars.js';
 import { NodeRefused } from '../../../src/xds/server.js';
+import { CertificateRefused, workloadFromReview } from '../../../src/controlplane/workload-certs.js';
 import type { NodeInfo } from '../../../src/xds/protocol.js';
 
 const DEMO = 'spiffe://tollgate.local/ns/default/sa/demo';
@@ -52,5 +53,25 @@ describe('sidecar registrations (what the control plane trusts)', () => {
     assert.equal(spec.resourceMetadata.resource, reg.resourceUrl);
     const { authz: _a, ...noAuthz } = reg;
     assert.deepEqual({ host: specFromRegistration(noAuthz, defaults).authz.host }, { host: '10.0.0.1' });
+  });
+});
+
+describe('workload identity from a TokenReview', () => {
+  const ok = { authenticated: true, audiences: ['tollgate-controlplane'], user: { username: 'system:serviceaccount:shop:weather', extra: { 'authentication.kubernetes.io/pod-name': ['weather-0'] } } };
+  it('maps a pod-bound service-account token to its SPIFFE ID', () => {
+    const w = workloadFromReview(ok, 'tollgate-controlplane', 'tollgate.local');
+    assert.deepEqual({ id: w.spiffeId, pod: w.pod }, { id: 'spiffe://tollgate.local/ns/shop/sa/weather', pod: 'weather-0' });
+  });
+  it('refuses anything else with a status and a reason', () => {
+    const cases: Array<[object, number, RegExp]> = [
+      [{ ...ok, authenticated: false, error: 'expired' }, 401, /did not accept the token: expired/],
+      [{ ...ok, audiences: ['other'] }, 403, /not for audience "tollgate-controlplane"/],
+      [{ ...ok, user: { username: 'alice', extra: ok.user.extra } }, 403, /"alice" is not a service account/],
+      [{ ...ok, user: { username: 'system:serviceaccount:shop:weather' } }, 403, /not bound to a pod/],
+      [{ ...ok, user: { ...ok.user, username: 'system:serviceaccount:Shop:weather' } }, 403, /not a service account/],
+    ];
+    for (const [status, code, re] of cases) {
+      assert.throws(() => workloadFromReview(status, 'tollgate-controlplane', 'tollgate.local'), (e: unknown) => e instanceof CertificateRefused && e.status === code && re.test(e.message), JSON.stringify(status));
+    }
   });
 });
