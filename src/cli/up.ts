@@ -79,6 +79,8 @@ export const upCommand: Command = {
       ...(e.xds ? [`  control plane (xDS)       ${e.xds}   (edit ${values.policies ?? 'policies'}/ and save: published and swapped live)`] : []),
       ...(e.nats ? [`  NATS JetStream            ${e.nats}`] : []),
       ...(mesh.sidecarConfig ? [`  sidecar defaults (xDS)    ${mesh.sidecarConfig}`] : []),
+      ...(e.controlPlaneMetrics ? [`  control plane metrics     ${e.controlPlaneMetrics}/metrics   (xDS refusals, streams)`] : []),
+      `  mesh CA and certificates  ${mesh.certs.pki.dir}   (xDS and authz gRPC are mTLS)`,
       `  Envoy admin               ${e.envoyAdmin}`,
       `  authz metrics / status    ${e.metrics}/metrics   (tollgate status)`,
       `  Decision log              ${stateDir}/decisions`,
