@@ -14,6 +14,13 @@ import { createCsr, LocalPki, uriSans, type CertFiles } from '../../../src/pki/i
 import { haveKubeTools, startApiServer, type ApiServer } from './kube-apiserver.js';
 import { tryAds } from './ads-client.js';
 import { selfCommand } from '../../../src/util/self.js';
+import { freePort } from '../../../src/util/net.js';
+import { injectSidecars } from '../../../src/k8s/mutate.js';
+import { sidecarBootstrap } from '../../../src/k8s/sidecars.js';
+import { startEnvoy } from '../../../src/envoy/run.js';
+import { waitForListener } from '../../../src/envoy/listeners.js';
+import { LISTENER_NAME } from '../../../src/envoy/resources.js';
+import type { JsonObject } from '../../../src/envoy/protojson.js';
 
 const run = promisify(execFile);
 
@@ -121,6 +128,48 @@ describe('trust: workload certificates from service-account tokens, checked with
       b.close();
       assert.equal(b.code, grpc.status.PERMISSION_DENIED);
     } finally {
+      await xds.stop();
+    }
+  });
+
+  it('the injected Envoy, with the certificate the pod got, is configured over mTLS xDS as its registered node', async () => {
+    const listen = await freePort();
+    const adminPort = await freePort();
+    const healthPort = await freePort();
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'weather-0', namespace: 'shop', labels: { app: 'weather' } }, spec: { serviceAccountName: 'weather', containers: [{ name: 'mcp', image: 'example/weather', ports: [{ containerPort: 8080 }] }] } };
+    const result = injectSidecars(pod, { workloadCerts: { url: `https://127.0.0.1:${certs.port}/v1/certificates` }, adminPort, healthPort });
+    assert.ok(result.injected);
+    const init = (result.pod.spec!.initContainers ?? []) as Array<{ name: string; args?: string[] }>;
+    assert.equal(init[0]!.name, 'tollgate-identity', 'the certificate is fetched before any sidecar starts');
+    assert.deepEqual(init[0]!.args!.slice(0, 4), ['cert', 'request', '--url', `https://127.0.0.1:${certs.port}/v1/certificates`]);
+    const vols = JSON.stringify(result.pod.spec!.volumes);
+    assert.match(vols, /"serviceAccountToken":\{"audience":"tollgate-controlplane"/);
+    assert.match(vols, /"medium":"Memory"/);
+
+    // Run what the init container runs, then the injected bootstrap with the files where it expects them.
+    const identityDir = join(dir, 'pod-identity');
+    const tokenFile = join(dir, 'pod-token');
+    writeFileSync(tokenFile, await token(bound(['tollgate-controlplane'])));
+    const caFile = join(dir, 'pod-ca.crt');
+    writeFileSync(caFile, pki.caPem);
+    const self = selfCommand();
+    await run(self.cmd, [...self.args, 'cert', 'request', '--url', `https://127.0.0.1:${certs.port}/v1/certificates`, '--ca', caFile, '--token-file', tokenFile, '--out', identityDir]);
+    const registrations = join(dir, 'registrations-envoy.yaml');
+    writeFileSync(registrations, formatRegistrations([{ identity: WEATHER, nodeId: 'shop/weather-0', server: 'weather', namespace: 'shop', listen: { host: '127.0.0.1', port: listen }, mcpPath: '/mcp', upstream: { host: '127.0.0.1', port: 8080 } }]));
+    const xds = await SidecarXds.start({
+      host: '127.0.0.1', port: 0, tls: server, trustDomain: 'tollgate.local', registrationsFile: registrations,
+      defaults: { authz: { host: '127.0.0.1', port: 9191 }, authzTimeoutMs: 1000, maxRequestBytes: 1024, issuer: 'http://i', extProc: true, listenHost: '127.0.0.1' },
+    });
+    const plan = result.plan;
+    const boot = JSON.stringify(sidecarBootstrap({ ...plan, controlPlane: { host: '127.0.0.1', port: xds.port } }))
+      .replaceAll('/var/run/tollgate/identity', identityDir).replaceAll('/etc/tollgate/mesh-ca/ca.crt', caFile);
+    const envoy = await startEnvoy({ config: JSON.parse(boot) as JsonObject, adminPort, concurrency: 1 });
+    try {
+      await waitForListener(envoy, LISTENER_NAME, listen);
+      assert.equal(xds.status().streams[0]?.node?.id, 'shop/weather-0');
+      assert.deepEqual(xds.registry.known, [WEATHER]);
+    } finally {
+      await envoy.stop();
       await xds.stop();
     }
   });
