@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { PeerCertificate } from 'node:tls';
+import { createSecureContext, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { uriSans } from './ca.js';
 import { parseSpiffeId, type WorkloadIdentity } from './identity.js';
@@ -16,21 +16,60 @@ import type { CertFiles } from './local.js';
 /** A workload's certificate, key and the mesh CA its peers are checked against. */
 export type TlsFiles = CertFiles;
 
+function readPair(files: TlsFiles): { cert: Buffer; key: Buffer; ca: Buffer } {
+  const read = (what: string, f: string): Buffer => {
+    try { return readFileSync(f); } catch (e) { throw new Error(`TLS ${what} ${f}: ${(e as Error).message}`); }
+  };
+  return { cert: read('certificate', files.cert), key: read('key', files.key), ca: read('CA', files.ca) };
+}
+
 class MeshServerCredentials extends grpc.ServerCredentials {
-  constructor(files: TlsFiles) {
-    const read = (what: string, f: string): Buffer => {
-      try { return readFileSync(f); } catch (e) { throw new Error(`TLS ${what} ${f}: ${(e as Error).message}`); }
-    };
+  private timer: NodeJS.Timeout | undefined;
+  private current: { cert: Buffer; key: Buffer; ca: Buffer };
+
+  constructor(private readonly files: TlsFiles, private readonly reloadMs: number) {
+    const pair = readPair(files);
     // requestCert + rejectUnauthorized:false: OpenSSL verifies, the handler decides (see above).
-    super({ requestCert: true, rejectUnauthorized: false }, { cert: read('certificate', files.cert), key: read('key', files.key), ca: read('CA', files.ca) });
+    super({ requestCert: true, rejectUnauthorized: false }, pair);
+    this.current = pair;
   }
 
   _equals(other: grpc.ServerCredentials): boolean { return other === this; }
+
+  // Short-lived certificates are renewed on disk; servers pick them up without a restart. A pair
+  // that does not load (a certificate replaced before its key) is skipped until it does.
+  override _addWatcher(watcher: Parameters<grpc.ServerCredentials['_addWatcher']>[0]): void {
+    super._addWatcher(watcher);
+    if (this.timer || this.reloadMs <= 0) return;
+    this.timer = setInterval(() => this.reload(), this.reloadMs);
+    this.timer.unref();
+  }
+
+  override _removeWatcher(watcher: Parameters<grpc.ServerCredentials['_removeWatcher']>[0]): void {
+    super._removeWatcher(watcher);
+    if (this.getWatcherCount() === 0 && this.timer) { clearInterval(this.timer); this.timer = undefined; }
+  }
+
+  private reload(): void {
+    let next: { cert: Buffer; key: Buffer; ca: Buffer };
+    try {
+      next = readPair(this.files);
+      if (next.cert.equals(this.current.cert) && next.key.equals(this.current.key) && next.ca.equals(this.current.ca)) return;
+      createSecureContext(next);
+    } catch {
+      return;
+    }
+    this.current = next;
+    this.updateSecureContextOptions(next);
+  }
 }
 
-/** Server credentials that request a client certificate from `files.ca`'s mesh. */
-export function meshServerCredentials(files: TlsFiles): grpc.ServerCredentials {
-  return new MeshServerCredentials(files);
+/**
+ * Server credentials that request a client certificate from `files.ca`'s mesh; the files are
+ * re-read every `reloadMs` (default 30 s, 0: never) and new connections get the new pair.
+ */
+export function meshServerCredentials(files: TlsFiles, reloadMs = 30_000): grpc.ServerCredentials {
+  return new MeshServerCredentials(files, reloadMs);
 }
 
 /** Client credentials for a mesh workload: its certificate, and the mesh CA to check the server. */
