@@ -45,14 +45,14 @@ describe('trust: the xDS registry forgets disconnected sidecars after a grace pe
   it('keeps the snapshot across a quick reconnect, drops it once the sidecar stays away', async () => {
     const address = xds.ads.address;
     assert.deepEqual(xds.registry.known, []);
-    const a = await tryAds(address, creds(sidecar), 'default/demo', {}, 500);
+    const a = await tryAds(address, creds(sidecar), 'default/demo', {});
     assert.equal(a.code, null, a.details);
     assert.ok(a.responses.length > 0);
     assert.deepEqual(xds.registry.known, [DEMO]);
     a.close();
     await sleep(300);
     assert.deepEqual(xds.registry.known, [DEMO], 'still known within the grace period');
-    const b = await tryAds(address, creds(sidecar), 'default/demo', {}, 500);
+    const b = await tryAds(address, creds(sidecar), 'default/demo', {});
     assert.equal(b.code, null);
     await sleep(600);
     assert.deepEqual(xds.registry.known, [DEMO], 'a reconnect cancels the pending forget');
@@ -64,7 +64,7 @@ describe('trust: the xDS registry forgets disconnected sidecars after a grace pe
   });
 
   it('a refused stream leaves nothing behind', async () => {
-    const r = await tryAds(xds.ads.address, creds(sidecar), 'default/not-me', {}, 1000);
+    const r = await tryAds(xds.ads.address, creds(sidecar), 'default/not-me', {});
     r.close();
     assert.equal(r.code, grpc.status.PERMISSION_DENIED);
     assert.deepEqual(xds.registry.known, []);

@@ -119,12 +119,12 @@ describe('trust: workload certificates from service-account tokens, checked with
       assert.match(stdout, new RegExp(`^${WEATHER}: `));
       assert.equal(statSync(join(out, 'tls.key')).mode & 0o777, 0o600);
       const creds = grpc.credentials.createSsl(readFileSync(join(out, 'ca.crt')), readFileSync(join(out, 'tls.key')), readFileSync(join(out, 'tls.crt')));
-      const a = await tryAds(xds.ads.address, creds, 'shop/weather-0', {}, 1000);
+      const a = await tryAds(xds.ads.address, creds, 'shop/weather-0', {});
       a.close();
       assert.equal(a.code, null, a.details);
       assert.ok(a.responses.length > 0);
       // The same identity claiming another pod's node id is refused.
-      const b = await tryAds(xds.ads.address, creds, 'shop/payments-0', {}, 1000);
+      const b = await tryAds(xds.ads.address, creds, 'shop/payments-0', {});
       b.close();
       assert.equal(b.code, grpc.status.PERMISSION_DENIED);
     } finally {
