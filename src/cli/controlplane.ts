@@ -223,6 +223,9 @@ async function serve(argv: string[]): Promise<number> {
     });
     log(`workload certificates on https://${at.host}:${certServer.port}/v1/certificates`);
   }
+  // Tool pinning: the buckets authz follows and `tollgate tools` writes approvals to.
+  const { ensurePinBuckets } = await import('../controlplane/pins.js');
+  await ensurePinBuckets(servers);
   await cp.start();
   log(`watching ${dir}`);
   await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
