@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import type { IdentityConfig } from '../identity/types.js';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';
 import { parseHostPort } from '../util/net.js';
+import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 
 /**
  * authz configuration. Every field is documented in docs/configuration.md; the YAML file uses the
@@ -35,6 +36,19 @@ export interface AuthzConfig {
   /** Tool pinning (docs/tool-pinning.md): pins from NATS KV, trusted when signed by an approver key. */
   pins: { natsUrl: string; approverKey: string } | null;
   metricsListen: { host: string; port: number } | null;
+  /** Serve gRPC over mTLS (authz reached across pods); null: plaintext, for the pod's loopback. */
+  tls: AuthzTls | null;
+}
+
+export interface AuthzTls {
+  cert: string;
+  key: string;
+  /** CA that Envoy's workload certificate must chain to. */
+  clientCa: string;
+  /** SPIFFE trust domain of the callers. */
+  trustDomain: string;
+  /** SPIFFE IDs allowed to call; empty: any workload of the trust domain with a mesh certificate. */
+  allowedPeers: string[];
 }
 
 export const DEFAULT_RESOURCE = 'http://127.0.0.1:10000/mcp';
@@ -63,6 +77,7 @@ export function defaultConfig(): AuthzConfig {
     budgetsFile: null,
     pins: null,
     metricsListen: null,
+    tls: null,
   };
 }
 
@@ -95,7 +110,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'budgets_file', 'pins', 'metrics_listen']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'budgets_file', 'pins', 'metrics_listen', 'tls']);
   if (doc.listen !== undefined) c.listen = parseHostPort(str('listen', doc.listen));
   if (doc.instance !== undefined) c.instanceId = str('instance', doc.instance);
   if (doc.server !== undefined) {
@@ -166,5 +181,15 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
     c.pins = { natsUrl: str('pins.nats_url', pn.nats_url), approverKey: str('pins.approver_key', pn.approver_key) };
   }
   if (doc.metrics_listen !== undefined) c.metricsListen = parseHostPort(str('metrics_listen', doc.metrics_listen));
+  if (doc.tls !== undefined && doc.tls !== null) {
+    if (!isObj(doc.tls)) err('tls', 'must be a mapping');
+    const t = doc.tls as Obj;
+    known('tls', t, ['cert', 'key', 'client_ca', 'trust_domain', 'allowed_peers']);
+    c.tls = {
+      cert: str('tls.cert', t.cert), key: str('tls.key', t.key), clientCa: str('tls.client_ca', t.client_ca),
+      trustDomain: t.trust_domain === undefined ? DEFAULT_TRUST_DOMAIN : str('tls.trust_domain', t.trust_domain),
+      allowedPeers: t.allowed_peers === undefined ? [] : strList('tls.allowed_peers', t.allowed_peers),
+    };
+  }
   return c;
 }

@@ -162,8 +162,8 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
       },
     } : {}),
   });
-  const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc });
-  log.info({ listen: `${cfg.listen.host}:${server.port}`, revision: holder.get()?.revision }, 'authz listening');
+  const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc, tls: cfg.tls, logger: log });
+  log.info({ listen: `${cfg.listen.host}:${server.port}`, mtls: cfg.tls !== null, revision: holder.get()?.revision }, 'authz listening');
 
   let grpcUp = true;
   const status = createStatusProvider({

@@ -1,6 +1,7 @@
 import { defaultConfig, loadConfigFile, type AuthzConfig } from '../authz/config.js';
 import { startAuthz } from '../authz/runtime.js';
 import { parseHostPort } from '../util/net.js';
+import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -37,6 +38,13 @@ same field of the config file (docs/configuration.md documents each field).
   --metrics-listen HOST:PORT   admin endpoints /metrics /healthz /readyz /status
                                (docs/observability.md); default 127.0.0.1:9464, "off" for none
   --state DIR                  state directory (default $TOLLGATE_STATE_DIR or ./.state)
+  --tls-cert FILE              serve gRPC over mTLS with this certificate (PEM): for authz that
+  --tls-key FILE               Envoy reaches across pods; needs all three flags. Envoy must then
+  --client-ca FILE             present a workload certificate from this CA (docs/security.md).
+                               Without them authz is plaintext: keep it on the pod's loopback.
+  --trust-domain TD            SPIFFE trust domain of callers (default tollgate.local)
+  --allow-peer SPIFFE_ID       only this workload may call; repeatable (default: any workload of
+                               the trust domain)
 
 Stops cleanly on SIGINT/SIGTERM, letting in-flight checks finish.
 `;
@@ -50,6 +58,8 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' },
     'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
     'deny-status': { type: 'string' }, 'upstream-authorization': { type: 'string' }, state: { type: 'string' },
+    'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'client-ca': { type: 'string' }, 'trust-domain': { type: 'string' },
+    'allow-peer': { type: 'string', multiple: true },
   });
   if (values.help) return null;
   const base = defaultConfig();
@@ -95,6 +105,16 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     c.denyStatus = s;
   }
   if (values['upstream-authorization']) c.upstreamAuthorization = values['upstream-authorization'];
+  const tlsFlags = [values['tls-cert'], values['tls-key'], values['client-ca']];
+  if (tlsFlags.some((v) => v !== undefined)) {
+    if (!tlsFlags.every((v) => v !== undefined)) throw new UsageError('mTLS needs all of --tls-cert, --tls-key and --client-ca');
+    c.tls = { cert: values['tls-cert'] as string, key: values['tls-key'] as string, clientCa: values['client-ca'] as string, trustDomain: DEFAULT_TRUST_DOMAIN, allowedPeers: [] };
+  }
+  if (values['trust-domain'] || values['allow-peer']) {
+    if (!c.tls) throw new UsageError('--trust-domain and --allow-peer need mTLS (--tls-cert, --tls-key, --client-ca)');
+    if (values['trust-domain']) c.tls.trustDomain = values['trust-domain'];
+    if (values['allow-peer']) c.tls.allowedPeers = values['allow-peer'];
+  }
   return c;
 }
 
@@ -105,7 +125,7 @@ export const authzCommand: Command = {
     const cfg = configFromArgs(argv);
     if (!cfg) { process.stdout.write(USAGE); return 0; }
     const running = await startAuthz(cfg);
-    process.stdout.write(`authz listening on ${cfg.listen.host}:${running.port}\n`);
+    process.stdout.write(`authz listening on ${cfg.listen.host}:${running.port}${cfg.tls ? ' (mTLS)' : ''}\n`);
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
     await running.close();
     return 0;

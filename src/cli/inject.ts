@@ -18,7 +18,11 @@ const INJECTION_FLAGS = `Sidecar flags (offline and webhook):
   --authz-image IMAGE        authz sidecar image (default ${defaultAuthzImage()})
   --no-authz                 No authz sidecar: pods use the shared authz Service unless they
                              annotate tollgate.dev/authz: "sidecar"
-  --shared-authz HOST:PORT   The shared authz Service (default ${shared})`;
+  --shared-authz HOST:PORT   The shared authz Service (default ${shared})
+  --workload-certs URL       Give Envoy a workload certificate for mTLS xDS: an init container
+                             trades the pod's projected service-account token for one at URL
+                             (the control plane's https://…/v1/certificates; docs/security.md)
+  --mesh-ca-configmap NAME   ConfigMap with the mesh CA as ca.crt (default tollgate-mesh-ca)`;
 
 const HELP = `Usage:
   tollgate inject -f FILE|- [-o FILE] [sidecar flags]
@@ -59,6 +63,8 @@ const injectionOptions = {
   'authz-image': { type: 'string' },
   'no-authz': { type: 'boolean' },
   'shared-authz': { type: 'string' },
+  'workload-certs': { type: 'string' },
+  'mesh-ca-configmap': { type: 'string' },
 } as const;
 
 interface InjectionFlagValues {
@@ -67,6 +73,8 @@ interface InjectionFlagValues {
   'authz-image'?: string;
   'no-authz'?: boolean;
   'shared-authz'?: string;
+  'workload-certs'?: string;
+  'mesh-ca-configmap'?: string;
 }
 
 function hostPort(flag: string, v: string): { host: string; port: number } {
@@ -86,6 +94,13 @@ function toInjectOptions(v: InjectionFlagValues): InjectOptions {
   if (v['envoy-image'] !== undefined) o.envoyImage = v['envoy-image'];
   if (v['authz-image'] !== undefined) o.authzImage = v['authz-image'];
   if (v['no-authz']) o.defaultAuthz = 'shared';
+  if (v['mesh-ca-configmap'] !== undefined && v['workload-certs'] === undefined) throw new UsageError('--mesh-ca-configmap goes with --workload-certs');
+  if (v['workload-certs'] !== undefined) {
+    let u: URL;
+    try { u = new URL(v['workload-certs']); } catch { throw new UsageError(`--workload-certs: "${v['workload-certs']}" is not a URL`); }
+    if (u.protocol !== 'https:') throw new UsageError('--workload-certs must be an https:// URL (the token it carries must not travel in clear)');
+    o.workloadCerts = { url: u.href, ...(v['mesh-ca-configmap'] ? { caConfigMap: v['mesh-ca-configmap'] } : {}) };
+  }
   for (const [flag, image] of [['envoy-image', o.envoyImage], ['authz-image', o.authzImage]] as const) {
     if (image !== undefined && (image === '' || /\s/.test(image))) throw new UsageError(`--${flag}: "${image}" is not an image reference`);
   }

@@ -14,6 +14,7 @@ const COMMANDS: Entry[] = [
   { name: 'tools', summary: 'Tool discovery (search, eval) and tool pinning (pending, diff, approve, revoke)', load: async () => (await import('./tools.js')).toolsCommand },
   { name: 'budget', summary: 'Show, set and reset token budgets', load: async () => (await import('./budget.js')).budgetCommand },
   { name: 'status', summary: 'Show whether authz is ready: policy revision, rejected bundles, decision log, budgets', load: async () => (await import('./status.js')).statusCommand },
+  { name: 'cert', summary: 'Get this pod\'s workload certificate from the control plane (cluster mTLS)', load: async () => (await import('./cert.js')).certCommand },
   { name: 'inject', summary: 'Add the Envoy (and authz) sidecars to Kubernetes YAML, offline', load: async () => (await import('./inject.js')).injectCommand },
   { name: 'gateway', summary: 'One MCP endpoint for several governed servers (aggregate or find_tool/call_tool)', load: async () => (await import('./gateway.js')).gatewayCommand },
   { name: 'demo-server', summary: 'Run the demo MCP server on its own', load: async () => (await import('./demo-server.js')).demoServerCommand },

@@ -7,8 +7,8 @@ const USAGE = `Usage: tollgate up [--policies DIR] [--demo | --upstream URL] [fl
 Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   dev OIDC issuer  http://127.0.0.1:5556      (keys kept in the state dir)
   NATS JetStream   nats://127.0.0.1:4222      (store in the state dir)
-  control plane    xDS on 127.0.0.1:18000     (builds, signs and publishes policies/ on every save)
-  authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC; follows signed bundles)
+  control plane    xDS on 127.0.0.1:18000     (mTLS; builds, signs and publishes policies/ on every save)
+  authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC over mTLS; follows signed bundles)
   Envoy            http://127.0.0.1:10000/mcp (admin on 9901), configured only over xDS
 
   --policies DIR   Rego policies to build and enforce (default ./policies)
@@ -26,6 +26,9 @@ Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   --pins           enforce tool pins (docs/tool-pinning.md): every tool is hidden until approved with
                    tollgate tools approve (a dev approver key is made under the state dir)
   --verbose        echo every component's log
+
+Certificates for the control plane, Envoy and authz come from a CA kept in <state>/pki/
+(docs/security.md). If any port above is taken, up exits 1 at once naming the port and its flag.
 `;
 
 export const upCommand: Command = {
@@ -79,6 +82,8 @@ export const upCommand: Command = {
       ...(e.xds ? [`  control plane (xDS)       ${e.xds}   (edit ${values.policies ?? 'policies'}/ and save: published and swapped live)`] : []),
       ...(e.nats ? [`  NATS JetStream            ${e.nats}`] : []),
       ...(mesh.sidecarConfig ? [`  sidecar defaults (xDS)    ${mesh.sidecarConfig}`] : []),
+      ...(e.controlPlaneMetrics ? [`  control plane metrics     ${e.controlPlaneMetrics}/metrics   (xDS refusals, streams)`] : []),
+      `  mesh CA and certificates  ${mesh.certs.pki.dir}   (xDS and authz gRPC are mTLS)`,
       `  Envoy admin               ${e.envoyAdmin}`,
       `  authz metrics / status    ${e.metrics}/metrics   (tollgate status)`,
       `  Decision log              ${stateDir}/decisions`,

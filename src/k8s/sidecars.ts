@@ -7,6 +7,7 @@ import {
   ENVOY_CONTAINER,
 } from './annotations.js';
 import type { Container, Volume } from './types.js';
+import { bootstrapTls, envoyIdentityMounts, type IdentityPlan } from './identity.js';
 
 /** requests / limits of one container, in Kubernetes quantity strings. */
 export interface ResourceSpec {
@@ -45,6 +46,8 @@ export interface SidecarPlan {
   authzResources: ResourceSpec;
   /** The injector's version, recorded in node metadata. */
   version: string;
+  /** Workload certificate for mTLS to the control plane (k8s/identity.ts); unset: none. */
+  identity?: IdentityPlan;
 }
 
 const HEALTH_LISTENER = 'tollgate_health';
@@ -129,6 +132,7 @@ export function sidecarBootstrap(p: SidecarPlan): JsonObject {
     metadata: nodeMetadata(p),
     adminPort: p.adminPort,
     xds: p.controlPlane,
+    ...(p.identity ? { tls: bootstrapTls() } : {}),
   });
   const statics = boot.static_resources as { clusters: JsonObject[]; listeners?: JsonObject[] };
   statics.clusters.push(adminCluster(p.adminPort));
@@ -141,7 +145,7 @@ export function escapeKubeExpansion(s: string): string {
   return s.replace(/\$/g, '$$$$');
 }
 
-function securityContext(uid: number): Record<string, unknown> {
+export function securityContext(uid: number): Record<string, unknown> {
   return {
     runAsNonRoot: true,
     runAsUser: uid,
@@ -163,7 +167,7 @@ function podEnv(): Record<string, unknown>[] {
 /** UID of the `envoy` user in the official image. */
 const ENVOY_UID = 101;
 /** Conventional "nonroot" UID; the authz image needs only read access to its files. */
-const AUTHZ_UID = 65532;
+export const AUTHZ_UID = 65532;
 
 export function envoyContainer(p: SidecarPlan): Container {
   return {
@@ -194,6 +198,7 @@ export function envoyContainer(p: SidecarPlan): Container {
       timeoutSeconds: 2,
       failureThreshold: 3,
     },
+    ...(p.identity ? { volumeMounts: envoyIdentityMounts() } : {}),
     resources: structuredClone(p.envoyResources),
     securityContext: securityContext(ENVOY_UID),
   };
