@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes podman usable for this project: installs podman, runc and mmdebstrap with apt-get when
+# Makes podman usable for this project: installs podman, runc, mmdebstrap and catatonit (pods'
+# infra containers) with apt-get when
 # any is missing (once; later runs only check), writes the project's containers.conf to CONF,
 # and checks that podman answers with that configuration.
 #   usage: images/ensure-podman.sh CONF
@@ -10,7 +11,7 @@ conf=${1:?usage: ensure-podman.sh CONF}
 here=$(cd "$(dirname "$0")" && pwd)
 
 missing=()
-for tool in podman runc mmdebstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in podman runc mmdebstrap catatonit; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
     echo "podman: ${missing[*]} missing and no apt-get to install them; install podman, runc and mmdebstrap" >&2
@@ -23,8 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "podman: installing ${missing[*]} with apt-get"
   # Waits for another apt on the machine instead of failing; `update` only when the install can't
   # find the packages.
-  install() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends podman runc mmdebstrap >/dev/null; }
-  install || { apt-get -o DPkg::Lock::Timeout=300 update -qq && install; } || { echo "podman: apt-get could not install podman runc mmdebstrap" >&2; exit 3; }
+  install() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends podman runc mmdebstrap catatonit >/dev/null; }
+  install || { apt-get -o DPkg::Lock::Timeout=300 update -qq && install; } || { echo "podman: apt-get could not install podman runc mmdebstrap catatonit" >&2; exit 3; }
 fi
 
 mkdir -p "$(dirname "$conf")"
