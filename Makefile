@@ -113,9 +113,14 @@ podman: ## Install podman, runc, mmdebstrap (apt-get, when missing) and write .t
 base-image: podman ## Build localhost/tollgate-base (Debian + Node.js + Python 3) from Debian packages; once per revision
 	flock $(TOOLS)/podman/base-image.lock images/build-base.sh $(TOLLGATE_BASE_IMAGE) $(TOLLGATE_DEBIAN_SUITE)
 
-images: base-image build $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy ## Build localhost/tollgate and localhost/tollgate-envoy (skipped when unchanged)
+images: base-image dist/.built $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy ## Build localhost/tollgate and localhost/tollgate-envoy (skipped when unchanged)
 	TOOLS_BIN=$(BIN) IMAGES_STAGE=$(TOOLS)/images flock $(TOOLS)/podman/images.lock \
 	  images/build-app.sh $(TOLLGATE_BASE_IMAGE) $(TOLLGATE_IMAGE) $(TOLLGATE_ENVOY_IMAGE)
+
+# The images need dist/ but not a fresh tsc run each time: rebuild only when a source changed.
+dist/.built: $(shell find src test bench -name '*.ts') tsconfig.json node_modules/.installed
+	$(MAKE) --no-print-directory build
+	@touch $@
 
 # For `make test`: build the images when podman can run here; when it truly cannot (exit 3), say
 # so, and the pod tests skip with the same reason. A failing image build still fails the run.

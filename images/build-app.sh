@@ -32,6 +32,9 @@ if [ ! -d "$prod/node_modules" ]; then
   rm -f "$prod.tmp/node_modules/.installed"
   (cd "$prod.tmp" && npm prune --omit=dev --no-audit --no-fund --ignore-scripts >/dev/null)
   rm -f "$prod.tmp/node_modules/.bin/tollgate"
+  # Type declarations, source maps and docs are never loaded at run time.
+  find "$prod.tmp/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \
+    -o -iname 'readme*' -o -iname 'changelog*' -o -iname 'history.md' \) -delete
   find "$stage" -maxdepth 1 -name 'node_modules-*' ! -name "node_modules-$lockhash*" -exec rm -rf {} +
   mv "$prod.tmp" "$prod"
 fi
@@ -40,7 +43,7 @@ fi
 app_hash=$(
   {
     echo "base $base lock $lockhash"
-    sha256sum "$here/tollgate.Containerfile" "$bin/opa" "$bin/nats-server"
+    sha256sum "$0" "$here/tollgate.Containerfile" "$bin/opa" "$bin/nats-server"
     find dist/src policies -type f ! -name '*.map' -print0 | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-32)
 if [ "$(current_label "$app_image")" = "$app_hash" ]; then
@@ -58,14 +61,17 @@ else
   ln -s /opt/tollgate/dist/src/cli/main.js "$ctx/rootfs/usr/local/bin/tollgate"
   chmod -R a+rX,go-w "$ctx/rootfs"
   echo "tollgate image $app_image: building"
+  old=$(podman image inspect --format '{{.Id}}' "$app_image" 2>/dev/null || true)
   podman build --quiet --pull=never --build-arg "BASE=$base" --label "$label=$app_hash" \
     --label org.opencontainers.image.title=tollgate --label org.opencontainers.image.licenses=Apache-2.0 \
     -f "$here/tollgate.Containerfile" -t "$app_image" "$ctx" >/dev/null
   rm -rf "$ctx"
+  # The previous build lost its tag; drop it unless a container still uses it.
+  [ -n "$old" ] && podman rmi "$old" >/dev/null 2>&1 || true
 fi
 
 # --- tollgate-envoy ---------------------------------------------------------------------------
-envoy_hash=$({ echo "base $base"; sha256sum "$here/envoy.Containerfile"; sha256sum -b < "$(readlink -f "$bin/envoy")"; } | sha256sum | cut -c1-32)
+envoy_hash=$({ echo "base $base"; sha256sum "$0" "$here/envoy.Containerfile"; sha256sum -b < "$(readlink -f "$bin/envoy")"; } | sha256sum | cut -c1-32)
 if [ "$(current_label "$envoy_image")" = "$envoy_hash" ]; then
   echo "envoy image $envoy_image: up to date"
 else
@@ -74,10 +80,12 @@ else
   cp -L "$bin/envoy" "$ctx/rootfs/usr/local/bin/envoy"
   chmod 755 "$ctx/rootfs/usr/local/bin/envoy"
   echo "envoy image $envoy_image: building"
+  old=$(podman image inspect --format '{{.Id}}' "$envoy_image" 2>/dev/null || true)
   podman build --quiet --pull=never --build-arg "BASE=$base" --label "$label=$envoy_hash" \
     --label org.opencontainers.image.title=tollgate-envoy \
     -f "$here/envoy.Containerfile" -t "$envoy_image" "$ctx" >/dev/null
   rm -rf "$ctx"
+  [ -n "$old" ] && podman rmi "$old" >/dev/null 2>&1 || true
 fi
 
 podman images --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' | grep -F -e "$base" -e "$app_image" -e "$envoy_image" || true
