@@ -27,7 +27,7 @@ TOLLGATE_ENVOY_IMAGE := $(TOLLGATE_ENVOY_IMAGE_REPO):$(ENVOY_VERSION)
 export CONTAINERS_CONF := $(TOOLS)/podman/containers.conf
 export TOLLGATE_BASE_IMAGE TOLLGATE_IMAGE TOLLGATE_ENVOY_IMAGE
 
-.PHONY: help deps tools node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images
+.PHONY: help deps tools node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -116,6 +116,12 @@ base-image: podman ## Build localhost/tollgate-base (Debian + Node.js + Python 3
 images: base-image dist/.built $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy ## Build localhost/tollgate and localhost/tollgate-envoy (skipped when unchanged)
 	TOOLS_BIN=$(BIN) IMAGES_STAGE=$(TOOLS)/images flock $(TOOLS)/podman/images.lock \
 	  images/build-app.sh $(TOLLGATE_BASE_IMAGE) $(TOLLGATE_IMAGE) $(TOLLGATE_ENVOY_IMAGE)
+
+pod-demo: images ## Run the injected demo MCP server pod under podman kube play, ports on 127.0.0.1 (docs/images.md)
+	node dist/src/containers/demo-pod.js up $(POD_DIR)
+
+pod-demo-down: ## Remove the pod `make pod-demo` started
+	node dist/src/containers/demo-pod.js down
 
 # The images need dist/ but not a fresh tsc run each time: rebuild only when a source changed.
 dist/.built: $(shell find src test bench -name '*.ts') tsconfig.json node_modules/.installed

@@ -1,58 +1,16 @@
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { envoyImage, tollgateImage } from '../../../src/containers/images.js';
+import { DEMO_NAMESPACE, DEMO_SERVER, startDemoPod, stopDemoPod, type DemoPod } from '../../../src/containers/demo-pod.js';
+import { POD_PORTS } from '../../../src/containers/demo-pod-spec.js';
 import { imageExists, podman, podmanAvailability, podmanOk } from '../../../src/containers/podman.js';
-import { generateSigningKeyPair } from '../../../src/controlplane/keys.js';
 import { readStreamRecords } from '../../../src/decisionlog/nats-reader.js';
 import type { ChainedDecisionRecord } from '../../../src/decisionlog/types.js';
-import { mintDevToken } from '../../../src/identity/issuer.js';
-import { freePort } from '../../../src/util/net.js';
-import { selfCommand } from '../../../src/util/self.js';
 import { connectClient, rawPost } from '../../support/mcp-client.js';
-import { authzConfigMap, playablePod, POD_PORTS } from './pod-spec.js';
-
-const NAMESPACE = 'mcp-demo';
-const SERVER = 'demo';
-const AUDIENCE = `http://${SERVER}.${NAMESPACE}.test/mcp`;
-
-/** The example MCP server's pod as a user writes it: the demo server listening on loopback only. */
-function serverPod(image: string): string {
-  return `apiVersion: v1
-kind: Pod
-metadata:
-  name: ${SERVER}
-  namespace: ${NAMESPACE}
-  labels:
-    app: ${SERVER}
-spec:
-  containers:
-    - name: ${SERVER}
-      image: ${image}
-      args: [demo-server, --host, 127.0.0.1, --port, "8080"]
-      ports:
-        - containerPort: 8080
-`;
-}
-
-/** `tollgate inject` itself, as a user runs it (the CLI, not the library). */
-function inject(yaml: string, args: string[]): Promise<string> {
-  const self = selfCommand();
-  return new Promise((resolve, reject) => {
-    const child = spawn(self.cmd, [...self.args, 'inject', '-f', '-', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
-    child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`tollgate inject exited ${code}: ${err}`))));
-    child.stdin.end(yaml);
-  });
-}
 
 async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -74,16 +32,6 @@ async function httpGet(url: string): Promise<{ status: number; body: string }> {
   return { status: r.status, body: await r.text() };
 }
 
-/** Every directory and file readable by the containers' unprivileged users (the pod mounts it read-only). */
-function shareReadOnly(dir: string): void {
-  chmodSync(dir, 0o755);
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) shareReadOnly(p);
-    else chmodSync(p, 0o644);
-  }
-}
-
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'probe', version: '1' } } });
 
 /**
@@ -95,10 +43,9 @@ const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', param
 describe('injected pod under podman kube play (integration)', function () {
   this.timeout(240_000);
   const podName = `tollgate-it-${process.pid}-${Date.now().toString(36)}`;
-  let dir: string;
-  let ports: { mcp: number; health: number; nats: number };
+  let dir = '';
+  let pod: DemoPod;
   let mcpUrl: string;
-  let token: (sub: string, team: string) => Promise<string>;
   let played = false;
 
   before(async function () {
@@ -114,33 +61,14 @@ describe('injected pod under podman kube play (integration)', function () {
       console.log(`      skipped: image ${image} is missing: run \`make images\``);
       this.skip();
     }
-
     dir = mkdtempSync(join(tmpdir(), 'tollgate-pod-'));
-    const secrets = join(dir, 'secrets');
-    const signing = await generateSigningKeyPair('EdDSA');
-    rmSync(secrets, { recursive: true, force: true });
-    const issuerUrl = `http://127.0.0.1:${POD_PORTS.issuer}`;
-    // Creates the issuer's key ring in secrets/issuer; the issuer container serves the same keys.
-    await mintDevToken(secrets, issuerUrl, { sub: 'setup', audience: AUDIENCE, ttlSec: 60 });
-    writeFileSync(join(secrets, 'bundle-signing.key.pem'), signing.privatePem);
-    // In a pod the MCP listener must bind the pod's address (the host port forwards to it).
-    writeFileSync(join(secrets, 'sidecars.yaml'), 'listen_host: 0.0.0.0\nauthz_timeout_ms: 1000\n');
-    shareReadOnly(secrets);
-    token = (sub, team) => mintDevToken(secrets, issuerUrl, { sub, team, audience: AUDIENCE, ttlSec: 3600 });
-
-    const injected = await inject(serverPod(tollgateImage()), [
-      '--envoy-image', envoyImage(), '--authz-image', tollgateImage(), '--controlplane', `127.0.0.1:${POD_PORTS.xds}`,
-    ]);
-    ports = { mcp: await freePort(), health: await freePort(), nats: await freePort() };
-    mcpUrl = `http://127.0.0.1:${ports.mcp}/mcp`;
-    writeFileSync(join(dir, 'pod.yaml'), playablePod(injected, { podName, image: tollgateImage(), hostPorts: ports, secretsDir: secrets }));
-    writeFileSync(join(dir, 'configmap.yaml'), authzConfigMap(NAMESPACE, AUDIENCE, signing.publicPem));
     played = true;
-    await podmanOk(['kube', 'play', '--configmap', join(dir, 'configmap.yaml'), join(dir, 'pod.yaml')], { timeoutMs: 120_000 });
-
+    pod = await startDemoPod({ name: podName, dir });
+    mcpUrl = pod.mcpUrl;
+    if (pod.injectorContainersMode) assert.doesNotMatch(readFileSync(join(dir, 'injected.yaml'), 'utf8'), /restartPolicy: Always/, '--sidecar-mode containers writes plain containers');
     // Serving once Envoy has its xDS config and authz its first signed bundle.
     await eventually('the governed path to answer', async () => {
-      const r = await rawPost(mcpUrl, INIT, { authorization: `Bearer ${await token('probe', 'payments')}` });
+      const r = await rawPost(mcpUrl, INIT, { authorization: `Bearer ${await pod.token('probe', 'payments')}` });
       return r.status === 200 ? true : undefined;
     }, 120_000);
   });
@@ -153,12 +81,13 @@ describe('injected pod under podman kube play (integration)', function () {
           if (logs) console.log(`--- ${c}\n${logs.stdout}${logs.stderr}`);
         }
       }
-      await podman(['pod', 'rm', '--force', '--time', '2', podName], { timeoutMs: 60_000 });
+      await stopDemoPod(podName);
     }
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const container = (name: string): string => `${podName}-${name}`;
+  const token = (sub: string, team: string): Promise<string> => pod.token(sub, team);
   const authzProbe = ['node', '-e', `require('node:net').connect(${POD_PORTS.authz},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`];
 
   it('runs the sidecars as the injector wrote them: non-root, read-only root, no capabilities', async () => {
@@ -174,12 +103,12 @@ describe('injected pod under podman kube play (integration)', function () {
   });
 
   it("readiness: Envoy's probe answers LIVE on the health port, authz's exec probe passes", async () => {
-    const ready = await httpGet(`http://127.0.0.1:${ports.health}/ready`);
+    const ready = await httpGet(pod.readyUrl);
     assert.deepEqual([ready.status, ready.body.trim()], [200, 'LIVE']);
     // The probe command the injector wrote, run where the kubelet would run it.
     assert.equal((await podman(['exec', container('tollgate-authz'), ...authzProbe])).code, 0);
     // The health port serves /ready and nothing else of Envoy's admin.
-    assert.equal((await httpGet(`http://127.0.0.1:${ports.health}/stats`)).status, 404);
+    assert.equal((await httpGet(pod.readyUrl.replace(/\/ready$/, '/stats'))).status, 404);
   });
 
   let client: Client;
@@ -213,7 +142,7 @@ describe('injected pod under podman kube play (integration)', function () {
     assert.ok(deniedId, 'the denied call ran');
     const record = await eventually('the denied call in the NATS stream', async () => {
       const found: ChainedDecisionRecord[] = [];
-      for await (const r of readStreamRecords({ url: `nats://127.0.0.1:${ports.nats}`, stream: 'TOLLGATE_DECISIONS', subjectPrefix: 'tollgate.decisions', namespace: NAMESPACE, server: SERVER })) {
+      for await (const r of readStreamRecords({ url: pod.natsUrl, stream: 'TOLLGATE_DECISIONS', subjectPrefix: 'tollgate.decisions', namespace: DEMO_NAMESPACE, server: DEMO_SERVER })) {
         if (r.record.decision_id === deniedId) found.push(r.record);
       }
       return found.length > 0 ? found : undefined;
@@ -236,7 +165,7 @@ describe('injected pod under podman kube play (integration)', function () {
     // The session opened before the outage gets no answer from the server either.
     await assert.rejects(client.callTool({ name: 'search_docs', arguments: { query: 'refund' } }));
     // authz's readiness probe, run in the pod's network from the server container, fails too.
-    assert.equal((await podman(['exec', container(SERVER), ...authzProbe])).code, 1);
+    assert.equal((await podman(['exec', container(DEMO_SERVER), ...authzProbe])).code, 1);
 
     await podmanOk(['start', container('tollgate-authz')]);
     await eventually('authz back', async () => ((await rawPost(mcpUrl, INIT, bearer)).status === 200 ? true : undefined), 60_000);

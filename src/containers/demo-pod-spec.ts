@@ -1,16 +1,16 @@
-import { parse, parseAllDocuments, stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 
 /**
- * Turns `tollgate inject` output into a pod that `podman kube play` (4.3) can run: podman does not
- * run native sidecars (an init container with restartPolicy: Always blocks the pod forever), so
- * they become plain containers, which is what `--sidecar-mode containers` writes for clusters
- * before 1.29. Then adds what a cluster would provide around the pod: NATS, the control plane and a
- * dev OIDC issuer, as extra containers on the pod's loopback (standing in for tollgate-system), and
- * host ports on 127.0.0.1 for the test to reach Envoy, its health listener and NATS.
+ * Pure: turns `tollgate inject` output into a pod that `podman kube play` (4.3) can run. podman
+ * does not run native sidecars (an init container with restartPolicy: Always blocks the pod
+ * forever), so they become plain containers, which is what `--sidecar-mode containers` writes for
+ * clusters before 1.29. Then adds what a cluster would provide around the pod: NATS, the control
+ * plane and a dev OIDC issuer, as extra containers on the pod's loopback (standing in for
+ * tollgate-system), and host ports on 127.0.0.1 to reach Envoy, its health listener and NATS.
  */
 
 type Obj = Record<string, unknown>;
-interface Container extends Obj { name: string; ports?: Obj[] }
+interface Container extends Obj { name: string; ports?: Obj[]; env?: Obj[] }
 
 export interface PlayablePodOptions {
   /** Unique per run: podman names containers `<pod>-<container>`. */
@@ -42,7 +42,7 @@ export function plainSidecars(pod: Obj): Obj {
 export function resolveNamespaceFieldRefs(pod: Obj, namespace: string): void {
   const spec = pod.spec as { containers: Container[] };
   for (const c of spec.containers) {
-    for (const e of (c.env ?? []) as Obj[]) {
+    for (const e of c.env ?? []) {
       const ref = (e.valueFrom as { fieldRef?: { fieldPath?: string } } | undefined)?.fieldRef;
       if (ref?.fieldPath === 'metadata.namespace') {
         delete e.valueFrom;
@@ -120,7 +120,16 @@ export function authzConfigMap(namespace: string, audience: string, verification
   });
 }
 
-/** For callers that want the objects back (tests of this module). */
-export function parsePod(text: string): Obj {
-  return parse(text) as Obj;
+/** The example MCP server's pod as a user writes it: the demo server, listening on loopback only. */
+export function demoServerPod(image: string, name: string, namespace: string): string {
+  return stringify({
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name, namespace, labels: { app: name } },
+    spec: {
+      containers: [{
+        name, image, args: ['demo-server', '--host', '127.0.0.1', '--port', '8080'],
+        ports: [{ containerPort: 8080 }],
+      }],
+    },
+  });
 }
