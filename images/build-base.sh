@@ -2,7 +2,8 @@
 # Builds the base image every Tollgate container starts from, with no registry: a Debian root
 # filesystem made by mmdebstrap from Debian's own packages, imported into podman.
 #   usage: images/build-base.sh IMAGE SUITE [MIRROR]
-# What is in it: Debian minbase + nodejs (>= 20) + python3 + ca-certificates, two unprivileged
+# What is in it: Debian minbase + nodejs (>= 20) + python3 (the full standard library: stdio MCP
+# servers from PyPI need asyncio, ssl, http) + ca-certificates, two unprivileged
 # users (tollgate 65532, envoy 101: the UIDs `tollgate inject` runs its sidecars as), no docs,
 # man pages or locales. It does nothing when IMAGE already exists (the tag carries the recipe's
 # revision, see images/images.env), so a second run costs one `podman image exists`.
@@ -23,7 +24,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "base image $image: mmdebstrap $suite from $mirror"
 mmdebstrap --quiet --variant=minbase \
-  --include=nodejs,python3-minimal,ca-certificates \
+  --include=nodejs,python3,ca-certificates \
   --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
@@ -45,7 +46,7 @@ podman import --quiet \
   --change "LABEL org.opencontainers.image.title=tollgate-base" \
   --change "LABEL org.opencontainers.image.description=\"Debian $suite minbase with Node.js and Python 3\"" \
   --change "LABEL org.opencontainers.image.licenses=Apache-2.0" \
-  --message "mmdebstrap $suite (minbase, nodejs, python3-minimal, ca-certificates)" \
+  --message "mmdebstrap $suite (minbase, nodejs, python3, ca-certificates)" \
   "$work/rootfs.tar" "$image" >/dev/null
 echo "base image $image: built ($(podman image inspect --format '{{.Size}}' "$image") bytes)"
-podman run --rm "$image" sh -c 'echo "  node $(node --version), $(python3 --version), user $(id -un)"'
+podman run --rm "$image" sh -c 'python3 -c "import asyncio, ssl, http.client" && echo "  node $(node --version), $(python3 --version) with its standard library, user $(id -un)"'

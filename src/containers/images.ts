@@ -9,7 +9,7 @@ import { projectRoot } from '../util/tools.js';
  */
 
 /** Debian + Node.js (>= 20) + Python 3, users tollgate (65532) and envoy (101); USER 65532. */
-export const DEFAULT_BASE_IMAGE = 'localhost/tollgate-base:trixie-1';
+export const DEFAULT_BASE_IMAGE = 'localhost/tollgate-base:trixie-2';
 export const TOLLGATE_IMAGE_REPO = 'localhost/tollgate';
 export const ENVOY_IMAGE_REPO = 'localhost/tollgate-envoy';
 /** The Envoy release the Makefile installs (ENVOY_VERSION) and packs into the envoy image. */
