@@ -107,7 +107,7 @@ run: deps build ## Start the local mesh on loopback with the example policies
 bench: deps build $(BIN)/ghz $(BIN)/opa-envoy-plugin ## Benchmarks against peers, side by side (docs/performance.md)
 	node dist/bench/main.js $(BENCH_ARGS)
 
-podman: ## Install podman, runc, mmdebstrap (apt-get, when missing) and write .tools/podman/containers.conf
+podman: ## Install podman, runc, mmdebstrap, catatonit (apt-get, when missing) and write .tools/podman/containers.conf
 	images/ensure-podman.sh $(CONTAINERS_CONF)
 
 base-image: podman ## Build localhost/tollgate-base (Debian + Node.js + Python 3) from Debian packages; once per revision
