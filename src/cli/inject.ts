@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { DEFAULT_CONTROL_PLANE, DEFAULT_ENVOY_IMAGE, DEFAULT_SHARED_AUTHZ } from '../k8s/annotations.js';
 import type { FailurePolicy } from '../k8s/admission.js';
 import { defaultAuthzImage, type InjectOptions } from '../k8s/mutate.js';
+import { SIDECAR_MODES, type SidecarMode } from '../k8s/sidecars.js';
 import { WebhookServer, type WebhookOptions } from '../k8s/webhook.js';
 import { injectYaml, type DocumentReport } from '../k8s/yaml-docs.js';
 import { parseHostPort } from '../util/net.js';
@@ -18,7 +19,12 @@ const INJECTION_FLAGS = `Sidecar flags (offline and webhook):
   --authz-image IMAGE        authz sidecar image (default ${defaultAuthzImage()})
   --no-authz                 No authz sidecar: pods use the shared authz Service unless they
                              annotate tollgate.dev/authz: "sidecar"
-  --shared-authz HOST:PORT   The shared authz Service (default ${shared})`;
+  --shared-authz HOST:PORT   The shared authz Service (default ${shared})
+  --sidecar-mode native|containers
+                             native (default): init containers with restartPolicy: Always
+                             (Kubernetes 1.29+). containers: plain containers after the MCP
+                             server's, for clusters before 1.29 (no start/stop ordering, and a
+                             Job's pod never completes while its sidecars run)`;
 
 const HELP = `Usage:
   tollgate inject -f FILE|- [-o FILE] [sidecar flags]
@@ -59,6 +65,7 @@ const injectionOptions = {
   'authz-image': { type: 'string' },
   'no-authz': { type: 'boolean' },
   'shared-authz': { type: 'string' },
+  'sidecar-mode': { type: 'string' },
 } as const;
 
 interface InjectionFlagValues {
@@ -67,6 +74,7 @@ interface InjectionFlagValues {
   'authz-image'?: string;
   'no-authz'?: boolean;
   'shared-authz'?: string;
+  'sidecar-mode'?: string;
 }
 
 function hostPort(flag: string, v: string): { host: string; port: number } {
@@ -86,6 +94,11 @@ function toInjectOptions(v: InjectionFlagValues): InjectOptions {
   if (v['envoy-image'] !== undefined) o.envoyImage = v['envoy-image'];
   if (v['authz-image'] !== undefined) o.authzImage = v['authz-image'];
   if (v['no-authz']) o.defaultAuthz = 'shared';
+  const mode = v['sidecar-mode'];
+  if (mode !== undefined) {
+    if (!(SIDECAR_MODES as readonly string[]).includes(mode)) throw new UsageError(`--sidecar-mode must be ${SIDECAR_MODES.join(' or ')}, not "${mode}"`);
+    o.sidecarMode = mode as SidecarMode;
+  }
   for (const [flag, image] of [['envoy-image', o.envoyImage], ['authz-image', o.authzImage]] as const) {
     if (image !== undefined && (image === '' || /\s/.test(image))) throw new UsageError(`--${flag}: "${image}" is not an image reference`);
   }

@@ -8,7 +8,7 @@ import {
 import { applyPatch, pointer, type PatchOp } from './jsonpatch.js';
 import {
   authzContainer, authzVolumes, DEFAULT_AUTHZ_RESOURCES, DEFAULT_ENVOY_RESOURCES, envoyContainer,
-  type AuthzPlacement, type ResourceSpec, type SidecarPlan,
+  type AuthzPlacement, type ResourceSpec, type SidecarMode, type SidecarPlan,
 } from './sidecars.js';
 import type { Container, PodLike, PodSpec } from './types.js';
 
@@ -22,6 +22,8 @@ export interface InjectOptions {
   sharedAuthz?: HostPort;
   /** Where authz runs for pods without a `tollgate.dev/authz` annotation. Default `sidecar`. */
   defaultAuthz?: 'sidecar' | 'shared';
+  /** `native` (default, Kubernetes 1.29+) or `containers` for older clusters. */
+  sidecarMode?: SidecarMode;
   /** The pod's namespace when its metadata has none (the admission request's namespace). */
   namespace?: string;
   /** Pod name when metadata has neither name nor generateName (a workload template). */
@@ -174,6 +176,7 @@ export function planInjection(pod: PodLike, opts: InjectOptions = {}): SidecarPl
     mcpPath,
     upstreamPort: resolveUpstreamPort(spec, annotations, fail),
     authz: resolveAuthz(annotations, opts, fail),
+    sidecarMode: opts.sidecarMode ?? 'native',
     controlPlane: opts.controlPlane ?? { ...DEFAULT_CONTROL_PLANE },
     envoyImage: opts.envoyImage ?? DEFAULT_ENVOY_IMAGE,
     authzImage: opts.authzImage ?? defaultAuthzImage(version),
@@ -203,7 +206,11 @@ export function injectionPatch(pod: PodLike, plan: SidecarPlan): PatchOp[] {
   const sidecars = [envoyContainer(plan)];
   if (plan.authz.mode === 'sidecar') sidecars.unshift(authzContainer({ ...plan, authz: plan.authz }));
   const spec = pod.spec as PodSpec;
-  if (!spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: sidecars });
+  if (plan.sidecarMode === 'containers') {
+    // After the MCP server, so it stays the pod's first (kubectl's default) container. Init
+    // containers run before these start, ungoverned: nothing else is possible before 1.29.
+    for (const c of sidecars) ops.push({ op: 'add', path: '/spec/containers/-', value: c });
+  } else if (!spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: sidecars });
   else sidecars.forEach((c, i) => ops.push({ op: 'add', path: pointer('spec', 'initContainers', i), value: c }));
 
   if (plan.authz.mode === 'sidecar') {
