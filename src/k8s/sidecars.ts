@@ -150,7 +150,8 @@ export function escapeKubeExpansion(s: string): string {
   return s.replace(/\$/g, '$$$$');
 }
 
-function securityContext(uid: number): Record<string, unknown> {
+/** Non-root, read-only root filesystem, no privilege escalation, no capabilities, RuntimeDefault seccomp. */
+export function restrictedSecurityContext(uid: number): Record<string, unknown> {
   return {
     runAsNonRoot: true,
     runAsUser: uid,
@@ -208,7 +209,7 @@ export function envoyContainer(p: SidecarPlan): Container {
       failureThreshold: 3,
     },
     resources: structuredClone(p.envoyResources),
-    securityContext: securityContext(ENVOY_UID),
+    securityContext: restrictedSecurityContext(ENVOY_UID),
   };
 }
 
@@ -236,7 +237,7 @@ export function authzContainer(p: SidecarPlan & { authz: { mode: 'sidecar' } }):
     ],
     readinessProbe: authzProbe(p.authz.port),
     resources: structuredClone(p.authzResources),
-    securityContext: securityContext(AUTHZ_UID),
+    securityContext: restrictedSecurityContext(AUTHZ_UID),
   };
 }
 

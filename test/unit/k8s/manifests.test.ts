@@ -133,6 +133,9 @@ function validate(schema: Obj, value: unknown, path: string, errors: string[]): 
 function structuralProblems(schema: Obj, path: string, out: string[], inLogic = false): void {
   if (inLogic) {
     for (const k of ['type', 'description', 'default', 'additionalProperties', 'nullable']) if (k in schema) out.push(`${path}: ${k} not allowed inside allOf/anyOf/oneOf/not`);
+  } else if (/^[a-z]+\.metadata$/.test(path)) {
+    // The API server refuses anything but `type` on a CRD's top-level metadata (found against a real one).
+    for (const k of Object.keys(schema)) if (k !== 'type') out.push(`${path}: ${k} not allowed on metadata (only type)`);
   } else {
     if (typeof schema.type !== 'string' && schema['x-kubernetes-int-or-string'] !== true && schema['x-kubernetes-preserve-unknown-fields'] !== true) out.push(`${path}: no type`);
     if (typeof schema.description !== 'string' || schema.description.trim() === '') out.push(`${path}: no description`);
