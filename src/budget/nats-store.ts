@@ -444,6 +444,29 @@ export class NatsBudgetStore implements BudgetStore {
   }
 }
 
+/**
+ * How one budget stands in its current window, from the shared usage bucket: tokens reported
+ * used (plus leases that expired unreported, which count as spent) and tokens leased out now.
+ */
+export async function budgetStatusRow(kv: KV, spec: BudgetSpec, limits: Record<string, number>, now: number): Promise<BudgetStatusRow> {
+  const w = windowAt(spec.window, spec.timezone, now);
+  const st = readState(await kv.get(usageKey(spec.name, w.key)));
+  let leased = 0;
+  for (const l of Object.values(st.leases)) if (l.expiresAt > now) leased += l.amount;
+  const expired = leasedTotal(st) - leased;
+  const used = st.used + expired;
+  const limit = limits[spec.name] ?? spec.limit;
+  return {
+    name: spec.name, scope: scopeRecord(spec), window: spec.window, windowKey: w.key, timezone: spec.timezone, action: spec.action,
+    limit, declaredLimit: spec.limit, used, leased, remaining: Math.max(0, limit - used - leased), resetsAt: new Date(w.end).toISOString(),
+  };
+}
+
+/** The limit overrides `tollgate budget set` wrote (budget name → tokens). */
+export async function readLimitOverrides(cfg: KV): Promise<Record<string, number>> {
+  return readLimits(await cfg.get(LIMITS_KEY));
+}
+
 /** `tollgate budget status/set/reset` against the shared state in NATS. */
 export class NatsBudgetAdmin implements BudgetAdmin {
   private constructor(private readonly nc: NatsConnection, private readonly kv: KV, private readonly cfg: KV, private readonly specs: BudgetSpec[] | null) {}
@@ -485,19 +508,7 @@ export class NatsBudgetAdmin implements BudgetAdmin {
   async status(now: number): Promise<BudgetStatusRow[]> {
     const limits = readLimits(await this.cfg.get(LIMITS_KEY));
     const rows: BudgetStatusRow[] = [];
-    for (const spec of await this.known()) {
-      const w = windowAt(spec.window, spec.timezone, now);
-      const st = readState(await this.kv.get(usageKey(spec.name, w.key)));
-      let leased = 0;
-      for (const l of Object.values(st.leases)) if (l.expiresAt > now) leased += l.amount;
-      const expired = leasedTotal(st) - leased;
-      const used = st.used + expired;
-      const limit = limits[spec.name] ?? spec.limit;
-      rows.push({
-        name: spec.name, scope: scopeRecord(spec), window: spec.window, windowKey: w.key, timezone: spec.timezone, action: spec.action,
-        limit, declaredLimit: spec.limit, used, leased, remaining: Math.max(0, limit - used - leased), resetsAt: new Date(w.end).toISOString(),
-      });
-    }
+    for (const spec of await this.known()) rows.push(await budgetStatusRow(this.kv, spec, limits, now));
     return rows;
   }
 

@@ -12,7 +12,7 @@ import { UsageError, type Command } from './types.js';
 const cp = `${DEFAULT_CONTROL_PLANE.host}:${DEFAULT_CONTROL_PLANE.port}`;
 const shared = `${DEFAULT_SHARED_AUTHZ.host}:${DEFAULT_SHARED_AUTHZ.port}`;
 
-const INJECTION_FLAGS = `Sidecar flags (offline and webhook):
+export const INJECTION_FLAGS = `Sidecar flags (offline and webhook):
   --controlplane HOST:PORT   Control plane ADS endpoint the Envoy bootstrap points at
                              (default ${cp})
   --envoy-image IMAGE        Envoy sidecar image (default ${DEFAULT_ENVOY_IMAGE})
@@ -59,7 +59,7 @@ ${INJECTION_FLAGS}
 Annotations that steer injection are listed in docs/kubernetes.md.
 `;
 
-const injectionOptions = {
+export const injectionOptions = {
   controlplane: { type: 'string' },
   'envoy-image': { type: 'string' },
   'authz-image': { type: 'string' },
@@ -68,7 +68,7 @@ const injectionOptions = {
   'sidecar-mode': { type: 'string' },
 } as const;
 
-interface InjectionFlagValues {
+export interface InjectionFlagValues {
   controlplane?: string;
   'envoy-image'?: string;
   'authz-image'?: string;
@@ -87,7 +87,7 @@ function hostPort(flag: string, v: string): { host: string; port: number } {
   }
 }
 
-function toInjectOptions(v: InjectionFlagValues): InjectOptions {
+export function toInjectOptions(v: InjectionFlagValues): InjectOptions {
   const o: InjectOptions = {};
   if (v.controlplane !== undefined) o.controlPlane = hostPort('controlplane', v.controlplane);
   if (v['shared-authz'] !== undefined) o.sharedAuthz = hostPort('shared-authz', v['shared-authz']);

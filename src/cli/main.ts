@@ -14,6 +14,7 @@ const COMMANDS: Entry[] = [
   { name: 'budget', summary: 'Show, set and reset token budgets', load: async () => (await import('./budget.js')).budgetCommand },
   { name: 'status', summary: 'Show whether authz is ready: policy revision, rejected bundles, decision log, budgets', load: async () => (await import('./status.js')).statusCommand },
   { name: 'inject', summary: 'Add the Envoy (and authz) sidecars to Kubernetes YAML, offline', load: async () => (await import('./inject.js')).injectCommand },
+  { name: 'operator', summary: 'Reconcile MCPServer, MCPPolicy and TokenBudget objects (leader-elected)', load: async () => (await import('./operator.js')).operatorCommand },
   { name: 'demo-server', summary: 'Run the demo MCP server on its own', load: async () => (await import('./demo-server.js')).demoServerCommand },
 ];
 

@@ -1,3 +1,4 @@
+import { canonicalize } from '../decisionlog/canonical.js';
 import type { Condition } from './types.js';
 
 /**
@@ -19,6 +20,7 @@ export function conditionOf(list: readonly Condition[] | undefined, type: string
 
 /** Equal ignoring lastTransitionTime: used to skip status writes that would change nothing. */
 export function sameConditions(a: readonly Condition[] | undefined, b: readonly Condition[] | undefined): boolean {
-  const strip = (l: readonly Condition[] | undefined): string => JSON.stringify((l ?? []).map(({ lastTransitionTime: _t, ...rest }) => rest));
+  // Canonical JSON: the API server hands fields back in its own order, not ours.
+  const strip = (l: readonly Condition[] | undefined): string => canonicalize((l ?? []).map(({ lastTransitionTime: _t, ...rest }) => rest));
   return strip(a) === strip(b);
 }

@@ -1,6 +1,6 @@
 import {
   ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, V1MicroTime,
-  makeInformer, type Informer, type KubeConfig, type KubernetesObject, type V1Lease,
+  makeInformer, type Informer, type KubeConfig, type ObjectCache, type KubernetesObject, type V1Lease,
 } from '@kubernetes/client-node';
 import { KubeRestError, kubeRequest, objectPath, serverSideApply, type ObjectRef } from './kube-rest.js';
 import { FIELD_MANAGER, GROUP, PLURAL, VERSION, type CustomResource, type Kind } from './types.js';
@@ -58,7 +58,7 @@ export class KubeClient {
     this.coordination = kc.makeApiClient(CoordinationV1Api);
   }
 
-  informer<S, T>(kind: Kind): Informer<CustomResource<S, T> & KubernetesObject> {
+  informer<S, T>(kind: Kind): Informer<CustomResource<S, T> & KubernetesObject> & ObjectCache<CustomResource<S, T> & KubernetesObject> {
     const plural = PLURAL[kind];
     return makeInformer(this.kc, `/apis/${GROUP}/${VERSION}/${plural}`,
       () => this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as never);

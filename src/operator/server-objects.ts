@@ -48,8 +48,9 @@ export function serverSecurityContext(run: McpServerRun): Record<string, unknown
   return { ...restrictedSecurityContext(run.permissions?.runAsUser ?? DEFAULT_RUN_AS_USER), privileged: false };
 }
 
+/** Not "tollgate-…": the injector reserves that prefix for its own volumes. */
 function volumeName(i: number): string {
-  return `tollgate-rw-${i}`;
+  return `writable-${i}`;
 }
 
 export function podTemplate(s: McpServer, run: McpServerRun): PodLike {

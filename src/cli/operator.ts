@@ -1,0 +1,87 @@
+import { hostname } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import { connect } from '@nats-io/transport-node';
+import { loadSigningKey } from '../controlplane/keys.js';
+import { KubeClient } from '../operator/kube-client.js';
+import { Operator } from '../operator/operator.js';
+import { createLogger } from '../util/log.js';
+import { parseCommandArgs, parseDuration } from './args.js';
+import { INJECTION_FLAGS, injectionOptions, toInjectOptions } from './inject.js';
+import { UsageError, type Command } from './types.js';
+
+const HELP = `Usage: tollgate operator --signing-key FILE [--nats URL] [flags]
+
+Reconciles Tollgate's custom resources (tollgate.dev/v1alpha1), on the replica holding the Lease
+tollgate-operator in --namespace (the others stand by):
+
+  MCPServer    with spec.run: a Deployment (Envoy and authz sidecars in its pod template, the
+               permission profile as the server's securityContext), a Service to Envoy, and a
+               NetworkPolicy. Without spec.run: status only.
+  MCPPolicy    spec.rego is built (opa build -t wasm), signed and published over NATS under
+               mcppolicy.<namespace>.<name>; status carries the revision, or the build error with
+               file:line while the previous revision keeps serving.
+  TokenBudget  every budget is published over NATS as budget definitions that authz replicas
+               with nats.definitions: true apply live; status shows tokens used this window.
+
+Every object gets a finalizer, conditions (Ready; Exhausted on budgets), observedGeneration and
+Events. See docs/kubernetes.md.
+
+  --signing-key FILE     bundle signing key, as for \`tollgate controlplane serve\` (required)
+  --nats URL             NATS server(s), comma-separated (default nats://127.0.0.1:4222)
+  --kubeconfig FILE      kubeconfig to use (default: in-cluster service account, else
+                         $KUBECONFIG or ~/.kube/config)
+  --namespace NS         namespace of the leader-election Lease (default $POD_NAMESPACE, else
+                         tollgate-system)
+  --system-namespace NS  namespace of the control plane and NATS, which operator-run servers'
+                         NetworkPolicies let the sidecars reach (default tollgate-system)
+  --identity ID          this replica's name in the Lease (default $POD_NAME, else host-pid)
+  --resync DUR           re-reconcile everything this often (default 30s)
+
+${INJECTION_FLAGS}
+`;
+
+export const operatorCommand: Command = {
+  name: 'operator',
+  summary: 'Reconcile MCPServer, MCPPolicy and TokenBudget objects (leader-elected)',
+  async run(argv: string[]): Promise<number> {
+    const { values } = parseCommandArgs(argv, {
+      'signing-key': { type: 'string' }, nats: { type: 'string' }, kubeconfig: { type: 'string' },
+      namespace: { type: 'string' }, 'system-namespace': { type: 'string' }, identity: { type: 'string' }, resync: { type: 'string' },
+      ...injectionOptions,
+    });
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    if (!values['signing-key']) throw new UsageError('--signing-key FILE is required (make one with `tollgate controlplane keys --out DIR`)');
+    const resyncMs = values.resync === undefined ? 30_000 : Math.round(parseDuration(values.resync) * 1000);
+    if (!(resyncMs >= 1000)) throw new UsageError('--resync must be at least 1s');
+    const inject = toInjectOptions(values);
+    const log = createLogger('tollgate-operator');
+    const signingKey = await loadSigningKey(values['signing-key']);
+    const kc = new KubeConfig();
+    if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
+    else kc.loadFromDefault();
+    if (!kc.getCurrentCluster()) throw new UsageError('no Kubernetes cluster configured: pass --kubeconfig FILE or run in a pod');
+    const natsUrl = values.nats ?? 'nats://127.0.0.1:4222';
+    const nc = await connect({ servers: natsUrl.split(','), name: 'tollgate-operator', maxReconnectAttempts: -1, waitOnFirstConnect: true, timeout: 5000 })
+      .catch((e: Error) => { throw new Error(`cannot reach NATS at ${natsUrl}: ${e.message}`); });
+    const operator = new Operator({
+      kube: new KubeClient(kc), nats: nc, signingKey, resyncMs,
+      mesh: { systemNamespace: values['system-namespace'] ?? 'tollgate-system', inject },
+      leaseNamespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'tollgate-system',
+      identity: values.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+      log,
+    });
+    operator.start();
+    log.info({ cluster: kc.getCurrentCluster()?.server, nats: natsUrl }, 'operator started; campaigning for the Lease');
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    log.info({ signal }, 'shutting down: giving up the Lease');
+    await operator.stop();
+    await nc.close();
+    return 0;
+  },
+};
