@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { connect } from '@nats-io/transport-node';
@@ -5,6 +6,7 @@ import { loadSigningKey } from '../controlplane/keys.js';
 import { KubeClient } from '../operator/kube-client.js';
 import { Operator } from '../operator/operator.js';
 import { createLogger } from '../util/log.js';
+import { parseHostPort } from '../util/net.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { INJECTION_FLAGS, injectionOptions, toInjectOptions } from './inject.js';
 import { UsageError, type Command } from './types.js';
@@ -36,6 +38,8 @@ Events. See docs/kubernetes.md.
                          NetworkPolicies let the sidecars reach (default tollgate-system)
   --identity ID          this replica's name in the Lease (default $POD_NAME, else host-pid)
   --resync DUR           re-reconcile everything this often (default 30s)
+  --health-listen H:P    GET /healthz (the process runs) and /readyz (NATS connected) for the
+                         kubelet's probes (default 0.0.0.0:8081; "off" disables)
 
 ${INJECTION_FLAGS}
 `;
@@ -47,6 +51,7 @@ export const operatorCommand: Command = {
     const { values } = parseCommandArgs(argv, {
       'signing-key': { type: 'string' }, nats: { type: 'string' }, kubeconfig: { type: 'string' },
       namespace: { type: 'string' }, 'system-namespace': { type: 'string' }, identity: { type: 'string' }, resync: { type: 'string' },
+      'health-listen': { type: 'string' },
       ...injectionOptions,
     });
     if (values.help) {
@@ -57,6 +62,14 @@ export const operatorCommand: Command = {
     const resyncMs = values.resync === undefined ? 30_000 : Math.round(parseDuration(values.resync) * 1000);
     if (!(resyncMs >= 1000)) throw new UsageError('--resync must be at least 1s');
     const inject = toInjectOptions(values);
+    let health: { host: string; port: number } | null = null;
+    if (values['health-listen'] !== 'off') {
+      try {
+        health = parseHostPort(values['health-listen'] ?? '0.0.0.0:8081', '0.0.0.0');
+      } catch (e) {
+        throw new UsageError(`--health-listen: ${(e as Error).message}`);
+      }
+    }
     const log = createLogger('tollgate-operator');
     const signingKey = await loadSigningKey(values['signing-key']);
     const kc = new KubeConfig();
@@ -73,6 +86,13 @@ export const operatorCommand: Command = {
       identity: values.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
       log,
     });
+    const probes = health && createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      const ok = path === '/healthz' || (path === '/readyz' && !nc.isClosed());
+      res.writeHead(path === '/healthz' || path === '/readyz' ? (ok ? 200 : 503) : 404, { 'content-type': 'text/plain' });
+      res.end(ok ? 'ok\n' : 'not ready\n');
+    });
+    if (probes && health) await new Promise<void>((resolve, reject) => { probes.once('error', reject); probes.listen(health.port, health.host, resolve); });
     operator.start();
     log.info({ cluster: kc.getCurrentCluster()?.server, nats: natsUrl }, 'operator started; campaigning for the Lease');
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -81,6 +101,7 @@ export const operatorCommand: Command = {
     });
     log.info({ signal }, 'shutting down: giving up the Lease');
     await operator.stop();
+    probes?.close();
     await nc.close();
     return 0;
   },

@@ -22,8 +22,13 @@ export interface KubeCluster {
   readonly kubeconfigPath: string;
   readonly kc: KubeConfig;
   readonly dir: string;
+  /** A kubeconfig for a plain user (no groups): only what RBAC bindings grant it. */
+  userConfig(user: string): KubeConfig;
   stop(): Promise<void>;
 }
+
+/** Users with their own bearer token (no groups), for tests that run a component under its real RBAC. */
+export const TEST_USERS = ['tollgate-operator-test'];
 
 function toolsDir(): string {
   return process.env.TOLLGATE_TOOLS ?? resolve(process.cwd(), '.tools', 'bin');
@@ -97,7 +102,8 @@ export async function startKubeCluster(opts: KubeClusterOptions = {}): Promise<K
   ], etcdLog);
 
   const token = randomBytes(24).toString('hex');
-  writeFileSync(join(dir, 'tokens.csv'), `${token},tollgate-test-admin,1,"system:masters"\n`, { mode: 0o600 });
+  const userTokens = new Map(TEST_USERS.map((u) => [u, randomBytes(24).toString('hex')]));
+  writeFileSync(join(dir, 'tokens.csv'), [`${token},tollgate-test-admin,1,"system:masters"`, ...[...userTokens].map(([u, t], i) => `${t},${u},${100 + i}`)].join('\n') + '\n', { mode: 0o600 });
   const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   writeFileSync(join(dir, 'sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(join(dir, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
@@ -150,6 +156,18 @@ export async function startKubeCluster(opts: KubeClusterOptions = {}): Promise<K
   kc.loadFromFile(kubeconfigPath);
   return {
     server, token, kubeconfigPath, kc, dir,
+    userConfig(user: string): KubeConfig {
+      const t = userTokens.get(user);
+      if (!t) throw new Error(`no test user ${user} (known: ${TEST_USERS.join(', ')})`);
+      const u = new KubeConfig();
+      u.loadFromOptions({
+        clusters: [{ name: 'tollgate-test', server, caData }],
+        users: [{ name: user, token: t }],
+        contexts: [{ name: user, cluster: 'tollgate-test', user }],
+        currentContext: user,
+      });
+      return u;
+    },
     async stop() {
       process.off('exit', onExit);
       await stop();

@@ -17,7 +17,7 @@ import { KubeClient } from '../../../src/operator/kube-client.js';
 import { kubeRequest } from '../../../src/operator/kube-rest.js';
 import { Operator } from '../../../src/operator/operator.js';
 import { NatsServer } from '../../../src/util/nats-server.js';
-import { applyAll, eventually, installCrds, sharedKubeCluster, type KubeCluster } from '../../support/kube-cluster.js';
+import { applyAll, eventually, installCrds, sharedKubeCluster, yamlObjects, type KubeCluster } from '../../support/kube-cluster.js';
 
 /**
  * `tollgate operator` against a real kube-apiserver, a real NATS and a real authz (gRPC Check):
@@ -55,6 +55,7 @@ describe('tollgate operator against a real kube-apiserver, NATS and authz', func
   let authz: RunningAuthz;
   let client: CheckClient;
   let token: string;
+  let operatorCore: CoreV1Api;
 
   const cr = (plural: string) => ({ group: 'tollgate.dev', version: 'v1alpha1', namespace: NS, plural });
   const get = async (plural: string, name: string): Promise<Obj> => (await custom.getNamespacedCustomObject({ ...cr(plural), name })) as Obj;
@@ -86,13 +87,26 @@ describe('tollgate operator against a real kube-apiserver, NATS and authz', func
     core = cluster.kc.makeApiClient(CoreV1Api);
     await installCrds(cluster.kc);
     await applyAll(cluster.kc, [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }]);
+    // The operator runs as a plain user holding exactly the shipped ClusterRole and leader Role
+    // (manifests/base/operator.yaml), so the API server's RBAC proves they are enough.
+    const user = 'tollgate-operator-test';
+    const rbac = yamlObjects([join('manifests', 'base', 'operator.yaml')]).filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
+    await applyAll(cluster.kc, [
+      ...rbac.map((r) => ({ ...r, metadata: { ...r.metadata, ...(r.kind === 'Role' ? { namespace: NS } : {}) } })),
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'tollgate-operator-test' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tollgate-operator' }, subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }] } as never,
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'tollgate-operator-leader', namespace: NS },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'tollgate-operator-leader' }, subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }] } as never,
+    ]);
+    const operatorKc = cluster.userConfig(user);
+    operatorCore = operatorKc.makeApiClient(CoreV1Api);
     nats = await NatsServer.start();
     nc = await connect({ servers: nats.url });
     const pair = await generateSigningKeyPair('EdDSA');
     writeFileSync(join(dir, 'verify.pem'), pair.publicPem);
     const signingKey = await signingKeyFromText(pair.privatePem, 'test key');
     const make = (identity: string): Operator => new Operator({
-      kube: new KubeClient(cluster.kc), nats: nc, signingKey, identity, leaseNamespace: NS, leaseDurationMs: 3000, resyncMs: 1000,
+      kube: new KubeClient(operatorKc), nats: nc, signingKey, identity, leaseNamespace: NS, leaseDurationMs: 3000, resyncMs: 1000,
       mesh: { systemNamespace: 'tollgate-system', inject: {} }, log: quiet,
     });
     operator = make('op-a');
@@ -114,6 +128,11 @@ describe('tollgate operator against a real kube-apiserver, NATS and authz', func
     await nats?.dispose();
     await issuer?.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs under RBAC: the shipped role does not reach Secrets or Pods', async () => {
+    await assert.rejects(operatorCore.listNamespacedSecret({ namespace: NS }), (e: { code?: number }) => e.code === 403);
+    await assert.rejects(operatorCore.listNamespacedPod({ namespace: NS }), (e: { code?: number }) => e.code === 403);
   });
 
   it('MCPServer: Deployment with sidecars and the permission profile, Service, NetworkPolicy; update; delete', async () => {

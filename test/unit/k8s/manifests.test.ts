@@ -268,12 +268,24 @@ describe('manifests', () => {
     assert.deepEqual([...new Set(tags)], [version]);
   });
 
-  it('RBAC is least privilege: only the control plane talks to the API, read-only plus status', () => {
+  it('RBAC is least privilege: the control plane reads and reports status; the operator writes only what it reconciles', () => {
     for (const name of ['tollgate-webhook', 'tollgate-authz', 'tollgate-nats']) {
       assert.equal(find(base.objects, 'ServiceAccount', name).automountServiceAccountToken, false, name);
     }
     const roles = base.objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
-    assert.deepEqual(roles.map((r) => r.metadata?.name), ['tollgate-controlplane']);
+    assert.deepEqual(roles.map((r) => r.metadata?.name), ['tollgate-controlplane', 'tollgate-operator', 'tollgate-operator-leader']);
+    // The operator writes: exactly these verbs, on exactly these resources (the reconcilers' needs;
+    // test/integration/k8s/operator.test.ts runs it under this very ClusterRole against RBAC).
+    const writes = (name: string): string[] => ((find(base.objects, name === 'tollgate-operator' ? 'ClusterRole' : 'Role', name).rules) as { apiGroups: string[]; resources: string[]; verbs: string[] }[])
+      .flatMap((r) => r.resources.map((res) => `${r.apiGroups[0] || 'core'}/${res}: ${r.verbs.filter((v) => !['get', 'list', 'watch'].includes(v)).join(',')}`));
+    assert.deepEqual(writes('tollgate-operator'), [
+      'tollgate.dev/mcpservers: update', 'tollgate.dev/mcppolicies: update', 'tollgate.dev/tokenbudgets: update',
+      'tollgate.dev/mcpservers/status: update,patch', 'tollgate.dev/mcppolicies/status: update,patch', 'tollgate.dev/tokenbudgets/status: update,patch',
+      'tollgate.dev/mcpservers/finalizers: update',
+      'apps/deployments: create,patch,delete', 'core/services: create,patch,delete', 'networking.k8s.io/networkpolicies: create,patch,delete',
+      'core/events: create,patch',
+    ]);
+    assert.deepEqual(writes('tollgate-operator-leader'), ['coordination.k8s.io/leases: create,update']);
     for (const rule of (roles[0] as Obj).rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
       for (const f of [rule.apiGroups, rule.resources, rule.verbs]) assert.ok(!f.includes('*'), 'no wildcards');
       const statusOrEvents = rule.resources.every((r) => r.endsWith('/status') || r === 'events');
