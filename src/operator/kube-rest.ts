@@ -84,7 +84,7 @@ export async function kubeRequest<T>(kc: KubeConfig, method: string, path: strin
 }
 
 /** Server-side apply (`kubectl apply --server-side --force-conflicts`): idempotent, exact. */
-export function serverSideApply<T>(kc: KubeConfig, obj: ObjectRef, fieldManager: string): Promise<T> {
-  const path = `${objectPath(obj)}?fieldManager=${encodeURIComponent(fieldManager)}&force=true`;
+export function serverSideApply<T>(kc: KubeConfig, obj: ObjectRef, fieldManager: string, opts: { dryRun?: boolean } = {}): Promise<T> {
+  const path = `${objectPath(obj)}?fieldManager=${encodeURIComponent(fieldManager)}&force=true${opts.dryRun ? '&dryRun=All' : ''}`;
   return kubeRequest<T>(kc, 'PATCH', path, obj, 'application/apply-patch+yaml');
 }

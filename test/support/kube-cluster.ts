@@ -34,7 +34,7 @@ function toolsDir(): string {
   return process.env.TOLLGATE_TOOLS ?? resolve(process.cwd(), '.tools', 'bin');
 }
 
-export function kubeTool(name: 'etcd' | 'kube-apiserver' | 'helm' | 'kubectl'): string {
+export function kubeTool(name: 'etcd' | 'kube-apiserver' | 'helm' | 'kubectl' | 'kustomize'): string {
   const p = join(toolsDir(), name);
   if (!existsSync(p)) throw new Error(`${p} is missing: run \`make kube-tools\` (builds kube-apiserver, etcd, kubectl and helm into .tools/)`);
   return p;
