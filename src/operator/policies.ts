@@ -33,11 +33,12 @@ export function policyHandler(publisher: InlinePolicyPublisher): Handler<McpPoli
         return { status: { ...kept, pointerKey: key }, ready: { status: 'False', reason: 'BuildFailed', message }, event: { type: 'Warning', reason: 'BuildFailed', message } };
       }
       const { pointer, changed } = await publisher.publish(key, files);
-      const message = `${changed ? 'published' : 'in force'} as revision ${pointer.revision} under ${key}`;
+      const message = `revision ${pointer.revision} in force under ${key}`;
       return {
         status: { revision: pointer.revision, contentSha256: pointer.content_sha256, pointerKey: key },
         ready: { status: 'True', reason: 'Published', message },
-        event: { type: 'Normal', reason: 'Published', message },
+        // Only a new revision is news; re-finding the one in force (a restart, a resync) is not.
+        ...(changed ? { event: { type: 'Normal' as const, reason: 'Published', message: `published revision ${pointer.revision} under ${key}` } } : {}),
       };
     },
     // What was published stays: authz keeps the last good policy rather than falling open, and
