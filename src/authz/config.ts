@@ -19,7 +19,8 @@ export interface AuthzConfig {
   policy: {
     dir: string | null;
     bundleUrl: string | null;
-    nats: { url: string; verificationKey: string } | null;
+    /** pointerKey: the policy set to follow (an MCPPolicy's is mcppolicy.<namespace>.<name>). */
+    nats: { url: string; verificationKey: string; pointerKey?: string } | null;
     /** Public key(s) to verify bundles from bundleUrl; unset: unsigned bundles are accepted. */
     bundleKey: string | null;
     entrypoint: 'tollgate' | 'envoy';
@@ -145,11 +146,17 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.policy !== undefined) {
     if (!isObj(doc.policy)) err('policy', 'must be a mapping');
     const p = doc.policy as Obj;
-    known('policy', p, ['dir', 'bundle_url', 'bundle_verification_key', 'nats_url', 'verification_key', 'entrypoint', 'watch']);
+    known('policy', p, ['dir', 'bundle_url', 'bundle_verification_key', 'nats_url', 'verification_key', 'nats_pointer_key', 'entrypoint', 'watch']);
     if (p.dir !== undefined) c.policy.dir = str('policy.dir', p.dir);
     if (p.bundle_url !== undefined) c.policy.bundleUrl = str('policy.bundle_url', p.bundle_url);
     if (p.bundle_verification_key !== undefined) c.policy.bundleKey = str('policy.bundle_verification_key', p.bundle_verification_key);
     if (p.nats_url !== undefined) c.policy.nats = { url: str('policy.nats_url', p.nats_url), verificationKey: str('policy.verification_key', p.verification_key) };
+    if (p.nats_pointer_key !== undefined) {
+      if (!c.policy.nats) err('policy.nats_pointer_key', 'only applies with policy.nats_url');
+      const key = str('policy.nats_pointer_key', p.nats_pointer_key);
+      if (!/^[-/_=.a-zA-Z0-9]+$/.test(key)) err('policy.nats_pointer_key', `"${key}" is not a NATS KV key (letters, digits, - / _ = .)`);
+      c.policy.nats!.pointerKey = key;
+    }
     if (p.entrypoint !== undefined) {
       if (p.entrypoint !== 'tollgate' && p.entrypoint !== 'envoy') err('policy.entrypoint', 'must be "tollgate" or "envoy"');
       c.policy.entrypoint = p.entrypoint as 'tollgate' | 'envoy';

@@ -53,7 +53,7 @@ async function policySource(cfg: AuthzConfig, holder: PolicyHolder): Promise<Pol
   if (p.dir) return new DirBundleSource({ holder, dir: p.dir, watch: p.watch, loadOptions });
   if (p.nats) {
     const keys = await loadVerificationKeys(p.nats.verificationKey);
-    return new NatsBundleSource({ holder, nats: { servers: p.nats.url }, keys, loadOptions });
+    return new NatsBundleSource({ holder, nats: { servers: p.nats.url }, keys, loadOptions, ...(p.nats.pointerKey ? { pointerKey: p.nats.pointerKey } : {}) });
   }
   return new HttpBundleSource({ holder, url: p.bundleUrl!, loadOptions, ...(p.bundleKey ? { keys: await loadVerificationKeys(p.bundleKey) } : {}) });
 }

@@ -20,6 +20,8 @@ export interface TollgateBudgetGate extends BudgetGate {
   encodingsFor(subject: ChargeSubject): readonly string[];
   readonly budgets: readonly BudgetSpec[];
   readonly metrics: BudgetMetrics;
+  /** Swaps the budgets in force (published definitions changed); the next check() uses them. */
+  setBudgets(specs: readonly BudgetSpec[]): void;
 }
 
 export interface BudgetGateOptions {
@@ -96,6 +98,12 @@ export function createBudgetGate(cfg: { budgets: readonly BudgetSpec[] }, store:
 
     encodingsFor(subject: ChargeSubject): readonly string[] {
       return forSubject(subject).encodings;
+    },
+
+    setBudgets(specs: readonly BudgetSpec[]): void {
+      // In place: `budgets` is the array status and metrics already hold.
+      budgets.splice(0, budgets.length, ...specs);
+      applicable.clear();
     },
 
     close(): Promise<void> {

@@ -17,6 +17,7 @@ const COMMANDS: Entry[] = [
   { name: 'cert', summary: 'Get this pod\'s workload certificate from the control plane (cluster mTLS)', load: async () => (await import('./cert.js')).certCommand },
   { name: 'inject', summary: 'Add the Envoy (and authz) sidecars to Kubernetes YAML, offline', load: async () => (await import('./inject.js')).injectCommand },
   { name: 'gateway', summary: 'One MCP endpoint for several governed servers (aggregate or find_tool/call_tool)', load: async () => (await import('./gateway.js')).gatewayCommand },
+  { name: 'operator', summary: 'Reconcile MCPServer, MCPPolicy and TokenBudget objects (leader-elected)', load: async () => (await import('./operator.js')).operatorCommand },
   { name: 'demo-server', summary: 'Run the demo MCP server on its own', load: async () => (await import('./demo-server.js')).demoServerCommand },
 ];
 

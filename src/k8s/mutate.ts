@@ -7,8 +7,8 @@ import {
 } from './annotations.js';
 import { applyPatch, pointer, type PatchOp } from './jsonpatch.js';
 import {
-  authzContainer, authzVolumes, AUTHZ_UID, DEFAULT_AUTHZ_RESOURCES, DEFAULT_ENVOY_RESOURCES, envoyContainer, securityContext,
-  type AuthzPlacement, type ResourceSpec, type SidecarPlan,
+  authzContainer, authzVolumes, AUTHZ_UID, DEFAULT_AUTHZ_RESOURCES, DEFAULT_ENVOY_RESOURCES, envoyContainer, restrictedSecurityContext,
+  type AuthzPlacement, type ResourceSpec, type SidecarMode, type SidecarPlan,
 } from './sidecars.js';
 import { DEFAULT_MESH_CA_CONFIGMAP, identityInitContainer, identityVolumes, IDENTITY_CONTAINER } from './identity.js';
 import type { Container, PodLike, PodSpec } from './types.js';
@@ -23,6 +23,8 @@ export interface InjectOptions {
   sharedAuthz?: HostPort;
   /** Where authz runs for pods without a `tollgate.dev/authz` annotation. Default `sidecar`. */
   defaultAuthz?: 'sidecar' | 'shared';
+  /** `native` (default, Kubernetes 1.29+) or `containers` for older clusters. */
+  sidecarMode?: SidecarMode;
   /** The pod's namespace when its metadata has none (the admission request's namespace). */
   namespace?: string;
   /** Pod name when metadata has neither name nor generateName (a workload template). */
@@ -180,6 +182,7 @@ export function planInjection(pod: PodLike, opts: InjectOptions = {}): SidecarPl
     mcpPath,
     upstreamPort: resolveUpstreamPort(spec, annotations, fail),
     authz: resolveAuthz(annotations, opts, fail),
+    sidecarMode: opts.sidecarMode ?? 'native',
     controlPlane: opts.controlPlane ?? { ...DEFAULT_CONTROL_PLANE },
     envoyImage: opts.envoyImage ?? DEFAULT_ENVOY_IMAGE,
     authzImage: opts.authzImage ?? defaultAuthzImage(version),
@@ -209,11 +212,19 @@ export function injectionPatch(pod: PodLike, plan: SidecarPlan): PatchOp[] {
   // existing init container so those run with the pod's network already governed.
   const sidecars = [envoyContainer(plan)];
   if (plan.authz.mode === 'sidecar') sidecars.unshift(authzContainer({ ...plan, authz: plan.authz }));
-  // The certificate first: Envoy cannot reach the control plane without it.
-  if (plan.identity) sidecars.unshift(identityInitContainer(plan.identity, securityContext(AUTHZ_UID)));
+  // The certificate first: Envoy cannot reach the control plane without it. It runs to completion,
+  // so it is an init container in both sidecar modes.
+  const inits = plan.identity ? [identityInitContainer(plan.identity, restrictedSecurityContext(AUTHZ_UID))] : [];
   const spec = pod.spec as PodSpec;
-  if (!spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: sidecars });
-  else sidecars.forEach((c, i) => ops.push({ op: 'add', path: pointer('spec', 'initContainers', i), value: c }));
+  if (plan.sidecarMode === 'containers') {
+    // After the MCP server, so it stays the pod's first (kubectl's default) container. Init
+    // containers run before these start, ungoverned: nothing else is possible before 1.29.
+    for (const c of sidecars) ops.push({ op: 'add', path: '/spec/containers/-', value: c });
+  } else inits.push(...sidecars);
+  if (inits.length) {
+    if (!spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: inits });
+    else inits.forEach((c, i) => ops.push({ op: 'add', path: pointer('spec', 'initContainers', i), value: c }));
+  }
 
   const volumes = [
     ...(plan.authz.mode === 'sidecar' ? authzVolumes({ ...plan, authz: plan.authz }) : []),

@@ -23,6 +23,14 @@ export interface ResourceSpec {
 export const DEFAULT_ENVOY_RESOURCES: ResourceSpec = { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } };
 export const DEFAULT_AUTHZ_RESOURCES: ResourceSpec = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } };
 
+/**
+ * How the sidecars join the pod. `native` (default): init containers with `restartPolicy: Always`
+ * (Kubernetes 1.29+), started before and stopped after the MCP server. `containers`: ordinary
+ * containers next to it, for older clusters, where nothing orders start-up or shutdown.
+ */
+export type SidecarMode = 'native' | 'containers';
+export const SIDECAR_MODES: readonly SidecarMode[] = ['native', 'containers'];
+
 export type AuthzPlacement =
   | { mode: 'sidecar'; port: number; configMap: string }
   | { mode: 'shared'; address: HostPort };
@@ -37,6 +45,7 @@ export interface SidecarPlan {
   mcpPath: string;
   upstreamPort: number;
   authz: AuthzPlacement;
+  sidecarMode: SidecarMode;
   controlPlane: HostPort;
   envoyImage: string;
   authzImage: string;
@@ -145,7 +154,8 @@ export function escapeKubeExpansion(s: string): string {
   return s.replace(/\$/g, '$$$$');
 }
 
-export function securityContext(uid: number): Record<string, unknown> {
+/** Non-root, read-only root filesystem, no privilege escalation, no capabilities, RuntimeDefault seccomp. */
+export function restrictedSecurityContext(uid: number): Record<string, unknown> {
   return {
     runAsNonRoot: true,
     runAsUser: uid,
@@ -169,13 +179,17 @@ const ENVOY_UID = 101;
 /** Conventional "nonroot" UID; the authz image needs only read access to its files. */
 export const AUTHZ_UID = 65532;
 
+/** A native sidecar is started before, and stopped after, the pod's regular containers. */
+function nativeRestart(p: SidecarPlan): { restartPolicy?: 'Always' } {
+  return p.sidecarMode === 'native' ? { restartPolicy: 'Always' } : {};
+}
+
 export function envoyContainer(p: SidecarPlan): Container {
   return {
     name: ENVOY_CONTAINER,
     image: p.envoyImage,
     imagePullPolicy: 'IfNotPresent',
-    // A native sidecar: started before, and stopped after, the pod's regular containers.
-    restartPolicy: 'Always',
+    ...nativeRestart(p),
     // The image's entrypoint script would try to switch users; run Envoy directly instead.
     command: ['envoy'],
     args: [
@@ -200,7 +214,7 @@ export function envoyContainer(p: SidecarPlan): Container {
     },
     ...(p.identity ? { volumeMounts: envoyIdentityMounts() } : {}),
     resources: structuredClone(p.envoyResources),
-    securityContext: securityContext(ENVOY_UID),
+    securityContext: restrictedSecurityContext(ENVOY_UID),
   };
 }
 
@@ -219,7 +233,7 @@ export function authzContainer(p: SidecarPlan & { authz: { mode: 'sidecar' } }):
     name: AUTHZ_CONTAINER,
     image: p.authzImage,
     imagePullPolicy: 'IfNotPresent',
-    restartPolicy: 'Always',
+    ...nativeRestart(p),
     args: ['authz', '--config', AUTHZ_CONFIG_PATH],
     env: [...podEnv(), { name: 'TOLLGATE_STATE_DIR', value: AUTHZ_STATE_DIR }],
     volumeMounts: [
@@ -228,7 +242,7 @@ export function authzContainer(p: SidecarPlan & { authz: { mode: 'sidecar' } }):
     ],
     readinessProbe: authzProbe(p.authz.port),
     resources: structuredClone(p.authzResources),
-    securityContext: securityContext(AUTHZ_UID),
+    securityContext: restrictedSecurityContext(AUTHZ_UID),
   };
 }
 
