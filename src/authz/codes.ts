@@ -12,6 +12,8 @@ export const ErrorCode = {
   RequestTooLarge: -32005,
   Unavailable: -32006,
   BatchAborted: -32007,
+  /** The request's Mcp-Session-Id was initialized by another identity. */
+  SessionNotOwned: -32008,
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

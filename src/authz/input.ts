@@ -1,7 +1,7 @@
 import type { Identity } from '../identity/types.js';
 import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
 import type { McpCallFacts } from '../mcp/request.js';
-import { POLICY_INPUT_VERSION, type BudgetInputEntry, type IdentityInput, type PolicyInput, type ToolAnnotations } from '../policy/types.js';
+import { POLICY_INPUT_VERSION, type BudgetInputEntry, type IdentityInput, type McpSessionInput, type PolicyInput, type ToolAnnotations } from '../policy/types.js';
 import type { HttpRequestView } from './view.js';
 
 /**
@@ -23,6 +23,8 @@ export interface SharedInput {
   parsed_path: string[];
   parsed_query: Record<string, string[]>;
   truncated_body: boolean;
+  /** input.mcp.session, set by Check once it knows where the session stands. */
+  session?: McpSessionInput | null;
 }
 
 const ANONYMOUS: IdentityInput = Object.freeze({
@@ -116,6 +118,7 @@ export function policyInput(shared: SharedInput, scope: RequestScope, req: HttpR
       params: msg?.params ?? null,
       id: msg?.id ?? null,
       session_id: req.headers['mcp-session-id'] ?? null,
+      session: shared.session ?? null,
       protocol_version: req.headers['mcp-protocol-version'] ?? null,
       server: scope.server,
       namespace: scope.namespace,

@@ -16,6 +16,7 @@ import { createLogger, type Logger } from '../util/log.js';
 import { Authorizer, type CheckDeps } from './check.js';
 import type { AuthzConfig } from './config.js';
 import { PendingCalls } from './pending.js';
+import { SessionOwners } from './sessions.js';
 import { openBudgetGate, type OpenedBudgets } from '../budget/open.js';
 import { ToolAnnotationStore } from '../mcp/annotations.js';
 import { createExtProcHandler } from './extproc.js';
@@ -97,6 +98,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   }
 
   const pending = new PendingCalls();
+  const sessions = new SessionOwners();
   const annotations = new ToolAnnotationStore();
   let budgets: OpenedBudgets | null = null;
   if (cfg.budgetsFile) {
@@ -124,10 +126,11 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     clock: Date.now,
     metrics,
     tracer: tracing.checks,
+    sessions,
   });
 
   // ext_proc always runs: it records the tool annotations servers declare, and charges budgets.
-  const extProc = createExtProcHandler({ pending, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder), logger: log });
+  const extProc = createExtProcHandler({ pending, sessions, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder), logger: log });
   const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc });
   log.info({ listen: `${cfg.listen.host}:${server.port}`, revision: holder.get()?.revision }, 'authz listening');
 

@@ -22,6 +22,7 @@ export function reasonClassOf(code: number | null): ReasonClass {
     case ErrorCode.BudgetExhausted:
       return 'budget';
     case ErrorCode.Unauthenticated:
+    case ErrorCode.SessionNotOwned:
       return 'auth';
     case ErrorCode.ParseError:
     case ErrorCode.InvalidRequest:
