@@ -1,20 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { AuthError, type Identity, type TokenVerifier } from '../identity/types.js';
 import { bearerToken } from '../identity/bearer.js';
-import { parseMcpBody, idOf, type BodyLimits, type JsonRpcMessage } from '../mcp/jsonrpc.js';
+import { parseMcpBody, idOf, type BodyLimits, type JsonRpcId, type JsonRpcMessage } from '../mcp/jsonrpc.js';
 import { callFacts, type McpCallFacts } from '../mcp/request.js';
 import type { BudgetGate, ChargeSubject, TokenCount } from '../budget/types.js';
 import type { Decision, PolicyInput, ToolAnnotations, BudgetInputEntry } from '../policy/types.js';
 import type { PolicyHolder } from '../policy/holder.js';
 import type { DecisionSink } from '../decisionlog/types.js';
-import { ErrorCode } from './codes.js';
+import { ErrorCode, reasonClassOf, refusal, type ErrorCodeValue, type Refusal } from '../contract/refusal.js';
 import { policyInput, sharedInput, type RequestScope, type SharedInput } from './input.js';
 import { DECISION_ID_HEADER, type PendingCalls } from './pending.js';
 import { buildRecord, eraseCredentials, type Masker, type RecordParts } from './record.js';
 import { deniedMessage, denyWithRpcErrors, refuse, unauthenticated, type AuthzOutcome, type RpcError } from './respond.js';
 import type { HttpRequestView } from './view.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
-import { reasonClassOf } from '../metrics/reason.js';
 import type { CheckTracer } from '../telemetry/check-span.js';
 import { MAX_SESSION_ID_LENGTH, ownerOf, type SessionOwners, type SessionStanding } from './sessions.js';
 import type { McpSessionInput } from '../policy/types.js';
@@ -81,7 +80,7 @@ interface Judged {
   decision: Decision | null;
   allow: boolean;
   reasons: string[];
-  code: number | null;
+  code: ErrorCodeValue | null;
   error: string | null;
   budgets: BudgetInputEntry[];
   subject: ChargeSubject | null;
@@ -112,16 +111,16 @@ export class Authorizer {
       return await this.decide(req, decisionId, t0);
     } catch (e) {
       // Includes a decision record that could not be written: a call we cannot record is refused.
-      const msg = `authorization failed internally: ${(e as Error).message}`;
+      const r = refusal('unavailable', `authorization failed internally: ${(e as Error).message}`);
       try {
-        this.recordSimple(req, decisionId, t0, null, 503, ErrorCode.Unavailable, msg);
+        this.recordSimple(req, decisionId, t0, null, r);
       } catch {
         // The log is what failed; the refusal itself must still go out, and still be counted, but
         // it must not send a reviewer looking for a decision id that no log holds.
-        this.observe(req, decisionId, false, ErrorCode.Unavailable, scopeOf(req, this.deps.settings.defaultScope).server, null, null, nowNs() - t0, 0);
-        return refuse(decisionId, 503, ErrorCode.Unavailable, null, `${msg}; this refusal could not be recorded (decision log unavailable)`);
+        this.observe(req, decisionId, false, r.code, scopeOf(req, this.deps.settings.defaultScope).server, null, null, nowNs() - t0, 0);
+        return refuse(decisionId, { ...r, message: `${r.message}; this refusal could not be recorded (decision log unavailable)` }, null);
       }
-      return refuse(decisionId, 503, ErrorCode.Unavailable, null, msg);
+      return refuse(decisionId, r, null);
     }
   }
 
@@ -129,37 +128,29 @@ export class Authorizer {
     const { settings } = this.deps;
     const scope = scopeOf(req, settings.defaultScope);
     const metadataUrl = req.context.resource_metadata || settings.resourceMetadataUrl;
+    /** Records a refusal made before any message was judged, and answers it. */
+    const early = (r: Refusal, identity: Identity | null, id: JsonRpcId | null, recorded?: string): AuthzOutcome => {
+      this.recordSimple(req, decisionId, t0, identity, r, scope, recorded);
+      return refuse(decisionId, r, id);
+    };
 
     // Exactly POST, GET or DELETE: Envoy routes and forwards the method as sent, so authz must not
     // judge an upper-cased copy of a method the server will see differently (HTTP/2 `get`).
     if (!TRANSPORT_METHODS.has(req.method)) {
-      const msg = req.method && TRANSPORT_METHODS.has(req.method.toUpperCase())
+      return early(refusal('methodNotAllowed', req.method && TRANSPORT_METHODS.has(req.method.toUpperCase())
         ? `HTTP method "${req.method}" is not "${req.method.toUpperCase()}": HTTP methods are case-sensitive, and MCP Streamable HTTP uses POST, GET and DELETE`
-        : `HTTP ${req.method} is not part of the MCP Streamable HTTP transport (use POST, GET or DELETE)`;
-      this.recordSimple(req, decisionId, t0, null, 405, ErrorCode.InvalidRequest, msg, scope);
-      return refuse(decisionId, 405, ErrorCode.InvalidRequest, null, msg);
+        : `HTTP ${req.method} is not part of the MCP Streamable HTTP transport (use POST, GET or DELETE)`), null, null);
     }
-    if (req.truncated) {
-      const msg = `request body exceeds the ${settings.limits.maxBytes}-byte limit`;
-      this.recordSimple(req, decisionId, t0, null, 413, ErrorCode.RequestTooLarge, msg, scope);
-      return refuse(decisionId, 413, ErrorCode.RequestTooLarge, null, msg);
-    }
-
+    if (req.truncated) return early(refusal('tooLarge', `request body exceeds the ${settings.limits.maxBytes}-byte limit`), null, null);
     if (req.method !== 'POST' && req.body.length > 0) {
       // Only a POST body is judged: a body on GET or DELETE would reach the server unjudged.
-      const msg = `HTTP ${req.method} to the MCP endpoint must not carry a body (only POST bodies are JSON-RPC messages)`;
-      this.recordSimple(req, decisionId, t0, null, 400, ErrorCode.InvalidRequest, msg, scope);
-      return refuse(decisionId, 400, ErrorCode.InvalidRequest, null, msg);
+      return early(refusal('invalidRequest', `HTTP ${req.method} to the MCP endpoint must not carry a body (only POST bodies are JSON-RPC messages)`), null, null);
     }
 
     // Parse before authenticating only to find the id for the error; nothing is trusted yet.
     const parsed = req.method === 'POST' ? parseMcpBody(req.body, settings.limits) : null;
-    if (parsed && !parsed.ok) {
-      const e = parsed.error;
-      const code = e.httpStatus === 413 ? ErrorCode.RequestTooLarge : e.code;
-      this.recordSimple(req, decisionId, t0, null, e.httpStatus, code, e.message, scope);
-      return refuse(decisionId, e.httpStatus, code, null, e.message);
-    }
+    if (parsed && !parsed.ok) return early(parsed.error, null, null);
+    const firstId = parsed?.ok ? idOf(parsed.value) : null;
 
     let identity: Identity;
     try {
@@ -168,29 +159,21 @@ export class Authorizer {
       const failure = e instanceof AuthError ? e.failure : 'issuer_unavailable';
       this.deps.metrics?.recordAuthFailure(failure);
       const description = e instanceof AuthError ? e.message : `token could not be verified: ${(e as Error).message}`;
-      const status = failure === 'issuer_unavailable' ? 503 : 401;
-      this.recordSimple(req, decisionId, t0, null, status, ErrorCode.Unauthenticated, `${failure}: ${description}`, scope);
-      if (status === 503) return refuse(decisionId, 503, ErrorCode.Unavailable, parsed?.ok ? idOf(parsed.value) : null, `identity provider unavailable: ${description}`);
-      return unauthenticated(decisionId, parsed?.ok ? idOf(parsed.value) : null, failure, description, metadataUrl);
+      // An unreachable issuer is not the caller's fault: 503, recorded as the client is told.
+      if (failure === 'issuer_unavailable') return early(refusal('unavailable', `identity provider unavailable: ${description}`), null, firstId, `${failure}: ${description}`);
+      this.recordSimple(req, decisionId, t0, null, refusal('unauthenticated', description), scope, `${failure}: ${description}`);
+      return unauthenticated(decisionId, firstId, failure, description, metadataUrl);
     }
 
     const policy = this.deps.policy.get();
-    if (!policy) {
-      const msg = 'no policy is loaded yet, so every call is refused (fail closed)';
-      this.recordSimple(req, decisionId, t0, identity, 503, ErrorCode.Unavailable, msg, scope);
-      return refuse(decisionId, 503, ErrorCode.Unavailable, parsed?.ok ? idOf(parsed.value) : null, msg);
-    }
+    if (!policy) return early(refusal('unavailable', 'no policy is loaded yet, so every call is refused (fail closed)'), identity, firstId);
 
-    const firstId = parsed?.ok ? idOf(parsed.value) : null;
     const session = this.sessionStanding(req, identity);
-    if (session.kind === 'foreign' || (session.kind === 'unknown' && session.id.length > MAX_SESSION_ID_LENGTH)) {
-      const msg = session.kind === 'foreign'
-        ? `Mcp-Session-Id ${session.id} belongs to another identity; a session can only be used by the identity that initialized it (start your own session: initialize without Mcp-Session-Id)`
-        : `Mcp-Session-Id is longer than ${MAX_SESSION_ID_LENGTH} characters`;
-      const status = session.kind === 'foreign' ? 404 : 400;
-      const code = session.kind === 'foreign' ? ErrorCode.SessionNotOwned : ErrorCode.InvalidRequest;
-      this.recordSimple(req, decisionId, t0, identity, status, code, msg, scope);
-      return refuse(decisionId, status, code, firstId, msg);
+    if (session.kind === 'foreign') {
+      return early(refusal('sessionNotOwned', `Mcp-Session-Id ${session.id} belongs to another identity; a session can only be used by the identity that initialized it (start your own session: initialize without Mcp-Session-Id)`), identity, firstId);
+    }
+    if (session.kind === 'unknown' && session.id.length > MAX_SESSION_ID_LENGTH) {
+      return early(refusal('invalidRequest', `Mcp-Session-Id is longer than ${MAX_SESSION_ID_LENGTH} characters`), identity, firstId);
     }
 
     // Epoch nanoseconds, as documented (nowNs() is monotonic: only for durations).
@@ -209,12 +192,12 @@ export class Authorizer {
     // thrown away, so the call did not run whatever authz decides now.
     const lateMs = req.deadline != null ? Date.now() - (req.deadline - DEADLINE_MARGIN_MS) : -1;
     if (lateMs >= 0) {
-      const why = `answered ${lateMs + DEADLINE_MARGIN_MS} ms after Envoy's ext_authz deadline: Envoy had already refused the request, so it was not executed`;
+      const late = refusal('late', `answered ${lateMs + DEADLINE_MARGIN_MS} ms after Envoy's ext_authz deadline: Envoy had already refused the request, so it was not executed`);
       for (const j of judged) {
-        this.write(req, decisionId, t0, identity, scope, { ...j, allow: false, code: ErrorCode.Unavailable, reasons: [...j.reasons, why], error: why },
-          policy.revision, batch, 504, { outcome: 'not_executed', policyAllow: j.decision ? j.allow : null, lateMs: lateMs + DEADLINE_MARGIN_MS });
+        this.write(req, decisionId, t0, identity, scope, { ...j, allow: false, code: late.code, reasons: [...j.reasons, late.message], error: late.message },
+          policy.revision, batch, late.httpStatus, { outcome: 'not_executed', policyAllow: j.decision ? j.allow : null, lateMs: lateMs + DEADLINE_MARGIN_MS });
       }
-      return refuse(decisionId, 504, ErrorCode.Unavailable, firstId, why);
+      return refuse(decisionId, late, firstId);
     }
     for (const j of judged) {
       if (j.allow && !allAllowed) {
@@ -354,8 +337,13 @@ export class Authorizer {
     if (tracer?.enabled) tracer.record(req.headers, { decisionId, allow, reasonClass, server, method, tool }, totalNs);
   }
 
-  /** Records a refusal made before any message was judged (bad token, bad body, no policy). */
-  private recordSimple(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, status: number, code: number, error: string, scope?: RequestScope): void {
+  /**
+   * Records a refusal made before any message was judged (bad token, bad body, no policy);
+   * `error` overrides the refusal's message in the record (the auth failure class, say).
+   */
+  private recordSimple(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, r: Refusal, scope?: RequestScope, recorded?: string): void {
+    const { httpStatus: status, code } = r;
+    const error = recorded ?? r.message;
     const totalNs = nowNs() - t0;
     const where = scope ?? scopeOf(req, this.deps.settings.defaultScope);
     const sink = this.deps.sink;

@@ -8,7 +8,7 @@ import { filterListResponse, isJsonObject, LIST_KINDS, listKindOfMethod, listKin
 import type { ToolAnnotations } from '../policy/types.js';
 import { DECISION_ID_HEADER, type PendingCall, type PendingCalls } from './pending.js';
 import type { SessionOwners } from './sessions.js';
-import { ErrorCode } from './codes.js';
+import { refusal, type Refusal } from '../contract/refusal.js';
 
 /**
  * Envoy ext_proc `Process` handler: the response half of the request path. For a call Check
@@ -158,15 +158,17 @@ function listedItem(kind: ListKind, raw: JsonObject): ListedItem {
 const noop = (): void => undefined;
 
 /** JSON text of the JSON-RPC error(s) answering `ids` (one with a null id when none is known). */
-export function rpcErrorText(ids: ReadonlyArray<string | number | null>, code: number, message: string, data: Record<string, unknown>): string {
-  const one = (id: string | number | null): unknown => ({ jsonrpc: '2.0', id, error: { code, message, data } });
+export function rpcErrorText(ids: ReadonlyArray<string | number | null>, r: Refusal, decisionId: string | null): string {
+  const error = { code: r.code, message: `Tollgate: ${r.message}${decisionId ? ` (decision ${decisionId})` : ''}`, data: { decision_id: decisionId, reasons: [r.message] } };
+  const one = (id: string | number | null): unknown => ({ jsonrpc: '2.0', id, error });
   return JSON.stringify(ids.length > 1 ? ids.map(one) : one(ids[0] ?? null));
 }
 
-function immediate(status: number, body: string, decisionId: string | null, details: string): { immediateResponse: ImmediateResponseMsg } {
+/** Envoy answers the client with `r` itself (in place of the upstream, or before reaching it). */
+function immediate(r: Refusal, ids: ReadonlyArray<string | number | null>, decisionId: string | null): { immediateResponse: ImmediateResponseMsg } {
   const setHeaders = [{ header: { key: 'content-type', rawValue: Buffer.from('application/json') } }];
   if (decisionId) setHeaders.push({ header: { key: DECISION_ID_HEADER, rawValue: Buffer.from(decisionId) } });
-  return { immediateResponse: { status: { code: status }, headers: { setHeaders }, body: Buffer.from(body, 'utf8'), details } };
+  return { immediateResponse: { status: { code: r.httpStatus }, headers: { setHeaders }, body: Buffer.from(rpcErrorText(ids, r, decisionId), 'utf8'), details: `tollgate: ${r.kind}` } };
 }
 
 /** The ids of the messages whose answers may be lists (a GET stream's: none known). */
@@ -270,13 +272,11 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
       return f.result;
     };
 
-    /** Replaces a may-list response that cannot be read, before any of it is sent. */
-    const unfilterable = (c: PendingCall, why: string): string => {
+    /** The refusal of a may-list response that cannot be read (counted and logged). */
+    const unfilterable = (c: PendingCall, why: string): Refusal => {
       stats.unfilterable++;
       log.error({ decisionId: c.decisionId, why }, 'ext_proc: a response that may carry a list cannot be filtered; refused');
-      return rpcErrorText(listIds(c), ErrorCode.Unavailable,
-        `Tollgate: the MCP server's answer could not be filtered by policy (${why}), so it was withheld (decision ${c.decisionId})`,
-        { decision_id: c.decisionId, reasons: [`unfilterable response: ${why}`] });
+      return refusal('unfilterable', `the MCP server's answer could not be filtered by policy (${why}), so it was withheld`);
     };
 
     const onResponseHeaders = (h: HttpHeadersMsg): CommonResponseMsg | { immediateResponse: ImmediateResponseMsg } => {
@@ -293,7 +293,7 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
         // format that is neither JSON nor SSE, cannot have its list filtered: refused whole.
         const why = format === 'other' ? `content-type "${headerOf(h, 'content-type') ?? ''}" is neither JSON nor SSE` : `content-encoding "${encoding}"`;
         finish();
-        return immediate(502, unfilterable(c, why), c.decisionId, 'tollgate: unfilterable list response');
+        return immediate(unfilterable(c, why), listIds(c), c.decisionId);
       }
       if (format === 'other' || h.endOfStream) {
         finish();
@@ -301,7 +301,7 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
       }
       processor = new ResponseBodyProcessor({
         format, rewrite: mayList, transform, maxBufferBytes,
-        unreadable: (why) => unfilterable(c, why),
+        unreadable: (why) => rpcErrorText(listIds(c), unfilterable(c, why), c.decisionId),
         onMessage: (m) => {
           if (isJsonObject(m) && ('result' in m || 'error' in m)) charge(m.result ?? m.error);
         },
@@ -374,7 +374,7 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
             ? `decision ${decisionId} is not known to this authz instance (it expired, or Check and ext_proc reached different authz replicas: route both to the same instance)`
             : 'the request carries no x-tollgate-decision-id (ext_authz did not allow it)';
           log.error({ decisionId }, `ext_proc: ${why}; refused`);
-          return immediate(503, rpcErrorText([], ErrorCode.Unavailable, `Tollgate: this request cannot be accounted for: ${why}`, { decision_id: decisionId, reasons: [why] }), decisionId, 'tollgate: unknown decision');
+          return immediate(refusal('unknownDecision', `this request cannot be accounted for: ${why}`), [], decisionId);
         }
         return { requestHeaders: { response: {} } };
       }
@@ -387,7 +387,7 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
           fail(e, 'response headers');
           // A response that may carry a list and could not be set up for filtering is refused.
           const c = call as PendingCall | null;
-          r = c && deps.filterTool && mayCarryList(c) ? immediate(502, unfilterable(c, 'an internal error'), c.decisionId, 'tollgate: internal error') : {};
+          r = c && deps.filterTool && mayCarryList(c) ? immediate(unfilterable(c, 'an internal error'), listIds(c), c.decisionId) : {};
         }
         return 'immediateResponse' in r ? r : { responseHeaders: { response: r } };
       }

@@ -92,6 +92,8 @@ export function sharedInput(req: HttpRequestView, identity: Identity | null, par
     parsed_path: parsePath(pathOnly),
     parsed_query: parseQuery(req.query),
     truncated_body: req.truncated,
+    // As a fresh authz sees it: nobody known to own it yet. Check replaces this with what it knows.
+    session: req.headers['mcp-session-id'] ? { id: req.headers['mcp-session-id'], owner: null, bound_by: null } : null,
   };
 }
 
