@@ -288,7 +288,10 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
       const format = bodyFormat(headerOf(h, 'content-type'));
       const encoding = (headerOf(h, 'content-encoding') ?? '').trim().toLowerCase();
       const empty = h.endOfStream === true || headerOf(h, 'content-length') === '0';
-      if (mayList && !empty && (format === 'other' || (encoding !== '' && encoding !== 'identity'))) {
+      // JSON-RPC results travel in 2xx answers only; an error status (a GET refused with 405, say)
+      // carries no list, whatever its body.
+      const success = /^2\d\d$/.test(headerOf(h, ':status') ?? '200');
+      if (mayList && success && !empty && (format === 'other' || (encoding !== '' && encoding !== 'identity'))) {
         // Check asked the server for no compression; one that compresses anyway, or answers in a
         // format that is neither JSON nor SSE, cannot have its list filtered: refused whole.
         const why = format === 'other' ? `content-type "${headerOf(h, 'content-type') ?? ''}" is neither JSON nor SSE` : `content-encoding "${encoding}"`;

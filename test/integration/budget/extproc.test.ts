@@ -271,6 +271,12 @@ describe('ext_proc handler over real gRPC', function () {
       assert.equal(err.error.data.decision_id, call.decisionId);
       s.end();
     }
+    // An error status carries no list: a GET refused with 405 and a text body passes as it is.
+    const get = pendingCall(null, { methods: [null], ids: [null] });
+    const g = open();
+    await g.headers('requestHeaders', { 'x-tollgate-decision-id': get.decisionId });
+    assert.equal((await g.headers('responseHeaders', { ':status': '405', 'content-type': 'text/plain' })).response, 'responseHeaders');
+    g.end();
     // Not a list: a compressed tools/call result is the client's business.
     const call = pendingCall('tools/call', { ids: [8] });
     const s = open();
