@@ -16,6 +16,7 @@ import { createLogger, type Logger } from '../util/log.js';
 import { Authorizer, type CheckDeps } from './check.js';
 import type { AuthzConfig } from './config.js';
 import { PendingCalls } from './pending.js';
+import { SessionOwners } from './sessions.js';
 import { openBudgetGate, type OpenedBudgets } from '../budget/open.js';
 import { ToolAnnotationStore } from '../mcp/annotations.js';
 import { createExtProcHandler } from './extproc.js';
@@ -119,6 +120,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   }
 
   const pending = new PendingCalls();
+  const sessions = new SessionOwners();
   const annotations = new ToolAnnotationStore();
   const pins = cfg.pins ? await startPins(cfg, sink, log) : null;
   if (pins) closers.push(() => pins.source.stop());
@@ -149,11 +151,12 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     clock: Date.now,
     metrics,
     tracer: tracing.checks,
+    sessions,
   });
 
   // ext_proc always runs: it records the tool annotations servers declare, and charges budgets.
   const extProc = createExtProcHandler({
-    pending, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder, pins?.store.lookup ?? null), logger: log,
+    pending, sessions, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder, pins?.store.lookup ?? null), logger: log,
     ...(pins ? {
       onToolsListed: (server: string, tools: readonly unknown[]) => { for (const o of pins.store.observe(server, tools)) pins.source.publish(server, o.tool, o); },
       onInstructions: (server: string, text: string) => {

@@ -27,6 +27,12 @@ export function refusePeer(call: Call, tls: AuthzTls | null | undefined): string
   return null;
 }
 
+/** Envoy sets the gRPC deadline to its ext_authz timeout (grpc-timeout); epoch ms, or null if none. */
+export function deadlineMs(d: grpc.Deadline): number | null {
+  const ms = d instanceof Date ? d.getTime() : d;
+  return Number.isFinite(ms) ? ms : null;
+}
+
 /** ext_authz and ext_proc on one gRPC port, as the sidecar config expects. */
 export class AuthzServer {
   private constructor(private readonly server: grpc.Server, readonly port: number) {}
@@ -50,6 +56,7 @@ export class AuthzServer {
         let view;
         try {
           view = toRequestView(call.request);
+          view.deadline = deadlineMs(call.getDeadline());
         } catch (e) {
           callback({ code: grpc.status.INVALID_ARGUMENT, details: `unreadable CheckRequest: ${(e as Error).message}` });
           return;

@@ -30,6 +30,16 @@ export interface DecisionRecord {
     code: number | null;
     /** Set when the call never reached policy (bad token, malformed body, ...). */
     error: string | null;
+    /**
+     * What happened to the call (set by authz since issue 10): `forwarded` to the server, `refused`,
+     * or `not_executed` although policy allowed it (batch refused as a whole, answer after Envoy's
+     * deadline). Absent in records written before.
+     */
+    outcome?: 'forwarded' | 'refused' | 'not_executed';
+    /** The policy's own verdict, which `allow` may not be (not executed); null if never judged. */
+    policy_allow?: boolean | null;
+    /** ms past Envoy's ext_authz deadline when authz answered; null when in time. */
+    late_ms?: number | null;
   };
   budget: Array<{ name: string; limit: number; used: number; remaining: number }> | null;
   tokens: { request: number; response: number | null } | null;

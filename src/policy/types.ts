@@ -47,6 +47,19 @@ export interface McpInput {
   pin?: PinInput | null;
   /** Scanner findings on a listed prompt's or resource's description (listing only, pinning on). */
   findings?: Finding[];
+  /**
+   * The request's Mcp-Session-Id and who owns it (docs/policy-input.md); null without the header.
+   * Absent only in inputs built outside Check (toolkit fixtures).
+   */
+  session?: McpSessionInput | null;
+}
+
+/** A session as authz knows it: `owner` null means unknown here (bound to this caller if allowed). */
+export interface McpSessionInput {
+  id: string;
+  owner: { iss: string; sub: string; agent: string | null } | null;
+  /** How the owner was learnt: from the initialize response, or from the first request using it. */
+  bound_by: 'initialize' | 'first_request' | null;
 }
 
 export interface IdentityInput {

@@ -1,12 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { Registry } from 'prom-client';
-import { ErrorCode } from '../../../src/authz/codes.js';
+import { ErrorCode, reasonClassOf } from '../../../src/contract/refusal.js';
 import type { BudgetMetrics } from '../../../src/budget/gate.js';
 import type { DecisionLogStats } from '../../../src/decisionlog/tee.js';
 import type { NatsReplicaStats } from '../../../src/decisionlog/nats-sink.js';
 import { createAuthzMetrics, type AuthzMetrics, type AuthzMetricsOptions } from '../../../src/metrics/authz-metrics.js';
 import { BoundedLabels } from '../../../src/metrics/bounded.js';
-import { reasonClassOf } from '../../../src/metrics/reason.js';
 import type { BundleSourceStatus } from '../../../src/policy/sources/types.js';
 import { parseExposition, seriesOf, valueOf, type Exposition } from './exposition.js';
 
