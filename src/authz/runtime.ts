@@ -90,6 +90,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
       dir: cfg.decisionLogDir,
       signingKeyPath: join(cfg.stateDir, 'decision-log-key.pem'),
       nats: cfg.decisionLogNatsUrl ? { url: cfg.decisionLogNatsUrl } : null,
+      ...(cfg.decisionLogWitness !== undefined ? { witnessPath: cfg.decisionLogWitness } : {}),
     }, { warn: (m) => log.warn(m) });
     sink = opened;
     closers.push(() => opened.close());

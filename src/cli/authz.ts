@@ -27,6 +27,8 @@ same field of the config file (docs/configuration.md documents each field).
   --resource-metadata URL      RFC 9728 metadata URL put in 401 challenges
   --decision-log DIR           decision log directory (default <state>/decisions)
   --decision-log-nats URL      also replicate decision records to NATS JetStream
+  --decision-log-witness PATH  append-only copy of every checkpoint, outside the log directory
+                               (default <decision log dir>.witness.jsonl; "off" for none)
   --budgets FILE               token budgets (docs/budgets.md); none: no budgets enforced
   --no-decision-log            write no decision log (not for production)
   --deny-status N              HTTP status of policy denials of JSON-RPC requests (default 200)
@@ -43,7 +45,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   const { values } = parseCommandArgs(argv, {
     config: { type: 'string' }, listen: { type: 'string' }, policies: { type: 'string' }, entrypoint: { type: 'string' },
     watch: { type: 'boolean' }, 'policy-nats': { type: 'string' }, 'verification-key': { type: 'string' }, 'bundle-url': { type: 'string' },
-    'decision-log-nats': { type: 'string' }, budgets: { type: 'string' }, 'metrics-listen': { type: 'string' },
+    'decision-log-nats': { type: 'string' }, 'decision-log-witness': { type: 'string' }, budgets: { type: 'string' }, 'metrics-listen': { type: 'string' },
     issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' },
     'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
     'deny-status': { type: 'string' }, 'upstream-authorization': { type: 'string' }, state: { type: 'string' },
@@ -64,6 +66,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     if (values['verification-key']) c.policy.bundleKey = values['verification-key'];
   }
   if (values['decision-log-nats']) c.decisionLogNatsUrl = values['decision-log-nats'];
+  if (values['decision-log-witness']) c.decisionLogWitness = values['decision-log-witness'] === 'off' ? null : values['decision-log-witness'];
   if (values.budgets) c.budgetsFile = values.budgets;
   // The command serves metrics by default; the library default stays off so tests can run many.
   const m = values['metrics-listen'] ?? (values.config ? undefined : '127.0.0.1:9464');

@@ -9,7 +9,8 @@ import { readStreamRecords } from '../decisionlog/nats-reader.js';
 import { compileFilter, parseTimeArg, StatsBuilder, TimeArgError, type RecordFilter, type RecordPredicate } from '../decisionlog/query.js';
 import { LogCursor, readRecordsOfFiles } from '../decisionlog/reader.js';
 import type { ChainedDecisionRecord } from '../decisionlog/types.js';
-import { verifyLogFiles } from '../decisionlog/verify.js';
+import { verifyLogFiles, type VerifyOptions } from '../decisionlog/verify.js';
+import { defaultWitnessPath, readWitness, type WitnessedCheckpoint } from '../decisionlog/witness.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -114,12 +115,13 @@ ${FILTER_HELP}
 ${SOURCE_HELP}
   -h, --help             this text
 `,
-  verify: `Usage: tollgate logs verify [FILE|DIR] [--key PUBKEY] [--strict] [--json]
+  verify: `Usage: tollgate logs verify [FILE|DIR] [--key PUBKEY] [--witness FILE] [--strict] [--json]
 
 Checks that a decision log is complete and unaltered: every record's hash chain link (across
-rotated files), the seq numbering, and every checkpoint's signature and hash. Reports exactly
-where it breaks: edited record, deleted record, reordering, duplicate, truncated tail (torn last
-line, or records missing after a checkpoint), forged checkpoint.
+rotated files), the seq numbering, and every checkpoint's signature and hash, and compares the
+log with the checkpoints its witness holds. Reports exactly where it breaks: edited record,
+deleted record, reordering, duplicate, truncated tail (torn last line, records missing after a
+checkpoint in the log or in the witness, newest file deleted), forged checkpoint.
 
   FILE|DIR               a log directory (default: the local log, see --dir) or one file; a
                          single file is checked on its own, from whatever seq it starts at
@@ -127,6 +129,8 @@ line, or records missing after a checkpoint), forged checkpoint.
   --key PUBKEY           public key(s) trusted for checkpoint signatures: a JWK, a JWK Set or a
                          PEM key. Default: DIR/${PUBLIC_KEYS_FILE}, which the writer keeps next to
                          the log; a copy kept elsewhere is stronger evidence (the report says so)
+  --witness FILE         the log's witness: append-only copies of its checkpoints, kept outside
+                         the log directory (default DIR.witness.jsonl beside DIR, if it exists)
   --strict               warnings fail too (unsigned tail, recovered crash, key from the log dir)
   --json                 the report as JSON
   -h, --help             this text
@@ -369,9 +373,29 @@ function trustedKeys(path: string): TrustedKeys {
   return trustedKeysFrom({ keys: publicJwksFromFile(path) }, (j) => jwkThumbprint(j as Parameters<typeof jwkThumbprint>[0]));
 }
 
+/** Witness entries kept in memory by verify: the newest ones (one per checkpoint; ~100 MB at most). */
+const MAX_ANCHORS = 100_000;
+
+/** The witness to compare with: --witness, else the default one beside a log directory if it exists. */
+function witnessOf(flag: string | undefined, dir: string | null): VerifyOptions['witness'] {
+  const path = flag ?? (dir ? defaultWitnessPath(dir) : undefined);
+  if (path === undefined) return null;
+  if (!existsSync(path)) {
+    if (flag !== undefined) throw new NoLogError(`witness ${flag} does not exist`);
+    return null;
+  }
+  const anchors: WitnessedCheckpoint[] = [];
+  const problems: Array<{ line: number; problem: string }> = [];
+  for (const a of readWitness(path, (line, problem) => problems.push({ line, problem }))) {
+    anchors.push(a);
+    if (anchors.length > 2 * MAX_ANCHORS) anchors.splice(0, MAX_ANCHORS);
+  }
+  return { path, anchors: anchors.slice(-MAX_ANCHORS), problems };
+}
+
 async function verify(argv: string[], io: LogsIo): Promise<number> {
   const { values: v, positionals } = parseCommandArgs(argv, {
-    dir: { type: 'string' }, key: { type: 'string' }, strict: { type: 'boolean' }, json: { type: 'boolean' },
+    dir: { type: 'string' }, key: { type: 'string' }, witness: { type: 'string' }, strict: { type: 'boolean' }, json: { type: 'boolean' },
   }, true);
   if (v.help) return help(io, 'verify');
   if (positionals.length > 1) throw new UsageError(`give one FILE or DIR, got ${positionals.length}`);
@@ -393,7 +417,7 @@ async function verify(argv: string[], io: LogsIo): Promise<number> {
       keysFromLogDir = beside;
     }
   }
-  const report = await verifyLogFiles(files, { keys, keysFromLogDir, whole, live: whole && liveWriter(target) });
+  const report = await verifyLogFiles(files, { keys, keysFromLogDir, whole, live: whole && liveWriter(target), witness: witnessOf(v.witness, whole ? target : null) });
   const failed = !report.ok || (!!v.strict && report.findings.some((x) => x.severity === 'warning'));
   io.out(v.json ? safeJson({ target, ...report, ok: !failed }, 2) + '\n' : renderVerify(target, report, !!v.strict));
   return failed ? 1 : 0;

@@ -90,6 +90,8 @@ export function renderVerify(target: string, r: VerifyReport, strict: boolean): 
   const failed = errors.length > 0 || (strict && warnings.length > 0);
   if (!failed) {
     out += 'INTACT: the chain is unbroken' + (r.signedThrough ? ` and signed through seq ${r.signedThrough}` : '') + '\n';
+  } else if (errors.some((f) => f.kind === 'truncated')) {
+    out += `TRUNCATED: records are missing from the end of the log; ${errors.length} problem(s) in all\n`;
   } else if (errors.length > 0) {
     out += `BROKEN: ${errors.length} problem(s); the first is where the log stops being trustworthy\n`;
   } else {

@@ -100,4 +100,10 @@ export interface HeadLine {
   timestamp: string;
   /** With reason "recover": the incomplete last line the writer found in prev_file. */
   torn: { file: string; offset: number; bytes: number } | null;
+  /**
+   * With reason "recover": the file being written was deleted or truncated under the writer
+   * (tampering); `seq` is where the chain stood, `bytes_*` what was written and what was left.
+   * Absent otherwise.
+   */
+  lost?: { file: string; reason: 'deleted' | 'truncated'; bytes_written: number; bytes_found: number; seq: number } | null;
 }
