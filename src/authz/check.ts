@@ -180,7 +180,7 @@ export class Authorizer {
           decisionId, subject: first.subject, method: first.message?.method ?? null, tool: first.facts?.tool ?? null,
           methods: judged.map((j) => j.message?.method ?? null),
           ...(first.input && LIST_METHODS.has(first.message?.method ?? '') ? { listInput: first.input } : {}),
-          server: scope.server, requestTokens: judged.reduce((n, j) => n + j.tokens, 0), createdAt: Date.now(),
+          server: scope.server, namespace: scope.namespace, requestTokens: judged.reduce((n, j) => n + j.tokens, 0), createdAt: Date.now(),
         });
       }
       // The caller's token is for us, not for the MCP server behind us (no token passthrough).

@@ -10,12 +10,13 @@ import type { BundleSourceStatus } from '../policy/sources/types.js';
 import { loadVerificationKeys } from '../controlplane/keys.js';
 import { createDecisionSink } from '../decisionlog/config.js';
 import { createInputMasker } from '../decisionlog/mask.js';
+import { accountingRecord } from '../decisionlog/accounting.js';
 import type { TeeSink } from '../decisionlog/tee.js';
 import { version } from '../cli/version.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Authorizer, type CheckDeps } from './check.js';
 import type { AuthzConfig } from './config.js';
-import { PendingCalls } from './pending.js';
+import { PendingCalls, type PendingCall } from './pending.js';
 import { openBudgetGate, type OpenedBudgets } from '../budget/open.js';
 import { ToolAnnotationStore } from '../mcp/annotations.js';
 import { createExtProcHandler } from './extproc.js';
@@ -128,7 +129,18 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   });
 
   // ext_proc always runs: it records the tool annotations servers declare, and charges budgets.
-  const extProc = createExtProcHandler({ pending, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder), logger: log });
+  // With a decision log, each answered call's response tokens go into the chain as an
+  // accounting record linked to its decision (docs/decision-log.md, "Accounting records").
+  const logSink = sink;
+  const onCharged = logSink ? (decisionId: string, tokens: number, call: PendingCall): void => {
+    logSink.account(accountingRecord({
+      decisionId, now: new Date(), instance: cfg.instanceId, version,
+      identity: { sub: call.subject.sub, team: call.subject.team, agent: call.subject.agent },
+      server: call.server, namespace: call.namespace ?? cfg.server.namespace, method: call.method, tool: call.tool,
+      requestTokens: call.requestTokens, responseTokens: tokens,
+    }));
+  } : undefined;
+  const extProc = createExtProcHandler({ pending, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder), logger: log, ...(onCharged ? { onCharged } : {}) });
   const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc });
   log.info({ listen: `${cfg.listen.host}:${server.port}`, revision: holder.get()?.revision }, 'authz listening');
 

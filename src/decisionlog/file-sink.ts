@@ -5,8 +5,8 @@ import { canonicalize } from './canonical.js';
 import { checkpointPayload, signCheckpoint } from './checkpoint.js';
 import { fdSize, listLogFiles, LOCK_FILE, LOG_FILE_RE, logFileName, PUBLIC_KEYS_FILE, readTail, type FileTail, type LogFile } from './files.js';
 import { loadOrCreateSigningKey, type PublicJwk, type SigningKey } from './keys.js';
-import { parseLine } from './lines.js';
-import { HEAD_SCHEMA, type CheckpointLine, type DecisionRecordDraft, type DecisionSink, type HeadLine, type HeadReason } from './types.js';
+import { chained, parseLine } from './lines.js';
+import { HEAD_SCHEMA, type AccountingRecordDraft, type CheckpointLine, type DecisionRecordDraft, type DecisionSink, type HeadLine, type HeadReason, type LogEntryDraft } from './types.js';
 import { lineAt, WitnessFile } from './witness.js';
 
 export type FsyncPolicy = 'always' | 'checkpoint' | 'never';
@@ -167,8 +167,12 @@ export class FileDecisionSink implements DecisionSink {
     this.appendEntry(draft);
   }
 
+  account(draft: AccountingRecordDraft): void {
+    this.appendEntry(draft);
+  }
+
   /** Appends and returns the record as written (for replication). Throws if it could not be written. */
-  appendEntry(draft: DecisionRecordDraft): ChainedEntry {
+  appendEntry(draft: LogEntryDraft): ChainedEntry {
     if (this.closed) throw new Error('decision log is closed');
     this.checkFile();
     if (this.damaged) this.rotate('recover', { file: this.file.name, ...this.damaged });
@@ -407,7 +411,8 @@ export class FileDecisionSink implements DecisionSink {
   private chainStateOf(f: LogFile, tail: FileTail, corrupt: string[]): { head: ChainHead; records: boolean } | null {
     for (const line of tail.lines()) {
       const p = parseLine(line.text);
-      if (p.kind === 'record') return { head: { seq: p.record.seq, hash: recordHash(p.record) }, records: true };
+      const r = chained(p);
+      if (r) return { head: { seq: r.seq, hash: recordHash(r) }, records: true };
       if (p.kind === 'head') return { head: { seq: p.head.next_seq - 1, hash: p.head.prev_hash }, records: false };
       if (p.kind === 'invalid') corrupt.push(`${f.name} offset ${line.offset}: ${p.problem}`);
     }

@@ -1,4 +1,5 @@
 import { revisionOf, subjectOf, type DecisionStats } from './query.js';
+import { money, type SpendReport } from './spend.js';
 import type { DecisionRecordDraft } from './types.js';
 import type { Finding, VerifyReport } from './verify.js';
 
@@ -73,6 +74,19 @@ export function renderStats(s: DecisionStats): string {
   out += '\nTop denied tools\n' + renderTable(['COUNT', 'SERVER', 'TOOL'], s.topDeniedTools.map((c) => [String(c.count), printable(c.key.server), printable(c.key.tool)]));
   out += '\nDenies per team\n' + renderTable(['COUNT', 'TEAM'], s.deniesPerTeam.map((c) => [String(c.count), printable(c.key)]));
   out += '\nDenies per reason\n' + renderTable(['COUNT', 'REASON'], s.deniesPerReason.map((c) => [String(c.count), printable(c.key)]));
+  return out;
+}
+
+/** The spend report (`logs stats --by`) as a table with a TOTAL row. */
+export function renderSpend(r: SpendReport): string {
+  const cost = `COST (${r.currency})`;
+  const head = [...r.by.map((d) => d.toUpperCase()), 'CALLS', 'ALLOWED', 'DENIED', 'TOKENS IN', 'TOKENS OUT', cost];
+  const row = (g: string[], x: Omit<SpendReport['rows'][number], 'group'>): string[] =>
+    [...g, String(x.calls), String(x.allowed), String(x.denied), String(x.tokensIn), String(x.tokensOut), money(x.cost)];
+  const rows = r.rows.map((x) => row(r.by.map((d) => printable((x.group as Record<string, string>)[d] ?? '')), x));
+  rows.push(row(r.by.map((_, i) => (i === 0 ? 'TOTAL' : '')), r.total));
+  let out = renderTable(head, rows);
+  if (r.unpriced > 0) out += `\n${r.unpriced} call(s) matched no price rule and are counted at 0 (add a rule, or a default with server: "*")\n`;
   return out;
 }
 

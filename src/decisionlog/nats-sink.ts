@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { ChainedEntry } from './chain.js';
-import { parseLine } from './lines.js';
-import { LogCursor } from './reader.js';
+import { chained, parseLine } from './lines.js';
+import { EntryCursor } from './reader.js';
 import { Spool } from './spool.js';
-import type { ChainedDecisionRecord } from './types.js';
+import type { ChainedDecisionRecord, ChainedLogEntry } from './types.js';
 
 /**
  * Replication of the decision log to a NATS JetStream stream. The local file is the source of
@@ -105,7 +105,7 @@ export class NatsReplica {
   private readonly memory: Outgoing[] = [];
   private spoolBuf: Outgoing[] = [];
   private logBuf: Outgoing[] = [];
-  private cursor: LogCursor | null = null;
+  private cursor: EntryCursor | null = null;
   private deferredFrom: number | null = null;
   private lastOffered: number;
   private acked: number;
@@ -193,7 +193,7 @@ export class NatsReplica {
     if (nc) await nc.close().catch(() => undefined);
   }
 
-  private outgoing(r: ChainedDecisionRecord, line: string, source: Outgoing['source'], spoolEnd: number): Outgoing {
+  private outgoing(r: ChainedLogEntry, line: string, source: Outgoing['source'], spoolEnd: number): Outgoing {
     return { seq: r.seq, subject: decisionSubject(this.opts.subjectPrefix, r.mcp.namespace, r.mcp.server), msgId: decisionMsgId(r), data: line, source, spoolEnd };
   }
 
@@ -222,7 +222,7 @@ export class NatsReplica {
     const lastSpooled = ends ? this.seqOf(ends.last) : null;
     if (!this.opts.localLogDir) return;
     if (firstSpooled !== null && firstSpooled > this.acked + 1) {
-      const cursor = new LogCursor(this.opts.localLogDir, this.acked + 1);
+      const cursor = new EntryCursor(this.opts.localLogDir, this.acked + 1);
       const lines: string[] = [];
       for (let got = cursor.read(BATCH); got.length > 0; got = cursor.read(BATCH)) {
         for (const r of got) if (r.record.seq < firstSpooled) lines.push(r.line);
@@ -235,8 +235,7 @@ export class NatsReplica {
   }
 
   private seqOf(line: string): number | null {
-    const p = parseLine(line);
-    return p.kind === 'record' ? p.record.seq : null;
+    return chained(parseLine(line))?.seq ?? null;
   }
 
   private pending(): boolean {
@@ -248,15 +247,15 @@ export class NatsReplica {
     if (this.memory.length > 0) return this.memory[0]!;
     if (this.spoolBuf.length === 0 && !this.spool.empty) {
       for (const item of this.spool.peek(BATCH)) {
-        const p = parseLine(item.line);
-        if (p.kind === 'record') this.spoolBuf.push(this.outgoing(p.record, item.line, 'spool', item.end));
+        const r = chained(parseLine(item.line));
+        if (r) this.spoolBuf.push(this.outgoing(r, item.line, 'spool', item.end));
         else this.spool.commit(item.end); // not a record: nothing to send
       }
       if (this.spoolBuf.length === 0) return this.next();
     }
     if (this.spoolBuf.length > 0) return this.spoolBuf[0]!;
     if (this.deferredFrom !== null && this.opts.localLogDir) {
-      this.cursor ??= new LogCursor(this.opts.localLogDir, this.deferredFrom);
+      this.cursor ??= new EntryCursor(this.opts.localLogDir, this.deferredFrom);
       if (this.logBuf.length === 0) this.logBuf = this.cursor.read(BATCH).map((r) => this.outgoing(r.record, r.line, 'log', 0));
       if (this.logBuf.length > 0) return this.logBuf[0]!;
       if (this.cursor.position > this.lastOffered) {

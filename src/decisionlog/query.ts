@@ -139,6 +139,29 @@ export function compileFilter(f: RecordFilter): RecordPredicate {
   };
 }
 
+/**
+ * Accounting records carry no reasons or revision: they are selected through their decision.
+ * An accounting record always comes after its decision (the response follows the Check), so
+ * remembering the matching allowed decisions until their accounting arrives is enough. Bounded:
+ * decisions whose response never came are forgotten oldest first.
+ */
+export class AccountingJoin {
+  private readonly waiting = new Map<string, true>();
+  constructor(private readonly max = 1_000_000) {}
+
+  /** Notes a decision record and whether it matched the filter. */
+  decision(r: DecisionRecordDraft, matched: boolean): void {
+    if (!matched || !r.result.allow) return;
+    this.waiting.set(r.decision_id, true);
+    if (this.waiting.size > this.max) this.waiting.delete(this.waiting.keys().next().value as string);
+  }
+
+  /** Whether an accounting record belongs to a matching decision (each is taken once). */
+  accounting(decisionId: string): boolean {
+    return this.waiting.delete(decisionId);
+  }
+}
+
 export interface Count<K> {
   key: K;
   count: number;

@@ -49,6 +49,8 @@ export type DecisionRecordDraft = Omit<DecisionRecord, 'seq' | 'prev_hash'>;
  */
 export interface DecisionSink {
   append(record: DecisionRecordDraft): void;
+  /** Appends an accounting record (after the response); never throws. Optional for older sinks. */
+  account?(record: AccountingRecordDraft): void;
   close(): Promise<void>;
 }
 
@@ -56,6 +58,38 @@ export type { Decision };
 
 /** A record as written: the draft plus its place in the hash chain. */
 export type ChainedDecisionRecord = DecisionRecordDraft & { seq: number; prev_hash: string };
+
+export const ACCOUNTING_SCHEMA = 'tollgate.accounting/v1';
+
+/**
+ * What an allowed call cost, known only once its response has flowed back (ext_proc): written to
+ * the same hash chain as the decisions, linked to its decision by `decision_id`. It repeats the
+ * identity and the call's server and tool so spend can be summed without joining.
+ */
+export interface AccountingRecord {
+  schema: typeof ACCOUNTING_SCHEMA;
+  type: 'response_tokens';
+  decision_id: string;
+  timestamp: string;
+  labels: DecisionRecord['labels'];
+  identity: { sub: string | null; team: string | null; agent: string | null };
+  mcp: { server: string; namespace: string; method: string | null; tool: string | null };
+  /** `request`: tokens of the arguments (as charged at Check); `response`: of the results. Default encoding (o200k_base). */
+  tokens: { request: number; response: number };
+  seq?: number;
+  prev_hash?: string;
+}
+
+export type AccountingRecordDraft = Omit<AccountingRecord, 'seq' | 'prev_hash'>;
+export type ChainedAccountingRecord = AccountingRecordDraft & { seq: number; prev_hash: string };
+
+/** Anything the chain holds: decisions and accounting records share one seq and one chain. */
+export type ChainedLogEntry = ChainedDecisionRecord | ChainedAccountingRecord;
+export type LogEntryDraft = DecisionRecordDraft | AccountingRecordDraft;
+
+export function isAccounting(e: ChainedLogEntry): e is ChainedAccountingRecord {
+  return e.schema === ACCOUNTING_SCHEMA;
+}
 
 export const CHECKPOINT_SCHEMA = 'tollgate.checkpoint/v1';
 export const HEAD_SCHEMA = 'tollgate.decision-head/v1';

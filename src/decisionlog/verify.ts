@@ -3,7 +3,7 @@ import { GENESIS_HASH, sha256Hex } from './chain.js';
 import { verifyCheckpoint, type TrustedKeys } from './checkpoint.js';
 import { readLines, type LogFile } from './files.js';
 import { classify } from './lines.js';
-import type { ChainedDecisionRecord, CheckpointLine, HeadLine } from './types.js';
+import type { ChainedLogEntry, CheckpointLine, HeadLine } from './types.js';
 import type { WitnessedCheckpoint } from './witness.js';
 
 /**
@@ -168,7 +168,7 @@ class ChainVerifier {
     this.findings.push({ kind, severity, file: loc?.file ?? null, line: loc?.line ?? null, seq, message });
   }
 
-  record(r: ChainedDecisionRecord, text: string, loc: Loc): void {
+  record(r: ChainedLogEntry, text: string, loc: Loc): void {
     const canonical = canonicalize(r);
     if (canonical !== text && this.notCanonical++ === 0) {
       this.add('not_canonical', 'warning', loc, r.seq, 'line is not in RFC 8785 form (re-serialised?); its hash is taken over the canonical form');
@@ -424,7 +424,7 @@ export async function verifyLogFiles(files: readonly LogFile[], opts: VerifyOpti
       }
       const p = classify(value);
       if (first) v.firstLineOfFile(p.kind === 'head');
-      if (p.kind === 'record') v.record(p.record, raw.text, loc);
+      if (p.kind === 'record' || p.kind === 'accounting') v.record(p.record, raw.text, loc);
       else if (p.kind === 'checkpoint') await v.checkpoint(p.checkpoint, loc);
       else if (p.kind === 'head') v.head(p.head, loc, first, fi > 0 ? files[fi - 1]!.name : null);
       else v.add('malformed', 'error', loc, null, `line at ${where(loc)} is ${p.problem}: edited or corrupted`);
