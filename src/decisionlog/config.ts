@@ -136,7 +136,9 @@ export async function createDecisionSink(input: DecisionLogConfigInput = {}, opt
   const replicas = [];
   if (cfg.nats) {
     try {
-      replicas.push(new NatsReplica({ ...cfg.nats, localLogDir: cfg.dir, warn }, file.chainHead.seq));
+      const replica = new NatsReplica({ ...cfg.nats, localLogDir: cfg.dir, warn, logId: file.logId, onGap: (m) => file.refuse(m) }, file.chainHead.seq);
+      file.onCheckpoint((c) => replica.anchor(c));
+      replicas.push(replica);
     } catch (e) {
       await file.close();
       throw e;

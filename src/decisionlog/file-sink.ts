@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { closeSync, constants, fdatasyncSync, fstatSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { advance, chainRecord, GENESIS, recordHash, type ChainedEntry, type ChainHead } from './chain.js';
 import { canonicalize } from './canonical.js';
 import { checkpointPayload, signCheckpoint } from './checkpoint.js';
-import { fdSize, listLogFiles, LOCK_FILE, LOG_FILE_RE, logFileName, PUBLIC_KEYS_FILE, readTail, type FileTail, type LogFile } from './files.js';
+import { fdSize, listLogFiles, LOCK_FILE, LOG_FILE_RE, logFileName, PUBLIC_KEYS_FILE, readLines, readTail, type FileTail, type LogFile } from './files.js';
 import { loadOrCreateSigningKey, type PublicJwk, type SigningKey } from './keys.js';
 import { chained, parseLine } from './lines.js';
 import { HEAD_SCHEMA, type AccountingRecordDraft, type CheckpointLine, type DecisionRecordDraft, type DecisionSink, type HeadLine, type HeadReason, type LogEntryDraft } from './types.js';
@@ -125,6 +126,8 @@ export class FileDecisionSink implements DecisionSink {
   private readonly warn: (m: string) => void;
   private readonly counters = { records: 0, checkpoints: 0, rotations: 0, writeErrors: 0, tampered: 0, witnessErrors: 0 };
   private witness: WitnessFile | null = null;
+  private logIdValue = '';
+  private refusal: string | null = null;
   private readonly listeners: CheckpointListener[] = [];
   readonly resume: ResumeReport;
 
@@ -159,12 +162,23 @@ export class FileDecisionSink implements DecisionSink {
 
   get publicJwk(): PublicJwk { return this.key.publicJwk; }
 
+  /** Identity of this log (from its heads): what its anchors on NATS are filed under. */
+  get logId(): string { return this.logIdValue; }
+
   /** Calls `l` after each checkpoint is written (and witnessed). */
   onCheckpoint(l: CheckpointListener): void { this.listeners.push(l); }
   get chainHead(): ChainHead { return { ...this.head }; }
 
   append(draft: DecisionRecordDraft): void {
     this.appendEntry(draft);
+  }
+
+  /**
+   * From now on every append throws `reason` (callers refuse the call: fail closed). Used when a
+   * replica finds the log behind an anchor kept elsewhere after it was opened.
+   */
+  refuse(reason: string): void {
+    this.refusal = reason;
   }
 
   account(draft: AccountingRecordDraft): void {
@@ -174,6 +188,7 @@ export class FileDecisionSink implements DecisionSink {
   /** Appends and returns the record as written (for replication). Throws if it could not be written. */
   appendEntry(draft: LogEntryDraft): ChainedEntry {
     if (this.closed) throw new Error('decision log is closed');
+    if (this.refusal) throw new Error(this.refusal);
     this.checkFile();
     if (this.damaged) this.rotate('recover', { file: this.file.name, ...this.damaged });
     const entry = chainRecord(draft, this.head);
@@ -326,7 +341,7 @@ export class FileDecisionSink implements DecisionSink {
     const head: HeadLine = {
       type: 'head', schema: HEAD_SCHEMA, file: name, next_seq: this.head.seq + 1, prev_hash: this.head.hash,
       prev_file: prevName, reason, timestamp: this.now().toISOString(), torn,
-      ...(lost ? { lost } : {}),
+      ...(lost ? { lost } : {}), log_id: this.logIdValue,
     };
     this.write(Buffer.from(canonicalize(head) + '\n', 'utf8'));
     return { name, path, index };
@@ -337,6 +352,7 @@ export class FileDecisionSink implements DecisionSink {
     const files = listLogFiles(this.opts.dir);
     const corrupt: string[] = [];
     const newest = files[files.length - 1];
+    this.logIdValue = this.findLogId(files) ?? randomUUID();
     if (!newest) {
       this.checkAnchor(GENESIS, files);
       this.head = GENESIS;
@@ -380,6 +396,17 @@ export class FileDecisionSink implements DecisionSink {
     this.size = fdSize(this.fd);
     this.recordsInFile = found?.records ? 1 : 0;
     return { file: newest, head, report: { file: newest.name, seq: head.seq, reason: 'resumed', torn: null, corrupt } };
+  }
+
+  /** The log id in the newest head that has one. */
+  private findLogId(files: LogFile[]): string | null {
+    for (let i = files.length - 1; i >= 0; i--) {
+      const first = readLines(files[i]!.path).next();
+      if (first.done || !first.value.complete) continue;
+      const p = parseLine(first.value.text);
+      if (p.kind === 'head' && typeof p.head.log_id === 'string' && p.head.log_id.length > 0) return p.head.log_id;
+    }
+    return null;
   }
 
   /**

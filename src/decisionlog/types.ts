@@ -140,4 +140,9 @@ export interface HeadLine {
    * Absent otherwise.
    */
   lost?: { file: string; reason: 'deleted' | 'truncated'; bytes_written: number; bytes_found: number; seq: number } | null;
+  /**
+   * Identity of the log, chosen at genesis and repeated in every head: names the log's anchors
+   * on NATS. Absent in logs started before it existed (then chosen at the next file).
+   */
+  log_id?: string;
 }
