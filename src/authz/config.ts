@@ -34,6 +34,8 @@ export interface AuthzConfig {
   /** Append-only checkpoint witness outside the log directory; unset: `<decision log dir>.witness.jsonl`, null: none. */
   decisionLogWitness?: string | null;
   budgetsFile: string | null;
+  /** Tool pinning (docs/tool-pinning.md): pins from NATS KV, trusted when signed by an approver key. */
+  pins: { natsUrl: string; approverKey: string } | null;
   metricsListen: { host: string; port: number } | null;
 }
 
@@ -61,6 +63,7 @@ export function defaultConfig(): AuthzConfig {
     decisionLogDir: `${stateDir}/decisions`,
     decisionLogNatsUrl: null,
     budgetsFile: null,
+    pins: null,
     metricsListen: null,
   };
 }
@@ -94,7 +97,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_witness', 'budgets_file', 'metrics_listen']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_witness', 'budgets_file', 'pins', 'metrics_listen']);
   if (doc.listen !== undefined) c.listen = parseHostPort(str('listen', doc.listen));
   if (doc.instance !== undefined) c.instanceId = str('instance', doc.instance);
   if (doc.server !== undefined) {
@@ -159,6 +162,12 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.decision_log_nats_url !== undefined) c.decisionLogNatsUrl = str('decision_log_nats_url', doc.decision_log_nats_url);
   if (doc.decision_log_witness !== undefined) c.decisionLogWitness = doc.decision_log_witness === null ? null : str('decision_log_witness', doc.decision_log_witness);
   if (doc.budgets_file !== undefined) c.budgetsFile = str('budgets_file', doc.budgets_file);
+  if (doc.pins !== undefined) {
+    if (!isObj(doc.pins)) err('pins', 'must be a mapping');
+    const pn = doc.pins as Obj;
+    known('pins', pn, ['nats_url', 'approver_key']);
+    c.pins = { natsUrl: str('pins.nats_url', pn.nats_url), approverKey: str('pins.approver_key', pn.approver_key) };
+  }
   if (doc.metrics_listen !== undefined) c.metricsListen = parseHostPort(str('metrics_listen', doc.metrics_listen));
   return c;
 }
