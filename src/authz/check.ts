@@ -234,7 +234,7 @@ export class Authorizer {
           ids: judged.map((j) => j.message?.id ?? null),
           owner: ownerOf(identity),
           ...(listInput ? { listInput } : {}),
-          server: scope.server, requestTokens: judged.reduce((n, j) => n + j.tokens, 0), createdAt: Date.now(),
+          server: scope.server, namespace: scope.namespace, requestTokens: judged.reduce((n, j) => n + j.tokens, 0), createdAt: Date.now(),
         });
       }
       // The caller's token is for us, not for the MCP server behind us (no token passthrough).

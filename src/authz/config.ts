@@ -33,6 +33,8 @@ export interface AuthzConfig {
   decisionLogDir: string | null;
   /** Replicate decision records to this NATS JetStream server (local files stay the source of truth). */
   decisionLogNatsUrl: string | null;
+  /** Append-only checkpoint witness outside the log directory; unset: `<decision log dir>.witness.jsonl`, null: none. */
+  decisionLogWitness?: string | null;
   budgetsFile: string | null;
   /** Tool pinning (docs/tool-pinning.md): pins from NATS KV, trusted when signed by an approver key. */
   pins: { natsUrl: string; approverKey: string } | null;
@@ -111,7 +113,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'budgets_file', 'pins', 'metrics_listen', 'tls']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_witness', 'budgets_file', 'pins', 'metrics_listen', 'tls']);
   if (doc.listen !== undefined) c.listen = parseHostPort(str('listen', doc.listen));
   if (doc.instance !== undefined) c.instanceId = str('instance', doc.instance);
   if (doc.server !== undefined) {
@@ -180,6 +182,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.state_dir !== undefined) c.stateDir = str('state_dir', doc.state_dir);
   if (doc.decision_log_dir !== undefined) c.decisionLogDir = doc.decision_log_dir === null ? null : str('decision_log_dir', doc.decision_log_dir);
   if (doc.decision_log_nats_url !== undefined) c.decisionLogNatsUrl = str('decision_log_nats_url', doc.decision_log_nats_url);
+  if (doc.decision_log_witness !== undefined) c.decisionLogWitness = doc.decision_log_witness === null ? null : str('decision_log_witness', doc.decision_log_witness);
   if (doc.budgets_file !== undefined) c.budgetsFile = str('budgets_file', doc.budgets_file);
   if (doc.pins !== undefined) {
     if (!isObj(doc.pins)) err('pins', 'must be a mapping');

@@ -102,8 +102,11 @@ export interface ExtProcDeps {
   onToolsListed?: (server: string, tools: readonly unknown[]) => void;
   /** Whether the caller of `call` may see a listed tool, prompt or resource; unset: no filtering. */
   filterTool?: (call: PendingCall, tool: ListedItem) => boolean;
-  /** Once per response, when all its tokens are counted and charged. */
-  onCharged?: (decisionId: string, tokens: number) => void;
+  /**
+   * Once per response, when all its tokens are counted and charged. When set, responses are
+   * counted even without budgets (the decision log's accounting record needs the count).
+   */
+  onCharged?: (decisionId: string, tokens: number, call: PendingCall) => void;
   logger?: ExtProcLogger;
   /**
    * Largest body held for parsing (default 8 MiB). A larger list response is refused; any other
@@ -223,11 +226,11 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
     const charge = (value: unknown): void => {
       const c = call;
       const gate = deps.gate;
-      if (!c || !gate) return;
+      if (!c || (!gate && !deps.onCharged)) return;
       counting = counting.then(async () => {
-        const count = await measureValueAsync(value, gate.encodingsFor?.(c.subject) ?? []);
+        const count = await measureValueAsync(value, gate?.encodingsFor?.(c.subject) ?? []);
         if (count.tokens <= 0) return;
-        gate.charge(c.subject, count);
+        gate?.charge(c.subject, count);
         total = addCounts(total, count);
         stats.chargedTokens += count.tokens;
       }).catch((e: unknown) => fail(e, 'charge', false));
@@ -236,8 +239,8 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
     const finish = (): void => {
       if (finished || !call) return;
       finished = true;
-      const id = call.decisionId;
-      void counting.then(() => deps.onCharged?.(id, total.tokens));
+      const done = call;
+      void counting.then(() => deps.onCharged?.(done.decisionId, total.tokens, done));
     };
 
     const transform = (message: unknown): unknown => {

@@ -23,6 +23,8 @@ export interface PendingCall {
   owner?: SessionOwner;
   tool: string | null;
   server: string;
+  /** The server's namespace (for the accounting record); optional for older callers. */
+  namespace?: string;
   /** Tokens already charged at Check time (the request's arguments). */
   requestTokens: number;
   /**

@@ -10,12 +10,13 @@ import type { BundleSourceStatus } from '../policy/sources/types.js';
 import { loadVerificationKeys } from '../controlplane/keys.js';
 import { createDecisionSink } from '../decisionlog/config.js';
 import { createInputMasker } from '../decisionlog/mask.js';
+import { accountingRecord } from '../decisionlog/accounting.js';
 import type { TeeSink } from '../decisionlog/tee.js';
 import { version } from '../cli/version.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Authorizer, type CheckDeps } from './check.js';
 import type { AuthzConfig } from './config.js';
-import { PendingCalls } from './pending.js';
+import { PendingCalls, type PendingCall } from './pending.js';
 import { SessionOwners } from './sessions.js';
 import { openBudgetGate, type OpenedBudgets } from '../budget/open.js';
 import { ToolAnnotationStore } from '../mcp/annotations.js';
@@ -113,6 +114,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
       dir: cfg.decisionLogDir,
       signingKeyPath: join(cfg.stateDir, 'decision-log-key.pem'),
       nats: cfg.decisionLogNatsUrl ? { url: cfg.decisionLogNatsUrl } : null,
+      ...(cfg.decisionLogWitness !== undefined ? { witnessPath: cfg.decisionLogWitness } : {}),
     }, { warn: (m) => log.warn(m) });
     sink = opened;
     closers.push(() => opened.close());
@@ -155,8 +157,20 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   });
 
   // ext_proc always runs: it records the tool annotations servers declare, and charges budgets.
+  // With a decision log, each answered call's response tokens go into the chain as an
+  // accounting record linked to its decision (docs/decision-log.md, "Accounting records").
+  const logSink = sink;
+  const onCharged = logSink ? (decisionId: string, tokens: number, call: PendingCall): void => {
+    logSink.account(accountingRecord({
+      decisionId, now: new Date(), instance: cfg.instanceId, version,
+      identity: { sub: call.subject.sub, team: call.subject.team, agent: call.subject.agent },
+      server: call.server, namespace: call.namespace ?? cfg.server.namespace, method: call.method, tool: call.tool,
+      requestTokens: call.requestTokens, responseTokens: tokens,
+    }));
+  } : undefined;
   const extProc = createExtProcHandler({
     pending, sessions, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder, pins?.store.lookup ?? null), logger: log,
+    ...(onCharged ? { onCharged } : {}),
     ...(pins ? {
       onToolsListed: (server: string, tools: readonly unknown[]) => { for (const o of pins.store.observe(server, tools)) pins.source.publish(server, o.tool, o); },
       onInstructions: (server: string, text: string) => {

@@ -28,6 +28,8 @@ same field of the config file (docs/configuration.md documents each field).
   --resource-metadata URL      RFC 9728 metadata URL put in 401 challenges
   --decision-log DIR           decision log directory (default <state>/decisions)
   --decision-log-nats URL      also replicate decision records to NATS JetStream
+  --decision-log-witness PATH  append-only copy of every checkpoint, outside the log directory
+                               (default <decision log dir>.witness.jsonl; "off" for none)
   --budgets FILE               token budgets (docs/budgets.md); none: no budgets enforced
   --pins-nats URL              enforce tool pins kept in NATS KV (docs/tool-pinning.md); needs --pin-approver-key
   --pin-approver-key FILE      public key(s) (PEM / JWK / JWKS) whose signed approvals of tool pins are trusted
@@ -53,7 +55,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   const { values } = parseCommandArgs(argv, {
     config: { type: 'string' }, listen: { type: 'string' }, policies: { type: 'string' }, entrypoint: { type: 'string' },
     watch: { type: 'boolean' }, 'policy-nats': { type: 'string' }, 'verification-key': { type: 'string' }, 'bundle-url': { type: 'string' },
-    'decision-log-nats': { type: 'string' }, budgets: { type: 'string' }, 'metrics-listen': { type: 'string' },
+    'decision-log-nats': { type: 'string' }, 'decision-log-witness': { type: 'string' }, budgets: { type: 'string' }, 'metrics-listen': { type: 'string' },
     'pins-nats': { type: 'string' }, 'pin-approver-key': { type: 'string' },
     issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' },
     'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
@@ -77,6 +79,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     if (values['verification-key']) c.policy.bundleKey = values['verification-key'];
   }
   if (values['decision-log-nats']) c.decisionLogNatsUrl = values['decision-log-nats'];
+  if (values['decision-log-witness']) c.decisionLogWitness = values['decision-log-witness'] === 'off' ? null : values['decision-log-witness'];
   if (values.budgets) c.budgetsFile = values.budgets;
   if (values['pins-nats']) {
     if (!values['pin-approver-key']) throw new UsageError('--pins-nats needs --pin-approver-key: pins are only trusted when an approver signed them');

@@ -194,7 +194,7 @@ describe('authz metrics', () => {
       'tollgate_decisions_total', 'tollgate_check_duration_seconds', 'tollgate_policy_eval_duration_seconds', 'tollgate_auth_failures_total',
       'tollgate_policy_revision_info', 'tollgate_policy_bundle_rejections_total', 'tollgate_policy_last_load_timestamp_seconds',
       'tollgate_budget_tokens_charged_total', 'tollgate_budget_remaining_tokens', 'tollgate_decision_log_records_total',
-      'tollgate_decision_log_write_errors_total', 'tollgate_decision_log_queue_depth',
+      'tollgate_decision_log_write_errors_total', 'tollgate_decision_log_queue_depth', 'tollgate_decision_log_tampering_total',
     ]) assert.ok(expo.types.has(name), `${name} is not exposed`);
   });
 });
