@@ -14,16 +14,20 @@ GHZ_VERSION       := v0.121.0
 OPA_ENVOY_VERSION := v1.4.2-envoy
 GOENV  := GOBIN=$(BIN) GOPATH=$(TOOLS)/gopath GOFLAGS=-modcacherw GOTOOLCHAIN=local
 PYTHON ?= python3
+# MCP conformance suite (server scenarios run through the stdio bridge and the mesh).
+CONFORMANCE_VERSION := 0.1.16
+CONFORMANCE_DIR     := $(TOOLS)/conformance-$(CONFORMANCE_VERSION)
 
 export PATH := $(BIN):$(ROOT)/node_modules/.bin:$(PATH)
 export TOLLGATE_TOOLS := $(BIN)
+export TOLLGATE_CONFORMANCE := $(CONFORMANCE_DIR)
 
-.PHONY: help deps tools node build typecheck lint policy-check test unit integration run bench clean
+.PHONY: help deps tools node conformance build typecheck lint policy-check test unit integration run bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-deps: tools node ## Install opa, envoy, nats-server and npm packages (idempotent)
+deps: tools node conformance ## Install opa, envoy, nats-server, the MCP conformance suite and npm packages (idempotent)
 
 tools: $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy $(BIN)/kustomize
 
@@ -62,6 +66,15 @@ $(BIN)/envoy:
 	$@ --version | grep -q '/$(ENVOY_VERSION)/'
 
 node: node_modules/.installed
+
+conformance: $(CONFORMANCE_DIR)/.installed
+
+# The suite imports fs.globSync (Node 22); on Node 20 a resolve hook hands it fs plus glob's globSync.
+$(CONFORMANCE_DIR)/.installed: test/support/conformance/hooks.mjs test/support/conformance/fs-shim.mjs test/support/conformance/register.mjs
+	@mkdir -p $(CONFORMANCE_DIR)
+	npm install --prefix $(CONFORMANCE_DIR) --no-audit --no-fund --no-save --loglevel=error @modelcontextprotocol/conformance@$(CONFORMANCE_VERSION) glob@11.0.3
+	cp test/support/conformance/*.mjs $(CONFORMANCE_DIR)/
+	@touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
