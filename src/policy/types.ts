@@ -28,6 +28,8 @@ export interface McpInput {
   protocol_version: string | null;
   server: string;
   namespace: string;
+  /** Where the server Tollgate runs came from (`tollgate run` / `up --server`); null for servers it does not run. */
+  provenance?: ServerProvenance | null;
   /** Tool annotations as the server declared them in tools/list (never from the client). */
   annotations: ToolAnnotations | null;
   /** Position in a JSON-RPC batch, or null for a single message. */
@@ -38,6 +40,22 @@ export interface McpInput {
    * should not apply. Absent on real calls.
    */
   listing?: boolean;
+}
+
+/**
+ * The origin of a server Tollgate runs, from its own configuration (never from a request):
+ * which package or image, and whether a pinned registry key vouched for it.
+ */
+export interface ServerProvenance {
+  /** e.g. "npx:@modelcontextprotocol/server-filesystem@2026.8.31". */
+  source: string;
+  /** Registry the entry came from (its index URL or path), or null when run from a package directly. */
+  registry: string | null;
+  /** Registry entry name (server.json `name`), or null. */
+  entry: string | null;
+  version: string | null;
+  /** true only when the entry's signature and the index signature checked out against a pinned key. */
+  verified: boolean;
 }
 
 export interface IdentityInput {
