@@ -40,6 +40,8 @@ export interface LocalMeshOptions {
   upstream?: { host: string; port: number };
   server?: string;
   namespace?: string;
+  /** Share this (running) issuer instead of starting one: several governed servers, one identity provider. */
+  issuer?: DevIssuer;
   /** Extra `tollgate authz` flags. */
   authzArgs?: string[];
   /** Echo every component's log to stderr. */
@@ -121,8 +123,8 @@ export class LocalMesh {
     const cli = (name: string, args: string[], ready: RegExp): Promise<ManagedProcess> =>
       ManagedProcess.start(name, self.cmd, [...self.args, ...args], { readyPattern: ready, echo: o.echo, timeoutMs: 90_000, cwd: projectRoot() });
     try {
-      const issuer = await DevIssuer.start({ port: ports.issuer, stateDir });
-      started.push({ stop: () => issuer.close() });
+      const issuer = o.issuer ?? await DevIssuer.start({ port: ports.issuer, stateDir });
+      if (!o.issuer) started.push({ stop: () => issuer.close() });
       const demo = o.upstream ? null : await DemoMcpServer.start({ port: 0 });
       if (demo) started.push({ stop: () => demo.close() });
       const upstream = o.upstream ?? { host: '127.0.0.1', port: demo!.port };
