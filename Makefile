@@ -22,7 +22,16 @@ export PATH := $(BIN):$(ROOT)/node_modules/.bin:$(PATH)
 export TOLLGATE_TOOLS := $(BIN)
 export TOLLGATE_CONFORMANCE := $(CONFORMANCE_DIR)
 
-.PHONY: help deps tools node conformance build typecheck lint policy-check test unit integration run bench clean
+# Container images, built with rootful podman and no registry (docs/images.md). Every podman call
+# of the project, here and in tests, uses this containers.conf (written by `make podman`).
+include images/images.env
+VERSION := $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' package.json)
+TOLLGATE_IMAGE       := $(TOLLGATE_IMAGE_REPO):$(VERSION)
+TOLLGATE_ENVOY_IMAGE := $(TOLLGATE_ENVOY_IMAGE_REPO):$(ENVOY_VERSION)
+export CONTAINERS_CONF := $(TOOLS)/podman/containers.conf
+export TOLLGATE_BASE_IMAGE TOLLGATE_IMAGE TOLLGATE_ENVOY_IMAGE
+
+.PHONY: help deps tools node conformance build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -96,7 +105,7 @@ policy-check: $(BIN)/opa ## opa fmt --fail, opa check --strict, opa test on poli
 	opa check --strict policies
 	opa test -b policies
 
-test: deps typecheck lint policy-check ## Everything CI runs; last line: "N passed, N failed"
+test: deps typecheck lint policy-check test-images ## Everything CI runs; last line: "N passed, N failed"
 	mocha 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
 
 unit: deps ## Unit tests only (no servers)
@@ -110,6 +119,35 @@ run: deps build ## Start the local mesh on loopback with the example policies
 
 bench: deps build $(BIN)/ghz $(BIN)/opa-envoy-plugin ## Benchmarks against peers, side by side (docs/performance.md)
 	node dist/bench/main.js $(BENCH_ARGS)
+
+podman: ## Install podman, runc, mmdebstrap (apt-get, when missing) and write .tools/podman/containers.conf
+	images/ensure-podman.sh $(CONTAINERS_CONF)
+
+base-image: podman ## Build localhost/tollgate-base (Debian + Node.js + Python 3) from Debian packages; once per revision
+	flock $(TOOLS)/podman/base-image.lock images/build-base.sh $(TOLLGATE_BASE_IMAGE) $(TOLLGATE_DEBIAN_SUITE)
+
+images: base-image dist/.built $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy ## Build localhost/tollgate and localhost/tollgate-envoy (skipped when unchanged)
+	TOOLS_BIN=$(BIN) IMAGES_STAGE=$(TOOLS)/images flock $(TOOLS)/podman/images.lock \
+	  images/build-app.sh $(TOLLGATE_BASE_IMAGE) $(TOLLGATE_IMAGE) $(TOLLGATE_ENVOY_IMAGE)
+
+pod-demo: images ## Run the injected demo MCP server pod under podman kube play, ports on 127.0.0.1 (docs/images.md)
+	node dist/src/containers/demo-pod.js up $(POD_DIR)
+
+pod-demo-down: ## Remove the pod `make pod-demo` started
+	node dist/src/containers/demo-pod.js down
+
+# The images need dist/ but not a fresh tsc run each time: rebuild only when a source changed.
+dist/.built: $(shell find src test bench -name '*.ts') tsconfig.json node_modules/.installed
+	$(MAKE) --no-print-directory build
+	@touch $@
+
+# For `make test`: build the images when podman can run here; when it truly cannot (exit 3), say
+# so, and the pod tests skip with the same reason. A failing image build still fails the run.
+test-images: deps
+	@rc=0; images/ensure-podman.sh $(CONTAINERS_CONF) || rc=$$?; \
+	if [ $$rc = 3 ]; then echo "WARNING: podman cannot run here; the pod tests will be skipped"; \
+	elif [ $$rc != 0 ]; then exit $$rc; \
+	else $(MAKE) --no-print-directory images; fi
 
 clean: ## Remove build output (keeps .tools/)
 	rm -rf dist

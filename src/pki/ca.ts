@@ -1,0 +1,142 @@
+import { webcrypto, X509Certificate, createPrivateKey } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+
+/**
+ * A small certificate authority for the mesh's own channels (xDS, authz gRPC, NATS): ECDSA P-256
+ * keys, a self-signed CA and leaf certificates with SPIFFE URI, DNS and IP SANs. @peculiar/x509
+ * builds the DER (X.509 encoding by hand would be a maintenance liability); keys come from WebCrypto.
+ */
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+
+const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+export interface PemPair {
+  certPem: string;
+  keyPem: string;
+}
+
+export type CertUsage = 'server' | 'client' | 'both';
+
+export interface LeafRequest {
+  commonName: string;
+  /** URI SANs, e.g. a SPIFFE ID. */
+  uris?: string[];
+  dnsNames?: string[];
+  ips?: string[];
+  usage: CertUsage;
+  /** Lifetime; default 30 days. */
+  days?: number;
+}
+
+function serial(): string {
+  const b = webcrypto.getRandomValues(new Uint8Array(16));
+  b[0] = b[0]! & 0x7f; // positive INTEGER
+  return Buffer.from(b).toString('hex');
+}
+
+async function keyPem(key: CryptoKey): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
+  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END PRIVATE KEY-----\n`;
+}
+
+function validity(days: number): { notBefore: Date; notAfter: Date } {
+  // Back-dated a little so peers with a slightly slow clock accept a fresh certificate.
+  const notBefore = new Date(Date.now() - 5 * 60_000);
+  return { notBefore, notAfter: new Date(notBefore.getTime() + days * 86_400_000) };
+}
+
+function escapeDn(s: string): string {
+  return s.replace(/[,+"\\<>;=]/g, (c) => `\\${c}`);
+}
+
+export async function createCa(commonName: string, days = 3650): Promise<PemPair> {
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${escapeDn(commonName)}`,
+    ...validity(days),
+    keys,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem') + '\n', keyPem: await keyPem(keys.privateKey) };
+}
+
+async function importCaKey(pem: string): Promise<CryptoKey> {
+  const der = createPrivateKey(pem).export({ format: 'der', type: 'pkcs8' });
+  return webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']);
+}
+
+export async function issueCertificate(ca: PemPair, req: LeafRequest): Promise<PemPair> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as CryptoKeyPair;
+  const sans: x509.JsonGeneralName[] = [
+    ...(req.uris ?? []).map((value) => ({ type: 'url' as const, value })),
+    ...(req.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+    ...(req.ips ?? []).map((value) => ({ type: 'ip' as const, value })),
+  ];
+  const eku = req.usage === 'server' ? [x509.ExtendedKeyUsage.serverAuth]
+    : req.usage === 'client' ? [x509.ExtendedKeyUsage.clientAuth]
+      : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${escapeDn(req.commonName)}`,
+    issuer: caCert.subject,
+    ...validity(req.days ?? 30),
+    publicKey: keys.publicKey,
+    signingKey: await importCaKey(ca.keyPem),
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+      new x509.ExtendedKeyUsageExtension(eku, false),
+      ...(sans.length ? [new x509.SubjectAlternativeNameExtension(sans, false)] : []),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
+    ],
+  });
+  return { certPem: cert.toString('pem') + '\n', keyPem: await keyPem(keys.privateKey) };
+}
+
+/** URI SANs of a PEM or DER certificate (Node's parser; used on peer certificates at handshake). */
+export function uriSans(cert: string | Buffer): string[] {
+  const alt = new X509Certificate(cert).subjectAltName ?? '';
+  return parseSubjectAltName(alt).filter((n) => n.type === 'URI').map((n) => n.value);
+}
+
+/**
+ * Node prints SANs as `DNS:a, URI:b, IP Address:c`, quoting (JSON-style) any value that contains
+ * a separator. Linear scan: certificates come from peers.
+ */
+export function parseSubjectAltName(text: string): { type: string; value: string }[] {
+  const out: { type: string; value: string }[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const colon = text.indexOf(':', i);
+    if (colon < 0) break;
+    const type = text.slice(i, colon).trim();
+    let j = colon + 1;
+    let value: string;
+    if (text[j] === '"') {
+      let k = j + 1;
+      while (k < text.length && text[k] !== '"') k += text[k] === '\\' ? 2 : 1;
+      try { value = JSON.parse(text.slice(j, k + 1)) as string; } catch { value = text.slice(j + 1, k); }
+      j = k + 1;
+    } else {
+      const comma = text.indexOf(',', j);
+      value = text.slice(j, comma < 0 ? text.length : comma);
+      j = comma < 0 ? text.length : comma;
+    }
+    out.push({ type, value });
+    const next = text.indexOf(',', j);
+    i = next < 0 ? text.length : next + 1;
+  }
+  return out;
+}

@@ -1,0 +1,3 @@
+export { createCa, issueCertificate, uriSans, parseSubjectAltName, type PemPair, type LeafRequest, type CertUsage } from './ca.js';
+export { LocalPki, type CertFiles } from './local.js';
+export { spiffeId, parseSpiffeId, DEFAULT_TRUST_DOMAIN, type WorkloadIdentity } from './identity.js';
