@@ -56,7 +56,7 @@ export const runCommand: Command = {
     const stateDir = resolve(values.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state');
     const serverName = values.from ? name : name.split('/').pop()!.replace(/@.*$/, '').toLowerCase().replace(/[^a-z0-9-]/g, '-');
     const opts = serverOptions(values);
-    return serveGoverned([{ name: serverName, source, args: serverArgs, env: opts.env, isolation: opts.isolation, registry: opts.registry, stateDir }], {
+    return serveGoverned([{ name: serverName, source, args: serverArgs, env: opts.env, isolation: opts.isolation, profile: opts.profile, registry: opts.registry, stateDir }], {
       policies: values.policies ?? 'policies', stateDir, echo: values.verbose ?? false, controlPlane: !values['no-controlplane'],
       ...(values.budgets ? { authzArgs: ['--budgets', values.budgets] } : {}),
       ports: {

@@ -125,7 +125,7 @@ function serversToRun(flags: string[], file: string | undefined, serverArgs: str
   for (const f of fromFlags) {
     let parsed;
     try { parsed = parseServerSpec(f); } catch (e) { if (e instanceof SourceError) throw new UsageError(e.message); throw e; }
-    specs.push({ ...parsed, args: serverArgs, env: opts.env, isolation: opts.isolation, registry: opts.registry, stateDir });
+    specs.push({ ...parsed, args: serverArgs, env: opts.env, isolation: opts.isolation, profile: opts.profile, registry: opts.registry, stateDir });
   }
   if (file) {
     let entries;

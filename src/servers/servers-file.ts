@@ -1,13 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { loadProfile } from './profile.js';
 import { parseServerSpec } from './source.js';
 import type { Isolation, ServerRunSpec } from './run.js';
 
 /** One server as `tollgate up --servers FILE` lists it (docs/servers.md). */
 export type ServerFileEntry = Omit<ServerRunSpec, 'stateDir' | 'log' | 'port'>;
 
-const KNOWN = ['name', 'source', 'args', 'env', 'env_files', 'secrets', 'isolation', 'allow_unverified'];
+const KNOWN = ['name', 'source', 'args', 'env', 'env_files', 'secrets', 'isolation', 'profile', 'allow_unverified'];
 
 export function loadServersFile(path: string): ServerFileEntry[] {
   let doc: unknown;
@@ -37,8 +38,10 @@ export function loadServersFile(path: string): ServerFileEntry[] {
     };
     const isolation = (o.isolation ?? 'podman') as Isolation;
     if (isolation !== 'none' && isolation !== 'podman') throw new Error(`${at}: isolation must be podman or none`);
+    if (o.profile !== undefined && typeof o.profile !== 'string') throw new Error(`${at}: profile must be a file path`);
     return {
       name, source, args: strings('args'), isolation,
+      ...(o.profile ? { profile: loadProfile(resolve(base, o.profile as string)) } : {}),
       env: {
         env: Object.entries(mapping('env')).map(([k, v]) => `${k}=${v}`),
         envFiles: strings('env_files').map((f) => resolve(base, f)),

@@ -7,13 +7,8 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startGoverned, stopGoverned, type GovernedServer } from '../../../src/servers/governed.js';
 import { parseSource } from '../../../src/servers/source.js';
 import { connectClient } from '../../support/mcp-client.js';
+import { VERSIONS } from './support.js';
 
-export const VERSIONS = {
-  everything: 'npx:@modelcontextprotocol/server-everything@2026.8.31',
-  filesystem: 'npx:@modelcontextprotocol/server-filesystem@2026.8.31',
-  time: 'uvx:mcp-server-time@2026.10.19',
-  fetch: 'uvx:mcp-server-fetch@2026.10.24',
-};
 
 const text = (r: unknown): string => ((r as { content: Array<{ text?: string }> }).content ?? []).map((c) => c.text ?? '').join('\n');
 

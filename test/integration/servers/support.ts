@@ -50,3 +50,11 @@ export async function tokenInjector(target: { host: string; port: number }, toke
     close: () => { srv.closeAllConnections(); return new Promise((resolve) => srv.close(() => resolve())); },
   };
 }
+
+/** Pinned versions of the real servers the tests run (installed into .tools/servers). */
+export const VERSIONS = {
+  everything: 'npx:@modelcontextprotocol/server-everything@2026.8.31',
+  filesystem: 'npx:@modelcontextprotocol/server-filesystem@2026.8.31',
+  time: 'uvx:mcp-server-time@2026.10.19',
+  fetch: 'uvx:mcp-server-fetch@2026.10.24',
+};
