@@ -33,6 +33,8 @@ export interface AuthzConfig {
   /** Replicate decision records to this NATS JetStream server (local files stay the source of truth). */
   decisionLogNatsUrl: string | null;
   budgetsFile: string | null;
+  /** Tool pinning (docs/tool-pinning.md): pins from NATS KV, trusted when signed by an approver key. */
+  pins: { natsUrl: string; approverKey: string } | null;
   metricsListen: { host: string; port: number } | null;
 }
 
@@ -60,6 +62,7 @@ export function defaultConfig(): AuthzConfig {
     decisionLogDir: `${stateDir}/decisions`,
     decisionLogNatsUrl: null,
     budgetsFile: null,
+    pins: null,
     metricsListen: null,
   };
 }
@@ -93,7 +96,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'budgets_file', 'metrics_listen']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'budgets_file', 'pins', 'metrics_listen']);
   if (doc.listen !== undefined) c.listen = parseHostPort(str('listen', doc.listen));
   if (doc.instance !== undefined) c.instanceId = str('instance', doc.instance);
   if (doc.server !== undefined) {
@@ -158,6 +161,12 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.decision_log_dir !== undefined) c.decisionLogDir = doc.decision_log_dir === null ? null : str('decision_log_dir', doc.decision_log_dir);
   if (doc.decision_log_nats_url !== undefined) c.decisionLogNatsUrl = str('decision_log_nats_url', doc.decision_log_nats_url);
   if (doc.budgets_file !== undefined) c.budgetsFile = str('budgets_file', doc.budgets_file);
+  if (doc.pins !== undefined) {
+    if (!isObj(doc.pins)) err('pins', 'must be a mapping');
+    const pn = doc.pins as Obj;
+    known('pins', pn, ['nats_url', 'approver_key']);
+    c.pins = { natsUrl: str('pins.nats_url', pn.nats_url), approverKey: str('pins.approver_key', pn.approver_key) };
+  }
   if (doc.metrics_listen !== undefined) c.metricsListen = parseHostPort(str('metrics_listen', doc.metrics_listen));
   return c;
 }

@@ -156,6 +156,9 @@ async function serve(argv: string[]): Promise<number> {
     });
     log(`xDS (ADS) listening on ${xds.ads.address}`);
   }
+  // Tool pinning: the buckets authz follows and `tollgate tools` writes approvals to.
+  const { ensurePinBuckets } = await import('../controlplane/pins.js');
+  await ensurePinBuckets(servers);
   await cp.start();
   log(`watching ${dir}`);
   await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });

@@ -32,6 +32,8 @@ ${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision l
   --no-controlplane  no NATS or control plane: authz builds --policies itself and Envoy gets a
                    static config (fewer processes; policy edits need a restart)
   --budgets FILE   enforce these token budgets (docs/budgets.md)
+  --pins           enforce tool pins (docs/tool-pinning.md): every tool is hidden until approved with
+                   tollgate tools approve (a dev approver key is made under the state dir)
   --verbose        echo every component's log
 `;
 
@@ -45,7 +47,7 @@ export const upCommand: Command = {
       policies: { type: 'string' }, demo: { type: 'boolean' }, upstream: { type: 'string' }, server: { type: 'string', multiple: true },
       state: { type: 'string' }, 'envoy-port': { type: 'string' }, 'admin-port': { type: 'string' }, 'authz-port': { type: 'string' },
       'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' }, 'metrics-port': { type: 'string' },
-      'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' },
+      'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' }, pins: { type: 'boolean' },
     });
     if (values.help) { process.stdout.write(USAGE); return 0; }
     if (values.demo && values.upstream) throw new UsageError('give either --demo or --upstream, not both');
@@ -79,11 +81,12 @@ export const upCommand: Command = {
         ...(values.budgets ? { authzArgs: ['--budgets', values.budgets] } : {}), ports: meshPorts,
       });
     }
+    if (values.pins && values['no-controlplane']) throw new UsageError('--pins needs the control plane (pins live in NATS): drop --no-controlplane');
     if (serverArgs.length) throw new UsageError('arguments after -- go to a server from --server NAME=SOURCE; there is none');
     process.stdout.write('Starting the Tollgate mesh (building policies with opa)…\n');
     const mesh = await LocalMesh.start({
       policies: values.policies ?? 'policies', stateDir, upstream, server: plainNames[0], echo: values.verbose ?? false,
-      controlPlane: !values['no-controlplane'],
+      controlPlane: !values['no-controlplane'], pins: values.pins ?? false,
       ...(values.budgets ? { authzArgs: ['--budgets', values.budgets] } : {}),
       ports: meshPorts,
     });
@@ -102,6 +105,10 @@ export const upCommand: Command = {
       `  Envoy admin               ${e.envoyAdmin}`,
       `  authz metrics / status    ${e.metrics}/metrics   (tollgate status)`,
       `  Decision log              ${stateDir}/decisions`,
+      ...(mesh.approverKeys && e.nats ? [
+        `  Tool pinning              on: tollgate tools pending --nats ${e.nats}`,
+        `                            tollgate tools approve --nats ${e.nats} --server ${values.server ?? 'demo'} --tool NAME --key ${mesh.approverKeys.privateKey} --approver YOU`,
+      ] : []),
       '',
       'Mint a dev token, then point any MCP client at the endpoint with it:',
       '  npx tollgate token --sub alice --team payments',

@@ -48,6 +48,11 @@ export interface LocalMeshOptions {
   echo?: boolean;
   /** ext_authz deadline in Envoy. */
   authzTimeoutMs?: number;
+  /**
+   * Enforce tool pins (docs/tool-pinning.md; control-plane mode only): authz follows the pin bucket
+   * in the mesh's NATS and trusts approvals signed by the dev approver key under <state>/keys.
+   */
+  pins?: boolean;
 }
 
 export interface MeshEndpoints {
@@ -70,10 +75,10 @@ async function pick(p: number | undefined, dflt: number): Promise<number> {
 interface Stoppable { stop(): Promise<void> }
 
 /** Dev bundle-signing keys under the state dir, made on first use. */
-async function devSigningKeys(stateDir: string): Promise<{ privateKey: string; publicKey: string }> {
+async function devSigningKeys(stateDir: string, name = 'bundle-signing'): Promise<{ privateKey: string; publicKey: string }> {
   const dir = join(stateDir, 'keys');
-  const privateKey = join(dir, 'bundle-signing.key.pem');
-  const publicKey = join(dir, 'bundle-signing.pub.pem');
+  const privateKey = join(dir, `${name}.key.pem`);
+  const publicKey = join(dir, `${name}.pub.pem`);
   if (!existsSync(privateKey) || !existsSync(publicKey)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const pair = await generateSigningKeyPair('EdDSA');
@@ -102,6 +107,8 @@ export class LocalMesh {
     /** Sidecar defaults file the control plane watches (control-plane mode). */
     readonly sidecarConfig: string | null,
     private readonly others: Stoppable[],
+    /** Dev approver key pair for `tollgate tools approve`, when pins are on. */
+    readonly approverKeys: { privateKey: string; publicKey: string } | null = null,
   ) {}
 
   static async start(o: LocalMeshOptions): Promise<LocalMesh> {
@@ -156,6 +163,9 @@ export class LocalMesh {
         started.push({ stop: () => cpRef.stop() });
         policyArgs = ['--policy-nats', nats.url, '--verification-key', keys.publicKey];
       }
+      if (o.pins && !nats) throw new Error('tool pinning needs the control-plane mode (NATS holds the pins)');
+      const approverKeys = o.pins ? await devSigningKeys(stateDir, 'pin-approver') : null;
+      if (approverKeys && nats) policyArgs.push('--pins-nats', nats.url, '--pin-approver-key', approverKeys.publicKey);
 
       const authzArgs = [
         'authz', '--listen', `127.0.0.1:${ports.authz}`, ...policyArgs, '--issuer', issuer.url,
@@ -190,7 +200,7 @@ export class LocalMesh {
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
         upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: nats?.url ?? null,
         metrics: `http://127.0.0.1:${ports.metrics}`,
-      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started);
+      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, approverKeys);
     } catch (e) {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
       throw e;
