@@ -21,9 +21,13 @@ ETCD_VERSION  := v3.6.5
 HELM_VERSION  := v3.19.0
 GOENV  := GOBIN=$(BIN) GOPATH=$(TOOLS)/gopath GOFLAGS=-modcacherw GOTOOLCHAIN=local
 PYTHON ?= python3
+# MCP conformance suite (server scenarios run through the stdio bridge and the mesh).
+CONFORMANCE_VERSION := 0.1.16
+CONFORMANCE_DIR     := $(TOOLS)/conformance-$(CONFORMANCE_VERSION)
 
 export PATH := $(BIN):$(ROOT)/node_modules/.bin:$(PATH)
 export TOLLGATE_TOOLS := $(BIN)
+export TOLLGATE_CONFORMANCE := $(CONFORMANCE_DIR)
 
 # Container images, built with rootful podman and no registry (docs/images.md). Every podman call
 # of the project, here and in tests, uses this containers.conf (written by `make podman`).
@@ -34,14 +38,14 @@ TOLLGATE_ENVOY_IMAGE := $(TOLLGATE_ENVOY_IMAGE_REPO):$(ENVOY_VERSION)
 export CONTAINERS_CONF := $(TOOLS)/podman/containers.conf
 export TOLLGATE_BASE_IMAGE TOLLGATE_IMAGE TOLLGATE_ENVOY_IMAGE
 
-.PHONY: help deps tools embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster
+.PHONY: help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster
 KUBE_TOOLS := $(TOOLS)/kube-v$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-deps: tools node ## Install opa, envoy, nats-server and npm packages (idempotent)
+deps: tools node conformance ## Install opa, envoy, nats-server, the MCP conformance suite and npm packages (idempotent)
 
 tools: $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy $(BIN)/kustomize kube-tools embed-model
 
@@ -162,6 +166,15 @@ bench-discovery: deps discovery-data ## Tool search quality and speed on BFCL: h
 	tsx src/cli/main.ts tools eval --catalog $(DISCOVERY_DATA)/bfcl-catalog.json --queries $(DISCOVERY_DATA)/bfcl-queries.jsonl --mode all
 
 node: node_modules/.installed
+
+conformance: $(CONFORMANCE_DIR)/.installed
+
+# The suite imports fs.globSync (Node 22); on Node 20 a resolve hook hands it fs plus glob's globSync.
+$(CONFORMANCE_DIR)/.installed: test/support/conformance/hooks.mjs test/support/conformance/fs-shim.mjs test/support/conformance/register.mjs
+	@mkdir -p $(CONFORMANCE_DIR)
+	npm install --prefix $(CONFORMANCE_DIR) --no-audit --no-fund --no-save --loglevel=error @modelcontextprotocol/conformance@$(CONFORMANCE_VERSION) glob@11.0.3
+	cp test/support/conformance/*.mjs $(CONFORMANCE_DIR)/
+	@touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -97,7 +97,9 @@ const LIST_METHODS = new Set(['tools/list', 'prompts/list', 'resources/list', 'r
 const nowNs = (): number => Number(process.hrtime.bigint());
 
 function scopeOf(req: HttpRequestView, d: RequestScope): RequestScope {
-  return { server: req.context.server || d.server, namespace: req.context.namespace || d.namespace };
+  const server = req.context.server || d.server;
+  // Provenance is configured for this authz's own server; a route naming another server gets none.
+  return { server, namespace: req.context.namespace || d.namespace, provenance: server === d.server ? d.provenance ?? null : null };
 }
 
 /**

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { IdentityConfig } from '../identity/types.js';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';
+import type { ServerProvenance } from '../policy/types.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 
@@ -13,7 +14,7 @@ import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 export interface AuthzConfig {
   listen: { host: string; port: number };
   instanceId: string;
-  server: { name: string; namespace: string };
+  server: { name: string; namespace: string; provenance?: ServerProvenance | null };
   resourceMetadataUrl: string;
   identity: IdentityConfig;
   policy: {
@@ -119,9 +120,10 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.server !== undefined) {
     if (!isObj(doc.server)) err('server', 'must be a mapping');
     const s = doc.server as Obj;
-    known('server', s, ['name', 'namespace']);
+    known('server', s, ['name', 'namespace', 'provenance']);
     if (s.name !== undefined) c.server.name = str('server.name', s.name);
     if (s.namespace !== undefined) c.server.namespace = str('server.namespace', s.namespace);
+    if (s.provenance !== undefined) c.server.provenance = parseProvenance(s.provenance, 'server.provenance');
   }
   if (doc.resource_metadata_url !== undefined) c.resourceMetadataUrl = str('resource_metadata_url', doc.resource_metadata_url);
   if (doc.identity !== undefined) {
@@ -202,4 +204,19 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
     };
   }
   return c;
+}
+
+/** server.provenance (or --server-provenance JSON): where a server Tollgate runs came from. */
+export function parseProvenance(v: unknown, where: string): ServerProvenance {
+  const fail = (m: string): never => { throw new Error(`${where}: ${m}`); };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail('must be a mapping with source, registry, entry, version, verified');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['source', 'registry', 'entry', 'version', 'verified'].includes(k)) fail(`unknown field "${k}"`);
+  const optStr = (k: string): string | null => {
+    if (o[k] === undefined || o[k] === null) return null;
+    return typeof o[k] === 'string' ? o[k] as string : fail(`${k} must be a string or null`);
+  };
+  if (typeof o.source !== 'string' || !o.source) fail('source must be a non-empty string');
+  if (typeof o.verified !== 'boolean') fail('verified must be true or false');
+  return { source: o.source as string, registry: optStr('registry'), entry: optStr('entry'), version: optStr('version'), verified: o.verified as boolean };
 }

@@ -1,7 +1,7 @@
 import type { Identity } from '../identity/types.js';
 import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
 import type { McpCallFacts } from '../mcp/request.js';
-import { POLICY_INPUT_VERSION, type BudgetInputEntry, type IdentityInput, type McpSessionInput, type PolicyInput, type ToolAnnotations } from '../policy/types.js';
+import { POLICY_INPUT_VERSION, type BudgetInputEntry, type IdentityInput, type McpSessionInput, type PolicyInput, type ServerProvenance, type ToolAnnotations } from '../policy/types.js';
 import type { HttpRequestView } from './view.js';
 import type { PinInput } from '../pins/store.js';
 
@@ -13,6 +13,7 @@ import type { PinInput } from '../pins/store.js';
 export interface RequestScope {
   server: string;
   namespace: string;
+  provenance?: ServerProvenance | null;
 }
 
 /** Per-HTTP-request parts, shared by every message of a batch. */
@@ -127,6 +128,7 @@ export function policyInput(shared: SharedInput, scope: RequestScope, req: HttpR
       protocol_version: req.headers['mcp-protocol-version'] ?? null,
       server: scope.server,
       namespace: scope.namespace,
+      provenance: scope.provenance ?? null,
       annotations: m.annotations,
       batch: m.batch,
       ...(m.pin !== undefined ? { pin: m.pin } : {}),

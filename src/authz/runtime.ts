@@ -136,7 +136,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   }
   const authorizer = new Authorizer({
     settings: {
-      instanceId: cfg.instanceId, version, defaultScope: { server: cfg.server.name, namespace: cfg.server.namespace },
+      instanceId: cfg.instanceId, version, defaultScope: { server: cfg.server.name, namespace: cfg.server.namespace, provenance: cfg.server.provenance ?? null },
       resourceMetadataUrl: cfg.resourceMetadataUrl, limits: cfg.limits, denyStatus: cfg.denyStatus, upstreamAuthorization: cfg.upstreamAuthorization,
       inputMode: cfg.policy.entrypoint,
     },

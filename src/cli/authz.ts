@@ -1,4 +1,4 @@
-import { defaultConfig, loadConfigFile, type AuthzConfig } from '../authz/config.js';
+import { defaultConfig, loadConfigFile, parseProvenance, type AuthzConfig } from '../authz/config.js';
 import { startAuthz } from '../authz/runtime.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
@@ -25,6 +25,7 @@ same field of the config file (docs/configuration.md documents each field).
                                http://127.0.0.1:10000/mcp)
   --server NAME                MCP server name when the sidecar route does not say (default "default")
   --namespace NS               its namespace (default "default")
+  --server-provenance JSON     where the server came from, as input.mcp.provenance (set by tollgate run/up)
   --resource-metadata URL      RFC 9728 metadata URL put in 401 challenges
   --decision-log DIR           decision log directory (default <state>/decisions)
   --decision-log-nats URL      also replicate decision records to NATS JetStream
@@ -57,7 +58,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     watch: { type: 'boolean' }, 'policy-nats': { type: 'string' }, 'verification-key': { type: 'string' }, 'bundle-url': { type: 'string' },
     'decision-log-nats': { type: 'string' }, 'decision-log-witness': { type: 'string' }, budgets: { type: 'string' }, 'metrics-listen': { type: 'string' },
     'pins-nats': { type: 'string' }, 'pin-approver-key': { type: 'string' },
-    issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' },
+    issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' }, 'server-provenance': { type: 'string' },
     'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
     'deny-status': { type: 'string' }, 'upstream-authorization': { type: 'string' }, state: { type: 'string' },
     'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'client-ca': { type: 'string' }, 'trust-domain': { type: 'string' },
@@ -99,6 +100,11 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   if (values.audience?.length) c.identity.audience = values.audience;
   if (values.server) c.server.name = values.server;
   if (values.namespace) c.server.namespace = values.namespace;
+  if (values['server-provenance']) {
+    let doc: unknown;
+    try { doc = JSON.parse(values['server-provenance']); } catch { throw new UsageError('--server-provenance must be JSON: {"source":…,"registry":…,"entry":…,"version":…,"verified":…}'); }
+    try { c.server.provenance = parseProvenance(doc, '--server-provenance'); } catch (e) { throw new UsageError((e as Error).message); }
+  }
   if (values['resource-metadata']) c.resourceMetadataUrl = values['resource-metadata'];
   if (values['decision-log']) c.decisionLogDir = values['decision-log'];
   if (values['no-decision-log']) c.decisionLogDir = null;

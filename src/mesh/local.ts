@@ -45,6 +45,8 @@ export interface LocalMeshOptions {
   upstream?: { host: string; port: number };
   server?: string;
   namespace?: string;
+  /** Share this (running) issuer instead of starting one: several governed servers, one identity provider. */
+  issuer?: DevIssuer;
   /** Extra `tollgate authz` flags. */
   authzArgs?: string[];
   /** Echo every component's log to stderr. */
@@ -56,8 +58,6 @@ export interface LocalMeshOptions {
    * in the mesh's NATS and trusts approvals signed by the dev approver key under <state>/keys.
    */
   pins?: boolean;
-  /** An issuer shared with other meshes (a gateway in front of several); started here when unset. */
-  issuer?: DevIssuer;
   /**
    * Envoy reaches authz over mTLS (default true): on a workstation every local process can reach
    * loopback ports, unlike a pod's loopback. false: plaintext, as an in-pod authz sidecar.

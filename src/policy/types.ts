@@ -30,6 +30,8 @@ export interface McpInput {
   protocol_version: string | null;
   server: string;
   namespace: string;
+  /** Where the server Tollgate runs came from (`tollgate run` / `up --server`); null for servers it does not run. */
+  provenance?: ServerProvenance | null;
   /** Tool annotations as the server declared them in tools/list (never from the client). */
   annotations: ToolAnnotations | null;
   /** Position in a JSON-RPC batch, or null for a single message. */
@@ -60,6 +62,22 @@ export interface McpSessionInput {
   owner: { iss: string; sub: string; agent: string | null } | null;
   /** How the owner was learnt: from the initialize response, or from the first request using it. */
   bound_by: 'initialize' | 'first_request' | null;
+}
+
+/**
+ * The origin of a server Tollgate runs, from its own configuration (never from a request):
+ * which package or image, and whether a pinned registry key vouched for it.
+ */
+export interface ServerProvenance {
+  /** e.g. "npx:@modelcontextprotocol/server-filesystem@2026.8.31". */
+  source: string;
+  /** Registry the entry came from (its index URL or path), or null when run from a package directly. */
+  registry: string | null;
+  /** Registry entry name (server.json `name`), or null. */
+  entry: string | null;
+  version: string | null;
+  /** true only when the entry's signature and the index signature checked out against a pinned key. */
+  verified: boolean;
 }
 
 export interface IdentityInput {
