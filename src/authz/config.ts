@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import type { IdentityConfig } from '../identity/types.js';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';
 import { parseHostPort } from '../util/net.js';
+import type { NatsTlsFiles } from '../nats/settings.js';
 
 /**
  * authz configuration. Every field is documented in docs/configuration.md; the YAML file uses the
@@ -18,7 +19,8 @@ export interface AuthzConfig {
   policy: {
     dir: string | null;
     bundleUrl: string | null;
-    nats: { url: string; verificationKey: string } | null;
+    /** Signed bundles from NATS; url null: the process's NATS (`nats.url`). */
+    nats: { url: string | null; verificationKey: string } | null;
     /** Public key(s) to verify bundles from bundleUrl; unset: unsigned bundles are accepted. */
     bundleKey: string | null;
     entrypoint: 'tollgate' | 'envoy';
@@ -29,7 +31,11 @@ export interface AuthzConfig {
   upstreamAuthorization: string | null;
   stateDir: string;
   decisionLogDir: string | null;
-  /** Replicate decision records to this NATS JetStream server (local files stay the source of truth). */
+  /** The one NATS connection every capability uses: seed URLs and the client certificate (credential). */
+  nats: { url: string | null; tls: NatsTlsFiles | null };
+  /** Replicate decision records to NATS JetStream (local files stay the source of truth). */
+  decisionLogReplicate: boolean;
+  /** Older form: replicate to this URL (must name the same servers as nats.url when both are set). */
   decisionLogNatsUrl: string | null;
   budgetsFile: string | null;
   metricsListen: { host: string; port: number } | null;
@@ -57,6 +63,8 @@ export function defaultConfig(): AuthzConfig {
     upstreamAuthorization: null,
     stateDir,
     decisionLogDir: `${stateDir}/decisions`,
+    nats: { url: null, tls: null },
+    decisionLogReplicate: false,
     decisionLogNatsUrl: null,
     budgetsFile: null,
     metricsListen: null,
@@ -92,7 +100,18 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'budgets_file', 'metrics_listen']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_replicate', 'nats', 'budgets_file', 'metrics_listen']);
+  if (doc.nats !== undefined) {
+    if (!isObj(doc.nats)) err('nats', 'must be a mapping (url, ca_file, cert_file, key_file)');
+    const n = doc.nats as Obj;
+    known('nats', n, ['url', 'ca_file', 'cert_file', 'key_file']);
+    if (n.url !== undefined) c.nats.url = str('nats.url', n.url);
+    const files = [n.ca_file, n.cert_file, n.key_file];
+    if (files.some((f) => f !== undefined)) {
+      if (files.some((f) => f === undefined)) err('nats', 'ca_file, cert_file and key_file go together (the client certificate is the NATS credential)');
+      c.nats.tls = { ca: str('nats.ca_file', n.ca_file), cert: str('nats.cert_file', n.cert_file), key: str('nats.key_file', n.key_file) };
+    }
+  }
   if (doc.listen !== undefined) c.listen = parseHostPort(str('listen', doc.listen));
   if (doc.instance !== undefined) c.instanceId = str('instance', doc.instance);
   if (doc.server !== undefined) {
@@ -127,11 +146,12 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.policy !== undefined) {
     if (!isObj(doc.policy)) err('policy', 'must be a mapping');
     const p = doc.policy as Obj;
-    known('policy', p, ['dir', 'bundle_url', 'bundle_verification_key', 'nats_url', 'verification_key', 'entrypoint', 'watch']);
+    known('policy', p, ['dir', 'bundle_url', 'bundle_verification_key', 'nats_url', 'from_nats', 'verification_key', 'entrypoint', 'watch']);
     if (p.dir !== undefined) c.policy.dir = str('policy.dir', p.dir);
     if (p.bundle_url !== undefined) c.policy.bundleUrl = str('policy.bundle_url', p.bundle_url);
     if (p.bundle_verification_key !== undefined) c.policy.bundleKey = str('policy.bundle_verification_key', p.bundle_verification_key);
     if (p.nats_url !== undefined) c.policy.nats = { url: str('policy.nats_url', p.nats_url), verificationKey: str('policy.verification_key', p.verification_key) };
+    else if (p.from_nats === true) c.policy.nats = { url: null, verificationKey: str('policy.verification_key', p.verification_key) };
     if (p.entrypoint !== undefined) {
       if (p.entrypoint !== 'tollgate' && p.entrypoint !== 'envoy') err('policy.entrypoint', 'must be "tollgate" or "envoy"');
       c.policy.entrypoint = p.entrypoint as 'tollgate' | 'envoy';
@@ -154,7 +174,11 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.upstream_authorization !== undefined) c.upstreamAuthorization = str('upstream_authorization', doc.upstream_authorization);
   if (doc.state_dir !== undefined) c.stateDir = str('state_dir', doc.state_dir);
   if (doc.decision_log_dir !== undefined) c.decisionLogDir = doc.decision_log_dir === null ? null : str('decision_log_dir', doc.decision_log_dir);
-  if (doc.decision_log_nats_url !== undefined) c.decisionLogNatsUrl = str('decision_log_nats_url', doc.decision_log_nats_url);
+  if (doc.decision_log_nats_url !== undefined) {
+    c.decisionLogNatsUrl = str('decision_log_nats_url', doc.decision_log_nats_url);
+    c.decisionLogReplicate = true;
+  }
+  if (doc.decision_log_replicate !== undefined) c.decisionLogReplicate = doc.decision_log_replicate === true;
   if (doc.budgets_file !== undefined) c.budgetsFile = str('budgets_file', doc.budgets_file);
   if (doc.metrics_listen !== undefined) c.metricsListen = parseHostPort(str('metrics_listen', doc.metrics_listen));
   return c;

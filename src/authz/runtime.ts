@@ -25,6 +25,9 @@ import { createAuthzMetrics, type AuthzMetrics } from '../metrics/authz-metrics.
 import { AdminHttpServer } from '../metrics/http.js';
 import { createStatusProvider } from '../metrics/status.js';
 import { startTracing } from '../telemetry/tracing.js';
+import { loadBudgetConfig, type BudgetConfig } from '../budget/config.js';
+import { NatsLink } from '../nats/connect.js';
+import { resolveProcessNats } from '../nats/settings.js';
 
 export interface RunningAuthz {
   readonly port: number;
@@ -41,7 +44,7 @@ export interface RunningAuthz {
 type PolicySource = DirBundleSource | NatsBundleSource | HttpBundleSource;
 
 /** The policy source the config names: exactly one of dir, NATS (signed bundles), bundle URL. */
-async function policySource(cfg: AuthzConfig, holder: PolicyHolder): Promise<PolicySource> {
+async function policySource(cfg: AuthzConfig, holder: PolicyHolder, link: NatsLink | null): Promise<PolicySource> {
   const p = cfg.policy;
   const chosen = [p.dir, p.nats, p.bundleUrl].filter((x) => x !== null).length;
   if (chosen === 0) throw new Error('no policy source configured: give --policies DIR, --policy-nats URL or --bundle-url URL');
@@ -50,7 +53,9 @@ async function policySource(cfg: AuthzConfig, holder: PolicyHolder): Promise<Pol
   if (p.dir) return new DirBundleSource({ holder, dir: p.dir, watch: p.watch, loadOptions });
   if (p.nats) {
     const keys = await loadVerificationKeys(p.nats.verificationKey);
-    return new NatsBundleSource({ holder, nats: { servers: p.nats.url }, keys, loadOptions });
+    if (!link) throw new Error('policy from NATS needs a NATS URL: give --nats URL');
+    // The highest revision accepted survives restarts: a pointer moved back is refused after one too.
+    return new NatsBundleSource({ holder, nats: link, keys, loadOptions, stateFile: join(cfg.stateDir, 'policy-revision.json') });
   }
   return new HttpBundleSource({ holder, url: p.bundleUrl!, loadOptions, ...(p.bundleKey ? { keys: await loadVerificationKeys(p.bundleKey) } : {}) });
 }
@@ -71,7 +76,22 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   let policyMask: CheckDeps['policyMask'] = null;
   holder.onSwap((rev) => log.info({ revision: rev }, 'policy loaded'));
 
-  const source = await policySource(cfg, holder);
+  // One NATS connection for the process, shared by the policy source, budgets and the log replica.
+  const budgetConfig: BudgetConfig | null = cfg.budgetsFile ? loadBudgetConfig(cfg.budgetsFile) : null;
+  const natsSettings = resolveProcessNats([
+    { field: '--nats (nats.url)', url: cfg.nats.url },
+    { field: '--policy-nats (policy.nats_url)', url: cfg.policy.nats?.url },
+    { field: '--decision-log-nats (decision_log_nats_url)', url: cfg.decisionLogNatsUrl },
+    { field: `${cfg.budgetsFile} nats.url`, url: budgetConfig?.nats?.url },
+  ], cfg.nats.tls);
+  if (!natsSettings && cfg.decisionLogReplicate) throw new Error('decision log replication needs a NATS URL: give --nats URL');
+  if (!natsSettings && budgetConfig?.nats) throw new Error(`${cfg.budgetsFile} has a nats section (shared budget state) but no NATS URL is set: give --nats URL`);
+  const link = natsSettings ? NatsLink.open(natsSettings, { name: `tollgate-authz ${cfg.instanceId}` }) : null;
+  // Closers run in reverse: the connection closes after everything that uses it.
+  if (link) closers.push(() => link.close());
+  if (link) log.info({ servers: natsSettings!.servers, identity: link.identity ?? '(none: NATS without TLS)' }, 'NATS connection');
+
+  const source = await policySource(cfg, holder, link);
   metrics.readFrom({ policy: () => source.status() });
   source.events.on('rejected', (e: unknown) => log.error({ rejection: e }, 'policy bundle rejected; the last good policy keeps serving'));
   await source.start();
@@ -89,8 +109,8 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     const opened = await createDecisionSink({
       dir: cfg.decisionLogDir,
       signingKeyPath: join(cfg.stateDir, 'decision-log-key.pem'),
-      nats: cfg.decisionLogNatsUrl ? { url: cfg.decisionLogNatsUrl } : null,
-    }, { warn: (m) => log.warn(m) });
+      nats: cfg.decisionLogReplicate && link ? { url: link.settings.servers.join(',') } : null,
+    }, { warn: (m) => log.warn(m), ...(link ? { link } : {}) });
     sink = opened;
     closers.push(() => opened.close());
     metrics.readFrom({ decisionLog: () => opened.stats() });
@@ -100,7 +120,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   const annotations = new ToolAnnotationStore();
   let budgets: OpenedBudgets | null = null;
   if (cfg.budgetsFile) {
-    budgets = await openBudgetGate(cfg.budgetsFile, { stateDir: cfg.stateDir, replicaId: cfg.instanceId, logger: log });
+    budgets = await openBudgetGate(budgetConfig ?? cfg.budgetsFile, { stateDir: cfg.stateDir, replicaId: cfg.instanceId, logger: log, link });
     const gate = budgets.gate;
     closers.push(() => gate.close());
     metrics.readFrom({ budgets: () => gate.metrics });

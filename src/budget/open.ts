@@ -3,6 +3,7 @@ import { loadBudgetConfig, type BudgetConfig } from './config.js';
 import { createBudgetGate, type TollgateBudgetGate } from './gate.js';
 import { LocalBudgetStore } from './local-store.js';
 import { NatsBudgetStore, type NatsStoreLogger } from './nats-store.js';
+import type { NatsLink } from '../nats/connect.js';
 import { preloadEncodings } from './tokens.js';
 
 export interface OpenBudgetsOptions {
@@ -12,6 +13,8 @@ export interface OpenBudgetsOptions {
   replicaId?: string;
   clock?: () => number;
   logger?: NatsStoreLogger & { error?(obj: Record<string, unknown>, msg: string): void };
+  /** The process's NATS connection; unset: the budgets file's nats.url is connected to on its own. */
+  link?: NatsLink | null;
 }
 
 export interface OpenedBudgets {
@@ -35,8 +38,11 @@ export async function openBudgetGate(configOrFile: BudgetConfig | string, opts: 
   preloadEncodings(['o200k_base', ...config.budgets.map((b) => b.tokenizer)]);
   const gateOpts = opts.clock ? { clock: opts.clock } : {};
   if (config.nats) {
-    const store = await NatsBudgetStore.open(config.budgets, config.nats, {
+    const link = opts.link ?? null;
+    const store = await NatsBudgetStore.open(config.budgets, config.nats, link, {
       ...(opts.replicaId ? { replicaId: opts.replicaId } : {}), ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.logger ? { logger: opts.logger } : {}),
+      // With a component credential, definitions are the control plane's to record (authz may not).
+      recordDefinitions: link?.identity == null,
     });
     return { config, mode: 'nats', gate: createBudgetGate(config, store, gateOpts) };
   }

@@ -2,6 +2,8 @@ import { defaultConfig, loadConfigFile, type AuthzConfig } from '../authz/config
 import { startAuthz } from '../authz/runtime.js';
 import { parseHostPort } from '../util/net.js';
 import { parseCommandArgs } from './args.js';
+import { NATS_FLAGS, NATS_FLAGS_USAGE } from './nats-flags.js';
+import { NatsSettingsError, tlsFiles } from '../nats/settings.js';
 import { UsageError, type Command } from './types.js';
 
 const USAGE = `Usage: tollgate authz [--config FILE] [flags]
@@ -13,7 +15,12 @@ same field of the config file (docs/configuration.md documents each field).
   --listen HOST:PORT           gRPC address (default 127.0.0.1:9191)
   --policies DIR               build and load Rego from DIR (opa build -t wasm)
   --watch                      with --policies: rebuild and swap when files under DIR change
-  --policy-nats URL            follow signed bundles the control plane publishes on NATS
+${NATS_FLAGS_USAGE.replace(/^ {2}/gm, '  ')}
+                               One connection serves the policy source, budgets and the log replica.
+  --policy-from-nats           follow signed bundles the control plane publishes on NATS (--nats);
+                               the highest revision accepted is kept in the state dir, and an older
+                               one is refused even after a restart
+  --policy-nats URL            the same, naming the URL (must equal --nats when both are given)
   --verification-key FILE      public key (PEM or JWK/JWKS) that signed bundles must verify with
   --bundle-url URL             poll an OPA bundle server (ETag); signed bundles are checked
                                against --verification-key when given
@@ -26,7 +33,8 @@ same field of the config file (docs/configuration.md documents each field).
   --namespace NS               its namespace (default "default")
   --resource-metadata URL      RFC 9728 metadata URL put in 401 challenges
   --decision-log DIR           decision log directory (default <state>/decisions)
-  --decision-log-nats URL      also replicate decision records to NATS JetStream
+  --replicate-decisions        also replicate decision records to NATS JetStream (--nats)
+  --decision-log-nats URL      the same, naming the URL (must equal --nats when both are given)
   --budgets FILE               token budgets (docs/budgets.md); none: no budgets enforced
   --no-decision-log            write no decision log (not for production)
   --deny-status N              HTTP status of policy denials of JSON-RPC requests (default 200)
@@ -47,6 +55,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' },
     'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
     'deny-status': { type: 'string' }, 'upstream-authorization': { type: 'string' }, state: { type: 'string' },
+    ...NATS_FLAGS, 'policy-from-nats': { type: 'boolean' }, 'replicate-decisions': { type: 'boolean' },
   });
   if (values.help) return null;
   const base = defaultConfig();
@@ -55,15 +64,24 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   if (values.listen) c.listen = parseHostPort(values.listen);
   if (values.policies) c.policy.dir = values.policies;
   if (values.watch) c.policy.watch = true;
-  if (values['policy-nats']) {
-    if (!values['verification-key']) throw new UsageError('--policy-nats needs --verification-key: bundles from NATS are always signature-checked');
-    c.policy.nats = { url: values['policy-nats'], verificationKey: values['verification-key'] };
+  if (values.nats) c.nats.url = values.nats;
+  try {
+    const tls = tlsFiles({ ca: values['nats-ca'], cert: values['nats-cert'], key: values['nats-key'] });
+    if (tls) c.nats.tls = tls;
+  } catch (e) {
+    if (e instanceof NatsSettingsError) throw new UsageError(e.message);
+    throw e;
+  }
+  if (values['policy-nats'] || values['policy-from-nats']) {
+    if (!values['verification-key']) throw new UsageError('--policy-from-nats needs --verification-key: bundles from NATS are always signature-checked');
+    c.policy.nats = { url: values['policy-nats'] ?? null, verificationKey: values['verification-key'] };
   }
   if (values['bundle-url']) {
     c.policy.bundleUrl = values['bundle-url'];
     if (values['verification-key']) c.policy.bundleKey = values['verification-key'];
   }
   if (values['decision-log-nats']) c.decisionLogNatsUrl = values['decision-log-nats'];
+  if (values['decision-log-nats'] || values['replicate-decisions']) c.decisionLogReplicate = true;
   if (values.budgets) c.budgetsFile = values.budgets;
   // The command serves metrics by default; the library default stays off so tests can run many.
   const m = values['metrics-listen'] ?? (values.config ? undefined : '127.0.0.1:9464');

@@ -5,6 +5,7 @@ import { generateSigningKeyPair, isSigningAlg, loadSigningKey, SIGNING_ALGS } fr
 import { DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY } from '../controlplane/pointer.js';
 import type { PolicyControlPlaneOptions } from '../controlplane/serve.js';
 import { parseCommandArgs, parseDuration } from './args.js';
+import { NATS_FLAGS, NATS_FLAGS_USAGE, natsSettingsFromFlags } from './nats-flags.js';
 import { UsageError, type Command } from './types.js';
 import { parseHostPort } from '../util/net.js';
 
@@ -31,8 +32,10 @@ signature and swaps the policy in without dropping a request.
                        (ES256) or Ed25519 (EdDSA); make one with \`tollgate controlplane keys\` (required)
   --key-id ID          key id put in the signature (kid / keyid); default: the JWK's kid, else the
                        RFC 7638 thumbprint of the public key, which authz computes the same way
-  --nats URL           NATS server(s), comma-separated (default nats://127.0.0.1:4222); waits for
-                       NATS to come up
+${NATS_FLAGS_USAGE}
+                       (default nats://127.0.0.1:4222; waits up to 60 s for NATS to come up)
+  --state DIR          keeps the highest revision published (anti-rollback across restarts)
+                       (default $TOLLGATE_STATE_DIR or ./.state)
   --entrypoint PATH    opa build entrypoint, e.g. tollgate/authz/decision; repeatable (default:
                        the entrypoints of the policy contract, docs/policy-input.md)
   --debounce DUR       quiet time after a file change before rebuilding (default 300ms)
@@ -89,7 +92,7 @@ async function serve(argv: string[]): Promise<number> {
     'key-id': { type: 'string' },
     'xds-listen': { type: 'string' }, 'no-xds': { type: 'boolean' }, issuer: { type: 'string' }, authz: { type: 'string' },
     'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
-    nats: { type: 'string' },
+    ...NATS_FLAGS, state: { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
     debounce: { type: 'string' },
     poll: { type: 'string' },
@@ -108,12 +111,16 @@ async function serve(argv: string[]): Promise<number> {
   const keep = values.keep === undefined ? 20 : Number(values.keep);
   if (!Number.isInteger(keep) || keep < 2) throw new UsageError('--keep must be an integer of at least 2');
   const signingKey = await loadSigningKey(values['signing-key'], values['key-id'] !== undefined ? { kid: values['key-id'] } : {});
-  const servers = (values.nats ?? 'nats://127.0.0.1:4222').split(',').map((s) => s.trim()).filter(Boolean);
+  const settings = natsSettingsFromFlags(values, 'nats://127.0.0.1:4222')!;
+  const stateDir = resolve(values.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state');
+  const { NatsLink } = await import('../nats/connect.js');
+  const link = NatsLink.open(settings, { name: 'tollgate-controlplane' });
 
   const opts: PolicyControlPlaneOptions = {
     policiesDir: dir,
     signingKey,
-    nats: { servers },
+    nats: link,
+    stateFile: join(stateDir, 'controlplane-revision.json'),
     debounceMs: durationMs('debounce', values.debounce, 300),
     pollMs: durationMs('poll', values.poll, 5000),
     publisher: {
@@ -135,12 +142,24 @@ async function serve(argv: string[]): Promise<number> {
   cp.on('published', (e) => log(`published revision ${e.pointer.revision} as ${e.pointer.object} (${e.pointer.size} bytes, signed by ${e.pointer.kid})`));
   cp.on('build-failed', (e) => { failed = true; log(`build failed, nothing published:\n${e.message}`); });
   cp.on('publish-failed', (e) => { failed = true; log(`publish failed (retrying in ${e.retryInMs} ms): ${e.message}`); });
+  cp.on('pointer-corrected', (e) => log(`ALERT pointer tampered with: found ${e.found}; ${e.corrected ? `put back revision ${e.restored}` : e.restored === null ? 'nothing trusted to put back yet' : 'could not put it back (it moved again); re-checking'}`));
 
-  log(`signing with ${signingKey.alg} key ${signingKey.kid}; connecting to ${servers.join(',')}`);
+  log(`signing with ${signingKey.alg} key ${signingKey.kid}; connecting to ${settings.servers.join(',')}${settings.tls ? ' (TLS, client certificate)' : ''}`);
+  const { provisionStreams } = await import('../controlplane/streams.js');
+  try {
+    await provisionStreams(await link.ready(60_000));
+  } catch (e) {
+    await link.close();
+    throw e;
+  }
   if (values.once) {
     // A one-shot run must not wait for a retry, so publish failures end it.
-    await cp.start();
-    await cp.stop();
+    try {
+      await cp.start();
+      await cp.stop();
+    } finally {
+      await link.close();
+    }
     return failed ? 1 : 0;
   }
   let xds: import('../controlplane/xds.js').SidecarXds | null = null;
@@ -161,6 +180,7 @@ async function serve(argv: string[]): Promise<number> {
   await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
   await cp.stop();
   await xds?.stop();
+  await link.close();
   return 0;
 }
 
