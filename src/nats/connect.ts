@@ -69,6 +69,10 @@ export function explainConnectError(e: Error, settings: NatsSettings): string {
   return `cannot connect to NATS at ${where}: ${m}`;
 }
 
+function isRefusal(message: string): boolean {
+  return /refused this client's credential|requires TLS|TLS with NATS/.test(message);
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 /**
@@ -81,7 +85,7 @@ export class NatsLink implements NatsHandle {
   private conn: NatsConnection | null = null;
   private lastError: string | null = null;
   private closed = false;
-  private readonly waiters: Array<(nc: NatsConnection) => void> = [];
+  private readonly waiters: Array<{ resolve: (nc: NatsConnection) => void; reject: (e: Error) => void }> = [];
   readonly identity: string | null;
   private readonly opts: ConnectionOptions;
 
@@ -113,12 +117,15 @@ export class NatsLink implements NatsHandle {
     if (this.closed) return Promise.reject(new Error('NATS link closed'));
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => {
-        const i = this.waiters.indexOf(done);
+        const i = this.waiters.indexOf(w);
         if (i >= 0) this.waiters.splice(i, 1);
         reject(new Error(this.lastError ?? `no connection to NATS at ${describeServers(this.settings)} after ${timeoutMs} ms`));
       }, timeoutMs);
-      const done = (nc: NatsConnection): void => { clearTimeout(t); resolve(nc); };
-      this.waiters.push(done);
+      const w = {
+        resolve: (nc: NatsConnection): void => { clearTimeout(t); resolve(nc); },
+        reject: (e: Error): void => { clearTimeout(t); reject(e); },
+      };
+      this.waiters.push(w);
     });
   }
 
@@ -129,10 +136,16 @@ export class NatsLink implements NatsHandle {
         if (this.closed) { await nc.close().catch(() => undefined); return; }
         this.conn = nc;
         this.lastError = null;
-        for (const w of this.waiters.splice(0)) w(nc);
+        for (const w of this.waiters.splice(0)) w.resolve(nc);
         return;
       } catch (e) {
         this.lastError = explainConnectError(e as Error, this.settings);
+        // A refusal will not change by waiting: whoever waits hears it now. The loop keeps trying
+        // (the server's users may be fixed meanwhile), more slowly.
+        if (isRefusal(this.lastError)) {
+          for (const w of this.waiters.splice(0)) w.reject(new Error(this.lastError));
+          delay = 2000;
+        }
         await sleep(delay);
       }
     }
