@@ -197,7 +197,17 @@ export class NatsBundleSource implements BundleSource {
         this.sourceError = `cannot read pointer ${this.kvBucket}/${this.pointerKey}: ${err.message}`;
         return undefined;
       });
-      if (e) await this.consider(e);
+      if (!e) return;
+      await this.consider(e);
+      // The store check again: a bundle still settling when the pointer was last looked at
+      // (see settleMs) is taken now if the pointer has not caught up with it.
+      let above = 0;
+      try {
+        if (e.operation === 'PUT') above = parsePointer(e.value).revision;
+      } catch {
+        above = 0;
+      }
+      await this.loadNewestStored(`nats ${this.kvBucket}/${this.pointerKey}`, above);
     });
   }
 
