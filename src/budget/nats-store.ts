@@ -462,11 +462,11 @@ export class NatsBudgetAdmin implements BudgetAdmin {
   private constructor(private readonly link: NatsLink | null, private readonly kv: KV, private readonly cfg: KV, private readonly specs: BudgetSpec[] | null) {}
 
   /** `link`: the caller's connection (with its credential); null: connect to settings.url without TLS. */
-  static async open(settings: NatsBudgetSettings, specs: BudgetSpec[] | null = null, link: NatsLink | null = null): Promise<NatsBudgetAdmin> {
+  static async open(settings: NatsBudgetSettings, specs: BudgetSpec[] | null = null, link: NatsLink | null = null, closeLink = false): Promise<NatsBudgetAdmin> {
     const conn = await budgetConnection(settings, link, 'tollgate budget', settings.timeoutMs);
     try {
       const { kv, cfg } = await openBuckets(conn.nc, settings);
-      return new NatsBudgetAdmin(conn.owned ? conn.link : null, kv, cfg, specs);
+      return new NatsBudgetAdmin(conn.owned || closeLink ? conn.link : null, kv, cfg, specs);
     } catch (e) {
       if (conn.owned) await conn.link.close();
       throw e;

@@ -34,6 +34,9 @@ signature and swaps the policy in without dropping a request.
                        RFC 7638 thumbprint of the public key, which authz computes the same way
 ${NATS_FLAGS_USAGE}
                        (default nats://127.0.0.1:4222; waits up to 60 s for NATS to come up)
+  --budgets FILE       record these budget declarations in NATS for \`tollgate budget status\`
+                       (authz enforces its own copy; under per-component credentials it may not
+                       record them itself)
   --state DIR          keeps the highest revision published (anti-rollback across restarts)
                        (default $TOLLGATE_STATE_DIR or ./.state)
   --entrypoint PATH    opa build entrypoint, e.g. tollgate/authz/decision; repeatable (default:
@@ -92,7 +95,7 @@ async function serve(argv: string[]): Promise<number> {
     'key-id': { type: 'string' },
     'xds-listen': { type: 'string' }, 'no-xds': { type: 'boolean' }, issuer: { type: 'string' }, authz: { type: 'string' },
     'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
-    ...NATS_FLAGS, state: { type: 'string' },
+    ...NATS_FLAGS, state: { type: 'string' }, budgets: { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
     debounce: { type: 'string' },
     poll: { type: 'string' },
@@ -147,7 +150,15 @@ async function serve(argv: string[]): Promise<number> {
   log(`signing with ${signingKey.alg} key ${signingKey.kid}; connecting to ${settings.servers.join(',')}${settings.tls ? ' (TLS, client certificate)' : ''}`);
   const { provisionStreams } = await import('../controlplane/streams.js');
   try {
-    await provisionStreams(await link.ready(60_000));
+    const nc = await link.ready(60_000);
+    await provisionStreams(nc, log);
+    if (values.budgets) {
+      const { loadBudgetConfig, DEFAULT_NATS_SETTINGS } = await import('../budget/config.js');
+      const { publishBudgetDefinitions } = await import('../budget/nats-store.js');
+      const b = loadBudgetConfig(values.budgets);
+      await publishBudgetDefinitions(nc, b.nats ?? DEFAULT_NATS_SETTINGS, b.budgets);
+      log(`recorded ${b.budgets.length} budget declarations from ${values.budgets}`);
+    }
   } catch (e) {
     await link.close();
     throw e;

@@ -6,7 +6,8 @@ const USAGE = `Usage: tollgate up [--policies DIR] [--demo | --upstream URL] [fl
 
 Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   dev OIDC issuer  http://127.0.0.1:5556      (keys kept in the state dir)
-  NATS JetStream   nats://127.0.0.1:4222      (store in the state dir)
+  NATS JetStream   tls://127.0.0.1:4222       (store in the state dir; TLS, one client certificate
+                                              per component with least privilege, CA in <state>/pki)
   control plane    xDS on 127.0.0.1:18000     (builds, signs and publishes policies/ on every save)
   authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC; follows signed bundles)
   Envoy            http://127.0.0.1:10000/mcp (admin on 9901), configured only over xDS
@@ -25,6 +26,23 @@ Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   --budgets FILE   enforce these token budgets (docs/budgets.md)
   --verbose        echo every component's log
 `;
+
+/** How to read the mesh's NATS as a reviewer or change budgets as an operator (their credentials). */
+function natsHelp(mesh: LocalMesh): string[] {
+  const url = mesh.endpoints.nats;
+  if (!url) return [];
+  const flags = (name: string): string => {
+    const t = mesh.natsCredentials.get(name)?.tls;
+    return t ? `--nats ${url} --nats-ca ${t.ca} --nats-cert ${t.cert} --nats-key ${t.key}` : '';
+  };
+  return [
+    'Read the central decision log and budgets (reviewer credential: read-only):',
+    `  npx tollgate logs query ${flags('reviewer')}`,
+    `  npx tollgate budget status ${flags('reviewer')}`,
+    `Change budget limits with the operator credential: npx tollgate budget set NAME --limit N ${flags('operator')}`,
+    '',
+  ];
+}
 
 export const upCommand: Command = {
   name: 'up',
@@ -56,7 +74,7 @@ export const upCommand: Command = {
     const mesh = await LocalMesh.start({
       policies: values.policies ?? 'policies', stateDir, upstream, server: values.server, echo: values.verbose ?? false,
       controlPlane: !values['no-controlplane'],
-      ...(values.budgets ? { authzArgs: ['--budgets', values.budgets] } : {}),
+      ...(values.budgets ? { budgets: values.budgets } : {}),
       ports: {
         envoy: port(values['envoy-port'], DEFAULT_PORTS.envoy), envoyAdmin: port(values['admin-port'], DEFAULT_PORTS.envoyAdmin),
         authz: port(values['authz-port'], DEFAULT_PORTS.authz), issuer: port(values['issuer-port'], DEFAULT_PORTS.issuer),
@@ -74,7 +92,7 @@ export const upCommand: Command = {
       `  authz (gRPC)              ${e.authz}`,
       `  OIDC issuer               ${e.issuer}`,
       ...(e.xds ? [`  control plane (xDS)       ${e.xds}   (edit ${values.policies ?? 'policies'}/ and save: published and swapped live)`] : []),
-      ...(e.nats ? [`  NATS JetStream            ${e.nats}`] : []),
+      ...(e.nats ? [`  NATS JetStream            ${e.nats}   (TLS; one client certificate per component)`] : []),
       ...(mesh.sidecarConfig ? [`  sidecar defaults (xDS)    ${mesh.sidecarConfig}`] : []),
       `  Envoy admin               ${e.envoyAdmin}`,
       `  authz metrics / status    ${e.metrics}/metrics   (tollgate status)`,
@@ -84,6 +102,7 @@ export const upCommand: Command = {
       '  npx tollgate token --sub alice --team payments',
       `  TOKEN=$(npx tollgate token --sub alice --team payments | tail -1)`,
       '',
+      ...natsHelp(mesh),
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'));

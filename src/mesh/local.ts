@@ -9,6 +9,8 @@ import { startEnvoy, type RunningEnvoy } from '../envoy/run.js';
 import { generateSigningKeyPair } from '../controlplane/keys.js';
 import { ManagedProcess } from '../util/process.js';
 import { NatsServer } from '../util/nats-server.js';
+import { LocalPki } from '../pki/index.js';
+import { issueNatsCredentials, type ComponentCredential } from '../nats/credentials.js';
 import { freePort, waitForPort } from '../util/net.js';
 import { projectRoot } from '../util/tools.js';
 import { selfCommand } from '../util/self.js';
@@ -42,6 +44,8 @@ export interface LocalMeshOptions {
   namespace?: string;
   /** Extra `tollgate authz` flags. */
   authzArgs?: string[];
+  /** Token budgets file, enforced by authz and declared by the control plane (docs/budgets.md). */
+  budgets?: string;
   /** Echo every component's log to stderr. */
   echo?: boolean;
   /** ext_authz deadline in Envoy. */
@@ -100,6 +104,8 @@ export class LocalMesh {
     /** Sidecar defaults file the control plane watches (control-plane mode). */
     readonly sidecarConfig: string | null,
     private readonly others: Stoppable[],
+    /** NATS credentials by component (controlplane, authz, reviewer, operator), control-plane mode. */
+    readonly natsCredentials: ReadonlyMap<string, ComponentCredential>,
   ) {}
 
   static async start(o: LocalMeshOptions): Promise<LocalMesh> {
@@ -138,27 +144,42 @@ export class LocalMesh {
       let controlPlane: ManagedProcess | null = null;
       let sidecarConfig: string | null = null;
       let policyArgs = ['--policies', resolve(o.policies)];
+      let natsCredentials = new Map<string, ComponentCredential>();
+      const budgetArgs = o.budgets ? ['--budgets', resolve(o.budgets)] : [];
       if (withCp) {
-        nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo });
+        // NATS with TLS and one credential per component, least privilege (docs/security.md "NATS").
+        const creds = await issueNatsCredentials(await LocalPki.open(join(stateDir, 'pki')), [
+          { name: 'controlplane', role: 'controlplane', namespace: 'tollgate-system' },
+          { name: 'authz', role: 'authz', namespace },
+          { name: 'reviewer', role: 'reviewer', namespace: 'tollgate-system' },
+          { name: 'operator', role: 'operator', namespace: 'tollgate-system' },
+        ]);
+        natsCredentials = creds.clients;
+        nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo, tls: creds.server, users: creds.users });
         const natsRef = nats;
         started.push({ stop: () => natsRef.stop() });
         const keys = await devSigningKeys(stateDir);
         sidecarConfig = join(stateDir, 'sidecars.yaml');
         writeFileSync(sidecarConfig, `# Sidecar defaults pushed over xDS; edit and save to push a change live.\nauthz_timeout_ms: ${authzTimeoutMs}\n`);
+        const natsFlags = (name: string): string[] => {
+          const t = creds.clients.get(name)!.tls;
+          return ['--nats', nats!.url, '--nats-ca', t.ca, '--nats-cert', t.cert, '--nats-key', t.key];
+        };
         controlPlane = await cli('controlplane', [
-          'controlplane', 'serve', '--policies', resolve(o.policies), '--signing-key', keys.privateKey, '--nats', nats.url,
+          'controlplane', 'serve', '--policies', resolve(o.policies), '--signing-key', keys.privateKey, ...natsFlags('controlplane'),
+          '--state', stateDir, ...budgetArgs,
           '--xds-listen', `127.0.0.1:${ports.xds}`, '--issuer', issuer.url, '--authz', `127.0.0.1:${ports.authz}`,
           '--sidecar-config', sidecarConfig,
         ], /published revision|unchanged: revision/);
         const cpRef = controlPlane;
         started.push({ stop: () => cpRef.stop() });
-        policyArgs = ['--policy-nats', nats.url, '--verification-key', keys.publicKey];
+        policyArgs = [...natsFlags('authz'), '--policy-from-nats', '--verification-key', keys.publicKey, '--replicate-decisions'];
       }
 
       const authzArgs = [
         'authz', '--listen', `127.0.0.1:${ports.authz}`, ...policyArgs, '--issuer', issuer.url,
         '--audience', mcp, '--server', server, '--namespace', namespace, '--resource-metadata', resourceMetadata,
-        '--state', stateDir, '--metrics-listen', `127.0.0.1:${ports.metrics}`, ...(o.authzArgs ?? []),
+        '--state', stateDir, '--metrics-listen', `127.0.0.1:${ports.metrics}`, ...budgetArgs, ...(o.authzArgs ?? []),
       ];
       // Ready once it listens and has a policy: before that every call would be refused.
       const startAuthzProcess = (): Promise<ManagedProcess> => cli('authz', authzArgs, /authz listening on[\s\S]*"policy loaded"|"policy loaded"[\s\S]*authz listening on/);
@@ -188,7 +209,7 @@ export class LocalMesh {
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
         upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: nats?.url ?? null,
         metrics: `http://127.0.0.1:${ports.metrics}`,
-      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started);
+      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, natsCredentials);
     } catch (e) {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
       throw e;
