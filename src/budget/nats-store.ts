@@ -240,7 +240,7 @@ export class NatsBudgetStore implements BudgetStore {
 
   private unreachableReason(): string {
     const since = this.unreachableSince === null ? '' : ` since ${new Date(this.unreachableSince).toISOString()}`;
-    return `shared budget state (NATS at ${this.nc.getServer()}) is unreachable${since}${this.failure ? ` (${this.failure})` : ''}`;
+    return `shared budget state (NATS at ${this.settings.url || this.nc.getServer()}) is unreachable${since}${this.failure ? ` (${this.failure})` : ''}`;
   }
 
   usage(spec: BudgetSpec, window: BudgetWindow, now: number, need = 0): BudgetUsage {

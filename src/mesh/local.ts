@@ -149,10 +149,11 @@ export class LocalMesh {
       if (withCp) {
         // NATS with TLS and one credential per component, least privilege (docs/security.md "NATS").
         const creds = await issueNatsCredentials(await LocalPki.open(join(stateDir, 'pki')), [
-          { name: 'controlplane', role: 'controlplane', namespace: 'tollgate-system' },
-          { name: 'authz', role: 'authz', namespace },
-          { name: 'reviewer', role: 'reviewer', namespace: 'tollgate-system' },
-          { name: 'operator', role: 'operator', namespace: 'tollgate-system' },
+          // The same SPIFFE IDs the components have on xDS and authz gRPC (docs/security.md).
+          { name: 'controlplane', role: 'controlplane', namespace: 'tollgate-system', serviceAccount: 'tollgate-controlplane' },
+          { name: 'authz', role: 'authz', namespace, serviceAccount: 'tollgate-authz' },
+          { name: 'reviewer', role: 'reviewer', namespace: 'tollgate-system', serviceAccount: 'tollgate-reviewer' },
+          { name: 'operator', role: 'operator', namespace: 'tollgate-system', serviceAccount: 'tollgate-operator' },
         ]);
         natsCredentials = creds.clients;
         nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo, tls: creds.server, users: creds.users });
