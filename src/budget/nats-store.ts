@@ -94,12 +94,12 @@ function readState(e: KvEntry | null): LeaseState {
 type BucketNames = Pick<NatsBudgetSettings, 'bucket' | 'configBucket' | 'timeoutMs'>;
 
 /** Creates the budget buckets (the control plane does, at start; authz has no right to). */
-export async function createBudgetBuckets(nc: NatsConnection, s: BucketNames): Promise<{ kv: KV; cfg: KV }> {
+export async function createBudgetBuckets(nc: NatsConnection, s: BucketNames, replicas = 1): Promise<{ kv: KV; cfg: KV }> {
   // The JetStream client's own timeout bounds every KV call (get included), so a silent server
   // shows up as a failure after `timeoutMs`, not after the library default.
   const kvm = new Kvm(jetstream(nc, { timeout: s.timeoutMs }));
-  const kv = await kvm.create(s.bucket, { history: 1, ttl: USAGE_TTL_MS, timeout: s.timeoutMs, description: 'Tollgate budget usage and leases, per budget and window' });
-  const cfg = await kvm.create(s.configBucket, { history: 1, timeout: s.timeoutMs, description: 'Tollgate budget limit overrides and declarations' });
+  const kv = await kvm.create(s.bucket, { history: 1, ttl: USAGE_TTL_MS, timeout: s.timeoutMs, replicas, description: 'Tollgate budget usage and leases, per budget and window' });
+  const cfg = await kvm.create(s.configBucket, { history: 1, timeout: s.timeoutMs, replicas, description: 'Tollgate budget limit overrides and declarations' });
   return { kv, cfg };
 }
 

@@ -37,6 +37,8 @@ ${NATS_FLAGS_USAGE}
   --budgets FILE       record these budget declarations in NATS for \`tollgate budget status\`
                        (authz enforces its own copy; under per-component credentials it may not
                        record them itself)
+  --replicas N         JetStream replicas of the streams and buckets it creates: 1 (default), or 3
+                       on a three-node cluster (a node's loss then loses nothing)
   --state DIR          keeps the highest revision published (anti-rollback across restarts)
                        (default $TOLLGATE_STATE_DIR or ./.state)
   --entrypoint PATH    opa build entrypoint, e.g. tollgate/authz/decision; repeatable (default:
@@ -95,7 +97,7 @@ async function serve(argv: string[]): Promise<number> {
     'key-id': { type: 'string' },
     'xds-listen': { type: 'string' }, 'no-xds': { type: 'boolean' }, issuer: { type: 'string' }, authz: { type: 'string' },
     'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
-    ...NATS_FLAGS, state: { type: 'string' }, budgets: { type: 'string' },
+    ...NATS_FLAGS, state: { type: 'string' }, budgets: { type: 'string' }, replicas: { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
     debounce: { type: 'string' },
     poll: { type: 'string' },
@@ -115,6 +117,8 @@ async function serve(argv: string[]): Promise<number> {
   if (!Number.isInteger(keep) || keep < 2) throw new UsageError('--keep must be an integer of at least 2');
   const signingKey = await loadSigningKey(values['signing-key'], values['key-id'] !== undefined ? { kid: values['key-id'] } : {});
   const settings = natsSettingsFromFlags(values, 'nats://127.0.0.1:4222')!;
+  const replicas = values.replicas === undefined ? 1 : Number(values.replicas);
+  if (![1, 3, 5].includes(replicas)) throw new UsageError('--replicas must be 1, 3 or 5');
   const stateDir = resolve(values.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state');
   const { NatsLink } = await import('../nats/connect.js');
   const link = NatsLink.open(settings, { name: 'tollgate-controlplane' });
@@ -131,6 +135,7 @@ async function serve(argv: string[]): Promise<number> {
       kvBucket: values['kv-bucket'] ?? DEFAULT_KV_BUCKET,
       pointerKey: values['policy-set'] ?? DEFAULT_POINTER_KEY,
       keep,
+      replicas,
     },
   };
   if (values.entrypoint) opts.entrypoints = values.entrypoint;
@@ -151,7 +156,16 @@ async function serve(argv: string[]): Promise<number> {
   const { provisionStreams } = await import('../controlplane/streams.js');
   try {
     const nc = await link.ready(60_000);
-    await provisionStreams(nc, log);
+    // A fresh cluster elects its JetStream leader first: retry for a while before giving up.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await provisionStreams(nc, log, replicas);
+        break;
+      } catch (e) {
+        if (attempt >= 30) throw new Error(`cannot create the mesh's streams: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     if (values.budgets) {
       const { loadBudgetConfig, DEFAULT_NATS_SETTINGS } = await import('../budget/config.js');
       const { publishBudgetDefinitions } = await import('../budget/nats-store.js');

@@ -24,8 +24,16 @@ Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   --no-controlplane  no NATS or control plane: authz builds --policies itself and Envoy gets a
                    static config (fewer processes; policy edits need a restart)
   --budgets FILE   enforce these token budgets (docs/budgets.md)
+  --nats-cluster N run NATS as N nats-servers with routes on loopback (client ports --nats-port
+                   and free ones); streams and buckets get 3 replicas, clients every seed URL
   --verbose        echo every component's log
 `;
+
+function clusterSize(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 5) throw new UsageError('--nats-cluster must be a number of servers from 1 to 5 (3 for a cluster that survives one loss)');
+  return n;
+}
 
 /** How to read the mesh's NATS as a reviewer or change budgets as an operator (their credentials). */
 function natsHelp(mesh: LocalMesh): string[] {
@@ -52,10 +60,11 @@ export const upCommand: Command = {
       policies: { type: 'string' }, demo: { type: 'boolean' }, upstream: { type: 'string' }, server: { type: 'string' },
       state: { type: 'string' }, 'envoy-port': { type: 'string' }, 'admin-port': { type: 'string' }, 'authz-port': { type: 'string' },
       'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' }, 'metrics-port': { type: 'string' },
-      'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' },
+      'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' }, 'nats-cluster': { type: 'string' },
     });
     if (values.help) { process.stdout.write(USAGE); return 0; }
     if (values.demo && values.upstream) throw new UsageError('give either --demo or --upstream, not both');
+    if (values['no-controlplane'] && values['nats-cluster'] !== undefined) throw new UsageError('--nats-cluster needs the control plane (drop --no-controlplane)');
     let upstream: { host: string; port: number } | undefined;
     if (values.upstream) {
       let u: URL;
@@ -75,6 +84,7 @@ export const upCommand: Command = {
       policies: values.policies ?? 'policies', stateDir, upstream, server: values.server, echo: values.verbose ?? false,
       controlPlane: !values['no-controlplane'],
       ...(values.budgets ? { budgets: values.budgets } : {}),
+      ...(values['nats-cluster'] !== undefined ? { natsCluster: clusterSize(values['nats-cluster']) } : {}),
       ports: {
         envoy: port(values['envoy-port'], DEFAULT_PORTS.envoy), envoyAdmin: port(values['admin-port'], DEFAULT_PORTS.envoyAdmin),
         authz: port(values['authz-port'], DEFAULT_PORTS.authz), issuer: port(values['issuer-port'], DEFAULT_PORTS.issuer),

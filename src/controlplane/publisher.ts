@@ -22,6 +22,8 @@ export interface PublisherOptions {
   keep?: number;
   /** Attempts when another publisher wins the race for a revision. */
   maxAttempts?: number;
+  /** JetStream replicas of the buckets this creates (1, or 3 on a cluster). */
+  replicas?: number;
 }
 
 /** Thrown when the pointer moved underneath us (another control plane published). */
@@ -61,9 +63,10 @@ export class BundlePublisher {
       pointerKey: options.pointerKey ?? DEFAULT_POINTER_KEY,
       keep: Math.max(2, options.keep ?? 20),
       maxAttempts: options.maxAttempts ?? 5,
+      replicas: options.replicas ?? 1,
     };
-    const kv = await new Kvm(nc).create(opts.kvBucket, { history: 10, description: 'Tollgate policy bundle pointers' });
-    const store = await new Objm(nc).create(opts.objectBucket, { description: 'Tollgate signed policy bundles' });
+    const kv = await new Kvm(nc).create(opts.kvBucket, { history: 10, replicas: opts.replicas, description: 'Tollgate policy bundle pointers' });
+    const store = await new Objm(nc).create(opts.objectBucket, { replicas: opts.replicas, description: 'Tollgate signed policy bundles' });
     return new BundlePublisher(kv, store, opts);
   }
 

@@ -7,10 +7,11 @@ import { ensureDecisionStream } from '../decisionlog/nats-sink.js';
 /**
  * The control plane creates every stream and bucket of the mesh at start, with the settings the
  * data plane expects, so that authz and reviewers need no right to create or change streams (see
- * nats/permissions.ts). Idempotent: existing streams are left as they are.
+ * nats/permissions.ts). Idempotent: existing streams are left as they are. `replicas`: 3 on a
+ * three-node cluster, so a node's loss loses no record, lease or bundle.
  */
-export async function provisionStreams(nc: NatsConnection, warn: (m: string) => void = () => undefined): Promise<void> {
-  await createBudgetBuckets(nc, DEFAULT_NATS_SETTINGS);
+export async function provisionStreams(nc: NatsConnection, warn: (m: string) => void = () => undefined, replicas = 1): Promise<void> {
+  await createBudgetBuckets(nc, DEFAULT_NATS_SETTINGS, replicas);
   const log = resolveDecisionLogConfig({ dir: '/unused', nats: { url: 'nats://unused:4222' } }).nats!;
-  await ensureDecisionStream(nc, log, warn);
+  await ensureDecisionStream(nc, { ...log, replicas }, warn);
 }

@@ -90,6 +90,8 @@ export interface DecisionStreamSettings {
   subjectPrefix: string;
   duplicateWindowMs: number;
   maxAgeMs: number;
+  /** Stream replicas when this creates it (default 1). */
+  replicas?: number;
 }
 
 /** Creates the decision stream if it does not exist; warns when an existing one misses our subjects. */
@@ -108,7 +110,7 @@ export async function ensureDecisionStream(nc: NatsConnection, o: DecisionStream
   await jsm.streams.add({
     name: o.stream, subjects: [wanted], storage: StorageType.File, retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old, duplicate_window: nanos(o.duplicateWindowMs), max_age: nanos(o.maxAgeMs),
-    description: 'Tollgate decision records (hash-chained; see docs/decision-log.md)',
+    num_replicas: o.replicas ?? 1, description: 'Tollgate decision records (hash-chained; see docs/decision-log.md)',
   });
 }
 

@@ -8,7 +8,7 @@ import type { SidecarSpec } from '../envoy/resources.js';
 import { startEnvoy, type RunningEnvoy } from '../envoy/run.js';
 import { generateSigningKeyPair } from '../controlplane/keys.js';
 import { ManagedProcess } from '../util/process.js';
-import { NatsServer } from '../util/nats-server.js';
+import { NatsCluster, NatsServer } from '../util/nats-server.js';
 import { LocalPki } from '../pki/index.js';
 import { issueNatsCredentials, type ComponentCredential } from '../nats/credentials.js';
 import { freePort, waitForPort } from '../util/net.js';
@@ -46,6 +46,8 @@ export interface LocalMeshOptions {
   authzArgs?: string[];
   /** Token budgets file, enforced by authz and declared by the control plane (docs/budgets.md). */
   budgets?: string;
+  /** Run NATS as a cluster of this many nats-servers (routes on loopback), streams with 3 replicas. */
+  natsCluster?: number;
   /** Echo every component's log to stderr. */
   echo?: boolean;
   /** ext_authz deadline in Envoy. */
@@ -141,6 +143,7 @@ export class LocalMesh {
       const authzTimeoutMs = o.authzTimeoutMs ?? 1000;
 
       let nats: NatsServer | null = null;
+      let natsSeeds: string | null = null;
       let controlPlane: ManagedProcess | null = null;
       let sidecarConfig: string | null = null;
       let policyArgs = ['--policies', resolve(o.policies)];
@@ -156,19 +159,33 @@ export class LocalMesh {
           { name: 'operator', role: 'operator', namespace: 'tollgate-system', serviceAccount: 'tollgate-operator' },
         ]);
         natsCredentials = creds.clients;
-        nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo, tls: creds.server, users: creds.users });
-        const natsRef = nats;
-        started.push({ stop: () => natsRef.stop() });
+        let natsUrl: string;
+        let replicas = 1;
+        if ((o.natsCluster ?? 1) > 1) {
+          const cluster = await NatsCluster.start({
+            size: o.natsCluster!, ports: [ports.nats], storeDir: join(stateDir, 'nats-cluster'), echo: o.echo, tls: creds.server, users: creds.users,
+          });
+          started.push({ stop: () => cluster.stop() });
+          nats = cluster.members[0]!;
+          natsUrl = cluster.urls.join(',');
+          replicas = o.natsCluster! >= 3 ? 3 : 1;
+        } else {
+          nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo, tls: creds.server, users: creds.users });
+          const natsRef = nats;
+          started.push({ stop: () => natsRef.stop() });
+          natsUrl = nats.url;
+        }
         const keys = await devSigningKeys(stateDir);
         sidecarConfig = join(stateDir, 'sidecars.yaml');
         writeFileSync(sidecarConfig, `# Sidecar defaults pushed over xDS; edit and save to push a change live.\nauthz_timeout_ms: ${authzTimeoutMs}\n`);
+        natsSeeds = natsUrl;
         const natsFlags = (name: string): string[] => {
           const t = creds.clients.get(name)!.tls;
-          return ['--nats', nats!.url, '--nats-ca', t.ca, '--nats-cert', t.cert, '--nats-key', t.key];
+          return ['--nats', natsUrl, '--nats-ca', t.ca, '--nats-cert', t.cert, '--nats-key', t.key];
         };
         controlPlane = await cli('controlplane', [
           'controlplane', 'serve', '--policies', resolve(o.policies), '--signing-key', keys.privateKey, ...natsFlags('controlplane'),
-          '--state', stateDir, ...budgetArgs,
+          '--state', stateDir, '--replicas', String(replicas), ...budgetArgs,
           '--xds-listen', `127.0.0.1:${ports.xds}`, '--issuer', issuer.url, '--authz', `127.0.0.1:${ports.authz}`,
           '--sidecar-config', sidecarConfig,
         ], /published revision|unchanged: revision/);
@@ -208,7 +225,7 @@ export class LocalMesh {
       await waitForPort(ports.envoy);
       return new LocalMesh({
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
-        upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: nats?.url ?? null,
+        upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: natsSeeds,
         metrics: `http://127.0.0.1:${ports.metrics}`,
       }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, natsCredentials);
     } catch (e) {

@@ -84,3 +84,58 @@ export class NatsServer {
     if (this.ownsStore) rmSync(this.storeDir, { recursive: true, force: true });
   }
 }
+
+export interface NatsClusterOptions extends Omit<NatsServerOptions, 'port' | 'cluster' | 'serverName' | 'storeDir'> {
+  size: number;
+  /** Client ports, one per member (0/unset: free ports). */
+  ports?: number[];
+  /** Each member's store is `<storeDir>/n<i>`; a temp dir when unset. */
+  storeDir?: string;
+}
+
+/**
+ * A JetStream cluster of nats-server processes with routes on loopback, for `tollgate up
+ * --nats-cluster N` and the failover tests. Clients are given every member's URL (`urls`).
+ */
+export class NatsCluster {
+  private constructor(readonly members: NatsServer[], private readonly ownsStore: string | null) {}
+
+  static async start(o: NatsClusterOptions): Promise<NatsCluster> {
+    if (!Number.isInteger(o.size) || o.size < 1) throw new Error(`a NATS cluster needs at least one member, got ${o.size}`);
+    const host = o.host ?? '127.0.0.1';
+    const ownsStore = o.storeDir ? null : mkdtempSync(join(tmpdir(), 'tollgate-nats-cluster-'));
+    const base = o.storeDir ?? ownsStore!;
+    const ports: number[] = [];
+    const routePorts: number[] = [];
+    for (let i = 0; i < o.size; i++) {
+      ports.push(o.ports?.[i] || (await freePort(host)));
+      routePorts.push(await freePort(host));
+    }
+    const members = await Promise.all(ports.map((port, i) => NatsServer.start({
+      ...o, host, port, storeDir: join(base, `n${i + 1}`), serverName: `tollgate-n${i + 1}`,
+      cluster: {
+        name: 'tollgate', host, port: routePorts[i]!,
+        routes: routePorts.filter((_, j) => j !== i).map((p) => `nats-route://${host}:${p}`),
+      },
+    })));
+    return new NatsCluster(members, ownsStore);
+  }
+
+  /** Every member's client URL: what clients get as seeds. */
+  get urls(): string[] { return this.members.map((m) => m.url); }
+
+  /** The member whose nats-server calls itself `name` (stream info names leaders this way). */
+  byName(name: string): NatsServer | undefined {
+    const i = Number(/^tollgate-n(\d+)$/.exec(name)?.[1]) - 1;
+    return this.members[i];
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop()));
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.dispose()));
+    if (this.ownsStore) rmSync(this.ownsStore, { recursive: true, force: true });
+  }
+}
