@@ -57,7 +57,7 @@ export function explainConnectError(e: Error, settings: NatsSettings): string {
   if (/Authorization Violation|authentication/i.test(m)) {
     return `NATS at ${where} refused this client's credential (${m}): its certificate's SPIFFE ID is not a user of that server. Use the certificate \`tollgate up\` issued for this component, or add the ID to the server's users`;
   }
-  if (/requires? (a )?tls|tls required|secure connection/i.test(m)) {
+  if (/requires? (a )?tls|tls required|secure connection/i.test(m) || (!settings.tls && /certificate|tls|ssl|handshake/i.test(m))) {
     return `NATS at ${where} requires TLS (${m}): give --nats-ca, --nats-cert and --nats-key (the files \`tollgate up\` prints)`;
   }
   if (/certificate|tls|ssl|handshake|self.signed/i.test(m)) {
