@@ -78,10 +78,17 @@ typecheck: node ## tsc --noEmit
 lint: node ## ESLint over src/ and test/
 	eslint src test bench
 
-policy-check: $(BIN)/opa ## opa fmt --fail, opa check --strict, opa test on policies/ (bundle mode: scenario YAML is not data)
+# opa's capabilities plus Tollgate's host builtins (tollgate.sql.analyze), so opa accepts policies
+# that call them; rebuilt when opa or the declarations change.
+CAPABILITIES := $(TOOLS)/tollgate-capabilities.json
+
+$(CAPABILITIES): $(BIN)/opa src/policy/builtin-sql.ts node_modules/.installed
+	node --import tsx src/cli/main.ts policy capabilities -o $@
+
+policy-check: $(BIN)/opa $(CAPABILITIES) ## opa fmt --fail, opa check --strict, opa test on policies/ (bundle mode: scenario YAML is not data)
 	opa fmt --list --fail policies
-	opa check --strict policies
-	opa test -b policies
+	opa check --strict --capabilities $(CAPABILITIES) policies
+	opa test --capabilities $(CAPABILITIES) -b policies
 
 test: deps typecheck lint policy-check ## Everything CI runs; last line: "N passed, N failed"
 	mocha 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'

@@ -8,6 +8,7 @@ package tollgate.authz
 
 import data.tollgate.config
 import data.tollgate.lib.args
+import data.tollgate.lib.pins
 import data.tollgate.lib.secrets
 import data.tollgate.lib.time as window
 import data.tollgate.lib.tools
@@ -84,7 +85,13 @@ server_tools := object.get(config.servers, [mcp.server, "tools"], {})
 
 tool := object.get(server_tools, mcp.tool, {})
 
-tool_class := tools.class_of(server_tools, mcp.tool, mcp.annotations)
+server_config := object.get(config.servers, mcp.server, {})
+
+# Trusting what a server says about its tools (annotations) is a per-server choice in data; off
+# unless data.tollgate.config.servers.<name>.trust_annotations is true.
+trust_annotations := object.get(server_config, "trust_annotations", false) == true
+
+tool_class := tools.class_of(server_tools, mcp.tool, mcp.annotations, trust_annotations)
 
 team_grant := tools.grant_for(config.teams, config.fallback_grant, identity.team)
 
@@ -123,12 +130,18 @@ method_name := mcp.method if is_string(mcp.method)
 
 else := sprintf("(none, HTTP %s)", [input.request.method])
 
+# Unreviewed tools are hidden from listings and refused: a tool a server starts offering is not
+# usable until someone reviewed it and added it to the catalogue.
 denials contains msg if {
 	authenticated
 	mcp.method == "tools/call"
-	tool_class == "unknown"
-	msg := sprintf("Tool %s is not in the catalogue of server %s, so nobody may call it. Ask the policy owners to add it to data.tollgate.config.servers.%s.tools.", [mcp.tool, mcp.server, mcp.server])
+	tool_class == "unreviewed"
+	msg := sprintf("Tool %s of server %s has not been reviewed: it is not in the policy's tool catalogue%s, so nobody may call it yet. Ask the policy owners to review it and add it to data.tollgate.config.servers.%s.tools.", [mcp.tool, mcp.server, untrusted_note, mcp.server])
 }
+
+untrusted_note := "" if trust_annotations
+
+else := sprintf(" and what server %s declares about its tools is not trusted (trust_annotations is not set for it)", [mcp.server])
 
 denials contains msg if {
 	authenticated
@@ -141,7 +154,7 @@ denials contains msg if {
 denials contains msg if {
 	authenticated
 	mcp.method == "tools/call"
-	not tool_class in {"unknown", "destructive"}
+	not tool_class in {"unreviewed", "destructive"}
 	not tools.grants(team_grant, mcp.tool, tool_class)
 	msg := sprintf("%s may not use tool %s (a %s tool). %s Ask your team lead to request access.", [who, mcp.tool, tool_class, may_use])
 }
@@ -159,6 +172,25 @@ may_use := sprintf("It may use: %s.", [concat(", ", names)]) if {
 	names := tools.allowed_names(server_tools, team_grant)
 	count(names) > 0
 } else := "It may use no tools of this server."
+
+# Tool pinning (when authz enforces it, input.mcp.pin is set): a tool whose definition is not the
+# approved one, or whose description the scanner flags, is hidden from listings and refused, also
+# for callers holding an old tool list. Per-server settings: data.tollgate.config.servers.<name>.pins.
+denials contains msg if {
+	authenticated
+	mcp.method == "tools/call"
+	is_object(mcp.pin)
+	some msg in pins.problems(mcp.pin, mcp.tool, mcp.server, object.get(server_config, "pins", {}))
+}
+
+# Listed prompts and resources whose descriptions the scanner flags (input.mcp.findings).
+denials contains msg if {
+	authenticated
+	is_array(mcp.findings)
+	what := {"prompts/get": "prompt", "resources/read": "resource"}[mcp.method]
+	name := object.get(mcp, what, "")
+	some msg in pins.described_problems(mcp.findings, what, name, mcp.server, object.get(server_config, "pins", {}))
+}
 
 # Argument constraints apply to everyone, including groups that may call destructive tools.
 denials contains msg if {

@@ -1,6 +1,7 @@
 package tollgate.authz_test
 
 import data.tollgate.authz
+import data.tollgate.lib.sql_fixtures
 
 person(team, groups) := {
 	"authenticated": true, "sub": "alice", "iss": "http://127.0.0.1:5556", "team": team,
@@ -31,8 +32,9 @@ call(tool, arguments, who) := object.union(message("tools/call", "request", who)
 
 transport(http_method, who) := object.union(message(null, "transport", who), {"request": {"method": http_method}})
 
+# tollgate.sql.analyze runs in the host only: the tests use what the real parser answered.
 decide(doc) := d if {
-	d := authz.decision with input as doc
+	d := authz.decision with input as doc with tollgate.sql.analyze as sql_fixtures.analyze
 }
 
 allowed(doc) if decide(doc).allow == true
@@ -151,14 +153,18 @@ test_change_window_blocks_destructive_outside_hours if {
 # --- tool catalogue ----------------------------------------------------------------------------
 
 test_unknown_tool_denied if {
-	denied_with(call("export_everything", {}, payments), "Tool export_everything is not in the catalogue of server demo")
+	denied_with(call("export_everything", {}, payments), "Tool export_everything of server demo has not been reviewed")
 }
 
-test_tool_of_other_server_classified_by_annotations if {
+test_tool_of_trusted_server_classified_by_annotations if {
+	trusted := {"wiki": {"trust_annotations": true}}
 	read := object.union(call("lookup", {}, readonly), {"mcp": {"server": "wiki", "annotations": {"readOnlyHint": true}}})
-	allowed(read)
+	authz.decision.allow with input as read with data.tollgate.config.servers as trusted
+	not authz.decision.allow with input as read
 	wipe := object.union(call("purge", {}, readonly), {"mcp": {"server": "wiki", "annotations": {"readOnlyHint": false}}})
-	denied_with(wipe, "Tool purge is destructive")
+	d := authz.decision with input as wipe with data.tollgate.config.servers as trusted
+	some r in d.reasons
+	contains(r, "Tool purge is destructive")
 }
 
 # --- argument constraints ----------------------------------------------------------------------
@@ -182,13 +188,21 @@ test_customer_id_must_match_pattern if {
 }
 
 test_run_sql_must_be_read_only if {
-	denied_with(call("run_sql", {"query": "DELETE FROM orders"}, payments), "it contains the keyword DELETE")
-	denied_with(call("run_sql", {"query": "DELETE FROM orders"}, payments), "it does not start with SELECT or WITH")
-	denied_with(call("run_sql", {"query": "SELECT 1; DROP TABLE orders"}, payments), "more than one statement")
-	denied_with(call("run_sql", {"query": "SELECT * FROM t -- ; drop"}, payments), "comment")
-	denied_with(call("run_sql", {"query": "SELECT * INTO backup FROM orders"}, payments), "keyword INTO")
+	denied_with(call("run_sql", {"query": "DELETE FROM orders"}, payments), "it is a DELETE statement; allowed: SELECT")
+	denied_with(call("run_sql", {"query": "SELECT 1; DROP TABLE orders"}, payments), "it has 2 statements")
+	denied_with(call("run_sql", {"query": "SELECT * INTO backup FROM orders"}, payments), "SELECT ... INTO")
+	denied_with(call("run_sql", {"query": "SELECEL 1"}, payments), "it cannot be analysed")
 	allowed(call("run_sql", {"query": "SELECT note FROM orders WHERE note = 'delete me; drop table x';"}, payments))
 	allowed(call("run_sql", {"query": "WITH t AS (SELECT 1 AS n) SELECT n FROM t"}, payments))
+	allowed(call("run_sql", {"query": "SELECT \"weird;col\" FROM orders"}, payments))
+}
+
+test_run_sql_exploits_of_issue_10 if {
+	denied_with(call("run_sql", {"query": `SELECT 1 AS "'" ; DELETE FROM orders ; -- '`}, payments), "it has 2 statements")
+	denied_with(call("run_sql", {"query": `SELECT $$'$$ ; DELETE FROM orders ; -- '`}, payments), "it has 2 statements")
+	denied_with(call("run_sql", {"query": `SELECT 'a\' ; DELETE FROM orders ; -- '`}, payments), "it has 2 statements")
+	denied_with(call("run_sql", {"query": "SELECT dblink_exec('host=db', 'DELETE FROM orders')"}, payments), "dblink_exec()")
+	denied_with(call("run_sql", {"query": "SELECT pg_catalog.pg_sleep(10)"}, payments), "pg_catalog.pg_sleep()")
 }
 
 test_credentials_in_free_text_denied if {
@@ -302,16 +316,65 @@ test_listing_ignores_the_change_window if {
 }
 
 test_listing_of_tools_outside_the_catalogue if {
-	# Classified by the annotations the server declared, as for calls; without any, hidden.
+	# A server whose annotations the policy trusts: its tools are classified by what it declares.
+	trusted := {"wiki": {"trust_annotations": true, "tools": {}}}
 	wiki_read := object.union(listed("lookup", readonly), {"mcp": {"server": "wiki", "annotations": {"readOnlyHint": true}}})
-	allowed(wiki_read)
+	authz.decision.allow with input as wiki_read with data.tollgate.config.servers as trusted
 	wiki_purge := object.union(listed("purge", readonly), {"mcp": {"server": "wiki", "annotations": {"readOnlyHint": false}}})
-	denied_with(wiki_purge, "Tool purge is destructive")
-	denied_with(listed("export_everything", payments), "not in the catalogue")
+	d := authz.decision with input as wiki_purge with data.tollgate.config.servers as trusted
+	some r in d.reasons
+	contains(r, "Tool purge is destructive")
+
+	# Without that choice in data, the same declarations count for nothing: hidden and refused.
+	denied_with(wiki_read, "Tool lookup of server wiki has not been reviewed")
+	denied_with(listed("export_everything", payments), "not in the policy's tool catalogue")
+}
+
+test_unreviewed_tool_is_refused_whatever_it_declares if {
+	# Issue 10, item 9: a new tool claiming to be harmless is not listed to, nor callable by, payments.
+	harmless := {"readOnlyHint": false, "destructiveHint": false}
+	new_tool := object.union(call("export_ledger", {}, payments), {"mcp": {"annotations": harmless}})
+	denied_with(new_tool, "Tool export_ledger of server demo has not been reviewed")
+	denied_with(new_tool, "what server demo declares about its tools is not trusted")
+	denied_with(object.union(listed("export_ledger", payments), {"mcp": {"annotations": harmless}}), "has not been reviewed")
+	denied_with(object.union(listed("export_ledger", dba), {"mcp": {"annotations": {"readOnlyHint": true}}}), "has not been reviewed")
 }
 
 test_listing_must_be_exactly_true if {
 	# Only Tollgate sets the flag, always as a boolean; anything else is judged as a real call.
 	not_quite := object.union(listed("search_docs", payments), {"mcp": {"listing": "true"}})
 	denied_with(not_quite, "Argument query is required")
+}
+
+# --- tool pinning (input.mcp.pin, when authz enforces pins) ------------------------------------
+
+pinned(doc, status, findings) := object.union(doc, {"mcp": {"pin": {
+	"status": status, "sha256": "1111111111111111", "approved_sha256": "2222222222222222",
+	"findings": findings, "accepted_findings": false,
+}}})
+
+test_pinned_tools_only_when_approved if {
+	allowed(pinned(call("search_docs", {"query": "x"}, payments), "approved", []))
+	denied_with(pinned(call("search_docs", {"query": "x"}, payments), "changed", []), "changed since it was approved and awaits review")
+	denied_with(pinned(listed("search_docs", payments), "new", []), "awaits review")
+	denied_with(pinned(call("search_docs", {"query": "x"}, payments), "unverified", []), "List the tools")
+	poisoned := [{"kind": "instruction", "severity": "block", "detail": "<important>", "offset": 0}]
+	denied_with(pinned(listed("search_docs", payments), "approved", poisoned), "possibly poisoned (instruction)")
+
+	# Without pinning in authz (no input.mcp.pin) nothing changes.
+	allowed(call("search_docs", {"query": "x"}, payments))
+}
+
+test_pinning_settings_per_server if {
+	auto := {"demo": object.union(data.tollgate.config.servers.demo, {"pins": {"new": "allow"}})}
+	authz.decision.allow with input as pinned(call("search_docs", {"query": "x"}, payments), "new", []) with data.tollgate.config.servers as auto
+	not authz.decision.allow with input as pinned(call("search_docs", {"query": "x"}, payments), "changed", []) with data.tollgate.config.servers as auto
+}
+
+test_listed_prompt_with_poisoned_description if {
+	doc := object.union(message("prompts/get", "request", payments), {"mcp": {
+		"prompt": "summarise", "listing": true,
+		"findings": [{"kind": "invisible_unicode", "severity": "block", "detail": "U+200B", "offset": 4}],
+	}})
+	denied_with(doc, "The prompt summarise of server demo has a description the scanner flags as possibly poisoned (invisible_unicode)")
 }

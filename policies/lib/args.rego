@@ -4,7 +4,7 @@
 #   Checks tool arguments against a declarative spec, one entry per argument:
 #   {"required": true, "type": "string", "enum": [...], "pattern": "^re2$", "hint": "...",
 #    "min_length": n, "max_length": n, "min": n, "max": n, "path_prefix": [...],
-#    "sql": "read_only", "sql_condition": "nontrivial"}.
+#    "sql": "read_only" or {"statements": [...], "functions": [...]}, "sql_condition": "nontrivial"}.
 #   problems(tool, args, spec) is the set of sentences saying what is wrong and how to fix it.
 package tollgate.lib.args
 
@@ -75,6 +75,12 @@ check("sql", "read_only", tool, name, args, _) := {sprintf("Argument %s of tool 
 	is_string(args[name])
 	some why in sql.read_only_problems(args[name])
 }
+
+# An allow-list of its own: {"statements": [...], "functions": [...], "hazards": [...], "max_statements": n, "max_bytes": n}.
+check("sql", allow, tool, name, args, _) := {sprintf("Argument %s of tool %s is refused by its SQL rule: %s.", [name, tool, why]) |
+	is_string(args[name])
+	some why in sql.problems(args[name], allow)
+} if is_object(allow)
 
 check("sql_condition", "nontrivial", tool, name, args, _) := {sprintf("Argument %s of tool %s must narrow down the rows: \"%s\" matches every row. Give a condition on a key column.", [name, tool, args[name]])} if {
 	is_string(args[name])

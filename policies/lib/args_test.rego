@@ -1,6 +1,7 @@
 package tollgate.lib.args_test
 
 import data.tollgate.lib.args
+import data.tollgate.lib.sql_fixtures
 
 spec := {
 	"name": {"required": true, "type": "string", "min_length": 2, "max_length": 5},
@@ -13,7 +14,9 @@ spec := {
 	"where": {"sql_condition": "nontrivial"},
 }
 
-problems(a) := args.problems("t", a, spec)
+problems(a) := ps if {
+	ps := args.problems("t", a, spec) with tollgate.sql.analyze as sql_fixtures.analyze
+}
 
 test_valid_arguments_have_no_problems if {
 	problems({"name": "abc", "level": "low", "id": "u_7", "code": "AB", "count": 3, "file": "reports/q1.csv", "sql": "SELECT 1", "where": "id = 3"}) == set()
@@ -63,7 +66,7 @@ test_path_prefix if {
 
 test_sql_read_only if {
 	some msg in problems({"name": "abc", "sql": "UPDATE t SET a = 1"})
-	contains(msg, "must be a single read-only SELECT statement: it contains the keyword UPDATE")
+	contains(msg, "must be a single read-only SELECT statement: it is a UPDATE statement")
 }
 
 test_sql_condition if {
@@ -78,4 +81,12 @@ test_long_values_are_shortened_in_reasons if {
 
 test_unknown_constraint_kind_is_a_problem if {
 	args.problems("t", {"a": 1}, {"a": {"maxlen": 3}}) == {"The policy's rule for argument a of tool t has an unknown constraint \"maxlen\", so the call is refused. Policy owners: fix the constraint's name in data."}
+}
+
+test_sql_with_its_own_allow_list if {
+	custom := {"q": {"sql": {"statements": ["select", "delete"], "max_statements": 1, "functions": ["pg_sleep"]}}}
+	ps := args.problems("t", {"q": "SELECT 1; DROP TABLE orders"}, custom) with tollgate.sql.analyze as sql_fixtures.analyze
+	ps == {"Argument q of tool t is refused by its SQL rule: it has 2 statements; send one at a time."}
+	ok := args.problems("t", {"q": "SELECT pg_catalog.pg_sleep(10)"}, custom) with tollgate.sql.analyze as sql_fixtures.analyze
+	ok == set()
 }

@@ -1,26 +1,30 @@
 # METADATA
 # title: Tool catalogue and allow/deny lists
 # description: |
-#   Classifies a tool (read, write, query, destructive, unknown) from a catalogue, falling back
-#   to the annotations the MCP server declared in tools/list, and checks grants made of classes,
-#   tool names and explicit deny lists.
+#   Classifies a tool (read, write, query, destructive, unreviewed) from a catalogue, falling back
+#   to the annotations the MCP server declared in tools/list only for servers the policy trusts,
+#   and checks grants made of classes, tool names and explicit deny lists.
 package tollgate.lib.tools
 
-# The class of a tool: from the catalogue when listed there, otherwise from the server's own
-# annotations as the MCP spec defines their defaults (destructiveHint defaults to true when
-# readOnlyHint is false). A tool with neither is "unknown".
-class_of(catalogue, name, _) := catalogue[name].class
+# The class of a tool: from the catalogue when listed there. A tool the catalogue does not list is
+# "unreviewed", unless the policy trusts this server's annotations (an explicit, per-server choice:
+# the MCP spec calls annotations untrusted unless the server is): then its class follows what the
+# server declared, with the spec's defaults (destructiveHint defaults to true when readOnlyHint is
+# false). A trusted server's tool that declares no annotations is still "unreviewed".
+class_of(catalogue, name, _, _) := catalogue[name].class
 
-class_of(catalogue, name, annotations) := "unknown" if {
+class_of(catalogue, name, annotations, trusted) := "unreviewed" if {
 	not catalogue[name]
-	not is_object(annotations)
+	not trusted_annotations(annotations, trusted)
 }
 
-class_of(catalogue, name, annotations) := c if {
+class_of(catalogue, name, annotations, trusted) := c if {
 	not catalogue[name]
-	is_object(annotations)
+	trusted_annotations(annotations, trusted)
 	c := annotation_class(annotations)
 }
+
+trusted_annotations(annotations, true) if is_object(annotations)
 
 annotation_class(a) := "read" if {
 	a.readOnlyHint == true

@@ -9,19 +9,26 @@ catalogue := {
 }
 
 test_class_from_catalogue if {
-	tools.class_of(catalogue, "lookup", null) == "read"
-	tools.class_of(catalogue, "wipe", {"readOnlyHint": true}) == "destructive"
+	tools.class_of(catalogue, "lookup", null, false) == "read"
+	tools.class_of(catalogue, "wipe", {"readOnlyHint": true}, true) == "destructive"
 }
 
-test_class_from_annotations if {
-	tools.class_of(catalogue, "other", {"readOnlyHint": true}) == "read"
-	tools.class_of(catalogue, "other", {"readOnlyHint": false, "destructiveHint": false}) == "write"
-	tools.class_of(catalogue, "other", {"readOnlyHint": false}) == "destructive"
-	tools.class_of(catalogue, "other", {}) == "destructive"
+test_class_from_annotations_of_a_trusted_server if {
+	tools.class_of(catalogue, "other", {"readOnlyHint": true}, true) == "read"
+	tools.class_of(catalogue, "other", {"readOnlyHint": false, "destructiveHint": false}, true) == "write"
+	tools.class_of(catalogue, "other", {"readOnlyHint": false}, true) == "destructive"
+	tools.class_of(catalogue, "other", {}, true) == "destructive"
 }
 
-test_class_unknown_without_catalogue_or_annotations if {
-	tools.class_of(catalogue, "other", null) == "unknown"
+test_annotations_of_an_untrusted_server_count_for_nothing if {
+	tools.class_of(catalogue, "other", {"readOnlyHint": true}, false) == "unreviewed"
+	tools.class_of(catalogue, "other", {"destructiveHint": false}, false) == "unreviewed"
+	tools.class_of(catalogue, "lookup", {"destructiveHint": true}, false) == "read"
+}
+
+test_class_unreviewed_without_catalogue_or_annotations if {
+	tools.class_of(catalogue, "other", null, true) == "unreviewed"
+	tools.class_of(catalogue, "other", null, false) == "unreviewed"
 }
 
 test_grant_by_class if {

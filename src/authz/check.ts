@@ -16,6 +16,7 @@ import type { HttpRequestView } from './view.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
 import { reasonClassOf } from '../metrics/reason.js';
 import type { CheckTracer } from '../telemetry/check-span.js';
+import type { PinInput } from '../pins/store.js';
 
 export interface AuthzSettings {
   instanceId: string;
@@ -47,6 +48,8 @@ export interface CheckDeps {
   pending: PendingCalls | null;
   /** Tool annotations the server declared in tools/list (never the client's word). */
   annotations: ((server: string, tool: string) => ToolAnnotations | null) | null;
+  /** Pin status of a tool (docs/tool-pinning.md); absent: pinning is off. */
+  pins?: ((server: string, tool: string) => PinInput) | null;
   /** Tokens a call's arguments count for (what flows into the model through MCP). */
   countTokens: ((value: unknown) => number) | null;
   mask: Masker;
@@ -202,8 +205,10 @@ export class Authorizer {
     const budget = gate?.check(subject, measured ?? tokens) ?? { entries: [], exhausted: null };
     if (budget.entries.length > 0) this.deps.metrics?.recordBudgetStanding(budget.entries);
     const annotations = facts?.tool && this.deps.annotations ? this.deps.annotations(scope.server, facts.tool) : null;
+    // A call is judged on what the server offers now (its last tools/list), not on what the client cached.
+    const pin = this.deps.pins && m?.method === 'tools/call' ? (facts?.tool ? this.deps.pins(scope.server, facts.tool) : null) : undefined;
     const input = policyInput(shared, scope, req, {
-      message: m, facts, batch: batch === null ? null : { index, size: batch }, annotations, budgets: budget.entries, estimatedTokens: tokens,
+      message: m, facts, batch: batch === null ? null : { index, size: batch }, annotations, pin, budgets: budget.entries, estimatedTokens: tokens,
     });
     if (budget.exhausted) {
       const b = budget.exhausted;

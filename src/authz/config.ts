@@ -38,6 +38,8 @@ export interface AuthzConfig {
   /** Older form: replicate to this URL (must name the same servers as nats.url when both are set). */
   decisionLogNatsUrl: string | null;
   budgetsFile: string | null;
+  /** Tool pinning (docs/tool-pinning.md): pins from NATS KV, trusted when signed by an approver key. */
+  pins: { natsUrl: string; approverKey: string } | null;
   metricsListen: { host: string; port: number } | null;
 }
 
@@ -67,6 +69,7 @@ export function defaultConfig(): AuthzConfig {
     decisionLogReplicate: false,
     decisionLogNatsUrl: null,
     budgetsFile: null,
+    pins: null,
     metricsListen: null,
   };
 }
@@ -100,7 +103,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_replicate', 'nats', 'budgets_file', 'metrics_listen']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_replicate', 'nats', 'budgets_file', 'pins', 'metrics_listen']);
   if (doc.nats !== undefined) {
     if (!isObj(doc.nats)) err('nats', 'must be a mapping (url, ca_file, cert_file, key_file)');
     const n = doc.nats as Obj;
@@ -180,6 +183,12 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   }
   if (doc.decision_log_replicate !== undefined) c.decisionLogReplicate = doc.decision_log_replicate === true;
   if (doc.budgets_file !== undefined) c.budgetsFile = str('budgets_file', doc.budgets_file);
+  if (doc.pins !== undefined) {
+    if (!isObj(doc.pins)) err('pins', 'must be a mapping');
+    const pn = doc.pins as Obj;
+    known('pins', pn, ['nats_url', 'approver_key']);
+    c.pins = { natsUrl: str('pins.nats_url', pn.nats_url), approverKey: str('pins.approver_key', pn.approver_key) };
+  }
   if (doc.metrics_listen !== undefined) c.metricsListen = parseHostPort(str('metrics_listen', doc.metrics_listen));
   return c;
 }

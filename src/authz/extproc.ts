@@ -77,6 +77,10 @@ export interface ExtProcDeps {
   /** null: no budgets configured; responses are not counted, annotations and filtering still run. */
   gate: BudgetGate | null;
   annotations: ToolAnnotationStore;
+  /** The `instructions` of a server's initialize result (tool pinning scans them). */
+  onInstructions?: (server: string, instructions: string) => void;
+  /** Every tools/list page a server answers, before filtering (tool pinning observes it). */
+  onToolsListed?: (server: string, tools: readonly unknown[]) => void;
   /** Whether the caller of `call` may see a listed tool, prompt or resource; unset: no filtering. */
   filterTool?: (call: PendingCall, tool: ListedItem) => boolean;
   /** Once per response, when all its tokens are counted and charged. */
@@ -185,7 +189,10 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
       const methods = c.methods ?? [c.method];
       const kind = (methods.length === 1 ? listKindOfMethod(methods[0]) : null) ?? listKindOfResult(message.result);
       if (!kind) return message;
-      if (kind === 'tools' && Array.isArray(message.result.tools)) deps.annotations.record(c.server, message.result.tools);
+      if (kind === 'tools' && Array.isArray(message.result.tools)) {
+        deps.annotations.record(c.server, message.result.tools);
+        deps.onToolsListed?.(c.server, message.result.tools);
+      }
       const filter = deps.filterTool;
       if (!filter) return message;
       // An item the filter cannot judge is hidden (fail closed, as Check is), and the error counted;
@@ -217,6 +224,10 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
         format, rewrite: mayList, transform, maxBufferBytes,
         onMessage: (m) => {
           if (isJsonObject(m) && ('result' in m || 'error' in m)) charge(m.result ?? m.error);
+          const c = call;
+          if (c && deps.onInstructions && c.method === 'initialize' && isJsonObject(m) && isJsonObject(m.result) && typeof m.result.instructions === 'string') {
+            deps.onInstructions(c.server, m.result.instructions);
+          }
         },
         onRawText: (text) => charge(text),
       });

@@ -3,6 +3,7 @@ import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
 import type { McpCallFacts } from '../mcp/request.js';
 import { POLICY_INPUT_VERSION, type BudgetInputEntry, type IdentityInput, type PolicyInput, type ToolAnnotations } from '../policy/types.js';
 import type { HttpRequestView } from './view.js';
+import type { PinInput } from '../pins/store.js';
 
 /**
  * The one place the policy input is built (see docs/policy-input.md). Everything a policy can see
@@ -98,6 +99,8 @@ export interface MessageContext {
   facts: McpCallFacts | null;
   batch: { index: number; size: number } | null;
   annotations: ToolAnnotations | null;
+  /** Pin status of the called tool; undefined when pinning is off (then input.mcp has no `pin`). */
+  pin?: PinInput | null;
   budgets: BudgetInputEntry[];
   estimatedTokens: number;
 }
@@ -121,6 +124,7 @@ export function policyInput(shared: SharedInput, scope: RequestScope, req: HttpR
       namespace: scope.namespace,
       annotations: m.annotations,
       batch: m.batch,
+      ...(m.pin !== undefined ? { pin: m.pin } : {}),
     },
     identity: shared.identity,
     budget: { budgets: m.budgets, estimated_tokens: m.estimatedTokens },

@@ -2,6 +2,8 @@ import type { PolicyHolder } from '../policy/holder.js';
 import type { McpInput, PolicyInput } from '../policy/types.js';
 import type { ListedItem } from './extproc.js';
 import type { PendingCall } from './pending.js';
+import type { PinInput } from '../pins/store.js';
+import { scanText, type Finding } from '../pins/scan.js';
 
 /**
  * Which listed tools, prompts and resources a caller may see: the policy in force is asked, as
@@ -21,12 +23,12 @@ import type { PendingCall } from './pending.js';
  * (hide expensive tools when a budget is nearly spent), and one WASM evaluation per item is cheap
  * next to the round trip that brought the list.
  */
-export function policyListFilter(holder: PolicyHolder): (call: PendingCall, item: ListedItem) => boolean {
+export function policyListFilter(holder: PolicyHolder, pins: ((server: string, tool: string) => PinInput) | null = null): (call: PendingCall, item: ListedItem) => boolean {
   return (call, item) => {
     const base = call.listInput;
     const policy = holder.get();
     if (!base || !policy) return false;
-    const mcp = askFor(base.mcp, item);
+    const mcp = askFor(base.mcp, item, pins);
     if (!mcp) return false;
     const input: PolicyInput = { ...base, mcp };
     try {
@@ -38,21 +40,35 @@ export function policyListFilter(holder: PolicyHolder): (call: PendingCall, item
   };
 }
 
+/**
+ * Scanner findings on a listed prompt's or resource's title and description (input.mcp.findings),
+ * when pinning (and so scanning) is on. Linear in the text, which ext_proc already holds.
+ */
+function describedFindings(item: ListedItem, pins: unknown): { findings?: Finding[] } {
+  if (!pins) return {};
+  const texts = [item.raw.title, item.raw.description].filter((t): t is string => typeof t === 'string');
+  return { findings: texts.flatMap((t) => scanText(t)) };
+}
+
 /** The `input.mcp` of the call a listed item stands for; null when the item cannot be judged. */
-function askFor(list: McpInput, item: ListedItem): McpInput | null {
+function askFor(list: McpInput, item: ListedItem, pins: ((server: string, tool: string) => PinInput) | null): McpInput | null {
   const common: McpInput = { ...list, kind: 'request', arguments: null, tool: null, prompt: null, resource: null, annotations: null, listing: true };
   switch (item.kind) {
     case 'tool':
       if (!item.name) return null;
-      return { ...common, method: 'tools/call', tool: item.name, params: { name: item.name }, annotations: item.annotations ?? null };
+      return {
+        ...common, method: 'tools/call', tool: item.name, params: { name: item.name }, annotations: item.annotations ?? null,
+        // The list being filtered was observed before filtering, so this is the status of what it offers.
+        ...(pins ? { pin: pins(list.server, item.name) } : {}),
+      };
     case 'prompt':
       if (!item.name) return null;
-      return { ...common, method: 'prompts/get', prompt: item.name, params: { name: item.name } };
+      return { ...common, method: 'prompts/get', prompt: item.name, params: { name: item.name }, ...describedFindings(item, pins) };
     case 'resource':
     case 'resourceTemplate':
       // A template is judged by its uriTemplate, so a policy matching URI prefixes covers both.
       if (!item.uri) return null;
-      return { ...common, method: 'resources/read', resource: item.uri, params: { uri: item.uri } };
+      return { ...common, method: 'resources/read', resource: item.uri, params: { uri: item.uri }, ...describedFindings(item, pins) };
     default:
       return null;
   }

@@ -28,6 +28,9 @@ import { startTracing } from '../telemetry/tracing.js';
 import { loadBudgetConfig, type BudgetConfig } from '../budget/config.js';
 import { NatsLink } from '../nats/connect.js';
 import { resolveProcessNats } from '../nats/settings.js';
+import { PinStore } from '../pins/store.js';
+import { NatsPinSource } from '../pins/nats-source.js';
+import { pinRecord } from '../pins/admin-record.js';
 
 export interface RunningAuthz {
   readonly port: number;
@@ -62,6 +65,25 @@ async function policySource(cfg: AuthzConfig, holder: PolicyHolder, link: NatsLi
 
 export type { BundleSourceStatus };
 
+/** Tool pinning: the store Check and the list filter read, fed by the verified pin bucket. */
+async function startPins(cfg: AuthzConfig, sink: TeeSink | null, log: Logger, link: NatsLink | null): Promise<{ store: PinStore; source: NatsPinSource }> {
+  const p = cfg.pins!;
+  const keys = (await loadVerificationKeys(p.approverKey)).map((k) => ({ key: k.key, kid: k.kid, alg: k.alg }));
+  const store = new PinStore();
+  const source = new NatsPinSource({
+    store, keys, nats: link ?? { servers: p.natsUrl }, instance: cfg.instanceId,
+    onEvent: (e) => {
+      log.info({ pin: e }, 'tool pin change');
+      // An approval this instance enforces without a record would be a hole in the audit trail.
+      sink?.append(pinRecord(e, { instance: cfg.instanceId, version }));
+    },
+    onError: (m) => log.warn({ err: m }, 'tool pins'),
+  });
+  await source.start();
+  log.info({ nats: p.natsUrl, approverKeys: keys.length }, 'tool pinning on');
+  return { store, source };
+}
+
 /**
  * Assembles authz from its config: identity, policy source, decision log, budgets, and the gRPC
  * server. Refuses to start on a config that cannot work, rather than starting and denying.
@@ -83,6 +105,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     { field: '--policy-nats (policy.nats_url)', url: cfg.policy.nats?.url },
     { field: '--decision-log-nats (decision_log_nats_url)', url: cfg.decisionLogNatsUrl },
     { field: `${cfg.budgetsFile} nats.url`, url: budgetConfig?.nats?.url },
+    { field: '--pins-nats (pins.nats_url)', url: cfg.pins?.natsUrl },
   ], cfg.nats.tls);
   if (!natsSettings && cfg.decisionLogReplicate) throw new Error('decision log replication needs a NATS URL: give --nats URL');
   if (!natsSettings && budgetConfig?.nats) throw new Error(`${cfg.budgetsFile} has a nats section (shared budget state) but no NATS URL is set: give --nats URL`);
@@ -118,6 +141,8 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
 
   const pending = new PendingCalls();
   const annotations = new ToolAnnotationStore();
+  const pins = cfg.pins ? await startPins(cfg, sink, log, link) : null;
+  if (pins) closers.push(() => pins.source.stop());
   let budgets: OpenedBudgets | null = null;
   if (cfg.budgetsFile) {
     budgets = await openBudgetGate(budgetConfig ?? cfg.budgetsFile, { stateDir: cfg.stateDir, replicaId: cfg.instanceId, logger: log, link });
@@ -138,6 +163,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     sink,
     pending,
     annotations: (server, tool) => annotations.lookup(server, tool),
+    pins: pins?.store.lookup ?? null,
     countTokens: null,
     mask: createInputMasker(),
     policyMask,
@@ -147,7 +173,16 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   });
 
   // ext_proc always runs: it records the tool annotations servers declare, and charges budgets.
-  const extProc = createExtProcHandler({ pending, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder), logger: log });
+  const extProc = createExtProcHandler({
+    pending, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder, pins?.store.lookup ?? null), logger: log,
+    ...(pins ? {
+      onToolsListed: (server: string, tools: readonly unknown[]) => { for (const o of pins.store.observe(server, tools)) pins.source.publish(server, o.tool, o); },
+      onInstructions: (server: string, text: string) => {
+        const f = pins.store.observeInstructions(server, text);
+        if (f?.length) log.warn({ server, findings: f }, 'server instructions flagged by the description scanner');
+      },
+    } : {}),
+  });
   const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc });
   log.info({ listen: `${cfg.listen.host}:${server.port}`, revision: holder.get()?.revision }, 'authz listening');
 

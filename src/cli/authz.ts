@@ -36,6 +36,8 @@ ${NATS_FLAGS_USAGE.replace(/^ {2}/gm, '  ')}
   --replicate-decisions        also replicate decision records to NATS JetStream (--nats)
   --decision-log-nats URL      the same, naming the URL (must equal --nats when both are given)
   --budgets FILE               token budgets (docs/budgets.md); none: no budgets enforced
+  --pins-nats URL              enforce tool pins kept in NATS KV (docs/tool-pinning.md); needs --pin-approver-key
+  --pin-approver-key FILE      public key(s) (PEM / JWK / JWKS) whose signed approvals of tool pins are trusted
   --no-decision-log            write no decision log (not for production)
   --deny-status N              HTTP status of policy denials of JSON-RPC requests (default 200)
   --upstream-authorization V   Authorization header value sent to the MCP server instead of the
@@ -52,6 +54,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     config: { type: 'string' }, listen: { type: 'string' }, policies: { type: 'string' }, entrypoint: { type: 'string' },
     watch: { type: 'boolean' }, 'policy-nats': { type: 'string' }, 'verification-key': { type: 'string' }, 'bundle-url': { type: 'string' },
     'decision-log-nats': { type: 'string' }, budgets: { type: 'string' }, 'metrics-listen': { type: 'string' },
+    'pins-nats': { type: 'string' }, 'pin-approver-key': { type: 'string' },
     issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' },
     'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
     'deny-status': { type: 'string' }, 'upstream-authorization': { type: 'string' }, state: { type: 'string' },
@@ -83,6 +86,12 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   if (values['decision-log-nats']) c.decisionLogNatsUrl = values['decision-log-nats'];
   if (values['decision-log-nats'] || values['replicate-decisions']) c.decisionLogReplicate = true;
   if (values.budgets) c.budgetsFile = values.budgets;
+  if (values['pins-nats']) {
+    if (!values['pin-approver-key']) throw new UsageError('--pins-nats needs --pin-approver-key: pins are only trusted when an approver signed them');
+    c.pins = { natsUrl: values['pins-nats'], approverKey: values['pin-approver-key'] };
+  } else if (values['pin-approver-key']) {
+    throw new UsageError('--pin-approver-key needs --pins-nats');
+  }
   // The command serves metrics by default; the library default stays off so tests can run many.
   const m = values['metrics-listen'] ?? (values.config ? undefined : '127.0.0.1:9464');
   if (m === 'off') c.metricsListen = null;

@@ -11,6 +11,7 @@ const COMMANDS: Entry[] = [
   { name: 'controlplane', summary: 'Build, sign and publish policy bundles; serve xDS to sidecars', load: async () => (await import('./controlplane.js')).controlplaneCommand },
   { name: 'policy', summary: 'Build, check, test, explain and replay policies', load: async () => (await import('./policy.js')).policyCommand },
   { name: 'logs', summary: 'Query, tail, summarise and verify decision logs', load: async () => (await import('./logs.js')).logsCommand },
+  { name: 'tools', summary: 'Review and pin MCP tool definitions: pending, diff, approve, revoke', load: async () => (await import('./tools.js')).toolsCommand },
   { name: 'budget', summary: 'Show, set and reset token budgets', load: async () => (await import('./budget.js')).budgetCommand },
   { name: 'status', summary: 'Show whether authz is ready: policy revision, rejected bundles, decision log, budgets', load: async () => (await import('./status.js')).statusCommand },
   { name: 'inject', summary: 'Add the Envoy (and authz) sidecars to Kubernetes YAML, offline', load: async () => (await import('./inject.js')).injectCommand },

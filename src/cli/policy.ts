@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { parseTimeArg, TimeArgError, type RecordFilter } from '../decisionlog/query.js';
-import { buildPolicyBundle, checkPolicies, fmtPolicies, PolicyBuildError } from '../policy/build.js';
+import { buildPolicyBundle, checkPolicies, fmtPolicies, opaCapabilitiesJson, PolicyBuildError } from '../policy/build.js';
 import { readBundle } from '../policy/bundle.js';
 import { readManifest } from '../policy/bundle-content.js';
 import { loadPolicyFromDir } from '../policy/engine.js';
@@ -39,6 +39,7 @@ the mesh runs), ask why a call is denied, and see what an edit would change in r
   test      opa test, then scenario files (YAML) on the compiled WASM; coverage
   explain   one call: the decision, its reasons, and the rules that contributed
   replay    re-decide recorded decisions under a new policy: what would change
+  capabilities  print OPA's capabilities JSON with Tollgate's own builtins declared (for opa test/check/eval)
 
 Run \`tollgate policy <subcommand> --help\` for its flags. Guide: docs/policy-authoring.md.
 `,
@@ -57,6 +58,16 @@ point at file:line.
   -h, --help           this text
 
 Exit status: 0 built, 1 the policy has errors, 2 bad usage.
+`,
+  capabilities: `Usage: tollgate policy capabilities [-o FILE]
+
+Prints the capabilities JSON of the opa on the PATH with Tollgate's own builtins declared
+(tollgate.sql.analyze, see docs/policy-authoring.md). Give it to opa when you run it yourself, so
+it accepts policies that call them: opa test --capabilities FILE -b policies. Rego tests mock
+those builtins with \`with\` (opa has no implementation of them); the mesh answers them in the host.
+
+  -o, --output FILE    write to FILE instead of standard output
+  -h, --help           this text
 `,
   check: `Usage: tollgate policy check [DIR] [--no-tests]
 
@@ -237,6 +248,15 @@ async function check(argv: string[], io: PolicyIo): Promise<number> {
   return 0;
 }
 
+async function capabilities(argv: string[], io: PolicyIo): Promise<number> {
+  const { values: v } = parseCommandArgs(argv, { output: { type: 'string', short: 'o' } });
+  if (v.help) return help(io, 'capabilities');
+  const json = await opaCapabilitiesJson();
+  if (v.output) await writeFile(v.output, json + '\n');
+  else io.out(json + '\n');
+  return 0;
+}
+
 async function fmt(argv: string[], io: PolicyIo): Promise<number> {
   const { values: v, positionals } = parseCommandArgs(argv, { write: { type: 'boolean', short: 'w' }, list: { type: 'boolean', short: 'l' }, fail: { type: 'boolean' } }, true);
   if (v.help) return help(io, 'fmt');
@@ -376,7 +396,7 @@ function help(io: PolicyIo, topic: string): number {
   return 0;
 }
 
-const SUBCOMMANDS: Record<string, (argv: string[], io: PolicyIo) => Promise<number>> = { build, check, fmt, test, explain, replay };
+const SUBCOMMANDS: Record<string, (argv: string[], io: PolicyIo) => Promise<number>> = { build, check, fmt, test, explain, replay, capabilities };
 
 export function createPolicyCommand(partial: Partial<PolicyIo> = {}): Command {
   const io: PolicyIo = {

@@ -26,6 +26,8 @@ Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   --budgets FILE   enforce these token budgets (docs/budgets.md)
   --nats-cluster N run NATS as N nats-servers with routes on loopback (client ports --nats-port
                    and free ones); streams and buckets get 3 replicas, clients every seed URL
+  --pins           enforce tool pins (docs/tool-pinning.md): every tool is hidden until approved with
+                   tollgate tools approve (a dev approver key is made under the state dir)
   --verbose        echo every component's log
 `;
 
@@ -60,7 +62,7 @@ export const upCommand: Command = {
       policies: { type: 'string' }, demo: { type: 'boolean' }, upstream: { type: 'string' }, server: { type: 'string' },
       state: { type: 'string' }, 'envoy-port': { type: 'string' }, 'admin-port': { type: 'string' }, 'authz-port': { type: 'string' },
       'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' }, 'metrics-port': { type: 'string' },
-      'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' }, 'nats-cluster': { type: 'string' },
+      'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' }, 'nats-cluster': { type: 'string' }, pins: { type: 'boolean' },
     });
     if (values.help) { process.stdout.write(USAGE); return 0; }
     if (values.demo && values.upstream) throw new UsageError('give either --demo or --upstream, not both');
@@ -79,10 +81,11 @@ export const upCommand: Command = {
       return n;
     };
     const stateDir = values.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state';
+    if (values.pins && values['no-controlplane']) throw new UsageError('--pins needs the control plane (pins live in NATS): drop --no-controlplane');
     process.stdout.write('Starting the Tollgate mesh (building policies with opa)…\n');
     const mesh = await LocalMesh.start({
       policies: values.policies ?? 'policies', stateDir, upstream, server: values.server, echo: values.verbose ?? false,
-      controlPlane: !values['no-controlplane'],
+      controlPlane: !values['no-controlplane'], pins: values.pins ?? false,
       ...(values.budgets ? { budgets: values.budgets } : {}),
       ...(values['nats-cluster'] !== undefined ? { natsCluster: clusterSize(values['nats-cluster']) } : {}),
       ports: {
@@ -107,6 +110,10 @@ export const upCommand: Command = {
       `  Envoy admin               ${e.envoyAdmin}`,
       `  authz metrics / status    ${e.metrics}/metrics   (tollgate status)`,
       `  Decision log              ${stateDir}/decisions`,
+      ...(mesh.approverKeys && e.nats ? [
+        `  Tool pinning              on: tollgate tools pending --nats ${e.nats}`,
+        `                            tollgate tools approve --nats ${e.nats} --server ${values.server ?? 'demo'} --tool NAME --key ${mesh.approverKeys.privateKey} --approver YOU`,
+      ] : []),
       '',
       'Mint a dev token, then point any MCP client at the endpoint with it:',
       '  npx tollgate token --sub alice --team payments',

@@ -3,6 +3,7 @@ import { DEFAULT_NATS_SETTINGS } from '../budget/config.js';
 import { createBudgetBuckets } from '../budget/nats-store.js';
 import { resolveDecisionLogConfig } from '../decisionlog/config.js';
 import { ensureDecisionStream } from '../decisionlog/nats-sink.js';
+import { ensurePinBuckets } from './pins.js';
 
 /**
  * The control plane creates every stream and bucket of the mesh at start, with the settings the
@@ -14,4 +15,5 @@ export async function provisionStreams(nc: NatsConnection, warn: (m: string) => 
   await createBudgetBuckets(nc, DEFAULT_NATS_SETTINGS, replicas);
   const log = resolveDecisionLogConfig({ dir: '/unused', nats: { url: 'nats://unused:4222' } }).nats!;
   await ensureDecisionStream(nc, { ...log, replicas }, warn);
+  await ensurePinBuckets(nc, replicas);
 }

@@ -52,6 +52,11 @@ export interface LocalMeshOptions {
   echo?: boolean;
   /** ext_authz deadline in Envoy. */
   authzTimeoutMs?: number;
+  /**
+   * Enforce tool pins (docs/tool-pinning.md; control-plane mode only): authz follows the pin bucket
+   * in the mesh's NATS and trusts approvals signed by the dev approver key under <state>/keys.
+   */
+  pins?: boolean;
 }
 
 export interface MeshEndpoints {
@@ -74,10 +79,10 @@ async function pick(p: number | undefined, dflt: number): Promise<number> {
 interface Stoppable { stop(): Promise<void> }
 
 /** Dev bundle-signing keys under the state dir, made on first use. */
-async function devSigningKeys(stateDir: string): Promise<{ privateKey: string; publicKey: string }> {
+async function devSigningKeys(stateDir: string, name = 'bundle-signing'): Promise<{ privateKey: string; publicKey: string }> {
   const dir = join(stateDir, 'keys');
-  const privateKey = join(dir, 'bundle-signing.key.pem');
-  const publicKey = join(dir, 'bundle-signing.pub.pem');
+  const privateKey = join(dir, `${name}.key.pem`);
+  const publicKey = join(dir, `${name}.pub.pem`);
   if (!existsSync(privateKey) || !existsSync(publicKey)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const pair = await generateSigningKeyPair('EdDSA');
@@ -108,6 +113,8 @@ export class LocalMesh {
     private readonly others: Stoppable[],
     /** NATS credentials by component (controlplane, authz, reviewer, operator), control-plane mode. */
     readonly natsCredentials: ReadonlyMap<string, ComponentCredential>,
+    /** Dev approver key pair for `tollgate tools approve`, when pins are on. */
+    readonly approverKeys: { privateKey: string; publicKey: string } | null = null,
   ) {}
 
   static async start(o: LocalMeshOptions): Promise<LocalMesh> {
@@ -193,6 +200,9 @@ export class LocalMesh {
         started.push({ stop: () => cpRef.stop() });
         policyArgs = [...natsFlags('authz'), '--policy-from-nats', '--verification-key', keys.publicKey, '--replicate-decisions'];
       }
+      if (o.pins && !nats) throw new Error('tool pinning needs the control-plane mode (NATS holds the pins)');
+      const approverKeys = o.pins ? await devSigningKeys(stateDir, 'pin-approver') : null;
+      if (approverKeys && nats) policyArgs.push('--pins-nats', natsSeeds!, '--pin-approver-key', approverKeys.publicKey);
 
       const authzArgs = [
         'authz', '--listen', `127.0.0.1:${ports.authz}`, ...policyArgs, '--issuer', issuer.url,
@@ -227,7 +237,7 @@ export class LocalMesh {
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
         upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: natsSeeds,
         metrics: `http://127.0.0.1:${ports.metrics}`,
-      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, natsCredentials);
+      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, natsCredentials, approverKeys);
     } catch (e) {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
       throw e;

@@ -22,6 +22,9 @@ export interface NatsResources {
   /** Stream of decision records, and the subject prefix its records use. */
   decisions: string;
   decisionPrefix: string;
+  /** KV buckets of tool pinning: signed approvals, and tool definitions authz saw (docs/tool-pinning.md). */
+  pins: string;
+  toolsSeen: string;
 }
 
 export const DEFAULT_RESOURCES: NatsResources = {
@@ -31,6 +34,8 @@ export const DEFAULT_RESOURCES: NatsResources = {
   budgetConfig: 'tollgate_budget_config',
   decisions: 'TOLLGATE_DECISIONS',
   decisionPrefix: 'tollgate.decisions',
+  pins: 'tollgate_pins',
+  toolsSeen: 'tollgate_tools_seen',
 };
 
 export type NatsRole = 'controlplane' | 'authz' | 'reviewer' | 'operator';
@@ -39,7 +44,7 @@ export const ROLE_DUTIES: Record<NatsRole, string> = {
   controlplane: 'creates the streams and buckets, publishes signed bundles and moves the pointer, records budget definitions',
   authz: 'reads bundles, the pointer and budget definitions, takes budget leases, writes only its own decision-log subjects',
   reviewer: 'reads decision records, budget state and the pointer; writes nothing',
-  operator: 'changes budget limits and resets usage (`tollgate budget set|reset`); reads the rest',
+  operator: 'changes budget limits and resets usage (`tollgate budget set|reset`), writes signed tool pins (`tollgate tools`); reads the rest',
 };
 
 export interface UserPermissions {
@@ -92,7 +97,7 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
     case 'controlplane':
       publish = [
         ...common,
-        ...[objStream(r.bundles), kvStream(r.pointer), kvStream(r.budgetUsage), kvStream(r.budgetConfig), r.decisions].flatMap(manageStream),
+        ...[objStream(r.bundles), kvStream(r.pointer), kvStream(r.budgetUsage), kvStream(r.budgetConfig), r.decisions, kvStream(r.pins), kvStream(r.toolsSeen)].flatMap(manageStream),
         ...readStream(objStream(r.bundles)), ...readStream(kvStream(r.pointer)), ...getOnly(kvStream(r.budgetConfig)),
         `$JS.API.STREAM.INFO.${kvStream(r.budgetUsage)}`, `$JS.API.STREAM.INFO.${r.decisions}`,
         // Object store writes, and purging a deleted (pruned) bundle's chunks.
@@ -108,6 +113,8 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         `$KV.${r.budgetUsage}.>`,
         `$JS.API.STREAM.INFO.${r.decisions}`,
         decisionWriterSubjects(r, spiffeId),
+        // Tool pinning: follows signed approvals; reports what servers offer.
+        ...readStream(kvStream(r.pins)), ...getOnly(kvStream(r.toolsSeen)), `$KV.${r.toolsSeen}.>`,
       ];
       break;
     case 'reviewer':
@@ -115,6 +122,7 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         ...common,
         ...readStream(r.decisions), ...readStream(kvStream(r.pointer)),
         ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)),
+        ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)),
       ];
       break;
     case 'operator':
@@ -122,6 +130,8 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         ...common,
         ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)),
         `$KV.${r.budgetConfig}.limits`, `$KV.${r.budgetUsage}.>`,
+        // `tollgate tools approve|revoke` writes signed pin statements; authz verifies them.
+        ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)), `$KV.${r.pins}.>`,
       ];
       break;
   }

@@ -1,8 +1,10 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runOpa, type OpaRun } from './opa-cli.js';
 import { supportedBuiltins } from './builtin-support.js';
+import { TOLLGATE_BUILTIN_DECLS } from './builtin-sql.js';
 import { toolPath } from '../util/tools.js';
 
 /**
@@ -127,17 +129,25 @@ function failure(summary: string, dir: string, run: OpaRun, all: ReadonlySet<str
 }
 
 interface Capabilities {
-  builtins: Array<{ name: string }>;
+  builtins: Array<{ name: string; decl?: unknown }>;
   [k: string]: unknown;
 }
 
-const capabilitiesCache = new Map<string, Promise<{ restricted: string; all: ReadonlySet<string> }>>();
+interface CapabilitySets {
+  /** What a policy compiled to WASM may call (checked at build). */
+  restricted: string;
+  /** Every OPA builtin plus Tollgate's own: for opa test and opa eval, which run tests and tooling in Go. */
+  full: string;
+  all: ReadonlySet<string>;
+}
+
+const capabilitiesCache = new Map<string, Promise<CapabilitySets>>();
 
 /**
  * opa's own capabilities with the builtin list cut down to what Tollgate can evaluate, so a call
  * to, say, http.send fails the build at its file:line instead of every request at run time.
  */
-function capabilities(): Promise<{ restricted: string; all: ReadonlySet<string> }> {
+function capabilities(): Promise<CapabilitySets> {
   const key = toolPath('opa');
   let p = capabilitiesCache.get(key);
   if (!p) {
@@ -147,12 +157,39 @@ function capabilities(): Promise<{ restricted: string; all: ReadonlySet<string> 
       const caps = JSON.parse(run.stdout) as Capabilities;
       const all = new Set(caps.builtins.map((b) => b.name));
       const supported = supportedBuiltins();
-      return { restricted: JSON.stringify({ ...caps, builtins: caps.builtins.filter((b) => supported.has(b.name)) }), all };
+      const restricted = [...caps.builtins.filter((b) => supported.has(b.name)), ...TOLLGATE_BUILTIN_DECLS];
+      return {
+        restricted: JSON.stringify({ ...caps, builtins: restricted }),
+        full: JSON.stringify({ ...caps, builtins: [...caps.builtins, ...TOLLGATE_BUILTIN_DECLS] }),
+        all,
+      };
     })();
     p.catch(() => capabilitiesCache.delete(key));
     capabilitiesCache.set(key, p);
   }
   return p;
+}
+
+/**
+ * OPA's capabilities plus the declarations of Tollgate's own builtins (tollgate.sql.analyze), as
+ * JSON: give it to `opa test`, `opa check` or `opa eval` with --capabilities so they accept
+ * policies that call them (`tollgate policy capabilities` prints it).
+ */
+export async function opaCapabilitiesJson(): Promise<string> {
+  return (await capabilities()).full;
+}
+
+/** opaCapabilitiesJson() in a file named by its content, written once per process and OPA version. */
+export async function opaCapabilitiesFile(): Promise<string> {
+  const json = await opaCapabilitiesJson();
+  const file = join(tmpdir(), `tollgate-opa-capabilities-${createHash('sha256').update(json).digest('hex').slice(0, 16)}.json`);
+  const existing = await readFile(file, 'utf8').catch(() => null);
+  if (existing !== json) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, json);
+    await rename(tmp, file);
+  }
+  return file;
 }
 
 async function withTempDir<T>(fn: (tmp: string) => Promise<T>): Promise<T> {
@@ -179,16 +216,38 @@ async function checkForWasm(dir: string, tmp: string): Promise<void> {
 
 const ENTRYPOINT_FORMAT = /^[A-Za-z_][\w-]*(\/[A-Za-z_][\w-]*)*$/;
 
-/** Which candidate rules the policy defines (opa deps lists defined rules as virtual documents). */
+interface ParsedModule {
+  package?: { path?: Array<{ value?: unknown }> };
+  rules?: Array<{ head?: { ref?: Array<{ value?: unknown }>; name?: unknown } }>;
+}
+
+async function regoFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && e.name.endsWith('.rego') && !e.name.endsWith('_test.rego'))
+    .map((e) => join(e.parentPath, e.name));
+}
+
+/**
+ * Which candidate rules the policy defines, from the parsed modules of the packages that could hold
+ * them. (Not `opa deps`: it takes no capabilities, so it cannot compile a policy that calls
+ * Tollgate's own builtins.)
+ */
 async function definedEntrypoints(dir: string, candidates: string[]): Promise<Set<string>> {
-  const query = `x := [${candidates.map((e) => 'data.' + e.replace(/\//g, '.')).join(', ')}]`;
-  const run = await runOpa(['deps', '--format', 'json', ...ignoreArgs(IGNORED_IN_BUILD), '-b', '.', query], { cwd: dir });
-  if (run.code !== 0) throw failure(`cannot list the rules of ${dir}`, dir, run);
-  const doc = JSON.parse(run.stdout) as { virtual?: Array<Array<{ type: string; value: unknown }>> };
+  const packages = new Set(candidates.map((c) => c.split('/').slice(0, -1).join('.')));
   const defined = new Set<string>();
-  for (const ref of doc.virtual ?? []) {
-    const path = ref.slice(1).map((t) => String(t.value)).join('/');
-    if (candidates.includes(path)) defined.add(path);
+  for (const file of await regoFiles(dir)) {
+    const pkg = /^package\s+([\w.]+)/m.exec(await readFile(file, 'utf8'))?.[1];
+    if (!pkg || !packages.has(pkg)) continue;
+    const run = await runOpa(['parse', '--format', 'json', file]);
+    if (run.code !== 0) throw failure(`cannot parse ${file}`, dir, run);
+    const mod = JSON.parse(run.stdout) as ParsedModule;
+    const base = (mod.package?.path ?? []).slice(1).map((t) => String(t.value));
+    for (const rule of mod.rules ?? []) {
+      const ref = rule.head?.ref?.map((t) => String(t.value)) ?? (typeof rule.head?.name === 'string' ? [rule.head.name] : []);
+      const path = [...base, ...ref].join('/');
+      if (candidates.includes(path)) defined.add(path);
+    }
   }
   return defined;
 }
@@ -245,7 +304,7 @@ export async function checkPolicies(dir: string, opts: CheckOptions = {}): Promi
   await requireDir(dir);
   await withTempDir((tmp) => checkForWasm(dir, tmp));
   if (opts.tests ?? true) {
-    const run = await runOpa(['check', '--strict', '--format', 'json', '-b', '.'], { cwd: dir });
+    const run = await runOpa(['check', '--strict', '--format', 'json', '--capabilities', await opaCapabilitiesFile(), '-b', '.'], { cwd: dir });
     if (run.code !== 0) throw failure(`policy check of ${dir} (with tests) failed`, dir, run);
   }
 }

@@ -1,5 +1,6 @@
 import { cryptoBuiltins } from './builtin-crypto.js';
 import { jwtBuiltins } from './builtin-jwt.js';
+import { sqlBuiltins } from './builtin-sql.js';
 import { textBuiltins } from './builtin-text.js';
 import { timeBuiltins } from './builtin-time.js';
 
@@ -71,6 +72,7 @@ export function createHostBuiltins(ctx: EvalContext): Record<string, HostBuiltin
     ...jwtBuiltins(ctx),
     ...cryptoBuiltins(),
     ...textBuiltins(),
+    ...sqlBuiltins(),
   };
   const out: Record<string, HostBuiltin> = {};
   for (const [name, fn] of Object.entries(raw)) out[name] = guarded(name, fn, ctx);

@@ -4,6 +4,7 @@ import { bundleData, contentRevision, readManifest, wasmModuleBytes } from './bu
 import { buildPolicyBundle, ALLOW_ENTRYPOINT, DECISION_ENTRYPOINT, ENVOY_ENTRYPOINT, MASK_ENTRYPOINT, type BuildOptions } from './build.js';
 import { hostAnsweredBuiltins } from './builtin-support.js';
 import { createHostBuiltins, EvalContext, type Clock } from './builtins.js';
+import { loadSqlParser } from './builtin-sql.js';
 import { deny, normaliseDecision, normaliseEnvoyCompat } from './decision.js';
 import type { Decision, PolicyEvaluator, PolicyInput } from './types.js';
 import { DEFAULT_LIMITS, WasmRuntime, type RuntimeLimits } from './wasm.js';
@@ -206,6 +207,8 @@ export async function loadPolicy(files: BundleFiles, opts: LoadOptions = {}): Pr
     throw new Error(`the policy calls builtin(s) ${missing.join(', ')}, which Tollgate cannot evaluate in WebAssembly; ` +
       'rebuild with `tollgate policy build` to see where (policies/README.md lists the supported builtins)');
   }
+  // The SQL parser is WebAssembly too, loaded once per process, before the first evaluation needs it.
+  if (runtime.requiredBuiltins.includes('tollgate.sql.analyze')) await loadSqlParser();
   const revision = opts.revision ?? (manifest.revision || contentRevision(wasm, data.json));
   return new WasmPolicy(runtime, ctx, opts.entrypoint ?? 'tollgate', revision);
 }

@@ -1,3 +1,5 @@
+import type { PinInput } from '../pins/store.js';
+import type { Finding } from '../pins/scan.js';
 /**
  * The policy input document: a public API, versioned. Fields are added, never renamed or removed,
  * within a version. See docs/policy-input.md.
@@ -38,6 +40,13 @@ export interface McpInput {
    * should not apply. Absent on real calls.
    */
   listing?: boolean;
+  /**
+   * Tool pinning (docs/tool-pinning.md), for tools/call and listed tools when authz enforces pins:
+   * the tool's pin status, hashes and scanner findings. Absent when pinning is off.
+   */
+  pin?: PinInput | null;
+  /** Scanner findings on a listed prompt's or resource's description (listing only, pinning on). */
+  findings?: Finding[];
 }
 
 export interface IdentityInput {

@@ -1,4 +1,8 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { IGNORED_IN_BUILD, PolicyBuildError } from '../build.js';
+import { copyWithStubbedBuiltins } from './host-mocks.js';
 import { runOpa } from '../opa-cli.js';
 import { expandGlob } from './glob.js';
 import type { EntrypointMode } from './scenario-types.js';
@@ -112,8 +116,17 @@ async function refineBareInput(dir: string): Promise<InputRef[] | null> {
 /** The input paths the decision of the policy in `dir` may read. */
 export async function policyInputRefs(dir: string, mode: EntrypointMode): Promise<InputRef[]> {
   const query = `x := [${ENTRY_RULES[mode].join(', ')}]`;
-  const r = await runOpa(['deps', '--format', 'json', '-b', dir, ...IGNORED_IN_BUILD.flatMap((p) => ['--ignore', p]), query]);
-  if (r.code !== 0) throw new PolicyBuildError(`cannot list what the policy in ${dir} reads: ${(r.stderr || r.stdout).trim()}`);
+  // opa deps takes no capabilities file, so it runs on a copy whose calls of Tollgate's own builtins
+  // go to a stub (the builtins read only their arguments, which opa deps still sees).
+  const tmp = await mkdtemp(join(tmpdir(), 'tollgate-deps-'));
+  let r;
+  try {
+    await copyWithStubbedBuiltins(dir, tmp, (name) => name.endsWith('_test.rego'));
+    r = await runOpa(['deps', '--format', 'json', '-b', tmp, ...IGNORED_IN_BUILD.flatMap((p) => ['--ignore', p]), query]);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  if (r.code !== 0) throw new PolicyBuildError(`cannot list what the policy in ${dir} reads: ${(r.stderr || r.stdout).trim().replaceAll(tmp, dir)}`);
   let refs = depsInputRefs(JSON.parse(r.stdout));
   if (refs.some((x) => x.length === 0)) {
     const narrowed = await refineBareInput(dir);

@@ -1,10 +1,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IGNORED_IN_BUILD } from '../build.js';
+import { IGNORED_IN_BUILD, opaCapabilitiesFile } from '../build.js';
 import { deny, normaliseDecision, normaliseEnvoyCompat } from '../decision.js';
 import { runOpa } from '../opa-cli.js';
 import { inDir } from './opa-paths.js';
+import { MOCK_WITH, writeHostMocks } from './host-mocks.js';
 import type { Decision } from '../types.js';
 import type { EntrypointMode } from './scenario-types.js';
 
@@ -33,19 +34,22 @@ export function decisionFromValues(mode: EntrypointMode, v: ContractValues): Dec
   return v.allow ? normaliseDecision(true) : deny('denied by policy: data.tollgate.authz.allow is false for this call');
 }
 
-async function withInputFile<T>(input: unknown, fn: (path: string) => Promise<T>): Promise<T> {
+/** The input in a file, with the host builtins' answers for it (host-mocks.ts): fn gets both. */
+async function withInputFile<T>(input: unknown, inputs: readonly unknown[], fn: (path: string, mocks: string[]) => Promise<T>): Promise<T> {
   const tmp = await mkdtemp(join(tmpdir(), 'tollgate-eval-'));
   try {
     const path = join(tmp, 'input.json');
     await writeFile(path, JSON.stringify(input));
-    return await fn(path);
+    return await fn(path, await writeHostMocks(tmp, inputs));
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
 }
 
 // Run inside the policy directory, as the build does; file names are mapped back by the callers.
-const LOAD_ARGS = ['-b', '.', ...IGNORED_IN_BUILD.flatMap((p) => ['--ignore', p])];
+// With Tollgate's builtins declared: opa evaluates rules that call them as errors, not as
+// compile failures of the whole policy (tollgate.sql.analyze runs only in the host).
+const loadArgs = async (): Promise<string[]> => ['-b', '.', '--capabilities', await opaCapabilitiesFile(), ...IGNORED_IN_BUILD.flatMap((p) => ['--ignore', p])];
 const inside = (dir: string) => ({ cwd: dir });
 
 function evalFailure(stdout: string, stderr: string, code: number): string {
@@ -74,10 +78,10 @@ export interface BatchEvaluation {
 export async function evaluateBatch(dir: string, mode: EntrypointMode, inputs: readonly unknown[], coverage: boolean): Promise<BatchEvaluation> {
   const rules = mode === 'envoy' ? { allow: 'data.envoy.authz.allow' } : { decision: 'data.tollgate.authz.decision', allow: 'data.tollgate.authz.allow' };
   // Objects keyed by position, so an input for which a rule is undefined just has no entry.
-  const parts = Object.entries(rules).map(([k, ref]) => `"${k}": {k: v | some k, i in input; v := ${ref} with input as i}`);
+  const parts = Object.entries(rules).map(([k, ref]) => `"${k}": {k: v | some k, i in input; v := ${ref} with input as i${MOCK_WITH}}`);
   const query = `x := {${parts.join(', ')}}`;
-  return withInputFile(inputs, async (inputPath) => {
-    const r = await runOpa(['eval', '--format', 'json', ...(coverage ? ['--coverage'] : []), ...LOAD_ARGS, '-i', inputPath, query], inside(dir));
+  return withInputFile(inputs, inputs, async (inputPath, mocks) => {
+    const r = await runOpa(['eval', '--format', 'json', ...(coverage ? ['--coverage'] : []), ...(await loadArgs()), ...mocks, '-i', inputPath, query], inside(dir));
     if (r.code !== 0) throw new Error(`opa eval failed: ${evalFailure(r.stdout, r.stderr, r.code)}`);
     const doc = JSON.parse(r.stdout) as { result?: Array<{ bindings?: { x?: Record<string, Record<string, unknown>> } }>; coverage?: unknown };
     const x = doc.result?.[0]?.bindings?.x ?? {};
@@ -105,9 +109,9 @@ export interface TracedEvaluation {
 
 /** One input on the interpreter with a full trace (and optionally opa's own pretty trace). */
 export async function evaluateTraced(dir: string, mode: EntrypointMode, input: unknown, prettyMode: TraceMode | null): Promise<TracedEvaluation> {
-  const query = ruleFor(mode);
-  return withInputFile(input, async (inputPath) => {
-    const full = await runOpa(['eval', '--format', 'json', '--explain', 'full', ...LOAD_ARGS, '-i', inputPath, query], inside(dir));
+  const query = ruleFor(mode) + MOCK_WITH;
+  return withInputFile(input, [input], async (inputPath, mocks) => {
+    const full = await runOpa(['eval', '--format', 'json', '--explain', 'full', ...(await loadArgs()), ...mocks, '-i', inputPath, query], inside(dir));
     if (full.code !== 0) throw new Error(`opa eval failed: ${evalFailure(full.stdout, full.stderr, full.code)}`);
     const doc = JSON.parse(full.stdout) as { result?: Array<{ expressions?: Array<{ value?: unknown }> }>; explanation?: unknown[] };
     const first = doc.result?.[0]?.expressions?.[0];
@@ -115,14 +119,14 @@ export async function evaluateTraced(dir: string, mode: EntrypointMode, input: u
     if (first && 'value' in first) values[mode === 'envoy' ? 'allow' : 'decision'] = first.value;
     if (mode === 'tollgate' && values.decision === undefined) {
       // The fallback rule, asked only when the decision is undefined (as the engine does).
-      const a = await runOpa(['eval', '--format', 'json', ...LOAD_ARGS, '-i', inputPath, 'data.tollgate.authz.allow'], inside(dir));
+      const a = await runOpa(['eval', '--format', 'json', ...(await loadArgs()), ...mocks, '-i', inputPath, 'data.tollgate.authz.allow' + MOCK_WITH], inside(dir));
       const ad = a.code === 0 ? (JSON.parse(a.stdout) as { result?: Array<{ expressions?: Array<{ value?: unknown }> }> }) : {};
       const av = ad.result?.[0]?.expressions?.[0];
       if (av && 'value' in av) values.allow = av.value;
     }
     let pretty: string | null = null;
     if (prettyMode) {
-      const p = await runOpa(['eval', '--format', 'pretty', '--explain', prettyMode, ...LOAD_ARGS, '-i', inputPath, query], inside(dir));
+      const p = await runOpa(['eval', '--format', 'pretty', '--explain', prettyMode, ...(await loadArgs()), ...mocks, '-i', inputPath, query], inside(dir));
       pretty = (p.stdout + (p.code !== 0 ? p.stderr : '')).trimEnd();
     }
     const trace = Array.isArray(doc.explanation) ? doc.explanation : [];

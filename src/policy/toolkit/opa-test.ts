@@ -1,4 +1,5 @@
 import { runOpa } from '../opa-cli.js';
+import { opaCapabilitiesFile } from '../build.js';
 import { inDir } from './opa-paths.js';
 import { isRegoTestFile, summariseCoverage, type CoverageSummary } from './coverage.js';
 import { parseTestResults, summariseTests, type RegoTestResult, type RegoTestSummary } from './opa-results.js';
@@ -25,7 +26,7 @@ function runArgs(o: RegoTestOptions): string[] {
 }
 
 export async function runRegoTests(dir: string, o: RegoTestOptions = {}): Promise<RegoTestRun> {
-  const r = await runOpa(['test', '--format', 'json', ...runArgs(o), '-b', '.'], { cwd: dir });
+  const r = await runOpa(['test', '--format', 'json', '--capabilities', await opaCapabilitiesFile(), ...runArgs(o), '-b', '.'], { cwd: dir });
   const display = inDir(dir);
   const results = parseTestResults(r.stdout)?.map((t) => ({ ...t, file: t.file === null ? null : display(t.file) })) ?? null;
   if (results === null) {
@@ -43,7 +44,7 @@ export interface CoverageRun {
 
 /** Line coverage of the policy files (tests left out) by the Rego tests. */
 export async function regoTestCoverage(dir: string, o: RegoTestOptions = {}): Promise<CoverageRun> {
-  const r = await runOpa(['test', '--coverage', '--format', 'json', ...runArgs(o), '-b', '.'], { cwd: dir });
+  const r = await runOpa(['test', '--coverage', '--format', 'json', '--capabilities', await opaCapabilitiesFile(), ...runArgs(o), '-b', '.'], { cwd: dir });
   let doc: unknown = null;
   try {
     doc = JSON.parse(r.stdout);

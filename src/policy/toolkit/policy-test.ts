@@ -3,6 +3,7 @@ import { buildPolicyBundle, checkPolicies, PolicyBuildError } from '../build.js'
 import { readBundle, type BundleFiles } from '../bundle.js';
 import { loadPolicy, type WasmPolicy } from '../engine.js';
 import { wallClockNs } from '../builtins.js';
+import { MOCK_FILE } from './host-mocks.js';
 import { isRegoTestFile, mergeCoverageReports, summariseCoverage, type CoverageSummary } from './coverage.js';
 import { decisionDifferences } from './decision-diff.js';
 import { expandGlob } from './glob.js';
@@ -156,7 +157,7 @@ export async function testPolicies(o: PolicyTestOptions): Promise<PolicyTestRepo
   if (o.coverage) {
     const { cross, raw } = await crossCheckAndCoverage(o.dir, results);
     crossCheck = cross;
-    const scen = raw.length ? summariseCoverage(mergeCoverageReports(raw), { exclude: isRegoTestFile, display: inDir(o.dir) }) : null;
+    const scen = raw.length ? summariseCoverage(mergeCoverageReports(raw), { exclude: (f) => isRegoTestFile(f) || f.endsWith(MOCK_FILE), display: inDir(o.dir) }) : null;
     coverage = {
       tests: testCoverage ?? { coverage: null, note: 'not measured' },
       scenarios: scen,

@@ -51,7 +51,7 @@ describe('policy engine: the example policies', () => {
     assert.equal(d.allow, false);
     assert.match(d.reasons.join('\n'), /"1=1" matches every row/);
     const sql = policy.evaluate(toolCall('run_sql', { query: 'DROP TABLE orders' }, payments));
-    assert.ok(sql.reasons.some((r) => r.includes('it contains the keyword DROP')), sql.reasons.join('\n'));
+    assert.ok(sql.reasons.some((r) => r.includes('it is a DROP statement; allowed: SELECT')), sql.reasons.join('\n'));
   });
 
   it('answers tools/list filtering (input.mcp.listing) by team and group, never by arguments', () => {

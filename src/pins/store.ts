@@ -1,0 +1,124 @@
+import { scanText, type Finding } from './scan.js';
+import { definitionHash, scanDefinition, toolDefinition, type ToolDefinition } from './definition.js';
+
+/** What authz knows about one tool's pin, as the policy sees it in input.mcp.pin (docs/policy-input.md). */
+export interface PinInput {
+  /** approved: the server's current definition is the pinned one; changed: it differs; new: no pin;
+   *  unverified: pinned, but authz has not seen the server list the tool since it started. */
+  status: 'approved' | 'changed' | 'new' | 'unverified';
+  /** Hash of the definition the server last listed (null if not seen). */
+  sha256: string | null;
+  /** Hash of the approved definition (null if none). */
+  approved_sha256: string | null;
+  /** Scanner findings on the definition the server last listed. */
+  findings: Finding[];
+  /** The approver accepted the findings of the approved definition. */
+  accepted_findings: boolean;
+  /** Scanner findings on the instructions the server gave in its last initialize result. */
+  server_findings: Finding[];
+}
+
+/** An approved definition, as it came (verified) from the pin bucket. */
+export interface Pin {
+  server: string;
+  tool: string;
+  sha256: string;
+  definition: ToolDefinition;
+  approver: string;
+  approved_at: string;
+  accept_findings: boolean;
+}
+
+export interface Observed {
+  sha256: string;
+  definition: ToolDefinition;
+  findings: Finding[];
+  seenAt: number;
+}
+
+/**
+ * Pins in force and what each server currently offers. Pins come only from the verified pin
+ * source; observations only from servers' tools/list responses (ext_proc), never from clients.
+ * Bounded like ToolAnnotationStore: a server cannot make authz hold unbounded memory.
+ */
+export class PinStore {
+  private readonly pins = new Map<string, Map<string, Pin>>();
+  private readonly observed = new Map<string, Map<string, Observed>>();
+  private readonly instructions = new Map<string, Finding[]>();
+
+  constructor(private readonly maxToolsPerServer = 10_000, private readonly maxServers = 1000) {}
+
+  private bucket<T>(m: Map<string, Map<string, T>>, server: string): Map<string, T> | null {
+    let b = m.get(server);
+    if (!b) {
+      if (m.size >= this.maxServers) return null;
+      b = new Map();
+      m.set(server, b);
+    }
+    return b;
+  }
+
+  setPin(pin: Pin): void {
+    this.bucket(this.pins, pin.server)?.set(pin.tool, pin);
+  }
+
+  removePin(server: string, tool: string): void {
+    this.pins.get(server)?.delete(tool);
+  }
+
+  pin(server: string, tool: string): Pin | null {
+    return this.pins.get(server)?.get(tool) ?? null;
+  }
+
+  /**
+   * Records the tools of one tools/list page. Returns the observations whose definition is new or
+   * different from what was seen before (to publish for `tollgate tools pending`).
+   */
+  observe(server: string, tools: readonly unknown[]): Array<{ tool: string } & Observed> {
+    const b = this.bucket(this.observed, server);
+    if (!b) return [];
+    const defs = tools.map(toolDefinition).filter((d): d is ToolDefinition => d !== null);
+    const names = defs.map((d) => d.name);
+    const changed: Array<{ tool: string } & Observed> = [];
+    for (const def of defs) {
+      const sha256 = definitionHash(def);
+      const prev = b.get(def.name);
+      if (prev && prev.sha256 === sha256) { prev.seenAt = Date.now(); continue; }
+      if (!prev && b.size >= this.maxToolsPerServer) continue;
+      const o: Observed = { sha256, definition: def, findings: scanDefinition(def, names), seenAt: Date.now() };
+      b.set(def.name, o);
+      changed.push({ tool: def.name, ...o });
+    }
+    return changed;
+  }
+
+  /** Every observation held, for republishing after an outage. */
+  *observations(): Generator<{ server: string; tool: string } & Observed> {
+    for (const [server, tools] of this.observed) for (const [tool, o] of tools) yield { server, tool, ...o };
+  }
+
+  /** Scans the instructions of a server's initialize result; returns the findings when they changed. */
+  observeInstructions(server: string, text: string): Finding[] | null {
+    if (!this.instructions.has(server) && this.instructions.size >= this.maxServers) return null;
+    const findings = scanText(text);
+    const before = JSON.stringify(this.instructions.get(server) ?? []);
+    this.instructions.set(server, findings);
+    return JSON.stringify(findings) === before ? null : findings;
+  }
+
+  /** The pin status of a tool for the policy input. */
+  inputFor(server: string, tool: string): PinInput {
+    const pin = this.pin(server, tool);
+    const seen = this.observed.get(server)?.get(tool) ?? null;
+    const base = {
+      sha256: seen?.sha256 ?? null, approved_sha256: pin?.sha256 ?? null, findings: seen?.findings ?? [],
+      accepted_findings: pin?.accept_findings ?? false, server_findings: this.instructions.get(server) ?? [],
+    };
+    if (!pin) return { status: 'new', ...base };
+    if (!seen) return { status: 'unverified', ...base };
+    return { status: seen.sha256 === pin.sha256 ? 'approved' : 'changed', ...base };
+  }
+
+  /** inputFor() as a free function, the shape CheckDeps and the list filter take. */
+  readonly lookup = (server: string, tool: string): PinInput => this.inputFor(server, tool);
+}
