@@ -81,7 +81,7 @@ function getOnly(stream: string): string[] {
 }
 
 function manageStream(stream: string): string[] {
-  return [`$JS.API.STREAM.CREATE.${stream}`, `$JS.API.STREAM.UPDATE.${stream}`];
+  return [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`, `$JS.API.STREAM.UPDATE.${stream}`];
 }
 
 /** Subjects a given authz identity writes its decision records to: `<prefix>.<ns>.<server>.<writer>`. */

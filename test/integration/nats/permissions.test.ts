@@ -133,6 +133,7 @@ describe('NATS with TLS and per-component credentials', function () {
     await refusedPublish(nc, 'tollgate.decisions.default.demo', 'a log subject without its writer token');
     await refusedPublish(nc, '$KV.tollgate_budget_config.limits', 'budget limits');
     await refusedPublish(nc, '$O.tollgate_bundles.M.current', 'bundle metadata');
+    await refusedPublish(nc, '$KV.tollgate_pins.ZGVtbw.dG9vbA', 'a tool pin (approvals are the operator\'s)');
     const jsm = await jetstreamManager(nc);
     await assert.rejects(jsm.streams.add({ name: 'EVIL', subjects: ['evil.>'] }), PERMISSION, 'stream create');
     await assert.rejects(jsm.streams.purge('KV_tollgate_policy'), PERMISSION, 'pointer purge');
@@ -161,7 +162,11 @@ describe('NATS with TLS and per-component credentials', function () {
       deliver_subject: 'tollgate.decisions.default.demo.default~authz-demo', deliver_policy: DeliverPolicy.All, ack_policy: AckPolicy.None,
     })), /permission|not (permitted|allowed)|deliver/i, 'replaying records into a writer subject');
 
+    await refusedPublish(reviewer, '$KV.tollgate_pins.ZGVtbw.dG9vbA', 'a tool pin');
+
     const operator = await nats.link('operator').ready();
+    // The operator writes signed pins (authz verifies them); it cannot touch policy.
+    await (await new Kvm(operator).open('tollgate_pins')).put('ZGVtbw.dG9vbA', enc.encode('{}'));
     await refusedPublish(operator, '$KV.tollgate_policy.current', 'the pointer');
     await refusedPublish(operator, '$KV.tollgate_budget_config.specs', 'budget definitions');
 
