@@ -6,6 +6,7 @@ import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';
 import type { ServerProvenance } from '../policy/types.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
+import type { NatsTlsFiles } from '../nats/settings.js';
 
 /**
  * authz configuration. Every field is documented in docs/configuration.md; the YAML file uses the
@@ -20,8 +21,8 @@ export interface AuthzConfig {
   policy: {
     dir: string | null;
     bundleUrl: string | null;
-    /** pointerKey: the policy set to follow (an MCPPolicy's is mcppolicy.<namespace>.<name>). */
-    nats: { url: string; verificationKey: string; pointerKey?: string } | null;
+    /** Signed bundles from NATS; url null: the process's NATS (`nats.url`). pointerKey: the policy set to follow (an MCPPolicy's is mcppolicy.<namespace>.<name>). */
+    nats: { url: string | null; verificationKey: string; pointerKey?: string } | null;
     /** Public key(s) to verify bundles from bundleUrl; unset: unsigned bundles are accepted. */
     bundleKey: string | null;
     entrypoint: 'tollgate' | 'envoy';
@@ -32,7 +33,11 @@ export interface AuthzConfig {
   upstreamAuthorization: string | null;
   stateDir: string;
   decisionLogDir: string | null;
-  /** Replicate decision records to this NATS JetStream server (local files stay the source of truth). */
+  /** The one NATS connection every capability uses: seed URLs and the client certificate (credential). */
+  nats: { url: string | null; tls: NatsTlsFiles | null };
+  /** Replicate decision records to NATS JetStream (local files stay the source of truth). */
+  decisionLogReplicate: boolean;
+  /** Older form: replicate to this URL (must name the same servers as nats.url when both are set). */
   decisionLogNatsUrl: string | null;
   /** Append-only checkpoint witness outside the log directory; unset: `<decision log dir>.witness.jsonl`, null: none. */
   decisionLogWitness?: string | null;
@@ -77,6 +82,8 @@ export function defaultConfig(): AuthzConfig {
     upstreamAuthorization: null,
     stateDir,
     decisionLogDir: `${stateDir}/decisions`,
+    nats: { url: null, tls: null },
+    decisionLogReplicate: false,
     decisionLogNatsUrl: null,
     budgetsFile: null,
     pins: null,
@@ -114,7 +121,18 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_witness', 'budgets_file', 'pins', 'metrics_listen', 'tls']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_replicate', 'decision_log_witness', 'nats', 'budgets_file', 'pins', 'metrics_listen', 'tls']);
+  if (doc.nats !== undefined) {
+    if (!isObj(doc.nats)) err('nats', 'must be a mapping (url, ca_file, cert_file, key_file)');
+    const n = doc.nats as Obj;
+    known('nats', n, ['url', 'ca_file', 'cert_file', 'key_file']);
+    if (n.url !== undefined) c.nats.url = str('nats.url', n.url);
+    const files = [n.ca_file, n.cert_file, n.key_file];
+    if (files.some((f) => f !== undefined)) {
+      if (files.some((f) => f === undefined)) err('nats', 'ca_file, cert_file and key_file go together (the client certificate is the NATS credential)');
+      c.nats.tls = { ca: str('nats.ca_file', n.ca_file), cert: str('nats.cert_file', n.cert_file), key: str('nats.key_file', n.key_file) };
+    }
+  }
   if (doc.listen !== undefined) c.listen = parseHostPort(str('listen', doc.listen));
   if (doc.instance !== undefined) c.instanceId = str('instance', doc.instance);
   if (doc.server !== undefined) {
@@ -150,13 +168,14 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.policy !== undefined) {
     if (!isObj(doc.policy)) err('policy', 'must be a mapping');
     const p = doc.policy as Obj;
-    known('policy', p, ['dir', 'bundle_url', 'bundle_verification_key', 'nats_url', 'verification_key', 'nats_pointer_key', 'entrypoint', 'watch']);
+    known('policy', p, ['dir', 'bundle_url', 'bundle_verification_key', 'nats_url', 'from_nats', 'verification_key', 'nats_pointer_key', 'entrypoint', 'watch']);
     if (p.dir !== undefined) c.policy.dir = str('policy.dir', p.dir);
     if (p.bundle_url !== undefined) c.policy.bundleUrl = str('policy.bundle_url', p.bundle_url);
     if (p.bundle_verification_key !== undefined) c.policy.bundleKey = str('policy.bundle_verification_key', p.bundle_verification_key);
     if (p.nats_url !== undefined) c.policy.nats = { url: str('policy.nats_url', p.nats_url), verificationKey: str('policy.verification_key', p.verification_key) };
+    else if (p.from_nats === true) c.policy.nats = { url: null, verificationKey: str('policy.verification_key', p.verification_key) };
     if (p.nats_pointer_key !== undefined) {
-      if (!c.policy.nats) err('policy.nats_pointer_key', 'only applies with policy.nats_url');
+      if (!c.policy.nats) err('policy.nats_pointer_key', 'only applies with policy.nats_url or policy.from_nats');
       const key = str('policy.nats_pointer_key', p.nats_pointer_key);
       if (!/^[-/_=.a-zA-Z0-9]+$/.test(key)) err('policy.nats_pointer_key', `"${key}" is not a NATS KV key (letters, digits, - / _ = .)`);
       c.policy.nats!.pointerKey = key;
@@ -183,7 +202,11 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.upstream_authorization !== undefined) c.upstreamAuthorization = str('upstream_authorization', doc.upstream_authorization);
   if (doc.state_dir !== undefined) c.stateDir = str('state_dir', doc.state_dir);
   if (doc.decision_log_dir !== undefined) c.decisionLogDir = doc.decision_log_dir === null ? null : str('decision_log_dir', doc.decision_log_dir);
-  if (doc.decision_log_nats_url !== undefined) c.decisionLogNatsUrl = str('decision_log_nats_url', doc.decision_log_nats_url);
+  if (doc.decision_log_nats_url !== undefined) {
+    c.decisionLogNatsUrl = str('decision_log_nats_url', doc.decision_log_nats_url);
+    c.decisionLogReplicate = true;
+  }
+  if (doc.decision_log_replicate !== undefined) c.decisionLogReplicate = doc.decision_log_replicate === true;
   if (doc.decision_log_witness !== undefined) c.decisionLogWitness = doc.decision_log_witness === null ? null : str('decision_log_witness', doc.decision_log_witness);
   if (doc.budgets_file !== undefined) c.budgetsFile = str('budgets_file', doc.budgets_file);
   if (doc.pins !== undefined) {

@@ -27,6 +27,9 @@ import { createAuthzMetrics, type AuthzMetrics } from '../metrics/authz-metrics.
 import { AdminHttpServer } from '../metrics/http.js';
 import { createStatusProvider } from '../metrics/status.js';
 import { startTracing } from '../telemetry/tracing.js';
+import { loadBudgetConfig, type BudgetConfig } from '../budget/config.js';
+import { NatsLink } from '../nats/connect.js';
+import { resolveProcessNats } from '../nats/settings.js';
 import { PinStore } from '../pins/store.js';
 import { NatsPinSource } from '../pins/nats-source.js';
 import { pinRecord } from '../pins/admin-record.js';
@@ -46,7 +49,7 @@ export interface RunningAuthz {
 type PolicySource = DirBundleSource | NatsBundleSource | HttpBundleSource;
 
 /** The policy source the config names: exactly one of dir, NATS (signed bundles), bundle URL. */
-async function policySource(cfg: AuthzConfig, holder: PolicyHolder): Promise<PolicySource> {
+async function policySource(cfg: AuthzConfig, holder: PolicyHolder, link: NatsLink | null): Promise<PolicySource> {
   const p = cfg.policy;
   const chosen = [p.dir, p.nats, p.bundleUrl].filter((x) => x !== null).length;
   if (chosen === 0) throw new Error('no policy source configured: give --policies DIR, --policy-nats URL or --bundle-url URL');
@@ -55,7 +58,9 @@ async function policySource(cfg: AuthzConfig, holder: PolicyHolder): Promise<Pol
   if (p.dir) return new DirBundleSource({ holder, dir: p.dir, watch: p.watch, loadOptions });
   if (p.nats) {
     const keys = await loadVerificationKeys(p.nats.verificationKey);
-    return new NatsBundleSource({ holder, nats: { servers: p.nats.url }, keys, loadOptions, ...(p.nats.pointerKey ? { pointerKey: p.nats.pointerKey } : {}) });
+    if (!link) throw new Error('policy from NATS needs a NATS URL: give --nats URL');
+    // The highest revision accepted survives restarts: a pointer moved back is refused after one too.
+    return new NatsBundleSource({ holder, nats: link, keys, loadOptions, stateFile: join(cfg.stateDir, 'policy-revision.json'), ...(p.nats.pointerKey ? { pointerKey: p.nats.pointerKey } : {}) });
   }
   return new HttpBundleSource({ holder, url: p.bundleUrl!, loadOptions, ...(p.bundleKey ? { keys: await loadVerificationKeys(p.bundleKey) } : {}) });
 }
@@ -63,12 +68,12 @@ async function policySource(cfg: AuthzConfig, holder: PolicyHolder): Promise<Pol
 export type { BundleSourceStatus };
 
 /** Tool pinning: the store Check and the list filter read, fed by the verified pin bucket. */
-async function startPins(cfg: AuthzConfig, sink: TeeSink | null, log: Logger): Promise<{ store: PinStore; source: NatsPinSource }> {
+async function startPins(cfg: AuthzConfig, sink: TeeSink | null, log: Logger, link: NatsLink | null): Promise<{ store: PinStore; source: NatsPinSource }> {
   const p = cfg.pins!;
   const keys = (await loadVerificationKeys(p.approverKey)).map((k) => ({ key: k.key, kid: k.kid, alg: k.alg }));
   const store = new PinStore();
   const source = new NatsPinSource({
-    store, keys, nats: { servers: p.natsUrl }, instance: cfg.instanceId,
+    store, keys, nats: link ?? { servers: p.natsUrl }, instance: cfg.instanceId,
     onEvent: (e) => {
       log.info({ pin: e }, 'tool pin change');
       // An approval this instance enforces without a record would be a hole in the audit trail.
@@ -95,7 +100,23 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   let policyMask: CheckDeps['policyMask'] = null;
   holder.onSwap((rev) => log.info({ revision: rev }, 'policy loaded'));
 
-  const source = await policySource(cfg, holder);
+  // One NATS connection for the process, shared by the policy source, budgets and the log replica.
+  const budgetConfig: BudgetConfig | null = cfg.budgetsFile ? loadBudgetConfig(cfg.budgetsFile) : null;
+  const natsSettings = resolveProcessNats([
+    { field: '--nats (nats.url)', url: cfg.nats.url },
+    { field: '--policy-nats (policy.nats_url)', url: cfg.policy.nats?.url },
+    { field: '--decision-log-nats (decision_log_nats_url)', url: cfg.decisionLogNatsUrl },
+    { field: `${cfg.budgetsFile} nats.url`, url: budgetConfig?.nats?.url },
+    { field: '--pins-nats (pins.nats_url)', url: cfg.pins?.natsUrl },
+  ], cfg.nats.tls);
+  if (!natsSettings && cfg.decisionLogReplicate) throw new Error('decision log replication needs a NATS URL: give --nats URL');
+  if (!natsSettings && budgetConfig?.nats) throw new Error(`${cfg.budgetsFile} has a nats section (shared budget state) but no NATS URL is set: give --nats URL`);
+  const link = natsSettings ? NatsLink.open(natsSettings, { name: `tollgate-authz ${cfg.instanceId}` }) : null;
+  // Closers run in reverse: the connection closes after everything that uses it.
+  if (link) closers.push(() => link.close());
+  if (link) log.info({ servers: natsSettings!.servers, identity: link.identity ?? '(none: NATS without TLS)' }, 'NATS connection');
+
+  const source = await policySource(cfg, holder, link);
   metrics.readFrom({ policy: () => source.status() });
   source.events.on('rejected', (e: unknown) => log.error({ rejection: e }, 'policy bundle rejected; the last good policy keeps serving'));
   await source.start();
@@ -113,9 +134,9 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     const opened = await createDecisionSink({
       dir: cfg.decisionLogDir,
       signingKeyPath: join(cfg.stateDir, 'decision-log-key.pem'),
-      nats: cfg.decisionLogNatsUrl ? { url: cfg.decisionLogNatsUrl } : null,
+      nats: cfg.decisionLogReplicate && link ? { url: link.settings.servers.join(',') } : null,
       ...(cfg.decisionLogWitness !== undefined ? { witnessPath: cfg.decisionLogWitness } : {}),
-    }, { warn: (m) => log.warn(m) });
+    }, { warn: (m) => log.warn(m), ...(link ? { link } : {}) });
     sink = opened;
     closers.push(() => opened.close());
     metrics.readFrom({ decisionLog: () => opened.stats() });
@@ -124,11 +145,11 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   const pending = new PendingCalls();
   const sessions = new SessionOwners();
   const annotations = new ToolAnnotationStore();
-  const pins = cfg.pins ? await startPins(cfg, sink, log) : null;
+  const pins = cfg.pins ? await startPins(cfg, sink, log, link) : null;
   if (pins) closers.push(() => pins.source.stop());
   let budgets: OpenedBudgets | null = null;
   if (cfg.budgetsFile) {
-    budgets = await openBudgetGate(cfg.budgetsFile, { stateDir: cfg.stateDir, replicaId: cfg.instanceId, logger: log });
+    budgets = await openBudgetGate(budgetConfig ?? cfg.budgetsFile, { stateDir: cfg.stateDir, replicaId: cfg.instanceId, logger: log, link });
     const gate = budgets.gate;
     closers.push(() => gate.close());
     metrics.readFrom({ budgets: () => gate.metrics });

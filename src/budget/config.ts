@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parseServers } from '../nats/settings.js';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_ENCODING, ENCODING_NAMES, isEncodingName, type EncodingName } from './tokens.js';
 import { assertTimeZone, WINDOW_KINDS, type WindowKind } from './window.js';
@@ -39,6 +40,7 @@ export interface LeaseSettings {
 }
 
 export interface NatsBudgetSettings {
+  /** Servers for tools that connect on their own; '' when the process's NATS connection is used. */
   url: string;
   /** KV bucket with usage and leases, one key per budget and window. */
   bucket: string;
@@ -179,12 +181,19 @@ function parseBudget(r: Reader, field: string, v: unknown): BudgetSpec {
 
 function parseNats(r: Reader, v: unknown): NatsBudgetSettings | null {
   if (v === undefined || v === null) return null;
-  if (!isObj(v)) r.fail('nats', `must be a mapping with at least url, got ${describe(v)}`);
+  if (!isObj(v)) r.fail('nats', `must be a mapping (url, bucket, lease, …), got ${describe(v)}`);
   r.known('nats', v, ['url', 'bucket', 'configBucket', 'onNatsUnavailable', 'lease', 'syncInterval', 'timeout', 'definitions']);
   if (v.definitions !== undefined && typeof v.definitions !== 'boolean') r.fail('nats.definitions', `must be true or false, got ${describe(v.definitions)}`);
   const d = DEFAULT_NATS_SETTINGS;
-  const url = r.str('nats.url', v.url);
-  if (!/^(nats|tls|ws|wss):\/\//.test(url) && !/^[^/]+:\d+$/.test(url)) r.fail('nats.url', `"${url}" is not a NATS URL (e.g. nats://127.0.0.1:4222)`);
+  // Optional: authz connects once, with --nats; a url here must then name the same servers.
+  const url = v.url === undefined ? '' : r.str('nats.url', v.url);
+  if (url !== '') {
+    try {
+      parseServers(url, 'nats.url');
+    } catch (e) {
+      r.fail('nats.url', (e as Error).message);
+    }
+  }
   const bucketName = (field: string, x: unknown, dflt: string): string => {
     if (x === undefined) return dflt;
     const s = r.str(field, x);

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { NatsLink } from '../nats/connect.js';
+import { parseServers } from '../nats/settings.js';
 import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { BudgetSpec, NatsBudgetSettings } from './config.js';
@@ -43,6 +45,11 @@ export interface NatsStoreOptions {
   prefetchMs?: number;
   /** Give up connecting on start after this long (default 5000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * Record the declared budgets in NATS for `tollgate budget status` (default true). Under
+   * per-component credentials the control plane records them and authz may not.
+   */
+  recordDefinitions?: boolean;
 }
 
 interface Slot {
@@ -84,14 +91,44 @@ function readState(e: KvEntry | null): LeaseState {
   return decodeLeaseState(dec.decode(e.value));
 }
 
-/** Opens (creating when missing) the usage and config buckets, with the one configuration every writer uses. */
-export async function openBudgetBuckets(nc: NatsConnection, s: Pick<NatsBudgetSettings, 'bucket' | 'configBucket' | 'timeoutMs'>): Promise<{ kv: KV; cfg: KV }> {
+type BucketNames = Pick<NatsBudgetSettings, 'bucket' | 'configBucket' | 'timeoutMs'>;
+
+/** Creates the budget buckets (the control plane does, at start; authz has no right to). */
+export async function createBudgetBuckets(nc: NatsConnection, s: BucketNames, replicas = 1): Promise<{ kv: KV; cfg: KV }> {
   // The JetStream client's own timeout bounds every KV call (get included), so a silent server
   // shows up as a failure after `timeoutMs`, not after the library default.
   const kvm = new Kvm(jetstream(nc, { timeout: s.timeoutMs }));
-  const kv = await kvm.create(s.bucket, { history: 1, ttl: USAGE_TTL_MS, timeout: s.timeoutMs, description: 'Tollgate budget usage and leases, per budget and window' });
-  const cfg = await kvm.create(s.configBucket, { history: 1, timeout: s.timeoutMs, description: 'Tollgate budget limit overrides and declarations' });
+  const kv = await kvm.create(s.bucket, { history: 1, ttl: USAGE_TTL_MS, timeout: s.timeoutMs, replicas, description: 'Tollgate budget usage and leases, per budget and window' });
+  const cfg = await kvm.create(s.configBucket, { history: 1, timeout: s.timeoutMs, replicas, description: 'Tollgate budget limit overrides and declarations' });
   return { kv, cfg };
+}
+
+function isNotFound(e: unknown): boolean {
+  return /not found|10059/i.test((e as Error)?.message ?? '');
+}
+
+/**
+ * Opens the budget buckets, creating them only when they are missing (standalone NATS). Under
+ * per-component credentials authz may not create streams: then the message says who does.
+ */
+export async function openBudgetBuckets(nc: NatsConnection, s: BucketNames): Promise<{ kv: KV; cfg: KV }> {
+  const kvm = new Kvm(jetstream(nc, { timeout: s.timeoutMs }));
+  try {
+    const kv = await kvm.open(s.bucket);
+    const cfg = await kvm.open(s.configBucket);
+    await Promise.all([kv.status(), cfg.status()]);
+    return { kv, cfg };
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  try {
+    return await createBudgetBuckets(nc, s);
+  } catch (e) {
+    if (/permission/i.test((e as Error).message)) {
+      throw new Error(`budget buckets ${s.bucket}/${s.configBucket} do not exist and this credential may not create them: start the control plane (it creates them) before authz`);
+    }
+    throw e;
+  }
 }
 
 function readLimits(e: KvEntry | null): Record<string, number> {
@@ -108,15 +145,18 @@ function readLimits(e: KvEntry | null): Record<string, number> {
   }
 }
 
-export async function connectNats(url: string, name: string, timeoutMs: number): Promise<NatsConnection> {
+/**
+ * The connection budgets use: the process's link when given, else one opened from `settings.url`
+ * (tools and tests against a NATS without users). Fails, saying what to do, when NATS is not there.
+ */
+export async function budgetConnection(settings: NatsBudgetSettings, link: NatsLink | null, name: string, timeoutMs: number): Promise<{ link: NatsLink; nc: NatsConnection; owned: boolean }> {
+  const owned = link === null;
+  const l = link ?? NatsLink.open({ servers: parseServers(settings.url, 'nats.url'), tls: null }, { name });
   try {
-    return await connect({
-      servers: url, name, timeout: timeoutMs,
-      // Keep trying for ever once connected: the budget state comes back when NATS does.
-      maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 5000, maxPingOut: 2,
-    });
+    return { link: l, nc: await l.ready(timeoutMs), owned };
   } catch (e) {
-    throw new Error(`cannot reach NATS at ${url} for shared budget state: ${(e as Error).message}. Start NATS (with JetStream, -js), fix nats.url in the budgets file, or remove the nats section to keep budget state in this process`);
+    if (owned) await l.close();
+    throw new Error(`cannot reach NATS at ${l.settings.servers.join(',')} for shared budget state: ${(e as Error).message}. Start NATS (with JetStream, -js), fix the NATS URL (--nats, or nats.url in the budgets file), or remove the nats section to keep budget state in this process`);
   }
 }
 
@@ -140,6 +180,7 @@ export class NatsBudgetStore implements BudgetStore {
     private readonly kv: KV,
     private readonly cfg: KV,
     private readonly opts: NatsStoreOptions,
+    private readonly link: { close(): Promise<void> } | null,
   ) {
     this.replicaId = opts.replicaId ?? defaultReplicaId();
     this.clock = opts.clock ?? Date.now;
@@ -151,13 +192,14 @@ export class NatsBudgetStore implements BudgetStore {
    * Connects, records the declared budgets, and takes a first lease on every budget, so Check has
    * something to spend from the first call. Fails (with what to do) when NATS is not reachable.
    */
-  static async open(specs: BudgetSpec[], settings: NatsBudgetSettings, opts: NatsStoreOptions = {}): Promise<NatsBudgetStore> {
+  static async open(specs: BudgetSpec[], settings: NatsBudgetSettings, link: NatsLink | null, opts: NatsStoreOptions = {}): Promise<NatsBudgetStore> {
     const replicaId = opts.replicaId ?? defaultReplicaId();
-    const nc = await connectNats(settings.url, `tollgate-authz ${replicaId}`, opts.connectTimeoutMs ?? 5000);
+    const conn = await budgetConnection(settings, link, `tollgate-authz ${replicaId}`, opts.connectTimeoutMs ?? 5000);
+    const nc = conn.nc;
     try {
       const { kv, cfg } = await openBudgetBuckets(nc, settings);
-      const store = new NatsBudgetStore(specs, settings, nc, kv, cfg, { ...opts, replicaId });
-      await cfg.put(SPECS_KEY, JSON.stringify(specs));
+      const store = new NatsBudgetStore(specs, settings, nc, kv, cfg, { ...opts, replicaId }, conn.owned ? conn.link : null);
+      if (opts.recordDefinitions ?? true) await recordDefinitions(cfg, specs);
       store.limits = readLimits(await cfg.get(LIMITS_KEY));
       const now = store.clock();
       await Promise.all(specs.map((s) => store.sync(store.slot(s, windowAt(s.window, s.timezone, now)))));
@@ -166,7 +208,7 @@ export class NatsBudgetStore implements BudgetStore {
       store.ticker.unref();
       return store;
     } catch (e) {
-      await nc.close().catch(() => undefined);
+      if (conn.owned) await conn.link.close();
       throw e;
     }
   }
@@ -228,7 +270,7 @@ export class NatsBudgetStore implements BudgetStore {
 
   private unreachableReason(): string {
     const since = this.unreachableSince === null ? '' : ` since ${new Date(this.unreachableSince).toISOString()}`;
-    return `shared budget state (NATS at ${this.settings.url}) is unreachable${since}${this.failure ? ` (${this.failure})` : ''}`;
+    return `shared budget state (NATS at ${this.settings.url || this.nc.getServer()}) is unreachable${since}${this.failure ? ` (${this.failure})` : ''}`;
   }
 
   usage(spec: BudgetSpec, window: BudgetWindow, now: number, need = 0): BudgetUsage {
@@ -429,7 +471,7 @@ export class NatsBudgetStore implements BudgetStore {
       for (const s of this.slots.values()) if (s.syncing) await s.syncing.catch(() => undefined);
       await Promise.all([...this.slots.values()].map((s) => this.sync(s, true)));
     }
-    await this.nc.close().catch(() => undefined);
+    await this.link?.close();
   }
 
   /**
@@ -440,7 +482,8 @@ export class NatsBudgetStore implements BudgetStore {
     this.closed = true;
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
-    await this.nc.close().catch(() => undefined);
+    // A shared connection stays up for the process's other users; only our own link is dropped.
+    await this.link?.close();
   }
 }
 
@@ -469,15 +512,16 @@ export async function readLimitOverrides(cfg: KV): Promise<Record<string, number
 
 /** `tollgate budget status/set/reset` against the shared state in NATS. */
 export class NatsBudgetAdmin implements BudgetAdmin {
-  private constructor(private readonly nc: NatsConnection, private readonly kv: KV, private readonly cfg: KV, private readonly specs: BudgetSpec[] | null) {}
+  private constructor(private readonly link: NatsLink | null, private readonly kv: KV, private readonly cfg: KV, private readonly specs: BudgetSpec[] | null) {}
 
-  static async open(settings: NatsBudgetSettings, specs: BudgetSpec[] | null = null): Promise<NatsBudgetAdmin> {
-    const nc = await connectNats(settings.url, 'tollgate budget', settings.timeoutMs);
+  /** `link`: the caller's connection (with its credential); null: connect to settings.url without TLS. */
+  static async open(settings: NatsBudgetSettings, specs: BudgetSpec[] | null = null, link: NatsLink | null = null, closeLink = false): Promise<NatsBudgetAdmin> {
+    const conn = await budgetConnection(settings, link, 'tollgate budget', settings.timeoutMs);
     try {
-      const { kv, cfg } = await openBudgetBuckets(nc, settings);
-      return new NatsBudgetAdmin(nc, kv, cfg, specs);
+      const { kv, cfg } = await openBudgetBuckets(conn.nc, settings);
+      return new NatsBudgetAdmin(conn.owned || closeLink ? conn.link : null, kv, cfg, specs);
     } catch (e) {
-      await nc.close().catch(() => undefined);
+      if (conn.owned) await conn.link.close();
       throw e;
     }
   }
@@ -539,6 +583,17 @@ export class NatsBudgetAdmin implements BudgetAdmin {
   }
 
   async close(): Promise<void> {
-    await this.nc.close().catch(() => undefined);
+    await this.link?.close();
   }
+}
+
+/** Writes the declared budgets where `tollgate budget status` finds them. */
+export async function recordDefinitions(cfg: KV, specs: BudgetSpec[]): Promise<void> {
+  await cfg.put(SPECS_KEY, JSON.stringify(specs));
+}
+
+/** The control plane's side: creates the buckets if needed and records the declared budgets. */
+export async function publishBudgetDefinitions(nc: NatsConnection, s: BucketNames, specs: BudgetSpec[]): Promise<void> {
+  const { cfg } = await createBudgetBuckets(nc, s);
+  await recordDefinitions(cfg, specs);
 }

@@ -4,6 +4,7 @@ import { createBudgetGate, type TollgateBudgetGate } from './gate.js';
 import { LocalBudgetStore } from './local-store.js';
 import { followDefinitions, mergeDefinitions } from './definitions.js';
 import { NatsBudgetStore, type NatsStoreLogger } from './nats-store.js';
+import type { NatsLink } from '../nats/connect.js';
 import { preloadEncodings } from './tokens.js';
 
 export interface OpenBudgetsOptions {
@@ -13,6 +14,8 @@ export interface OpenBudgetsOptions {
   replicaId?: string;
   clock?: () => number;
   logger?: NatsStoreLogger & { error?(obj: Record<string, unknown>, msg: string): void; info?(obj: Record<string, unknown>, msg: string): void };
+  /** The process's NATS connection; unset: the budgets file's nats.url is connected to on its own. */
+  link?: NatsLink | null;
 }
 
 export interface OpenedBudgets {
@@ -36,8 +39,11 @@ export async function openBudgetGate(configOrFile: BudgetConfig | string, opts: 
   preloadEncodings(['o200k_base', ...config.budgets.map((b) => b.tokenizer)]);
   const gateOpts = opts.clock ? { clock: opts.clock } : {};
   if (config.nats) {
-    const store = await NatsBudgetStore.open(config.budgets, config.nats, {
+    const link = opts.link ?? null;
+    const store = await NatsBudgetStore.open(config.budgets, config.nats, link, {
       ...(opts.replicaId ? { replicaId: opts.replicaId } : {}), ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.logger ? { logger: opts.logger } : {}),
+      // With a component credential, definitions are the control plane's to record (authz may not).
+      recordDefinitions: link?.identity == null,
     });
     const gate = createBudgetGate(config, store, gateOpts);
     if (!config.nats.definitions) return { config, mode: 'nats', gate };

@@ -3,6 +3,8 @@ import { startAuthz } from '../authz/runtime.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 import { parseCommandArgs } from './args.js';
+import { NATS_FLAGS, NATS_FLAGS_USAGE } from './nats-flags.js';
+import { NatsSettingsError, tlsFiles } from '../nats/settings.js';
 import { UsageError, type Command } from './types.js';
 
 const USAGE = `Usage: tollgate authz [--config FILE] [flags]
@@ -14,7 +16,12 @@ same field of the config file (docs/configuration.md documents each field).
   --listen HOST:PORT           gRPC address (default 127.0.0.1:9191)
   --policies DIR               build and load Rego from DIR (opa build -t wasm)
   --watch                      with --policies: rebuild and swap when files under DIR change
-  --policy-nats URL            follow signed bundles the control plane publishes on NATS
+${NATS_FLAGS_USAGE.replace(/^ {2}/gm, '  ')}
+                               One connection serves the policy source, budgets and the log replica.
+  --policy-from-nats           follow signed bundles the control plane publishes on NATS (--nats);
+                               the highest revision accepted is kept in the state dir, and an older
+                               one is refused even after a restart
+  --policy-nats URL            the same, naming the URL (must equal --nats when both are given)
   --verification-key FILE      public key (PEM or JWK/JWKS) that signed bundles must verify with
   --bundle-url URL             poll an OPA bundle server (ETag); signed bundles are checked
                                against --verification-key when given
@@ -28,7 +35,8 @@ same field of the config file (docs/configuration.md documents each field).
   --server-provenance JSON     where the server came from, as input.mcp.provenance (set by tollgate run/up)
   --resource-metadata URL      RFC 9728 metadata URL put in 401 challenges
   --decision-log DIR           decision log directory (default <state>/decisions)
-  --decision-log-nats URL      also replicate decision records to NATS JetStream
+  --replicate-decisions        also replicate decision records to NATS JetStream (--nats)
+  --decision-log-nats URL      the same, naming the URL (must equal --nats when both are given)
   --decision-log-witness PATH  append-only copy of every checkpoint, outside the log directory
                                (default <decision log dir>.witness.jsonl; "off" for none)
   --budgets FILE               token budgets (docs/budgets.md); none: no budgets enforced
@@ -63,6 +71,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     'deny-status': { type: 'string' }, 'upstream-authorization': { type: 'string' }, state: { type: 'string' },
     'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'client-ca': { type: 'string' }, 'trust-domain': { type: 'string' },
     'allow-peer': { type: 'string', multiple: true },
+    ...NATS_FLAGS, 'policy-from-nats': { type: 'boolean' }, 'replicate-decisions': { type: 'boolean' },
   });
   if (values.help) return null;
   const base = defaultConfig();
@@ -71,9 +80,17 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   if (values.listen) c.listen = parseHostPort(values.listen);
   if (values.policies) c.policy.dir = values.policies;
   if (values.watch) c.policy.watch = true;
-  if (values['policy-nats']) {
-    if (!values['verification-key']) throw new UsageError('--policy-nats needs --verification-key: bundles from NATS are always signature-checked');
-    c.policy.nats = { url: values['policy-nats'], verificationKey: values['verification-key'] };
+  if (values.nats) c.nats.url = values.nats;
+  try {
+    const tls = tlsFiles({ ca: values['nats-ca'], cert: values['nats-cert'], key: values['nats-key'] });
+    if (tls) c.nats.tls = tls;
+  } catch (e) {
+    if (e instanceof NatsSettingsError) throw new UsageError(e.message);
+    throw e;
+  }
+  if (values['policy-nats'] || values['policy-from-nats']) {
+    if (!values['verification-key']) throw new UsageError('--policy-from-nats needs --verification-key: bundles from NATS are always signature-checked');
+    c.policy.nats = { url: values['policy-nats'] ?? null, verificationKey: values['verification-key'] };
   }
   if (values['bundle-url']) {
     c.policy.bundleUrl = values['bundle-url'];
@@ -81,6 +98,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   }
   if (values['decision-log-nats']) c.decisionLogNatsUrl = values['decision-log-nats'];
   if (values['decision-log-witness']) c.decisionLogWitness = values['decision-log-witness'] === 'off' ? null : values['decision-log-witness'];
+  if (values['decision-log-nats'] || values['replicate-decisions']) c.decisionLogReplicate = true;
   if (values.budgets) c.budgetsFile = values.budgets;
   if (values['pins-nats']) {
     if (!values['pin-approver-key']) throw new UsageError('--pins-nats needs --pin-approver-key: pins are only trusted when an approver signed them');

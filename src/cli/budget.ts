@@ -1,4 +1,6 @@
 import { DEFAULT_NATS_SETTINGS, loadBudgetConfig, type BudgetConfig, type NatsBudgetSettings } from '../budget/config.js';
+import { openNats } from '../nats/connect.js';
+import { NATS_FLAGS, natsSettingsFromFlags } from './nats-flags.js';
 import { LocalBudgetAdmin } from '../budget/local-store.js';
 import { NatsBudgetAdmin } from '../budget/nats-store.js';
 import { localStateDir } from '../budget/open.js';
@@ -23,6 +25,9 @@ Where the state is (one of; default: --state):
   --state DIR        authz state directory; budget state is in DIR/budgets/
                      (default: $TOLLGATE_STATE_DIR, else ./.state)
   --nats URL         NATS server holding the shared state (e.g. nats://127.0.0.1:4222)
+  --nats-ca FILE, --nats-cert FILE, --nats-key FILE
+                     TLS and client certificate for a NATS with per-component credentials:
+                     the reviewer's for status, the operator's for set/reset (docs/security.md)
   --bucket B         KV bucket with usage and leases (default ${DEFAULT_NATS_SETTINGS.bucket})
   --config-bucket B  KV bucket with limit overrides and declarations (default ${DEFAULT_NATS_SETTINGS.configBucket})
 
@@ -40,7 +45,7 @@ Examples:
 
 const FLAGS = {
   state: { type: 'string' },
-  nats: { type: 'string' },
+  ...NATS_FLAGS,
   bucket: { type: 'string' },
   'config-bucket': { type: 'string' },
   budgets: { type: 'string' },
@@ -65,7 +70,10 @@ async function openAdmin(v: Values): Promise<{ admin: BudgetAdmin; where: string
     const settings: NatsBudgetSettings = {
       ...base, url: natsUrl, bucket: v.bucket ?? base.bucket, configBucket: v['config-bucket'] ?? base.configBucket,
     };
-    return { admin: await NatsBudgetAdmin.open(settings, specs), where: `NATS ${natsUrl} (bucket ${settings.bucket})` };
+    const nats = natsSettingsFromFlags(v, natsUrl);
+    // With a credential (TLS flags) the connection carries it; reviewers may read, operators set.
+    const link = nats?.tls ? await openNats(nats, { name: 'tollgate budget', firstConnectMs: settings.timeoutMs + 3000 }) : null;
+    return { admin: await NatsBudgetAdmin.open(settings, specs, link, true), where: `NATS ${natsUrl} (bucket ${settings.bucket})` };
   }
   if (v.bucket !== undefined || v['config-bucket'] !== undefined) throw new UsageError('--bucket and --config-bucket go with --nats');
   const dir = localStateDir(v.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state');

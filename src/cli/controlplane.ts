@@ -5,6 +5,7 @@ import { generateSigningKeyPair, isSigningAlg, loadSigningKey, SIGNING_ALGS } fr
 import { DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY } from '../controlplane/pointer.js';
 import type { PolicyControlPlaneOptions } from '../controlplane/serve.js';
 import { parseCommandArgs, parseDuration } from './args.js';
+import { NATS_FLAGS, NATS_FLAGS_USAGE, natsSettingsFromFlags } from './nats-flags.js';
 import { UsageError, type Command } from './types.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
@@ -32,8 +33,15 @@ signature and swaps the policy in without dropping a request.
                        (ES256) or Ed25519 (EdDSA); make one with \`tollgate controlplane keys\` (required)
   --key-id ID          key id put in the signature (kid / keyid); default: the JWK's kid, else the
                        RFC 7638 thumbprint of the public key, which authz computes the same way
-  --nats URL           NATS server(s), comma-separated (default nats://127.0.0.1:4222); waits for
-                       NATS to come up
+${NATS_FLAGS_USAGE}
+                       (default nats://127.0.0.1:4222; waits up to 60 s for NATS to come up)
+  --budgets FILE       record these budget declarations in NATS for \`tollgate budget status\`
+                       (authz enforces its own copy; under per-component credentials it may not
+                       record them itself)
+  --replicas N         JetStream replicas of the streams and buckets it creates: 1 (default), or 3
+                       on a three-node cluster (a node's loss then loses nothing)
+  --state DIR          keeps the highest revision published (anti-rollback across restarts)
+                       (default $TOLLGATE_STATE_DIR or ./.state)
   --entrypoint PATH    opa build entrypoint, e.g. tollgate/authz/decision; repeatable (default:
                        the entrypoints of the policy contract, docs/policy-input.md)
   --debounce DUR       quiet time after a file change before rebuilding (default 300ms)
@@ -115,7 +123,7 @@ async function serve(argv: string[]): Promise<number> {
     'trust-domain': { type: 'string' }, 'forget-after': { type: 'string' }, 'metrics-listen': { type: 'string' },
     'workload-certs': { type: 'string' }, 'ca-dir': { type: 'string' }, apiserver: { type: 'string' }, 'apiserver-token': { type: 'string' },
     'apiserver-ca': { type: 'string' },
-    nats: { type: 'string' },
+    ...NATS_FLAGS, state: { type: 'string' }, budgets: { type: 'string' }, replicas: { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
     debounce: { type: 'string' },
     poll: { type: 'string' },
@@ -147,12 +155,18 @@ async function serve(argv: string[]): Promise<number> {
     }
   }
   const signingKey = await loadSigningKey(values['signing-key'], values['key-id'] !== undefined ? { kid: values['key-id'] } : {});
-  const servers = (values.nats ?? 'nats://127.0.0.1:4222').split(',').map((s) => s.trim()).filter(Boolean);
+  const settings = natsSettingsFromFlags(values, 'nats://127.0.0.1:4222')!;
+  const replicas = values.replicas === undefined ? 1 : Number(values.replicas);
+  if (![1, 3, 5].includes(replicas)) throw new UsageError('--replicas must be 1, 3 or 5');
+  const stateDir = resolve(values.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state');
+  const { NatsLink } = await import('../nats/connect.js');
+  const link = NatsLink.open(settings, { name: 'tollgate-controlplane' });
 
   const opts: PolicyControlPlaneOptions = {
     policiesDir: dir,
     signingKey,
-    nats: { servers },
+    nats: link,
+    stateFile: join(stateDir, 'controlplane-revision.json'),
     debounceMs: durationMs('debounce', values.debounce, 300),
     pollMs: durationMs('poll', values.poll, 5000),
     publisher: {
@@ -160,6 +174,7 @@ async function serve(argv: string[]): Promise<number> {
       kvBucket: values['kv-bucket'] ?? DEFAULT_KV_BUCKET,
       pointerKey: values['policy-set'] ?? DEFAULT_POINTER_KEY,
       keep,
+      replicas,
     },
   };
   if (values.entrypoint) opts.entrypoints = values.entrypoint;
@@ -174,12 +189,41 @@ async function serve(argv: string[]): Promise<number> {
   cp.on('published', (e) => log(`published revision ${e.pointer.revision} as ${e.pointer.object} (${e.pointer.size} bytes, signed by ${e.pointer.kid})`));
   cp.on('build-failed', (e) => { failed = true; log(`build failed, nothing published:\n${e.message}`); });
   cp.on('publish-failed', (e) => { failed = true; log(`publish failed (retrying in ${e.retryInMs} ms): ${e.message}`); });
+  cp.on('pointer-corrected', (e) => log(`ALERT pointer tampered with: found ${e.found}; ${e.corrected ? `put back revision ${e.restored}` : e.restored === null ? 'nothing trusted to put back yet' : 'could not put it back (it moved again); re-checking'}`));
 
-  log(`signing with ${signingKey.alg} key ${signingKey.kid}; connecting to ${servers.join(',')}`);
+  log(`signing with ${signingKey.alg} key ${signingKey.kid}; connecting to ${settings.servers.join(',')}${settings.tls ? ' (TLS, client certificate)' : ''}`);
+  const { provisionStreams } = await import('../controlplane/streams.js');
+  try {
+    const nc = await link.ready(60_000);
+    // A fresh cluster elects its JetStream leader first: retry for a while before giving up.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await provisionStreams(nc, log, replicas);
+        break;
+      } catch (e) {
+        if (attempt >= 30) throw new Error(`cannot create the mesh's streams: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    if (values.budgets) {
+      const { loadBudgetConfig, DEFAULT_NATS_SETTINGS } = await import('../budget/config.js');
+      const { publishBudgetDefinitions } = await import('../budget/nats-store.js');
+      const b = loadBudgetConfig(values.budgets);
+      await publishBudgetDefinitions(nc, b.nats ?? DEFAULT_NATS_SETTINGS, b.budgets);
+      log(`recorded ${b.budgets.length} budget declarations from ${values.budgets}`);
+    }
+  } catch (e) {
+    await link.close();
+    throw e;
+  }
   if (values.once) {
     // A one-shot run must not wait for a retry, so publish failures end it.
-    await cp.start();
-    await cp.stop();
+    try {
+      await cp.start();
+      await cp.stop();
+    } finally {
+      await link.close();
+    }
     return failed ? 1 : 0;
   }
   let xds: import('../controlplane/xds.js').SidecarXds | null = null;
@@ -223,9 +267,6 @@ async function serve(argv: string[]): Promise<number> {
     });
     log(`workload certificates on https://${at.host}:${certServer.port}/v1/certificates`);
   }
-  // Tool pinning: the buckets authz follows and `tollgate tools` writes approvals to.
-  const { ensurePinBuckets } = await import('../controlplane/pins.js');
-  await ensurePinBuckets(servers);
   await cp.start();
   log(`watching ${dir}`);
   await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
@@ -233,6 +274,7 @@ async function serve(argv: string[]): Promise<number> {
   await certServer?.close();
   await admin?.close();
   await xds?.stop();
+  await link.close();
   return 0;
 }
 

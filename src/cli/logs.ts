@@ -13,6 +13,9 @@ import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from '
 import { parse as parseYaml } from 'yaml';
 import { verifyLogFiles, type VerifyOptions } from '../decisionlog/verify.js';
 import { defaultWitnessPath, readWitness, type WitnessedCheckpoint } from '../decisionlog/witness.js';
+import { openNats } from '../nats/connect.js';
+import type { NatsSettings } from '../nats/settings.js';
+import { NATS_FLAGS, natsSettingsFromFlags } from './nats-flags.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -36,6 +39,9 @@ const SOURCE_HELP = `Where records come from (default: the local log):
                          else ./.state/decisions)
   --nats URL             read the central JetStream stream instead (all instances), e.g.
                          nats://127.0.0.1:4222
+  --nats-ca FILE, --nats-cert FILE, --nats-key FILE
+                         TLS and the reviewer's client certificate, for a NATS with per-component
+                         credentials (\`tollgate up\` prints them; docs/security.md)
   --stream NAME          stream name with --nats (default ${DEFAULT_STREAM})
   --subject-prefix P     subject prefix with --nats (default ${DEFAULT_PREFIX})`;
 
@@ -156,7 +162,7 @@ Exit status: 0 intact, 1 broken (or warnings with --strict), 2 bad usage or unre
 
 const SOURCE_OPTIONS = {
   dir: { type: 'string' },
-  nats: { type: 'string' },
+  ...NATS_FLAGS,
   stream: { type: 'string' },
   'subject-prefix': { type: 'string' },
 } as const;
@@ -213,7 +219,7 @@ function count(flag: string, s: string | undefined, dflt: number, min = 0): numb
 interface Source {
   kind: 'dir' | 'nats';
   dir: string;
-  url: string;
+  nats: NatsSettings | null;
   stream: string;
   prefix: string;
 }
@@ -224,7 +230,7 @@ function sourceFrom(v: Values, io: LogsIo): Source {
   return {
     kind: url !== undefined ? 'nats' : 'dir',
     dir: str(v, 'dir') ?? defaultDecisionLogDir(io.env),
-    url: url ?? '',
+    nats: natsSettingsFromFlags({ nats: url, 'nats-ca': str(v, 'nats-ca'), 'nats-cert': str(v, 'nats-cert'), 'nats-key': str(v, 'nats-key') }),
     stream: str(v, 'stream') ?? DEFAULT_STREAM,
     prefix: str(v, 'subject-prefix') ?? DEFAULT_PREFIX,
   };
@@ -241,12 +247,17 @@ function requireLogDir(dir: string): void {
 /** Records from the chosen source, in log order, already narrowed by what the source can filter. */
 async function* records(src: Source, f: RecordFilter, extra: { follow?: boolean; last?: number | null; signal?: AbortSignal } = {}): AsyncGenerator<ChainedDecisionRecord> {
   if (src.kind === 'nats') {
-    for await (const r of readStreamRecords({
-      url: src.url, stream: src.stream, subjectPrefix: src.prefix,
-      namespace: f.namespace && !f.namespace.includes('*') ? f.namespace : null,
-      server: f.server && !f.server.includes('*') ? f.server : null,
-      since: f.since ?? null, last: extra.last ?? null, follow: extra.follow ?? false, signal: extra.signal,
-    })) yield r.record;
+    const link = await openNats(src.nats!, { name: 'tollgate-logs', firstConnectMs: 5000 });
+    try {
+      for await (const r of readStreamRecords({
+        link, stream: src.stream, subjectPrefix: src.prefix,
+        namespace: f.namespace && !f.namespace.includes('*') ? f.namespace : null,
+        server: f.server && !f.server.includes('*') ? f.server : null,
+        since: f.since ?? null, last: extra.last ?? null, follow: extra.follow ?? false, signal: extra.signal,
+      })) yield r.record;
+    } finally {
+      await link.close();
+    }
     return;
   }
   requireLogDir(src.dir);
@@ -303,12 +314,17 @@ async function query(argv: string[], io: LogsIo): Promise<number> {
 /** Decisions and accounting records from the chosen source, in log order. */
 async function* entries(src: Source, f: RecordFilter): AsyncGenerator<ChainedLogEntry> {
   if (src.kind === 'nats') {
-    for await (const r of readStreamEntries({
-      url: src.url, stream: src.stream, subjectPrefix: src.prefix,
-      namespace: f.namespace && !f.namespace.includes('*') ? f.namespace : null,
-      server: f.server && !f.server.includes('*') ? f.server : null,
-      since: f.since ?? null,
-    })) yield r.record;
+    const link = await openNats(src.nats!, { name: 'tollgate-logs', firstConnectMs: 5000 });
+    try {
+      for await (const r of readStreamEntries({
+        link, stream: src.stream, subjectPrefix: src.prefix,
+        namespace: f.namespace && !f.namespace.includes('*') ? f.namespace : null,
+        server: f.server && !f.server.includes('*') ? f.server : null,
+        since: f.since ?? null,
+      })) yield r.record;
+    } finally {
+      await link.close();
+    }
     return;
   }
   requireLogDir(src.dir);

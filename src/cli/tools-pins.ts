@@ -1,4 +1,5 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { openNats, type NatsLink } from '../nats/connect.js';
+import { NATS_FLAGS, natsSettingsFromFlags, type NatsFlagValues } from './nats-flags.js';
 import { Kvm, type KV } from '@nats-io/kv';
 import { loadSigningKey, loadVerificationKeys } from '../controlplane/keys.js';
 import { PIN_SCHEMA, signStatement, verifyEntry, type PinEntry, type PinStatement } from '../pins/approval.js';
@@ -21,7 +22,10 @@ Tool pinning (docs/tool-pinning.md): authz enforcing pins hides and refuses a to
             [--accept-findings: approve although the scanner flagged it]
   revoke    withdraw a pin (the tool becomes new): --server NAME --tool NAME --key FILE --approver NAME
 
-  --nats URL            NATS server holding the buckets (tollgate up: nats://127.0.0.1:4222)
+  --nats URL            NATS server holding the buckets (tollgate up prints its URL)
+  --nats-ca FILE, --nats-cert FILE, --nats-key FILE
+                        TLS and client certificate for a NATS with per-component credentials:
+                        the operator's may write pins, the reviewer's may read them (docs/security.md)
   --verify-key FILE     (pending, diff) approver public key(s): pins that do not verify are shown as such
   -h, --help            this text
 
@@ -30,20 +34,20 @@ tollgate controlplane keys); authz trusts it only if its --pin-approver-key veri
 administrative record of it to its decision log.
 `;
 
-interface Opened { nc: NatsConnection; pins: KV; seen: KV }
+interface Opened { link: NatsLink; pins: KV; seen: KV }
 
-async function open(url: string): Promise<Opened> {
-  const nc = await connect({ servers: url, name: 'tollgate-tools', timeout: 5000 }).catch((e: Error) => {
-    throw new Error(`cannot reach NATS at ${url}: ${e.message}`);
-  });
-  const kvm = new Kvm(nc);
+async function open(flags: NatsFlagValues): Promise<Opened> {
+  const settings = natsSettingsFromFlags(flags);
+  if (!settings) throw new UsageError('--nats URL is required');
+  const link = await openNats(settings, { name: 'tollgate-tools', firstConnectMs: 5000 });
+  const kvm = new Kvm(link.nc);
   try {
     const pins = await kvm.open(PINS_BUCKET);
     await pins.status();
-    return { nc, pins, seen: await kvm.open(SEEN_BUCKET) };
+    return { link, pins, seen: await kvm.open(SEEN_BUCKET) };
   } catch (e) {
-    await nc.close();
-    throw new Error(`no tool-pinning buckets on ${url} (${(e as Error).message}): the control plane creates them; start it (tollgate controlplane serve, or tollgate up --pins)`);
+    await link.close();
+    throw new Error(`no tool-pinning buckets on ${settings.servers.join(',')} (${(e as Error).message}): the control plane creates them; start it (tollgate controlplane serve, or tollgate up --pins)`);
   }
 }
 
@@ -161,17 +165,17 @@ export const PIN_SUBCOMMANDS = ['pending', 'diff', 'approve', 'revoke'] as const
 /** `tollgate tools pending|diff|approve|revoke`. */
 export async function runPins(sub: (typeof PIN_SUBCOMMANDS)[number], rest: string[]): Promise<number> {
   const { values: v } = parseCommandArgs(rest, {
-    nats: { type: 'string' }, server: { type: 'string' }, tool: { type: 'string' }, key: { type: 'string' }, approver: { type: 'string' },
+    ...NATS_FLAGS, server: { type: 'string' }, tool: { type: 'string' }, key: { type: 'string' }, approver: { type: 'string' },
     sha256: { type: 'string' }, 'accept-findings': { type: 'boolean' }, json: { type: 'boolean' }, 'verify-key': { type: 'string' },
   });
   if (v.help) { process.stdout.write(PINS_USAGE); return 0; }
-  const o = await open(required(v.nats, 'nats'));
+  const o = await open(v);
   const out: Out = (s) => { process.stdout.write(s); };
   try {
     if (sub === 'pending') return await pending(o, v, out);
     if (sub === 'diff') return await diff(o, v, out);
     return await sign(o, v, sub, out);
   } finally {
-    await o.nc.close();
+    await o.link.close();
   }
 }

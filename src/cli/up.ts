@@ -12,7 +12,8 @@ const USAGE = `Usage: tollgate up [--policies DIR] [--demo | --upstream URL | --
 
 Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   dev OIDC issuer  http://127.0.0.1:5556      (keys kept in the state dir)
-  NATS JetStream   nats://127.0.0.1:4222      (store in the state dir)
+  NATS JetStream   tls://127.0.0.1:4222       (store in the state dir; TLS, one client certificate
+                                              per component with least privilege, CA in <state>/pki)
   control plane    xDS on 127.0.0.1:18000     (mTLS; builds, signs and publishes policies/ on every save)
   authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC over mTLS; follows signed bundles)
   Envoy            http://127.0.0.1:10000/mcp (admin on 9901), configured only over xDS
@@ -32,6 +33,8 @@ ${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision l
   --no-controlplane  no NATS or control plane: authz builds --policies itself and Envoy gets a
                    static config (fewer processes; policy edits need a restart)
   --budgets FILE   enforce these token budgets (docs/budgets.md)
+  --nats-cluster N run NATS as N nats-servers with routes on loopback (client ports --nats-port
+                   and free ones); streams and buckets get 3 replicas, clients every seed URL
   --pins           enforce tool pins (docs/tool-pinning.md): every tool is hidden until approved with
                    tollgate tools approve (a dev approver key is made under the state dir)
   --verbose        echo every component's log
@@ -39,6 +42,29 @@ ${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision l
 Certificates for the control plane, Envoy and authz come from a CA kept in <state>/pki/
 (docs/security.md). If any port above is taken, up exits 1 at once naming the port and its flag.
 `;
+
+function clusterSize(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 5) throw new UsageError('--nats-cluster must be a number of servers from 1 to 5 (3 for a cluster that survives one loss)');
+  return n;
+}
+
+/** How to read the mesh's NATS as a reviewer or change budgets as an operator (their credentials). */
+function natsHelp(mesh: LocalMesh): string[] {
+  const url = mesh.endpoints.nats;
+  if (!url) return [];
+  const flags = (name: string): string => {
+    const t = mesh.natsCredentials.get(name)?.tls;
+    return t ? `--nats ${url} --nats-ca ${t.ca} --nats-cert ${t.cert} --nats-key ${t.key}` : '';
+  };
+  return [
+    'Read the central decision log and budgets (reviewer credential: read-only):',
+    `  npx tollgate logs query ${flags('reviewer')}`,
+    `  npx tollgate budget status ${flags('reviewer')}`,
+    `Change budget limits with the operator credential: npx tollgate budget set NAME --limit N ${flags('operator')}`,
+    '',
+  ];
+}
 
 export const upCommand: Command = {
   name: 'up',
@@ -50,10 +76,11 @@ export const upCommand: Command = {
       policies: { type: 'string' }, demo: { type: 'boolean' }, upstream: { type: 'string' }, server: { type: 'string', multiple: true },
       state: { type: 'string' }, 'envoy-port': { type: 'string' }, 'admin-port': { type: 'string' }, 'authz-port': { type: 'string' },
       'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' }, 'metrics-port': { type: 'string' },
-      'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' }, pins: { type: 'boolean' },
+      'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' }, 'nats-cluster': { type: 'string' }, pins: { type: 'boolean' },
     });
     if (values.help) { process.stdout.write(USAGE); return 0; }
     if (values.demo && values.upstream) throw new UsageError('give either --demo or --upstream, not both');
+    if (values['no-controlplane'] && values['nats-cluster'] !== undefined) throw new UsageError('--nats-cluster needs the control plane (drop --no-controlplane)');
     let upstream: { host: string; port: number } | undefined;
     if (values.upstream) {
       let u: URL;
@@ -90,7 +117,8 @@ export const upCommand: Command = {
     const mesh = await LocalMesh.start({
       policies: values.policies ?? 'policies', stateDir, upstream, server: plainNames[0], echo: values.verbose ?? false,
       controlPlane: !values['no-controlplane'], pins: values.pins ?? false,
-      ...(values.budgets ? { authzArgs: ['--budgets', values.budgets] } : {}),
+      ...(values.budgets ? { budgets: values.budgets } : {}),
+      ...(values['nats-cluster'] !== undefined ? { natsCluster: clusterSize(values['nats-cluster']) } : {}),
       ports: meshPorts,
     });
     const e = mesh.endpoints;
@@ -103,7 +131,7 @@ export const upCommand: Command = {
       `  authz (gRPC)              ${e.authz}`,
       `  OIDC issuer               ${e.issuer}`,
       ...(e.xds ? [`  control plane (xDS)       ${e.xds}   (edit ${values.policies ?? 'policies'}/ and save: published and swapped live)`] : []),
-      ...(e.nats ? [`  NATS JetStream            ${e.nats}`] : []),
+      ...(e.nats ? [`  NATS JetStream            ${e.nats}   (TLS; one client certificate per component)`] : []),
       ...(mesh.sidecarConfig ? [`  sidecar defaults (xDS)    ${mesh.sidecarConfig}`] : []),
       ...(e.controlPlaneMetrics ? [`  control plane metrics     ${e.controlPlaneMetrics}/metrics   (xDS refusals, streams)`] : []),
       `  mesh CA and certificates  ${mesh.certs.pki.dir}   (xDS and authz gRPC are mTLS)`,
@@ -119,6 +147,7 @@ export const upCommand: Command = {
       '  npx tollgate token --sub alice --team payments',
       `  TOKEN=$(npx tollgate token --sub alice --team payments | tail -1)`,
       '',
+      ...natsHelp(mesh),
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'));

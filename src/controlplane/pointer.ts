@@ -1,3 +1,5 @@
+import { isRevision, parseRevision, REVISION_DIGITS, revisionDescription, revisionString } from '../bundle/revision.js';
+
 /**
  * The KV record naming the bundle in force. It is not trusted for anything security-relevant:
  * authz checks the signature and takes the revision from the signed manifest, so a pointer moved
@@ -26,20 +28,20 @@ export const DEFAULT_POINTER_KEY = 'current';
 export function objectName(pointerKey: string, revision: number, sha256: string): string {
   // The digest suffix keeps two racing publishers from overwriting each other's object before
   // the CAS on the pointer decides which one wins.
-  return `${pointerKey}/${String(revision).padStart(12, '0')}-${sha256.slice(0, 16)}`;
+  return `${pointerKey}/${revisionString(revision).padStart(REVISION_DIGITS, '0')}-${sha256.slice(0, 16)}`;
 }
 
-/** Revision string written into the manifest for a numeric revision. */
-export function revisionString(revision: number): string {
-  return String(revision);
+/** Revision and digest prefix from an object name of this policy set; null for anything else. */
+export function parseObjectName(pointerKey: string, name: string): { revision: number; shaPrefix: string } | null {
+  const prefix = pointerKey + '/';
+  if (!name.startsWith(prefix)) return null;
+  const m = /^(\d{12})-([0-9a-f]{16})$/.exec(name.slice(prefix.length));
+  if (!m) return null;
+  const revision = parseRevision(m[1]!.replace(/^0+/, ''));
+  return revision === null ? null : { revision, shaPrefix: m[2]! };
 }
 
-/** Numeric revision from a manifest revision string, or null when it is not one of ours. */
-export function parseRevision(s: string | null): number | null {
-  if (s === null || !/^[1-9]\d{0,15}$/.test(s)) return null;
-  const n = Number(s);
-  return Number.isSafeInteger(n) ? n : null;
-}
+export { parseRevision, revisionString };
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -55,7 +57,7 @@ export function parsePointer(bytes: Uint8Array): BundlePointer {
   }
   if (!isRecord(doc)) throw new Error('bundle pointer must be a JSON object');
   const { revision, object, sha256, size, published_at, content_sha256, kid } = doc;
-  if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 1) throw new Error('bundle pointer: "revision" must be a positive integer');
+  if (!isRevision(revision)) throw new Error(`bundle pointer: "revision" must be ${revisionDescription()}, got ${JSON.stringify(revision)}`);
   if (typeof object !== 'string' || !object) throw new Error('bundle pointer: "object" must be a non-empty string');
   if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) throw new Error('bundle pointer: "sha256" must be 64 lowercase hex digits');
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error('bundle pointer: "size" must be a non-negative integer');

@@ -1,15 +1,17 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import { writeBundle, type BundleFiles } from '../policy/bundle.js';
-import type { SigningKey } from './keys.js';
-import { contentDigest, withRevision } from './manifest.js';
+import { isRevision, nextRevision, parseRevision } from '../bundle/revision.js';
+import { readBundle, writeBundle, type BundleFiles } from '../policy/bundle.js';
+import type { SigningKey, VerificationKey } from './keys.js';
+import { contentDigest, manifestRevision, withRevision } from './manifest.js';
 import {
   DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY,
-  encodePointer, objectName, parsePointer, revisionString, type BundlePointer,
+  encodePointer, objectName, parseObjectName, parsePointer, revisionString, type BundlePointer,
 } from './pointer.js';
 import { signBundle, type SignOptions } from './sign.js';
+import { verifyBundle } from './verify.js';
 
 export interface PublisherOptions {
   objectBucket?: string;
@@ -20,6 +22,8 @@ export interface PublisherOptions {
   keep?: number;
   /** Attempts when another publisher wins the race for a revision. */
   maxAttempts?: number;
+  /** JetStream replicas of the buckets this creates (1, or 3 on a cluster). */
+  replicas?: number;
 }
 
 /** Thrown when the pointer moved underneath us (another control plane published). */
@@ -44,7 +48,7 @@ export class BundlePublisher {
   readonly pointerKey: string;
 
   private constructor(
-    private readonly kv: KV,
+    readonly pointerKv: KV,
     private readonly store: ObjectStore,
     private readonly opts: Required<PublisherOptions>,
   ) {
@@ -59,46 +63,118 @@ export class BundlePublisher {
       pointerKey: options.pointerKey ?? DEFAULT_POINTER_KEY,
       keep: Math.max(2, options.keep ?? 20),
       maxAttempts: options.maxAttempts ?? 5,
+      replicas: options.replicas ?? 1,
     };
-    const kv = await new Kvm(nc).create(opts.kvBucket, { history: 10, description: 'Tollgate policy bundle pointers' });
-    const store = await new Objm(nc).create(opts.objectBucket, { description: 'Tollgate signed policy bundles' });
+    const kv = await new Kvm(nc).create(opts.kvBucket, { history: 10, replicas: opts.replicas, description: 'Tollgate policy bundle pointers' });
+    const store = await new Objm(nc).create(opts.objectBucket, { replicas: opts.replicas, description: 'Tollgate signed policy bundles' });
     return new BundlePublisher(kv, store, opts);
   }
 
-  private async currentEntry(): Promise<{ pointer: BundlePointer | null; seq: number }> {
-    const e: KvEntry | null = await this.kv.get(this.pointerKey);
-    if (!e || e.operation !== 'PUT') return { pointer: null, seq: e?.revision ?? 0 };
-    return { pointer: parsePointer(e.value), seq: e.revision };
+  /** The pointer entry; `invalid` says why a present entry is not a pointer at all. */
+  async currentEntry(): Promise<{ pointer: BundlePointer | null; seq: number; invalid: string | null }> {
+    const e: KvEntry | null = await this.pointerKv.get(this.pointerKey);
+    if (!e || e.operation !== 'PUT') return { pointer: null, seq: e?.revision ?? 0, invalid: null };
+    try {
+      return { pointer: parsePointer(e.value), seq: e.revision, invalid: null };
+    } catch (err) {
+      return { pointer: null, seq: e.revision, invalid: (err as Error).message };
+    }
   }
 
-  /** The pointer in force, or null before the first publish. */
+  /** The pointer in force, or null before the first publish (or when the entry is not a pointer). */
   async current(): Promise<BundlePointer | null> {
     return (await this.currentEntry()).pointer;
   }
 
-  /** Highest revision among stored objects, so a lost pointer never lets revisions restart at 1. */
-  private async highestStoredRevision(): Promise<number> {
-    let max = 0;
-    const prefix = this.pointerKey + '/';
+  /**
+   * Why `pointer` is not a bundle this key published, or null when it is: the object exists with
+   * the pointer's digest, its signature verifies with `key`, and its signed revision is the
+   * pointer's. Whoever can write the KV bucket can write any pointer; only this check makes one
+   * trusted.
+   */
+  async distrust(pointer: BundlePointer, key: SigningKey, signOpts: SignOptions = {}): Promise<string | null> {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await this.store.getBlob(pointer.object);
+    } catch (e) {
+      return `cannot read ${pointer.object}: ${(e as Error).message}`;
+    }
+    if (bytes === null) return `object ${pointer.object} does not exist`;
+    const buf = Buffer.from(bytes);
+    const sha = createHash('sha256').update(buf).digest('hex');
+    if (sha !== pointer.sha256) return `object ${pointer.object} has SHA-256 ${sha}, the pointer says ${pointer.sha256}`;
+    try {
+      const { files } = await verifyBundle(await readBundle(buf), { keys: [publicOf(key)], ...(signOpts.scope !== undefined ? { scope: signOpts.scope } : {}) });
+      const signed = parseRevision(manifestRevision(files));
+      if (signed !== pointer.revision) return `the bundle's signed revision is ${signed ?? 'missing'}, the pointer says ${pointer.revision}`;
+    } catch (e) {
+      return `bundle ${pointer.object} does not verify with key ${key.kid}: ${(e as Error).message}`;
+    }
+    return null;
+  }
+
+  /**
+   * The newest stored bundle this key signed, as a pointer (null when there is none). Used when the
+   * pointer is missing or untrusted: numbering continues from what was really published, never
+   * from 1 and never from a number someone wrote into the KV bucket.
+   */
+  async newestTrusted(key: SigningKey, signOpts: SignOptions = {}): Promise<BundlePointer | null> {
+    const candidates = [];
     for (const info of await this.store.list()) {
-      if (info.deleted || !info.name.startsWith(prefix)) continue;
-      const n = Number(info.name.slice(prefix.length).split('-')[0]);
-      if (Number.isSafeInteger(n) && n > max) max = n;
+      const parsed = info.deleted ? null : parseObjectName(this.pointerKey, info.name);
+      if (parsed) candidates.push({ info, revision: parsed.revision });
+    }
+    candidates.sort((a, b) => b.revision - a.revision);
+    for (const { info, revision } of candidates) {
+      const bytes = await this.store.getBlob(info.name).catch(() => null);
+      if (!bytes) continue;
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const p: BundlePointer = { revision, object: info.name, sha256, size: bytes.length, published_at: info.mtime, content_sha256: '', kid: key.kid };
+      if ((await this.distrust(p, key, signOpts)) === null) {
+        const files = await readBundle(Buffer.from(bytes));
+        return { ...p, content_sha256: contentDigest(withoutSignature(files)) };
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Highest revision named by an object in the store. Writing objects takes the control plane's
+   * credential, so unlike the pointer (one KV write away) this cannot be made up by whoever may
+   * write the pointer; names outside the revision range do not parse and do not count.
+   */
+  async highestStoredRevision(): Promise<number> {
+    let max = 0;
+    for (const info of await this.store.list()) {
+      const n = info.deleted ? undefined : parseObjectName(this.pointerKey, info.name)?.revision;
+      if (n !== undefined && n > max) max = n;
     }
     return max;
   }
 
+  /** Puts `good` back in place of the entry at `seq` (compare-and-set); false when it moved again. */
+  async restore(good: BundlePointer, seq: number): Promise<boolean> {
+    try {
+      if (seq === 0) await this.pointerKv.create(this.pointerKey, encodePointer(good));
+      else await this.pointerKv.update(this.pointerKey, encodePointer(good), seq);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /**
    * Stamps the next revision into the manifest, signs, stores and points at the bundle. On a lost
-   * race it takes the next revision and signs again.
+   * race it takes the next revision and signs again. The next revision follows the highest one
+   * stored (and `floor`, what this control plane persisted), never the pointer's claim: a pointer
+   * moved back or set to a made-up revision neither repeats revisions nor freezes publishing.
    */
-  async publish(files: BundleFiles, key: SigningKey, signOpts: SignOptions = {}): Promise<BundlePointer> {
+  async publish(files: BundleFiles, key: SigningKey, signOpts: SignOptions = {}, floor = 0): Promise<BundlePointer> {
     const content = contentDigest(files);
     let lastError: Error | null = null;
     for (let attempt = 0; attempt < this.opts.maxAttempts; attempt++) {
-      const { pointer, seq } = await this.currentEntry();
-      const base = pointer ? pointer.revision : await this.highestStoredRevision();
-      const revision = base + 1;
+      const { seq } = await this.currentEntry();
+      const revision = nextRevision(Math.max(floor, await this.highestStoredRevision()));
       const signed = await signBundle(withRevision(files, revisionString(revision)), key, signOpts);
       const bytes = await writeBundle(signed);
       try {
@@ -116,6 +192,7 @@ export class BundlePublisher {
    * pointer is still older. Used by publish(), and by tools and tests that publish bytes as-is.
    */
   async publishSigned(bytes: Buffer, revision: number, meta: PublishMeta = {}): Promise<BundlePointer> {
+    if (!isRevision(revision)) throw new RangeError(`revision ${revision} is out of range`);
     const { pointer, seq } = await this.currentEntry();
     if (pointer && pointer.revision >= revision) {
       throw new RevisionConflictError(`revision ${revision} is not newer than the current revision ${pointer.revision}`);
@@ -132,12 +209,13 @@ export class BundlePublisher {
       content_sha256: meta.content_sha256 ?? '', kid: meta.kid ?? '',
     };
     try {
-      if (seq === 0) await this.kv.create(this.pointerKey, encodePointer(pointer));
-      else await this.kv.update(this.pointerKey, encodePointer(pointer), seq);
+      if (seq === 0) await this.pointerKv.create(this.pointerKey, encodePointer(pointer));
+      else await this.pointerKv.update(this.pointerKey, encodePointer(pointer), seq);
     } catch (e) {
-      // Whoever moved the pointer first owns this revision; our object is an orphan.
-      await this.store.delete(name).catch(() => undefined);
+      // Whoever moved the pointer first owns this revision; our object is an orphan, unless the
+      // winner signed the very same bytes (same name): then it is theirs and must stay.
       const now = await this.currentEntry().catch(() => null);
+      if (now?.pointer?.object !== name) await this.store.delete(name).catch(() => undefined);
       if (now && now.seq !== seq) throw new RevisionConflictError(`pointer moved to revision ${now.pointer?.revision ?? '(deleted)'} while publishing revision ${revision}`);
       throw new Error(`cannot update bundle pointer ${this.pointerKey}: ${(e as Error).message}`);
     }
@@ -149,14 +227,23 @@ export class BundlePublisher {
   async prune(latest: number): Promise<string[]> {
     const prefix = this.pointerKey + '/';
     const deleted: string[] = [];
+    if (!isRevision(latest)) return deleted;
     for (const info of await this.store.list()) {
       if (info.deleted || !info.name.startsWith(prefix)) continue;
-      const n = Number(info.name.slice(prefix.length).split('-')[0]);
-      if (Number.isSafeInteger(n) && n <= latest - this.opts.keep) {
+      const n = parseObjectName(this.pointerKey, info.name)?.revision;
+      if (n !== undefined && n <= latest - this.opts.keep) {
         await this.store.delete(info.name);
         deleted.push(info.name);
       }
     }
     return deleted;
   }
+}
+
+function publicOf(key: SigningKey): VerificationKey {
+  return { alg: key.alg, kid: key.kid, key: key.key.type === 'private' ? createPublicKey(key.key) : key.key };
+}
+
+function withoutSignature(files: BundleFiles): BundleFiles {
+  return new Map([...files].filter(([p]) => p !== '/.signatures.json'));
 }

@@ -1,19 +1,26 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { KvWatchInclude, type KvWatchEntry } from '@nats-io/kv';
+import type { QueuedIterator } from '@nats-io/transport-node';
+import { RevisionFloor } from '../bundle/revision-floor.js';
+import type { NatsLink } from '../nats/connect.js';
 import { readBundle, type BundleFiles } from '../policy/bundle.js';
 import { buildPolicyBundle } from '../policy/build.js';
 import { DirWatcher, fingerprintDir } from '../policy/sources/dirwatch.js';
 import type { SigningKey } from './keys.js';
 import { contentDigest } from './manifest.js';
-import type { BundlePointer } from './pointer.js';
+import { parsePointer, type BundlePointer } from './pointer.js';
 import { BundlePublisher, type PublisherOptions } from './publisher.js';
 
 export interface PolicyControlPlaneOptions {
   policiesDir: string;
   signingKey: SigningKey;
-  /** A connection to share, or servers to connect to (then start/stop own the connection). */
-  nats: NatsConnection | { servers: string | string[] };
+  /** The process's NATS connection (the caller owns and closes it). */
+  nats: NatsLink;
+  /** Where the highest revision published is kept across restarts; unset: memory only. */
+  stateFile?: string;
+  /** Give up waiting for the first NATS connection after this long (default 60 s). */
+  connectTimeoutMs?: number;
   /** Entrypoints for `opa build`; the policy contract's defaults when unset. */
   entrypoints?: string[];
   debounceMs?: number;
@@ -30,6 +37,8 @@ export interface UnchangedEvent { contentSha256: string; revision: number }
 export interface PublishedEvent { pointer: BundlePointer }
 export interface BuildFailedEvent { message: string }
 export interface PublishFailedEvent { message: string; retryInMs: number }
+/** The pointer was found naming something this control plane did not publish last, and was put back. */
+export interface PointerCorrectedEvent { found: string; restored: number | null; corrected: boolean }
 
 export interface ControlPlaneEvents {
   built: [BuiltEvent];
@@ -39,6 +48,8 @@ export interface ControlPlaneEvents {
   /** `opa check` / `opa build` refused the sources; nothing was published. */
   'build-failed': [BuildFailedEvent];
   'publish-failed': [PublishFailedEvent];
+  /** Someone moved the pointer backwards or to a revision this key never published: an alert. */
+  'pointer-corrected': [PointerCorrectedEvent];
 }
 
 export interface ControlPlaneStatus {
@@ -47,13 +58,11 @@ export interface ControlPlaneStatus {
   lastPublishError: string | null;
   published: number;
   buildFailures: number;
+  /** Times the pointer was found tampered with (moved back, made up) and put back. */
+  pointerCorrections: number;
 }
 
 interface Pending { files: BundleFiles; content: string }
-
-function isConnection(n: PolicyControlPlaneOptions['nats']): n is NatsConnection {
-  return typeof (n as NatsConnection).close === 'function';
-}
 
 /**
  * Builds the policy directory whenever it changes, signs and publishes each good build as the
@@ -62,8 +71,6 @@ function isConnection(n: PolicyControlPlaneOptions['nats']): n is NatsConnection
  * what this class owns.
  */
 export class PolicyControlPlane extends EventEmitter<ControlPlaneEvents> {
-  private nc: NatsConnection | null = null;
-  private ownsConnection = false;
   private publisher: BundlePublisher | null = null;
   private watcher: DirWatcher | null = null;
   private pending: Pending | null = null;
@@ -71,24 +78,35 @@ export class PolicyControlPlane extends EventEmitter<ControlPlaneEvents> {
   private retryDelay: number;
   private chain: Promise<void> = Promise.resolve();
   private stopped = true;
-  private readonly st: ControlPlaneStatus = { revision: null, lastBuildError: null, lastPublishError: null, published: 0, buildFailures: 0 };
+  private readonly st: ControlPlaneStatus = { revision: null, lastBuildError: null, lastPublishError: null, published: 0, buildFailures: 0, pointerCorrections: 0 };
+  private readonly floor: RevisionFloor | null;
+  /** The newest pointer this key verifiably published: what the pointer must say. */
+  private good: BundlePointer | null = null;
+  private watch: QueuedIterator<KvWatchEntry> | null = null;
+  private guardLoop: Promise<void> | null = null;
 
   constructor(private readonly opts: PolicyControlPlaneOptions) {
     super();
     this.retryDelay = opts.retryMs ?? 2000;
+    this.floor = opts.stateFile ? RevisionFloor.open(opts.stateFile) : null;
+  }
+
+  private get pointerKey(): string {
+    return this.publisher?.pointerKey ?? '';
+  }
+
+  private signOpts(): { scope?: string } {
+    return this.opts.scope !== undefined ? { scope: this.opts.scope } : {};
   }
 
   /** Connects, builds and publishes the directory once (awaited), then watches it. */
   async start(): Promise<void> {
     this.stopped = false;
-    if (isConnection(this.opts.nats)) {
-      this.nc = this.opts.nats;
-    } else {
-      this.nc = await connect({ servers: this.opts.nats.servers, name: 'tollgate-controlplane', maxReconnectAttempts: -1, waitOnFirstConnect: true });
-      this.ownsConnection = true;
-    }
-    this.publisher = await BundlePublisher.open(this.nc, this.opts.publisher);
-    this.st.revision = (await this.publisher.current())?.revision ?? null;
+    const nc = await this.opts.nats.ready(this.opts.connectTimeoutMs ?? 60_000);
+    this.publisher = await BundlePublisher.open(nc, this.opts.publisher);
+    await this.serial(() => this.adoptTrusted());
+    this.st.revision = this.good?.revision ?? null;
+    await this.startGuard();
     const baseline = await fingerprintDir(this.opts.policiesDir);
     await this.serial(() => this.cycle());
     this.watcher = new DirWatcher(this.opts.policiesDir, () => this.serial(() => this.cycle()), {
@@ -104,9 +122,9 @@ export class PolicyControlPlane extends EventEmitter<ControlPlaneEvents> {
     this.watcher = null;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.watch?.stop();
+    await this.guardLoop;
     await this.chain;
-    if (this.ownsConnection && this.nc) await this.nc.close();
-    this.nc = null;
     this.publisher = null;
   }
 
@@ -148,19 +166,95 @@ export class PolicyControlPlane extends EventEmitter<ControlPlaneEvents> {
     await this.flush();
   }
 
+  /** Records a pointer as the one in force and raises the persisted floor to it. */
+  private accept(pointer: BundlePointer): void {
+    if (this.good && pointer.revision < this.good.revision) return;
+    this.good = pointer;
+    this.floor?.raise(this.pointerKey, pointer.revision);
+  }
+
+  /**
+   * At start: the newest bundle this key verifiably published becomes the one in force. A pointer
+   * that names anything else (older, made up, unverifiable) is corrected right away.
+   */
+  private async adoptTrusted(): Promise<void> {
+    const publisher = this.publisher!;
+    const key = this.opts.signingKey;
+    const { pointer, seq, invalid } = await publisher.currentEntry();
+    const newest = await publisher.newestTrusted(key, this.signOpts());
+    const floor = this.floor?.get(this.pointerKey) ?? 0;
+    if (pointer && (await publisher.distrust(pointer, key, this.signOpts())) === null && pointer.revision >= (newest?.revision ?? 0) && pointer.revision >= floor) {
+      this.accept(pointer);
+      return;
+    }
+    if (newest) this.accept(newest);
+    if (pointer || invalid) await this.correct(seq, pointer, invalid);
+  }
+
+  /** Watches the pointer; any entry other than what this key published last is checked. */
+  private async startGuard(): Promise<void> {
+    const kv = this.publisher!.pointerKv;
+    this.watch = await kv.watch({ key: this.pointerKey, include: KvWatchInclude.UpdatesOnly });
+    const watch = this.watch;
+    this.guardLoop = (async () => {
+      for await (const e of watch) {
+        if (this.stopped) break;
+        if (e.operation !== 'PUT') {
+          void this.serial(() => this.correct(e.revision, null, 'the pointer was deleted')).catch(() => undefined);
+          continue;
+        }
+        void this.serial(() => this.check(e.revision, e.value)).catch(() => undefined);
+      }
+    })();
+  }
+
+  private async check(seq: number, value: Uint8Array): Promise<void> {
+    if (this.stopped || !this.publisher) return;
+    let pointer: BundlePointer;
+    try {
+      pointer = parsePointer(value);
+    } catch (e) {
+      return this.correct(seq, null, (e as Error).message);
+    }
+    const good = this.good;
+    if (good && pointer.revision === good.revision && pointer.sha256 === good.sha256 && pointer.object === good.object) return;
+    // Another control plane with the same key may have published a newer revision: that is fine.
+    if ((!good || pointer.revision > good.revision) && (await this.publisher.distrust(pointer, this.opts.signingKey, this.signOpts())) === null) {
+      this.accept(pointer);
+      this.st.revision = pointer.revision;
+      return;
+    }
+    return this.correct(seq, pointer, null);
+  }
+
+  /** Puts the trusted pointer back over entry `seq` and raises the alert. */
+  private async correct(seq: number, found: BundlePointer | null, invalid: string | null): Promise<void> {
+    const good = this.good;
+    const what = invalid !== null ? `an invalid pointer (${invalid})`
+      : found ? `revision ${found.revision} (${found.object})` : 'no pointer';
+    const why = found && good && found.revision < good.revision ? `moved backwards from revision ${good.revision}`
+      : found && good && found.revision === good.revision ? 'a different bundle under the published revision'
+        : 'not a bundle this control plane published';
+    this.st.pointerCorrections++;
+    const corrected = good !== null && this.publisher !== null && (await this.publisher.restore(good, seq));
+    this.emit('pointer-corrected', { found: `${what}: ${invalid !== null ? 'unreadable' : why}`, restored: good?.revision ?? null, corrected });
+  }
+
   private async flush(): Promise<void> {
     const p = this.pending;
     const publisher = this.publisher;
     if (!p || !publisher || this.stopped) return;
     try {
-      const cur = await publisher.current();
+      // Compared with what this key verifiably published, not with whatever the pointer claims.
+      const cur = this.good;
       if (cur && cur.content_sha256 === p.content && cur.kid === this.opts.signingKey.kid) {
         this.pending = null;
         this.st.revision = cur.revision;
         this.emit('unchanged', { contentSha256: p.content, revision: cur.revision });
         return;
       }
-      const pointer = await publisher.publish(p.files, this.opts.signingKey, this.opts.scope !== undefined ? { scope: this.opts.scope } : {});
+      const pointer = await publisher.publish(p.files, this.opts.signingKey, this.signOpts(), this.floor?.get(this.pointerKey) ?? 0);
+      this.accept(pointer);
       if (this.pending === p) this.pending = null;
       this.st.revision = pointer.revision;
       this.st.published++;

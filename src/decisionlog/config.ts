@@ -1,6 +1,9 @@
 import { dirname, join, resolve, sep } from 'node:path';
 import { FileDecisionSink, type FsyncPolicy } from './file-sink.js';
 import { NatsReplica } from './nats-sink.js';
+import { NatsLink } from '../nats/connect.js';
+import { identityToken } from '../nats/identity.js';
+import { parseServers } from '../nats/settings.js';
 import { TeeSink } from './tee.js';
 import { defaultWitnessPath } from './witness.js';
 
@@ -123,6 +126,11 @@ export interface CreateSinkOptions {
   /** Where operational warnings go (torn tail found, NATS down, spool full...). Default stderr. */
   warn?: (message: string) => void;
   env?: NodeJS.ProcessEnv;
+  /**
+   * The process's NATS connection (authz passes its one link). Without it, `nats.url` is connected
+   * to on its own, without TLS: for tools and tests against a NATS without users.
+   */
+  link?: NatsLink;
 }
 
 /**
@@ -136,7 +144,9 @@ export async function createDecisionSink(input: DecisionLogConfigInput = {}, opt
   const replicas = [];
   if (cfg.nats) {
     try {
-      const replica = new NatsReplica({ ...cfg.nats, localLogDir: cfg.dir, warn, logId: file.logId, onGap: (m) => file.refuse(m) }, file.chainHead.seq);
+      const link = opts.link ?? NatsLink.open({ servers: parseServers(cfg.nats.url, 'nats.url'), tls: null }, { name: 'tollgate-decision-log' });
+      const writer = link.identity ? identityToken(link.identity) : null;
+      const replica = new NatsReplica({ ...cfg.nats, link, ownsLink: !opts.link, writer, localLogDir: cfg.dir, warn, logId: file.logId, onGap: (m) => file.refuse(m) }, file.chainHead.seq);
       file.onCheckpoint((c) => replica.anchor(c));
       replicas.push(replica);
     } catch (e) {

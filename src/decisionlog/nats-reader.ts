@@ -1,5 +1,6 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type OrderedConsumerOptions } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { NatsLink } from '../nats/connect.js';
+import { parseServers } from '../nats/settings.js';
 import { chained, parseLine } from './lines.js';
 import { subjectToken } from './nats-sink.js';
 import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from './types.js';
@@ -7,7 +8,10 @@ import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from '
 /** Reads decision records back from the JetStream stream (`tollgate logs query|tail|stats --nats`). */
 
 export interface StreamReadOptions {
-  url: string;
+  /** Servers to connect to without TLS, when no link is given. */
+  url?: string;
+  /** A connection with the reader's credential (kept open). */
+  link?: NatsLink;
   stream: string;
   subjectPrefix: string;
   /** Narrow to one namespace and/or server (uses the subject, so the server filters). */
@@ -38,10 +42,12 @@ export interface StreamRecord {
   msgId: string | null;
 }
 
-export function streamFilter(o: Pick<StreamReadOptions, 'subjectPrefix' | 'namespace' | 'server'>): string {
+/** Subjects of the selected records: with and without the writer token (nats-sink.ts decisionSubject). */
+export function streamFilter(o: Pick<StreamReadOptions, 'subjectPrefix' | 'namespace' | 'server'>): string[] {
   const ns = o.namespace ? subjectToken(o.namespace) : '*';
   const server = o.server ? subjectToken(o.server) : '*';
-  return `${o.subjectPrefix}.${ns}.${server}`;
+  const base = `${o.subjectPrefix}.${ns}.${server}`;
+  return [base, `${base}.*`];
 }
 
 /** Decision records of the stream (accounting records left out). */
@@ -51,8 +57,10 @@ export async function* readStreamRecords(o: StreamReadOptions): AsyncGenerator<S
 
 /** Decisions and accounting records of the stream, in stream order. */
 export async function* readStreamEntries(o: StreamReadOptions): AsyncGenerator<StreamEntry> {
-  const nc = await connect({ servers: o.url.split(',').map((s) => s.trim()), name: 'tollgate-logs', timeout: 5000 });
+  if (!o.link && !o.url) throw new Error('reading the decision stream needs a NATS URL');
+  const link = o.link ?? NatsLink.open({ servers: parseServers(o.url!, '--nats'), tls: null }, { name: 'tollgate-logs' });
   try {
+    const nc = await link.ready(5000);
     const jsm = await jetstreamManager(nc);
     const info = await jsm.streams.info(o.stream);
     const lastSeq = info.state.last_seq;
@@ -112,6 +120,6 @@ export async function* readStreamEntries(o: StreamReadOptions): AsyncGenerator<S
       if (done || got === 0 || o.signal?.aborted) return;
     }
   } finally {
-    await nc.close();
+    if (!o.link) await link.close();
   }
 }

@@ -1,7 +1,8 @@
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsLink } from '../nats/connect.js';
 import type { ChainedEntry } from './chain.js';
 import { chained, parseLine } from './lines.js';
 import { EntryCursor } from './reader.js';
@@ -27,11 +28,18 @@ import { WITNESS_SCHEMA, type WitnessEntry } from './witness.js';
  */
 
 export interface NatsReplicaOptions {
-  /** Server URL(s), comma-separated. */
-  url: string;
+  /** The process's NATS connection. */
+  link: NatsLink;
+  /** Close the link with the replica (a link opened for the replica alone). */
+  ownsLink?: boolean;
   stream: string;
-  /** Subjects are `<prefix>.<namespace>.<server>`. */
+  /** Subjects are `<prefix>.<namespace>.<server>[.<writer>]`. */
   subjectPrefix: string;
+  /**
+   * This writer's subject token (from its NATS identity, see nats/identity.ts); the server lets
+   * a writer publish under its own token only. null: no token (a NATS without per-component users).
+   */
+  writer: string | null;
   /** Spool and replication state. */
   queueDir: string;
   /** Cap of the spool file. */
@@ -96,8 +104,38 @@ export function subjectToken(s: string): string {
   return t.length > 0 ? t : '_';
 }
 
-export function decisionSubject(prefix: string, namespace: string, server: string): string {
-  return `${prefix}.${subjectToken(namespace)}.${subjectToken(server)}`;
+export function decisionSubject(prefix: string, namespace: string, server: string, writer: string | null = null): string {
+  const base = `${prefix}.${subjectToken(namespace)}.${subjectToken(server)}`;
+  return writer === null ? base : `${base}.${writer}`;
+}
+
+export interface DecisionStreamSettings {
+  stream: string;
+  subjectPrefix: string;
+  duplicateWindowMs: number;
+  maxAgeMs: number;
+  /** Stream replicas when this creates it (default 1). */
+  replicas?: number;
+}
+
+/** Creates the decision stream if it does not exist; warns when an existing one misses our subjects. */
+export async function ensureDecisionStream(nc: NatsConnection, o: DecisionStreamSettings, warn: (m: string) => void): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const wanted = `${o.subjectPrefix}.>`;
+  try {
+    const info = await jsm.streams.info(o.stream);
+    if (!info.config.subjects?.some((s) => s === wanted || s === '>' || s === `${o.subjectPrefix.split('.')[0]}.>`)) {
+      warn(`NATS stream ${o.stream} exists but does not list subject ${wanted} (it has ${JSON.stringify(info.config.subjects)}); add it, or set nats.subjectPrefix to one it covers`);
+    }
+    return;
+  } catch (e) {
+    if (!/not found|10059/i.test((e as Error).message)) throw e;
+  }
+  await jsm.streams.add({
+    name: o.stream, subjects: [wanted], storage: StorageType.File, retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old, duplicate_window: nanos(o.duplicateWindowMs), max_age: nanos(o.maxAgeMs),
+    num_replicas: o.replicas ?? 1, description: 'Tollgate decision records (hash-chained; see docs/decision-log.md)',
+  });
 }
 
 export function decisionMsgId(r: Pick<ChainedDecisionRecord, 'decision_id' | 'seq'>): string {
@@ -225,14 +263,13 @@ export class NatsReplica {
     this.spool.prepend(this.memory.splice(0).map((o) => o.data));
     this.saveState(true);
     this.spool.close();
-    const nc = this.nc;
     this.nc = null;
     this.js = null;
-    if (nc) await nc.close().catch(() => undefined);
+    if (this.opts.ownsLink) await this.opts.link.close();
   }
 
   private outgoing(r: ChainedLogEntry, line: string, source: Outgoing['source'], spoolEnd: number): Outgoing {
-    return { seq: r.seq, subject: decisionSubject(this.opts.subjectPrefix, r.mcp.namespace, r.mcp.server), msgId: decisionMsgId(r), data: line, source, spoolEnd };
+    return { seq: r.seq, subject: decisionSubject(this.opts.subjectPrefix, r.mcp.namespace, r.mcp.server, this.opts.writer), msgId: decisionMsgId(r), data: line, source, spoolEnd };
   }
 
   private spoolFull(seq: number): void {
@@ -419,7 +456,7 @@ export class NatsReplica {
     if (!this.outage) this.outage = { since: Date.now(), warned: false };
     if (!this.outage.warned) {
       this.outage.warned = true;
-      this.opts.warn(`NATS replication: cannot publish to stream ${this.opts.stream} at ${this.opts.url} (${e.message}); records queue in ${this.opts.queueDir} and are sent in order when it is back`);
+      this.opts.warn(`NATS replication: cannot publish to stream ${this.opts.stream} at ${this.opts.link.settings.servers.join(',')} (${e.message}); records queue in ${this.opts.queueDir} and are sent in order when it is back`);
     }
   }
 
@@ -435,11 +472,8 @@ export class NatsReplica {
     let delay = 200;
     while (!this.stopping && !this.nc) {
       try {
-        const nc = await connect({ servers: this.opts.url.split(',').map((s) => s.trim()), maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000, name: 'tollgate-decision-log' });
-        if (this.stopping) {
-          await nc.close();
-          return;
-        }
+        const nc = await this.opts.link.ready(2000);
+        if (this.stopping) return;
         this.nc = nc;
         this.connected = true;
         this.watch(nc).catch(() => undefined);
@@ -478,25 +512,9 @@ export class NatsReplica {
     }
   }
 
-  /** Creates the stream if it does not exist; checks an existing one covers our subjects. */
   private async ensureStream(): Promise<void> {
     if (!this.nc) throw new Error('not connected');
-    const jsm = await jetstreamManager(this.nc);
-    const wanted = `${this.opts.subjectPrefix}.>`;
-    try {
-      const info = await jsm.streams.info(this.opts.stream);
-      if (!info.config.subjects?.some((s) => s === wanted || s === '>' || s === `${this.opts.subjectPrefix.split('.')[0]}.>`)) {
-        this.opts.warn(`NATS stream ${this.opts.stream} exists but does not list subject ${wanted} (it has ${JSON.stringify(info.config.subjects)}); add it, or set nats.subjectPrefix to one it covers`);
-      }
-      return;
-    } catch (e) {
-      if (!/not found|10059/i.test((e as Error).message)) throw e;
-    }
-    await jsm.streams.add({
-      name: this.opts.stream, subjects: [wanted], storage: StorageType.File, retention: RetentionPolicy.Limits,
-      discard: DiscardPolicy.Old, duplicate_window: nanos(this.opts.duplicateWindowMs), max_age: nanos(this.opts.maxAgeMs),
-      description: 'Tollgate decision records (hash-chained; see docs/decision-log.md)',
-    });
+    await ensureDecisionStream(this.nc, this.opts, this.opts.warn);
   }
 
   private wake(): void {

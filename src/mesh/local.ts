@@ -8,13 +8,14 @@ import type { SidecarSpec } from '../envoy/resources.js';
 import { startEnvoy, type RunningEnvoy } from '../envoy/run.js';
 import { generateSigningKeyPair } from '../controlplane/keys.js';
 import { ManagedProcess } from '../util/process.js';
-import { NatsServer } from '../util/nats-server.js';
+import { NatsCluster, NatsServer } from '../util/nats-server.js';
 import { freePort } from '../util/net.js';
 import { LocalPki, spiffeId, DEFAULT_TRUST_DOMAIN, type CertFiles } from '../pki/index.js';
 import { formatRegistrations } from '../controlplane/registrations.js';
 import { waitForListener } from '../envoy/listeners.js';
 import { LISTENER_NAME } from '../envoy/resources.js';
 import { checkPortsFree } from './ports.js';
+import { issueNatsCredentials, type ComponentCredential } from '../nats/credentials.js';
 import { projectRoot } from '../util/tools.js';
 import { selfCommand } from '../util/self.js';
 
@@ -49,6 +50,10 @@ export interface LocalMeshOptions {
   issuer?: DevIssuer;
   /** Extra `tollgate authz` flags. */
   authzArgs?: string[];
+  /** Token budgets file, enforced by authz and declared by the control plane (docs/budgets.md). */
+  budgets?: string;
+  /** Run NATS as a cluster of this many nats-servers (routes on loopback), streams with 3 replicas. */
+  natsCluster?: number;
   /** Echo every component's log to stderr. */
   echo?: boolean;
   /** ext_authz deadline in Envoy. */
@@ -151,6 +156,8 @@ export class LocalMesh {
     private readonly others: Stoppable[],
     /** Certificates of the mesh's workloads and its CA. */
     readonly certs: MeshCerts,
+    /** NATS credentials by component (controlplane, authz, reviewer, operator), control-plane mode. */
+    readonly natsCredentials: ReadonlyMap<string, ComponentCredential>,
     /** Dev approver key pair for `tollgate tools approve`, when pins are on. */
     readonly approverKeys: { privateKey: string; publicKey: string } | null = null,
   ) {}
@@ -199,14 +206,39 @@ export class LocalMesh {
       const certs = await issueMeshCerts(stateDir, namespace, server);
 
       let nats: NatsServer | null = null;
+      let natsSeeds: string | null = null;
       let controlPlane: ManagedProcess | null = null;
       let sidecarConfig: string | null = null;
       let cpMetrics: string | null = null;
       let policyArgs = ['--policies', resolve(o.policies)];
+      let natsCredentials = new Map<string, ComponentCredential>();
+      const budgetArgs = o.budgets ? ['--budgets', resolve(o.budgets)] : [];
       if (withCp) {
-        nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo });
-        const natsRef = nats;
-        started.push({ stop: () => natsRef.stop() });
+        // NATS with TLS and one credential per component, least privilege (docs/security.md "NATS").
+        const creds = await issueNatsCredentials(await LocalPki.open(join(stateDir, 'pki')), [
+          // The same SPIFFE IDs the components have on xDS and authz gRPC (docs/security.md).
+          { name: 'controlplane', role: 'controlplane', namespace: 'tollgate-system', serviceAccount: 'tollgate-controlplane' },
+          { name: 'authz', role: 'authz', namespace, serviceAccount: 'tollgate-authz' },
+          { name: 'reviewer', role: 'reviewer', namespace: 'tollgate-system', serviceAccount: 'tollgate-reviewer' },
+          { name: 'operator', role: 'operator', namespace: 'tollgate-system', serviceAccount: 'tollgate-operator' },
+        ]);
+        natsCredentials = creds.clients;
+        let natsUrl: string;
+        let replicas = 1;
+        if ((o.natsCluster ?? 1) > 1) {
+          const cluster = await NatsCluster.start({
+            size: o.natsCluster!, ports: [ports.nats], storeDir: join(stateDir, 'nats-cluster'), echo: o.echo, tls: creds.server, users: creds.users,
+          });
+          started.push({ stop: () => cluster.stop() });
+          nats = cluster.members[0]!;
+          natsUrl = cluster.urls.join(',');
+          replicas = o.natsCluster! >= 3 ? 3 : 1;
+        } else {
+          nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo, tls: creds.server, users: creds.users });
+          const natsRef = nats;
+          started.push({ stop: () => natsRef.stop() });
+          natsUrl = nats.url;
+        }
         const keys = await devSigningKeys(stateDir);
         sidecarConfig = join(stateDir, 'sidecars.yaml');
         writeFileSync(sidecarConfig, `# Sidecar defaults pushed over xDS; edit and save to push a change live.\nauthz_timeout_ms: ${authzTimeoutMs}\n`);
@@ -219,8 +251,14 @@ export class LocalMesh {
           authz: { host: '127.0.0.1', port: ports.authz }, resourceUrl: mcp,
           ...(authzTls ? { authzIdentity: authzIdentity(namespace) } : {}),
         }]), { mode: 0o600 });
+        natsSeeds = natsUrl;
+        const natsFlags = (name: string): string[] => {
+          const t = creds.clients.get(name)!.tls;
+          return ['--nats', natsUrl, '--nats-ca', t.ca, '--nats-cert', t.cert, '--nats-key', t.key];
+        };
         controlPlane = await cli('controlplane', [
-          'controlplane', 'serve', '--policies', resolve(o.policies), '--signing-key', keys.privateKey, '--nats', nats.url,
+          'controlplane', 'serve', '--policies', resolve(o.policies), '--signing-key', keys.privateKey, ...natsFlags('controlplane'),
+          '--state', stateDir, '--replicas', String(replicas), ...budgetArgs,
           '--xds-listen', `127.0.0.1:${ports.xds}`, '--issuer', issuer.url, '--authz', `127.0.0.1:${ports.authz}`,
           '--sidecar-config', sidecarConfig, '--registrations', registrations,
           '--xds-cert', certs.controlPlane.cert, '--xds-key', certs.controlPlane.key, '--mesh-ca', certs.controlPlane.ca,
@@ -229,16 +267,16 @@ export class LocalMesh {
         ], /published revision|unchanged: revision/);
         const cpRef = controlPlane;
         started.push({ stop: () => cpRef.stop() });
-        policyArgs = ['--policy-nats', nats.url, '--verification-key', keys.publicKey];
+        policyArgs = [...natsFlags('authz'), '--policy-from-nats', '--verification-key', keys.publicKey, '--replicate-decisions'];
       }
       if (o.pins && !nats) throw new Error('tool pinning needs the control-plane mode (NATS holds the pins)');
       const approverKeys = o.pins ? await devSigningKeys(stateDir, 'pin-approver') : null;
-      if (approverKeys && nats) policyArgs.push('--pins-nats', nats.url, '--pin-approver-key', approverKeys.publicKey);
+      if (approverKeys && nats) policyArgs.push('--pins-nats', natsSeeds!, '--pin-approver-key', approverKeys.publicKey);
 
       const authzArgs = [
         'authz', '--listen', `127.0.0.1:${ports.authz}`, ...policyArgs, '--issuer', issuer.url,
         '--audience', mcp, '--server', server, '--namespace', namespace, '--resource-metadata', resourceMetadata,
-        '--state', stateDir, '--metrics-listen', `127.0.0.1:${ports.metrics}`,
+        '--state', stateDir, '--metrics-listen', `127.0.0.1:${ports.metrics}`, ...budgetArgs,
         ...(authzTls ? ['--tls-cert', certs.authz.cert, '--tls-key', certs.authz.key, '--client-ca', certs.authz.ca, '--allow-peer', sidecarIdentity(namespace, server)] : []),
         ...(o.authzArgs ?? []),
       ];
@@ -268,10 +306,10 @@ export class LocalMesh {
       await waitForListener(envoy, LISTENER_NAME, ports.envoy);
       return new LocalMesh({
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
-        upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: nats?.url ?? null,
+        upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: natsSeeds,
         controlPlaneMetrics: cpMetrics ? `http://${cpMetrics}` : null,
         metrics: `http://127.0.0.1:${ports.metrics}`,
-      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, certs, approverKeys);
+      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, certs, natsCredentials, approverKeys);
     } catch (e) {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
       throw e;

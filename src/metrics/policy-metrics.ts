@@ -3,7 +3,7 @@ import type { BundleSourceStatus } from '../policy/sources/types.js';
 import { epochSeconds, scrapedCounter, scrapedGauge, type Sample } from './scrape.js';
 
 /** What the policy metrics read: a bundle source's status (every source kind has one). */
-export type PolicyState = Pick<BundleSourceStatus, 'revision' | 'loadedAt' | 'swaps' | 'rejections' | 'lastError' | 'sourceError'>;
+export type PolicyState = Pick<BundleSourceStatus, 'revision' | 'loadedAt' | 'swaps' | 'rejections' | 'lastError' | 'sourceError' | 'rollbacks'>;
 
 const NONE: readonly Sample[] = [];
 
@@ -42,6 +42,11 @@ export function registerPolicyMetrics(registry: Registry, prefix: string, read: 
     registry, name: `${prefix}policy_bundle_rejections_total`,
     help: 'Policy bundles refused since start (bad signature or hash, failed build or load, not newer); the last good policy kept serving.',
     read: () => one((s) => s.rejections),
+  });
+  scrapedCounter({
+    registry, name: `${prefix}policy_rollbacks_refused_total`,
+    help: 'Bundles refused as older than a revision this instance already accepted (also across restarts): the pointer was moved back. Alert on any increase.',
+    read: () => one((s) => s.rollbacks ?? 0),
   });
   scrapedGauge({
     registry, name: `${prefix}policy_last_rejection_timestamp_seconds`,

@@ -1,4 +1,5 @@
 import { connect, type NatsConnection, type QueuedIterator } from '@nats-io/transport-node';
+import { NatsLink } from '../nats/connect.js';
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import { verifyEntry, type ApproverKey, type PinStatement } from './approval.js';
 import { PINS_BUCKET, SEEN_BUCKET, parseToolKey, toolKey } from './buckets.js';
@@ -18,7 +19,8 @@ export interface PinEvent {
 
 export interface PinSourceOptions {
   store: PinStore;
-  nats: { servers: string | string[] };
+  /** The process's NATS connection (authz passes its one link), or servers to connect to alone (tests). */
+  nats: NatsLink | { servers: string | string[] };
   keys: readonly ApproverKey[];
   instance: string;
   onEvent?: (e: PinEvent) => void;
@@ -58,7 +60,7 @@ export class NatsPinSource {
   async stop(): Promise<void> {
     this.stopped = true;
     this.watch?.stop();
-    await this.nc?.close().catch(() => undefined);
+    if (!(this.opts.nats instanceof NatsLink)) await this.nc?.close().catch(() => undefined);
     await this.loop;
     await this.chain;
   }
@@ -67,7 +69,10 @@ export class NatsPinSource {
     const retryMs = this.opts.retryMs ?? 1000;
     while (!this.stopped) {
       try {
-        this.nc ??= await connect({ servers: this.opts.nats.servers, name: 'tollgate-authz-pins', maxReconnectAttempts: -1, reconnectTimeWait: retryMs });
+        const n = this.opts.nats;
+        this.nc ??= n instanceof NatsLink
+          ? await n.ready(Math.max(retryMs, 2000))
+          : await connect({ servers: n.servers, name: 'tollgate-authz-pins', maxReconnectAttempts: -1, reconnectTimeWait: retryMs });
         // Open, not create: the buckets are the control plane's (controlplane/pins.ts); until they
         // exist every tool is "new" and refused.
         const kvm = new Kvm(this.nc);

@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-import { connect, type NatsConnection, type QueuedIterator } from '@nats-io/transport-node';
+import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { VerificationKey } from '../../controlplane/keys.js';
 import {
-  DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY, parsePointer, parseRevision, type BundlePointer,
+  DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY, parseObjectName, parsePointer, type BundlePointer,
 } from '../../controlplane/pointer.js';
+import { parseRevision } from '../../bundle/revision.js';
+import { RevisionFloor } from '../../bundle/revision-floor.js';
+import type { NatsLink } from '../../nats/connect.js';
 import { loadPolicy, type LoadOptions } from '../engine.js';
 import type { BundleFiles } from '../bundle.js';
 import type { PolicyHolder } from '../holder.js';
@@ -15,8 +18,13 @@ import type { BundleSource, BundleSourceStatus, PolicyLoader } from './types.js'
 
 export interface NatsBundleSourceOptions {
   holder: PolicyHolder;
-  /** A connection to share, or servers to connect to (then this source owns the connection). */
-  nats: NatsConnection | { servers: string | string[] };
+  /** The process's NATS connection (owned by the runtime). */
+  nats: NatsLink;
+  /**
+   * Where the highest revision accepted is kept, so a restart never accepts an older bundle
+   * (anti-rollback across restarts). Unset: memory only (tests).
+   */
+  stateFile?: string;
   /** Public keys bundles may be signed with. Bundles over NATS must be signed. */
   keys: readonly VerificationKey[];
   scope?: string;
@@ -25,16 +33,17 @@ export interface NatsBundleSourceOptions {
   pointerKey?: string;
   /** Re-read the pointer this often as a safety net behind the KV watch. */
   pollMs?: number;
+  /**
+   * A stored bundle newer than the pointer is taken over it only once it is this old (default
+   * 5000 ms): a younger one is a publish under way whose pointer is about to move.
+   */
+  settleMs?: number;
   /** Wait between attempts while NATS or the buckets are not there yet. */
   retryMs?: number;
   /** Options for loadPolicy (e.g. `entrypoint: 'envoy'`); the revision comes from the bundle. */
   loadOptions?: Omit<LoadOptions, 'revision'>;
   /** Replaces loadPolicy altogether. */
   load?: PolicyLoader;
-}
-
-function isConnection(n: NatsBundleSourceOptions['nats']): n is NatsConnection {
-  return typeof (n as NatsConnection).close === 'function';
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
@@ -68,6 +77,9 @@ export class NatsBundleSource implements BundleSource {
   private lastSeq = 0;
   private sourceError: string | null = 'not connected yet';
   private firstLoad: { promise: Promise<string>; resolve: (rev: string) => void };
+  private readonly floor: RevisionFloor | null;
+  /** Pointers refused because they named an older revision than one already accepted. */
+  private rollbacks = 0;
 
   constructor(private readonly opts: NatsBundleSourceOptions) {
     this.kvBucket = opts.kvBucket ?? DEFAULT_KV_BUCKET;
@@ -81,6 +93,13 @@ export class NatsBundleSource implements BundleSource {
     let resolve: (rev: string) => void = () => undefined;
     const promise = new Promise<string>((r) => { resolve = r; });
     this.firstLoad = { promise, resolve };
+    // A corrupt floor file is an error at start, never a silent reset to "accept anything".
+    this.floor = opts.stateFile ? RevisionFloor.open(opts.stateFile) : null;
+  }
+
+  /** Lowest revision this instance may still accept: one above what it accepted before. */
+  private get accepted(): number {
+    return Math.max(this.current?.revision ?? 0, this.floor?.get(this.pointerKey) ?? 0);
   }
 
   /** `swapped` and `rejected` events, for logs and metrics. */
@@ -114,15 +133,13 @@ export class NatsBundleSource implements BundleSource {
     this.stopStatus?.();
     // Ending the watch (and our own connection) lets the loop return.
     this.watchIter?.stop();
-    const nc = this.nc;
-    if (nc && !isConnection(this.opts.nats)) await nc.close().catch(() => undefined);
     await this.loop;
     await this.chain;
     this.nc = this.kv = this.store = null;
   }
 
   status(): BundleSourceStatus {
-    return this.activator.fillStatus('nats', this.sourceError);
+    return { ...this.activator.fillStatus('nats', this.sourceError), rollbacks: this.rollbacks };
   }
 
   private async run(): Promise<void> {
@@ -130,9 +147,7 @@ export class NatsBundleSource implements BundleSource {
     while (!this.stopped) {
       try {
         if (!this.nc || this.nc.isClosed()) {
-          this.nc = isConnection(this.opts.nats)
-            ? this.opts.nats
-            : await connect({ servers: this.opts.nats.servers, name: 'tollgate-authz', maxReconnectAttempts: -1, reconnectTimeWait: retryMs });
+          this.nc = await this.opts.nats.ready(Math.max(retryMs, 2000));
           this.followStatus(this.nc);
         }
         // Open (not create): authz has no business creating the control plane's buckets.
@@ -182,7 +197,17 @@ export class NatsBundleSource implements BundleSource {
         this.sourceError = `cannot read pointer ${this.kvBucket}/${this.pointerKey}: ${err.message}`;
         return undefined;
       });
-      if (e) await this.consider(e);
+      if (!e) return;
+      await this.consider(e);
+      // The store check again: a bundle still settling when the pointer was last looked at
+      // (see settleMs) is taken now if the pointer has not caught up with it.
+      let above = 0;
+      try {
+        if (e.operation === 'PUT') above = parsePointer(e.value).revision;
+      } catch {
+        above = 0;
+      }
+      await this.loadNewestStored(`nats ${this.kvBucket}/${this.pointerKey}`, above);
     });
   }
 
@@ -207,6 +232,7 @@ export class NatsBundleSource implements BundleSource {
     } catch (e) {
       this.lastSeq = entry.revision;
       this.activator.reject(`${origin}: ${(e as Error).message}`, null, origin);
+      await this.loadNewestStored(origin, 0);
       return;
     }
     const rev = String(pointer.revision);
@@ -214,9 +240,14 @@ export class NatsBundleSource implements BundleSource {
       this.lastSeq = entry.revision; // the same bundle pointed at again
       return;
     }
-    if (this.current !== null && pointer.revision <= this.current.revision) {
+    // The pointer is a hint: a newer signed bundle in the store wins, so a pointer moved back
+    // (or to a made-up revision) cannot make even a fresh instance load an old policy.
+    await this.loadNewestStored(origin, pointer.revision);
+    if (pointer.revision <= this.accepted) {
       this.lastSeq = entry.revision;
-      this.activator.reject(`bundle revision ${rev} from ${origin} rejected: not newer than revision ${this.current.revision} in force`, rev, origin);
+      if (pointer.revision < this.accepted) this.rollbacks++;
+      const where = this.current !== null && this.current.revision === this.accepted ? 'in force' : `accepted before this restart (${this.floor?.file})`;
+      this.activator.reject(`bundle revision ${rev} from ${origin} rejected: not newer than revision ${this.accepted} ${where}; the pointer was moved back or replayed`, rev, origin);
       return;
     }
     const store = this.store;
@@ -243,19 +274,63 @@ export class NatsBundleSource implements BundleSource {
       this.activator.reject(`bundle revision ${rev} from ${origin} rejected: object ${pointer.object} has SHA-256 ${sha}, pointer says ${pointer.sha256}`, rev, origin);
       return;
     }
-    const current = this.current;
+    await this.activateBytes(buf, pointer.revision, pointer.sha256, origin);
+  }
+
+  /** Verifies and swaps in one bundle whose expected revision is known; true when it is in force. */
+  private async activateBytes(buf: Buffer, revision: number, sha256: string, origin: string): Promise<boolean> {
+    const floor = this.accepted;
     const outcome = await this.activator.activate(buf, {
       origin,
       check: (_files: BundleFiles, manifestRev: string | null) => {
         const n = parseRevision(manifestRev);
         if (n === null) throw new Error(`signed manifest revision ${JSON.stringify(manifestRev)} is not a control-plane revision number`);
-        if (n !== pointer.revision) throw new Error(`signed manifest says revision ${n} but the pointer says ${pointer.revision}`);
-        if (current !== null && n <= current.revision) throw new Error(`not newer than revision ${current.revision} in force`);
+        if (n !== revision) throw new Error(`signed manifest says revision ${n} but the pointer says ${revision}`);
+        if (n <= floor) throw new Error(`not newer than revision ${floor} already accepted`);
       },
     });
-    if (outcome.ok) {
-      this.current = { revision: pointer.revision, sha256: pointer.sha256 };
-      this.firstLoad.resolve(outcome.revision);
+    if (!outcome.ok) return false;
+    this.current = { revision, sha256 };
+    // Persisted before anything else relies on it: a crash now must not allow this revision's predecessors back.
+    try {
+      this.floor?.raise(this.pointerKey, revision);
+    } catch (e) {
+      this.sourceError = `cannot persist accepted revision ${revision} in ${this.floor?.file}: ${(e as Error).message}`;
+    }
+    this.firstLoad.resolve(outcome.revision);
+    return true;
+  }
+
+  /**
+   * Loads the newest signed bundle in the object store when it is newer than what is in force.
+   * A fresh instance whose pointer was moved back (or made up) still ends on the newest policy,
+   * because the store, not the pointer, decides: each candidate must verify with our keys and its
+   * signed revision must match its name. Only settled objects count (see settleMs).
+   */
+  private async loadNewestStored(origin: string, above: number): Promise<void> {
+    const store = this.store;
+    if (!store || this.stopped) return;
+    let names: { name: string; revision: number }[];
+    try {
+      names = [];
+      for (const info of await store.list()) {
+        const parsed = info.deleted ? null : parseObjectName(this.pointerKey, info.name);
+        const settled = Date.now() - Date.parse(info.mtime) >= (this.opts.settleMs ?? 5000);
+        if (parsed && settled && parsed.revision > Math.max(this.accepted, above)) names.push({ name: info.name, revision: parsed.revision });
+      }
+    } catch (e) {
+      this.sourceError = `cannot list ${this.objectBucket}: ${(e as Error).message}`;
+      return;
+    }
+    names.sort((a, b) => b.revision - a.revision);
+    for (const c of names) {
+      const bytes = await store.getBlob(c.name).catch(() => null);
+      if (!bytes) continue;
+      const buf = Buffer.from(bytes);
+      const sha = createHash('sha256').update(buf).digest('hex');
+      if (!sha.startsWith(c.name.slice(-16))) continue;
+      const from = `${origin} (newest in ${this.objectBucket}: ${c.name}; the pointer says revision ${above}, behind it)`;
+      if (await this.activateBytes(buf, c.revision, sha, from)) return;
     }
   }
 }

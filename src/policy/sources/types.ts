@@ -22,6 +22,8 @@ export interface BundleSourceStatus {
   lastError: RejectionRecord | null;
   /** Trouble reaching the source (not a rejection): NATS down, HTTP error, unreadable directory. */
   sourceError: string | null;
+  /** Bundles refused as older than one already accepted (a pointer moved back), NATS source only. */
+  rollbacks?: number;
 }
 
 export interface BundleSource {

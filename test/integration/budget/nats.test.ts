@@ -59,7 +59,7 @@ describe('budgets shared through NATS JetStream KV', function () {
   }
 
   async function replica(config: BudgetConfig, settings: NatsBudgetSettings, id: string, clock: FakeClock): Promise<{ gate: TollgateBudgetGate; store: NatsBudgetStore }> {
-    const store = await NatsBudgetStore.open(config.budgets, settings, { replicaId: id, clock: clock.read });
+    const store = await NatsBudgetStore.open(config.budgets, settings, null, { replicaId: id, clock: clock.read });
     const r = { gate: createBudgetGate(config, store, { clock: clock.read }), store };
     open.push(r);
     return r;

@@ -63,7 +63,7 @@ describe('tollgate controlplane CLI', function () {
       await run(['keys', '--out', join(dir, 'keys')]);
       const pol = join(dir, 'policies');
       writePolicy(pol, ['a']);
-      const args = ['serve', '--once', '--policies', pol, '--signing-key', join(dir, 'keys', 'bundle-signing.key.pem'), '--nats', srv.url];
+      const args = ['serve', '--once', '--policies', pol, '--signing-key', join(dir, 'keys', 'bundle-signing.key.pem'), '--nats', srv.url, '--state', join(dir, 'state')];
       const first = await run(args);
       assert.equal(first.code, 0, first.err);
       assert.match(first.err, /published revision 1 as current\/000000000001-/);

@@ -16,6 +16,7 @@ import { DEFAULT_OBJECT_BUCKET } from '../../../src/controlplane/pointer.js';
 import { Objm } from '@nats-io/obj';
 import { keyPair } from '../../unit/controlplane/fixtures.js';
 import { toolInput, waitFor, writePolicy } from './support.js';
+import { closeLinks, plainLink } from '../../support/nats-link.js';
 
 describe('NATS bundle source with real nats-server', function () {
   this.timeout(90000);
@@ -33,7 +34,7 @@ describe('NATS bundle source with real nats-server', function () {
     return BundlePublisher.open(nc);
   };
   const source = (holder: PolicyHolder, url = srv.url): NatsBundleSource => {
-    const s = new NatsBundleSource({ holder, nats: { servers: url }, keys: [keys.verification], retryMs: 200 });
+    const s = new NatsBundleSource({ holder, nats: plainLink(url), keys: [keys.verification], retryMs: 200 });
     sources.push(s);
     return s;
   };
@@ -52,6 +53,7 @@ describe('NATS bundle source with real nats-server', function () {
   afterEach(async () => {
     for (const s of sources.splice(0)) await s.stop();
     for (const c of conns.splice(0)) await c.close().catch(() => undefined);
+    await closeLinks();
     await srv.dispose();
   });
 
@@ -70,7 +72,7 @@ describe('NATS bundle source with real nats-server', function () {
     await waitFor(() => holder.get()!.revision === '2', 'revision 2', () => src.status());
     assert.equal(allows(holder, 'a'), false);
     assert.equal(allows(holder, 'b'), true);
-    assert.deepEqual({ ...src.status(), loadedAt: null }, { kind: 'nats', revision: '2', loadedAt: null, swaps: 2, rejections: 0, lastError: null, sourceError: null });
+    assert.deepEqual({ ...src.status(), loadedAt: null }, { kind: 'nats', revision: '2', loadedAt: null, swaps: 2, rejections: 0, lastError: null, sourceError: null, rollbacks: 0 });
   });
 
   it('ten publishes in a row: every swap seen, in order, ending on the last', async () => {

@@ -8,6 +8,7 @@ import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { PolicyControlPlane, type ControlPlaneEvents } from '../../../src/controlplane/serve.js';
 import { keyPair } from '../../unit/controlplane/fixtures.js';
 import { toolInput, waitFor, writePolicy } from './support.js';
+import { closeLinks, plainLink } from '../../support/nats-link.js';
 
 type Seen = Array<[keyof ControlPlaneEvents, string]>;
 
@@ -35,12 +36,13 @@ describe('control plane serve: directory → opa build → sign → NATS → aut
   });
   afterEach(async () => {
     for (const r of running.splice(0).reverse()) await r.stop();
+    await closeLinks();
     await srv.dispose();
     rmSync(dir, { recursive: true, force: true });
   });
 
   const controlPlane = (): PolicyControlPlane => {
-    const cp = new PolicyControlPlane({ policiesDir: dir, signingKey: keys.signing, nats: { servers: srv.url }, debounceMs: 50, pollMs: 500, retryMs: 200 });
+    const cp = new PolicyControlPlane({ policiesDir: dir, signingKey: keys.signing, nats: plainLink(srv.url), debounceMs: 50, pollMs: 500, retryMs: 200 });
     running.push(cp);
     return cp;
   };
@@ -53,7 +55,7 @@ describe('control plane serve: directory → opa build → sign → NATS → aut
     assert.deepEqual(seen, [['built', ''], ['published', '1']]);
 
     const holder = new PolicyHolder();
-    const src = new NatsBundleSource({ holder, nats: { servers: srv.url }, keys: [keys.verification] });
+    const src = new NatsBundleSource({ holder, nats: plainLink(srv.url), keys: [keys.verification] });
     running.push(src);
     await src.start();
     assert.equal(await src.whenLoaded(), '1');

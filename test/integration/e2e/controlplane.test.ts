@@ -2,7 +2,9 @@ import { strict as assert } from 'node:assert';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { openNats } from '../../../src/nats/connect.js';
+import { parsePointer } from '../../../src/controlplane/pointer.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { LocalMesh } from '../../../src/mesh/local.js';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
@@ -135,10 +137,14 @@ describe('control plane, end to end', function () {
   it('a tampered bundle is rejected while traffic continues on the previous revision', async () => {
     const traffic = new Traffic();
     traffic.start(clients);
-    const nc = await connect({ servers: mesh.endpoints.nats! });
+    // Publishing takes the control plane's credential (the NATS users are least privilege).
+    const cpCred = { servers: [mesh.endpoints.nats!], tls: mesh.natsCredentials.get('controlplane')!.tls };
+    const link = await openNats(cpCred, { name: 'test publisher' });
+    const nc = link.nc;
+    let current: Awaited<ReturnType<BundlePublisher['current']>>;
     try {
       const publisher = await BundlePublisher.open(nc);
-      const current = (await publisher.current())!;
+      current = (await publisher.current())!;
       const key = await loadSigningKey(join(state, 'keys', 'bundle-signing.key.pem'));
       const next = current.revision + 1;
       const signed = await signBundle(withRevision(await readBundle(await buildPolicyBundle(policies)), String(next)), key);
@@ -150,17 +156,24 @@ describe('control plane, end to end', function () {
       const okAt = traffic.ok;
       await until('traffic after the rejection', () => (traffic.ok > okAt + 5 ? true : undefined));
     } finally {
-      await nc.close();
+      await link.close();
     }
     await traffic.stop();
     assert.deepEqual(traffic.failures, []);
     const recs = records(join(state, 'decisions'));
     const last = recs[recs.length - 1]!;
     const rev = Number(Object.values(last.bundles!)[0]!.revision);
-    const nc2 = await connect({ servers: mesh.endpoints.nats! });
-    const pointer = (await (await BundlePublisher.open(nc2)).current())!;
-    await nc2.close();
-    assert.equal(rev, pointer.revision - 1, 'decisions still name the last good revision, not the tampered one');
+    assert.equal(rev, current!.revision, 'decisions still name the last good revision, not the tampered one');
+    // The control plane did not publish that bundle: it puts the pointer back and says so.
+    const reviewer = await openNats({ servers: [mesh.endpoints.nats!], tls: mesh.natsCredentials.get('reviewer')!.tls }, { name: 'test reviewer' });
+    try {
+      const kv = await new Kvm(reviewer.nc).open('tollgate_policy');
+      const pointerRevision = async (): Promise<number> => parsePointer((await kv.get('current'))!.value).revision;
+      await until('the pointer put back', async () => ((await pointerRevision()) === current!.revision ? true : undefined));
+    } finally {
+      await reviewer.close();
+    }
+    assert.match(mesh.controlPlane!.output, /ALERT pointer tampered with/);
   });
 
   it('a sidecar config change pushed over xDS (the ext_authz timeout) is live in Envoy without a restart', async () => {

@@ -258,7 +258,7 @@ describe('tollgate operator against a real kube-apiserver, NATS and authz', func
 
     // Another replica charges 400 tokens to the shared state; the operator's status shows it.
     const spec: BudgetSpec = { name: budgetName, scope: { team: 'payments' }, limit: 100000, window: 'day', timezone: 'UTC', action: 'deny', tokenizer: 'o200k_base' };
-    const replica = await NatsBudgetStore.open([spec], { ...DEFAULT_NATS_SETTINGS, url: nats.url });
+    const replica = await NatsBudgetStore.open([spec], { ...DEFAULT_NATS_SETTINGS, url: nats.url }, null);
     replica.spend(spec, windowAt('day', 'UTC', Date.now()), 400);
     await replica.close();
     const used = await eventually('status.used', async () => { const o = await get('tokenbudgets', 'payments-daily'); return (o.status?.used as number) >= 400 ? o : undefined; });

@@ -40,8 +40,8 @@ describe('NatsPinSource with real nats-server', function () {
 
   before(async () => {
     srv = await NatsServer.start();
-    await ensurePinBuckets([srv.url]);
     nc = await connect({ servers: srv.url });
+    await ensurePinBuckets(nc);
     pins = await new Kvm(nc).open(PINS_BUCKET);
     seen = await new Kvm(nc).open(SEEN_BUCKET);
   });

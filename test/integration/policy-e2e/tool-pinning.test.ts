@@ -6,6 +6,7 @@ import { McpError, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { loadVerificationKeys } from '../../../src/controlplane/keys.js';
 import { LocalMesh } from '../../../src/mesh/local.js';
 import { NatsPinSource } from '../../../src/pins/nats-source.js';
+import { NatsLink } from '../../../src/nats/connect.js';
 import { PinStore } from '../../../src/pins/store.js';
 import { PIN_RECORD_PATH } from '../../../src/pins/admin-record.js';
 import { connectClient } from '../../support/mcp-client.js';
@@ -53,7 +54,12 @@ describe('tool pinning and description scanning through the mesh (issue 19)', fu
     clients.push(c);
     return c;
   }
-  const cli = (args: string[]) => tollgate(['tools', ...args, '--nats', natsUrl]);
+  // The operator's NATS credential may write pins (docs/security.md "NATS").
+  const operatorFlags = (): string[] => {
+    const t = mesh.natsCredentials.get('operator')!.tls;
+    return ['--nats', natsUrl, '--nats-ca', t.ca, '--nats-cert', t.cert, '--nats-key', t.key];
+  };
+  const cli = (args: string[]) => tollgate(['tools', ...args, ...operatorFlags()]);
   const approve = async (t: string, extra: string[] = []): Promise<void> => {
     const r = await cli(['approve', '--server', 'demo', '--tool', t, '--key', approverKey, '--approver', 'sec-team', ...extra]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -101,7 +107,9 @@ describe('tool pinning and description scanning through the mesh (issue 19)', fu
     // A second replica's view: the same pin source authz runs, on the same bucket.
     const replica = new PinStore();
     const keys = (await loadVerificationKeys(approverPub)).map((k) => ({ key: k.key, kid: k.kid, alg: k.alg }));
-    const source = new NatsPinSource({ store: replica, keys, nats: { servers: natsUrl }, instance: 'replica-2' });
+    // Another authz replica, with authz's credential.
+    const link = NatsLink.open({ servers: natsUrl.split(','), tls: mesh.natsCredentials.get('authz')!.tls }, { name: 'replica-2' });
+    const source = new NatsPinSource({ store: replica, keys, nats: link, instance: 'replica-2' });
     await source.start();
     try {
       const t0 = Date.now();
@@ -115,6 +123,7 @@ describe('tool pinning and description scanning through the mesh (issue 19)', fu
       assert.ok(ms < 15_000);
     } finally {
       await source.stop();
+      await link.close();
     }
     const c = await client();
     const r = await c.callTool({ name: 'search_docs', arguments: { query: 'refund' } });

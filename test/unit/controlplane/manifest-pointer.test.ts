@@ -24,13 +24,17 @@ describe('bundle manifest and pointer', () => {
     const p = { revision: 3, object: objectName('current', 3, 'ab'.repeat(32)), sha256: 'ab'.repeat(32), size: 10, published_at: '2025-01-01T00:00:00Z', content_sha256: 'c', kid: 'k' };
     assert.equal(p.object, 'current/000000000003-abababababababab');
     assert.deepEqual(parsePointer(encodePointer(p)), p);
-    assert.throws(() => parsePointer(Buffer.from('{"revision":0}')), /"revision" must be a positive integer/);
+    for (const r of [0, -1, 1.5, 2 ** 53 - 1, 1e12]) {
+      assert.throws(() => parsePointer(encodePointer({ ...p, revision: r })), /"revision" must be an integer from 1 to 999999999999/, String(r));
+    }
+    assert.deepEqual(parsePointer(encodePointer({ ...p, revision: 999_999_999_999 })).revision, 999_999_999_999);
     assert.throws(() => parsePointer(Buffer.from('nope')), /bundle pointer is not valid JSON/);
     assert.throws(() => parsePointer(encodePointer({ ...p, sha256: 'XYZ' })), /"sha256" must be 64 lowercase hex digits/);
   });
 
   it('only plain positive integers are control-plane revisions', () => {
     assert.equal(parseRevision('12'), 12);
-    for (const s of [null, '', '0', '012', '1.5', 'local-abc', '99999999999999999']) assert.equal(parseRevision(s), null, String(s));
+    for (const s of [null, '', '0', '012', '1.5', 'local-abc', '99999999999999999', '9007199254740991', '1000000000000']) assert.equal(parseRevision(s), null, String(s));
+    assert.equal(parseRevision('999999999999'), 999_999_999_999);
   });
 });

@@ -1,0 +1,139 @@
+import { identityToken, inboxPrefixFor } from './identity.js';
+
+/**
+ * Least-privilege NATS permissions per Tollgate component, as nats-server user permissions. Pure:
+ * the server config renderer writes them, the tests check each one against a real server.
+ *
+ * JetStream is driven through request subjects (`$JS.API.…`), so "may read a KV bucket" means
+ * "may ask for that stream's info, direct-get its messages and run an ordered consumer on it".
+ * Every allow names one stream; nothing is granted with a bare `$JS.API.>`.
+ */
+
+/** The JetStream resources a mesh uses (bucket and stream names). */
+export interface NatsResources {
+  /** Object store holding signed bundles. */
+  bundles: string;
+  /** KV bucket holding the bundle pointer. */
+  pointer: string;
+  /** KV bucket with budget usage and leases. */
+  budgetUsage: string;
+  /** KV bucket with budget definitions and limit overrides. */
+  budgetConfig: string;
+  /** Stream of decision records, and the subject prefix its records use. */
+  decisions: string;
+  decisionPrefix: string;
+  /** KV buckets of tool pinning: signed approvals, and tool definitions authz saw (docs/tool-pinning.md). */
+  pins: string;
+  toolsSeen: string;
+}
+
+export const DEFAULT_RESOURCES: NatsResources = {
+  bundles: 'tollgate_bundles',
+  pointer: 'tollgate_policy',
+  budgetUsage: 'tollgate_budgets',
+  budgetConfig: 'tollgate_budget_config',
+  decisions: 'TOLLGATE_DECISIONS',
+  decisionPrefix: 'tollgate.decisions',
+  pins: 'tollgate_pins',
+  toolsSeen: 'tollgate_tools_seen',
+};
+
+export type NatsRole = 'controlplane' | 'authz' | 'reviewer' | 'operator';
+
+export const ROLE_DUTIES: Record<NatsRole, string> = {
+  controlplane: 'creates the streams and buckets, publishes signed bundles and moves the pointer, records budget definitions',
+  authz: 'reads bundles, the pointer and budget definitions, takes budget leases, writes only its own decision-log subjects',
+  reviewer: 'reads decision records, budget state and the pointer; writes nothing',
+  operator: 'changes budget limits and resets usage (`tollgate budget set|reset`), writes signed tool pins (`tollgate tools`); reads the rest',
+};
+
+export interface UserPermissions {
+  /** SPIFFE ID the server maps the client certificate to. */
+  user: string;
+  role: NatsRole;
+  publish: string[];
+  subscribe: string[];
+}
+
+const kvStream = (bucket: string): string => `KV_${bucket}`;
+const objStream = (bucket: string): string => `OBJ_${bucket}`;
+
+/** Reading a stream: its info, single-message gets, and ordered (ephemeral) consumers on it. */
+function readStream(stream: string): string[] {
+  return [
+    `$JS.API.STREAM.INFO.${stream}`,
+    `$JS.API.STREAM.MSG.GET.${stream}`,
+    `$JS.API.DIRECT.GET.${stream}`,
+    `$JS.API.DIRECT.GET.${stream}.>`,
+    `$JS.API.CONSUMER.CREATE.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.INFO.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+    // Flow-control and heartbeat replies of push consumers (KV watch, object get).
+    `$JS.FC.${stream}.>`,
+  ];
+}
+
+/** Point reads only (KV get): no consumers, so no deliveries the reader could aim elsewhere. */
+function getOnly(stream: string): string[] {
+  return [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`];
+}
+
+function manageStream(stream: string): string[] {
+  return [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`, `$JS.API.STREAM.UPDATE.${stream}`];
+}
+
+/** Subjects a given authz identity writes its decision records to: `<prefix>.<ns>.<server>.<writer>`. */
+export function decisionWriterSubjects(r: NatsResources, spiffeId: string): string {
+  return `${r.decisionPrefix}.*.*.${identityToken(spiffeId)}`;
+}
+
+/** The permissions of one component identity. */
+export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResources = DEFAULT_RESOURCES): UserPermissions {
+  const common = ['$JS.API.INFO'];
+  let publish: string[];
+  switch (role) {
+    case 'controlplane':
+      publish = [
+        ...common,
+        ...[objStream(r.bundles), kvStream(r.pointer), kvStream(r.budgetUsage), kvStream(r.budgetConfig), r.decisions, kvStream(r.pins), kvStream(r.toolsSeen)].flatMap(manageStream),
+        ...readStream(objStream(r.bundles)), ...readStream(kvStream(r.pointer)), ...getOnly(kvStream(r.budgetConfig)),
+        `$JS.API.STREAM.INFO.${kvStream(r.budgetUsage)}`, `$JS.API.STREAM.INFO.${r.decisions}`,
+        // Object store writes, and purging a deleted (pruned) bundle's chunks.
+        `$O.${r.bundles}.>`, `$JS.API.STREAM.PURGE.${objStream(r.bundles)}`,
+        `$KV.${r.pointer}.>`, `$KV.${r.budgetConfig}.specs`,
+      ];
+      break;
+    case 'authz':
+      publish = [
+        ...common,
+        ...readStream(objStream(r.bundles)), ...readStream(kvStream(r.pointer)),
+        ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)),
+        `$KV.${r.budgetUsage}.>`,
+        `$JS.API.STREAM.INFO.${r.decisions}`,
+        decisionWriterSubjects(r, spiffeId),
+        // Tool pinning: follows signed approvals; reports what servers offer.
+        ...readStream(kvStream(r.pins)), ...getOnly(kvStream(r.toolsSeen)), `$KV.${r.toolsSeen}.>`,
+      ];
+      break;
+    case 'reviewer':
+      publish = [
+        ...common,
+        ...readStream(r.decisions), ...readStream(kvStream(r.pointer)),
+        ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)),
+        ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)),
+      ];
+      break;
+    case 'operator':
+      publish = [
+        ...common,
+        ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)),
+        `$KV.${r.budgetConfig}.limits`, `$KV.${r.budgetUsage}.>`,
+        // `tollgate tools approve|revoke` writes signed pin statements; authz verifies them.
+        ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)), `$KV.${r.pins}.>`,
+      ];
+      break;
+  }
+  return { user: spiffeId, role, publish, subscribe: [`${inboxPrefixFor(spiffeId)}.>`] };
+}
