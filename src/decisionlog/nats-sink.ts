@@ -73,9 +73,13 @@ export interface AnchorOffer {
   checkpoint: CheckpointLine;
 }
 
-/** Subject of a log's checkpoint anchors (a namespace never starts with "_": no clash with records). */
-export function anchorSubject(prefix: string, logId: string): string {
-  return `${prefix}._anchors.${subjectToken(logId)}`;
+/**
+ * Subject of a log's checkpoint anchors (a namespace never starts with "_": no clash with records).
+ * With a NATS identity the writer's token ends it, so the writer's decision-subject permission
+ * (`<prefix>.*.*.<writer>`) covers its anchors and no other writer can anchor this log.
+ */
+export function anchorSubject(prefix: string, logId: string, writer: string | null = null): string {
+  return `${prefix}._anchors.${subjectToken(logId)}${writer ? `.${writer}` : ''}`;
 }
 
 export interface NatsReplicaStats {
@@ -405,7 +409,7 @@ export class NatsReplica {
   private async publishAnchor(js: JetStreamClient, a: AnchorOffer): Promise<void> {
     const entry: WitnessEntry = { type: 'witness', schema: WITNESS_SCHEMA, log: this.opts.localLogDir ?? '', file: a.file, offset: a.offset, checkpoint: a.checkpoint };
     try {
-      await js.publish(anchorSubject(this.opts.subjectPrefix, this.opts.logId!), canonicalize(entry), {
+      await js.publish(anchorSubject(this.opts.subjectPrefix, this.opts.logId!, this.opts.writer ?? null), canonicalize(entry), {
         msgID: `anchor:${this.opts.logId}:${a.checkpoint.seq}`, timeout: this.opts.publishTimeoutMs,
       });
       if (this.anchorWaiting === a) this.anchorWaiting = null;
@@ -422,7 +426,7 @@ export class NatsReplica {
   private async checkAnchor(): Promise<void> {
     if (this.anchorChecked || !this.opts.logId || !this.nc) return;
     const jsm = await jetstreamManager(this.nc);
-    const subject = anchorSubject(this.opts.subjectPrefix, this.opts.logId);
+    const subject = anchorSubject(this.opts.subjectPrefix, this.opts.logId, this.opts.writer ?? null);
     let data: string | null = null;
     try {
       const m = await jsm.streams.getMessage(this.opts.stream, { last_by_subj: subject });

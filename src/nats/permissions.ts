@@ -113,6 +113,10 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         `$KV.${r.budgetUsage}.>`,
         `$JS.API.STREAM.INFO.${r.decisions}`,
         decisionWriterSubjects(r, spiffeId),
+        // Reading back its own last checkpoint anchor at start (last message on its anchor subject).
+        // The non-direct get API cannot be narrowed to a subject: authz can read (masked) records
+        // of the decision stream, which it could not alter (docs/security.md, NATS).
+        `$JS.API.STREAM.MSG.GET.${r.decisions}`,
         // Tool pinning: follows signed approvals; reports what servers offer.
         ...readStream(kvStream(r.pins)), ...getOnly(kvStream(r.toolsSeen)), `$KV.${r.toolsSeen}.>`,
       ];
