@@ -23,10 +23,30 @@ export interface SearchOptions {
 }
 
 /**
- * Weight of the lexical score in the hybrid. Picked on the BFCL-derived benchmark
- * (docs/discovery.md): exact names and parameter words matter, but paraphrases carry the rest.
+ * The hybrid is reciprocal rank fusion, 1/(K + rank by BM25) + 1/(K + rank by embedding): ranks,
+ * unlike raw scores, need no normalising between two very different scales. K was picked on the
+ * BFCL-derived benchmark (docs/discovery.md: recall@5 0.901 against 0.892 with K = 60 and 0.900
+ * for the best weighted sum of normalised scores).
  */
-export const HYBRID_BM25_WEIGHT = 0.3;
+export const RRF_K = 10;
+
+/**
+ * Rank (0 = best) of each allowed document by score; equal scores share a rank (the number of
+ * documents scoring higher), so tools BM25 knows nothing about tie instead of following
+ * catalogue order.
+ */
+function ranks(scores: Float64Array, allowed: Uint8Array): Float64Array {
+  const idx: number[] = [];
+  for (let i = 0; i < scores.length; i++) if (allowed[i]) idx.push(i);
+  idx.sort((a, b) => scores[b]! - scores[a]!);
+  const out = new Float64Array(scores.length);
+  let rank = 0;
+  idx.forEach((d, pos) => {
+    if (pos > 0 && scores[d] !== scores[idx[pos - 1]!]) rank = pos;
+    out[d] = rank;
+  });
+  return out;
+}
 
 /** Embeddings of texts already seen, by SHA-256 of model + text: a changed list re-embeds only what changed. */
 export class EmbeddingCache {
@@ -81,14 +101,16 @@ export class ToolSearch {
       const [q] = await this.embedder!.embed([query]);
       semantic = this.vectors!.scores(q!);
     }
+    const allowed = new Uint8Array(n);
+    for (let i = 0; i < n; i++) allowed[i] = !o.filter || o.filter(this.tools[i]!) ? 1 : 0;
     const combined = new Float64Array(n);
-    let maxLex = 0;
-    if (lexical) for (let i = 0; i < n; i++) if (lexical[i]! > maxLex) maxLex = lexical[i]!;
-    for (let i = 0; i < n; i++) {
-      if (o.filter && !o.filter(this.tools[i]!)) { combined[i] = -Infinity; continue; }
-      const lex = lexical ? (maxLex > 0 ? lexical[i]! / maxLex : 0) : 0;
-      const sem = semantic ? semantic[i]! : 0;
-      combined[i] = this.mode === 'bm25' ? lexical![i]! : this.mode === 'embedding' ? sem : HYBRID_BM25_WEIGHT * lex + (1 - HYBRID_BM25_WEIGHT) * sem;
+    if (this.mode === 'hybrid') {
+      const lr = ranks(lexical!, allowed);
+      const sr = ranks(semantic!, allowed);
+      for (let i = 0; i < n; i++) combined[i] = allowed[i] ? 1 / (RRF_K + lr[i]!) + 1 / (RRF_K + sr[i]!) : -Infinity;
+    } else {
+      const source = this.mode === 'bm25' ? lexical! : semantic!;
+      for (let i = 0; i < n; i++) combined[i] = allowed[i] ? source[i]! : -Infinity;
     }
     // BM25 alone ranks only tools sharing a term with the query; the others say nothing.
     const floor = this.mode === 'bm25' ? 0 : -Infinity;
