@@ -62,6 +62,10 @@ export async function startCeiling(s: ServerSetup): Promise<ServerUnderTest> {
 
 export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean } = { decisionLog: true }): Promise<ServerUnderTest> {
   const port = await freePort();
+  // Each instance needs its own admin port: two on the default 9464 (tollgate and tollgate-nolog
+  // run side by side) made the second exit with EADDRINUSE right after its gRPC listener came up.
+  // Kept on rather than "off" so the measured process is the one a pod runs, metrics included.
+  const metricsPort = await freePort();
   const kind: ServerKind = opts.decisionLog ? 'tollgate' : 'tollgate-nolog';
   const state = join(s.workDir, kind);
   mkdirSync(state, { recursive: true });
@@ -74,6 +78,7 @@ export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean
     '--audience', s.identity.audience,
     '--server', s.server, '--namespace', s.namespace,
     '--state', state,
+    '--metrics-listen', `127.0.0.1:${metricsPort}`,
     ...(opts.decisionLog ? ['--decision-log', join(state, 'decisions')] : ['--no-decision-log']),
   ];
   const proc = await startPinned({
