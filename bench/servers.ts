@@ -5,6 +5,7 @@ import type { ManagedProcess } from '../src/util/process.js';
 import { freePort, waitForPort } from '../src/util/net.js';
 import { projectRoot } from '../src/util/tools.js';
 import { selfCommand } from '../src/util/self.js';
+import { AUTHZ_NODE_FLAGS } from '../src/authz/node-flags.js';
 import { SERVER_CORE, startPinned } from './proc.js';
 
 /** The three ext_authz servers compared, each started the same way: its own process on SERVER_CORE. */
@@ -71,7 +72,8 @@ export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean
   mkdirSync(state, { recursive: true });
   const self = selfCommand();
   const args = [
-    ...(s.nodeFlags ?? []), ...self.args, 'authz',
+    // The flags every launcher gives authz (a pod's, the local mesh's), then the run's own (later wins).
+    ...AUTHZ_NODE_FLAGS, ...(s.nodeFlags ?? []), ...self.args, 'authz',
     '--listen', `127.0.0.1:${port}`,
     '--policies', resolve(s.policiesDir),
     '--issuer', s.identity.issuerUrl,

@@ -12,6 +12,7 @@ import { NatsServer } from '../util/nats-server.js';
 import { freePort, waitForPort } from '../util/net.js';
 import { projectRoot } from '../util/tools.js';
 import { selfCommand } from '../util/self.js';
+import { AUTHZ_NODE_FLAGS } from '../authz/node-flags.js';
 
 /** Ports of the local mesh; 0 means "pick a free one" (tests), the defaults are the brief's. */
 export interface MeshPorts {
@@ -126,7 +127,8 @@ export class LocalMesh {
     const started: Stoppable[] = [];
     const self = selfCommand();
     const cli = (name: string, args: string[], ready: RegExp): Promise<ManagedProcess> =>
-      ManagedProcess.start(name, self.cmd, [...self.args, ...args], { readyPattern: ready, echo: o.echo, timeoutMs: 90_000, cwd: projectRoot() });
+      // authz gets its V8 heap flags (src/authz/node-flags.ts), as in a pod.
+      ManagedProcess.start(name, self.cmd, [...(name === 'authz' ? AUTHZ_NODE_FLAGS : []), ...self.args, ...args], { readyPattern: ready, echo: o.echo, timeoutMs: 90_000, cwd: projectRoot() });
     try {
       const issuer = await DevIssuer.start({ port: ports.issuer, stateDir });
       started.push({ stop: () => issuer.close() });
