@@ -90,8 +90,8 @@ export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean
 }
 
 /** The peer's policy directory: bench/policies/envoy, found from source or from dist/. */
-export function peerPolicyDir(): string {
-  const dir = join(projectRoot(), 'bench', 'policies', 'envoy');
+export function peerPolicyDir(name = 'envoy'): string {
+  const dir = join(projectRoot(), 'bench', 'policies', name);
   if (!existsSync(dir)) throw new Error(`peer policy not found at ${dir}`);
   return dir;
 }
@@ -125,8 +125,11 @@ export async function startOpaEnvoy(s: ServerSetup): Promise<ServerUnderTest> {
     '--set', `plugins.envoy_ext_authz_grpc.addr=127.0.0.1:${grpcPort}`,
     '--set', 'plugins.envoy_ext_authz_grpc.path=envoy/authz/result',
     '--set', 'decision_logs.console=false',
+    // Tests are not policy (and stub Tollgate-only builtins); sql.rego calls tollgate.sql.analyze,
+    // a Tollgate host builtin the peer lacks: bench/policies/envoy-sql stands in for it.
+    '--ignore', '*_test.rego', '--ignore', 'sql.rego',
     // Tollgate's tool catalogue, grants and argument checks, shared rather than copied.
-    peerPolicyDir(), join(s.policiesDir, 'lib'), join(s.policiesDir, 'data.json'), dataFile,
+    peerPolicyDir(), peerPolicyDir('envoy-sql'), join(s.policiesDir, 'lib'), join(s.policiesDir, 'data.json'), dataFile,
   ];
   const proc = await startPinned({
     name: 'opa-envoy', cmd: s.opaEnvoy, args, core: SERVER_CORE, echo: s.echo,
