@@ -1,21 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { AuthError, type Identity, type TokenVerifier } from '../identity/types.js';
 import { bearerToken } from '../identity/bearer.js';
-import { parseMcpBody, idOf, type BodyLimits, type JsonRpcMessage } from '../mcp/jsonrpc.js';
+import { parseMcpBody, idOf, type BodyLimits, type JsonRpcId, type JsonRpcMessage } from '../mcp/jsonrpc.js';
 import { callFacts, type McpCallFacts } from '../mcp/request.js';
 import type { BudgetGate, ChargeSubject, TokenCount } from '../budget/types.js';
 import type { Decision, PolicyInput, ToolAnnotations, BudgetInputEntry } from '../policy/types.js';
 import type { PolicyHolder } from '../policy/holder.js';
 import type { DecisionSink } from '../decisionlog/types.js';
-import { ErrorCode } from './codes.js';
+import { ErrorCode, reasonClassOf, refusal, type ErrorCodeValue, type Refusal } from '../contract/refusal.js';
 import { policyInput, sharedInput, type RequestScope, type SharedInput } from './input.js';
 import { DECISION_ID_HEADER, type PendingCalls } from './pending.js';
 import { buildRecord, eraseCredentials, type Masker, type RecordParts } from './record.js';
 import { deniedMessage, denyWithRpcErrors, refuse, unauthenticated, type AuthzOutcome, type RpcError } from './respond.js';
 import type { HttpRequestView } from './view.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
-import { reasonClassOf } from '../metrics/reason.js';
 import type { CheckTracer } from '../telemetry/check-span.js';
+import { MAX_SESSION_ID_LENGTH, ownerOf, type SessionOwners, type SessionStanding } from './sessions.js';
+import type { McpSessionInput } from '../policy/types.js';
+import type { RecordOutcome } from './record.js';
 import type { PinInput } from '../pins/store.js';
 
 export interface AuthzSettings {
@@ -60,7 +62,19 @@ export interface CheckDeps {
   metrics?: AuthzMetrics | null;
   /** Check spans (src/telemetry); absent or disabled: no tracing work at all. */
   tracer?: CheckTracer | null;
+  /** Who owns each Mcp-Session-Id (src/authz/sessions.ts); absent: sessions are not bound. */
+  sessions?: SessionOwners | null;
 }
+
+/** The methods of the MCP Streamable HTTP transport, exactly as written: HTTP methods are case-sensitive. */
+const TRANSPORT_METHODS = new Set(['POST', 'GET', 'DELETE']);
+
+/**
+ * An answer that leaves authz closer than this to Envoy's deadline may arrive after Envoy gave up;
+ * it is treated as late (refused, recorded as not executed) so the record never claims a call ran
+ * that Envoy had already refused.
+ */
+export const DEADLINE_MARGIN_MS = 2;
 
 interface Judged {
   message: JsonRpcMessage | null;
@@ -69,7 +83,7 @@ interface Judged {
   decision: Decision | null;
   allow: boolean;
   reasons: string[];
-  code: number | null;
+  code: ErrorCodeValue | null;
   error: string | null;
   budgets: BudgetInputEntry[];
   subject: ChargeSubject | null;
@@ -83,7 +97,9 @@ const LIST_METHODS = new Set(['tools/list', 'prompts/list', 'resources/list', 'r
 const nowNs = (): number => Number(process.hrtime.bigint());
 
 function scopeOf(req: HttpRequestView, d: RequestScope): RequestScope {
-  return { server: req.context.server || d.server, namespace: req.context.namespace || d.namespace };
+  const server = req.context.server || d.server;
+  // Provenance is configured for this authz's own server; a route naming another server gets none.
+  return { server, namespace: req.context.namespace || d.namespace, provenance: server === d.server ? d.provenance ?? null : null };
 }
 
 /**
@@ -100,16 +116,16 @@ export class Authorizer {
       return await this.decide(req, decisionId, t0);
     } catch (e) {
       // Includes a decision record that could not be written: a call we cannot record is refused.
-      const msg = `authorization failed internally: ${(e as Error).message}`;
+      const r = refusal('unavailable', `authorization failed internally: ${(e as Error).message}`);
       try {
-        this.recordSimple(req, decisionId, t0, null, 503, ErrorCode.Unavailable, msg);
+        this.recordSimple(req, decisionId, t0, null, r);
       } catch {
         // The log is what failed; the refusal itself must still go out, and still be counted, but
         // it must not send a reviewer looking for a decision id that no log holds.
-        this.observe(req, decisionId, false, ErrorCode.Unavailable, scopeOf(req, this.deps.settings.defaultScope).server, null, null, nowNs() - t0, 0);
-        return refuse(decisionId, 503, ErrorCode.Unavailable, null, `${msg}; this refusal could not be recorded (decision log unavailable)`);
+        this.observe(req, decisionId, false, r.code, scopeOf(req, this.deps.settings.defaultScope).server, null, null, nowNs() - t0, 0);
+        return refuse(decisionId, { ...r, message: `${r.message}; this refusal could not be recorded (decision log unavailable)` }, null);
       }
-      return refuse(decisionId, 503, ErrorCode.Unavailable, null, msg);
+      return refuse(decisionId, r, null);
     }
   }
 
@@ -117,26 +133,29 @@ export class Authorizer {
     const { settings } = this.deps;
     const scope = scopeOf(req, settings.defaultScope);
     const metadataUrl = req.context.resource_metadata || settings.resourceMetadataUrl;
+    /** Records a refusal made before any message was judged, and answers it. */
+    const early = (r: Refusal, identity: Identity | null, id: JsonRpcId | null, recorded?: string): AuthzOutcome => {
+      this.recordSimple(req, decisionId, t0, identity, r, scope, recorded);
+      return refuse(decisionId, r, id);
+    };
 
-    if (req.method !== 'POST' && req.method !== 'GET' && req.method !== 'DELETE') {
-      const msg = `HTTP ${req.method} is not part of the MCP Streamable HTTP transport (use POST, GET or DELETE)`;
-      this.recordSimple(req, decisionId, t0, null, 405, ErrorCode.InvalidRequest, msg, scope);
-      return refuse(decisionId, 405, ErrorCode.InvalidRequest, null, msg);
+    // Exactly POST, GET or DELETE: Envoy routes and forwards the method as sent, so authz must not
+    // judge an upper-cased copy of a method the server will see differently (HTTP/2 `get`).
+    if (!TRANSPORT_METHODS.has(req.method)) {
+      return early(refusal('methodNotAllowed', req.method && TRANSPORT_METHODS.has(req.method.toUpperCase())
+        ? `HTTP method "${req.method}" is not "${req.method.toUpperCase()}": HTTP methods are case-sensitive, and MCP Streamable HTTP uses POST, GET and DELETE`
+        : `HTTP ${req.method} is not part of the MCP Streamable HTTP transport (use POST, GET or DELETE)`), null, null);
     }
-    if (req.truncated) {
-      const msg = `request body exceeds the ${settings.limits.maxBytes}-byte limit`;
-      this.recordSimple(req, decisionId, t0, null, 413, ErrorCode.RequestTooLarge, msg, scope);
-      return refuse(decisionId, 413, ErrorCode.RequestTooLarge, null, msg);
+    if (req.truncated) return early(refusal('tooLarge', `request body exceeds the ${settings.limits.maxBytes}-byte limit`), null, null);
+    if (req.method !== 'POST' && req.body.length > 0) {
+      // Only a POST body is judged: a body on GET or DELETE would reach the server unjudged.
+      return early(refusal('invalidRequest', `HTTP ${req.method} to the MCP endpoint must not carry a body (only POST bodies are JSON-RPC messages)`), null, null);
     }
 
     // Parse before authenticating only to find the id for the error; nothing is trusted yet.
     const parsed = req.method === 'POST' ? parseMcpBody(req.body, settings.limits) : null;
-    if (parsed && !parsed.ok) {
-      const e = parsed.error;
-      const code = e.httpStatus === 413 ? ErrorCode.RequestTooLarge : e.code;
-      this.recordSimple(req, decisionId, t0, null, e.httpStatus, code, e.message, scope);
-      return refuse(decisionId, e.httpStatus, code, null, e.message);
-    }
+    if (parsed && !parsed.ok) return early(parsed.error, null, null);
+    const firstId = parsed?.ok ? idOf(parsed.value) : null;
 
     let identity: Identity;
     try {
@@ -145,32 +164,60 @@ export class Authorizer {
       const failure = e instanceof AuthError ? e.failure : 'issuer_unavailable';
       this.deps.metrics?.recordAuthFailure(failure);
       const description = e instanceof AuthError ? e.message : `token could not be verified: ${(e as Error).message}`;
-      const status = failure === 'issuer_unavailable' ? 503 : 401;
-      this.recordSimple(req, decisionId, t0, null, status, ErrorCode.Unauthenticated, `${failure}: ${description}`, scope);
-      if (status === 503) return refuse(decisionId, 503, ErrorCode.Unavailable, parsed?.ok ? idOf(parsed.value) : null, `identity provider unavailable: ${description}`);
-      return unauthenticated(decisionId, parsed?.ok ? idOf(parsed.value) : null, failure, description, metadataUrl);
+      // An unreachable issuer is not the caller's fault: 503, recorded as the client is told.
+      if (failure === 'issuer_unavailable') return early(refusal('unavailable', `identity provider unavailable: ${description}`), null, firstId, `${failure}: ${description}`);
+      this.recordSimple(req, decisionId, t0, null, refusal('unauthenticated', description), scope, `${failure}: ${description}`);
+      return unauthenticated(decisionId, firstId, failure, description, metadataUrl);
     }
 
     const policy = this.deps.policy.get();
-    if (!policy) {
-      const msg = 'no policy is loaded yet, so every call is refused (fail closed)';
-      this.recordSimple(req, decisionId, t0, identity, 503, ErrorCode.Unavailable, msg, scope);
-      return refuse(decisionId, 503, ErrorCode.Unavailable, parsed?.ok ? idOf(parsed.value) : null, msg);
+    if (!policy) return early(refusal('unavailable', 'no policy is loaded yet, so every call is refused (fail closed)'), identity, firstId);
+
+    const session = this.sessionStanding(req, identity);
+    if (session.kind === 'foreign') {
+      return early(refusal('sessionNotOwned', `Mcp-Session-Id ${session.id} belongs to another identity; a session can only be used by the identity that initialized it (start your own session: initialize without Mcp-Session-Id)`), identity, firstId);
+    }
+    if (session.kind === 'unknown' && session.id.length > MAX_SESSION_ID_LENGTH) {
+      return early(refusal('invalidRequest', `Mcp-Session-Id is longer than ${MAX_SESSION_ID_LENGTH} characters`), identity, firstId);
     }
 
     // Epoch nanoseconds, as documented (nowNs() is monotonic: only for durations).
     const shared = sharedInput(req, identity, parsed?.ok ? parsed.value : null, this.deps.clock() * 1_000_000, settings.inputMode);
+    shared.session = sessionInput(session);
     const messages: Array<JsonRpcMessage | null> = parsed?.ok ? parsed.messages : [null];
     const batch = parsed?.ok && parsed.batch ? messages.length : null;
-    const judged = messages.map((m, i) => this.judge(m, i, batch, shared, scope, req, identity));
+    // In order, each element's budget check counting what the earlier ones would spend, so a batch
+    // cannot overshoot a budget by its own arguments.
+    const judged: Judged[] = [];
+    for (let i = 0; i < messages.length; i++) judged.push(this.judge(messages[i]!, i, batch, shared, scope, req, identity, judged));
 
     const allAllowed = judged.every((j) => j.allow);
     const status = allAllowed ? 200 : this.denyStatusFor(judged);
+    // Envoy answers the client itself once its ext_authz timeout passes; an answer after that is
+    // thrown away, so the call did not run whatever authz decides now.
+    const lateMs = req.deadline != null ? Date.now() - (req.deadline - DEADLINE_MARGIN_MS) : -1;
+    if (lateMs >= 0) {
+      const late = refusal('late', `answered ${lateMs + DEADLINE_MARGIN_MS} ms after Envoy's ext_authz deadline: Envoy had already refused the request, so it was not executed`);
+      for (const j of judged) {
+        this.write(req, decisionId, t0, identity, scope, { ...j, allow: false, code: late.code, reasons: [...j.reasons, late.message], error: late.message },
+          policy.revision, batch, late.httpStatus, { outcome: 'not_executed', policyAllow: j.decision ? j.allow : null, lateMs: lateMs + DEADLINE_MARGIN_MS });
+      }
+      return refuse(decisionId, late, firstId);
+    }
     for (const j of judged) {
-      this.write(req, decisionId, t0, identity, scope, j, policy.revision, batch, j.allow ? 200 : status);
+      if (j.allow && !allAllowed) {
+        // Allowed by policy, but the batch is refused as a whole: the server never sees it.
+        const why = 'not executed: another element of this batch was refused';
+        this.write(req, decisionId, t0, identity, scope, { ...j, allow: false, code: ErrorCode.BatchAborted, reasons: [why] },
+          policy.revision, batch, status, { outcome: 'not_executed', policyAllow: true, lateMs: null });
+      } else {
+        this.write(req, decisionId, t0, identity, scope, j, policy.revision, batch, j.allow ? 200 : status,
+          { outcome: j.allow ? 'forwarded' : 'refused', policyAllow: j.decision ? j.decision.allow : null, lateMs: null });
+      }
     }
 
     if (allAllowed) {
+      if (session.kind === 'unknown' && this.deps.sessions) this.deps.sessions.bind(session.id, ownerOf(identity), 'first_request', this.deps.clock());
       const headers: Record<string, string> = { [DECISION_ID_HEADER]: decisionId };
       for (const j of judged) Object.assign(headers, j.decision?.headers ?? {});
       if (settings.upstreamAuthorization) headers.authorization = settings.upstreamAuthorization;
@@ -178,21 +225,37 @@ export class Authorizer {
         if (j.subject && this.deps.budget && j.tokens > 0) this.deps.budget.charge(j.subject, j.measured ?? j.tokens);
       }
       const first = judged[0];
+      // The input to judge listed items with: the list request's own, or, for a GET stream (which
+      // may replay list responses on resumption) and a batch, that of the first message that may
+      // carry one.
+      const listInput = judged.find((j) => j.input && (j.message === null || LIST_METHODS.has(j.message.method ?? '')))?.input ?? null;
       if (this.deps.pending && first?.subject) {
         this.deps.pending.put({
           decisionId, subject: first.subject, method: first.message?.method ?? null, tool: first.facts?.tool ?? null,
           methods: judged.map((j) => j.message?.method ?? null),
-          ...(first.input && LIST_METHODS.has(first.message?.method ?? '') ? { listInput: first.input } : {}),
-          server: scope.server, requestTokens: judged.reduce((n, j) => n + j.tokens, 0), createdAt: Date.now(),
+          ids: judged.map((j) => j.message?.id ?? null),
+          owner: ownerOf(identity),
+          ...(listInput ? { listInput } : {}),
+          server: scope.server, namespace: scope.namespace, requestTokens: judged.reduce((n, j) => n + j.tokens, 0), createdAt: Date.now(),
         });
       }
       // The caller's token is for us, not for the MCP server behind us (no token passthrough).
-      return { allow: true, headers, removeHeaders: settings.upstreamAuthorization ? [] : ['authorization'] };
+      // No compressed answers: ext_proc must read a response to filter and count it, and one it
+      // cannot read is refused (fail closed), so ask the server for plain bytes.
+      return { allow: true, headers, removeHeaders: settings.upstreamAuthorization ? ['accept-encoding'] : ['authorization', 'accept-encoding'] };
     }
     return this.denial(judged, decisionId, status, batch !== null);
   }
 
-  private judge(m: JsonRpcMessage | null, index: number, batch: number | null, shared: SharedInput, scope: RequestScope, req: HttpRequestView, identity: Identity): Judged {
+  /** Where the request's Mcp-Session-Id stands for this caller ('none' when sessions are not bound). */
+  private sessionStanding(req: HttpRequestView, identity: Identity): SessionStanding {
+    const sessions = this.deps.sessions;
+    const id = req.headers['mcp-session-id'];
+    if (!sessions || !id) return id ? { kind: 'unknown', id } : { kind: 'none' };
+    return sessions.standing(id, ownerOf(identity), this.deps.clock());
+  }
+
+  private judge(m: JsonRpcMessage | null, index: number, batch: number | null, shared: SharedInput, scope: RequestScope, req: HttpRequestView, identity: Identity, earlier: readonly Judged[]): Judged {
     const facts = m ? callFacts(m) : null;
     const subject: ChargeSubject = { team: identity.team, agent: identity.agent, sub: identity.sub, server: scope.server, tool: facts?.tool ?? null };
     const base: Judged = { message: m, facts, input: null, decision: null, allow: false, reasons: [], code: null, error: null, budgets: [], subject, tokens: 0, evalNs: 0 };
@@ -202,7 +265,8 @@ export class Authorizer {
     // Counted in every encoding the subject's budgets use, so each budget is charged in its own unit.
     const measured = facts?.arguments && gate?.measure ? gate.measure(subject, facts.arguments) : null;
     const tokens = measured?.tokens ?? (facts?.arguments && this.deps.countTokens ? this.deps.countTokens(facts.arguments) : 0);
-    const budget = gate?.check(subject, measured ?? tokens) ?? { entries: [], exhausted: null };
+    const prior = earlier.filter((e) => e.subject && e.tokens > 0).map((e) => ({ subject: e.subject!, tokens: e.measured ?? e.tokens }));
+    const budget = gate?.check(subject, measured ?? tokens, prior) ?? { entries: [], exhausted: null };
     if (budget.entries.length > 0) this.deps.metrics?.recordBudgetStanding(budget.entries);
     const annotations = facts?.tool && this.deps.annotations ? this.deps.annotations(scope.server, facts.tool) : null;
     // A call is judged on what the server offers now (its last tools/list), not on what the client cached.
@@ -251,20 +315,20 @@ export class Authorizer {
     return denyWithRpcErrors(status, errors, batch && errors.length > 1, decisionId, headers);
   }
 
-  private write(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number): void {
+  private write(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, outcome: RecordOutcome): void {
     const totalNs = nowNs() - t0;
     const sink = this.deps.sink;
-    if (sink) this.append(sink, req, decisionId, t0, identity, scope, j, revision, batch, status, totalNs);
+    if (sink) this.append(sink, req, decisionId, t0, identity, scope, j, revision, batch, status, totalNs, outcome);
     // After the append: a record that could not be written is counted by check()'s catch instead.
     this.observe(req, decisionId, j.allow, j.code, scope.server, j.message?.method ?? null, j.facts?.tool ?? null, totalNs, j.evalNs);
   }
 
-  private append(sink: DecisionSink, req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, totalNs: number): void {
+  private append(sink: DecisionSink, req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, totalNs: number, outcome: RecordOutcome): void {
     const parts: RecordParts = {
       decisionId, now: new Date(this.deps.clock()), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
       revision, path: 'tollgate/authz/decision', identity, scope, message: j.message, facts: j.facts,
       sessionId: req.headers['mcp-session-id'] ?? null, batchSize: batch, input: j.input,
-      decision: { allow: j.allow, reasons: j.reasons, httpStatus: status, code: j.code, error: j.error },
+      decision: { allow: j.allow, reasons: j.reasons, httpStatus: status, code: j.code, error: j.error, ...outcome },
       policyDecision: j.decision, policyMask: j.input && this.deps.policyMask ? this.deps.policyMask(j.input) : undefined,
       budget: j.budgets.length ? j.budgets.map((b) => ({ name: b.name, limit: b.limit, used: b.used, remaining: b.remaining })) : null,
       requestTokens: j.message ? j.tokens : null, evalNs: j.evalNs, totalNs,
@@ -280,8 +344,13 @@ export class Authorizer {
     if (tracer?.enabled) tracer.record(req.headers, { decisionId, allow, reasonClass, server, method, tool }, totalNs);
   }
 
-  /** Records a refusal made before any message was judged (bad token, bad body, no policy). */
-  private recordSimple(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, status: number, code: number, error: string, scope?: RequestScope): void {
+  /**
+   * Records a refusal made before any message was judged (bad token, bad body, no policy);
+   * `error` overrides the refusal's message in the record (the auth failure class, say).
+   */
+  private recordSimple(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, r: Refusal, scope?: RequestScope, recorded?: string): void {
+    const { httpStatus: status, code } = r;
+    const error = recorded ?? r.message;
     const totalNs = nowNs() - t0;
     const where = scope ?? scopeOf(req, this.deps.settings.defaultScope);
     const sink = this.deps.sink;
@@ -290,7 +359,7 @@ export class Authorizer {
         decisionId, now: new Date(this.deps.clock()), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
         revision: this.deps.policy.get()?.revision ?? null, path: 'tollgate/authz/decision', identity, scope: where,
         message: null, facts: null, sessionId: req.headers['mcp-session-id'] ?? null, batchSize: null, input: null,
-        decision: { allow: false, reasons: [error], httpStatus: status, code, error }, policyDecision: null, policyMask: undefined,
+        decision: { allow: false, reasons: [error], httpStatus: status, code, error, outcome: 'refused', policyAllow: null, lateMs: null }, policyDecision: null, policyMask: undefined,
         budget: null, requestTokens: null, evalNs: 0, totalNs,
       }, this.deps.mask));
     }
@@ -300,3 +369,10 @@ export class Authorizer {
 }
 
 export const defaultMasker: Masker = eraseCredentials;
+
+/** input.mcp.session: who owns the request's session, as far as this authz knows (docs/policy-input.md). */
+function sessionInput(s: SessionStanding): McpSessionInput | null {
+  if (s.kind === 'none') return null;
+  if (s.kind === 'unknown') return { id: s.id, owner: null, bound_by: null };
+  return { id: s.id, owner: { ...s.entry.owner }, bound_by: s.entry.boundBy };
+}

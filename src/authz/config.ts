@@ -3,7 +3,9 @@ import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { IdentityConfig } from '../identity/types.js';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';
+import type { ServerProvenance } from '../policy/types.js';
 import { parseHostPort } from '../util/net.js';
+import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 
 /**
  * authz configuration. Every field is documented in docs/configuration.md; the YAML file uses the
@@ -12,13 +14,14 @@ import { parseHostPort } from '../util/net.js';
 export interface AuthzConfig {
   listen: { host: string; port: number };
   instanceId: string;
-  server: { name: string; namespace: string };
+  server: { name: string; namespace: string; provenance?: ServerProvenance | null };
   resourceMetadataUrl: string;
   identity: IdentityConfig;
   policy: {
     dir: string | null;
     bundleUrl: string | null;
-    nats: { url: string; verificationKey: string } | null;
+    /** pointerKey: the policy set to follow (an MCPPolicy's is mcppolicy.<namespace>.<name>). */
+    nats: { url: string; verificationKey: string; pointerKey?: string } | null;
     /** Public key(s) to verify bundles from bundleUrl; unset: unsigned bundles are accepted. */
     bundleKey: string | null;
     entrypoint: 'tollgate' | 'envoy';
@@ -31,10 +34,25 @@ export interface AuthzConfig {
   decisionLogDir: string | null;
   /** Replicate decision records to this NATS JetStream server (local files stay the source of truth). */
   decisionLogNatsUrl: string | null;
+  /** Append-only checkpoint witness outside the log directory; unset: `<decision log dir>.witness.jsonl`, null: none. */
+  decisionLogWitness?: string | null;
   budgetsFile: string | null;
   /** Tool pinning (docs/tool-pinning.md): pins from NATS KV, trusted when signed by an approver key. */
   pins: { natsUrl: string; approverKey: string } | null;
   metricsListen: { host: string; port: number } | null;
+  /** Serve gRPC over mTLS (authz reached across pods); null: plaintext, for the pod's loopback. */
+  tls: AuthzTls | null;
+}
+
+export interface AuthzTls {
+  cert: string;
+  key: string;
+  /** CA that Envoy's workload certificate must chain to. */
+  clientCa: string;
+  /** SPIFFE trust domain of the callers. */
+  trustDomain: string;
+  /** SPIFFE IDs allowed to call; empty: any workload of the trust domain with a mesh certificate. */
+  allowedPeers: string[];
 }
 
 export const DEFAULT_RESOURCE = 'http://127.0.0.1:10000/mcp';
@@ -63,6 +81,7 @@ export function defaultConfig(): AuthzConfig {
     budgetsFile: null,
     pins: null,
     metricsListen: null,
+    tls: null,
   };
 }
 
@@ -95,15 +114,16 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'budgets_file', 'pins', 'metrics_listen']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_witness', 'budgets_file', 'pins', 'metrics_listen', 'tls']);
   if (doc.listen !== undefined) c.listen = parseHostPort(str('listen', doc.listen));
   if (doc.instance !== undefined) c.instanceId = str('instance', doc.instance);
   if (doc.server !== undefined) {
     if (!isObj(doc.server)) err('server', 'must be a mapping');
     const s = doc.server as Obj;
-    known('server', s, ['name', 'namespace']);
+    known('server', s, ['name', 'namespace', 'provenance']);
     if (s.name !== undefined) c.server.name = str('server.name', s.name);
     if (s.namespace !== undefined) c.server.namespace = str('server.namespace', s.namespace);
+    if (s.provenance !== undefined) c.server.provenance = parseProvenance(s.provenance, 'server.provenance');
   }
   if (doc.resource_metadata_url !== undefined) c.resourceMetadataUrl = str('resource_metadata_url', doc.resource_metadata_url);
   if (doc.identity !== undefined) {
@@ -130,11 +150,17 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.policy !== undefined) {
     if (!isObj(doc.policy)) err('policy', 'must be a mapping');
     const p = doc.policy as Obj;
-    known('policy', p, ['dir', 'bundle_url', 'bundle_verification_key', 'nats_url', 'verification_key', 'entrypoint', 'watch']);
+    known('policy', p, ['dir', 'bundle_url', 'bundle_verification_key', 'nats_url', 'verification_key', 'nats_pointer_key', 'entrypoint', 'watch']);
     if (p.dir !== undefined) c.policy.dir = str('policy.dir', p.dir);
     if (p.bundle_url !== undefined) c.policy.bundleUrl = str('policy.bundle_url', p.bundle_url);
     if (p.bundle_verification_key !== undefined) c.policy.bundleKey = str('policy.bundle_verification_key', p.bundle_verification_key);
     if (p.nats_url !== undefined) c.policy.nats = { url: str('policy.nats_url', p.nats_url), verificationKey: str('policy.verification_key', p.verification_key) };
+    if (p.nats_pointer_key !== undefined) {
+      if (!c.policy.nats) err('policy.nats_pointer_key', 'only applies with policy.nats_url');
+      const key = str('policy.nats_pointer_key', p.nats_pointer_key);
+      if (!/^[-/_=.a-zA-Z0-9]+$/.test(key)) err('policy.nats_pointer_key', `"${key}" is not a NATS KV key (letters, digits, - / _ = .)`);
+      c.policy.nats!.pointerKey = key;
+    }
     if (p.entrypoint !== undefined) {
       if (p.entrypoint !== 'tollgate' && p.entrypoint !== 'envoy') err('policy.entrypoint', 'must be "tollgate" or "envoy"');
       c.policy.entrypoint = p.entrypoint as 'tollgate' | 'envoy';
@@ -158,6 +184,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.state_dir !== undefined) c.stateDir = str('state_dir', doc.state_dir);
   if (doc.decision_log_dir !== undefined) c.decisionLogDir = doc.decision_log_dir === null ? null : str('decision_log_dir', doc.decision_log_dir);
   if (doc.decision_log_nats_url !== undefined) c.decisionLogNatsUrl = str('decision_log_nats_url', doc.decision_log_nats_url);
+  if (doc.decision_log_witness !== undefined) c.decisionLogWitness = doc.decision_log_witness === null ? null : str('decision_log_witness', doc.decision_log_witness);
   if (doc.budgets_file !== undefined) c.budgetsFile = str('budgets_file', doc.budgets_file);
   if (doc.pins !== undefined) {
     if (!isObj(doc.pins)) err('pins', 'must be a mapping');
@@ -166,5 +193,30 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
     c.pins = { natsUrl: str('pins.nats_url', pn.nats_url), approverKey: str('pins.approver_key', pn.approver_key) };
   }
   if (doc.metrics_listen !== undefined) c.metricsListen = parseHostPort(str('metrics_listen', doc.metrics_listen));
+  if (doc.tls !== undefined && doc.tls !== null) {
+    if (!isObj(doc.tls)) err('tls', 'must be a mapping');
+    const t = doc.tls as Obj;
+    known('tls', t, ['cert', 'key', 'client_ca', 'trust_domain', 'allowed_peers']);
+    c.tls = {
+      cert: str('tls.cert', t.cert), key: str('tls.key', t.key), clientCa: str('tls.client_ca', t.client_ca),
+      trustDomain: t.trust_domain === undefined ? DEFAULT_TRUST_DOMAIN : str('tls.trust_domain', t.trust_domain),
+      allowedPeers: t.allowed_peers === undefined ? [] : strList('tls.allowed_peers', t.allowed_peers),
+    };
+  }
   return c;
+}
+
+/** server.provenance (or --server-provenance JSON): where a server Tollgate runs came from. */
+export function parseProvenance(v: unknown, where: string): ServerProvenance {
+  const fail = (m: string): never => { throw new Error(`${where}: ${m}`); };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail('must be a mapping with source, registry, entry, version, verified');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['source', 'registry', 'entry', 'version', 'verified'].includes(k)) fail(`unknown field "${k}"`);
+  const optStr = (k: string): string | null => {
+    if (o[k] === undefined || o[k] === null) return null;
+    return typeof o[k] === 'string' ? o[k] as string : fail(`${k} must be a string or null`);
+  };
+  if (typeof o.source !== 'string' || !o.source) fail('source must be a non-empty string');
+  if (typeof o.verified !== 'boolean') fail('verified must be true or false');
+  return { source: o.source as string, registry: optStr('registry'), entry: optStr('entry'), version: optStr('version'), verified: o.verified as boolean };
 }

@@ -4,9 +4,11 @@ import { ResponseBodyProcessor } from '../budget/response-body.js';
 import { bodyFormat } from '../budget/response.js';
 import { addCounts, measureValueAsync } from '../budget/tokens.js';
 import type { ToolAnnotationStore } from '../mcp/annotations.js';
-import { filterListResponse, isJsonObject, listKindOfMethod, listKindOfResult, type JsonObject, type ListKind } from '../mcp/listfilter.js';
+import { filterListResponse, isJsonObject, LIST_KINDS, listKindOfMethod, listKindOfResult, type JsonObject, type ListKind } from '../mcp/listfilter.js';
 import type { ToolAnnotations } from '../policy/types.js';
 import { DECISION_ID_HEADER, type PendingCall, type PendingCalls } from './pending.js';
+import type { SessionOwners } from './sessions.js';
+import { refusal, type Refusal } from '../contract/refusal.js';
 
 /**
  * Envoy ext_proc `Process` handler: the response half of the request path. For a call Check
@@ -15,9 +17,15 @@ import { DECISION_ID_HEADER, type PendingCall, type PendingCalls } from './pendi
  * (tools/list, prompts/list, resources/list, resources/templates/list) by policy, and remembers
  * the tool annotations the server declared.
  *
- * The call was already allowed, so nothing here may break a response: an unknown decision id
- * passes through (logged), and an internal error passes the rest of the body through (counted).
- * The list filter is the exception: an item it cannot judge is hidden (fail closed), not shown.
+ * Fails closed wherever a response could otherwise escape filtering or accounting:
+ * - a request whose decision id this instance does not hold (no Check here allowed it: expired,
+ *   or Check and ext_proc reached different authz replicas) is refused before it reaches the
+ *   server, with a JSON-RPC error saying why;
+ * - a response that may carry a list but cannot be read (content-encoding, not JSON or SSE, not
+ *   valid JSON, larger than maxBufferBytes) is replaced by a JSON-RPC error, never passed on;
+ * - a listed item the filter cannot judge is hidden.
+ * Otherwise the call was already allowed, and an internal error while counting passes the rest of
+ * the body through (counted as an error).
  *
  * Envoy filter settings this expects: request_header_mode SEND (to see the decision id),
  * response_header_mode SEND, response_body_mode STREAMED (or BUFFERED), request_body_mode NONE.
@@ -48,7 +56,16 @@ export interface CommonResponseMsg {
   bodyMutation?: { body: Buffer } | { clearBody: true };
 }
 
+/** A reply Envoy sends in place of the upstream's (or instead of forwarding the request). */
+export interface ImmediateResponseMsg {
+  status: { code: number };
+  headers?: { setHeaders?: Array<{ header: { key: string; rawValue: Buffer } }> };
+  body: Buffer;
+  details?: string;
+}
+
 export type ProcessingResponseMsg =
+  | { immediateResponse: ImmediateResponseMsg }
   | { requestHeaders: { response?: CommonResponseMsg } }
   | { responseHeaders: { response?: CommonResponseMsg } }
   | { requestBody: { response?: CommonResponseMsg } }
@@ -74,6 +91,8 @@ export interface ExtProcLogger {
 
 export interface ExtProcDeps {
   pending: PendingCalls;
+  /** Session owners: an `initialize` answer binds its Mcp-Session-Id to the caller. */
+  sessions?: SessionOwners | null;
   /** null: no budgets configured; responses are not counted, annotations and filtering still run. */
   gate: BudgetGate | null;
   annotations: ToolAnnotationStore;
@@ -83,10 +102,16 @@ export interface ExtProcDeps {
   onToolsListed?: (server: string, tools: readonly unknown[]) => void;
   /** Whether the caller of `call` may see a listed tool, prompt or resource; unset: no filtering. */
   filterTool?: (call: PendingCall, tool: ListedItem) => boolean;
-  /** Once per response, when all its tokens are counted and charged. */
-  onCharged?: (decisionId: string, tokens: number) => void;
+  /**
+   * Once per response, when all its tokens are counted and charged. When set, responses are
+   * counted even without budgets (the decision log's accounting record needs the count).
+   */
+  onCharged?: (decisionId: string, tokens: number, call: PendingCall) => void;
   logger?: ExtProcLogger;
-  /** Largest body held for parsing (default 8 MiB); larger bodies pass through, counted as raw text. */
+  /**
+   * Largest body held for parsing (default 8 MiB). A larger list response is refused; any other
+   * larger body passes through, counted as raw text.
+   */
   maxBufferBytes?: number;
 }
 
@@ -95,8 +120,10 @@ export interface ExtProcStats {
   streams: number;
   /** Responses of known calls that were processed. */
   responses: number;
-  /** Streams whose decision id was missing or unknown (passed through). */
+  /** Streams whose decision id was missing or unknown (refused before reaching the server). */
   unknownDecision: number;
+  /** Responses that may carry a list but could not be read, replaced by an error (fail closed). */
+  unfilterable: number;
   /** Internal errors (the response was passed through). */
   errors: number;
   /** Result tokens charged (default encoding). */
@@ -137,8 +164,34 @@ function listedItem(kind: ListKind, raw: JsonObject): ListedItem {
 
 const noop = (): void => undefined;
 
+/** JSON text of the JSON-RPC error(s) answering `ids` (one with a null id when none is known). */
+export function rpcErrorText(ids: ReadonlyArray<string | number | null>, r: Refusal, decisionId: string | null): string {
+  const error = { code: r.code, message: `Tollgate: ${r.message}${decisionId ? ` (decision ${decisionId})` : ''}`, data: { decision_id: decisionId, reasons: [r.message] } };
+  const one = (id: string | number | null): unknown => ({ jsonrpc: '2.0', id, error });
+  return JSON.stringify(ids.length > 1 ? ids.map(one) : one(ids[0] ?? null));
+}
+
+/** Envoy answers the client with `r` itself (in place of the upstream, or before reaching it). */
+function immediate(r: Refusal, ids: ReadonlyArray<string | number | null>, decisionId: string | null): { immediateResponse: ImmediateResponseMsg } {
+  const setHeaders = [{ header: { key: 'content-type', rawValue: Buffer.from('application/json') } }];
+  if (decisionId) setHeaders.push({ header: { key: DECISION_ID_HEADER, rawValue: Buffer.from(decisionId) } });
+  return { immediateResponse: { status: { code: r.httpStatus }, headers: { setHeaders }, body: Buffer.from(rpcErrorText(ids, r, decisionId), 'utf8'), details: `tollgate: ${r.kind}` } };
+}
+
+/** The ids of the messages whose answers may be lists (a GET stream's: none known). */
+function listIds(call: PendingCall): Array<string | number | null> {
+  const methods = call.methods ?? [call.method];
+  return (call.ids ?? []).filter((_, i) => methods[i] === null || listKindOfMethod(methods[i]) !== null);
+}
+
+/** Whether the answer to `call` may carry a list result: list methods, batches, and GET streams (resumption replays answers). */
+function mayCarryList(call: PendingCall): boolean {
+  const methods = call.methods ?? [call.method];
+  return methods.some((m) => m === null || listKindOfMethod(m) !== null);
+}
+
 export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
-  const stats: ExtProcStats = { streams: 0, responses: 0, unknownDecision: 0, errors: 0, chargedTokens: 0, filteredItems: 0, oversizeBodies: 0 };
+  const stats: ExtProcStats = { streams: 0, responses: 0, unknownDecision: 0, unfilterable: 0, errors: 0, chargedTokens: 0, filteredItems: 0, oversizeBodies: 0 };
   const log: ExtProcLogger = deps.logger ?? { warn: noop, error: noop };
   const maxBufferBytes = deps.maxBufferBytes ?? 8 * 1024 * 1024;
 
@@ -152,6 +205,15 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
     let counting: Promise<void> = Promise.resolve();
     let finished = false;
     let ended = false;
+    let aborted = false;
+
+    /** An allowed `initialize` answered with a session id: that session is the caller's. */
+    const bindSession = (c: PendingCall, h: HttpHeadersMsg): void => {
+      const sid = headerOf(h, 'mcp-session-id');
+      if (!sid || !deps.sessions || !c.owner || !(c.methods ?? [c.method]).includes('initialize')) return;
+      const entry = deps.sessions.bind(sid, c.owner, 'initialize', Date.now());
+      if (entry.owner !== c.owner) log.error({ decisionId: c.decisionId }, 'ext_proc: the server issued a session id another identity already holds; it stays bound to its first owner');
+    };
 
     /** Counts an internal error; `passThrough`: stop touching this response's body. */
     const fail = (e: unknown, where: string, passThrough = true): void => {
@@ -164,11 +226,11 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
     const charge = (value: unknown): void => {
       const c = call;
       const gate = deps.gate;
-      if (!c || !gate) return;
+      if (!c || (!gate && !deps.onCharged)) return;
       counting = counting.then(async () => {
-        const count = await measureValueAsync(value, gate.encodingsFor?.(c.subject) ?? []);
+        const count = await measureValueAsync(value, gate?.encodingsFor?.(c.subject) ?? []);
         if (count.tokens <= 0) return;
-        gate.charge(c.subject, count);
+        gate?.charge(c.subject, count);
         total = addCounts(total, count);
         stats.chargedTokens += count.tokens;
       }).catch((e: unknown) => fail(e, 'charge', false));
@@ -177,8 +239,8 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
     const finish = (): void => {
       if (finished || !call) return;
       finished = true;
-      const id = call.decisionId;
-      void counting.then(() => deps.onCharged?.(id, total.tokens));
+      const done = call;
+      void counting.then(() => deps.onCharged?.(done.decisionId, total.tokens, done));
     };
 
     const transform = (message: unknown): unknown => {
@@ -188,7 +250,17 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
       // batch), and as a backstop: a list hidden in a batch must not escape the filter.
       const methods = c.methods ?? [c.method];
       const kind = (methods.length === 1 ? listKindOfMethod(methods[0]) : null) ?? listKindOfResult(message.result);
-      if (!kind) return message;
+      if (!kind) {
+        // Judged by shape, a result holding a list next to other members (`content`, or two lists)
+        // is still filtered, member by member: a list must not escape by bringing company.
+        const present = LIST_KINDS.filter((k) => Array.isArray((message.result as JsonObject)[k]));
+        return present.reduce<unknown>((m, k) => filterKind(c, m, k), message);
+      }
+      return filterKind(c, message, kind);
+    };
+
+    const filterKind = (c: PendingCall, message: unknown, kind: ListKind): unknown => {
+      if (!isJsonObject(message) || !isJsonObject(message.result)) return message;
       if (kind === 'tools' && Array.isArray(message.result.tools)) {
         deps.annotations.record(c.server, message.result.tools);
         deps.onToolsListed?.(c.server, message.result.tools);
@@ -210,18 +282,39 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
       return f.result;
     };
 
-    const onResponseHeaders = (h: HttpHeadersMsg): CommonResponseMsg => {
+    /** The refusal of a may-list response that cannot be read (counted and logged). */
+    const unfilterable = (c: PendingCall, why: string): Refusal => {
+      stats.unfilterable++;
+      log.error({ decisionId: c.decisionId, why }, 'ext_proc: a response that may carry a list cannot be filtered; refused');
+      return refusal('unfilterable', `the MCP server's answer could not be filtered by policy (${why}), so it was withheld`);
+    };
+
+    const onResponseHeaders = (h: HttpHeadersMsg): CommonResponseMsg | { immediateResponse: ImmediateResponseMsg } => {
       if (!call) return {};
+      const c = call;
       stats.responses++;
+      bindSession(c, h);
+      const mayList = deps.filterTool !== undefined && mayCarryList(c);
       const format = bodyFormat(headerOf(h, 'content-type'));
+      const encoding = (headerOf(h, 'content-encoding') ?? '').trim().toLowerCase();
+      const empty = h.endOfStream === true || headerOf(h, 'content-length') === '0';
+      // JSON-RPC results travel in 2xx answers only; an error status (a GET refused with 405, say)
+      // carries no list, whatever its body.
+      const success = /^2\d\d$/.test(headerOf(h, ':status') ?? '200');
+      if (mayList && success && !empty && (format === 'other' || (encoding !== '' && encoding !== 'identity'))) {
+        // Check asked the server for no compression; one that compresses anyway, or answers in a
+        // format that is neither JSON nor SSE, cannot have its list filtered: refused whole.
+        const why = format === 'other' ? `content-type "${headerOf(h, 'content-type') ?? ''}" is neither JSON nor SSE` : `content-encoding "${encoding}"`;
+        finish();
+        return immediate(unfilterable(c, why), listIds(c), c.decisionId);
+      }
       if (format === 'other' || h.endOfStream) {
         finish();
         return {};
       }
-      // Without the methods of every message, any response could be a batch holding a list.
-      const mayList = deps.filterTool !== undefined && (call.methods ? call.methods.some((m) => listKindOfMethod(m) !== null) : true);
       processor = new ResponseBodyProcessor({
         format, rewrite: mayList, transform, maxBufferBytes,
+        unreadable: (why) => rpcErrorText(listIds(c), unfilterable(c, why), c.decisionId),
         onMessage: (m) => {
           if (isJsonObject(m) && ('result' in m || 'error' in m)) charge(m.result ?? m.error);
           const c = call;
@@ -243,11 +336,13 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
         return {};
       }
       const p = processor;
-      if (broken) {
-        // An error elsewhere stopped processing: release anything held back, then pass through.
-        processor = null;
+      if (broken && !aborted) {
+        // An error elsewhere stopped processing: a list is refused (its held bytes replaced by the
+        // error, the rest dropped); any other body has what was held released, then passes through.
+        aborted = true;
         if (end) finish();
         const held = p.abort();
+        if (p.refused) return { bodyMutation: { body: held ?? Buffer.alloc(0) } };
         return held && held.length > 0 ? { bodyMutation: { body: Buffer.concat([held, chunk]) } } : {};
       }
       let out: Buffer | null;
@@ -256,11 +351,11 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
         out = p.push(chunk, end);
         if (!wasOver && p.overflowed) {
           stats.oversizeBodies++;
-          log.warn({ decisionId, maxBufferBytes }, 'ext_proc: response body too large to parse; passed through unfiltered, counted as raw text');
+          log.warn({ decisionId, maxBufferBytes }, 'ext_proc: response body too large to parse; passed through (not a list), counted as raw text');
         }
       } catch (e) {
         fail(e, 'body');
-        processor = null;
+        aborted = true;
         out = p.abort();
       }
       // After the last chunk's messages are queued for counting, so the total includes them.
@@ -287,20 +382,36 @@ export function createExtProcHandler(deps: ExtProcDeps): ExtProcHandler {
         guarded('request headers', () => {
           decisionId = headerOf(h, DECISION_ID_HEADER);
           call = decisionId ? deps.pending.take(decisionId) ?? null : null;
-          if (!call) {
-            stats.unknownDecision++;
-            log.warn({ decisionId }, decisionId ? 'ext_proc: no pending call for this decision id (expired, or answered by another authz instance); passing the response through uncounted' : 'ext_proc: request carries no x-tollgate-decision-id; passing the response through uncounted');
-          }
         }, undefined);
+        if (!call) {
+          // No Check of this instance allowed this request: its answer could be neither filtered
+          // nor charged. Refused before it reaches the server (fail closed).
+          stats.unknownDecision++;
+          const why = decisionId
+            ? `decision ${decisionId} is not known to this authz instance (it expired, or Check and ext_proc reached different authz replicas: route both to the same instance)`
+            : 'the request carries no x-tollgate-decision-id (ext_authz did not allow it)';
+          log.error({ decisionId }, `ext_proc: ${why}; refused`);
+          return immediate(refusal('unknownDecision', `this request cannot be accounted for: ${why}`), [], decisionId);
+        }
         return { requestHeaders: { response: {} } };
       }
       if (req.responseHeaders) {
         const h = req.responseHeaders;
-        return { responseHeaders: { response: guarded('response headers', () => onResponseHeaders(h), {}) } };
+        let r: ReturnType<typeof onResponseHeaders>;
+        try {
+          r = onResponseHeaders(h);
+        } catch (e) {
+          fail(e, 'response headers');
+          // A response that may carry a list and could not be set up for filtering is refused.
+          const c = call as PendingCall | null;
+          r = c && deps.filterTool && mayCarryList(c) ? immediate(unfilterable(c, 'an internal error'), listIds(c), c.decisionId) : {};
+        }
+        return 'immediateResponse' in r ? r : { responseHeaders: { response: r } };
       }
       if (req.responseBody) {
         const b = req.responseBody;
-        return { responseBody: { response: guarded('response body', () => onResponseBody(b), {}) } };
+        const fallback: CommonResponseMsg = processor?.rewriting ? { bodyMutation: { clearBody: true } } : {};
+        return { responseBody: { response: guarded('response body', () => onResponseBody(b), fallback) } };
       }
       if (req.requestBody) return { requestBody: { response: {} } };
       if (req.requestTrailers) return { requestTrailers: {} };

@@ -56,7 +56,8 @@ export function toRequestView(msg: CheckRequestMsg): HttpRequestView {
   const body = http.rawBody && http.rawBody.length ? http.rawBody : http.body ? Buffer.from(http.body, 'utf8') : EMPTY;
   return {
     id: http.id ?? headers['x-request-id'] ?? '',
-    method: (http.method ?? '').toUpperCase(),
+    // As sent: Check refuses anything but exactly POST, GET or DELETE (methods are case-sensitive).
+    method: http.method ?? '',
     path: rawPath,
     query: http.query || (q >= 0 ? rawPath.slice(q + 1) : ''),
     host: http.host ?? headers[':authority'] ?? '',

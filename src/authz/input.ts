@@ -1,7 +1,7 @@
 import type { Identity } from '../identity/types.js';
 import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
 import type { McpCallFacts } from '../mcp/request.js';
-import { POLICY_INPUT_VERSION, type BudgetInputEntry, type IdentityInput, type PolicyInput, type ToolAnnotations } from '../policy/types.js';
+import { POLICY_INPUT_VERSION, type BudgetInputEntry, type IdentityInput, type McpSessionInput, type PolicyInput, type ServerProvenance, type ToolAnnotations } from '../policy/types.js';
 import type { HttpRequestView } from './view.js';
 import type { PinInput } from '../pins/store.js';
 
@@ -13,6 +13,7 @@ import type { PinInput } from '../pins/store.js';
 export interface RequestScope {
   server: string;
   namespace: string;
+  provenance?: ServerProvenance | null;
 }
 
 /** Per-HTTP-request parts, shared by every message of a batch. */
@@ -24,6 +25,8 @@ export interface SharedInput {
   parsed_path: string[];
   parsed_query: Record<string, string[]>;
   truncated_body: boolean;
+  /** input.mcp.session, set by Check once it knows where the session stands. */
+  session?: McpSessionInput | null;
 }
 
 const ANONYMOUS: IdentityInput = Object.freeze({
@@ -91,6 +94,8 @@ export function sharedInput(req: HttpRequestView, identity: Identity | null, par
     parsed_path: parsePath(pathOnly),
     parsed_query: parseQuery(req.query),
     truncated_body: req.truncated,
+    // As a fresh authz sees it: nobody known to own it yet. Check replaces this with what it knows.
+    session: req.headers['mcp-session-id'] ? { id: req.headers['mcp-session-id'], owner: null, bound_by: null } : null,
   };
 }
 
@@ -119,9 +124,11 @@ export function policyInput(shared: SharedInput, scope: RequestScope, req: HttpR
       params: msg?.params ?? null,
       id: msg?.id ?? null,
       session_id: req.headers['mcp-session-id'] ?? null,
+      session: shared.session ?? null,
       protocol_version: req.headers['mcp-protocol-version'] ?? null,
       server: scope.server,
       namespace: scope.namespace,
+      provenance: scope.provenance ?? null,
       annotations: m.annotations,
       batch: m.batch,
       ...(m.pin !== undefined ? { pin: m.pin } : {}),

@@ -1,5 +1,7 @@
 import type { ChargeSubject } from '../budget/types.js';
 import type { PolicyInput } from '../policy/types.js';
+import type { JsonRpcId } from '../mcp/jsonrpc.js';
+import type { SessionOwner } from './sessions.js';
 
 /**
  * What Check learned about an allowed call, kept until ext_proc sees the response for it.
@@ -15,8 +17,14 @@ export interface PendingCall {
    * it ext_proc treats any response as possibly holding a list result to filter.
    */
   methods?: Array<string | null>;
+  /** The JSON-RPC id of every message, in order (for errors ext_proc answers in their place). */
+  ids?: Array<JsonRpcId | null>;
+  /** The verified caller: owner of the session an `initialize` response creates. */
+  owner?: SessionOwner;
   tool: string | null;
   server: string;
+  /** The server's namespace (for the accounting record); optional for older callers. */
+  namespace?: string;
   /** Tokens already charged at Check time (the request's arguments). */
   requestTokens: number;
   /**

@@ -23,6 +23,19 @@ export const eraseCredentials: Masker = (input) => {
   };
 };
 
+/**
+ * What happened to the call, beyond the policy's verdict: `forwarded` to the MCP server,
+ * `refused` (the client got the error), or `not_executed` although the policy allowed it (its batch
+ * was refused as a whole, or the answer came after Envoy's ext_authz deadline).
+ */
+export interface RecordOutcome {
+  outcome: 'forwarded' | 'refused' | 'not_executed';
+  /** The policy's own verdict; null when the call never reached policy. */
+  policyAllow: boolean | null;
+  /** How late the answer was, in ms past Envoy's deadline; null when it was in time. */
+  lateMs: number | null;
+}
+
 export interface RecordParts {
   decisionId: string;
   now: Date;
@@ -38,7 +51,7 @@ export interface RecordParts {
   sessionId: string | null;
   batchSize: number | null;
   input: PolicyInput | null;
-  decision: { allow: boolean; reasons: string[]; httpStatus: number; code: number | null; error: string | null };
+  decision: { allow: boolean; reasons: string[]; httpStatus: number; code: number | null; error: string | null } & RecordOutcome;
   policyDecision: Decision | null;
   policyMask: unknown;
   budget: DecisionRecordDraft['budget'];
@@ -69,6 +82,7 @@ export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
     result: {
       allow: p.decision.allow, reasons: p.decision.reasons, http_status: p.decision.httpStatus,
       code: p.decision.code, error: p.decision.error,
+      outcome: p.decision.outcome, policy_allow: p.decision.policyAllow, late_ms: p.decision.lateMs,
     },
     budget: p.budget,
     tokens: p.requestTokens === null ? null : { request: p.requestTokens, response: null },

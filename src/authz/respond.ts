@@ -1,5 +1,5 @@
 import type { JsonRpcId } from '../mcp/jsonrpc.js';
-import { ErrorCode } from './codes.js';
+import { ErrorCode, type Refusal } from '../contract/refusal.js';
 
 /** What authz tells Envoy, before it is put into a CheckResponse. */
 export type AuthzOutcome =
@@ -55,7 +55,7 @@ export function unauthenticated(decisionId: string, id: JsonRpcId | null, failur
   }], false, decisionId, { 'www-authenticate': bearerChallenge(resourceMetadataUrl, error, description) });
 }
 
-/** A refusal that is not a policy decision: bad body, too large, policy unavailable. */
-export function refuse(decisionId: string, status: number, code: number, id: JsonRpcId | null, message: string): AuthzOutcome {
-  return denyWithRpcErrors(status, [{ id, code, message: `Tollgate: ${message} (decision ${decisionId})`, data: { decision_id: decisionId, reasons: [message] } }], false, decisionId);
+/** A refusal that is not a policy decision: bad body, too large, policy unavailable, foreign session. */
+export function refuse(decisionId: string, r: Refusal, id: JsonRpcId | null): AuthzOutcome {
+  return denyWithRpcErrors(r.httpStatus, [{ id, code: r.code, message: `Tollgate: ${r.message} (decision ${decisionId})`, data: { decision_id: decisionId, reasons: [r.message] } }], false, decisionId);
 }

@@ -10,12 +10,14 @@ import type { BundleSourceStatus } from '../policy/sources/types.js';
 import { loadVerificationKeys } from '../controlplane/keys.js';
 import { createDecisionSink } from '../decisionlog/config.js';
 import { createInputMasker } from '../decisionlog/mask.js';
+import { accountingRecord } from '../decisionlog/accounting.js';
 import type { TeeSink } from '../decisionlog/tee.js';
 import { version } from '../cli/version.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Authorizer, type CheckDeps } from './check.js';
 import type { AuthzConfig } from './config.js';
-import { PendingCalls } from './pending.js';
+import { PendingCalls, type PendingCall } from './pending.js';
+import { SessionOwners } from './sessions.js';
 import { openBudgetGate, type OpenedBudgets } from '../budget/open.js';
 import { ToolAnnotationStore } from '../mcp/annotations.js';
 import { createExtProcHandler } from './extproc.js';
@@ -53,7 +55,7 @@ async function policySource(cfg: AuthzConfig, holder: PolicyHolder): Promise<Pol
   if (p.dir) return new DirBundleSource({ holder, dir: p.dir, watch: p.watch, loadOptions });
   if (p.nats) {
     const keys = await loadVerificationKeys(p.nats.verificationKey);
-    return new NatsBundleSource({ holder, nats: { servers: p.nats.url }, keys, loadOptions });
+    return new NatsBundleSource({ holder, nats: { servers: p.nats.url }, keys, loadOptions, ...(p.nats.pointerKey ? { pointerKey: p.nats.pointerKey } : {}) });
   }
   return new HttpBundleSource({ holder, url: p.bundleUrl!, loadOptions, ...(p.bundleKey ? { keys: await loadVerificationKeys(p.bundleKey) } : {}) });
 }
@@ -112,6 +114,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
       dir: cfg.decisionLogDir,
       signingKeyPath: join(cfg.stateDir, 'decision-log-key.pem'),
       nats: cfg.decisionLogNatsUrl ? { url: cfg.decisionLogNatsUrl } : null,
+      ...(cfg.decisionLogWitness !== undefined ? { witnessPath: cfg.decisionLogWitness } : {}),
     }, { warn: (m) => log.warn(m) });
     sink = opened;
     closers.push(() => opened.close());
@@ -119,6 +122,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   }
 
   const pending = new PendingCalls();
+  const sessions = new SessionOwners();
   const annotations = new ToolAnnotationStore();
   const pins = cfg.pins ? await startPins(cfg, sink, log) : null;
   if (pins) closers.push(() => pins.source.stop());
@@ -132,7 +136,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   }
   const authorizer = new Authorizer({
     settings: {
-      instanceId: cfg.instanceId, version, defaultScope: { server: cfg.server.name, namespace: cfg.server.namespace },
+      instanceId: cfg.instanceId, version, defaultScope: { server: cfg.server.name, namespace: cfg.server.namespace, provenance: cfg.server.provenance ?? null },
       resourceMetadataUrl: cfg.resourceMetadataUrl, limits: cfg.limits, denyStatus: cfg.denyStatus, upstreamAuthorization: cfg.upstreamAuthorization,
       inputMode: cfg.policy.entrypoint,
     },
@@ -149,11 +153,24 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     clock: Date.now,
     metrics,
     tracer: tracing.checks,
+    sessions,
   });
 
   // ext_proc always runs: it records the tool annotations servers declare, and charges budgets.
+  // With a decision log, each answered call's response tokens go into the chain as an
+  // accounting record linked to its decision (docs/decision-log.md, "Accounting records").
+  const logSink = sink;
+  const onCharged = logSink ? (decisionId: string, tokens: number, call: PendingCall): void => {
+    logSink.account(accountingRecord({
+      decisionId, now: new Date(), instance: cfg.instanceId, version,
+      identity: { sub: call.subject.sub, team: call.subject.team, agent: call.subject.agent },
+      server: call.server, namespace: call.namespace ?? cfg.server.namespace, method: call.method, tool: call.tool,
+      requestTokens: call.requestTokens, responseTokens: tokens,
+    }));
+  } : undefined;
   const extProc = createExtProcHandler({
-    pending, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder, pins?.store.lookup ?? null), logger: log,
+    pending, sessions, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder, pins?.store.lookup ?? null), logger: log,
+    ...(onCharged ? { onCharged } : {}),
     ...(pins ? {
       onToolsListed: (server: string, tools: readonly unknown[]) => { for (const o of pins.store.observe(server, tools)) pins.source.publish(server, o.tool, o); },
       onInstructions: (server: string, text: string) => {
@@ -162,8 +179,8 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
       },
     } : {}),
   });
-  const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc });
-  log.info({ listen: `${cfg.listen.host}:${server.port}`, revision: holder.get()?.revision }, 'authz listening');
+  const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc, tls: cfg.tls, logger: log });
+  log.info({ listen: `${cfg.listen.host}:${server.port}`, mtls: cfg.tls !== null, revision: holder.get()?.revision }, 'authz listening');
 
   let grpcUp = true;
   const status = createStatusProvider({

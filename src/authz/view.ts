@@ -19,4 +19,9 @@ export interface HttpRequestView {
   destination: { address: string; principal: string };
   /** Envoy's own view of the attributes, in opa-envoy-plugin's shape, built lazily. */
   traceId: string | null;
+  /**
+   * When Envoy stops waiting for the answer (epoch ms, from the gRPC call deadline Envoy sets to
+   * its ext_authz timeout); null or absent when unknown.
+   */
+  deadline?: number | null;
 }

@@ -50,6 +50,11 @@ export interface NatsBudgetSettings {
   syncIntervalMs: number;
   /** Give up on a KV operation after this long (the replica then counts NATS as unreachable). */
   timeoutMs: number;
+  /**
+   * Also apply the budget definitions the control plane publishes (from TokenBudget objects) in
+   * the config bucket, live, next to the ones in this file.
+   */
+  definitions: boolean;
 }
 
 export interface BudgetConfig {
@@ -66,6 +71,7 @@ export const DEFAULT_NATS_SETTINGS: Omit<NatsBudgetSettings, 'url'> = {
   lease: { fraction: 0.01, min: 1000, max: 50_000, ttlMs: 30_000 },
   syncIntervalMs: 1000,
   timeoutMs: 2000,
+  definitions: false,
 };
 
 export class BudgetConfigError extends Error {
@@ -174,7 +180,8 @@ function parseBudget(r: Reader, field: string, v: unknown): BudgetSpec {
 function parseNats(r: Reader, v: unknown): NatsBudgetSettings | null {
   if (v === undefined || v === null) return null;
   if (!isObj(v)) r.fail('nats', `must be a mapping with at least url, got ${describe(v)}`);
-  r.known('nats', v, ['url', 'bucket', 'configBucket', 'onNatsUnavailable', 'lease', 'syncInterval', 'timeout']);
+  r.known('nats', v, ['url', 'bucket', 'configBucket', 'onNatsUnavailable', 'lease', 'syncInterval', 'timeout', 'definitions']);
+  if (v.definitions !== undefined && typeof v.definitions !== 'boolean') r.fail('nats.definitions', `must be true or false, got ${describe(v.definitions)}`);
   const d = DEFAULT_NATS_SETTINGS;
   const url = r.str('nats.url', v.url);
   if (!/^(nats|tls|ws|wss):\/\//.test(url) && !/^[^/]+:\d+$/.test(url)) r.fail('nats.url', `"${url}" is not a NATS URL (e.g. nats://127.0.0.1:4222)`);
@@ -204,6 +211,7 @@ function parseNats(r: Reader, v: unknown): NatsBudgetSettings | null {
     lease,
     syncIntervalMs,
     timeoutMs: v.timeout === undefined ? d.timeoutMs : r.duration('nats.timeout', v.timeout),
+    definitions: v.definitions === true,
   };
 }
 
@@ -218,7 +226,10 @@ export function parseBudgetConfig(text: string, file = '<budgets>'): BudgetConfi
   if (doc === null || doc === undefined) return { file, budgets: [], nats: null };
   if (!isObj(doc)) r.fail('', `must be a mapping with a "budgets" list, got ${describe(doc)}`);
   r.known('', doc, ['budgets', 'nats']);
-  const list = doc.budgets ?? [];
+  return { file, budgets: readBudgetList(r, doc.budgets ?? []), nats: parseNats(r, doc.nats) };
+}
+
+function readBudgetList(r: Reader, list: unknown): BudgetSpec[] {
   if (!Array.isArray(list)) r.fail('budgets', `must be a list of budgets, got ${describe(list)}`);
   const budgets = list.map((b, i) => parseBudget(r, `budgets[${i}]`, b));
   const seen = new Map<string, number>();
@@ -227,7 +238,15 @@ export function parseBudgetConfig(text: string, file = '<budgets>'): BudgetConfi
     if (prev !== undefined) r.fail(`budgets[${i}].name`, `"${b.name}" is already used by budgets[${prev}]; names must be unique`);
     seen.set(b.name, i);
   });
-  return { file, budgets, nats: parseNats(r, doc.nats) };
+  return budgets;
+}
+
+/**
+ * Budget declarations in the file's shape (a list of {name, scope, limit, window, ...}) from any
+ * source, checked field by field; `source` names it in errors (e.g. the NATS key they came from).
+ */
+export function parseBudgetList(list: unknown, source: string): BudgetSpec[] {
+  return readBudgetList(new Reader(source), list);
 }
 
 export function loadBudgetConfig(path: string): BudgetConfig {

@@ -1,8 +1,8 @@
 import type { BudgetSpec } from './config.js';
-import { applicableBudgets, evaluateBudgets, tokensIn, type BudgetStanding } from './ledger.js';
+import { applicableBudgets, evaluateBudgets, scopeMatches, tokensIn, type BudgetStanding } from './ledger.js';
 import type { BudgetStore } from './store.js';
 import { DEFAULT_ENCODING, measureValue, measureValueAsync } from './tokens.js';
-import type { BudgetCheck, BudgetGate, ChargeSubject, TokenCount, Tokens } from './types.js';
+import type { BudgetCheck, BudgetGate, ChargeSubject, PriorClaim, TokenCount, Tokens } from './types.js';
 import { WindowCache } from './window.js';
 
 /** Prometheus-ready counters (monotonic), keyed by budget name. */
@@ -20,6 +20,8 @@ export interface TollgateBudgetGate extends BudgetGate {
   encodingsFor(subject: ChargeSubject): readonly string[];
   readonly budgets: readonly BudgetSpec[];
   readonly metrics: BudgetMetrics;
+  /** Swaps the budgets in force (published definitions changed); the next check() uses them. */
+  setBudgets(specs: readonly BudgetSpec[]): void;
 }
 
 export interface BudgetGateOptions {
@@ -61,13 +63,18 @@ export function createBudgetGate(cfg: { budgets: readonly BudgetSpec[] }, store:
     budgets,
     metrics,
 
-    check(subject: ChargeSubject, estimatedTokens: Tokens): BudgetCheck {
+    check(subject: ChargeSubject, estimatedTokens: Tokens, prior: readonly PriorClaim[] = []): BudgetCheck {
       const { specs } = forSubject(subject);
       if (specs.length === 0) return { entries: [], exhausted: null };
       const now = clock();
       const standings: BudgetStanding[] = specs.map((spec) => {
         const window = windows.get(spec.window, spec.timezone, now);
-        return { spec, window, usage: store.usage(spec, window, now, tokensIn(estimatedTokens, spec.tokenizer)) };
+        // Earlier elements of the same batch: spent already, as far as this call is concerned.
+        let claimed = 0;
+        for (const p of prior) if (scopeMatches(spec, p.subject)) claimed += tokensIn(p.tokens, spec.tokenizer);
+        const usage = store.usage(spec, window, now, tokensIn(estimatedTokens, spec.tokenizer) + claimed);
+        if (claimed === 0) return { spec, window, usage };
+        return { spec, window, usage: { ...usage, used: usage.used + claimed, spendable: Math.max(0, usage.spendable - claimed) } };
       });
       const result = evaluateBudgets(standings, estimatedTokens);
       if (result.exhausted) bump(metrics.denials, result.exhausted.name, 1);
@@ -96,6 +103,12 @@ export function createBudgetGate(cfg: { budgets: readonly BudgetSpec[] }, store:
 
     encodingsFor(subject: ChargeSubject): readonly string[] {
       return forSubject(subject).encodings;
+    },
+
+    setBudgets(specs: readonly BudgetSpec[]): void {
+      // In place: `budgets` is the array status and metrics already hold.
+      budgets.splice(0, budgets.length, ...specs);
+      applicable.clear();
     },
 
     close(): Promise<void> {

@@ -84,7 +84,8 @@ function readState(e: KvEntry | null): LeaseState {
   return decodeLeaseState(dec.decode(e.value));
 }
 
-async function openBuckets(nc: NatsConnection, s: NatsBudgetSettings): Promise<{ kv: KV; cfg: KV }> {
+/** Opens (creating when missing) the usage and config buckets, with the one configuration every writer uses. */
+export async function openBudgetBuckets(nc: NatsConnection, s: Pick<NatsBudgetSettings, 'bucket' | 'configBucket' | 'timeoutMs'>): Promise<{ kv: KV; cfg: KV }> {
   // The JetStream client's own timeout bounds every KV call (get included), so a silent server
   // shows up as a failure after `timeoutMs`, not after the library default.
   const kvm = new Kvm(jetstream(nc, { timeout: s.timeoutMs }));
@@ -133,7 +134,7 @@ export class NatsBudgetStore implements BudgetStore {
   private readonly prefetchMs: number;
 
   private constructor(
-    private readonly specs: BudgetSpec[],
+    private specs: BudgetSpec[],
     private readonly settings: NatsBudgetSettings,
     private readonly nc: NatsConnection,
     private readonly kv: KV,
@@ -154,7 +155,7 @@ export class NatsBudgetStore implements BudgetStore {
     const replicaId = opts.replicaId ?? defaultReplicaId();
     const nc = await connectNats(settings.url, `tollgate-authz ${replicaId}`, opts.connectTimeoutMs ?? 5000);
     try {
-      const { kv, cfg } = await openBuckets(nc, settings);
+      const { kv, cfg } = await openBudgetBuckets(nc, settings);
       const store = new NatsBudgetStore(specs, settings, nc, kv, cfg, { ...opts, replicaId });
       await cfg.put(SPECS_KEY, JSON.stringify(specs));
       store.limits = readLimits(await cfg.get(LIMITS_KEY));
@@ -168,6 +169,36 @@ export class NatsBudgetStore implements BudgetStore {
       await nc.close().catch(() => undefined);
       throw e;
     }
+  }
+
+  /** The config bucket (limit overrides, declarations), for the definitions follower to share this connection. */
+  get configBucket(): KV { return this.cfg; }
+
+  /**
+   * Replaces the budgets this replica keeps leases for (published definitions changed). Budgets
+   * that stay keep their leases and take the new limit at once; new ones get their first lease
+   * before this resolves, so the next Check can spend from it; removed ones give theirs back.
+   */
+  async setSpecs(specs: BudgetSpec[]): Promise<void> {
+    const byName = new Map(specs.map((x) => [x.name, x]));
+    this.specs = specs;
+    const pending: Promise<void>[] = [];
+    for (const [key, s] of this.slots) {
+      const next = byName.get(s.spec.name);
+      if (next && next.window === s.spec.window && next.timezone === s.spec.timezone) {
+        s.spec = next;
+        s.starved = false;
+        continue;
+      }
+      this.slots.delete(key);
+      if (this.healthy && (s.lease !== null || s.spent > 0)) pending.push(this.sync(s, true));
+    }
+    const now = this.clock();
+    for (const spec of specs) {
+      const s = this.slot(spec, windowAt(spec.window, spec.timezone, now));
+      if (!s.view && this.healthy) pending.push(this.sync(s));
+    }
+    await Promise.all(pending);
   }
 
   /** NATS is reachable and the last KV operation worked. */
@@ -413,6 +444,29 @@ export class NatsBudgetStore implements BudgetStore {
   }
 }
 
+/**
+ * How one budget stands in its current window, from the shared usage bucket: tokens reported
+ * used (plus leases that expired unreported, which count as spent) and tokens leased out now.
+ */
+export async function budgetStatusRow(kv: KV, spec: BudgetSpec, limits: Record<string, number>, now: number): Promise<BudgetStatusRow> {
+  const w = windowAt(spec.window, spec.timezone, now);
+  const st = readState(await kv.get(usageKey(spec.name, w.key)));
+  let leased = 0;
+  for (const l of Object.values(st.leases)) if (l.expiresAt > now) leased += l.amount;
+  const expired = leasedTotal(st) - leased;
+  const used = st.used + expired;
+  const limit = limits[spec.name] ?? spec.limit;
+  return {
+    name: spec.name, scope: scopeRecord(spec), window: spec.window, windowKey: w.key, timezone: spec.timezone, action: spec.action,
+    limit, declaredLimit: spec.limit, used, leased, remaining: Math.max(0, limit - used - leased), resetsAt: new Date(w.end).toISOString(),
+  };
+}
+
+/** The limit overrides `tollgate budget set` wrote (budget name → tokens). */
+export async function readLimitOverrides(cfg: KV): Promise<Record<string, number>> {
+  return readLimits(await cfg.get(LIMITS_KEY));
+}
+
 /** `tollgate budget status/set/reset` against the shared state in NATS. */
 export class NatsBudgetAdmin implements BudgetAdmin {
   private constructor(private readonly nc: NatsConnection, private readonly kv: KV, private readonly cfg: KV, private readonly specs: BudgetSpec[] | null) {}
@@ -420,7 +474,7 @@ export class NatsBudgetAdmin implements BudgetAdmin {
   static async open(settings: NatsBudgetSettings, specs: BudgetSpec[] | null = null): Promise<NatsBudgetAdmin> {
     const nc = await connectNats(settings.url, 'tollgate budget', settings.timeoutMs);
     try {
-      const { kv, cfg } = await openBuckets(nc, settings);
+      const { kv, cfg } = await openBudgetBuckets(nc, settings);
       return new NatsBudgetAdmin(nc, kv, cfg, specs);
     } catch (e) {
       await nc.close().catch(() => undefined);
@@ -454,19 +508,7 @@ export class NatsBudgetAdmin implements BudgetAdmin {
   async status(now: number): Promise<BudgetStatusRow[]> {
     const limits = readLimits(await this.cfg.get(LIMITS_KEY));
     const rows: BudgetStatusRow[] = [];
-    for (const spec of await this.known()) {
-      const w = windowAt(spec.window, spec.timezone, now);
-      const st = readState(await this.kv.get(usageKey(spec.name, w.key)));
-      let leased = 0;
-      for (const l of Object.values(st.leases)) if (l.expiresAt > now) leased += l.amount;
-      const expired = leasedTotal(st) - leased;
-      const used = st.used + expired;
-      const limit = limits[spec.name] ?? spec.limit;
-      rows.push({
-        name: spec.name, scope: scopeRecord(spec), window: spec.window, windowKey: w.key, timezone: spec.timezone, action: spec.action,
-        limit, declaredLimit: spec.limit, used, leased, remaining: Math.max(0, limit - used - leased), resetsAt: new Date(w.end).toISOString(),
-      });
-    }
+    for (const spec of await this.known()) rows.push(await budgetStatusRow(this.kv, spec, limits, now));
     return rows;
   }
 

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { loadBudgetConfig, type BudgetConfig } from './config.js';
 import { createBudgetGate, type TollgateBudgetGate } from './gate.js';
 import { LocalBudgetStore } from './local-store.js';
+import { followDefinitions, mergeDefinitions } from './definitions.js';
 import { NatsBudgetStore, type NatsStoreLogger } from './nats-store.js';
 import { preloadEncodings } from './tokens.js';
 
@@ -11,7 +12,7 @@ export interface OpenBudgetsOptions {
   /** Names this replica's leases in NATS (default host-pid-random). */
   replicaId?: string;
   clock?: () => number;
-  logger?: NatsStoreLogger & { error?(obj: Record<string, unknown>, msg: string): void };
+  logger?: NatsStoreLogger & { error?(obj: Record<string, unknown>, msg: string): void; info?(obj: Record<string, unknown>, msg: string): void };
 }
 
 export interface OpenedBudgets {
@@ -38,7 +39,29 @@ export async function openBudgetGate(configOrFile: BudgetConfig | string, opts: 
     const store = await NatsBudgetStore.open(config.budgets, config.nats, {
       ...(opts.replicaId ? { replicaId: opts.replicaId } : {}), ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.logger ? { logger: opts.logger } : {}),
     });
-    return { config, mode: 'nats', gate: createBudgetGate(config, store, gateOpts) };
+    const gate = createBudgetGate(config, store, gateOpts);
+    if (!config.nats.definitions) return { config, mode: 'nats', gate };
+    const logger = opts.logger;
+    const follower = await followDefinitions(store.configBucket, {
+      apply: async (d) => {
+        const merged = mergeDefinitions(config.budgets, d.budgets);
+        if (merged.clashes.length) logger?.warn({ budgets: merged.clashes }, 'published budgets share a name with budgets in the file; the file\'s declarations are kept');
+        preloadEncodings(merged.budgets.map((b) => b.tokenizer));
+        await store.setSpecs(merged.budgets);
+        gate.setBudgets(merged.budgets);
+        (logger?.info ?? logger?.warn)?.call(logger, { revision: d.revision, budgets: merged.budgets.length }, 'budget definitions from NATS applied');
+      },
+      rejected: (problem) => logger?.warn({ problem }, 'published budget definitions refused'),
+    }).catch(async (e: Error) => {
+      await store.close();
+      throw new Error(`cannot follow the published budget definitions in NATS: ${e.message}`, { cause: e });
+    });
+    const close = gate.close.bind(gate);
+    gate.close = async () => {
+      await follower.stop();
+      await close();
+    };
+    return { config, mode: 'nats', gate };
   }
   const logger = opts.logger;
   const store = LocalBudgetStore.open(config.budgets, {

@@ -1,4 +1,4 @@
-import { parseJsonRpcBody, replaceSseEventData, serializeJsonRpcBody, SseEventSplitter, sseEventMessages } from './response.js';
+import { parseJsonRpcBody, replaceSseEventData, serializeJsonRpcBody, SseEventSplitter, sseEventContent } from './response.js';
 
 /**
  * One response body on its way to the client, chunk by chunk, as Envoy's ext_proc hands it over
@@ -27,6 +27,13 @@ export interface ResponseBodyOptions {
    */
   onRawText?: (text: string) => void;
   maxBufferBytes: number;
+  /**
+   * Rewrite mode only: what to deliver in place of a body (or SSE event) that cannot be judged,
+   * because it is not JSON or larger than maxBufferBytes: the JSON text of JSON-RPC error(s). A
+   * list that cannot be filtered is never passed on (fail closed); after an oversized body or
+   * event, nothing more of that body is.
+   */
+  unreadable?: (why: string) => string;
 }
 
 /** What to do with a chunk: null sends it on as it is, a Buffer replaces it (possibly empty). */
@@ -42,6 +49,8 @@ export class ResponseBodyProcessor {
   private copy: Buffer[] = [];
   private copyBytes = 0;
   private overflow = false;
+  /** Rewrite mode: the body could not be judged and was replaced; the rest of it is dropped. */
+  private dropping = false;
   private finished = false;
   private readonly splitter: SseEventSplitter | null;
   private readonly rawDecoder = new TextDecoder();
@@ -50,12 +59,19 @@ export class ResponseBodyProcessor {
     this.splitter = opts.format === 'sse' ? new SseEventSplitter() : null;
   }
 
-  /** True once the body proved too large to hold: the rest passes through unparsed. */
+  /** True once the body proved too large to hold: the rest passes through unparsed (or, when rewriting, is dropped). */
   get overflowed(): boolean { return this.overflow; }
+
+  /** Whether this body is held back to be rewritten (a list), rather than passed on as it comes. */
+  get rewriting(): boolean { return this.opts.rewrite; }
+
+  /** True once a body being rewritten could not be judged and was replaced by an error. */
+  get refused(): boolean { return this.dropping; }
 
   push(chunk: Buffer, end: boolean): ChunkOutcome {
     if (this.finished) return null;
     if (end) this.finished = true;
+    if (this.dropping) return Buffer.alloc(0);
     if (this.overflow) {
       this.raw(chunk, end);
       return null;
@@ -66,16 +82,17 @@ export class ResponseBodyProcessor {
 
   /**
    * Gives up on the body (after an internal error, the current chunk already pushed): returns what
-   * to send in place of the current chunk (every byte held back, this chunk included), or null to
-   * send the chunk as it is. The rest of the body passes through.
+   * to send in place of the current chunk, or null to send the chunk as it is. The rest of the
+   * body passes through, except a body being rewritten (a list), which is refused instead: its
+   * held-back bytes are replaced by the error and the rest is dropped.
    */
-  abort(): ChunkOutcome {
-    const out = this.opts.rewrite ? this.unsent : null;
+  abort(why = 'an internal error stopped its processing'): ChunkOutcome {
     this.unsent = Buffer.alloc(0);
     this.copy = [];
-    this.overflow = true;
     this.splitter?.takeRest();
-    return out;
+    if (this.opts.rewrite && !this.dropping) return this.refuse(why);
+    this.overflow = true;
+    return this.opts.rewrite ? Buffer.alloc(0) : null;
   }
 
   private raw(chunk: Buffer, end: boolean): void {
@@ -83,23 +100,29 @@ export class ResponseBodyProcessor {
     if (text) this.opts.onRawText?.(text);
   }
 
-  /**
-   * Too big to hold: everything received so far is counted as raw text and, when it was held
-   * back from the client, released in place of this chunk; parsing stops.
-   */
+  /** The error framed for this body's format, in place of what could not be judged; `dropRest`: and the rest of the body. */
+  private refuse(why: string, dropRest = true): Buffer {
+    if (dropRest) {
+      this.dropping = true;
+      this.unsent = Buffer.alloc(0);
+    }
+    const text = this.opts.unreadable ? this.opts.unreadable(why) : '';
+    return Buffer.from(this.opts.format === 'sse' && text ? `event: message\ndata: ${text}\n\n` : text, 'utf8');
+  }
+
+  /** Count mode, too big to hold: what was copied is counted as raw text and parsing stops. */
   private spill(): ChunkOutcome {
-    const all = this.opts.rewrite ? this.unsent : Buffer.concat(this.copy);
-    this.unsent = Buffer.alloc(0);
+    const all = Buffer.concat(this.copy);
     this.copy = [];
     this.overflow = true;
     this.raw(all, this.finished);
-    return this.opts.rewrite ? all : null;
+    return null;
   }
 
   private pushJson(chunk: Buffer, end: boolean): ChunkOutcome {
     let body: Buffer;
     if (this.opts.rewrite) {
-      if (this.unsent.length > this.opts.maxBufferBytes) return this.spill();
+      if (this.unsent.length > this.opts.maxBufferBytes) return this.refuse(`it is larger than ${this.opts.maxBufferBytes} bytes`);
       if (!end) return Buffer.alloc(0);
       body = this.unsent;
     } else {
@@ -111,6 +134,7 @@ export class ResponseBodyProcessor {
     }
     const single = body === chunk;
     const parsed = parseJsonRpcBody(body.toString('utf8'));
+    if (!parsed && this.opts.rewrite) return this.refuse('it is not JSON');
     let out: ChunkOutcome = null;
     if (parsed) {
       let changed = false;
@@ -129,16 +153,19 @@ export class ResponseBodyProcessor {
     const splitter = this.splitter!;
     const events = splitter.push(chunk);
     if (splitter.pending > this.opts.maxBufferBytes) {
-      // One event larger than we hold: judge the complete ones, let the rest through raw.
+      // One event larger than we hold: judge the complete ones; the rest is counted raw or, when
+      // rewriting, refused.
       const done = events.map((e) => this.event(e));
       const rest = splitter.takeRest();
       this.unsent = Buffer.alloc(0);
+      if (this.opts.rewrite) return Buffer.concat([...done, this.refuse(`an event is larger than ${this.opts.maxBufferBytes} bytes`)]);
       this.overflow = true;
       this.raw(rest, end);
-      return this.opts.rewrite ? Buffer.concat([...done, rest]) : null;
+      return null;
     }
     const parts = events.map((e) => this.event(e));
     if (!this.opts.rewrite) return null;
+    if (this.dropping) return Buffer.concat(parts);
     if (end) parts.push(splitter.takeRest());
     this.unsent = this.unsent.subarray(this.unsent.length - splitter.pending);
     const out = Buffer.concat(parts);
@@ -159,9 +186,14 @@ export class ResponseBodyProcessor {
 
   /** One complete event: its messages seen and perhaps replaced. */
   private event(raw: Buffer): Buffer {
-    const text = raw.toString('utf8');
-    const body = sseEventMessages(text);
-    if (!body) return raw;
+    if (this.dropping) return Buffer.alloc(0);
+    // A stream may open with a byte order mark, which SSE parsers skip; so does the rewrite.
+    const decoded = raw.toString('utf8');
+    const text = decoded.charCodeAt(0) === 0xfeff ? decoded.slice(1) : decoded;
+    const body = sseEventContent(text);
+    if (body === 'none') return raw;
+    // Only this event is replaced: the stream's later events can still be judged one by one.
+    if (body === 'unreadable') return this.opts.rewrite ? this.refuse('an event\'s data is not JSON', false) : raw;
     let changed = false;
     const out = body.messages.map((m) => this.deliver(m, () => { changed = true; }));
     if (!changed) return raw;

@@ -19,11 +19,14 @@ export interface JsonRpcBody {
   messages: unknown[];
 }
 
-/** null when the text is not JSON (the caller passes such bodies through untouched). */
+/**
+ * null when the text is not JSON. A leading byte order mark is skipped, as clients' UTF-8
+ * decoders (fetch's `.json()`) skip it: what a client can read, the filter must read too.
+ */
 export function parseJsonRpcBody(text: string): JsonRpcBody | null {
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch {
     return null;
   }
@@ -140,7 +143,14 @@ export function replaceSseEventData(raw: string, data: string): string {
 
 /** The JSON-RPC message(s) an SSE event carries, or null when its data is absent or not JSON. */
 export function sseEventMessages(raw: string): JsonRpcBody | null {
-  const data = sseEventData(raw);
-  if (data === null || data.trim() === '') return null;
-  return parseJsonRpcBody(data);
+  const m = sseEventContent(raw);
+  return m === 'none' || m === 'unreadable' ? null : m;
+}
+
+/** An event's messages; 'none' for an event without data (keep-alive, priming); 'unreadable' for data that is not JSON. */
+export function sseEventContent(raw: string): JsonRpcBody | 'none' | 'unreadable' {
+  // A stream may start with a byte order mark, which SSE parsers skip.
+  const data = sseEventData(raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw);
+  if (data === null || data.trim() === '') return 'none';
+  return parseJsonRpcBody(data) ?? 'unreadable';
 }

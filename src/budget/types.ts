@@ -40,8 +40,18 @@ export interface BudgetCheck {
  * The budget gate the Check path uses. check() and charge() never wait on the network: shared state
  * is reached through leases held locally (see src/budget/lease.ts).
  */
+/** Tokens an earlier element of the same request (a JSON-RPC batch) will spend if it goes through. */
+export interface PriorClaim {
+  subject: ChargeSubject;
+  tokens: Tokens;
+}
+
 export interface BudgetGate {
-  check(subject: ChargeSubject, estimatedTokens: Tokens): BudgetCheck;
+  /**
+   * `prior`: the earlier elements of the same batch; each budget counts those of them it applies
+   * to on top of this call, so a batch cannot overshoot a budget by its own arguments.
+   */
+  check(subject: ChargeSubject, estimatedTokens: Tokens, prior?: readonly PriorClaim[]): BudgetCheck;
   charge(subject: ChargeSubject, tokens: Tokens): void;
   close(): Promise<void>;
   /**

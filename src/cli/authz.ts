@@ -1,6 +1,7 @@
-import { defaultConfig, loadConfigFile, type AuthzConfig } from '../authz/config.js';
+import { defaultConfig, loadConfigFile, parseProvenance, type AuthzConfig } from '../authz/config.js';
 import { startAuthz } from '../authz/runtime.js';
 import { parseHostPort } from '../util/net.js';
+import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -24,9 +25,12 @@ same field of the config file (docs/configuration.md documents each field).
                                http://127.0.0.1:10000/mcp)
   --server NAME                MCP server name when the sidecar route does not say (default "default")
   --namespace NS               its namespace (default "default")
+  --server-provenance JSON     where the server came from, as input.mcp.provenance (set by tollgate run/up)
   --resource-metadata URL      RFC 9728 metadata URL put in 401 challenges
   --decision-log DIR           decision log directory (default <state>/decisions)
   --decision-log-nats URL      also replicate decision records to NATS JetStream
+  --decision-log-witness PATH  append-only copy of every checkpoint, outside the log directory
+                               (default <decision log dir>.witness.jsonl; "off" for none)
   --budgets FILE               token budgets (docs/budgets.md); none: no budgets enforced
   --pins-nats URL              enforce tool pins kept in NATS KV (docs/tool-pinning.md); needs --pin-approver-key
   --pin-approver-key FILE      public key(s) (PEM / JWK / JWKS) whose signed approvals of tool pins are trusted
@@ -37,6 +41,13 @@ same field of the config file (docs/configuration.md documents each field).
   --metrics-listen HOST:PORT   admin endpoints /metrics /healthz /readyz /status
                                (docs/observability.md); default 127.0.0.1:9464, "off" for none
   --state DIR                  state directory (default $TOLLGATE_STATE_DIR or ./.state)
+  --tls-cert FILE              serve gRPC over mTLS with this certificate (PEM): for authz that
+  --tls-key FILE               Envoy reaches across pods; needs all three flags. Envoy must then
+  --client-ca FILE             present a workload certificate from this CA (docs/security.md).
+                               Without them authz is plaintext: keep it on the pod's loopback.
+  --trust-domain TD            SPIFFE trust domain of callers (default tollgate.local)
+  --allow-peer SPIFFE_ID       only this workload may call; repeatable (default: any workload of
+                               the trust domain)
 
 Stops cleanly on SIGINT/SIGTERM, letting in-flight checks finish.
 `;
@@ -45,11 +56,13 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   const { values } = parseCommandArgs(argv, {
     config: { type: 'string' }, listen: { type: 'string' }, policies: { type: 'string' }, entrypoint: { type: 'string' },
     watch: { type: 'boolean' }, 'policy-nats': { type: 'string' }, 'verification-key': { type: 'string' }, 'bundle-url': { type: 'string' },
-    'decision-log-nats': { type: 'string' }, budgets: { type: 'string' }, 'metrics-listen': { type: 'string' },
+    'decision-log-nats': { type: 'string' }, 'decision-log-witness': { type: 'string' }, budgets: { type: 'string' }, 'metrics-listen': { type: 'string' },
     'pins-nats': { type: 'string' }, 'pin-approver-key': { type: 'string' },
-    issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' },
+    issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' }, 'server-provenance': { type: 'string' },
     'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
     'deny-status': { type: 'string' }, 'upstream-authorization': { type: 'string' }, state: { type: 'string' },
+    'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'client-ca': { type: 'string' }, 'trust-domain': { type: 'string' },
+    'allow-peer': { type: 'string', multiple: true },
   });
   if (values.help) return null;
   const base = defaultConfig();
@@ -67,6 +80,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     if (values['verification-key']) c.policy.bundleKey = values['verification-key'];
   }
   if (values['decision-log-nats']) c.decisionLogNatsUrl = values['decision-log-nats'];
+  if (values['decision-log-witness']) c.decisionLogWitness = values['decision-log-witness'] === 'off' ? null : values['decision-log-witness'];
   if (values.budgets) c.budgetsFile = values.budgets;
   if (values['pins-nats']) {
     if (!values['pin-approver-key']) throw new UsageError('--pins-nats needs --pin-approver-key: pins are only trusted when an approver signed them');
@@ -86,6 +100,11 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   if (values.audience?.length) c.identity.audience = values.audience;
   if (values.server) c.server.name = values.server;
   if (values.namespace) c.server.namespace = values.namespace;
+  if (values['server-provenance']) {
+    let doc: unknown;
+    try { doc = JSON.parse(values['server-provenance']); } catch { throw new UsageError('--server-provenance must be JSON: {"source":…,"registry":…,"entry":…,"version":…,"verified":…}'); }
+    try { c.server.provenance = parseProvenance(doc, '--server-provenance'); } catch (e) { throw new UsageError((e as Error).message); }
+  }
   if (values['resource-metadata']) c.resourceMetadataUrl = values['resource-metadata'];
   if (values['decision-log']) c.decisionLogDir = values['decision-log'];
   if (values['no-decision-log']) c.decisionLogDir = null;
@@ -95,6 +114,16 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     c.denyStatus = s;
   }
   if (values['upstream-authorization']) c.upstreamAuthorization = values['upstream-authorization'];
+  const tlsFlags = [values['tls-cert'], values['tls-key'], values['client-ca']];
+  if (tlsFlags.some((v) => v !== undefined)) {
+    if (!tlsFlags.every((v) => v !== undefined)) throw new UsageError('mTLS needs all of --tls-cert, --tls-key and --client-ca');
+    c.tls = { cert: values['tls-cert'] as string, key: values['tls-key'] as string, clientCa: values['client-ca'] as string, trustDomain: DEFAULT_TRUST_DOMAIN, allowedPeers: [] };
+  }
+  if (values['trust-domain'] || values['allow-peer']) {
+    if (!c.tls) throw new UsageError('--trust-domain and --allow-peer need mTLS (--tls-cert, --tls-key, --client-ca)');
+    if (values['trust-domain']) c.tls.trustDomain = values['trust-domain'];
+    if (values['allow-peer']) c.tls.allowedPeers = values['allow-peer'];
+  }
   return c;
 }
 
@@ -105,7 +134,7 @@ export const authzCommand: Command = {
     const cfg = configFromArgs(argv);
     if (!cfg) { process.stdout.write(USAGE); return 0; }
     const running = await startAuthz(cfg);
-    process.stdout.write(`authz listening on ${cfg.listen.host}:${running.port}\n`);
+    process.stdout.write(`authz listening on ${cfg.listen.host}:${running.port}${cfg.tls ? ' (mTLS)' : ''}\n`);
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
     await running.close();
     return 0;

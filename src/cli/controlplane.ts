@@ -7,6 +7,7 @@ import type { PolicyControlPlaneOptions } from '../controlplane/serve.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { UsageError, type Command } from './types.js';
 import { parseHostPort } from '../util/net.js';
+import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 
 const USAGE = `Usage: tollgate controlplane <subcommand> [flags]
 
@@ -43,9 +44,30 @@ signature and swaps the policy in without dropping a request.
   --policy-set NAME    pointer key, one per policy set (default ${DEFAULT_POINTER_KEY})
   --keep N             bundle revisions kept in the object store (default 20, at least 2)
   --scope S            signature scope claim; authz must be configured with the same scope
-  --xds-listen H:P     serve xDS (ADS) to Envoy sidecars here (default 127.0.0.1:18000);
+  --xds-listen H:P     serve xDS (ADS) to Envoy sidecars here, over mTLS (default 127.0.0.1:18000);
                        each sidecar's listener, routes, ext_authz/ext_proc filters and clusters
-                       are built from its node metadata (docs/xds.md)
+                       are built from its registration, never from what the sidecar sends
+                       (docs/xds.md, docs/security.md)
+  --xds-cert FILE      the control plane's certificate (PEM) for xDS        } required
+  --xds-key FILE       its private key (PEM)                                 } unless
+  --mesh-ca FILE       CA that every sidecar's client certificate must       } --no-xds
+                       chain to (PEM)                                        }
+  --registrations FILE YAML of the sidecars to serve, by SPIFFE identity     }
+                       (watched; docs/xds.md#registrations)
+  --trust-domain TD    SPIFFE trust domain of sidecar identities (default tollgate.local)
+  --forget-after DUR   drop a sidecar's snapshot this long after its last stream ended
+                       (default 60s)
+  --metrics-listen H:P serve /metrics (tollgate_xds_refused_streams_total{reason}, …), /healthz,
+                       /readyz and /status (the ADS status) here; default: none
+  --workload-certs H:P issue workload certificates here (HTTPS, POST /v1/certificates) to pods
+                       that present a projected service-account token (audience
+                       tollgate-controlplane), checked with the API server (TokenReview; the
+                       control plane's service account needs system:auth-delegator). Serves with
+                       --xds-cert/--xds-key; signs with the CA in --ca-dir (docs/security.md)
+  --ca-dir DIR         directory with the mesh CA (ca.crt, ca.key) for --workload-certs
+  --apiserver URL      API server for TokenReview (default: in-cluster)
+  --apiserver-token F  bearer token file for it        } default: the pod's own service
+  --apiserver-ca F     its CA certificate (PEM)        } account credentials
   --no-xds             do not serve xDS (bundles only)
   --issuer URL         token issuer announced in each server's RFC 9728 metadata
                        (default http://127.0.0.1:5556)
@@ -89,6 +111,10 @@ async function serve(argv: string[]): Promise<number> {
     'key-id': { type: 'string' },
     'xds-listen': { type: 'string' }, 'no-xds': { type: 'boolean' }, issuer: { type: 'string' }, authz: { type: 'string' },
     'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
+    'xds-cert': { type: 'string' }, 'xds-key': { type: 'string' }, 'mesh-ca': { type: 'string' }, registrations: { type: 'string' },
+    'trust-domain': { type: 'string' }, 'forget-after': { type: 'string' }, 'metrics-listen': { type: 'string' },
+    'workload-certs': { type: 'string' }, 'ca-dir': { type: 'string' }, apiserver: { type: 'string' }, 'apiserver-token': { type: 'string' },
+    'apiserver-ca': { type: 'string' },
     nats: { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
     debounce: { type: 'string' },
@@ -107,6 +133,19 @@ async function serve(argv: string[]): Promise<number> {
   if (!existsSync(dir)) throw new UsageError(`--policies: ${dir} does not exist`);
   const keep = values.keep === undefined ? 20 : Number(values.keep);
   if (!Number.isInteger(keep) || keep < 2) throw new UsageError('--keep must be an integer of at least 2');
+  if (values['workload-certs'] && (values['no-xds'] || values.once || !values['ca-dir'])) {
+    throw new UsageError('--workload-certs needs --ca-dir and the xDS certificate flags (not --no-xds or --once)');
+  }
+  if (values['metrics-listen'] && (values['no-xds'] || values.once)) throw new UsageError('--metrics-listen serves the xDS metrics; it cannot be combined with --no-xds or --once');
+  if (!values['no-xds'] && !values.once) {
+    const missing = ['xds-cert', 'xds-key', 'mesh-ca', 'registrations'].filter((f) => !values[f as 'xds-cert']);
+    if (missing.length) {
+      throw new UsageError(`xDS is served over mTLS only: give ${missing.map((f) => `--${f}`).join(', ')} (or --no-xds); see docs/security.md`);
+    }
+    for (const f of ['xds-cert', 'xds-key', 'mesh-ca', 'registrations'] as const) {
+      if (!existsSync(values[f] as string)) throw new UsageError(`--${f}: ${values[f]} does not exist`);
+    }
+  }
   const signingKey = await loadSigningKey(values['signing-key'], values['key-id'] !== undefined ? { kid: values['key-id'] } : {});
   const servers = (values.nats ?? 'nats://127.0.0.1:4222').split(',').map((s) => s.trim()).filter(Boolean);
 
@@ -144,17 +183,45 @@ async function serve(argv: string[]): Promise<number> {
     return failed ? 1 : 0;
   }
   let xds: import('../controlplane/xds.js').SidecarXds | null = null;
+  let admin: import('../metrics/http.js').AdminHttpServer | null = null;
   if (!values['no-xds']) {
     const { SidecarXds } = await import('../controlplane/xds.js');
     const listen = parseHostPort(values['xds-listen'] ?? '127.0.0.1:18000');
     xds = await SidecarXds.start({
       host: listen.host, port: listen.port, configFile: values['sidecar-config'], log,
+      tls: { cert: values['xds-cert'] as string, key: values['xds-key'] as string, ca: values['mesh-ca'] as string },
+      trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, registrationsFile: values.registrations as string,
+      forgetAfterMs: durationMs('forget-after', values['forget-after'], 60_000),
       defaults: {
         authz: parseHostPort(values.authz ?? '127.0.0.1:9191'), authzTimeoutMs: durationMs('authz-timeout', values['authz-timeout'], 1000),
         maxRequestBytes: 1024 * 1024, issuer: values.issuer ?? 'http://127.0.0.1:5556', extProc: true, listenHost: '127.0.0.1',
       },
     });
     log(`xDS (ADS) listening on ${xds.ads.address}`);
+    if (values['metrics-listen']) {
+      const { xdsMetrics } = await import('../controlplane/xds-metrics.js');
+      const { AdminHttpServer } = await import('../metrics/http.js');
+      const m = parseHostPort(values['metrics-listen']);
+      const x = xds;
+      admin = await AdminHttpServer.start({ host: m.host, port: m.port, registry: xdsMetrics(x), status: () => x.status(), ready: () => true });
+      log(`metrics on ${admin.url}/metrics`);
+    }
+  }
+  let certServer: import('../controlplane/workload-certs.js').WorkloadCertServer | null = null;
+  if (values['workload-certs']) {
+    const wc = await import('../controlplane/workload-certs.js');
+    const { LocalPki } = await import('../pki/index.js');
+    const { readFileSync } = await import('node:fs');
+    const access = values.apiserver
+      ? { server: values.apiserver, token: values['apiserver-token'] ? readFileSync(values['apiserver-token'], 'utf8').trim() : '', ca: values['apiserver-ca'] ? readFileSync(values['apiserver-ca'], 'utf8') : '' }
+      : wc.inClusterAccess();
+    const at = parseHostPort(values['workload-certs']);
+    certServer = await wc.WorkloadCertServer.start({
+      host: at.host, port: at.port, tls: { cert: values['xds-cert'] as string, key: values['xds-key'] as string, ca: values['mesh-ca'] as string },
+      pki: await LocalPki.open(values['ca-dir'] as string), reviewer: wc.apiServerReviewer(access),
+      trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, log,
+    });
+    log(`workload certificates on https://${at.host}:${certServer.port}/v1/certificates`);
   }
   // Tool pinning: the buckets authz follows and `tollgate tools` writes approvals to.
   const { ensurePinBuckets } = await import('../controlplane/pins.js');
@@ -163,6 +230,8 @@ async function serve(argv: string[]): Promise<number> {
   log(`watching ${dir}`);
   await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
   await cp.stop();
+  await certServer?.close();
+  await admin?.close();
   await xds?.stop();
   return 0;
 }

@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { DEFAULT_CONTROL_PLANE, DEFAULT_ENVOY_IMAGE, DEFAULT_SHARED_AUTHZ } from '../k8s/annotations.js';
 import type { FailurePolicy } from '../k8s/admission.js';
 import { defaultAuthzImage, type InjectOptions } from '../k8s/mutate.js';
+import { SIDECAR_MODES, type SidecarMode } from '../k8s/sidecars.js';
 import { WebhookServer, type WebhookOptions } from '../k8s/webhook.js';
 import { injectYaml, type DocumentReport } from '../k8s/yaml-docs.js';
 import { parseHostPort } from '../util/net.js';
@@ -11,14 +12,23 @@ import { UsageError, type Command } from './types.js';
 const cp = `${DEFAULT_CONTROL_PLANE.host}:${DEFAULT_CONTROL_PLANE.port}`;
 const shared = `${DEFAULT_SHARED_AUTHZ.host}:${DEFAULT_SHARED_AUTHZ.port}`;
 
-const INJECTION_FLAGS = `Sidecar flags (offline and webhook):
+export const INJECTION_FLAGS = `Sidecar flags (offline and webhook):
   --controlplane HOST:PORT   Control plane ADS endpoint the Envoy bootstrap points at
                              (default ${cp})
   --envoy-image IMAGE        Envoy sidecar image (default ${DEFAULT_ENVOY_IMAGE})
   --authz-image IMAGE        authz sidecar image (default ${defaultAuthzImage()})
   --no-authz                 No authz sidecar: pods use the shared authz Service unless they
                              annotate tollgate.dev/authz: "sidecar"
-  --shared-authz HOST:PORT   The shared authz Service (default ${shared})`;
+  --shared-authz HOST:PORT   The shared authz Service (default ${shared})
+  --workload-certs URL       Give Envoy a workload certificate for mTLS xDS: an init container
+                             trades the pod's projected service-account token for one at URL
+                             (the control plane's https://…/v1/certificates; docs/security.md)
+  --mesh-ca-configmap NAME   ConfigMap with the mesh CA as ca.crt (default tollgate-mesh-ca)
+  --sidecar-mode native|containers
+                             native (default): init containers with restartPolicy: Always
+                             (Kubernetes 1.29+). containers: plain containers after the MCP
+                             server's, for clusters before 1.29 (no start/stop ordering, and a
+                             Job's pod never completes while its sidecars run)`;
 
 const HELP = `Usage:
   tollgate inject -f FILE|- [-o FILE] [sidecar flags]
@@ -53,20 +63,26 @@ ${INJECTION_FLAGS}
 Annotations that steer injection are listed in docs/kubernetes.md.
 `;
 
-const injectionOptions = {
+export const injectionOptions = {
   controlplane: { type: 'string' },
   'envoy-image': { type: 'string' },
   'authz-image': { type: 'string' },
   'no-authz': { type: 'boolean' },
   'shared-authz': { type: 'string' },
+  'workload-certs': { type: 'string' },
+  'mesh-ca-configmap': { type: 'string' },
+  'sidecar-mode': { type: 'string' },
 } as const;
 
-interface InjectionFlagValues {
+export interface InjectionFlagValues {
   controlplane?: string;
   'envoy-image'?: string;
   'authz-image'?: string;
   'no-authz'?: boolean;
   'shared-authz'?: string;
+  'workload-certs'?: string;
+  'mesh-ca-configmap'?: string;
+  'sidecar-mode'?: string;
 }
 
 function hostPort(flag: string, v: string): { host: string; port: number } {
@@ -79,13 +95,25 @@ function hostPort(flag: string, v: string): { host: string; port: number } {
   }
 }
 
-function toInjectOptions(v: InjectionFlagValues): InjectOptions {
+export function toInjectOptions(v: InjectionFlagValues): InjectOptions {
   const o: InjectOptions = {};
   if (v.controlplane !== undefined) o.controlPlane = hostPort('controlplane', v.controlplane);
   if (v['shared-authz'] !== undefined) o.sharedAuthz = hostPort('shared-authz', v['shared-authz']);
   if (v['envoy-image'] !== undefined) o.envoyImage = v['envoy-image'];
   if (v['authz-image'] !== undefined) o.authzImage = v['authz-image'];
   if (v['no-authz']) o.defaultAuthz = 'shared';
+  if (v['mesh-ca-configmap'] !== undefined && v['workload-certs'] === undefined) throw new UsageError('--mesh-ca-configmap goes with --workload-certs');
+  if (v['workload-certs'] !== undefined) {
+    let u: URL;
+    try { u = new URL(v['workload-certs']); } catch { throw new UsageError(`--workload-certs: "${v['workload-certs']}" is not a URL`); }
+    if (u.protocol !== 'https:') throw new UsageError('--workload-certs must be an https:// URL (the token it carries must not travel in clear)');
+    o.workloadCerts = { url: u.href, ...(v['mesh-ca-configmap'] ? { caConfigMap: v['mesh-ca-configmap'] } : {}) };
+  }
+  const mode = v['sidecar-mode'];
+  if (mode !== undefined) {
+    if (!(SIDECAR_MODES as readonly string[]).includes(mode)) throw new UsageError(`--sidecar-mode must be ${SIDECAR_MODES.join(' or ')}, not "${mode}"`);
+    o.sidecarMode = mode as SidecarMode;
+  }
   for (const [flag, image] of [['envoy-image', o.envoyImage], ['authz-image', o.authzImage]] as const) {
     if (image !== undefined && (image === '' || /\s/.test(image))) throw new UsageError(`--${flag}: "${image}" is not an image reference`);
   }

@@ -3,13 +3,16 @@ import { join } from 'node:path';
 import { trustedKeysFrom, type TrustedKeys } from '../decisionlog/checkpoint.js';
 import { defaultDecisionLogDir } from '../decisionlog/config.js';
 import { listLogFiles, LOCK_FILE, PUBLIC_KEYS_FILE, resolveLogFiles } from '../decisionlog/files.js';
-import { recordRow, renderRecords, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
+import { recordRow, renderRecords, renderSpend, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
 import { jwkThumbprint, publicJwksFromFile } from '../decisionlog/keys.js';
-import { readStreamRecords } from '../decisionlog/nats-reader.js';
-import { compileFilter, parseTimeArg, StatsBuilder, TimeArgError, type RecordFilter, type RecordPredicate } from '../decisionlog/query.js';
-import { LogCursor, readRecordsOfFiles } from '../decisionlog/reader.js';
-import type { ChainedDecisionRecord } from '../decisionlog/types.js';
-import { verifyLogFiles } from '../decisionlog/verify.js';
+import { readStreamEntries, readStreamRecords } from '../decisionlog/nats-reader.js';
+import { AccountingJoin, compileFilter, parseTimeArg, StatsBuilder, TimeArgError, type RecordFilter, type RecordPredicate } from '../decisionlog/query.js';
+import { LogCursor, readEntriesOfFiles, readRecordsOfFiles } from '../decisionlog/reader.js';
+import { parseDimensions, parsePriceTable, PriceTableError, SpendBuilder, spendCsv, type PriceTable } from '../decisionlog/spend.js';
+import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from '../decisionlog/types.js';
+import { parse as parseYaml } from 'yaml';
+import { verifyLogFiles, type VerifyOptions } from '../decisionlog/verify.js';
+import { defaultWitnessPath, readWitness, type WitnessedCheckpoint } from '../decisionlog/witness.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -61,7 +64,7 @@ policy revision. Schema and guarantees: docs/decision-log.md.
 
   query    list decisions matching filters (table, or --json lines)
   tail     the last decisions, and with -f new ones as they are written
-  stats    top denied tools, denies per team and per reason
+  stats    top denied tools, denies per team and reason; --by: spend (calls, tokens, cost)
   verify   prove a log is complete and unaltered (hash chain + signed checkpoints)
 
 Example: who called delete_records on the billing server yesterday, under which policy revision,
@@ -81,6 +84,9 @@ ${FILTER_HELP}
 
 Output:
   --json                 one JSON record per line instead of the table
+  --accounting           with --json: each allowed call is followed by its accounting record
+                         (schema tollgate.accounting/v1: tokens in and out, written once the
+                         response has flowed back), matched through its decision_id
   --limit N              stop after N matching records (default: all)
 
 ${SOURCE_HELP}
@@ -102,24 +108,35 @@ ${SOURCE_HELP}
   -h, --help             this text
 `,
   stats: `Usage: tollgate logs stats [filters] [--top N] [--json] [--dir DIR | --nats URL]
+       tollgate logs stats --by DIMS [--prices FILE] [filters] [--json | --csv] [--dir DIR | --nats URL]
 
 Counts decisions (allowed, denied, refused before policy) and ranks the top denied tools, the
 denies per team and the denies per reason.
 
+With --by, a spend report instead: one row per group with calls (allowed, denied), tokens in
+(tool arguments) and out (tool results, from the accounting records written after each
+response) and their cost from a price table, most expensive first, with a total.
+
   --top N                rows per ranking (default 10)
   --json                 the numbers as one JSON object
+  --by DIMS              group by a comma-separated list of team, tool, server, namespace,
+                         sub, agent, method (e.g. --by team,tool)
+  --prices FILE          price table (YAML or JSON): currency and prices per server and/or
+                         tool per 1,000 tokens in and out (docs/decision-log.md, "Spend")
+  --csv                  the spend report as CSV (RFC 4180) instead of a table
 
 ${FILTER_HELP}
 
 ${SOURCE_HELP}
   -h, --help             this text
 `,
-  verify: `Usage: tollgate logs verify [FILE|DIR] [--key PUBKEY] [--strict] [--json]
+  verify: `Usage: tollgate logs verify [FILE|DIR] [--key PUBKEY] [--witness FILE] [--strict] [--json]
 
 Checks that a decision log is complete and unaltered: every record's hash chain link (across
-rotated files), the seq numbering, and every checkpoint's signature and hash. Reports exactly
-where it breaks: edited record, deleted record, reordering, duplicate, truncated tail (torn last
-line, or records missing after a checkpoint), forged checkpoint.
+rotated files), the seq numbering, and every checkpoint's signature and hash, and compares the
+log with the checkpoints its witness holds. Reports exactly where it breaks: edited record,
+deleted record, reordering, duplicate, truncated tail (torn last line, records missing after a
+checkpoint in the log or in the witness, newest file deleted), forged checkpoint.
 
   FILE|DIR               a log directory (default: the local log, see --dir) or one file; a
                          single file is checked on its own, from whatever seq it starts at
@@ -127,6 +144,8 @@ line, or records missing after a checkpoint), forged checkpoint.
   --key PUBKEY           public key(s) trusted for checkpoint signatures: a JWK, a JWK Set or a
                          PEM key. Default: DIR/${PUBLIC_KEYS_FILE}, which the writer keeps next to
                          the log; a copy kept elsewhere is stronger evidence (the report says so)
+  --witness FILE         the log's witness: append-only copies of its checkpoints, kept outside
+                         the log directory (default DIR.witness.jsonl beside DIR, if it exists)
   --strict               warnings fail too (unsigned tail, recovered crash, key from the log dir)
   --json                 the report as JSON
   -h, --help             this text
@@ -244,7 +263,7 @@ function printer(io: LogsIo, json: boolean): { header: () => void; row: (r: Chai
 }
 
 async function query(argv: string[], io: LogsIo): Promise<number> {
-  const { values: v } = parseCommandArgs(argv, { ...SOURCE_OPTIONS, ...FILTER_OPTIONS, json: { type: 'boolean' }, limit: { type: 'string' } });
+  const { values: v } = parseCommandArgs(argv, { ...SOURCE_OPTIONS, ...FILTER_OPTIONS, json: { type: 'boolean' }, accounting: { type: 'boolean' }, limit: { type: 'string' } });
   if (v.help) return help(io, 'query');
   const f = filterFrom(v, io.now());
   const limit = count('limit', v.limit, Infinity, 1);
@@ -252,22 +271,99 @@ async function query(argv: string[], io: LogsIo): Promise<number> {
   const match = compileFilter(f);
   const found: ChainedDecisionRecord[] = [];
   let n = 0;
-  for await (const r of records(src, f)) {
-    if (!match(r)) continue;
-    n++;
-    if (v.json) io.out(safeJson(r) + '\n');
-    else found.push(r);
-    if (n >= limit) break;
+  if (v.accounting && !v.json) throw new UsageError('--accounting goes with --json');
+  if (v.json && v.accounting) {
+    // Each matching call's accounting record (its response tokens) follows it.
+    const join = new AccountingJoin();
+    for await (const r of entries(src, f)) {
+      if (isAccounting(r)) {
+        if (join.accounting(r.decision_id)) io.out(safeJson(r) + '\n');
+        continue;
+      }
+      const m = match(r);
+      join.decision(r, m);
+      if (!m) continue;
+      io.out(safeJson(r) + '\n');
+      if (++n >= limit) break;
+    }
+  } else {
+    for await (const r of records(src, f)) {
+      if (!match(r)) continue;
+      n++;
+      if (v.json) io.out(safeJson(r) + '\n');
+      else found.push(r);
+      if (n >= limit) break;
+    }
   }
   if (n === 0) io.err('no matching decisions\n');
   else if (!v.json) io.out(renderRecords(found));
   return 0;
 }
 
+/** Decisions and accounting records from the chosen source, in log order. */
+async function* entries(src: Source, f: RecordFilter): AsyncGenerator<ChainedLogEntry> {
+  if (src.kind === 'nats') {
+    for await (const r of readStreamEntries({
+      url: src.url, stream: src.stream, subjectPrefix: src.prefix,
+      namespace: f.namespace && !f.namespace.includes('*') ? f.namespace : null,
+      server: f.server && !f.server.includes('*') ? f.server : null,
+      since: f.since ?? null,
+    })) yield r.record;
+    return;
+  }
+  requireLogDir(src.dir);
+  for (const r of readEntriesOfFiles(listLogFiles(src.dir))) yield r.record;
+}
+
+function loadPrices(path: string | undefined): PriceTable | null {
+  if (path === undefined) return null;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--prices: cannot read ${path} (${(e as Error).message})`);
+  }
+  try {
+    return parsePriceTable(parseYaml(text) as unknown, path);
+  } catch (e) {
+    if (e instanceof PriceTableError) throw new UsageError(e.message);
+    throw new UsageError(`--prices: ${path} is not YAML or JSON (${(e as Error).message})`);
+  }
+}
+
+async function spend(v: Values, io: LogsIo, f: RecordFilter): Promise<number> {
+  let by;
+  try {
+    by = parseDimensions(str(v, 'by') ?? '');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (v.json && v.csv) throw new UsageError('give either --json or --csv, not both');
+  const b = new SpendBuilder(by, loadPrices(str(v, 'prices')));
+  const match = compileFilter(f);
+  const join = new AccountingJoin();
+  for await (const e of entries(sourceFrom(v, io), f)) {
+    if (isAccounting(e)) {
+      if (join.accounting(e.decision_id)) b.add(e);
+      continue;
+    }
+    const m = match(e);
+    join.decision(e, m);
+    if (m) b.add(e);
+  }
+  const r = b.result();
+  io.out(v.csv ? spendCsv(r) : v.json ? safeJson(r, 2) + '\n' : renderSpend(r));
+  return 0;
+}
+
 async function stats(argv: string[], io: LogsIo): Promise<number> {
-  const { values: v } = parseCommandArgs(argv, { ...SOURCE_OPTIONS, ...FILTER_OPTIONS, json: { type: 'boolean' }, top: { type: 'string' } });
+  const { values: v } = parseCommandArgs(argv, {
+    ...SOURCE_OPTIONS, ...FILTER_OPTIONS, json: { type: 'boolean' }, top: { type: 'string' }, by: { type: 'string' }, prices: { type: 'string' }, csv: { type: 'boolean' },
+  });
   if (v.help) return help(io, 'stats');
   const f = filterFrom(v, io.now());
+  if (v.by !== undefined) return spend(v, io, f);
+  if (v.prices !== undefined || v.csv) throw new UsageError('--prices and --csv go with --by (the spend report)');
   const top = count('top', v.top, 10, 1);
   const match = compileFilter(f);
   const b = new StatsBuilder();
@@ -369,9 +465,29 @@ function trustedKeys(path: string): TrustedKeys {
   return trustedKeysFrom({ keys: publicJwksFromFile(path) }, (j) => jwkThumbprint(j as Parameters<typeof jwkThumbprint>[0]));
 }
 
+/** Witness entries kept in memory by verify: the newest ones (one per checkpoint; ~100 MB at most). */
+const MAX_ANCHORS = 100_000;
+
+/** The witness to compare with: --witness, else the default one beside a log directory if it exists. */
+function witnessOf(flag: string | undefined, dir: string | null): VerifyOptions['witness'] {
+  const path = flag ?? (dir ? defaultWitnessPath(dir) : undefined);
+  if (path === undefined) return null;
+  if (!existsSync(path)) {
+    if (flag !== undefined) throw new NoLogError(`witness ${flag} does not exist`);
+    return null;
+  }
+  const anchors: WitnessedCheckpoint[] = [];
+  const problems: Array<{ line: number; problem: string }> = [];
+  for (const a of readWitness(path, (line, problem) => problems.push({ line, problem }))) {
+    anchors.push(a);
+    if (anchors.length > 2 * MAX_ANCHORS) anchors.splice(0, MAX_ANCHORS);
+  }
+  return { path, anchors: anchors.slice(-MAX_ANCHORS), problems };
+}
+
 async function verify(argv: string[], io: LogsIo): Promise<number> {
   const { values: v, positionals } = parseCommandArgs(argv, {
-    dir: { type: 'string' }, key: { type: 'string' }, strict: { type: 'boolean' }, json: { type: 'boolean' },
+    dir: { type: 'string' }, key: { type: 'string' }, witness: { type: 'string' }, strict: { type: 'boolean' }, json: { type: 'boolean' },
   }, true);
   if (v.help) return help(io, 'verify');
   if (positionals.length > 1) throw new UsageError(`give one FILE or DIR, got ${positionals.length}`);
@@ -393,7 +509,7 @@ async function verify(argv: string[], io: LogsIo): Promise<number> {
       keysFromLogDir = beside;
     }
   }
-  const report = await verifyLogFiles(files, { keys, keysFromLogDir, whole, live: whole && liveWriter(target) });
+  const report = await verifyLogFiles(files, { keys, keysFromLogDir, whole, live: whole && liveWriter(target), witness: witnessOf(v.witness, whole ? target : null) });
   const failed = !report.ok || (!!v.strict && report.findings.some((x) => x.severity === 'warning'));
   io.out(v.json ? safeJson({ target, ...report, ok: !failed }, 2) + '\n' : renderVerify(target, report, !!v.strict));
   return failed ? 1 : 0;

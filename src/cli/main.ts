@@ -6,15 +6,20 @@ interface Entry { name: string; summary: string; load: () => Promise<Command> }
 // Loaded on demand so `tollgate token` does not pay for gRPC, WASM and NATS start-up.
 const COMMANDS: Entry[] = [
   { name: 'up', summary: 'Start a local mesh on loopback: OIDC issuer, NATS, control plane, authz, Envoy, demo MCP server', load: async () => (await import('./up.js')).upCommand },
+  { name: 'run', summary: 'Run a stdio MCP server from npm, PyPI, an image or the registry, governed by the mesh', load: async () => (await import('./run.js')).runCommand },
+  { name: 'registry', summary: 'List, show, verify and sign entries of the signed MCP server registry', load: async () => (await import('./registry.js')).registryCommand },
   { name: 'token', summary: 'Mint a dev token from the local OIDC issuer', load: async () => (await import('./token.js')).tokenCommand },
   { name: 'authz', summary: 'Run the authz service (Envoy ext_authz + ext_proc over gRPC)', load: async () => (await import('./authz.js')).authzCommand },
   { name: 'controlplane', summary: 'Build, sign and publish policy bundles; serve xDS to sidecars', load: async () => (await import('./controlplane.js')).controlplaneCommand },
   { name: 'policy', summary: 'Build, check, test, explain and replay policies', load: async () => (await import('./policy.js')).policyCommand },
   { name: 'logs', summary: 'Query, tail, summarise and verify decision logs', load: async () => (await import('./logs.js')).logsCommand },
-  { name: 'tools', summary: 'Review and pin MCP tool definitions: pending, diff, approve, revoke', load: async () => (await import('./tools.js')).toolsCommand },
+  { name: 'tools', summary: 'Tool discovery (search, eval) and tool pinning (pending, diff, approve, revoke)', load: async () => (await import('./tools.js')).toolsCommand },
   { name: 'budget', summary: 'Show, set and reset token budgets', load: async () => (await import('./budget.js')).budgetCommand },
   { name: 'status', summary: 'Show whether authz is ready: policy revision, rejected bundles, decision log, budgets', load: async () => (await import('./status.js')).statusCommand },
+  { name: 'cert', summary: 'Get this pod\'s workload certificate from the control plane (cluster mTLS)', load: async () => (await import('./cert.js')).certCommand },
   { name: 'inject', summary: 'Add the Envoy (and authz) sidecars to Kubernetes YAML, offline', load: async () => (await import('./inject.js')).injectCommand },
+  { name: 'gateway', summary: 'One MCP endpoint for several governed servers (aggregate or find_tool/call_tool)', load: async () => (await import('./gateway.js')).gatewayCommand },
+  { name: 'operator', summary: 'Reconcile MCPServer, MCPPolicy and TokenBudget objects (leader-elected)', load: async () => (await import('./operator.js')).operatorCommand },
   { name: 'demo-server', summary: 'Run the demo MCP server on its own', load: async () => (await import('./demo-server.js')).demoServerCommand },
 ];
 

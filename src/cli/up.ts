@@ -1,21 +1,30 @@
+import { resolve } from 'node:path';
 import { LocalMesh, DEFAULT_PORTS } from '../mesh/local.js';
+import type { ServerRunSpec } from '../servers/run.js';
+import { loadServersFile } from '../servers/servers-file.js';
+import { parseServerSpec, SourceError } from '../servers/source.js';
 import { parseCommandArgs } from './args.js';
+import { serveGoverned } from './serve-governed.js';
+import { SERVER_FLAGS, SERVER_FLAGS_USAGE, serverOptions, splitServerArgs } from './server-flags.js';
 import { UsageError, type Command } from './types.js';
 
-const USAGE = `Usage: tollgate up [--policies DIR] [--demo | --upstream URL] [flags]
+const USAGE = `Usage: tollgate up [--policies DIR] [--demo | --upstream URL | --server NAME=SOURCE… | --servers FILE] [flags] [-- SERVER ARGS]
 
 Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   dev OIDC issuer  http://127.0.0.1:5556      (keys kept in the state dir)
   NATS JetStream   nats://127.0.0.1:4222      (store in the state dir)
-  control plane    xDS on 127.0.0.1:18000     (builds, signs and publishes policies/ on every save)
-  authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC; follows signed bundles)
+  control plane    xDS on 127.0.0.1:18000     (mTLS; builds, signs and publishes policies/ on every save)
+  authz            127.0.0.1:9191             (ext_authz + ext_proc, gRPC over mTLS; follows signed bundles)
   Envoy            http://127.0.0.1:10000/mcp (admin on 9901), configured only over xDS
 
   --policies DIR   Rego policies to build and enforce (default ./policies)
   --demo           govern the built-in demo MCP server (default when --upstream is not given)
   --upstream URL   govern this MCP server instead, e.g. http://127.0.0.1:3001/mcp
   --server NAME    the governed server's name in policy input and logs (default "demo")
-  --state DIR      state directory: issuer keys, decision logs (default $TOLLGATE_STATE_DIR or ./.state)
+  --server NAME=SOURCE  run a stdio server Tollgate installs and isolates (repeatable; SOURCE as in
+                   tollgate run --from); each gets its own Envoy + authz pair; args after -- go to it
+  --servers FILE   the servers to run, as YAML (docs/servers.md)
+${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision logs (default $TOLLGATE_STATE_DIR or ./.state)
   --envoy-port N   (default 10000)    --admin-port N (default 9901)
   --authz-port N   (default 9191)     --issuer-port N (default 5556)
   --xds-port N     (default 18000)    --nats-port N   (default 4222)
@@ -26,14 +35,19 @@ Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   --pins           enforce tool pins (docs/tool-pinning.md): every tool is hidden until approved with
                    tollgate tools approve (a dev approver key is made under the state dir)
   --verbose        echo every component's log
+
+Certificates for the control plane, Envoy and authz come from a CA kept in <state>/pki/
+(docs/security.md). If any port above is taken, up exits 1 at once naming the port and its flag.
 `;
 
 export const upCommand: Command = {
   name: 'up',
   summary: 'Start a local mesh on loopback',
   async run(argv) {
-    const { values } = parseCommandArgs(argv, {
-      policies: { type: 'string' }, demo: { type: 'boolean' }, upstream: { type: 'string' }, server: { type: 'string' },
+    const { own, serverArgs } = splitServerArgs(argv);
+    const { values } = parseCommandArgs(own, {
+      ...SERVER_FLAGS, servers: { type: 'string' },
+      policies: { type: 'string' }, demo: { type: 'boolean' }, upstream: { type: 'string' }, server: { type: 'string', multiple: true },
       state: { type: 'string' }, 'envoy-port': { type: 'string' }, 'admin-port': { type: 'string' }, 'authz-port': { type: 'string' },
       'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' }, 'metrics-port': { type: 'string' },
       'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' }, pins: { type: 'boolean' },
@@ -54,18 +68,30 @@ export const upCommand: Command = {
       return n;
     };
     const stateDir = values.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state';
+    const runSpecs = serversToRun(values.server ?? [], values.servers, serverArgs, serverOptions(values), resolve(stateDir));
+    const plainNames = (values.server ?? []).filter((s) => !s.includes('='));
+    if (plainNames.length > 1) throw new UsageError('--server NAME (without =SOURCE) names the one --upstream/--demo server: give it once');
+    const meshPorts = {
+      envoy: port(values['envoy-port'], DEFAULT_PORTS.envoy), envoyAdmin: port(values['admin-port'], DEFAULT_PORTS.envoyAdmin),
+      authz: port(values['authz-port'], DEFAULT_PORTS.authz), issuer: port(values['issuer-port'], DEFAULT_PORTS.issuer),
+      xds: port(values['xds-port'], DEFAULT_PORTS.xds), nats: port(values['nats-port'], DEFAULT_PORTS.nats),
+      metrics: port(values['metrics-port'], DEFAULT_PORTS.metrics),
+    };
+    if (runSpecs.length) {
+      if (values.demo || values.upstream || plainNames.length) throw new UsageError('--server NAME=SOURCE / --servers run servers; do not combine them with --demo, --upstream or a bare --server NAME');
+      return serveGoverned(runSpecs, {
+        policies: values.policies ?? 'policies', stateDir: resolve(stateDir), echo: values.verbose ?? false, controlPlane: !values['no-controlplane'],
+        ...(values.budgets ? { authzArgs: ['--budgets', values.budgets] } : {}), ports: meshPorts,
+      });
+    }
     if (values.pins && values['no-controlplane']) throw new UsageError('--pins needs the control plane (pins live in NATS): drop --no-controlplane');
+    if (serverArgs.length) throw new UsageError('arguments after -- go to a server from --server NAME=SOURCE; there is none');
     process.stdout.write('Starting the Tollgate mesh (building policies with opa)…\n');
     const mesh = await LocalMesh.start({
-      policies: values.policies ?? 'policies', stateDir, upstream, server: values.server, echo: values.verbose ?? false,
+      policies: values.policies ?? 'policies', stateDir, upstream, server: plainNames[0], echo: values.verbose ?? false,
       controlPlane: !values['no-controlplane'], pins: values.pins ?? false,
       ...(values.budgets ? { authzArgs: ['--budgets', values.budgets] } : {}),
-      ports: {
-        envoy: port(values['envoy-port'], DEFAULT_PORTS.envoy), envoyAdmin: port(values['admin-port'], DEFAULT_PORTS.envoyAdmin),
-        authz: port(values['authz-port'], DEFAULT_PORTS.authz), issuer: port(values['issuer-port'], DEFAULT_PORTS.issuer),
-        xds: port(values['xds-port'], DEFAULT_PORTS.xds), nats: port(values['nats-port'], DEFAULT_PORTS.nats),
-        metrics: port(values['metrics-port'], DEFAULT_PORTS.metrics),
-      },
+      ports: meshPorts,
     });
     const e = mesh.endpoints;
     process.stdout.write([
@@ -79,6 +105,8 @@ export const upCommand: Command = {
       ...(e.xds ? [`  control plane (xDS)       ${e.xds}   (edit ${values.policies ?? 'policies'}/ and save: published and swapped live)`] : []),
       ...(e.nats ? [`  NATS JetStream            ${e.nats}`] : []),
       ...(mesh.sidecarConfig ? [`  sidecar defaults (xDS)    ${mesh.sidecarConfig}`] : []),
+      ...(e.controlPlaneMetrics ? [`  control plane metrics     ${e.controlPlaneMetrics}/metrics   (xDS refusals, streams)`] : []),
+      `  mesh CA and certificates  ${mesh.certs.pki.dir}   (xDS and authz gRPC are mTLS)`,
       `  Envoy admin               ${e.envoyAdmin}`,
       `  authz metrics / status    ${e.metrics}/metrics   (tollgate status)`,
       `  Decision log              ${stateDir}/decisions`,
@@ -100,3 +128,24 @@ export const upCommand: Command = {
     return 0;
   },
 };
+
+/** --server NAME=SOURCE flags and a --servers file as run specs; `--` args go to the only flag-given server. */
+function serversToRun(flags: string[], file: string | undefined, serverArgs: string[], opts: ReturnType<typeof serverOptions>, stateDir: string): ServerRunSpec[] {
+  const specs: ServerRunSpec[] = [];
+  const fromFlags = flags.filter((s) => s.includes('='));
+  if (serverArgs.length && fromFlags.length > 1) throw new UsageError('arguments after -- are ambiguous with several --server flags: use --servers FILE with args per server');
+  for (const f of fromFlags) {
+    let parsed;
+    try { parsed = parseServerSpec(f); } catch (e) { if (e instanceof SourceError) throw new UsageError(e.message); throw e; }
+    specs.push({ ...parsed, args: serverArgs, env: opts.env, isolation: opts.isolation, profile: opts.profile, registry: opts.registry, stateDir });
+  }
+  if (file) {
+    let entries;
+    try { entries = loadServersFile(file); } catch (e) { throw new UsageError((e as Error).message); }
+    for (const e of entries) specs.push({ ...e, stateDir, registry: { ...e.registry, config: opts.registry.config } });
+  }
+  const names = specs.map((s) => s.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new UsageError(`server name ${dup} is given twice`);
+  return specs;
+}

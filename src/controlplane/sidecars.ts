@@ -1,12 +1,13 @@
 import type { SidecarSpec } from '../envoy/resources.js';
 import { sidecarResources } from '../envoy/resources.js';
 import type { NodeInfo } from '../xds/protocol.js';
+import { NodeRefused, type PeerIdentity } from '../xds/server.js';
 import { makeSnapshot, type SnapshotCache } from '../xds/cache.js';
-import { parseHostPort } from '../util/net.js';
+import type { SidecarRegistration } from './registrations.js';
 
-/** What the control plane knows that a sidecar's node metadata does not say. */
+/** What the control plane knows that applies to every sidecar. */
 export interface SidecarDefaults {
-  /** Where a sidecar reaches authz when its metadata names none (a shared authz Service). */
+  /** Where a sidecar reaches authz when its registration names none (a shared authz Service). */
   authz: { host: string; port: number };
   authzTimeoutMs: number;
   maxRequestBytes: number;
@@ -17,89 +18,132 @@ export interface SidecarDefaults {
   listenHost: string;
 }
 
-export class NodeMetadataError extends Error {
-  constructor(nodeId: string, key: string, problem: string) {
-    super(`sidecar ${nodeId}: node.metadata.${key} ${problem}`);
-    this.name = 'NodeMetadataError';
-  }
-}
-
-function str(node: NodeInfo, key: string): string | undefined {
-  const v = node.metadata[key];
-  return typeof v === 'string' && v.length > 0 ? v : undefined;
-}
-
-function port(node: NodeInfo, key: string, dflt?: number): number {
-  const v = str(node, key);
-  if (v === undefined) {
-    if (dflt !== undefined) return dflt;
-    throw new NodeMetadataError(node.id, key, 'is required');
-  }
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new NodeMetadataError(node.id, key, `is not a port: "${v}"`);
-  return n;
-}
-
 /**
- * Pure: the sidecar a connecting Envoy asks to be, from the metadata the injector (or
- * `tollgate up`) wrote into its bootstrap (keys listed in docs/kubernetes.md).
+ * Pure: the sidecar for a registration. Everything comes from the registration and the defaults,
+ * nothing from the connecting Envoy's node metadata (which any client can write).
  */
-export function specFromNode(node: NodeInfo, d: SidecarDefaults): SidecarSpec {
-  const server = str(node, 'server');
-  if (!server) throw new NodeMetadataError(node.id, 'server', 'is required');
-  const namespace = str(node, 'namespace') ?? 'default';
-  const mcpPort = port(node, 'mcp_port', 10000);
-  const mcpPath = str(node, 'mcp_path') ?? '/mcp';
-  const listenHost = str(node, 'mcp_host') ?? d.listenHost;
-  const authzAddr = str(node, 'authz_address');
-  const authz = authzAddr ? parseHostPort(authzAddr) : d.authz;
-  const resource = str(node, 'resource_url') ?? `http://${server}.${namespace}.svc:${mcpPort}${mcpPath}`;
+export function specFromRegistration(r: SidecarRegistration, d: SidecarDefaults): SidecarSpec {
+  const authz = r.authz ?? d.authz;
   return {
-    nodeId: node.id, server, namespace,
-    listen: { host: listenHost, port: mcpPort }, mcpPath,
-    upstream: { host: str(node, 'upstream_host') ?? '127.0.0.1', port: port(node, 'upstream_port') },
-    authz: { ...authz, timeoutMs: d.authzTimeoutMs },
+    nodeId: r.nodeId, server: r.server, namespace: r.namespace,
+    listen: r.listen, mcpPath: r.mcpPath, upstream: r.upstream,
+    authz: { ...authz, timeoutMs: d.authzTimeoutMs, ...(r.authzIdentity ? { tlsIdentity: r.authzIdentity } : {}) },
     maxRequestBytes: d.maxRequestBytes,
     resourceMetadata: {
-      resource, authorization_servers: [d.issuer], bearer_methods_supported: ['header'],
-      resource_name: `MCP server "${server}" governed by Tollgate`,
+      resource: r.resourceUrl ?? `http://${r.server}.${r.namespace}.svc:${r.listen.port}${r.mcpPath}`,
+      authorization_servers: [d.issuer], bearer_methods_supported: ['header'],
+      resource_name: `MCP server "${r.server}" governed by Tollgate`,
     },
     extProc: d.extProc,
   };
 }
 
 /**
- * Keeps one snapshot per connected sidecar, built from its node metadata; a change of defaults
- * (say the ext_authz timeout) re-renders every known sidecar, which the ADS server then pushes.
+ * Pure: whether a node with this verified identity may be served, and under which cache key (its
+ * identity, so one workload can never write another's snapshot). Throws NodeRefused.
+ */
+export function admitNode(node: NodeInfo, peer: PeerIdentity | null, regs: ReadonlyMap<string, SidecarRegistration>): SidecarRegistration {
+  if (!peer) throw new NodeRefused('no_certificate', 'a client certificate issued by the mesh CA is required');
+  const reg = regs.get(peer.spiffeId);
+  if (!reg) throw new NodeRefused('not_registered', `no sidecar is registered for ${peer.spiffeId} (node id "${node.id}")`);
+  if (node.id !== reg.nodeId) {
+    throw new NodeRefused('node_id_mismatch', `node id "${node.id}" does not match the certificate's identity ${peer.spiffeId}, which is registered as node "${reg.nodeId}"`);
+  }
+  return reg;
+}
+
+export interface SidecarRegistryOptions {
+  /** How long a sidecar's snapshot is kept after its last stream ends (Envoy reconnecting). */
+  forgetAfterMs?: number;
+  onError?: (key: string, message: string) => void;
+  onForget?: (key: string) => void;
+}
+
+/**
+ * One snapshot per connected, registered identity. A snapshot is built when the identity's first
+ * stream is admitted, rebuilt when the defaults or its registration change, and dropped once no
+ * stream of that identity has been open for `forgetAfterMs`.
  */
 export class SidecarRegistry {
-  private readonly nodes = new Map<string, NodeInfo>();
+  private registrations = new Map<string, SidecarRegistration>();
+  /** Open streams per cache key. */
+  private readonly open = new Map<string, number>();
+  private readonly forgetTimers = new Map<string, NodeJS.Timeout>();
+  /** Keys admitted and not yet forgotten (a key whose render failed has no snapshot but is here). */
+  private readonly served = new Set<string>();
   readonly errors = new Map<string, string>();
 
-  constructor(private readonly cache: SnapshotCache, private defaults: SidecarDefaults, private readonly onError?: (nodeId: string, message: string) => void) {}
-
-  /** For AdsServer's onNode hook. */
-  readonly onNode = (node: NodeInfo): void => {
-    this.nodes.set(node.id, node);
-    this.render(node);
-  };
+  constructor(private readonly cache: SnapshotCache, private defaults: SidecarDefaults, private readonly opts: SidecarRegistryOptions = {}) {}
 
   get current(): SidecarDefaults { return this.defaults; }
 
-  update(patch: Partial<SidecarDefaults>): void {
-    this.defaults = { ...this.defaults, ...patch };
-    for (const n of this.nodes.values()) this.render(n);
+  /** Identities with a snapshot (connected, or disconnected within the grace period). */
+  get known(): string[] { return [...this.served]; }
+
+  /** For AdsServer's admit hook. */
+  readonly admit = (node: NodeInfo, peer: PeerIdentity | null): string => {
+    const reg = admitNode(node, peer, this.registrations);
+    const key = reg.identity;
+    const t = this.forgetTimers.get(key);
+    if (t) { clearTimeout(t); this.forgetTimers.delete(key); }
+    this.open.set(key, (this.open.get(key) ?? 0) + 1);
+    this.served.add(key);
+    if (!this.cache.hasOwnSnapshot(key)) this.render(reg);
+    return key;
+  };
+
+  /** For AdsServer's onStreamEnd hook. */
+  readonly streamEnded = (key: string): void => {
+    const n = (this.open.get(key) ?? 1) - 1;
+    if (n > 0) { this.open.set(key, n); return; }
+    this.open.delete(key);
+    const timer = setTimeout(() => this.forget(key), this.opts.forgetAfterMs ?? 60_000);
+    timer.unref();
+    this.forgetTimers.set(key, timer);
+  };
+
+  setRegistrations(list: readonly SidecarRegistration[]): void {
+    this.registrations = new Map(list.map((r) => [r.identity, r]));
+    for (const key of this.known) {
+      const reg = this.registrations.get(key);
+      // A registration withdrawn: nothing more is served to that identity.
+      if (!reg) this.cache.clearSnapshot(key);
+      else this.render(reg);
+    }
   }
 
-  private render(node: NodeInfo): void {
+  update(patch: Partial<SidecarDefaults>): void {
+    this.defaults = { ...this.defaults, ...patch };
+    for (const key of this.known) {
+      const reg = this.registrations.get(key);
+      if (reg) this.render(reg);
+    }
+  }
+
+  /** Cancels pending forget timers (server stopping). */
+  close(): void {
+    for (const t of this.forgetTimers.values()) clearTimeout(t);
+    this.forgetTimers.clear();
+  }
+
+  private forget(key: string): void {
+    this.forgetTimers.delete(key);
+    if (this.open.has(key)) return;
+    this.served.delete(key);
+    this.cache.clearSnapshot(key);
+    this.errors.delete(key);
+    this.opts.onForget?.(key);
+  }
+
+  private render(reg: SidecarRegistration): void {
     try {
-      this.cache.setSnapshot(node.id, makeSnapshot(sidecarResources(specFromNode(node, this.defaults), 'ads')));
-      this.errors.delete(node.id);
+      this.cache.setSnapshot(reg.identity, makeSnapshot(sidecarResources(specFromRegistration(reg, this.defaults), 'ads')));
+      this.errors.delete(reg.identity);
     } catch (e) {
       // No snapshot: that Envoy stays un-ready and serves nothing, rather than serving unguarded.
       const message = (e as Error).message;
-      this.errors.set(node.id, message);
-      this.onError?.(node.id, message);
+      this.errors.set(reg.identity, message);
+      this.opts.onError?.(reg.identity, message);
     }
   }
 }

@@ -3,6 +3,8 @@ import { parse as parseYaml } from 'yaml';
 import { AdsServer, type AdsStatus } from '../xds/server.js';
 import { SnapshotCache } from '../xds/cache.js';
 import { parseHostPort } from '../util/net.js';
+import type { CertFiles } from '../pki/index.js';
+import { parseRegistrations } from './registrations.js';
 import { SidecarRegistry, type SidecarDefaults } from './sidecars.js';
 
 export class SidecarConfigError extends Error {
@@ -51,47 +53,72 @@ export interface SidecarXdsOptions {
   host: string;
   port: number;
   defaults: SidecarDefaults;
+  /** The control plane's certificate and the mesh CA: every sidecar must present a mesh certificate. */
+  tls: CertFiles;
+  /** Trust domain of the SPIFFE IDs sidecars must carry. */
+  trustDomain: string;
+  /** Watched YAML of sidecar registrations (controlplane/registrations.ts); the only source of sidecar config. */
+  registrationsFile: string;
   /** Watched YAML file of sidecar defaults; a change is pushed to every sidecar. */
   configFile?: string;
+  /** How long a disconnected sidecar's snapshot is kept (default 60 s). */
+  forgetAfterMs?: number;
   log?: (msg: string) => void;
 }
 
-/** The control plane's xDS side: ADS server + one snapshot per sidecar from its node metadata. */
+/** Polling, not fs.watch: editors and `tollgate up` replace files by rename, which inode watches lose. */
+function watchYaml(file: string, apply: (text: string) => void, log: (msg: string) => void, what: string): void {
+  watchFile(file, { interval: 500 }, () => {
+    try {
+      apply(readFileSync(file, 'utf8'));
+      log(`xds: ${file} changed; ${what} updated`);
+    } catch (e) {
+      log(`xds: ${(e as Error).message}; keeping the previous ${what}`);
+    }
+  });
+}
+
+/**
+ * The control plane's xDS side: an ADS server that admits only sidecars with a mesh certificate
+ * whose identity is registered, and serves each the snapshot built from its registration.
+ */
 export class SidecarXds {
-  private constructor(readonly ads: AdsServer, readonly registry: SidecarRegistry, private readonly configFile: string | undefined) {}
+  private constructor(readonly ads: AdsServer, readonly registry: SidecarRegistry, private readonly files: string[]) {}
 
   static async start(o: SidecarXdsOptions): Promise<SidecarXds> {
     const log = o.log ?? (() => undefined);
     const base = o.defaults;
     const initial = o.configFile ? parseSidecarConfig(readFileSync(o.configFile, 'utf8'), o.configFile, base) : base;
+    const regs = parseRegistrations(readFileSync(o.registrationsFile, 'utf8'), o.registrationsFile);
     const cache = new SnapshotCache();
-    const registry = new SidecarRegistry(cache, initial, (node, msg) => log(`xds: no config for ${node}: ${msg}`));
+    const registry = new SidecarRegistry(cache, initial, {
+      forgetAfterMs: o.forgetAfterMs,
+      onError: (key, msg) => log(`xds: no config for ${key}: ${msg}`),
+      onForget: (key) => log(`xds: forgot ${key} (disconnected for longer than the grace period)`),
+    });
+    registry.setRegistrations(regs);
     const ads = await AdsServer.start({
-      host: o.host, port: o.port, cache, onNode: registry.onNode,
+      host: o.host, port: o.port, cache, tls: { ...o.tls, trustDomain: o.trustDomain },
+      admit: registry.admit, onStreamEnd: registry.streamEnded,
       logger: { info: () => undefined, warn: (obj, msg) => log(`${msg} ${JSON.stringify(obj)}`) },
     });
-    const x = new SidecarXds(ads, registry, o.configFile);
+    const files = [o.registrationsFile];
+    watchYaml(o.registrationsFile, (t) => registry.setRegistrations(parseRegistrations(t, o.registrationsFile)), log, 'sidecar registrations');
     if (o.configFile) {
       const file = o.configFile;
-      // Polling, not fs.watch: editors replace files by rename, which inode watches lose.
-      watchFile(file, { interval: 500 }, () => {
-        try {
-          registry.update(parseSidecarConfig(readFileSync(file, 'utf8'), file, base));
-          log(`xds: ${file} changed; pushed to ${ads.status().streams.length} sidecar(s)`);
-        } catch (e) {
-          log(`xds: ${(e as Error).message}; keeping the previous sidecar config`);
-        }
-      });
+      files.push(file);
+      watchYaml(file, (t) => registry.update(parseSidecarConfig(t, file, base)), log, 'sidecar defaults');
     }
-    log(`xds: ADS listening on ${ads.address}`);
-    return x;
+    log(`xds: ADS (mTLS, ${regs.length} registered sidecar(s)) listening on ${ads.address}`);
+    return new SidecarXds(ads, registry, files);
   }
 
   get port(): number { return this.ads.port; }
   status(): AdsStatus { return this.ads.status(); }
 
   async stop(): Promise<void> {
-    if (this.configFile) unwatchFile(this.configFile);
+    for (const f of this.files) unwatchFile(f);
     await this.ads.stop();
+    this.registry.close();
   }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { canonicalize, canonicalizeWith } from './canonical.js';
-import type { ChainedDecisionRecord, DecisionRecordDraft } from './types.js';
+import type { ChainedLogEntry, LogEntryDraft } from './types.js';
 
 /**
  * The hash chain: record n carries seq n (from 1) and prev_hash = SHA-256 (hex) of the RFC 8785
@@ -29,7 +29,7 @@ export function recordHash(record: unknown): string {
 }
 
 export interface ChainedEntry {
-  record: ChainedDecisionRecord;
+  record: ChainedLogEntry;
   /** The canonical JSON text, without newline: what is hashed and written. */
   line: string;
   /** `line` + "\n" in UTF-8, encoded once for both the hash and the write. */
@@ -38,12 +38,12 @@ export interface ChainedEntry {
 }
 
 /** Links a draft to the chain: canonicalised once, and the same bytes are hashed and written. */
-export function chainRecord(draft: DecisionRecordDraft, head: ChainHead): ChainedEntry {
+export function chainRecord(draft: LogEntryDraft, head: ChainHead): ChainedEntry {
   const link = { seq: head.seq + 1, prev_hash: head.hash };
   const line = canonicalizeWith(draft as unknown as Record<string, unknown>, link);
   const bytes = Buffer.from(line + '\n', 'utf8');
   const hash = createHash('sha256').update(bytes.subarray(0, bytes.length - 1)).digest('hex');
-  return { record: { ...draft, ...link }, line, bytes, hash };
+  return { record: { ...draft, ...link } as ChainedLogEntry, line, bytes, hash };
 }
 
 export function advance(entry: ChainedEntry): ChainHead {

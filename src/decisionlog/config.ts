@@ -1,7 +1,8 @@
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { FileDecisionSink, type FsyncPolicy } from './file-sink.js';
 import { NatsReplica } from './nats-sink.js';
 import { TeeSink } from './tee.js';
+import { defaultWitnessPath } from './witness.js';
 
 /**
  * Decision log configuration. Every field is documented, with its default, in
@@ -42,6 +43,11 @@ export interface DecisionLogConfig {
   signingKeyPath: string;
   /** fdatasync: "checkpoint" (default), "always" (every record), "never". */
   fsync: FsyncPolicy;
+  /**
+   * Append-only copy of every checkpoint, outside the log directory; null = none. Default
+   * `<dir>.witness.jsonl` beside the directory (e.g. `.state/decisions.witness.jsonl`).
+   */
+  witnessPath: string | null;
   /** Central sink; null (default) = local log only. */
   nats: NatsSinkConfig | null;
 }
@@ -85,8 +91,12 @@ export function resolveDecisionLogConfig(input: DecisionLogConfigInput = {}, env
     checkpointIntervalMs: positiveInt('checkpointIntervalMs', input.checkpointIntervalMs ?? 10_000, 0),
     signingKeyPath: input.signingKeyPath ?? join(base, 'keys', 'decision-log.pem'),
     fsync,
+    witnessPath: input.witnessPath === undefined ? defaultWitnessPath(dir) : input.witnessPath,
     nats: null,
   };
+  if (cfg.witnessPath !== null && resolve(cfg.witnessPath).startsWith(resolve(dir) + sep)) {
+    throw new DecisionLogConfigError('witnessPath', `${cfg.witnessPath} is inside the log directory ${dir}: put the witness where whoever can rewrite the log cannot (another directory, owner or mount)`);
+  }
   const n = input.nats;
   if (n) {
     if (!n.url) throw new DecisionLogConfigError('nats.url', 'is required to enable the NATS sink (e.g. nats://127.0.0.1:4222)');
@@ -126,7 +136,9 @@ export async function createDecisionSink(input: DecisionLogConfigInput = {}, opt
   const replicas = [];
   if (cfg.nats) {
     try {
-      replicas.push(new NatsReplica({ ...cfg.nats, localLogDir: cfg.dir, warn }, file.chainHead.seq));
+      const replica = new NatsReplica({ ...cfg.nats, localLogDir: cfg.dir, warn, logId: file.logId, onGap: (m) => file.refuse(m) }, file.chainHead.seq);
+      file.onCheckpoint((c) => replica.anchor(c));
+      replicas.push(replica);
     } catch (e) {
       await file.close();
       throw e;

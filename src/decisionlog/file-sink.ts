@@ -1,12 +1,14 @@
-import { closeSync, constants, fdatasyncSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { closeSync, constants, fdatasyncSync, fstatSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { advance, chainRecord, GENESIS, recordHash, type ChainedEntry, type ChainHead } from './chain.js';
 import { canonicalize } from './canonical.js';
 import { checkpointPayload, signCheckpoint } from './checkpoint.js';
-import { fdSize, listLogFiles, LOCK_FILE, logFileName, PUBLIC_KEYS_FILE, readTail, type FileTail, type LogFile } from './files.js';
+import { fdSize, listLogFiles, LOCK_FILE, LOG_FILE_RE, logFileName, PUBLIC_KEYS_FILE, readLines, readTail, type FileTail, type LogFile } from './files.js';
 import { loadOrCreateSigningKey, type PublicJwk, type SigningKey } from './keys.js';
-import { parseLine } from './lines.js';
-import { HEAD_SCHEMA, type DecisionRecordDraft, type DecisionSink, type HeadLine, type HeadReason } from './types.js';
+import { chained, parseLine } from './lines.js';
+import { HEAD_SCHEMA, type AccountingRecordDraft, type CheckpointLine, type DecisionRecordDraft, type DecisionSink, type HeadLine, type HeadReason, type LogEntryDraft } from './types.js';
+import { lineAt, WitnessFile } from './witness.js';
 
 export type FsyncPolicy = 'always' | 'checkpoint' | 'never';
 
@@ -29,7 +31,16 @@ export interface FileSinkOptions {
   now?: () => Date;
   /** Another key instead of the key file (tests, or a key held elsewhere). */
   signingKey?: SigningKey;
+  /**
+   * Append-only file outside the log directory that receives a copy of every checkpoint (see
+   * witness.ts). The writer refuses to open a log that ends behind the witness's last entry.
+   * Unset or null: no witness.
+   */
+  witnessPath?: string | null;
 }
+
+/** Told of every checkpoint once it is in the log (and the witness): replicas anchor it too. */
+export type CheckpointListener = (c: { file: string; offset: number; checkpoint: CheckpointLine }) => void;
 
 export interface FileSinkStats {
   dir: string;
@@ -39,6 +50,10 @@ export interface FileSinkStats {
   checkpoints: number;
   rotations: number;
   writeErrors: number;
+  /** Times the file being written was found deleted or truncated under the writer. */
+  tampered?: number;
+  /** Checkpoints that could not be copied to the witness. */
+  witnessErrors?: number;
 }
 
 /** What the writer found when it opened the directory. */
@@ -55,6 +70,24 @@ export class DecisionLogLockedError extends Error {
     super(`decision log ${dir} is being written by process ${pid}; give each authz instance its own decision log directory, or stop that process`);
     this.name = 'DecisionLogLockedError';
   }
+}
+
+/**
+ * The log ends behind a checkpoint anchored outside it: records were cut from the end, or the
+ * newest file was deleted. The writer will not continue the chain over the gap.
+ */
+export class DecisionLogGapError extends Error {
+  constructor(readonly dir: string, readonly witness: string, readonly logEndsAt: number, readonly anchoredSeq: number, detail: string) {
+    super(`decision log ${dir} ${detail}. Authz will not resume a log behind its last anchored checkpoint. ` +
+      `Keep the directory as evidence and run \`tollgate logs verify ${dir} --witness ${witness}\` for the report; then restore the missing ` +
+      `files (from a backup, or the records from the NATS replica), or start a new log deliberately by moving both ${dir} and ${witness} aside.`);
+    this.name = 'DecisionLogGapError';
+  }
+}
+
+function fileIndex(name: string): number {
+  const m = LOG_FILE_RE.exec(name);
+  return m ? Number(m[1]) : 0;
 }
 
 function processAlive(pid: number): boolean {
@@ -91,7 +124,11 @@ export class FileDecisionSink implements DecisionSink {
   private readonly key: SigningKey;
   private readonly now: () => Date;
   private readonly warn: (m: string) => void;
-  private readonly counters = { records: 0, checkpoints: 0, rotations: 0, writeErrors: 0 };
+  private readonly counters = { records: 0, checkpoints: 0, rotations: 0, writeErrors: 0, tampered: 0, witnessErrors: 0 };
+  private witness: WitnessFile | null = null;
+  private logIdValue = '';
+  private refusal: string | null = null;
+  private readonly listeners: CheckpointListener[] = [];
   readonly resume: ResumeReport;
 
   private constructor(private readonly opts: FileSinkOptions) {
@@ -102,11 +139,14 @@ export class FileDecisionSink implements DecisionSink {
     try {
       this.key = opts.signingKey ?? loadOrCreateSigningKey(opts.signingKeyPath, this.warn);
       this.publishKey();
+      if (opts.witnessPath) this.witness = WitnessFile.open(opts.witnessPath, opts.dir);
       const { file, head, report } = this.openNewest();
       this.file = file;
       this.head = head;
       this.resume = report;
     } catch (e) {
+      this.witness?.close();
+      if (this.fd >= 0) closeSync(this.fd);
       this.releaseLock();
       throw e;
     }
@@ -121,15 +161,35 @@ export class FileDecisionSink implements DecisionSink {
   }
 
   get publicJwk(): PublicJwk { return this.key.publicJwk; }
+
+  /** Identity of this log (from its heads): what its anchors on NATS are filed under. */
+  get logId(): string { return this.logIdValue; }
+
+  /** Calls `l` after each checkpoint is written (and witnessed). */
+  onCheckpoint(l: CheckpointListener): void { this.listeners.push(l); }
   get chainHead(): ChainHead { return { ...this.head }; }
 
   append(draft: DecisionRecordDraft): void {
     this.appendEntry(draft);
   }
 
+  /**
+   * From now on every append throws `reason` (callers refuse the call: fail closed). Used when a
+   * replica finds the log behind an anchor kept elsewhere after it was opened.
+   */
+  refuse(reason: string): void {
+    this.refusal = reason;
+  }
+
+  account(draft: AccountingRecordDraft): void {
+    this.appendEntry(draft);
+  }
+
   /** Appends and returns the record as written (for replication). Throws if it could not be written. */
-  appendEntry(draft: DecisionRecordDraft): ChainedEntry {
+  appendEntry(draft: LogEntryDraft): ChainedEntry {
     if (this.closed) throw new Error('decision log is closed');
+    if (this.refusal) throw new Error(this.refusal);
+    this.checkFile();
     if (this.damaged) this.rotate('recover', { file: this.file.name, ...this.damaged });
     const entry = chainRecord(draft, this.head);
     if (this.recordsInFile > 0 && this.size + entry.bytes.length > this.opts.maxFileBytes) this.rotate('rotate', null);
@@ -146,8 +206,10 @@ export class FileDecisionSink implements DecisionSink {
 
   /** Signs a checkpoint now if records were appended since the last one. */
   checkpointIfDue(): void {
-    if (this.closed || this.sinceCheckpoint === 0) return;
+    if (this.closed) return;
     try {
+      this.checkFile();
+      if (this.sinceCheckpoint === 0) return;
       this.checkpoint();
     } catch (e) {
       this.warn(`could not write a checkpoint: ${(e as Error).message}`);
@@ -172,7 +234,33 @@ export class FileDecisionSink implements DecisionSink {
       }
       this.fd = -1;
     }
+    this.witness?.close();
     this.releaseLock();
+  }
+
+  /**
+   * The file being written must still be the file in the directory, at least as long as what
+   * was written to it: deleted or truncated under the writer, the records it held are gone from
+   * the log. One fstat per append (about a microsecond). The chain continues in a new file whose
+   * head names what was lost, so the loss is on record and `logs verify` reports it.
+   */
+  private checkFile(): void {
+    if (this.fd < 0 || this.damaged) return;
+    let st;
+    try {
+      st = fstatSync(this.fd);
+    } catch {
+      return;
+    }
+    const lost = st.nlink === 0 ? 'deleted' : st.size < this.size ? 'truncated' : null;
+    if (!lost) return;
+    this.counters.tampered++;
+    this.warn(`TAMPERING: ${this.file.name} was ${lost} while authz was writing it (${lost === 'truncated' ? `${this.size} bytes written, ${st.size} left` : `${this.size} bytes written`}; the chain stood at seq ${this.head.seq}). ` +
+      'Its records are gone from the log directory; the witness and the NATS replica (when configured) still anchor them. The chain continues in a new file whose head records the loss; `tollgate logs verify` reports it.');
+    const lostInfo: NonNullable<HeadLine['lost']> = { file: this.file.name, reason: lost, bytes_written: this.size, bytes_found: lost === 'deleted' ? 0 : Number(st.size), seq: this.head.seq };
+    // Nothing more goes to the lost file: no checkpoint before rotating.
+    this.damaged = { offset: this.size, bytes: 0 };
+    this.rotate('recover', null, lostInfo);
   }
 
   private write(buf: Buffer): void {
@@ -204,13 +292,30 @@ export class FileDecisionSink implements DecisionSink {
 
   private checkpoint(): void {
     const line = signCheckpoint(checkpointPayload(this.head, this.now()), this.key);
+    const offset = this.size;
     this.write(Buffer.from(canonicalize(line) + '\n', 'utf8'));
     this.sinceCheckpoint = 0;
     this.counters.checkpoints++;
     if (this.opts.fsync !== 'never') this.sync();
+    // Anchored after the log has it: a witness entry never names a checkpoint the log lacks.
+    if (this.witness) {
+      try {
+        this.witness.append(this.file.name, offset, line);
+      } catch (e) {
+        this.counters.witnessErrors++;
+        this.warn(`could not copy checkpoint seq ${line.seq} to the witness ${this.witness.path}: ${(e as Error).message}`);
+      }
+    }
+    for (const l of this.listeners) {
+      try {
+        l({ file: this.file.name, offset, checkpoint: line });
+      } catch (e) {
+        this.warn(`checkpoint listener failed: ${(e as Error).message}`);
+      }
+    }
   }
 
-  private rotate(reason: HeadReason, torn: HeadLine['torn']): void {
+  private rotate(reason: HeadReason, torn: HeadLine['torn'], lost: HeadLine['lost'] = null): void {
     if (this.sinceCheckpoint > 0 && !this.damaged) this.checkpoint();
     const prev = this.file;
     if (this.fd >= 0) {
@@ -220,13 +325,13 @@ export class FileDecisionSink implements DecisionSink {
       closeSync(this.fd);
       this.fd = -1;
     }
-    this.file = this.startFile(prev.index + 1, prev.name, reason, torn);
+    this.file = this.startFile(prev.index + 1, prev.name, reason, torn, lost);
     this.damaged = null;
     this.counters.rotations++;
   }
 
   /** Creates a file and writes its head line. */
-  private startFile(index: number, prevName: string | null, reason: HeadReason, torn: HeadLine['torn']): LogFile {
+  private startFile(index: number, prevName: string | null, reason: HeadReason, torn: HeadLine['torn'], lost: HeadLine['lost'] = null): LogFile {
     const name = logFileName(index);
     const path = join(this.opts.dir, name);
     this.fd = openSync(path, APPEND_FLAGS, 0o640);
@@ -236,6 +341,7 @@ export class FileDecisionSink implements DecisionSink {
     const head: HeadLine = {
       type: 'head', schema: HEAD_SCHEMA, file: name, next_seq: this.head.seq + 1, prev_hash: this.head.hash,
       prev_file: prevName, reason, timestamp: this.now().toISOString(), torn,
+      ...(lost ? { lost } : {}), log_id: this.logIdValue,
     };
     this.write(Buffer.from(canonicalize(head) + '\n', 'utf8'));
     return { name, path, index };
@@ -246,7 +352,9 @@ export class FileDecisionSink implements DecisionSink {
     const files = listLogFiles(this.opts.dir);
     const corrupt: string[] = [];
     const newest = files[files.length - 1];
+    this.logIdValue = this.findLogId(files) ?? randomUUID();
     if (!newest) {
+      this.checkAnchor(GENESIS, files);
       this.head = GENESIS;
       const file = this.startFile(1, null, 'genesis', null);
       return { file, head: GENESIS, report: { file: file.name, seq: 0, reason: 'genesis', torn: null, corrupt } };
@@ -261,6 +369,8 @@ export class FileDecisionSink implements DecisionSink {
       found = this.chainStateOf(f, tail, corrupt);
     }
     const head = found?.head ?? GENESIS;
+    // Before anything is written: a refused log stays exactly as it was found.
+    this.checkAnchor(head, files);
     this.head = head;
     const newestSize = readTail(newest.path).size;
 
@@ -288,11 +398,48 @@ export class FileDecisionSink implements DecisionSink {
     return { file: newest, head, report: { file: newest.name, seq: head.seq, reason: 'resumed', torn: null, corrupt } };
   }
 
+  /** The log id in the newest head that has one. */
+  private findLogId(files: LogFile[]): string | null {
+    for (let i = files.length - 1; i >= 0; i--) {
+      const first = readLines(files[i]!.path).next();
+      if (first.done || !first.value.complete) continue;
+      const p = parseLine(first.value.text);
+      if (p.kind === 'head' && typeof p.head.log_id === 'string' && p.head.log_id.length > 0) return p.head.log_id;
+    }
+    return null;
+  }
+
+  /**
+   * The log must reach the witness's last checkpoint: that checkpoint's seq, with the same hash,
+   * and its line still where it was written (unless its file was retired as an old file).
+   */
+  private checkAnchor(head: ChainHead, files: LogFile[]): void {
+    const w = this.witness;
+    const last = w?.last();
+    if (!w || !last) return;
+    const ck = last.checkpoint;
+    const ends = files.length === 0 ? 'has no log files' : `ends at seq ${head.seq} (${files[files.length - 1]!.name})`;
+    const anchored = `the witness ${w.path} holds the signed checkpoint for seq ${ck.seq}, written to ${last.file} at byte ${last.offset} on ${ck.timestamp}`;
+    const fail = (detail: string): never => { throw new DecisionLogGapError(this.opts.dir, w.path, head.seq, ck.seq, detail); };
+    if (ck.seq > head.seq) {
+      const missingFile = !files.some((f) => f.name === last.file) ? `; ${last.file} is missing (the newest file was deleted)` : '';
+      fail(`${ends}, but ${anchored}: ${ck.seq - head.seq} record(s), seq ${head.seq + 1}..${ck.seq}, were removed from the end of the log${missingFile}`);
+    }
+    if (ck.seq === head.seq && ck.hash !== head.hash) fail(`${ends} with a record whose hash differs from the one ${anchored}: the end of the log was rewritten`);
+    const newestIndex = files.length > 0 ? files[files.length - 1]!.index : 0;
+    const present = files.some((f) => f.name === last.file);
+    if (!present && fileIndex(last.file) >= newestIndex) fail(`${ends}, but ${anchored}, and that file is missing`);
+    if (present && lineAt(join(this.opts.dir, last.file), last.offset) !== canonicalize(ck)) {
+      fail(`${ends}, but ${anchored}, and that line is no longer there: the file was rewritten`);
+    }
+  }
+
   /** The chain state at the end of a file, from its last record or else its head line. */
   private chainStateOf(f: LogFile, tail: FileTail, corrupt: string[]): { head: ChainHead; records: boolean } | null {
     for (const line of tail.lines()) {
       const p = parseLine(line.text);
-      if (p.kind === 'record') return { head: { seq: p.record.seq, hash: recordHash(p.record) }, records: true };
+      const r = chained(p);
+      if (r) return { head: { seq: r.seq, hash: recordHash(r) }, records: true };
       if (p.kind === 'head') return { head: { seq: p.head.next_seq - 1, hash: p.head.prev_hash }, records: false };
       if (p.kind === 'invalid') corrupt.push(`${f.name} offset ${line.offset}: ${p.problem}`);
     }

@@ -1,4 +1,5 @@
 import { revisionOf, subjectOf, type DecisionStats } from './query.js';
+import { money, type SpendReport } from './spend.js';
 import type { DecisionRecordDraft } from './types.js';
 import type { Finding, VerifyReport } from './verify.js';
 
@@ -76,6 +77,19 @@ export function renderStats(s: DecisionStats): string {
   return out;
 }
 
+/** The spend report (`logs stats --by`) as a table with a TOTAL row. */
+export function renderSpend(r: SpendReport): string {
+  const cost = `COST (${r.currency})`;
+  const head = [...r.by.map((d) => d.toUpperCase()), 'CALLS', 'ALLOWED', 'DENIED', 'TOKENS IN', 'TOKENS OUT', cost];
+  const row = (g: string[], x: Omit<SpendReport['rows'][number], 'group'>): string[] =>
+    [...g, String(x.calls), String(x.allowed), String(x.denied), String(x.tokensIn), String(x.tokensOut), money(x.cost)];
+  const rows = r.rows.map((x) => row(r.by.map((d) => printable((x.group as Record<string, string>)[d] ?? '')), x));
+  rows.push(row(r.by.map((_, i) => (i === 0 ? 'TOTAL' : '')), r.total));
+  let out = renderTable(head, rows);
+  if (r.unpriced > 0) out += `\n${r.unpriced} call(s) matched no price rule and are counted at 0 (add a rule, or a default with server: "*")\n`;
+  return out;
+}
+
 function findingLine(f: Finding): string {
   const where = f.file ? `${f.file}${f.line ? ':' + f.line : ''}` : '-';
   return `  ${f.severity === 'error' ? 'ERROR  ' : 'warning'}  ${f.kind.padEnd(20)} ${printable(where)}\n           ${printable(f.message)}`;
@@ -90,6 +104,8 @@ export function renderVerify(target: string, r: VerifyReport, strict: boolean): 
   const failed = errors.length > 0 || (strict && warnings.length > 0);
   if (!failed) {
     out += 'INTACT: the chain is unbroken' + (r.signedThrough ? ` and signed through seq ${r.signedThrough}` : '') + '\n';
+  } else if (errors.some((f) => f.kind === 'truncated')) {
+    out += `TRUNCATED: records are missing from the end of the log; ${errors.length} problem(s) in all\n`;
   } else if (errors.length > 0) {
     out += `BROKEN: ${errors.length} problem(s); the first is where the log stops being trustworthy\n`;
   } else {

@@ -35,8 +35,13 @@ function isContainer(v: unknown): v is Container {
   return typeof v === 'object' && v !== null;
 }
 
+/** A canonical array index ("0", "17", not "01" or "1e3") within bounds, else -1. */
 function arrayIndex(token: string, arr: unknown[]): number {
-  if (!/^(0|[1-9][0-9]*)$/.test(token)) return -1;
+  if (token.length === 0 || token.length > 15 || (token.length > 1 && token.charCodeAt(0) === 48)) return -1;
+  for (let k = 0; k < token.length; k++) {
+    const c = token.charCodeAt(k);
+    if (c < 48 || c > 57) return -1;
+  }
   const i = Number(token);
   return i < arr.length ? i : -1;
 }

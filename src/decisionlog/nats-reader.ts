@@ -1,8 +1,8 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { parseLine } from './lines.js';
+import { chained, parseLine } from './lines.js';
 import { subjectToken } from './nats-sink.js';
-import type { ChainedDecisionRecord } from './types.js';
+import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from './types.js';
 
 /** Reads decision records back from the JetStream stream (`tollgate logs query|tail|stats --nats`). */
 
@@ -22,6 +22,14 @@ export interface StreamReadOptions {
   signal?: AbortSignal;
 }
 
+export interface StreamEntry {
+  record: ChainedLogEntry;
+  line: string;
+  subject: string;
+  streamSeq: number;
+  msgId: string | null;
+}
+
 export interface StreamRecord {
   record: ChainedDecisionRecord;
   line: string;
@@ -36,7 +44,13 @@ export function streamFilter(o: Pick<StreamReadOptions, 'subjectPrefix' | 'names
   return `${o.subjectPrefix}.${ns}.${server}`;
 }
 
+/** Decision records of the stream (accounting records left out). */
 export async function* readStreamRecords(o: StreamReadOptions): AsyncGenerator<StreamRecord> {
+  for await (const e of readStreamEntries(o)) if (!isAccounting(e.record)) yield e as StreamRecord;
+}
+
+/** Decisions and accounting records of the stream, in stream order. */
+export async function* readStreamEntries(o: StreamReadOptions): AsyncGenerator<StreamEntry> {
   const nc = await connect({ servers: o.url.split(',').map((s) => s.trim()), name: 'tollgate-logs', timeout: 5000 });
   try {
     const jsm = await jetstreamManager(nc);
@@ -56,11 +70,11 @@ export async function* readStreamRecords(o: StreamReadOptions): AsyncGenerator<S
       opts.opt_start_seq = lastSeq + 1;
     }
     const consumer = await jetstream(nc).consumers.get(o.stream, opts);
-    const toRecord = (m: { data: Uint8Array; subject: string; info: { streamSequence: number }; headers?: { get(k: string): string } }): StreamRecord | null => {
+    const toRecord = (m: { data: Uint8Array; subject: string; info: { streamSequence: number }; headers?: { get(k: string): string } }): StreamEntry | null => {
       const line = new TextDecoder().decode(m.data);
-      const p = parseLine(line);
-      if (p.kind !== 'record') return null;
-      return { record: p.record, line, subject: m.subject, streamSeq: m.info.streamSequence, msgId: m.headers?.get('Nats-Msg-Id') || null };
+      const r = chained(parseLine(line));
+      if (!r) return null;
+      return { record: r, line, subject: m.subject, streamSeq: m.info.streamSequence, msgId: m.headers?.get('Nats-Msg-Id') || null };
     };
 
     if (o.follow) {

@@ -3,10 +3,12 @@ import { join } from 'node:path';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { ChainedEntry } from './chain.js';
-import { parseLine } from './lines.js';
-import { LogCursor } from './reader.js';
+import { chained, parseLine } from './lines.js';
+import { EntryCursor } from './reader.js';
 import { Spool } from './spool.js';
-import type { ChainedDecisionRecord } from './types.js';
+import type { ChainedDecisionRecord, ChainedLogEntry, CheckpointLine } from './types.js';
+import { canonicalize } from './canonical.js';
+import { WITNESS_SCHEMA, type WitnessEntry } from './witness.js';
 
 /**
  * Replication of the decision log to a NATS JetStream stream. The local file is the source of
@@ -44,6 +46,28 @@ export interface NatsReplicaOptions {
   /** The local decision log, read back for catch-up; null disables catch-up. */
   localLogDir: string | null;
   warn: (message: string) => void;
+  /**
+   * The log's id (its heads' log_id): checkpoints are anchored on `<prefix>._anchors.<logId>`.
+   * Unset: no anchoring.
+   */
+  logId?: string;
+  /**
+   * Called once if the stream holds an anchor beyond where the local log ended when it was
+   * opened: records were cut from the local log (or its newest file deleted).
+   */
+  onGap?: (message: string) => void;
+}
+
+/** A checkpoint as the writer reports it, to be anchored in the stream. */
+export interface AnchorOffer {
+  file: string;
+  offset: number;
+  checkpoint: CheckpointLine;
+}
+
+/** Subject of a log's checkpoint anchors (a namespace never starts with "_": no clash with records). */
+export function anchorSubject(prefix: string, logId: string): string {
+  return `${prefix}._anchors.${subjectToken(logId)}`;
 }
 
 export interface NatsReplicaStats {
@@ -105,7 +129,7 @@ export class NatsReplica {
   private readonly memory: Outgoing[] = [];
   private spoolBuf: Outgoing[] = [];
   private logBuf: Outgoing[] = [];
-  private cursor: LogCursor | null = null;
+  private cursor: EntryCursor | null = null;
   private deferredFrom: number | null = null;
   private lastOffered: number;
   private acked: number;
@@ -120,6 +144,9 @@ export class NatsReplica {
   private readonly drainWaiters: Array<() => void> = [];
   private readonly counters = { published: 0, duplicates: 0, failures: 0, deferred: 0, dropped: 0 };
   private lastError: string | null = null;
+  private anchorWaiting: AnchorOffer | null = null;
+  private anchorChecked = false;
+  private readonly openedAt: number;
   private readonly spool: Spool;
   private readonly statePath: string;
   private readonly logId: string | null;
@@ -130,6 +157,7 @@ export class NatsReplica {
     this.statePath = join(opts.queueDir, STATE_FILE);
     this.spool = Spool.open(opts.queueDir, opts.queueMaxBytes, opts.warn);
     this.lastOffered = headSeq;
+    this.openedAt = headSeq;
     this.logId = opts.localLogDir ? realpathSync(opts.localLogDir) : null;
     const saved = this.loadState();
     // First start with NATS configured (or with another log): replicate from now on, not history.
@@ -155,6 +183,16 @@ export class NatsReplica {
     } else if (!this.spool.push(entry.line)) {
       this.spoolFull(seq);
     }
+    this.wake();
+  }
+
+  /**
+   * Anchors a checkpoint in the stream (latest wins while NATS is away). Sent once the records it
+   * covers are acked, so the stream never anchors records it does not hold.
+   */
+  anchor(a: AnchorOffer): void {
+    if (!this.opts.logId) return;
+    this.anchorWaiting = a;
     this.wake();
   }
 
@@ -193,7 +231,7 @@ export class NatsReplica {
     if (nc) await nc.close().catch(() => undefined);
   }
 
-  private outgoing(r: ChainedDecisionRecord, line: string, source: Outgoing['source'], spoolEnd: number): Outgoing {
+  private outgoing(r: ChainedLogEntry, line: string, source: Outgoing['source'], spoolEnd: number): Outgoing {
     return { seq: r.seq, subject: decisionSubject(this.opts.subjectPrefix, r.mcp.namespace, r.mcp.server), msgId: decisionMsgId(r), data: line, source, spoolEnd };
   }
 
@@ -222,7 +260,7 @@ export class NatsReplica {
     const lastSpooled = ends ? this.seqOf(ends.last) : null;
     if (!this.opts.localLogDir) return;
     if (firstSpooled !== null && firstSpooled > this.acked + 1) {
-      const cursor = new LogCursor(this.opts.localLogDir, this.acked + 1);
+      const cursor = new EntryCursor(this.opts.localLogDir, this.acked + 1);
       const lines: string[] = [];
       for (let got = cursor.read(BATCH); got.length > 0; got = cursor.read(BATCH)) {
         for (const r of got) if (r.record.seq < firstSpooled) lines.push(r.line);
@@ -235,8 +273,7 @@ export class NatsReplica {
   }
 
   private seqOf(line: string): number | null {
-    const p = parseLine(line);
-    return p.kind === 'record' ? p.record.seq : null;
+    return chained(parseLine(line))?.seq ?? null;
   }
 
   private pending(): boolean {
@@ -248,15 +285,15 @@ export class NatsReplica {
     if (this.memory.length > 0) return this.memory[0]!;
     if (this.spoolBuf.length === 0 && !this.spool.empty) {
       for (const item of this.spool.peek(BATCH)) {
-        const p = parseLine(item.line);
-        if (p.kind === 'record') this.spoolBuf.push(this.outgoing(p.record, item.line, 'spool', item.end));
+        const r = chained(parseLine(item.line));
+        if (r) this.spoolBuf.push(this.outgoing(r, item.line, 'spool', item.end));
         else this.spool.commit(item.end); // not a record: nothing to send
       }
       if (this.spoolBuf.length === 0) return this.next();
     }
     if (this.spoolBuf.length > 0) return this.spoolBuf[0]!;
     if (this.deferredFrom !== null && this.opts.localLogDir) {
-      this.cursor ??= new LogCursor(this.opts.localLogDir, this.deferredFrom);
+      this.cursor ??= new EntryCursor(this.opts.localLogDir, this.deferredFrom);
       if (this.logBuf.length === 0) this.logBuf = this.cursor.read(BATCH).map((r) => this.outgoing(r.record, r.line, 'log', 0));
       if (this.logBuf.length > 0) return this.logBuf[0]!;
       if (this.cursor.position > this.lastOffered) {
@@ -289,7 +326,9 @@ export class NatsReplica {
   private async run(): Promise<void> {
     let backoff = 100;
     for (;;) {
-      if (this.stopping && (!this.pending() || Date.now() >= this.deadline)) return;
+      // The last checkpoint's anchor (written at close) goes out before stopping too.
+      const anchorDue = this.anchorWaiting !== null && this.anchorWaiting.checkpoint.seq <= this.acked;
+      if (this.stopping && ((!this.pending() && !anchorDue) || Date.now() >= this.deadline)) return;
       const js = this.js;
       let item: Outgoing | null = null;
       try {
@@ -299,6 +338,10 @@ export class NatsReplica {
         this.lastError = (e as Error).message;
         this.opts.warn(`NATS replication: cannot read queued records: ${(e as Error).message}`);
         await this.idle(2000);
+        continue;
+      }
+      if (js && !item && this.anchorWaiting && this.anchorWaiting.checkpoint.seq <= this.acked) {
+        await this.publishAnchor(js, this.anchorWaiting);
         continue;
       }
       if (!js || !item) {
@@ -319,6 +362,53 @@ export class NatsReplica {
         await this.idle(backoff);
         backoff = Math.min(backoff * 2, 2000);
       }
+    }
+  }
+
+  private async publishAnchor(js: JetStreamClient, a: AnchorOffer): Promise<void> {
+    const entry: WitnessEntry = { type: 'witness', schema: WITNESS_SCHEMA, log: this.opts.localLogDir ?? '', file: a.file, offset: a.offset, checkpoint: a.checkpoint };
+    try {
+      await js.publish(anchorSubject(this.opts.subjectPrefix, this.opts.logId!), canonicalize(entry), {
+        msgID: `anchor:${this.opts.logId}:${a.checkpoint.seq}`, timeout: this.opts.publishTimeoutMs,
+      });
+      if (this.anchorWaiting === a) this.anchorWaiting = null;
+    } catch (e) {
+      this.failed(e as Error);
+      await this.idle(500);
+    }
+  }
+
+  /**
+   * Once per start, when NATS first answers: the last anchor of this log must not be beyond
+   * where the local log ended when it was opened.
+   */
+  private async checkAnchor(): Promise<void> {
+    if (this.anchorChecked || !this.opts.logId || !this.nc) return;
+    const jsm = await jetstreamManager(this.nc);
+    const subject = anchorSubject(this.opts.subjectPrefix, this.opts.logId);
+    let data: string | null = null;
+    try {
+      const m = await jsm.streams.getMessage(this.opts.stream, { last_by_subj: subject });
+      data = m ? new TextDecoder().decode(m.data) : null;
+    } catch (e) {
+      if (!/no message found|not found|10037/i.test((e as Error).message)) throw e;
+    }
+    this.anchorChecked = true;
+    if (data === null) return;
+    let entry: Partial<WitnessEntry>;
+    try {
+      entry = JSON.parse(data) as Partial<WitnessEntry>;
+    } catch {
+      this.opts.warn(`NATS anchor on ${subject} is not JSON; ignored`);
+      return;
+    }
+    const seq = entry.checkpoint?.seq;
+    if (typeof seq === 'number' && seq > this.openedAt) {
+      const msg = `decision log ${this.opts.localLogDir ?? ''} ended at seq ${this.openedAt} when it was opened, but the NATS stream ${this.opts.stream} holds the signed checkpoint for seq ${seq} (${subject}, written to ${entry.file} on ${entry.checkpoint?.timestamp}): ` +
+        `records ${this.openedAt + 1}..${seq} were removed from the local log. Authz will not resume a log behind its last anchored checkpoint: every call is refused until this is resolved. ` +
+        'Keep the directory as evidence, compare it with the stream (`tollgate logs query --nats`), restore the missing records, or start a new log deliberately.';
+      this.opts.warn(msg);
+      this.opts.onGap?.(msg);
     }
   }
 
@@ -362,6 +452,7 @@ export class NatsReplica {
     while (!this.stopping && this.nc) {
       try {
         await this.ensureStream();
+        await this.checkAnchor();
         this.js = jetstream(this.nc);
         this.recovered();
         this.wake();

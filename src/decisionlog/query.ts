@@ -56,8 +56,35 @@ export function parseTimeArg(s: string, now: Date): Date {
 function matcher(pattern: string | null | undefined): ((v: string | null | undefined) => boolean) | null {
   if (pattern === null || pattern === undefined) return null;
   if (!pattern.includes('*')) return (v) => v === pattern;
-  const re = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
-  return (v) => typeof v === 'string' && re.test(v);
+  return (v) => typeof v === 'string' && globMatch(pattern, v);
+}
+
+/**
+ * `*` glob without a regular expression: the values are tool names and claims that callers chose,
+ * and `a*a*a*…` compiled to a backtracking expression is exponential on a crafted value. This
+ * keeps only the last star to retry from, so it costs at most O(|pattern| × |value|).
+ */
+export function globMatch(pattern: string, value: string): boolean {
+  let p = 0;
+  let v = 0;
+  let star = -1;
+  let mark = 0;
+  while (v < value.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === value[v]) {
+      p++;
+      v++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      mark = v;
+    } else if (star >= 0) {
+      p = star + 1;
+      v = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 export function revisionOf(r: Pick<DecisionRecordDraft, 'bundles'>): string | null {
@@ -110,6 +137,29 @@ export function compileFilter(f: RecordFilter): RecordPredicate {
     for (const t of tests) if (!t(r)) return false;
     return true;
   };
+}
+
+/**
+ * Accounting records carry no reasons or revision: they are selected through their decision.
+ * An accounting record always comes after its decision (the response follows the Check), so
+ * remembering the matching allowed decisions until their accounting arrives is enough. Bounded:
+ * decisions whose response never came are forgotten oldest first.
+ */
+export class AccountingJoin {
+  private readonly waiting = new Map<string, true>();
+  constructor(private readonly max = 1_000_000) {}
+
+  /** Notes a decision record and whether it matched the filter. */
+  decision(r: DecisionRecordDraft, matched: boolean): void {
+    if (!matched || !r.result.allow) return;
+    this.waiting.set(r.decision_id, true);
+    if (this.waiting.size > this.max) this.waiting.delete(this.waiting.keys().next().value as string);
+  }
+
+  /** Whether an accounting record belongs to a matching decision (each is taken once). */
+  accounting(decisionId: string): boolean {
+    return this.waiting.delete(decisionId);
+  }
 }
 
 export interface Count<K> {

@@ -1,6 +1,15 @@
 import { listLogFiles, readLines, type LogFile } from './files.js';
-import { parseLine } from './lines.js';
-import type { ChainedDecisionRecord } from './types.js';
+import { chained, parseLine } from './lines.js';
+import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from './types.js';
+
+/** A line of the chain as read back: a decision or an accounting record. */
+export interface LoggedEntry {
+  record: ChainedLogEntry;
+  /** The line as written (canonical JSON, no newline). */
+  line: string;
+  file: string;
+  lineNo: number;
+}
 
 export interface LoggedRecord {
   record: ChainedDecisionRecord;
@@ -11,12 +20,12 @@ export interface LoggedRecord {
 }
 
 /**
- * Reads records of a log directory in chain order, from a seq on, in batches: used to catch a
- * replica up from the local log and to follow the log (`tollgate logs tail -f`). Lines that are
- * not complete yet (a write in progress) are left for the next batch; invalid lines are skipped
- * (`tollgate logs verify` is the place that reports them).
+ * Reads the chain of a log directory (decisions and accounting records) in order, from a seq on,
+ * in batches: used to catch a replica up from the local log. Lines that are not complete yet (a
+ * write in progress) are left for the next batch; invalid lines are skipped (`tollgate logs
+ * verify` is the place that reports them).
  */
-export class LogCursor {
+export class EntryCursor {
   private file: LogFile | null = null;
   private offset = 0;
   private lineNo = 0;
@@ -29,8 +38,8 @@ export class LogCursor {
   }
 
   /** Up to `max` records with seq ≥ position; [] when the reader is at the end of the log for now. */
-  read(max: number): LoggedRecord[] {
-    const out: LoggedRecord[] = [];
+  read(max: number): LoggedEntry[] {
+    const out: LoggedEntry[] = [];
     if (!this.file && !this.locate()) return out;
     for (;;) {
       const f = this.file!;
@@ -38,10 +47,10 @@ export class LogCursor {
         if (!raw.complete) break;
         this.offset = raw.offset + Buffer.byteLength(raw.text) + 1;
         this.lineNo = raw.lineNo;
-        const p = parseLine(raw.text);
-        if (p.kind !== 'record' || p.record.seq < this.nextSeq) continue;
-        this.nextSeq = p.record.seq + 1;
-        out.push({ record: p.record, line: raw.text, file: f.name, lineNo: raw.lineNo });
+        const r = chained(parseLine(raw.text));
+        if (!r || r.seq < this.nextSeq) continue;
+        this.nextSeq = r.seq + 1;
+        out.push({ record: r, line: raw.text, file: f.name, lineNo: raw.lineNo });
         if (out.length >= max) return out;
       }
       // End of this file for now: move on only if a newer file exists (the writer rotated).
@@ -62,7 +71,7 @@ export class LogCursor {
       const first = readLines(files[i]!.path).next();
       if (first.done || !first.value.complete) continue;
       const p = parseLine(first.value.text);
-      const startSeq = p.kind === 'head' ? p.head.next_seq : p.kind === 'record' ? p.record.seq : null;
+      const startSeq = p.kind === 'head' ? p.head.next_seq : chained(p)?.seq ?? null;
       if (startSeq !== null && startSeq <= this.nextSeq) {
         chosen = files[i]!;
         break;
@@ -75,6 +84,28 @@ export class LogCursor {
   }
 }
 
+/** Decision records only (what `logs tail -f` follows); same contract as EntryCursor. */
+export class LogCursor {
+  private readonly entries: EntryCursor;
+  constructor(dir: string, nextSeq = 1) {
+    this.entries = new EntryCursor(dir, nextSeq);
+  }
+
+  get position(): number {
+    return this.entries.position;
+  }
+
+  /** Up to `max` decision records; [] only at the end of the log for now. */
+  read(max: number): LoggedRecord[] {
+    for (;;) {
+      const got = this.entries.read(max);
+      if (got.length === 0) return [];
+      const records = got.filter((e): e is LoggedRecord => !isAccounting(e.record));
+      if (records.length > 0) return records;
+    }
+  }
+}
+
 /** Every record of a log directory, in order (streaming). */
 export function* readRecords(dir: string, fromSeq = 1, batch = 1024): Generator<LoggedRecord> {
   const cursor = new LogCursor(dir, fromSeq);
@@ -82,6 +113,17 @@ export function* readRecords(dir: string, fromSeq = 1, batch = 1024): Generator<
     const got = cursor.read(batch);
     if (got.length === 0) return;
     yield* got;
+  }
+}
+
+/** Decisions and accounting records of explicit files, in order. */
+export function* readEntriesOfFiles(files: readonly LogFile[]): Generator<LoggedEntry> {
+  for (const f of files) {
+    for (const raw of readLines(f.path)) {
+      if (!raw.complete) continue;
+      const r = chained(parseLine(raw.text));
+      if (r) yield { record: r, line: raw.text, file: f.name, lineNo: raw.lineNo };
+    }
   }
 }
 

@@ -3,11 +3,24 @@
  * that holds it or by the look of the value. False positives cost a reviewer one "***"; a false
  * negative puts a live credential into a log that is replicated and kept for years, so the
  * heuristics lean towards masking.
+ *
+ * Everything here runs in time linear in its input (see secret-scan.ts for why that matters).
  */
 
-/** Field names are compared lower-cased with separators removed: "API-Key", "api_key", "apiKey" → "apikey". */
+import { hasCredentialShape, isDigit, isHexOrDash, isLetter, isSpace, isTokenChar } from './secret-scan.js';
+
+/**
+ * Field names are compared lower-cased with separators removed: "API-Key", "api_key", "apiKey" →
+ * "apikey". A loop, not a regular expression: names are chosen by callers.
+ */
 function normaliseKey(key: string): string {
-  return key.toLowerCase().replace(/[-_.\s]/g, '');
+  let out = '';
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c === 45 || c === 95 || c === 46 || isSpace(c)) continue; // - _ . whitespace
+    out += key[i];
+  }
+  return out.toLowerCase();
 }
 
 const SECRET_KEY_EXACT = new Set([
@@ -27,14 +40,18 @@ export function isSecretKey(key: string): boolean {
   let v = keyVerdicts.get(key);
   if (v === undefined) {
     v = judgeKey(key);
-    // Field names repeat from call to call; the cache is bounded so hostile names cannot grow it.
-    if (keyVerdicts.size >= 4096) keyVerdicts.clear();
-    keyVerdicts.set(key, v);
+    // Field names repeat from call to call; the cache is bounded in entries and in name length
+    // so hostile names cannot grow it.
+    if (key.length <= MAX_CACHED_KEY) {
+      if (keyVerdicts.size >= 4096) keyVerdicts.clear();
+      keyVerdicts.set(key, v);
+    }
   }
   return v;
 }
 
 const keyVerdicts = new Map<string, boolean>();
+const MAX_CACHED_KEY = 256;
 
 function judgeKey(key: string): boolean {
   const k = normaliseKey(key);
@@ -44,25 +61,6 @@ function judgeKey(key: string): boolean {
   for (const part of SECRET_KEY_PARTS) if (k.includes(part)) return true;
   return false;
 }
-
-/** Credential formats with a recognisable shape (searched anywhere in the string). */
-const SECRET_VALUE_PATTERNS: RegExp[] = [
-  /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/, // JWT / JWS compact
-  /\bsk-[A-Za-z0-9_-]{16,}/, // OpenAI / Anthropic style API keys
-  /\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}/, // GitHub tokens
-  /\bgithub_pat_[A-Za-z0-9_]{20,}/,
-  /\bglpat-[A-Za-z0-9_-]{20,}/, // GitLab
-  /\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b/, // AWS access key ids
-  /\bAIza[0-9A-Za-z_-]{35}/, // Google API keys
-  /\bxox[abposr]-[A-Za-z0-9-]{10,}/, // Slack
-  /\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}/, // Stripe
-  /-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----/, // PEM / PGP private keys
-  /\b[a-z][a-z0-9+.-]*:\/\/[^\s/:@]+:[^\s/@]+@/i, // URL with user:password@
-  /\bBearer\s+[A-Za-z0-9._~+/-]{16,}=*/i, // a pasted Authorization value
-];
-
-/** Base64/base64url-ish tokens: no spaces or dots (file names, hosts), at least 32 characters. */
-const TOKEN_LIKE = /^[A-Za-z0-9+/=_-]{32,}$/;
 
 /** Shannon entropy in bits per character. */
 export function entropy(s: string): number {
@@ -85,15 +83,32 @@ export function entropy(s: string): number {
  */
 export function looksLikeSecret(value: string): boolean {
   if (value.length < 16) return false;
-  for (const re of SECRET_VALUE_PATTERNS) if (re.test(value)) return true;
+  if (hasCredentialShape(value)) return true;
   if (value.length < 32) return false;
-  if (!/\s/.test(value)) return randomToken(value);
-  for (const word of value.split(/\s+/)) if (word.length >= 32 && randomToken(word)) return true;
+  // Each whitespace-separated word of 32+ characters is judged on its own (one pass, no split).
+  let i = 0;
+  while (i < value.length) {
+    while (i < value.length && isSpace(value.charCodeAt(i))) i++;
+    const start = i;
+    while (i < value.length && !isSpace(value.charCodeAt(i))) i++;
+    if (i - start >= 32 && randomToken(value, start, i)) return true;
+  }
   return false;
 }
 
-function randomToken(word: string): boolean {
-  if (word.length > 4096 || word.startsWith('/') || !TOKEN_LIKE.test(word) || !/[0-9]/.test(word) || !/[A-Za-z]/.test(word)) return false;
-  if (/^[0-9a-f-]+$/i.test(word)) return false; // hex digests, UUIDs
-  return entropy(word) >= 4.2;
+/** Whether value[start, end) is a long random-looking token; at most 4096 characters are examined. */
+function randomToken(value: string, start: number, end: number): boolean {
+  if (end - start > 4096 || value.charCodeAt(start) === 47 /* '/' */) return false;
+  let digit = false;
+  let letter = false;
+  let hexOnly = true;
+  for (let k = start; k < end; k++) {
+    const c = value.charCodeAt(k);
+    if (!isTokenChar(c)) return false;
+    digit ||= isDigit(c);
+    letter ||= isLetter(c);
+    hexOnly &&= isHexOrDash(c);
+  }
+  if (!digit || !letter || hexOnly) return false; // hex digests, UUIDs
+  return entropy(value.slice(start, end)) >= 4.2;
 }

@@ -1,6 +1,6 @@
 import type { ChainedEntry } from './chain.js';
 import type { FileDecisionSink, FileSinkStats } from './file-sink.js';
-import type { DecisionRecordDraft, DecisionSink } from './types.js';
+import type { AccountingRecordDraft, DecisionRecordDraft, DecisionSink, LogEntryDraft } from './types.js';
 
 /** A copy of the log elsewhere, fed with records already written locally. */
 export interface Replica {
@@ -25,6 +25,22 @@ export class TeeSink implements DecisionSink {
   constructor(readonly file: FileDecisionSink, readonly replicas: readonly Replica[], private readonly warn: (m: string) => void) {}
 
   append(record: DecisionRecordDraft): void {
+    this.appendAndOffer(record);
+  }
+
+  /**
+   * An accounting record arrives after the call was answered: if it cannot be written the
+   * failure is reported, not thrown into the response path.
+   */
+  account(record: AccountingRecordDraft): void {
+    try {
+      this.appendAndOffer(record);
+    } catch (e) {
+      this.warn(`could not write the accounting record of decision ${record.decision_id}: ${(e as Error).message}`);
+    }
+  }
+
+  private appendAndOffer(record: LogEntryDraft): void {
     const entry = this.file.appendEntry(record);
     for (const r of this.replicas) {
       try {

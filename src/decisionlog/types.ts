@@ -30,6 +30,16 @@ export interface DecisionRecord {
     code: number | null;
     /** Set when the call never reached policy (bad token, malformed body, ...). */
     error: string | null;
+    /**
+     * What happened to the call (set by authz since issue 10): `forwarded` to the server, `refused`,
+     * or `not_executed` although policy allowed it (batch refused as a whole, answer after Envoy's
+     * deadline). Absent in records written before.
+     */
+    outcome?: 'forwarded' | 'refused' | 'not_executed';
+    /** The policy's own verdict, which `allow` may not be (not executed); null if never judged. */
+    policy_allow?: boolean | null;
+    /** ms past Envoy's ext_authz deadline when authz answered; null when in time. */
+    late_ms?: number | null;
   };
   budget: Array<{ name: string; limit: number; used: number; remaining: number }> | null;
   tokens: { request: number; response: number | null } | null;
@@ -49,6 +59,8 @@ export type DecisionRecordDraft = Omit<DecisionRecord, 'seq' | 'prev_hash'>;
  */
 export interface DecisionSink {
   append(record: DecisionRecordDraft): void;
+  /** Appends an accounting record (after the response); never throws. Optional for older sinks. */
+  account?(record: AccountingRecordDraft): void;
   close(): Promise<void>;
 }
 
@@ -56,6 +68,38 @@ export type { Decision };
 
 /** A record as written: the draft plus its place in the hash chain. */
 export type ChainedDecisionRecord = DecisionRecordDraft & { seq: number; prev_hash: string };
+
+export const ACCOUNTING_SCHEMA = 'tollgate.accounting/v1';
+
+/**
+ * What an allowed call cost, known only once its response has flowed back (ext_proc): written to
+ * the same hash chain as the decisions, linked to its decision by `decision_id`. It repeats the
+ * identity and the call's server and tool so spend can be summed without joining.
+ */
+export interface AccountingRecord {
+  schema: typeof ACCOUNTING_SCHEMA;
+  type: 'response_tokens';
+  decision_id: string;
+  timestamp: string;
+  labels: DecisionRecord['labels'];
+  identity: { sub: string | null; team: string | null; agent: string | null };
+  mcp: { server: string; namespace: string; method: string | null; tool: string | null };
+  /** `request`: tokens of the arguments (as charged at Check); `response`: of the results. Default encoding (o200k_base). */
+  tokens: { request: number; response: number };
+  seq?: number;
+  prev_hash?: string;
+}
+
+export type AccountingRecordDraft = Omit<AccountingRecord, 'seq' | 'prev_hash'>;
+export type ChainedAccountingRecord = AccountingRecordDraft & { seq: number; prev_hash: string };
+
+/** Anything the chain holds: decisions and accounting records share one seq and one chain. */
+export type ChainedLogEntry = ChainedDecisionRecord | ChainedAccountingRecord;
+export type LogEntryDraft = DecisionRecordDraft | AccountingRecordDraft;
+
+export function isAccounting(e: ChainedLogEntry): e is ChainedAccountingRecord {
+  return e.schema === ACCOUNTING_SCHEMA;
+}
 
 export const CHECKPOINT_SCHEMA = 'tollgate.checkpoint/v1';
 export const HEAD_SCHEMA = 'tollgate.decision-head/v1';
@@ -100,4 +144,15 @@ export interface HeadLine {
   timestamp: string;
   /** With reason "recover": the incomplete last line the writer found in prev_file. */
   torn: { file: string; offset: number; bytes: number } | null;
+  /**
+   * With reason "recover": the file being written was deleted or truncated under the writer
+   * (tampering); `seq` is where the chain stood, `bytes_*` what was written and what was left.
+   * Absent otherwise.
+   */
+  lost?: { file: string; reason: 'deleted' | 'truncated'; bytes_written: number; bytes_found: number; seq: number } | null;
+  /**
+   * Identity of the log, chosen at genesis and repeated in every head: names the log's anchors
+   * on NATS. Absent in logs started before it existed (then chosen at the next file).
+   */
+  log_id?: string;
 }

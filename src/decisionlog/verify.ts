@@ -3,7 +3,8 @@ import { GENESIS_HASH, sha256Hex } from './chain.js';
 import { verifyCheckpoint, type TrustedKeys } from './checkpoint.js';
 import { readLines, type LogFile } from './files.js';
 import { classify } from './lines.js';
-import type { ChainedDecisionRecord, CheckpointLine, HeadLine } from './types.js';
+import type { ChainedLogEntry, CheckpointLine, HeadLine } from './types.js';
+import type { WitnessedCheckpoint } from './witness.js';
 
 /**
  * Verification of a decision log: the hash chain across files, the checkpoint signatures, and the
@@ -30,7 +31,9 @@ export type WarningKind =
   | 'partial' // verification of a single file, or of a log whose start is not here
   | 'not_canonical'
   | 'checkpoint_unchecked'
-  | 'write_in_progress'; // incomplete last line of a log a live writer holds
+  | 'write_in_progress' // incomplete last line of a log a live writer holds
+  | 'no_witness' // nothing anchors the end of the log outside it
+  | 'witness_torn'; // the witness ends with an incomplete line (a crash while anchoring)
 
 export interface Finding {
   kind: ProblemKind | WarningKind;
@@ -71,6 +74,11 @@ export interface VerifyOptions {
    * progress rather than a truncation, so it is a warning.
    */
   live?: boolean;
+  /**
+   * Checkpoints copied to the witness (witness.ts): anchors outside the log. A log that ends
+   * before the last of them was truncated or lost its newest file.
+   */
+  witness?: { path: string; anchors: readonly WitnessedCheckpoint[]; problems: ReadonlyArray<{ line: number; problem: string }> } | null;
 }
 
 interface Loc {
@@ -135,9 +143,20 @@ class ChainVerifier {
   /** Valid checkpoints naming a seq not seen yet. */
   private readonly ahead = new Map<number, { hash: string; loc: Loc }>();
   private notCanonical = 0;
+  /** Witnessed checkpoints by seq, taken out as their records are seen. */
+  private readonly anchors = new Map<number, WitnessedCheckpoint>();
+  private readonly anchorMismatches: Array<{ anchor: WitnessedCheckpoint; rec: Seen }> = [];
+  private lastLoc: Loc | null = null;
+  private readonly fileNames = new Set<string>();
   private pendingTorn: { file: string; offset: number; bytes: number; loc: Loc } | null = null;
 
-  constructor(private readonly opts: VerifyOptions) {}
+  constructor(private readonly opts: VerifyOptions) {
+    for (const a of opts.witness?.anchors ?? []) this.anchors.set(a.entry.checkpoint.seq, a);
+  }
+
+  noteFile(name: string): void {
+    this.fileNames.add(name);
+  }
 
   get broken(): boolean {
     return this.errors > 0;
@@ -149,7 +168,7 @@ class ChainVerifier {
     this.findings.push({ kind, severity, file: loc?.file ?? null, line: loc?.line ?? null, seq, message });
   }
 
-  record(r: ChainedDecisionRecord, text: string, loc: Loc): void {
+  record(r: ChainedLogEntry, text: string, loc: Loc): void {
     const canonical = canonicalize(r);
     if (canonical !== text && this.notCanonical++ === 0) {
       this.add('not_canonical', 'warning', loc, r.seq, 'line is not in RFC 8785 form (re-serialised?); its hash is taken over the canonical form');
@@ -171,7 +190,15 @@ class ChainVerifier {
       this.ahead.delete(cur.seq);
       this.compareCheckpoint(ck.hash, ck.loc, cur);
     }
-    if (cur.seq > this.maxSeq) this.maxSeq = cur.seq;
+    const anchor = this.anchors.get(cur.seq);
+    if (anchor) {
+      this.anchors.delete(cur.seq);
+      if (anchor.entry.checkpoint.hash !== cur.hash) this.anchorMismatches.push({ anchor, rec: cur });
+    }
+    if (cur.seq > this.maxSeq) {
+      this.maxSeq = cur.seq;
+      this.lastLoc = cur.loc;
+    }
     this.recent.set(cur.seq, cur.hash);
     if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value as number);
     this.prev = cur;
@@ -266,7 +293,14 @@ class ChainVerifier {
   }
 
   head(h: HeadLine, loc: Loc, firstLineOfFile: boolean, prevFile: string | null): void {
-    if (firstLineOfFile && h.prev_file && h.prev_file !== prevFile && (prevFile !== null || this.opts.whole)) {
+    const lost = h.reason === 'recover' ? h.lost : null;
+    if (lost) {
+      this.add(lost.reason === 'deleted' ? 'deleted' : 'truncated', 'error', loc, lost.seq,
+        `${loc.file} was started because ${lost.file} was ${lost.reason} while authz was writing it (the chain stood at seq ${lost.seq}; ` +
+        `${lost.bytes_written} bytes written, ${lost.bytes_found} left): the records it held are gone from this directory`);
+    }
+    const noted = lost?.reason === 'deleted' && lost.file === h.prev_file;
+    if (firstLineOfFile && !noted && h.prev_file && h.prev_file !== prevFile && (prevFile !== null || this.opts.whole)) {
       this.add('deleted', 'error', loc, h.next_seq, `${loc.file} continues ${h.prev_file}, which is missing${prevFile ? ` (the file before it here is ${prevFile})` : ''}`);
     }
     const torn = this.pendingTorn;
@@ -307,6 +341,36 @@ class ChainVerifier {
     return this.records > 0 ? this.maxSeq : null;
   }
 
+  /** Compares the log with the witness's anchors (signatures checked only where it matters). */
+  async finishWitness(): Promise<void> {
+    const w = this.opts.witness;
+    if (!w) return;
+    const at = (a: WitnessedCheckpoint): Loc => ({ file: a.witness, line: a.line });
+    for (const p of w.problems) {
+      this.add(p.problem.startsWith('incomplete') ? 'witness_torn' : 'malformed', p.problem.startsWith('incomplete') ? 'warning' : 'error',
+        { file: w.path, line: p.line }, null, `witness line ${w.path}:${p.line}: ${p.problem}`);
+    }
+    const genuine = async (a: WitnessedCheckpoint): Promise<boolean> => {
+      if (!this.opts.keys) return true;
+      const res = await verifyCheckpoint(a.entry.checkpoint, this.opts.keys);
+      if (!res.ok) this.add('forged_checkpoint', 'error', at(a), a.entry.checkpoint.seq, `witness entry at ${where(at(a))} is forged: ${res.problem}`);
+      return res.ok;
+    };
+    for (const { anchor, rec } of this.anchorMismatches) {
+      if (!(await genuine(anchor))) continue;
+      this.add('edited', 'error', rec.loc, rec.seq,
+        `the witness holds a signed checkpoint for seq ${rec.seq} with hash ${anchor.entry.checkpoint.hash.slice(0, 16)}… (${where(at(anchor))}), but the log's record at ${where(rec.loc)} hashes to ${rec.hash.slice(0, 16)}…: records up to seq ${rec.seq} were rewritten`);
+    }
+    let newest: WitnessedCheckpoint | null = null;
+    for (const a of this.anchors.values()) if (a.entry.checkpoint.seq > this.maxSeq && (!newest || a.entry.checkpoint.seq > newest.entry.checkpoint.seq)) newest = a;
+    if (!newest || !(await genuine(newest))) return;
+    const ck = newest.entry.checkpoint;
+    const ends = this.lastLoc ? `the log ends at seq ${this.maxSeq} (${where(this.lastLoc)})` : 'the log has no records';
+    const gone = !this.fileNames.has(newest.entry.file) ? `; ${newest.entry.file}, where that checkpoint was written, is missing: the newest file was deleted` : '';
+    this.add('truncated', 'error', this.lastLoc, this.maxSeq + 1,
+      `truncated tail: ${ends}, but the witness holds a signed checkpoint for seq ${ck.seq} (${where(at(newest))}, written to ${newest.entry.file} at byte ${newest.entry.offset} on ${ck.timestamp}): ${range(this.maxSeq + 1, ck.seq)} are missing${gone}`);
+  }
+
   finish(): void {
     if (this.pendingTorn) this.tornError(this.pendingTorn);
     for (const g of this.gaps.remaining()) {
@@ -337,6 +401,7 @@ export async function verifyLogFiles(files: readonly LogFile[], opts: VerifyOpti
     v.add('key_from_log_dir', 'warning', null, null,
       `checkpoint signatures were checked against ${opts.keysFromLogDir}, which lives next to the log and could have been replaced along with it; pass --key with a copy of the public key you trust`);
   }
+  for (const f of files) v.noteFile(f.name);
   for (let fi = 0; fi < files.length; fi++) {
     const f = files[fi]!;
     const lastFile = fi === files.length - 1;
@@ -359,7 +424,7 @@ export async function verifyLogFiles(files: readonly LogFile[], opts: VerifyOpti
       }
       const p = classify(value);
       if (first) v.firstLineOfFile(p.kind === 'head');
-      if (p.kind === 'record') v.record(p.record, raw.text, loc);
+      if (p.kind === 'record' || p.kind === 'accounting') v.record(p.record, raw.text, loc);
       else if (p.kind === 'checkpoint') await v.checkpoint(p.checkpoint, loc);
       else if (p.kind === 'head') v.head(p.head, loc, first, fi > 0 ? files[fi - 1]!.name : null);
       else v.add('malformed', 'error', loc, null, `line at ${where(loc)} is ${p.problem}: edited or corrupted`);
@@ -367,6 +432,10 @@ export async function verifyLogFiles(files: readonly LogFile[], opts: VerifyOpti
     }
   }
   v.finish();
+  await v.finishWitness();
+  if (opts.witness === null) {
+    v.add('no_witness', 'warning', null, null, 'no witness file: records cut from the end of the log together with their checkpoints, or a deleted newest file, would go unnoticed (pass --witness)');
+  }
   return {
     ok: !v.broken,
     files: files.map((f) => f.name),

@@ -1,7 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { JsonObject } from './protojson.js';
-import { http2ProtocolOptions, sidecarResources, type HostPort, type SidecarSpec } from './resources.js';
+import {
+  http2ProtocolOptions, MESH_CA_SECRET, meshTlsTransportSocket, sidecarResources, WORKLOAD_CERT_SECRET, type HostPort, type SidecarSpec,
+} from './resources.js';
 
 export const XDS_CLUSTER = 'tollgate_xds';
 
@@ -23,6 +25,28 @@ export interface AdsBootstrapOptions {
   adminHost?: string;
   /** The control plane's ADS endpoint. */
   xds: HostPort;
+  /**
+   * The workload's identity files (paths as Envoy sees them) and the control plane's SPIFFE ID:
+   * Envoy connects to ADS over mTLS and accepts no other server. The same secrets are what
+   * xDS-served clusters (authz over mTLS) refer to by name.
+   */
+  tls?: WorkloadTls;
+}
+
+export interface WorkloadTls {
+  cert: string;
+  key: string;
+  ca: string;
+  /** SPIFFE ID the control plane's certificate must carry. */
+  controlPlaneIdentity: string;
+}
+
+/** The workload certificate and the mesh CA as static secrets, read from files Envoy watches. */
+function workloadSecrets(tls: Omit<WorkloadTls, 'controlPlaneIdentity'>): JsonObject[] {
+  return [
+    { name: WORKLOAD_CERT_SECRET, tls_certificate: { certificate_chain: { filename: tls.cert }, private_key: { filename: tls.key } } },
+    { name: MESH_CA_SECRET, validation_context: { trusted_ca: { filename: tls.ca } } },
+  ];
 }
 
 function adminConfig(port: number, host = '127.0.0.1'): JsonObject {
@@ -35,9 +59,10 @@ function nodeConfig(id: string, cluster: string, metadata: NodeMetadata): JsonOb
   return { id, cluster, metadata: md };
 }
 
-function xdsCluster(xds: HostPort): JsonObject {
+function xdsCluster(xds: HostPort, tls: WorkloadTls | undefined): JsonObject {
   const ip = isIP(xds.host) !== 0;
   return {
+    ...(tls ? { transport_socket: meshTlsTransportSocket(tls.controlPlaneIdentity, ip ? undefined : xds.host) } : {}),
     name: XDS_CLUSTER,
     type: ip ? 'STATIC' : 'STRICT_DNS',
     ...(ip ? {} : { dns_lookup_family: 'V4_PREFERRED' }),
@@ -61,7 +86,7 @@ export function adsBootstrap(o: AdsBootstrapOptions): JsonObject {
   return {
     node: nodeConfig(o.nodeId, o.cluster, o.metadata),
     admin: adminConfig(o.adminPort, o.adminHost),
-    static_resources: { clusters: [xdsCluster(o.xds)] },
+    static_resources: { clusters: [xdsCluster(o.xds, o.tls)], ...(o.tls ? { secrets: workloadSecrets(o.tls) } : {}) },
     dynamic_resources: {
       ads_config: {
         api_type: 'GRPC',
@@ -76,12 +101,12 @@ export function adsBootstrap(o: AdsBootstrapOptions): JsonObject {
 }
 
 /** The same sidecar with everything inline: no control plane needed (offline inject, fallback). */
-export function staticBootstrap(spec: SidecarSpec, adminPort: number, adminHost?: string): JsonObject {
+export function staticBootstrap(spec: SidecarSpec, adminPort: number, adminHost?: string, tls?: Omit<WorkloadTls, 'controlPlaneIdentity'>): JsonObject {
   const r = sidecarResources(spec, 'static');
   return {
     node: nodeConfig(spec.nodeId, `${spec.namespace}/${spec.server}`, { server: spec.server, namespace: spec.namespace }),
     admin: adminConfig(adminPort, adminHost),
-    static_resources: { listeners: r.listeners, clusters: r.clusters },
+    static_resources: { listeners: r.listeners, clusters: r.clusters, ...(tls ? { secrets: workloadSecrets(tls) } : {}) },
   };
 }
 

@@ -24,6 +24,12 @@ export interface SidecarSpec {
     extProcMessageTimeoutMs?: number;
     /** HTTP status the client gets when authz cannot be reached or times out. Default 503. */
     statusOnError?: number;
+    /**
+     * Reach authz over mTLS: Envoy presents its workload certificate and accepts only a server
+     * certificate with this SPIFFE ID. Needs the bootstrap's workload secrets (adsBootstrap `tls`).
+     * Unset: plaintext, for authz on the pod's loopback.
+     */
+    tlsIdentity?: string;
   };
   /** Largest request body buffered for ext_authz; bigger bodies get 413 and never reach authz. */
   maxRequestBytes: number;
@@ -149,9 +155,36 @@ export function http2ProtocolOptions(maxRequestsPerConnection?: number): JsonObj
  */
 export const AUTHZ_MAX_REQUESTS_PER_CONNECTION = 500;
 
+/** Static secrets every TLS-enabled bootstrap defines; dynamic resources refer to them by name. */
+export const WORKLOAD_CERT_SECRET = 'tollgate_workload_cert';
+export const MESH_CA_SECRET = 'tollgate_mesh_ca';
+
+/**
+ * An upstream TLS transport socket: the workload certificate as client certificate, the mesh CA,
+ * and the one SPIFFE ID the server must present. gRPC needs ALPN h2.
+ */
+export function meshTlsTransportSocket(serverIdentity: string, sni?: string): JsonObject {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': atType(EnvoyType.upstreamTlsContext),
+      ...(sni ? { sni } : {}),
+      common_tls_context: {
+        alpn_protocols: ['h2'],
+        tls_certificate_sds_secret_configs: [{ name: WORKLOAD_CERT_SECRET }],
+        combined_validation_context: {
+          default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: serverIdentity } }] },
+          validation_context_sds_secret_config: { name: MESH_CA_SECRET },
+        },
+      },
+    },
+  };
+}
+
 function authzCluster(spec: SidecarSpec, mode: ResourceMode): JsonObject {
   return {
     ...cluster(AUTHZ_CLUSTER, spec.authz, mode, 1000),
+    ...(spec.authz.tlsIdentity ? { transport_socket: meshTlsTransportSocket(spec.authz.tlsIdentity) } : {}),
     typed_extension_protocol_options: http2ProtocolOptions(AUTHZ_MAX_REQUESTS_PER_CONNECTION),
     // Every open SSE stream holds an ext_proc stream on this cluster; Envoy's default of 1024
     // concurrent requests would start failing (closed) long before authz is actually busy.
@@ -315,6 +348,9 @@ export function listener(spec: SidecarSpec, mode: ResourceMode): JsonObject {
     name: LISTENER_NAME,
     address: socketAddress(spec.listen),
     traffic_direction: 'INBOUND',
+    // Without SO_REUSEPORT a port something else holds is a bind error (LDS rejected), never a
+    // port quietly shared with another process that then answers some of the MCP clients.
+    enable_reuse_port: false,
     // Bounds what Envoy buffers per stream: a response authz asks to have BUFFERED for ext_proc.
     // ext_authz enforces its own request limit (max_request_bytes) within it.
     per_connection_buffer_limit_bytes: Math.max(spec.maxRequestBytes, spec.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES),

@@ -11,6 +11,7 @@ export const EnvoyType = {
   extProcPerRoute: 'envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute',
   router: 'envoy.extensions.filters.http.router.v3.Router',
   httpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  upstreamTlsContext: 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
 } as const;
 
 export const TYPE_URL_PREFIX = 'type.googleapis.com/' as const;

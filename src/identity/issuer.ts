@@ -1,8 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { CryptoKey } from 'jose';
+import { createLocalJWKSet, jwtVerify, type CryptoKey, type JSONWebKeySet } from 'jose';
 import { activeKey, addKey, loadOrCreateKeyRing, publicJwk, signingKey, type KeyRing, type SigningAlg, type StoredKey } from './keystore.js';
 import { signDevToken, type DevClaims } from './mint.js';
+import {
+  authenticateClient, checkExchangeRequest, delegatedClaims, GRANT_TOKEN_EXCHANGE, OAuthError, TOKEN_TYPE_ACCESS,
+  type ExchangeClient, type ExchangeRequest, type SubjectClaims,
+} from './token-exchange.js';
 
 export type { DevClaims } from './mint.js';
 export type { SigningAlg } from './keystore.js';
@@ -18,7 +22,14 @@ export interface DevIssuerOptions {
   issuer?: string;
   /** Algorithm of keys this issuer creates (first start, rotate). Existing keys keep theirs. Default ES256. */
   alg?: SigningAlg;
+  /**
+   * Clients allowed RFC 8693 token exchange at `<issuer>/token` (the gateway). None: the token
+   * endpoint answers unauthorized_client for everyone.
+   */
+  exchangeClients?: ExchangeClient[];
 }
+
+const MAX_FORM_BYTES = 16 * 1024;
 
 function baseUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -35,8 +46,9 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 }
 
 /**
- * A minimal OIDC issuer for local use and tests: discovery, JWKS and in-process minting. It has no
- * login or token endpoint; tokens come from mint() or `tollgate token`.
+ * A minimal OIDC issuer for local use and tests: discovery, JWKS and in-process minting, plus an
+ * RFC 8693 token-exchange endpoint for registered clients (the gateway). It has no login: caller
+ * tokens come from mint() or `tollgate token`.
  */
 export class DevIssuer {
   private signer: { key: StoredKey; crypto: CryptoKey } | null = null;
@@ -47,6 +59,7 @@ export class DevIssuer {
     private ring: KeyRing,
     private readonly stateDir: string,
     private readonly alg: SigningAlg,
+    private readonly exchangeClients: ExchangeClient[],
   ) {}
 
   static async start(opts: DevIssuerOptions): Promise<DevIssuer> {
@@ -59,8 +72,12 @@ export class DevIssuer {
       else { res.statusCode = 503; res.end(); }
     });
     const port = await listen(server, host, opts.port ?? 5556);
-    issuer = new DevIssuer(server, opts.issuer ?? baseUrl(host, port), ring, opts.stateDir, alg);
+    issuer = new DevIssuer(server, opts.issuer ?? baseUrl(host, port), ring, opts.stateDir, alg, opts.exchangeClients ?? []);
     return issuer;
+  }
+
+  get tokenEndpoint(): string {
+    return `${this.url.replace(/\/+$/, '')}/token`;
   }
 
   get jwksUri(): string {
@@ -85,6 +102,9 @@ export class DevIssuer {
       response_types_supported: ['id_token'],
       claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'team', 'groups', 'agent', 'scope', 'act'],
       scopes_supported: ['openid'],
+      token_endpoint: this.tokenEndpoint,
+      grant_types_supported: [GRANT_TOKEN_EXCHANGE],
+      token_endpoint_auth_methods_supported: ['client_secret_basic'],
     };
   }
 
@@ -124,6 +144,18 @@ export class DevIssuer {
   private route(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const issuerPath = new URL(this.url).pathname.replace(/\/+$/, '');
+    if (path === new URL(this.tokenEndpoint).pathname) {
+      if (req.method !== 'POST') { res.setHeader('allow', 'POST'); return send(res, 405, { error: 'method_not_allowed' }); }
+      this.tokenRequest(req).then(
+        (body) => send(res, 200, body),
+        (e: Error) => {
+          const o = e instanceof OAuthError ? e : new OAuthError(500, 'server_error', e.message);
+          if (o.status === 401) res.setHeader('www-authenticate', 'Basic realm="tollgate-dev-issuer"');
+          send(res, o.status, { error: o.code, error_description: o.message });
+        },
+      );
+      return;
+    }
     let body: unknown;
     if (path === `${issuerPath}/.well-known/openid-configuration` || path === `/.well-known/oauth-authorization-server${issuerPath}`) {
       body = this.discoveryDocument();
@@ -138,6 +170,45 @@ export class DevIssuer {
     }
     send(res, 200, body, req.method === 'HEAD');
   }
+
+  /** RFC 8693 token exchange (see token-exchange.ts for the rules). */
+  private async tokenRequest(req: IncomingMessage): Promise<Record<string, unknown>> {
+    const client = authenticateClient(req.headers.authorization, this.exchangeClients);
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/x-www-form-urlencoded') throw new OAuthError(400, 'invalid_request', 'send the request as application/x-www-form-urlencoded');
+    const form = new URLSearchParams(await readBody(req));
+    const fields: ExchangeRequest = {};
+    for (const k of ['grant_type', 'subject_token', 'subject_token_type', 'resource', 'audience', 'requested_token_type'] as const) {
+      if (form.getAll(k).length > 1) throw new OAuthError(400, 'invalid_request', `${k} appears more than once`);
+      const v = form.get(k);
+      if (v !== null) fields[k] = v;
+    }
+    const target = checkExchangeRequest(fields, client);
+    let subject: SubjectClaims;
+    try {
+      const { payload } = await jwtVerify(fields.subject_token!, createLocalJWKSet(this.jwks() as JSONWebKeySet), { issuer: this.url });
+      if (typeof payload.sub !== 'string' || payload.aud === undefined || typeof payload.exp !== 'number') throw new Error('token lacks sub, aud or exp');
+      subject = payload as SubjectClaims;
+    } catch (e) {
+      throw new OAuthError(400, 'invalid_grant', `subject_token is not a valid token of this issuer: ${(e as Error).message}`);
+    }
+    const claims = delegatedClaims(subject, client, target, Math.floor(Date.now() / 1000));
+    return { access_token: await this.mint(claims), issued_token_type: TOKEN_TYPE_ACCESS, token_type: 'Bearer', expires_in: claims.ttlSec };
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_FORM_BYTES) { reject(new OAuthError(413, 'invalid_request', `request body over ${MAX_FORM_BYTES} bytes`)); req.destroy(); return; }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headOnly = false): void {

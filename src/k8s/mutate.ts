@@ -7,9 +7,10 @@ import {
 } from './annotations.js';
 import { applyPatch, pointer, type PatchOp } from './jsonpatch.js';
 import {
-  authzContainer, authzVolumes, DEFAULT_AUTHZ_RESOURCES, DEFAULT_ENVOY_RESOURCES, envoyContainer,
-  type AuthzPlacement, type ResourceSpec, type SidecarPlan,
+  authzContainer, authzVolumes, AUTHZ_UID, DEFAULT_AUTHZ_RESOURCES, DEFAULT_ENVOY_RESOURCES, envoyContainer, restrictedSecurityContext,
+  type AuthzPlacement, type ResourceSpec, type SidecarMode, type SidecarPlan,
 } from './sidecars.js';
+import { DEFAULT_MESH_CA_CONFIGMAP, identityInitContainer, identityVolumes, IDENTITY_CONTAINER } from './identity.js';
 import type { Container, PodLike, PodSpec } from './types.js';
 
 export interface InjectOptions {
@@ -22,6 +23,8 @@ export interface InjectOptions {
   sharedAuthz?: HostPort;
   /** Where authz runs for pods without a `tollgate.dev/authz` annotation. Default `sidecar`. */
   defaultAuthz?: 'sidecar' | 'shared';
+  /** `native` (default, Kubernetes 1.29+) or `containers` for older clusters. */
+  sidecarMode?: SidecarMode;
   /** The pod's namespace when its metadata has none (the admission request's namespace). */
   namespace?: string;
   /** Pod name when metadata has neither name nor generateName (a workload template). */
@@ -35,6 +38,11 @@ export interface InjectOptions {
   authzResources?: ResourceSpec;
   /** Recorded in the `tollgate.dev/injected` annotation. Default: this tollgate's version. */
   version?: string;
+  /**
+   * Give Envoy a workload certificate from the control plane (`https://…/v1/certificates`) for
+   * mTLS xDS (docs/security.md); the mesh CA comes from the ConfigMap `caConfigMap`.
+   */
+  workloadCerts?: { url: string; caConfigMap?: string };
 }
 
 export type InjectResult =
@@ -135,7 +143,7 @@ function checkPorts(plan: SidecarPlan, spec: PodSpec, fail: (m: string) => never
 }
 
 function hasSidecar(spec: PodSpec): string | undefined {
-  return allContainers(spec).map((c) => c.name).find((n) => n === ENVOY_CONTAINER || n === AUTHZ_CONTAINER);
+  return allContainers(spec).map((c) => c.name).find((n) => n === ENVOY_CONTAINER || n === AUTHZ_CONTAINER || n === IDENTITY_CONTAINER);
 }
 
 /** Decides everything about the pod, or says why it is skipped (a string), or throws InjectionError. */
@@ -174,6 +182,7 @@ export function planInjection(pod: PodLike, opts: InjectOptions = {}): SidecarPl
     mcpPath,
     upstreamPort: resolveUpstreamPort(spec, annotations, fail),
     authz: resolveAuthz(annotations, opts, fail),
+    sidecarMode: opts.sidecarMode ?? 'native',
     controlPlane: opts.controlPlane ?? { ...DEFAULT_CONTROL_PLANE },
     envoyImage: opts.envoyImage ?? DEFAULT_ENVOY_IMAGE,
     authzImage: opts.authzImage ?? defaultAuthzImage(version),
@@ -182,10 +191,11 @@ export function planInjection(pod: PodLike, opts: InjectOptions = {}): SidecarPl
     envoyResources: opts.envoyResources ?? DEFAULT_ENVOY_RESOURCES,
     authzResources: opts.authzResources ?? DEFAULT_AUTHZ_RESOURCES,
     version,
+    ...(opts.workloadCerts ? { identity: { certsUrl: opts.workloadCerts.url, caConfigMap: opts.workloadCerts.caConfigMap ?? DEFAULT_MESH_CA_CONFIGMAP, image: opts.authzImage ?? defaultAuthzImage(version) } } : {}),
   };
   checkPorts(plan, spec, fail);
   for (const v of spec.volumes ?? []) {
-    if (plan.authz.mode === 'sidecar' && v.name.startsWith('tollgate-')) fail(`already has a volume named "${v.name}"; names starting with "tollgate-" are reserved for the injector`);
+    if ((plan.authz.mode === 'sidecar' || plan.identity) && v.name.startsWith('tollgate-')) fail(`already has a volume named "${v.name}"; names starting with "tollgate-" are reserved for the injector`);
   }
   return plan;
 }
@@ -202,12 +212,25 @@ export function injectionPatch(pod: PodLike, plan: SidecarPlan): PatchOp[] {
   // existing init container so those run with the pod's network already governed.
   const sidecars = [envoyContainer(plan)];
   if (plan.authz.mode === 'sidecar') sidecars.unshift(authzContainer({ ...plan, authz: plan.authz }));
+  // The certificate first: Envoy cannot reach the control plane without it. It runs to completion,
+  // so it is an init container in both sidecar modes.
+  const inits = plan.identity ? [identityInitContainer(plan.identity, restrictedSecurityContext(AUTHZ_UID))] : [];
   const spec = pod.spec as PodSpec;
-  if (!spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: sidecars });
-  else sidecars.forEach((c, i) => ops.push({ op: 'add', path: pointer('spec', 'initContainers', i), value: c }));
+  if (plan.sidecarMode === 'containers') {
+    // After the MCP server, so it stays the pod's first (kubectl's default) container. Init
+    // containers run before these start, ungoverned: nothing else is possible before 1.29.
+    for (const c of sidecars) ops.push({ op: 'add', path: '/spec/containers/-', value: c });
+  } else inits.push(...sidecars);
+  if (inits.length) {
+    if (!spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: inits });
+    else inits.forEach((c, i) => ops.push({ op: 'add', path: pointer('spec', 'initContainers', i), value: c }));
+  }
 
-  if (plan.authz.mode === 'sidecar') {
-    const volumes = authzVolumes({ ...plan, authz: plan.authz });
+  const volumes = [
+    ...(plan.authz.mode === 'sidecar' ? authzVolumes({ ...plan, authz: plan.authz }) : []),
+    ...(plan.identity ? identityVolumes(plan.identity) : []),
+  ];
+  if (volumes.length > 0) {
     if (!spec.volumes) ops.push({ op: 'add', path: '/spec/volumes', value: volumes });
     else for (const v of volumes) ops.push({ op: 'add', path: '/spec/volumes/-', value: v });
   }

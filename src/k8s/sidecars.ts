@@ -8,6 +8,7 @@ import {
 } from './annotations.js';
 import type { Container, Volume } from './types.js';
 import { authzNodeOptions } from '../authz/node-flags.js';
+import { bootstrapTls, envoyIdentityMounts, type IdentityPlan } from './identity.js';
 
 /** requests / limits of one container, in Kubernetes quantity strings. */
 export interface ResourceSpec {
@@ -23,6 +24,14 @@ export interface ResourceSpec {
 export const DEFAULT_ENVOY_RESOURCES: ResourceSpec = { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } };
 export const DEFAULT_AUTHZ_RESOURCES: ResourceSpec = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } };
 
+/**
+ * How the sidecars join the pod. `native` (default): init containers with `restartPolicy: Always`
+ * (Kubernetes 1.29+), started before and stopped after the MCP server. `containers`: ordinary
+ * containers next to it, for older clusters, where nothing orders start-up or shutdown.
+ */
+export type SidecarMode = 'native' | 'containers';
+export const SIDECAR_MODES: readonly SidecarMode[] = ['native', 'containers'];
+
 export type AuthzPlacement =
   | { mode: 'sidecar'; port: number; configMap: string }
   | { mode: 'shared'; address: HostPort };
@@ -37,6 +46,7 @@ export interface SidecarPlan {
   mcpPath: string;
   upstreamPort: number;
   authz: AuthzPlacement;
+  sidecarMode: SidecarMode;
   controlPlane: HostPort;
   envoyImage: string;
   authzImage: string;
@@ -46,6 +56,8 @@ export interface SidecarPlan {
   authzResources: ResourceSpec;
   /** The injector's version, recorded in node metadata. */
   version: string;
+  /** Workload certificate for mTLS to the control plane (k8s/identity.ts); unset: none. */
+  identity?: IdentityPlan;
 }
 
 const HEALTH_LISTENER = 'tollgate_health';
@@ -130,6 +142,7 @@ export function sidecarBootstrap(p: SidecarPlan): JsonObject {
     metadata: nodeMetadata(p),
     adminPort: p.adminPort,
     xds: p.controlPlane,
+    ...(p.identity ? { tls: bootstrapTls() } : {}),
   });
   const statics = boot.static_resources as { clusters: JsonObject[]; listeners?: JsonObject[] };
   statics.clusters.push(adminCluster(p.adminPort));
@@ -142,7 +155,8 @@ export function escapeKubeExpansion(s: string): string {
   return s.replace(/\$/g, '$$$$');
 }
 
-function securityContext(uid: number): Record<string, unknown> {
+/** Non-root, read-only root filesystem, no privilege escalation, no capabilities, RuntimeDefault seccomp. */
+export function restrictedSecurityContext(uid: number): Record<string, unknown> {
   return {
     runAsNonRoot: true,
     runAsUser: uid,
@@ -164,15 +178,19 @@ function podEnv(): Record<string, unknown>[] {
 /** UID of the `envoy` user in the official image. */
 const ENVOY_UID = 101;
 /** Conventional "nonroot" UID; the authz image needs only read access to its files. */
-const AUTHZ_UID = 65532;
+export const AUTHZ_UID = 65532;
+
+/** A native sidecar is started before, and stopped after, the pod's regular containers. */
+function nativeRestart(p: SidecarPlan): { restartPolicy?: 'Always' } {
+  return p.sidecarMode === 'native' ? { restartPolicy: 'Always' } : {};
+}
 
 export function envoyContainer(p: SidecarPlan): Container {
   return {
     name: ENVOY_CONTAINER,
     image: p.envoyImage,
     imagePullPolicy: 'IfNotPresent',
-    // A native sidecar: started before, and stopped after, the pod's regular containers.
-    restartPolicy: 'Always',
+    ...nativeRestart(p),
     // The image's entrypoint script would try to switch users; run Envoy directly instead.
     command: ['envoy'],
     args: [
@@ -195,8 +213,9 @@ export function envoyContainer(p: SidecarPlan): Container {
       timeoutSeconds: 2,
       failureThreshold: 3,
     },
+    ...(p.identity ? { volumeMounts: envoyIdentityMounts() } : {}),
     resources: structuredClone(p.envoyResources),
-    securityContext: securityContext(ENVOY_UID),
+    securityContext: restrictedSecurityContext(ENVOY_UID),
   };
 }
 
@@ -215,7 +234,7 @@ export function authzContainer(p: SidecarPlan & { authz: { mode: 'sidecar' } }):
     name: AUTHZ_CONTAINER,
     image: p.authzImage,
     imagePullPolicy: 'IfNotPresent',
-    restartPolicy: 'Always',
+    ...nativeRestart(p),
     args: ['authz', '--config', AUTHZ_CONFIG_PATH],
     // V8 heap flags (src/authz/node-flags.ts): the memory every governed pod pays.
     env: [...podEnv(), { name: 'TOLLGATE_STATE_DIR', value: AUTHZ_STATE_DIR }, { name: 'NODE_OPTIONS', value: authzNodeOptions() }],
@@ -225,7 +244,7 @@ export function authzContainer(p: SidecarPlan & { authz: { mode: 'sidecar' } }):
     ],
     readinessProbe: authzProbe(p.authz.port),
     resources: structuredClone(p.authzResources),
-    securityContext: securityContext(AUTHZ_UID),
+    securityContext: restrictedSecurityContext(AUTHZ_UID),
   };
 }
 

@@ -1,3 +1,4 @@
+import { refusal, type Refusal } from '../contract/refusal.js';
 /**
  * Parses an MCP Streamable HTTP POST body (one JSON-RPC 2.0 message or a batch) without trusting
  * it: size, nesting depth and batch length are bounded before JSON.parse runs, and anything that
@@ -21,18 +22,14 @@ export interface BodyLimits {
 
 export const DEFAULT_BODY_LIMITS: BodyLimits = { maxBytes: 1024 * 1024, maxDepth: 64, maxBatch: 64 };
 
-/** Standard JSON-RPC codes, plus the HTTP status a refusal of this kind is sent with. */
-export interface BodyError {
-  code: number;
-  message: string;
-  httpStatus: number;
-}
+/** Why a body is refused: a parse error, an invalid request, or too large (each with its code and HTTP status). */
+export type BodyError = Refusal;
 
 export type ParsedBody =
   | { ok: true; batch: boolean; messages: JsonRpcMessage[]; value: unknown }
   | { ok: false; error: BodyError };
 
-const fail = (code: number, message: string, httpStatus = 400): ParsedBody => ({ ok: false, error: { code, message, httpStatus } });
+const fail = (kind: 'parseError' | 'invalidRequest' | 'tooLarge', message: string): ParsedBody => ({ ok: false, error: refusal(kind, message) });
 
 /**
  * Deepest bracket nesting outside strings, stopping early past `limit`. A linear scan is far cheaper
@@ -85,38 +82,38 @@ export function toMessage(v: unknown): JsonRpcMessage | string {
 
 export function parseMcpBody(body: Buffer | string, limits: BodyLimits = DEFAULT_BODY_LIMITS): ParsedBody {
   const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-  if (size === 0) return fail(-32600, 'empty request body: expected a JSON-RPC message');
-  if (size > limits.maxBytes) return fail(-32600, `request body is ${size} bytes, over the ${limits.maxBytes}-byte limit`, 413);
+  if (size === 0) return fail('invalidRequest', 'empty request body: expected a JSON-RPC message');
+  if (size > limits.maxBytes) return fail('tooLarge', `request body is ${size} bytes, over the ${limits.maxBytes}-byte limit`);
   let text: string;
   if (typeof body === 'string') text = body;
   else {
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(body);
     } catch {
-      return fail(-32700, 'request body is not valid UTF-8');
+      return fail('parseError', 'request body is not valid UTF-8');
     }
   }
   const depth = nestingDepth(text, limits.maxDepth);
-  if (depth > limits.maxDepth) return fail(-32600, `request body nests deeper than ${limits.maxDepth} levels`);
+  if (depth > limits.maxDepth) return fail('invalidRequest', `request body nests deeper than ${limits.maxDepth} levels`);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    return fail(-32700, `parse error: ${(e as Error).message}`);
+    return fail('parseError', `parse error: ${(e as Error).message}`);
   }
   if (Array.isArray(value)) {
-    if (value.length === 0) return fail(-32600, 'empty JSON-RPC batch');
-    if (value.length > limits.maxBatch) return fail(-32600, `batch of ${value.length} messages, over the limit of ${limits.maxBatch}`);
+    if (value.length === 0) return fail('invalidRequest', 'empty JSON-RPC batch');
+    if (value.length > limits.maxBatch) return fail('invalidRequest', `batch of ${value.length} messages, over the limit of ${limits.maxBatch}`);
     const messages: JsonRpcMessage[] = [];
     for (let i = 0; i < value.length; i++) {
       const m = toMessage(value[i]);
-      if (typeof m === 'string') return fail(-32600, `invalid request at batch index ${i}: ${m}`);
+      if (typeof m === 'string') return fail('invalidRequest', `invalid request at batch index ${i}: ${m}`);
       messages.push(m);
     }
     return { ok: true, batch: true, messages, value };
   }
   const m = toMessage(value);
-  if (typeof m === 'string') return fail(-32600, `invalid request: ${m}`);
+  if (typeof m === 'string') return fail('invalidRequest', `invalid request: ${m}`);
   return { ok: true, batch: false, messages: [m], value };
 }
 

@@ -45,8 +45,8 @@ export interface FilteredList<T> {
 export function filterListResult(result: JsonObject, kind: ListKind, keep: (item: JsonObject) => boolean): FilteredList<JsonObject> {
   const items = result[kind];
   if (!Array.isArray(items)) return { result, removed: 0 };
-  // Items that are not objects cannot be judged or used; they pass untouched.
-  const kept = items.filter((item: unknown) => !isJsonObject(item) || keep(item));
+  // An item that is not an object cannot be judged: it is dropped, like any item not allowed.
+  const kept = items.filter((item: unknown) => isJsonObject(item) && keep(item));
   if (kept.length === items.length) return { result, removed: 0 };
   return { result: { ...result, [kind]: kept }, removed: items.length - kept.length };
 }

@@ -9,7 +9,12 @@ import { startEnvoy, type RunningEnvoy } from '../envoy/run.js';
 import { generateSigningKeyPair } from '../controlplane/keys.js';
 import { ManagedProcess } from '../util/process.js';
 import { NatsServer } from '../util/nats-server.js';
-import { freePort, waitForPort } from '../util/net.js';
+import { freePort } from '../util/net.js';
+import { LocalPki, spiffeId, DEFAULT_TRUST_DOMAIN, type CertFiles } from '../pki/index.js';
+import { formatRegistrations } from '../controlplane/registrations.js';
+import { waitForListener } from '../envoy/listeners.js';
+import { LISTENER_NAME } from '../envoy/resources.js';
+import { checkPortsFree } from './ports.js';
 import { projectRoot } from '../util/tools.js';
 import { selfCommand } from '../util/self.js';
 import { AUTHZ_NODE_FLAGS } from '../authz/node-flags.js';
@@ -41,6 +46,8 @@ export interface LocalMeshOptions {
   upstream?: { host: string; port: number };
   server?: string;
   namespace?: string;
+  /** Share this (running) issuer instead of starting one: several governed servers, one identity provider. */
+  issuer?: DevIssuer;
   /** Extra `tollgate authz` flags. */
   authzArgs?: string[];
   /** Echo every component's log to stderr. */
@@ -52,6 +59,41 @@ export interface LocalMeshOptions {
    * in the mesh's NATS and trusts approvals signed by the dev approver key under <state>/keys.
    */
   pins?: boolean;
+  /**
+   * Envoy reaches authz over mTLS (default true): on a workstation every local process can reach
+   * loopback ports, unlike a pod's loopback. false: plaintext, as an in-pod authz sidecar.
+   */
+  authzTls?: boolean;
+  /** How long the control plane keeps a disconnected sidecar's config (default 60 s). */
+  xdsForgetAfterMs?: number;
+}
+
+/** Identities of the local mesh's workloads (docs/security.md). */
+export const CONTROL_PLANE_IDENTITY = spiffeId({ trustDomain: DEFAULT_TRUST_DOMAIN, namespace: 'tollgate-system', serviceAccount: 'tollgate-controlplane' });
+export function sidecarIdentity(namespace: string, server: string): string {
+  return spiffeId({ trustDomain: DEFAULT_TRUST_DOMAIN, namespace, serviceAccount: server });
+}
+export function authzIdentity(namespace: string): string {
+  return spiffeId({ trustDomain: DEFAULT_TRUST_DOMAIN, namespace, serviceAccount: 'tollgate-authz' });
+}
+
+/** Certificates `tollgate up` issues from the CA in its state directory. */
+export interface MeshCerts {
+  pki: LocalPki;
+  controlPlane: CertFiles;
+  sidecar: CertFiles;
+  authz: CertFiles;
+}
+
+async function issueMeshCerts(stateDir: string, namespace: string, server: string): Promise<MeshCerts> {
+  const pki = await LocalPki.open(join(stateDir, 'pki'));
+  const loopback = { ips: ['127.0.0.1'], dnsNames: ['localhost'] };
+  return {
+    pki,
+    controlPlane: await pki.issue('xds-server', { commonName: 'tollgate-controlplane', uris: [CONTROL_PLANE_IDENTITY], ...loopback, usage: 'server' }),
+    sidecar: await pki.issue(`sidecar-${namespace}-${server}`, { commonName: `${namespace}/${server}`, uris: [sidecarIdentity(namespace, server)], usage: 'client' }),
+    authz: await pki.issue(`authz-${namespace}`, { commonName: 'tollgate-authz', uris: [authzIdentity(namespace)], ...loopback, usage: 'server' }),
+  };
 }
 
 export interface MeshEndpoints {
@@ -62,6 +104,8 @@ export interface MeshEndpoints {
   issuer: string;
   upstream: string;
   xds: string | null;
+  /** The control plane's /metrics, /status (xDS refusals, streams); control-plane mode only. */
+  controlPlaneMetrics: string | null;
   nats: string | null;
   metrics: string;
 }
@@ -106,6 +150,8 @@ export class LocalMesh {
     /** Sidecar defaults file the control plane watches (control-plane mode). */
     readonly sidecarConfig: string | null,
     private readonly others: Stoppable[],
+    /** Certificates of the mesh's workloads and its CA. */
+    readonly certs: MeshCerts,
     /** Dev approver key pair for `tollgate tools approve`, when pins are on. */
     readonly approverKeys: { privateKey: string; publicKey: string } | null = null,
   ) {}
@@ -124,14 +170,23 @@ export class LocalMesh {
       // Unlike the others, unset means a free port: tests that predate it must not collide on 9464.
       metrics: await pick(o.ports?.metrics ?? 0, DEFAULT_PORTS.metrics),
     };
+    await checkPortsFree([
+      { port: ports.envoy, what: 'Envoy MCP listener', flag: '--envoy-port' },
+      { port: ports.envoyAdmin, what: 'Envoy admin', flag: '--admin-port' },
+      { port: ports.authz, what: 'authz gRPC', flag: '--authz-port' },
+      { port: ports.issuer, what: 'dev OIDC issuer', flag: '--issuer-port' },
+      { port: ports.xds, what: 'control plane xDS', flag: '--xds-port' },
+      { port: ports.nats, what: 'NATS', flag: '--nats-port' },
+      { port: ports.metrics, what: 'authz metrics', flag: '--metrics-port' },
+    ]);
     const started: Stoppable[] = [];
     const self = selfCommand();
     const cli = (name: string, args: string[], ready: RegExp): Promise<ManagedProcess> =>
       // authz gets its V8 heap flags (src/authz/node-flags.ts), as in a pod.
       ManagedProcess.start(name, self.cmd, [...(name === 'authz' ? AUTHZ_NODE_FLAGS : []), ...self.args, ...args], { readyPattern: ready, echo: o.echo, timeoutMs: 90_000, cwd: projectRoot() });
     try {
-      const issuer = await DevIssuer.start({ port: ports.issuer, stateDir });
-      started.push({ stop: () => issuer.close() });
+      const issuer = o.issuer ?? await DevIssuer.start({ port: ports.issuer, stateDir });
+      if (!o.issuer) started.push({ stop: () => issuer.close() });
       const demo = o.upstream ? null : await DemoMcpServer.start({ port: 0 });
       if (demo) started.push({ stop: () => demo.close() });
       const upstream = o.upstream ?? { host: '127.0.0.1', port: demo!.port };
@@ -142,10 +197,13 @@ export class LocalMesh {
       const server = o.server ?? 'demo';
       const namespace = o.namespace ?? 'default';
       const authzTimeoutMs = o.authzTimeoutMs ?? 1000;
+      const authzTls = o.authzTls ?? true;
+      const certs = await issueMeshCerts(stateDir, namespace, server);
 
       let nats: NatsServer | null = null;
       let controlPlane: ManagedProcess | null = null;
       let sidecarConfig: string | null = null;
+      let cpMetrics: string | null = null;
       let policyArgs = ['--policies', resolve(o.policies)];
       if (withCp) {
         nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo });
@@ -154,10 +212,22 @@ export class LocalMesh {
         const keys = await devSigningKeys(stateDir);
         sidecarConfig = join(stateDir, 'sidecars.yaml');
         writeFileSync(sidecarConfig, `# Sidecar defaults pushed over xDS; edit and save to push a change live.\nauthz_timeout_ms: ${authzTimeoutMs}\n`);
+        // What the control plane serves, and to which certificate identity: the one source of
+        // sidecar config (never the connecting Envoy's own node metadata).
+        const registrations = join(stateDir, 'sidecar-registrations.yaml');
+        writeFileSync(registrations, formatRegistrations([{
+          identity: sidecarIdentity(namespace, server), nodeId: `${namespace}/${server}`, server, namespace,
+          listen: { host: '127.0.0.1', port: ports.envoy }, mcpPath: '/mcp', upstream,
+          authz: { host: '127.0.0.1', port: ports.authz }, resourceUrl: mcp,
+          ...(authzTls ? { authzIdentity: authzIdentity(namespace) } : {}),
+        }]), { mode: 0o600 });
         controlPlane = await cli('controlplane', [
           'controlplane', 'serve', '--policies', resolve(o.policies), '--signing-key', keys.privateKey, '--nats', nats.url,
           '--xds-listen', `127.0.0.1:${ports.xds}`, '--issuer', issuer.url, '--authz', `127.0.0.1:${ports.authz}`,
-          '--sidecar-config', sidecarConfig,
+          '--sidecar-config', sidecarConfig, '--registrations', registrations,
+          '--xds-cert', certs.controlPlane.cert, '--xds-key', certs.controlPlane.key, '--mesh-ca', certs.controlPlane.ca,
+          ...(o.xdsForgetAfterMs !== undefined ? ['--forget-after', `${o.xdsForgetAfterMs}ms`] : []),
+          '--metrics-listen', (cpMetrics = `127.0.0.1:${await freePort()}`),
         ], /published revision|unchanged: revision/);
         const cpRef = controlPlane;
         started.push({ stop: () => cpRef.stop() });
@@ -170,7 +240,9 @@ export class LocalMesh {
       const authzArgs = [
         'authz', '--listen', `127.0.0.1:${ports.authz}`, ...policyArgs, '--issuer', issuer.url,
         '--audience', mcp, '--server', server, '--namespace', namespace, '--resource-metadata', resourceMetadata,
-        '--state', stateDir, '--metrics-listen', `127.0.0.1:${ports.metrics}`, ...(o.authzArgs ?? []),
+        '--state', stateDir, '--metrics-listen', `127.0.0.1:${ports.metrics}`,
+        ...(authzTls ? ['--tls-cert', certs.authz.cert, '--tls-key', certs.authz.key, '--client-ca', certs.authz.ca, '--allow-peer', sidecarIdentity(namespace, server)] : []),
+        ...(o.authzArgs ?? []),
       ];
       // Ready once it listens and has a policy: before that every call would be refused.
       const startAuthzProcess = (): Promise<ManagedProcess> => cli('authz', authzArgs, /authz listening on[\s\S]*"policy loaded"|"policy loaded"[\s\S]*authz listening on/);
@@ -182,25 +254,26 @@ export class LocalMesh {
         ? adsBootstrap({
           nodeId: `${namespace}/${server}`, cluster: `${namespace}/${server}`, adminPort: ports.envoyAdmin,
           xds: { host: '127.0.0.1', port: ports.xds },
-          metadata: {
-            server, namespace, mcp_host: '127.0.0.1', mcp_port: String(ports.envoy), mcp_path: '/mcp',
-            upstream_host: upstream.host, upstream_port: String(upstream.port), authz_address: `127.0.0.1:${ports.authz}`, resource_url: mcp,
-          },
+          // Informational only: the control plane builds this sidecar from its registration.
+          metadata: { server, namespace },
+          tls: { ...certs.sidecar, controlPlaneIdentity: CONTROL_PLANE_IDENTITY },
         })
         : staticBootstrap({
           nodeId: `${namespace}/${server}`, server, namespace,
           listen: { host: '127.0.0.1', port: ports.envoy }, mcpPath: '/mcp', upstream,
-          authz: { host: '127.0.0.1', port: ports.authz, timeoutMs: authzTimeoutMs },
+          authz: { host: '127.0.0.1', port: ports.authz, timeoutMs: authzTimeoutMs, ...(authzTls ? { tlsIdentity: authzIdentity(namespace) } : {}) },
           maxRequestBytes: 1024 * 1024, resourceMetadata: resourceMeta, extProc: true,
-        } satisfies SidecarSpec, ports.envoyAdmin);
+        } satisfies SidecarSpec, ports.envoyAdmin, undefined, certs.sidecar);
       const envoy = await startEnvoy({ config, adminPort: ports.envoyAdmin, echo: o.echo });
       started.push({ stop: () => envoy.stop() });
-      await waitForPort(ports.envoy);
+      // Not "something answers on the port": Envoy itself must hold it, or clients reach a stranger.
+      await waitForListener(envoy, LISTENER_NAME, ports.envoy);
       return new LocalMesh({
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
         upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: nats?.url ?? null,
+        controlPlaneMetrics: cpMetrics ? `http://${cpMetrics}` : null,
         metrics: `http://127.0.0.1:${ports.metrics}`,
-      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, approverKeys);
+      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, certs, approverKeys);
     } catch (e) {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
       throw e;

@@ -7,7 +7,7 @@ import { BudgetStandings, registerBudgetMetrics, type BudgetStandingEntry } from
 import { registerDecisionLogMetrics } from './decision-log-metrics.js';
 import { FastHistogram } from './fast-histogram.js';
 import { registerPolicyMetrics, type PolicyState } from './policy-metrics.js';
-import { REASON_CLASSES, type ReasonClass } from './reason.js';
+import { REASON_CLASSES, type ReasonClass } from '../contract/refusal.js';
 import { scrapedCounter, type Sample } from './scrape.js';
 
 export const METRIC_PREFIX = 'tollgate_';

@@ -49,6 +49,16 @@ export function registerDecisionLogMetrics(registry: Registry, prefix: string, r
     help: 'Failed writes to the local decision log since start; a call whose record cannot be written is refused.',
     read: () => fromFile((s) => s.file.writeErrors),
   });
+  scrapedCounter({
+    registry, name: `${prefix}decision_log_tampering_total`,
+    help: 'Times the log file being written was found deleted or truncated under authz (alert on any increase).',
+    read: () => fromFile((s) => s.file.tampered ?? 0),
+  });
+  scrapedCounter({
+    registry, name: `${prefix}decision_log_witness_errors_total`,
+    help: 'Checkpoints that could not be copied to the witness file (the end of the log is then anchored only elsewhere).',
+    read: () => fromFile((s) => s.file.witnessErrors ?? 0),
+  });
   scrapedGauge({
     registry, name: `${prefix}decision_log_queue_depth`,
     help: 'Decision records in the local log not yet acknowledged by NATS (in memory, in the spool, or being read back).',

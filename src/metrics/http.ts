@@ -11,7 +11,8 @@ export interface AdminHttpOptions {
   /** Default 9464; 0 picks a free port. */
   port?: number;
   registry: Registry;
-  status: () => StatusDoc;
+  /** The /status document (authz's StatusDoc; other components serve their own shape). */
+  status: () => StatusDoc | object;
   /** A bare boolean gives a generic reason when false; a Readiness says why. */
   ready: () => boolean | Readiness;
 }

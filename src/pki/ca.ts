@@ -76,8 +76,31 @@ async function importCaKey(pem: string): Promise<CryptoKey> {
 }
 
 export async function issueCertificate(ca: PemPair, req: LeafRequest): Promise<PemPair> {
-  const caCert = new x509.X509Certificate(ca.certPem);
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as CryptoKeyPair;
+  return { certPem: await signLeaf(ca, keys.publicKey, req), keyPem: await keyPem(keys.privateKey) };
+}
+
+/** A key pair and a PKCS#10 request for it (the workload side of the certificate flow). */
+export async function createCsr(commonName: string): Promise<{ csrPem: string; keyPem: string }> {
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${escapeDn(commonName)}`, keys, signingAlgorithm: ALG });
+  return { csrPem: csr.toString('pem') + '\n', keyPem: await keyPem(keys.privateKey) };
+}
+
+/**
+ * Signs a certificate for the key in a PKCS#10 request. Only the key is taken from the request
+ * (after its self-signature is checked): names and usage come from `req`, decided by the caller
+ * from what it verified, never from what the requester asked for.
+ */
+export async function issueForCsr(ca: PemPair, csrPem: string, req: LeafRequest): Promise<string> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try { csr = new x509.Pkcs10CertificateRequest(csrPem); } catch (e) { throw new Error(`not a PKCS#10 certificate request: ${(e as Error).message}`); }
+  if (!(await csr.verify())) throw new Error('the certificate request is not signed by its own key');
+  return signLeaf(ca, await csr.publicKey.export(), req);
+}
+
+async function signLeaf(ca: PemPair, publicKey: CryptoKey, req: LeafRequest): Promise<string> {
+  const caCert = new x509.X509Certificate(ca.certPem);
   const sans: x509.JsonGeneralName[] = [
     ...(req.uris ?? []).map((value) => ({ type: 'url' as const, value })),
     ...(req.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
@@ -91,7 +114,7 @@ export async function issueCertificate(ca: PemPair, req: LeafRequest): Promise<P
     subject: `CN=${escapeDn(req.commonName)}`,
     issuer: caCert.subject,
     ...validity(req.days ?? 30),
-    publicKey: keys.publicKey,
+    publicKey,
     signingKey: await importCaKey(ca.keyPem),
     signingAlgorithm: ALG,
     extensions: [
@@ -102,7 +125,7 @@ export async function issueCertificate(ca: PemPair, req: LeafRequest): Promise<P
       await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
     ],
   });
-  return { certPem: cert.toString('pem') + '\n', keyPem: await keyPem(keys.privateKey) };
+  return cert.toString('pem') + '\n';
 }
 
 /** URI SANs of a PEM or DER certificate (Node's parser; used on peer certificates at handshake). */

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { createCa, issueCertificate, type LeafRequest, type PemPair } from './ca.js';
+import { createCa, issueCertificate, issueForCsr, type LeafRequest, type PemPair } from './ca.js';
 
 /**
  * The certificate authority `tollgate up` keeps in its state directory: made once, then every
@@ -57,6 +57,11 @@ export class LocalPki {
       writeFileSync(cert, pair.certPem, { mode: 0o644 });
     }
     return { cert, key, ca: this.caFile };
+  }
+
+  /** A certificate (PEM) for the key of a PKCS#10 request, with the names in `req` only. */
+  signCsr(csrPem: string, req: LeafRequest): Promise<string> {
+    return issueForCsr(this.ca, csrPem, req);
   }
 
   private current(certFile: string, keyFile: string, req: LeafRequest): boolean {

@@ -30,6 +30,8 @@ export interface McpInput {
   protocol_version: string | null;
   server: string;
   namespace: string;
+  /** Where the server Tollgate runs came from (`tollgate run` / `up --server`); null for servers it does not run. */
+  provenance?: ServerProvenance | null;
   /** Tool annotations as the server declared them in tools/list (never from the client). */
   annotations: ToolAnnotations | null;
   /** Position in a JSON-RPC batch, or null for a single message. */
@@ -47,6 +49,35 @@ export interface McpInput {
   pin?: PinInput | null;
   /** Scanner findings on a listed prompt's or resource's description (listing only, pinning on). */
   findings?: Finding[];
+  /**
+   * The request's Mcp-Session-Id and who owns it (docs/policy-input.md); null without the header.
+   * Absent only in inputs built outside Check (toolkit fixtures).
+   */
+  session?: McpSessionInput | null;
+}
+
+/** A session as authz knows it: `owner` null means unknown here (bound to this caller if allowed). */
+export interface McpSessionInput {
+  id: string;
+  owner: { iss: string; sub: string; agent: string | null } | null;
+  /** How the owner was learnt: from the initialize response, or from the first request using it. */
+  bound_by: 'initialize' | 'first_request' | null;
+}
+
+/**
+ * The origin of a server Tollgate runs, from its own configuration (never from a request):
+ * which package or image, and whether a pinned registry key vouched for it.
+ */
+export interface ServerProvenance {
+  /** e.g. "npx:@modelcontextprotocol/server-filesystem@2026.8.31". */
+  source: string;
+  /** Registry the entry came from (its index URL or path), or null when run from a package directly. */
+  registry: string | null;
+  /** Registry entry name (server.json `name`), or null. */
+  entry: string | null;
+  version: string | null;
+  /** true only when the entry's signature and the index signature checked out against a pinned key. */
+  verified: boolean;
 }
 
 export interface IdentityInput {

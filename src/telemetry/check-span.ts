@@ -1,5 +1,5 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, type Span, type Tracer } from '@opentelemetry/api';
-import type { ReasonClass } from '../metrics/reason.js';
+import type { ReasonClass } from '../contract/refusal.js';
 
 export const CHECK_SPAN_NAME = 'tollgate.authz.check';
 

@@ -41,10 +41,11 @@ export interface EncodeFailure { node: NodeInfo; typeUrl: string; version: strin
 export interface StreamHooks {
   write(response: DiscoveryResponse): void;
   /**
-   * A stream's node became known (its first request). Called before any snapshot is looked up,
-   * so a control plane can build this node's snapshot from its metadata first.
+   * A stream's node became known (its first request). Returns the snapshot-cache key this stream
+   * is served from (the node id when unset). It is called before any snapshot is looked up, so a
+   * control plane can admit the node and build its snapshot first; throwing refuses the stream.
    */
-  onIdentify?(node: NodeInfo): void;
+  admit?(node: NodeInfo): string;
   onAck(e: AckEvent): void;
   onNack(e: NackEvent): void;
   /** A snapshot resource could not be encoded: nothing is sent for that type until a new snapshot. */
@@ -115,12 +116,15 @@ function sameNames(a: Set<string> | null, b: Set<string> | null): boolean {
 export class AdsStreamState {
   private readonly types = new Map<string, TypeState>();
   private node: NodeInfo | undefined;
+  private key: string | undefined;
   private unwatch: (() => void) | undefined;
   private closed = false;
 
   constructor(private readonly cache: SnapshotCache, private readonly hooks: StreamHooks) {}
 
   get nodeInfo(): NodeInfo | undefined { return this.node; }
+  /** The snapshot-cache key the stream is served from, once admitted. */
+  get cacheKey(): string | undefined { return this.key; }
 
   /** Handles one DiscoveryRequest from Envoy. */
   handle(req: DiscoveryRequest): void {
@@ -198,18 +202,21 @@ export class AdsStreamState {
 
   private identify(req: DiscoveryRequest): void {
     const n = req.node;
-    this.node = {
+    const node: NodeInfo = {
       id: n?.id ?? '',
       cluster: n?.cluster ?? '',
       metadata: structToJson(n?.metadata),
       userAgent: n?.userAgentName ?? '',
     };
-    this.hooks.onIdentify?.(this.node);
-    this.unwatch = this.cache.watch(this.node.id, () => this.onSnapshot());
+    // Admission first: a refused node never gets a key, so it never sees or touches a snapshot.
+    const key = this.hooks.admit ? this.hooks.admit(node) : node.id;
+    this.node = node;
+    this.key = key;
+    this.unwatch = this.cache.watch(key, () => this.onSnapshot());
   }
 
   private snapshot(): Snapshot | undefined {
-    return this.node ? this.cache.getSnapshot(this.node.id) : undefined;
+    return this.key !== undefined ? this.cache.getSnapshot(this.key) : undefined;
   }
 
   private send(typeUrl: ResourceTypeUrl, st: TypeState): void {

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { aggregatedDiscoveryService } from '../envoy/protos.js';
+import { meshServerCredentials, verifiedPeer, type TlsFiles, type WorkloadIdentity } from '../pki/index.js';
 import type { SnapshotCache } from './cache.js';
 import type { DiscoveryRequest, DiscoveryResponse } from './messages.js';
 import { AdsStreamState, type AckEvent, type EncodeFailure, type NackEvent, type NodeInfo, type TypeStatus } from './protocol.js';
@@ -22,9 +23,42 @@ export interface AdsServerOptions {
   maxNacks?: number;
   /** pino-compatible; silent when unset (use onNack / status() to observe). */
   logger?: AdsLogger;
-  /** A node connected: build its snapshot from node.metadata here (called before the lookup). */
-  onNode?: (node: NodeInfo) => void;
+  /**
+   * mTLS: every client must present a certificate from `ca` carrying a SPIFFE ID of `trustDomain`;
+   * others are refused (UNAUTHENTICATED) before their first request is read. Unset: plaintext, for
+   * tests and tools only (`tollgate controlplane serve` always sets it).
+   */
+  tls?: TlsFiles & { trustDomain: string };
+  /**
+   * Admits a node on its first request and returns the snapshot-cache key it is served from
+   * (default: its node id). With tls, `peer` is the verified certificate identity; throw
+   * NodeRefused to end the stream with a status that says why.
+   */
+  admit?: (node: NodeInfo, peer: PeerIdentity | null) => string;
+  /** An admitted stream ended (Envoy went away, or the server stopped). */
+  onStreamEnd?: (key: string, node: NodeInfo) => void;
 }
+
+/** Who is at the other end of a stream, as the TLS handshake proved it. */
+export interface PeerIdentity {
+  spiffeId: string;
+  identity: WorkloadIdentity;
+  /** host:port the connection came from (for logs). */
+  address: string;
+}
+
+/** Why a stream was refused; each is counted in status().refusals. */
+export type RefusalReason = 'no_certificate' | 'bad_identity' | 'not_registered' | 'node_id_mismatch';
+
+/** Thrown by an admit hook: the stream ends with this status and message, and is logged and counted. */
+export class NodeRefused extends Error {
+  constructor(readonly reason: RefusalReason, message: string) {
+    super(message);
+    this.name = 'NodeRefused';
+  }
+}
+
+export interface RefusalEvent { reason: RefusalReason; message: string; nodeId: string | null; peer: string | null; address: string }
 
 export interface AdsLogger {
   info(obj: object, msg: string): void;
@@ -48,6 +82,8 @@ export interface AdsStatus {
   streams: StreamStatus[];
   nacks: NackRecord[];
   encodeFailures: EncodeFailure[];
+  /** Streams refused since start, by reason. */
+  refusals: Record<RefusalReason, number>;
 }
 
 type Listener<T> = (e: T) => void;
@@ -63,6 +99,8 @@ export class AdsServer {
   private readonly encodeFailureList: EncodeFailure[] = [];
   private readonly nackListeners = new Set<Listener<NackRecord>>();
   private readonly ackListeners = new Set<Listener<AckEvent>>();
+  private readonly refusalListeners = new Set<Listener<RefusalEvent>>();
+  private readonly refusals: Record<RefusalReason, number> = { no_certificate: 0, bad_identity: 0, not_registered: 0, node_id_mismatch: 0 };
   private nextStreamId = 0;
   private nonce = 0;
   private stopped = false;
@@ -79,7 +117,8 @@ export class AdsServer {
     // Envoy keeps one ADS stream open for its lifetime; pings keep NATs and LBs from dropping it.
     const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(formatAddress(host, opts.port ?? 0), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+      const creds = opts.tls ? meshServerCredentials(opts.tls) : grpc.ServerCredentials.createInsecure();
+      server.bindAsync(formatAddress(host, opts.port ?? 0), creds, (err, p) => (err ? reject(err) : resolve(p)));
     });
     const ads = new AdsServer(server, host, port, opts);
     server.addService(aggregatedDiscoveryService(), {
@@ -102,6 +141,12 @@ export class AdsServer {
     return () => this.nackListeners.delete(listener);
   }
 
+  /** Called for every refused stream. */
+  onRefusal(listener: Listener<RefusalEvent>): () => void {
+    this.refusalListeners.add(listener);
+    return () => this.refusalListeners.delete(listener);
+  }
+
   onAck(listener: Listener<AckEvent>): () => void {
     this.ackListeners.add(listener);
     return () => this.ackListeners.delete(listener);
@@ -113,6 +158,7 @@ export class AdsServer {
       streams: [...this.streams.entries()].map(([id, s]) => ({ id, node: s.state.nodeInfo, connectedAt: s.connectedAt, types: s.state.status() })),
       nacks: [...this.nackList],
       encodeFailures: [...this.encodeFailureList],
+      refusals: { ...this.refusals },
     };
   }
 
@@ -138,6 +184,16 @@ export class AdsServer {
     }
     const id = ++this.nextStreamId;
     const log = this.opts.logger;
+    const address = call.getPeer();
+    let peer: PeerIdentity | null = null;
+    if (this.opts.tls) {
+      const p = verifiedPeer(call, this.opts.tls.trustDomain);
+      if (!p.ok) {
+        this.refuse(call, new NodeRefused(p.reason, p.message), null, address);
+        return;
+      }
+      peer = { spiffeId: p.spiffeId, identity: p.identity, address };
+    }
     const state = new AdsStreamState(this.opts.cache, {
       write: (res) => {
         if (call.cancelled || call.writableEnded) return;
@@ -154,19 +210,29 @@ export class AdsServer {
         if (this.encodeFailureList.length > 100) this.encodeFailureList.shift();
         log?.warn({ node: e.node.id, type: e.typeUrl, version: e.version, error: e.message }, 'xds: snapshot resource cannot be encoded; not sent');
       },
-      onIdentify: (node) => this.opts.onNode?.(node),
+      admit: (node) => (this.opts.admit ? this.opts.admit(node, peer) : node.id),
       nextNonce: () => String(++this.nonce),
       controlPlaneId: this.opts.controlPlaneId ?? 'tollgate',
     });
     this.streams.set(id, { call, state, connectedAt: new Date() });
+    let ended = false;
     const done = (): void => {
       state.close();
       this.streams.delete(id);
+      if (ended) return;
+      ended = true;
+      const key = state.cacheKey;
+      if (key !== undefined && state.nodeInfo) this.opts.onStreamEnd?.(key, state.nodeInfo);
     };
     call.on('data', (req: DiscoveryRequest) => {
       try {
         state.handle(req);
       } catch (e) {
+        if (e instanceof NodeRefused) {
+          done();
+          this.refuse(call, e, req.node?.id ?? null, address, peer?.spiffeId ?? null);
+          return;
+        }
         log?.warn({ stream: id, error: e instanceof Error ? e.message : String(e) }, 'xds: request handling failed');
         done();
         call.emit('error', { code: grpc.status.INTERNAL, details: 'control plane error' });
@@ -176,6 +242,15 @@ export class AdsServer {
     call.on('cancelled', done);
     call.on('error', done);
     call.on('close', done);
+  }
+
+  private refuse(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>, e: NodeRefused, nodeId: string | null, address: string, spiffeId: string | null = null): void {
+    this.refusals[e.reason]++;
+    const ev: RefusalEvent = { reason: e.reason, message: e.message, nodeId, peer: spiffeId, address };
+    this.opts.logger?.warn(ev, 'xds: stream refused');
+    for (const l of this.refusalListeners) l(ev);
+    const code = e.reason === 'no_certificate' || e.reason === 'bad_identity' ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED;
+    call.emit('error', { code, details: `tollgate xDS: ${e.message}` });
   }
 
   private recordNack(e: NackEvent): void {

@@ -83,7 +83,8 @@ class Replica {
     const headers = {
       ':authority': '127.0.0.1:10000', ':method': 'POST', ':path': '/mcp', ':scheme': 'http', 'content-type': 'application/json',
       accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': '2025-06-18',
-      'mcp-session-id': 'e2e-session', 'x-request-id': `req-${this.name}-${id}`, 'content-length': String(body.length),
+      // One session per caller: authz binds a session to the identity that first uses it.
+      'mcp-session-id': `e2e-session-${token.slice(-12)}`, 'x-request-id': `req-${this.name}-${id}`, 'content-length': String(body.length),
     };
     const req = {
       attributes: {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { createExtProcHandler, type ExtProcHandler, type ListedItem } from '../../../src/authz/extproc.js';
 import { PendingCalls, type PendingCall } from '../../../src/authz/pending.js';
+import { SessionOwners } from '../../../src/authz/sessions.js';
 import { parseBudgetConfig } from '../../../src/budget/config.js';
 import { createBudgetGate, type TollgateBudgetGate } from '../../../src/budget/gate.js';
 import { LocalBudgetStore } from '../../../src/budget/local-store.js';
@@ -16,6 +17,7 @@ import { ToolAnnotationStore } from '../../../src/mcp/annotations.js';
 /** A ProcessingResponse as proto-loader decodes it (camelCase, oneofs, defaults). */
 interface Reply {
   response: string;
+  immediateResponse?: { status: { code: string }; body: Buffer; headers: { setHeaders: Array<{ header: { key: string; rawValue: Buffer } }> } | null } | null;
   requestHeaders?: { response: Common | null } | null;
   responseHeaders?: { response: Common | null } | null;
   responseBody?: { response: Common | null } | null;
@@ -93,6 +95,7 @@ describe('ext_proc handler over real gRPC', function () {
   let charged: Map<string, (n: number) => void>;
   let filterCalls: ListedItem[];
   let explode: boolean;
+  let sessions: SessionOwners;
   let nextId = 0;
 
   const subject: ChargeSubject = { team: 'growth', agent: 'bot', sub: 'bob', server: 'docs', tool: null };
@@ -114,8 +117,9 @@ describe('ext_proc handler over real gRPC', function () {
     charged = new Map();
     filterCalls = [];
     explode = false;
+    sessions = new SessionOwners();
     handler = createExtProcHandler({
-      pending, gate, annotations,
+      pending, gate, annotations, sessions,
       // Team growth may not see destructive tools.
       filterTool: (call, item) => {
         if (explode) throw new Error('policy blew up');
@@ -238,18 +242,75 @@ describe('ext_proc handler over real gRPC', function () {
     s.end();
   });
 
-  it('passes responses with an unknown or missing decision id through untouched', async () => {
-    const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: TOOLS } }));
+  it('refuses, before it reaches the server, a request whose decision id it does not hold (another replica, expired, missing)', async () => {
     for (const h of [{ 'x-tollgate-decision-id': 'never-issued' }, {}] as Array<Record<string, string>>) {
       const s = open();
-      await s.headers('requestHeaders', h);
-      const ph = await s.headers('responseHeaders', { ':status': '200', 'content-type': 'application/json' });
-      assert.equal(ph.responseHeaders?.response?.headerMutation, null);
-      assert.deepEqual(delivered(body, await s.body(body, true)), body);
+      const r = await s.headers('requestHeaders', h);
+      assert.equal(r.response, 'immediateResponse', 'not passed through unfiltered and uncharged');
+      assert.equal(r.immediateResponse!.status.code, 'ServiceUnavailable');
+      const err = JSON.parse(r.immediateResponse!.body.toString()) as { error: { code: number; message: string } };
+      assert.equal(err.error.code, -32006);
+      assert.match(err.error.message, h['x-tollgate-decision-id'] ? /not known to this authz instance.*different authz replicas/ : /no x-tollgate-decision-id/);
       s.end();
     }
     assert.equal(handler.stats.unknownDecision, 2);
     assert.equal(filterCalls.length, 0);
+  });
+
+  it('refuses a list it cannot read: compressed, or neither JSON nor SSE', async () => {
+    for (const h of [{ 'content-type': 'application/json', 'content-encoding': 'gzip' }, { 'content-type': 'text/plain' }, {}] as Array<Record<string, string>>) {
+      const call = pendingCall('tools/list', { ids: [7] });
+      const s = open();
+      await s.headers('requestHeaders', { 'x-tollgate-decision-id': call.decisionId });
+      const r = await s.headers('responseHeaders', { ':status': '200', ...h });
+      assert.equal(r.response, 'immediateResponse', JSON.stringify(h));
+      assert.equal(r.immediateResponse!.status.code, 'BadGateway');
+      const err = JSON.parse(r.immediateResponse!.body.toString()) as { id: number; error: { code: number; message: string; data: { decision_id: string } } };
+      assert.equal(err.id, 7, 'answers the list request by its id');
+      assert.match(err.error.message, /could not be filtered by policy/);
+      assert.equal(err.error.data.decision_id, call.decisionId);
+      s.end();
+    }
+    // An error status carries no list: a GET refused with 405 and a text body passes as it is.
+    const get = pendingCall(null, { methods: [null], ids: [null] });
+    const g = open();
+    await g.headers('requestHeaders', { 'x-tollgate-decision-id': get.decisionId });
+    assert.equal((await g.headers('responseHeaders', { ':status': '405', 'content-type': 'text/plain' })).response, 'responseHeaders');
+    g.end();
+    // Not a list: a compressed tools/call result is the client's business.
+    const call = pendingCall('tools/call', { ids: [8] });
+    const s = open();
+    await s.headers('requestHeaders', { 'x-tollgate-decision-id': call.decisionId });
+    const r = await s.headers('responseHeaders', { ':status': '200', 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    assert.equal(r.response, 'responseHeaders');
+    s.end();
+    assert.equal(handler.stats.unfilterable, 3);
+  });
+
+  it('filters list answers replayed on a GET stream (Last-Event-ID resumption)', async () => {
+    const call = pendingCall(null, { methods: [null], ids: [null] });
+    const list = { jsonrpc: '2.0', id: 4, result: { tools: TOOLS } };
+    const stream = Buffer.from(`id: 17\ndata: ${JSON.stringify(list)}\n\n`);
+    const s = open();
+    await s.headers('requestHeaders', { 'x-tollgate-decision-id': call.decisionId });
+    await s.headers('responseHeaders', { ':status': '200', 'content-type': 'text/event-stream' });
+    const out: Buffer[] = [];
+    const chunks = cut(stream, 40);
+    for (const [i, c] of chunks.entries()) out.push(delivered(c, await s.body(c, i === chunks.length - 1)));
+    assert.equal(Buffer.concat(out).toString(), `id: 17\ndata: ${JSON.stringify({ ...list, result: { tools: [TOOLS[0], TOOLS[2]] } })}\n\n`);
+    s.end();
+  });
+
+  it('binds the session an initialize answer creates to the caller', async () => {
+    const owner = { iss: 'https://issuer', sub: 'bob', agent: 'bot' };
+    const call = pendingCall('initialize', { owner });
+    const s = open();
+    await s.headers('requestHeaders', { 'x-tollgate-decision-id': call.decisionId });
+    await s.headers('responseHeaders', { ':status': '200', 'content-type': 'application/json', 'mcp-session-id': 'sess-42' });
+    await s.body('{"jsonrpc":"2.0","id":1,"result":{}}', true);
+    s.end();
+    assert.equal(sessions.standing('sess-42', owner, Date.now()).kind, 'owned');
+    assert.equal(sessions.standing('sess-42', { ...owner, sub: 'mallory' }, Date.now()).kind, 'foreign');
   });
 
   it('hides the items a failing filter cannot judge, and still delivers the list', async () => {
@@ -266,8 +327,8 @@ describe('ext_proc handler over real gRPC', function () {
     s.end();
   });
 
-  it('never breaks a response on an internal error: held-back bytes are released, the error counted', async () => {
-    const call = pendingCall('tools/list');
+  it('refuses a list whose processing failed internally (fail closed), and counts the error', async () => {
+    const call = pendingCall('tools/list', { ids: [2] });
     const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 2, result: { tools: TOOLS } }));
     annotations.record = () => { throw new Error('annotation store blew up'); };
     const s = open();
@@ -276,7 +337,10 @@ describe('ext_proc handler over real gRPC', function () {
     const chunks = cut(body, 64);
     const out: Buffer[] = [];
     for (const [i, c] of chunks.entries()) out.push(delivered(c, await s.body(c, i === chunks.length - 1)));
-    assert.deepEqual(Buffer.concat(out), body);
+    const got = JSON.parse(Buffer.concat(out).toString()) as { id: number; error: { code: number; message: string } };
+    assert.equal(got.id, 2);
+    assert.equal(got.error.code, -32006);
+    assert.match(got.error.message, /internal error/);
     assert.equal(handler.stats.errors, 1);
     s.end();
   });

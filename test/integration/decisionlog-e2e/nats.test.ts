@@ -1,8 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { readStreamRecords, type StreamRecord } from '../../../src/decisionlog/nats-reader.js';
-import { readRecords } from '../../../src/decisionlog/reader.js';
+import { readStreamEntries, type StreamEntry } from '../../../src/decisionlog/nats-reader.js';
 import { NatsServer } from '../../../src/util/nats-server.js';
-import { authzStatus, eventually, Load, RawSession, startMesh, tollgateLogs, type Step, type TestMesh } from './support.js';
+import { authzStatus, eventually, Load, logEntries, RawSession, startMesh, tollgateLogs, type Step, type TestMesh } from './support.js';
 
 const STREAM = 'TOLLGATE_DECISIONS';
 const PREFIX = 'tollgate.decisions';
@@ -57,15 +56,18 @@ describe('decision log end to end: NATS stopped and restarted under load', funct
     }, 'NATS replication to catch up with the local log', 45_000);
   }
 
-  async function streamRecords(): Promise<StreamRecord[]> {
-    const out: StreamRecord[] = [];
-    for await (const r of readStreamRecords({ url: nats.url, stream: STREAM, subjectPrefix: PREFIX })) out.push(r);
+  async function streamRecords(): Promise<StreamEntry[]> {
+    const out: StreamEntry[] = [];
+    for await (const r of readStreamEntries({ url: nats.url, stream: STREAM, subjectPrefix: PREFIX })) out.push(r);
     return out;
   }
 
-  /** The stream is an exact copy of the local log: same records, same order, same bytes, once each. */
+  /**
+   * The stream is an exact copy of the local chain (decisions and accounting records): same
+   * records, same order, same bytes, once each.
+   */
   async function assertStreamIsTheLog(): Promise<{ records: number; stream: number }> {
-    const local = [...readRecords(t.logDir)];
+    const local = logEntries(t.logDir);
     const got = await streamRecords();
     assert.deepEqual(local.map((r) => r.record.seq), local.map((_, i) => i + 1), 'the local chain has no gaps');
     assert.deepEqual(got.map((r) => r.record.seq), local.map((r) => r.record.seq), 'stream = local log: same seqs, in order, no duplicates, nothing lost');

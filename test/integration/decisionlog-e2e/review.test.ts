@@ -5,7 +5,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { ChainedDecisionRecord } from '../../../src/decisionlog/types.js';
 import { connectClient } from '../../support/mcp-client.js';
-import { authzStatus, eventually, keepPublicKey, logRecords, RawSession, startMesh, tollgateLogs, type TestMesh } from './support.js';
+import { authzStatus, eventually, keepPublicKey, logEntries, logRecords, RawSession, startMesh, tollgateLogs, type TestMesh } from './support.js';
 
 interface Caller { sub: string; team: string; groups?: string[]; agent?: string }
 
@@ -131,13 +131,18 @@ describe('decision log end to end: the security review', function () {
   });
 
   it('`tollgate logs verify <dir>` proves the log complete', async () => {
-    const records = logRecords(t.logDir);
     // A live log is signed by the periodic checkpoint (every 10 s while records are unsigned);
     // wait for it, as a reviewer looking at yesterday's log would find it signed.
-    await eventually(async () => {
+    // (A checkpoint may also have landed part-way through the calls on a slow machine: wait for
+    // one that covers the last record, not just for any. The chain holds the decisions and the
+    // accounting records written once each allowed response was counted.)
+    const records = await eventually(async () => {
+      const chain = logEntries(t.logDir);
       const s = await authzStatus(t.mesh);
-      return s.decisionLog && s.decisionLog.checkpoints > 0 && s.decisionLog.seq === records.length ? true : null;
-    }, 'the periodic checkpoint', 30_000);
+      if (!s.decisionLog || s.decisionLog.seq !== chain.length) return null;
+      const probe = await tollgateLogs(['verify', t.logDir], env());
+      return probe.out.includes(`signed through seq ${chain.length}\n`) ? chain : null;
+    }, 'the periodic checkpoint over the last record', 30_000);
     const v = await tollgateLogs(['verify', t.logDir], env());
     assert.equal(v.code, 0, v.out);
     assert.match(v.out, new RegExp(`${records.length} records \\(seq 1\\.\\.${records.length}\\)`));

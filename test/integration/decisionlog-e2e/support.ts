@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogsCommand } from '../../../src/cli/logs.js';
 import { PUBLIC_KEYS_FILE } from '../../../src/decisionlog/files.js';
-import { readRecords } from '../../../src/decisionlog/reader.js';
+import { readEntriesOfFiles, readRecords, type LoggedEntry } from '../../../src/decisionlog/reader.js';
+import { listLogFiles } from '../../../src/decisionlog/files.js';
 import type { ChainedDecisionRecord } from '../../../src/decisionlog/types.js';
 import { LocalMesh } from '../../../src/mesh/local.js';
 import type { StatusDoc } from '../../../src/metrics/status.js';
@@ -229,7 +230,15 @@ export async function eventually<T>(probe: () => Promise<T | null>, what: string
   }
 }
 
-/** Every record of a log directory, read with the log's own reader, in chain order. */
+/**
+ * Everything the chain of a log directory holds (decisions and the accounting records written
+ * after each allowed response), in chain order: what seq numbers, verify and replication count.
+ */
+export function logEntries(dir: string): LoggedEntry[] {
+  return [...readEntriesOfFiles(listLogFiles(dir))];
+}
+
+/** Every decision record of a log directory, read with the log's own reader, in chain order. */
 export function logRecords(dir: string): ChainedDecisionRecord[] {
   return [...readRecords(dir)].map((r) => r.record);
 }

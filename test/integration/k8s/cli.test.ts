@@ -194,3 +194,34 @@ describe('tollgate inject (CLI, integration)', function () {
     assert.match(stderr, /SIGTERM, shutting down/);
   });
 });
+
+describe('tollgate inject --sidecar-mode', () => {
+  const POD = `apiVersion: v1
+kind: Pod
+metadata: {name: weather, namespace: mcp-demo}
+spec:
+  containers:
+    - {name: server, image: example/weather:1, ports: [{containerPort: 8080}]}
+`;
+  it('containers: plain sidecar containers after the server, no restartPolicy', async () => {
+    const r = await tollgate(['inject', '-f', '-', '--sidecar-mode', 'containers'], POD);
+    assert.equal(r.code, 0, r.stderr);
+    const pod = parseAllDocuments(r.stdout)[0]!.toJS() as PodLike;
+    assert.deepEqual(pod.spec!.containers.map((c) => c.name), ['server', 'tollgate-authz', 'tollgate-envoy']);
+    assert.ok(pod.spec!.containers.every((c) => c.restartPolicy === undefined));
+    assert.equal(pod.spec!.initContainers, undefined);
+  });
+  it('native stays the default; a bad mode is a usage error naming the choices', async () => {
+    const r = await tollgate(['inject', '-f', '-'], POD);
+    const pod = parseAllDocuments(r.stdout)[0]!.toJS() as PodLike;
+    assert.deepEqual(pod.spec!.initContainers!.map((c) => c.restartPolicy), ['Always', 'Always']);
+    const bad = await tollgate(['inject', '-f', '-', '--sidecar-mode', 'sidecar'], POD);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--sidecar-mode must be native or containers, not "sidecar"/);
+  });
+  it('the webhook takes the same flag', () => {
+    const o = parseWebhookArgs(['--cert', 'c', '--key', 'k', '--sidecar-mode', 'containers']);
+    assert.ok(o !== 'help');
+    assert.equal(o.inject?.sidecarMode, 'containers');
+  });
+});

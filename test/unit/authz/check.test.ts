@@ -1,12 +1,20 @@
 import { strict as assert } from 'node:assert';
-import { Authorizer, defaultMasker, type CheckDeps } from '../../../src/authz/check.js';
+import { Authorizer, type CheckDeps } from '../../../src/authz/check.js';
 import { PendingCalls } from '../../../src/authz/pending.js';
 import type { HttpRequestView } from '../../../src/authz/view.js';
 import { AuthError, type Identity, type TokenVerifier } from '../../../src/identity/types.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/policy/types.js';
 import type { DecisionRecordDraft, DecisionSink } from '../../../src/decisionlog/types.js';
-import type { BudgetGate } from '../../../src/budget/types.js';
+import { SessionOwners } from '../../../src/authz/sessions.js';
+import { createInputMasker } from '../../../src/decisionlog/mask.js';
+import { parseBudgetConfig } from '../../../src/budget/config.js';
+import { createBudgetGate } from '../../../src/budget/gate.js';
+import { LocalBudgetStore } from '../../../src/budget/local-store.js';
+import { countValue } from '../../../src/budget/tokens.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const alice: Identity = {
   sub: 'alice', iss: 'https://issuer', aud: ['r'], team: 'payments', groups: [], agent: 'bot', scopes: [], delegation: [], expiresAt: 2e9, claims: { sub: 'alice' },
@@ -61,7 +69,7 @@ function setup(over: Partial<CheckDeps> = {}, settings: Partial<CheckDeps['setti
       resourceMetadataUrl: 'http://127.0.0.1:10000/.well-known/oauth-protected-resource/mcp',
       limits: { maxBytes: 4096, maxDepth: 16, maxBatch: 8 }, denyStatus: 200, upstreamAuthorization: null, ...settings,
     },
-    verifier, policy: holder, budget: null, sink, pending, annotations: null, countTokens: null, mask: defaultMasker, policyMask: null, clock: () => Date.parse('2026-11-23T10:00:00Z'),
+    verifier, policy: holder, budget: null, sink, pending, annotations: null, countTokens: null, mask: createInputMasker(), policyMask: null, clock: () => Date.parse('2026-11-23T10:00:00Z'),
     ...over,
   };
   return { authz: new Authorizer(deps), policy, sink, pending, holder };
@@ -72,7 +80,7 @@ describe('Authorizer.check', () => {
     const { authz, sink, pending, policy } = setup();
     const out = await authz.check(request(call('search_docs')));
     assert.ok(out.allow);
-    assert.deepEqual(out.removeHeaders, ['authorization']);
+    assert.deepEqual(out.removeHeaders, ['authorization', 'accept-encoding'], 'no caller token upstream, and no compressed answer ext_proc could not filter');
     assert.equal(out.headers['x-policy'], 'yes');
     const id = out.headers['x-tollgate-decision-id']!;
     assert.match(id, /^[0-9a-f-]{36}$/);
@@ -98,7 +106,7 @@ describe('Authorizer.check', () => {
     const out = await authz.check(request(call('search_docs')));
     assert.ok(out.allow);
     assert.equal(out.headers.authorization, 'Bearer upstream-secret');
-    assert.deepEqual(out.removeHeaders, []);
+    assert.deepEqual(out.removeHeaders, ['accept-encoding']);
   });
 
   it('denies with a JSON-RPC error carrying the id, the reasons and the decision id', async () => {
@@ -123,6 +131,37 @@ describe('Authorizer.check', () => {
     const body = JSON.parse(out.body) as Array<{ id: number; error: { code: number } }>;
     assert.deepEqual(body.map((e) => [e.id, e.error.code]), [[1, -32007], [2, -32003]]);
     assert.equal(sink.records.length, 2);
+    // The record says what happened: the allowed element never ran.
+    const [allowed, denied] = sink.records;
+    assert.deepEqual({ ...allowed!.result, reasons: allowed!.result.reasons },
+      { allow: false, reasons: ['not executed: another element of this batch was refused'], http_status: 200, code: -32007, error: null, outcome: 'not_executed', policy_allow: true, late_ms: null });
+    assert.equal(denied!.result.outcome, 'refused');
+    assert.equal(denied!.result.policy_allow, false);
+  });
+
+  it('records an allowed call as forwarded', async () => {
+    const { authz, sink } = setup();
+    await authz.check(request(call('search_docs')));
+    assert.equal(sink.records[0]!.result.outcome, 'forwarded');
+    assert.equal(sink.records[0]!.result.policy_allow, true);
+  });
+
+  it('refuses and records as not executed a Check answered after Envoy\'s deadline', async () => {
+    const { authz, sink, pending } = setup();
+    const out = await authz.check({ ...request(call('search_docs', 5)), deadline: Date.now() - 40 });
+    assert.ok(!out.allow);
+    assert.equal(out.status, 504);
+    assert.equal(pending.size, 0, 'nothing for ext_proc: the call does not run');
+    const r = sink.records[0]!.result;
+    assert.equal(r.allow, false);
+    assert.equal(r.outcome, 'not_executed');
+    assert.equal(r.policy_allow, true, 'the policy allowed it; the record still says it never ran');
+    assert.ok(r.late_ms! >= 40, String(r.late_ms));
+    assert.match(r.reasons.join(' '), /after Envoy's ext_authz deadline/);
+    // In time: forwarded.
+    const ok = await authz.check({ ...request(call('search_docs')), deadline: Date.now() + 1000 });
+    assert.ok(ok.allow);
+    assert.equal(sink.records[1]!.result.outcome, 'forwarded');
   });
 
   it('answers 401 with a Bearer challenge pointing at the resource metadata', async () => {
@@ -179,16 +218,103 @@ describe('Authorizer.check', () => {
     assert.ok(!out.allow && out.status === 405);
   });
 
-  it('denies a call whose budget is exhausted, naming the budget, limit and reset', async () => {
-    const entry = { name: 'payments-daily', scope: { team: 'payments' }, limit: 100, used: 100, remaining: 0, window: 'day', resets_at: '2026-11-24T00:00:00Z', action: 'deny' as const };
-    const gate: BudgetGate = { check: () => ({ entries: [entry], exhausted: entry }), charge: () => undefined, close: async () => undefined };
-    const { authz, policy } = setup({ budget: gate });
-    const out = await authz.check(request(call('search_docs')));
-    assert.ok(!out.allow);
-    const err = JSON.parse(out.body).error;
-    assert.equal(err.code, -32004);
-    assert.match(err.message, /budget "payments-daily" is exhausted: 100 of 100 tokens used this day; it resets at 2026-11-24T00:00:00Z/);
+  it('refuses a method in another case rather than judge an upper-cased copy (HTTP/2 `get` with a body)', async () => {
+    const { authz, sink, policy } = setup();
+    for (const m of ['get', 'post', 'Delete']) {
+      const out = await authz.check(request(call('delete_records'), { authorization: 'Bearer good' }, m));
+      assert.ok(!out.allow && out.status === 405, m);
+      assert.match(JSON.parse(out.body).error.message, /case-sensitive/);
+    }
     assert.equal(policy.inputs.length, 0);
+    assert.ok(sink.records.every((r) => r.result.outcome === 'refused' && r.result.http_status === 405));
+  });
+
+  it('refuses a GET or DELETE that carries a body nobody would judge', async () => {
+    const { authz, policy } = setup();
+    for (const m of ['GET', 'DELETE']) {
+      const out = await authz.check(request(call('delete_records'), { authorization: 'Bearer good' }, m));
+      assert.ok(!out.allow && out.status === 400, m);
+      assert.match(JSON.parse(out.body).error.message, /must not carry a body/);
+    }
+    assert.equal(policy.inputs.length, 0);
+  });
+
+  describe('with a real budget gate (local store)', () => {
+    let dir = '';
+    const now = Date.parse('2026-11-23T10:00:00Z');
+    const gateWith = (limit: number) => {
+      dir = mkdtempSync(join(tmpdir(), 'tollgate-check-budget-'));
+      const config = parseBudgetConfig(`budgets:\n  - { name: payments-daily, scope: { team: payments }, limit: ${limit}, window: day }\n`, 'b.yaml');
+      return createBudgetGate(config, LocalBudgetStore.open(config.budgets, { dir, adminPollMs: 0 }), { clock: () => now });
+    };
+    afterEach(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+
+    it('denies a call whose budget is exhausted, naming the budget, limit and reset', async () => {
+      const gate = gateWith(100);
+      gate.charge({ team: 'payments', agent: 'bot', sub: 'alice', server: 'billing', tool: null }, 100);
+      const { authz, policy } = setup({ budget: gate });
+      const out = await authz.check(request(call('search_docs')));
+      assert.ok(!out.allow);
+      const err = JSON.parse(out.body).error;
+      assert.equal(err.code, -32004);
+      assert.match(err.message, /budget "payments-daily" is exhausted: 100 of 100 tokens used this day; it resets at 2026-11-24T00:00:00\.000Z/);
+      assert.equal(policy.inputs.length, 0);
+      await gate.close();
+    });
+
+    it('refuses a batch whose elements fit the budget one by one but not together', async () => {
+      const big = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'search_docs', arguments: { q: 'refund policy for annual plans '.repeat(4) } } });
+      const each = countValue(big(1).params.arguments);
+      const gate = gateWith(Math.floor(each * 2.5));
+      const { authz, sink } = setup({ budget: gate });
+      const three = await authz.check(request([big(3), big(4), big(5)]));
+      assert.ok(!three.allow, 'the third would overshoot: each element is judged with what the earlier ones spend');
+      const codes = (JSON.parse(three.body) as Array<{ id: number; error: { code: number; message: string } }>).map((e) => [e.id, e.error.code]);
+      assert.deepEqual(codes, [[3, -32007], [4, -32007], [5, -32004]]);
+      assert.equal(gate.check({ team: 'payments', agent: 'bot', sub: 'alice', server: 'billing', tool: 'search_docs' }, 0).entries[0]!.used, 0, 'nothing charged');
+      const used = 0;
+      const two = await authz.check(request([big(1), big(2)]));
+      assert.ok(two.allow, 'two fit');
+      assert.equal(sink.records.length - used, 5);
+      await gate.close();
+    });
+  });
+
+  describe('sessions bound to the identity that initialized them', () => {
+    const mallory: Identity = { ...alice, sub: 'mallory', team: 'support' };
+    const both: TokenVerifier = { async verify(t) { if (t === 'good') return alice; if (t === 'mallory') return mallory; throw new AuthError('bad_signature', 'no'); } };
+
+    it('refuses another identity\'s session on POST, GET and DELETE, before policy', async () => {
+      const sessions = new SessionOwners();
+      sessions.bind('sess-1', { iss: alice.iss, sub: 'alice', agent: 'bot' }, 'initialize', Date.parse('2026-11-23T10:00:00Z'));
+      const { authz, policy, sink } = setup({ sessions, verifier: both });
+      for (const [m, body] of [['POST', call('search_docs', 9)], ['GET', ''], ['DELETE', '']] as const) {
+        const out = await authz.check(request(body, { authorization: 'Bearer mallory' }, m));
+        assert.ok(!out.allow && out.status === 404, m);
+        const err = JSON.parse(out.body).error;
+        assert.equal(err.code, -32008);
+        assert.match(err.message, /belongs to another identity/);
+      }
+      assert.equal(policy.inputs.length, 0);
+      assert.ok(sink.records.every((r) => r.identity.sub === 'mallory' && r.result.code === -32008));
+      // The owner carries on, and the policy sees who owns the session.
+      const ok = await authz.check(request(call('search_docs')));
+      assert.ok(ok.allow);
+      assert.deepEqual(policy.inputs[0]!.mcp.session, { id: 'sess-1', owner: { iss: alice.iss, sub: 'alice', agent: 'bot' }, bound_by: 'initialize' });
+    });
+
+    it('binds an unknown session to the first identity allowed to use it (after a restart, another replica)', async () => {
+      const sessions = new SessionOwners();
+      const { authz, policy } = setup({ sessions, verifier: both });
+      assert.ok((await authz.check(request(call('search_docs')))).allow);
+      assert.deepEqual(policy.inputs[0]!.mcp.session, { id: 'sess-1', owner: null, bound_by: null });
+      const out = await authz.check(request(call('search_docs'), { authorization: 'Bearer mallory' }));
+      assert.ok(!out.allow && out.status === 404);
+      // A denied request claims nothing.
+      await authz.check(request(call('delete_records'), { authorization: 'Bearer mallory', 'mcp-session-id': 'sess-2' }));
+      assert.ok((await authz.check(request(call('search_docs'), { authorization: 'Bearer good', 'mcp-session-id': 'sess-2' }))).allow);
+      assert.equal(policy.inputs.at(-1)!.mcp.session?.bound_by, null);
+    });
   });
 });
 

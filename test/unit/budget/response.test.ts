@@ -117,14 +117,54 @@ describe('response bodies', () => {
     assert.deepEqual(messages[0], toolsList(3, ['secret']), 'seen as sent');
   });
 
-  it('lets a body too large to hold pass through, counting it as raw text', () => {
-    const body = Buffer.from(JSON.stringify(toolsList(1, Array.from({ length: 200 }, (_, i) => `tool_${i}`))));
+  it('lets a body too large to hold pass through when it is not rewritten, counting it as raw text', () => {
+    const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'x'.repeat(3000) }] } }));
     let raw = '';
-    const p = new ResponseBodyProcessor({ format: 'json', rewrite: true, transform: hideSecret, onMessage: () => assert.fail('not parsed'), onRawText: (t) => { raw += t; }, maxBufferBytes: 1000 });
+    const p = new ResponseBodyProcessor({ format: 'json', rewrite: false, transform: hideSecret, onMessage: () => assert.fail('not parsed'), onRawText: (t) => { raw += t; }, maxBufferBytes: 1000 });
     const parts = cut(body, 300);
     const out = Buffer.concat(parts.map((c, i) => p.push(c, i === parts.length - 1) ?? c));
     assert.ok(p.overflowed);
     assert.deepEqual(out, body);
     assert.equal(raw, body.toString());
+  });
+
+  const refusal = (why: string): string => JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32006, message: `unfilterable: ${why}` } });
+
+  function rewriteAll(format: 'json' | 'sse', body: Buffer, size: number, maxBufferBytes = 1 << 20): { out: string; p: ResponseBodyProcessor } {
+    const p = new ResponseBodyProcessor({ format, rewrite: true, transform: hideSecret, onMessage: () => undefined, maxBufferBytes, unreadable: refusal });
+    const parts = cut(body, size);
+    const out = Buffer.concat(parts.map((c, i) => p.push(c, i === parts.length - 1) ?? c)).toString();
+    return { out, p };
+  }
+
+  it('refuses a list too large to hold instead of passing it unfiltered (JSON and SSE)', () => {
+    const list = JSON.stringify(toolsList(1, ['secret', ...Array.from({ length: 200 }, (_, i) => `tool_${i}`)]));
+    const json = rewriteAll('json', Buffer.from(list), 300, 1000);
+    assert.equal(json.out, refusal('it is larger than 1000 bytes'));
+    assert.ok(json.p.refused);
+    const sse = rewriteAll('sse', Buffer.from(`event: message\ndata: ${list}\n\n: later\n\n`), 300, 1000);
+    assert.equal(sse.out, `event: message\ndata: ${refusal('an event is larger than 1000 bytes')}\n\n`);
+    assert.ok(!sse.out.includes('secret'));
+  });
+
+  it('refuses a list body that is not JSON, and replaces only the unreadable event of a stream', () => {
+    assert.equal(rewriteAll('json', Buffer.from('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"secret"}]'), 7).out, refusal('it is not JSON'));
+    const good = `data: ${JSON.stringify(toolsList(2, ['secret', 'a']))}\n\n`;
+    const sse = rewriteAll('sse', Buffer.from(`data: {"tools":[{"name":"secret"}]\n\n${good}`), 5);
+    assert.equal(sse.out, `event: message\ndata: ${refusal("an event's data is not JSON")}\n\ndata: ${JSON.stringify(toolsList(2, ['a']))}\n\n`);
+  });
+
+  it('reads a BOM-prefixed body as clients do, so the list is still filtered', () => {
+    const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(toolsList(1, ['secret', 'a'])))]);
+    assert.deepEqual(JSON.parse(rewriteAll('json', body, 4).out), toolsList(1, ['a']));
+    const sse = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`data: ${JSON.stringify(toolsList(1, ['secret', 'a']))}\n\n`)]);
+    assert.ok(!rewriteAll('sse', sse, 6).out.includes('secret'));
+  });
+
+  it('on abort, refuses a list it was rewriting and drops the rest', () => {
+    const p = new ResponseBodyProcessor({ format: 'json', rewrite: true, transform: hideSecret, onMessage: () => undefined, maxBufferBytes: 1 << 20, unreadable: refusal });
+    assert.deepEqual(p.push(Buffer.from('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"se'), false), Buffer.alloc(0));
+    assert.equal(p.abort()?.toString(), refusal('an internal error stopped its processing'));
+    assert.deepEqual(p.push(Buffer.from('cret"}]}}'), true), Buffer.alloc(0), 'nothing of the list gets out after the refusal');
   });
 });

@@ -108,7 +108,10 @@ describe('decision log config', () => {
     assert.deepEqual(c, {
       dir: '/var/lib/tollgate/decisions', maxFileBytes: 64 * 1024 * 1024, checkpointEvery: 1000, checkpointIntervalMs: 10000,
       signingKeyPath: '/var/lib/tollgate/keys/decision-log.pem', fsync: 'checkpoint', nats: null,
+      witnessPath: '/var/lib/tollgate/decisions.witness.jsonl',
     });
+    assert.equal(resolveDecisionLogConfig({ dir: '/x/decisions', witnessPath: null }, {}).witnessPath, null);
+    assert.throws(() => resolveDecisionLogConfig({ dir: '/x/decisions', witnessPath: '/x/decisions/w.jsonl' }, {}), /inside the log directory/);
     assert.equal(resolveDecisionLogConfig({}, {}).dir, '.state/decisions');
     const n = resolveDecisionLogConfig({ dir: '/x/decisions', nats: { url: 'nats://h:4222' } }, {}).nats;
     assert.deepEqual(n, {

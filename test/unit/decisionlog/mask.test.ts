@@ -65,9 +65,15 @@ describe('decision log masking', () => {
   });
 
   describe('maskInput (what authz logs)', () => {
-    it('is a Masker as authz declares it', () => {
+    it('is the Masker authz records with: erases credentials, applies the decision and policy masks', () => {
       const m: Masker = maskInput;
-      assert.equal(typeof m, 'function');
+      const out = m(sampleInput({ q: 'weather', card: '4111 1111 1111 1111' }), ['/input/mcp/arguments/card'], undefined);
+      assert.equal(out.input.request.headers.authorization, undefined);
+      assert.equal(out.input.request.headers.cookie, undefined);
+      assert.ok(out.erased.includes('/input/request/headers/authorization'), JSON.stringify(out.erased));
+      assert.equal(out.input.mcp.arguments?.q, 'weather');
+      assert.notEqual(out.input.mcp.arguments?.card, '4111 1111 1111 1111');
+      assert.ok(!JSON.stringify(out.input).includes('4111 1111 1111 1111'), 'the masked value appears nowhere in the logged input');
     });
 
     it('never mutates the input the request path still uses', () => {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { compileFilter, parseTimeArg, StatsBuilder, TimeArgError, revisionOf } from '../../../src/decisionlog/query.js';
+import { compileFilter, globMatch, parseTimeArg, StatsBuilder, TimeArgError, revisionOf } from '../../../src/decisionlog/query.js';
 import { sampleDraft } from './fixtures.js';
 
 const NOW = new Date('2025-03-10T15:30:00Z');
@@ -32,6 +32,26 @@ describe('decision log query filters', () => {
     assert.deepEqual(m({ agent: 'ci-bot', server: 'search' }), []);
     assert.deepEqual(m({ decisionId: allow.decision_id }), ['alice']);
     assert.deepEqual(m({ namespace: 'default', method: 'tools/call' }), ['bob', 'alice']);
+  });
+
+  it('matches globs as the equivalent anchored expression does, and in bounded time on crafted values', () => {
+    const toRe = (p: string): RegExp => new RegExp('^' + p.split('*').map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+    const alphabet = ['a', 'b', '*', '.', '_'];
+    let seed = 7;
+    const pick = (n: number): string => {
+      let out = '';
+      for (let k = 0; k < n; k++) { seed = (seed * 1103515245 + 12345) % 2147483648; out += alphabet[seed % alphabet.length]; }
+      return out;
+    };
+    for (let n = 0; n < 5000; n++) {
+      const p = pick(1 + (n % 7));
+      const v = pick(n % 11).replace(/\*/g, 'a');
+      assert.equal(globMatch(p, v), toRe(p).test(v), `${p} vs ${v}`);
+    }
+    // a*a*…*b on a long run of a's: exponential for a backtracking expression, O(p·v) here.
+    const t0 = Date.now();
+    assert.equal(globMatch('*a*a*a*a*a*a*a*a*a*a*b', 'a'.repeat(20_000)), false);
+    assert.ok(Date.now() - t0 < 2000);
   });
 
   it('filters by time: since inclusive, until exclusive', () => {

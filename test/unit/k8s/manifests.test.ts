@@ -133,6 +133,9 @@ function validate(schema: Obj, value: unknown, path: string, errors: string[]): 
 function structuralProblems(schema: Obj, path: string, out: string[], inLogic = false): void {
   if (inLogic) {
     for (const k of ['type', 'description', 'default', 'additionalProperties', 'nullable']) if (k in schema) out.push(`${path}: ${k} not allowed inside allOf/anyOf/oneOf/not`);
+  } else if (/^[a-z]+\.metadata$/.test(path)) {
+    // The API server refuses anything but `type` on a CRD's top-level metadata (found against a real one).
+    for (const k of Object.keys(schema)) if (k !== 'type') out.push(`${path}: ${k} not allowed on metadata (only type)`);
   } else {
     if (typeof schema.type !== 'string' && schema['x-kubernetes-int-or-string'] !== true && schema['x-kubernetes-preserve-unknown-fields'] !== true) out.push(`${path}: no type`);
     if (typeof schema.description !== 'string' || schema.description.trim() === '') out.push(`${path}: no description`);
@@ -156,12 +159,14 @@ describe('manifests', () => {
   const examples = accumulate(join(ROOT, 'examples'));
   const crds = base.objects.filter((o) => o.kind === 'CustomResourceDefinition');
 
-  it('every kustomization resolves, and every YAML file under manifests/ is part of one', () => {
+  it('every kustomization resolves, and every YAML file under manifests/ is part of one (or of the Helm chart)', () => {
     const used = new Set<string>();
-    for (const k of yamlFiles(ROOT).filter((f) => f.endsWith('kustomization.yaml'))) {
+    // The Helm chart is checked by the real helm in test/integration/k8s/helm.test.ts.
+    const kustomizeFiles = yamlFiles(ROOT).filter((f) => !relative(ROOT, f).startsWith('helm/'));
+    for (const k of kustomizeFiles.filter((f) => f.endsWith('kustomization.yaml'))) {
       for (const f of accumulate(dirname(k)).files) used.add(f);
     }
-    const orphans = yamlFiles(ROOT).filter((f) => !used.has(f)).map((f) => relative(ROOT, f));
+    const orphans = kustomizeFiles.filter((f) => !used.has(f)).map((f) => relative(ROOT, f));
     assert.deepEqual(orphans, []);
   });
 
@@ -265,12 +270,24 @@ describe('manifests', () => {
     assert.deepEqual([...new Set(tags)], [version]);
   });
 
-  it('RBAC is least privilege: only the control plane talks to the API, read-only plus status', () => {
+  it('RBAC is least privilege: the control plane reads and reports status; the operator writes only what it reconciles', () => {
     for (const name of ['tollgate-webhook', 'tollgate-authz', 'tollgate-nats']) {
       assert.equal(find(base.objects, 'ServiceAccount', name).automountServiceAccountToken, false, name);
     }
     const roles = base.objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
-    assert.deepEqual(roles.map((r) => r.metadata?.name), ['tollgate-controlplane']);
+    assert.deepEqual(roles.map((r) => r.metadata?.name), ['tollgate-controlplane', 'tollgate-operator', 'tollgate-operator-leader']);
+    // The operator writes: exactly these verbs, on exactly these resources (the reconcilers' needs;
+    // test/integration/k8s/operator.test.ts runs it under this very ClusterRole against RBAC).
+    const writes = (name: string): string[] => ((find(base.objects, name === 'tollgate-operator' ? 'ClusterRole' : 'Role', name).rules) as { apiGroups: string[]; resources: string[]; verbs: string[] }[])
+      .flatMap((r) => r.resources.map((res) => `${r.apiGroups[0] || 'core'}/${res}: ${r.verbs.filter((v) => !['get', 'list', 'watch'].includes(v)).join(',')}`));
+    assert.deepEqual(writes('tollgate-operator'), [
+      'tollgate.dev/mcpservers: update', 'tollgate.dev/mcppolicies: update', 'tollgate.dev/tokenbudgets: update',
+      'tollgate.dev/mcpservers/status: update,patch', 'tollgate.dev/mcppolicies/status: update,patch', 'tollgate.dev/tokenbudgets/status: update,patch',
+      'tollgate.dev/mcpservers/finalizers: update',
+      'apps/deployments: create,patch,delete', 'core/services: create,patch,delete', 'networking.k8s.io/networkpolicies: create,patch,delete',
+      'core/events: create,patch',
+    ]);
+    assert.deepEqual(writes('tollgate-operator-leader'), ['coordination.k8s.io/leases: create,update']);
     for (const rule of (roles[0] as Obj).rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
       for (const f of [rule.apiGroups, rule.resources, rule.verbs]) assert.ok(!f.includes('*'), 'no wildcards');
       const statusOrEvents = rule.resources.every((r) => r.endsWith('/status') || r === 'events');

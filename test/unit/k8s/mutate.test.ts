@@ -223,3 +223,29 @@ describe('k8s/mutate: injectSidecars', () => {
     });
   }
 });
+
+describe('k8s/mutate: sidecar modes', () => {
+  it('native (the default) puts the sidecars in initContainers with restartPolicy Always', () => {
+    const spec = injected(mcpPod(), { sidecarMode: 'native' }).spec!;
+    assert.deepEqual(spec.initContainers!.map((c) => [c.name, c.restartPolicy]), [['tollgate-authz', 'Always'], ['tollgate-envoy', 'Always']]);
+    assert.deepEqual(spec.containers.map((c) => c.name), ['server']);
+  });
+
+  it('containers mode appends plain containers after the MCP server, for clusters before 1.29', () => {
+    const p = mcpPod();
+    p.spec!.initContainers = [{ name: 'migrate', image: 'migrate:1' }];
+    const spec = injected(p, { sidecarMode: 'containers' }).spec!;
+    assert.deepEqual(spec.containers.map((c) => c.name), ['server', 'tollgate-authz', 'tollgate-envoy'], 'the server stays the first (default) container');
+    for (const c of spec.containers) assert.equal(c.restartPolicy, undefined, `${c.name} must be a plain container: restartPolicy on a container is rejected before 1.29`);
+    assert.deepEqual(spec.initContainers!.map((c) => c.name), ['migrate'], 'init containers are left alone');
+    assert.ok(spec.volumes!.some((v) => v.name === 'tollgate-authz-config'));
+  });
+
+  it('containers mode does not inject twice: a pod that already has the sidecars as containers is skipped', () => {
+    const once = injected(mcpPod(), { sidecarMode: 'containers' });
+    delete once.metadata!.annotations!['tollgate.dev/injected'];
+    const again = injectSidecars(once, { sidecarMode: 'containers' });
+    assert.equal(again.injected, false);
+    assert.match(again.injected ? '' : again.reason, /already has a "tollgate-authz" container/);
+  });
+});

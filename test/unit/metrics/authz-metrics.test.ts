@@ -1,12 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { Registry } from 'prom-client';
-import { ErrorCode } from '../../../src/authz/codes.js';
+import { ErrorCode, reasonClassOf } from '../../../src/contract/refusal.js';
 import type { BudgetMetrics } from '../../../src/budget/gate.js';
 import type { DecisionLogStats } from '../../../src/decisionlog/tee.js';
 import type { NatsReplicaStats } from '../../../src/decisionlog/nats-sink.js';
 import { createAuthzMetrics, type AuthzMetrics, type AuthzMetricsOptions } from '../../../src/metrics/authz-metrics.js';
 import { BoundedLabels } from '../../../src/metrics/bounded.js';
-import { reasonClassOf } from '../../../src/metrics/reason.js';
 import type { BundleSourceStatus } from '../../../src/policy/sources/types.js';
 import { parseExposition, seriesOf, valueOf, type Exposition } from './exposition.js';
 
@@ -195,7 +194,7 @@ describe('authz metrics', () => {
       'tollgate_decisions_total', 'tollgate_check_duration_seconds', 'tollgate_policy_eval_duration_seconds', 'tollgate_auth_failures_total',
       'tollgate_policy_revision_info', 'tollgate_policy_bundle_rejections_total', 'tollgate_policy_last_load_timestamp_seconds',
       'tollgate_budget_tokens_charged_total', 'tollgate_budget_remaining_tokens', 'tollgate_decision_log_records_total',
-      'tollgate_decision_log_write_errors_total', 'tollgate_decision_log_queue_depth',
+      'tollgate_decision_log_write_errors_total', 'tollgate_decision_log_queue_depth', 'tollgate_decision_log_tampering_total',
     ]) assert.ok(expo.types.has(name), `${name} is not exposed`);
   });
 });

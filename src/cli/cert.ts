@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import { requestWorkloadCertificate } from '../pki/request.js';
+import { parseCommandArgs } from './args.js';
+import { UsageError, type Command } from './types.js';
+
+const USAGE = `Usage: tollgate cert request --url URL --ca FILE --token-file FILE --out DIR
+
+Gets this pod's workload certificate from the control plane (in a cluster; \`tollgate up\` issues
+its own locally). Sends a fresh key's certificate request with the pod's projected
+service-account token; the control plane checks the token with the API server and signs a
+short-lived certificate for spiffe://<trust-domain>/ns/<namespace>/sa/<service account>.
+Writes DIR/tls.crt, DIR/tls.key (0600) and DIR/ca.crt for Envoy. docs/security.md.
+
+  --url URL          the control plane's https://…/v1/certificates (its --workload-certs)
+  --ca FILE          mesh CA certificate (PEM) the control plane's certificate must chain to
+  --token-file FILE  projected service-account token with audience tollgate-controlplane
+  --out DIR          where to write the files
+  -h, --help         show this help
+`;
+
+export const certCommand: Command = {
+  name: 'cert',
+  summary: 'Get this pod\'s workload certificate from the control plane',
+  async run(argv) {
+    const [sub, ...rest] = argv;
+    if (sub === undefined || sub === '--help' || sub === '-h') { process.stdout.write(USAGE); return sub === undefined ? 2 : 0; }
+    if (sub !== 'request') throw new UsageError(`unknown subcommand "${sub}" (expected request)`);
+    const { values } = parseCommandArgs(rest, { url: { type: 'string' }, ca: { type: 'string' }, 'token-file': { type: 'string' }, out: { type: 'string' } });
+    if (values.help) { process.stdout.write(USAGE); return 0; }
+    for (const f of ['url', 'ca', 'token-file', 'out'] as const) if (!values[f]) throw new UsageError(`--${f} is required`);
+    let ca: string;
+    try { ca = readFileSync(values.ca as string, 'utf8'); } catch (e) { throw new UsageError(`--ca: ${(e as Error).message}`); }
+    const got = await requestWorkloadCertificate({ url: values.url as string, ca, tokenFile: values['token-file'] as string, outDir: values.out as string });
+    process.stdout.write(`${got.spiffeId}: ${got.cert}, ${got.key}, ${got.ca}\n`);
+    return 0;
+  },
+};

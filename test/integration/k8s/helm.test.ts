@@ -1,0 +1,106 @@
+import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { serverSideApply, type ObjectRef } from '../../../src/operator/kube-rest.js';
+import { applyAll, kubeTool, sharedKubeCluster } from '../../support/kube-cluster.js';
+
+/**
+ * The Helm chart, with the real helm: it lints, renders the same objects as `kustomize build
+ * manifests/base` by default, honours its values, refuses settings that cannot work, and every
+ * object it renders is accepted by a real kube-apiserver (server-side dry run).
+ */
+
+const CHART = resolve('manifests', 'helm', 'tollgate');
+type Obj = Record<string, unknown> & { kind: string; apiVersion: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } };
+
+function run(bin: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    execFile(bin, args, { maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => res({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+function docs(text: string): Obj[] {
+  return parseAllDocuments(text).map((d) => d.toJS() as Obj).filter((o) => o && o.kind);
+}
+
+async function helmTemplate(...extra: string[]): Promise<Obj[]> {
+  const r = await run(kubeTool('helm'), ['template', 'tollgate', CHART, '--namespace', 'tollgate-system', '--include-crds', '--kube-version', '1.34.0', ...extra]);
+  assert.equal(r.code, 0, r.stderr);
+  return docs(r.stdout);
+}
+
+/** Labels the two tools add on their own (kustomize's instance label, Helm's chart labels). */
+function normalise(o: Obj): Obj {
+  const c = structuredClone(o);
+  for (const k of ['helm.sh/chart', 'app.kubernetes.io/managed-by', 'app.kubernetes.io/instance']) delete c.metadata.labels?.[k];
+  return c;
+}
+
+const id = (o: Obj): string => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+
+describe('Helm chart (manifests/helm/tollgate) with the real helm', function () {
+  this.timeout(120_000);
+
+  it('helm lint passes, strictly', async () => {
+    const r = await run(kubeTool('helm'), ['lint', '--strict', CHART, '--kube-version', '1.34.0']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  it('renders, by default, exactly the objects kustomize builds from manifests/base (but the Namespace)', async () => {
+    const helm = new Map((await helmTemplate()).map((o) => [id(o), normalise(o)]));
+    const k = await run(kubeTool('kustomize'), ['build', resolve('manifests', 'base')]).catch(() => null);
+    assert.ok(k && k.code === 0, k?.stderr);
+    const kust = new Map(docs(k.stdout).filter((o) => o.kind !== 'Namespace').map((o) => [id(o), normalise(o)]));
+    assert.deepEqual([...helm.keys()].sort(), [...kust.keys()].sort());
+    for (const [key, o] of kust) assert.deepEqual(helm.get(key), o, key);
+    const labels = (await helmTemplate()).find((o) => o.kind === 'Deployment')!.metadata.labels!;
+    assert.equal(labels['app.kubernetes.io/managed-by'], 'Helm');
+  });
+
+  it('honours its values: namespace, images, sidecar mode, replicas, failure policy, caBundle, operator off', async () => {
+    const objs = await helmTemplate('--namespace', 'mesh', '--set', 'sidecarMode=containers', '--set', 'image.repository=registry.local/tollgate',
+      '--set', 'image.tag=dev', '--set', 'envoyImage=registry.local/envoy:1.40', '--set', 'webhook.replicas=3', '--set', 'webhook.failurePolicy=Ignore',
+      '--set', 'webhook.caBundle=Q0E=');
+    const webhook = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'tollgate-webhook')!;
+    assert.equal(webhook.metadata.namespace, 'mesh');
+    assert.equal((webhook.spec as { replicas: number }).replicas, 3);
+    const args = ((webhook.spec as { template: { spec: { containers: { args: string[]; image: string }[] } } }).template.spec.containers[0]!);
+    assert.equal(args.image, 'registry.local/tollgate:dev');
+    const flag = (f: string): string | undefined => args.args[args.args.indexOf(f) + 1];
+    assert.equal(flag('--sidecar-mode'), 'containers');
+    assert.equal(flag('--envoy-image'), 'registry.local/envoy:1.40');
+    assert.equal(flag('--authz-image'), 'registry.local/tollgate:dev');
+    assert.equal(flag('--controlplane'), 'tollgate-controlplane.mesh.svc:18000');
+    const mwc = objs.find((o) => o.kind === 'MutatingWebhookConfiguration')!;
+    const hook = (mwc.webhooks as { failurePolicy: string; clientConfig: { caBundle?: string; service: { namespace: string } } }[])[0]!;
+    assert.equal(hook.failurePolicy, 'Ignore');
+    assert.equal(hook.clientConfig.caBundle, 'Q0E=');
+    assert.equal(hook.clientConfig.service.namespace, 'mesh');
+    const off = await helmTemplate('--set', 'operator.enabled=false');
+    assert.ok(!off.some((o) => o.metadata.name.startsWith('tollgate-operator')), 'no operator objects');
+  });
+
+  it('refuses settings that cannot work, saying what to do', async () => {
+    const old = await run(kubeTool('helm'), ['template', 'tollgate', CHART, '--kube-version', '1.28.0']);
+    assert.notEqual(old.code, 0);
+    assert.match(old.stderr, /native sidecars need Kubernetes 1\.29 or newer and this cluster is v1\.28\.0: install with --set sidecarMode=containers/);
+    const ok = await run(kubeTool('helm'), ['template', 'tollgate', CHART, '--kube-version', '1.28.0', '--set', 'sidecarMode=containers']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const bad = await run(kubeTool('helm'), ['template', 'tollgate', CHART, '--kube-version', '1.34.0', '--set', 'sidecarMode=sidecar']);
+    assert.match(bad.stderr, /sidecarMode must be native or containers, not "sidecar"/);
+  });
+
+  it('every rendered object is accepted by a real kube-apiserver (server-side dry run)', async () => {
+    const cluster = await sharedKubeCluster();
+    await applyAll(cluster.kc, [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'helm-test' } }]);
+    const objs = await helmTemplate('--namespace', 'helm-test');
+    // CRDs for real (the custom resources need them); the rest only validated, not stored, so the
+    // webhook configuration of other tests stays as it is.
+    await applyAll(cluster.kc, objs.filter((o) => o.kind === 'CustomResourceDefinition'));
+    for (const o of objs.filter((x) => x.kind !== 'CustomResourceDefinition')) {
+      await serverSideApply(cluster.kc, o as unknown as ObjectRef, 'tollgate-tests', { dryRun: true }).catch((e: Error) => assert.fail(`${id(o)}: ${e.message}`));
+    }
+  });
+});
