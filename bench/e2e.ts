@@ -11,7 +11,7 @@ import { FilterName } from '../src/envoy/types.js';
 import type { DevIssuer } from '../src/identity/issuer.js';
 import { freePort, waitForPort } from '../src/util/net.js';
 import { percentile } from './ghz.js';
-import { SERVER_CORE } from './proc.js';
+import { currentRss, peakRss, SERVER_CORE } from './proc.js';
 import type { EndToEndResult, LatencyStats } from './report.js';
 import type { ServerSetup, ServerUnderTest } from './servers.js';
 
@@ -110,7 +110,7 @@ async function startSidecar(upstreamPort: number, authzTarget: string | null, is
  * and the client share the load core; Envoy and authz share the server core.
  */
 export async function runEndToEnd(o: EndToEndOptions): Promise<EndToEndResult> {
-  const result: EndToEndResult = { calls: o.calls, direct: null, envoy: null, envoyTollgate: null, envoyOpaEnvoy: null, error: null };
+  const result: EndToEndResult = { calls: o.calls, direct: null, envoy: null, envoyTollgate: null, envoyOpaEnvoy: null, sidecars: null, error: null };
   const token = await o.issuer.mint({ sub: 'alice', team: 'payments', agent: 'claude-code', audience: o.audience, ttlSec: 3600 });
   const demo = await DemoMcpServer.start({ port: 0 });
   const cleanups: Array<() => Promise<void>> = [() => demo.close()];
@@ -126,7 +126,12 @@ export async function runEndToEnd(o: EndToEndOptions): Promise<EndToEndResult> {
     cleanups.push(() => tg.proc.stop());
     const governed = await startSidecar(demo.port, tg.target, o.issuer.url);
     cleanups.push(() => governed.envoy.stop());
+    await measure(governed.url, token, 1, 0);
+    const envoyPid = governed.envoy.pid ?? 0;
+    const authzPid = tg.proc.pid ?? 0;
+    const idle = { envoyIdle: currentRss(envoyPid), authzIdle: currentRss(authzPid) };
     result.envoyTollgate = await measure(governed.url, token, o.calls, o.warmup);
+    result.sidecars = { ...idle, envoyPeak: peakRss(envoyPid), authzPeak: peakRss(authzPid) };
     await governed.envoy.stop();
     await tg.proc.stop();
 

@@ -9,7 +9,7 @@ import { buildWorkload, writeGhzData, type BenchCall } from './calldata.js';
 import { runEndToEnd } from './e2e.js';
 import { runGhz, type LoadResult } from './ghz.js';
 import { describeMachine } from './machine.js';
-import { cpuSeconds, LOAD_CORE, peakRss, SERVER_CORE } from './proc.js';
+import { cpuSeconds, currentRss, LOAD_CORE, peakRss, SERVER_CORE } from './proc.js';
 import { renderReport, evaluateTargets, perCore, type EndToEndResult, type ServerResult } from './report.js';
 import { startOpaEnvoy, startServer, startTollgate, type ServerKind, type ServerSetup, type ServerUnderTest } from './servers.js';
 import { verifyDecisions } from './verify.js';
@@ -55,6 +55,8 @@ function optionalTool(name: 'envoy' | 'opa'): string | null {
   try { return toolPath(name); } catch { return null; }
 }
 
+const IDLE_SETTLE_MS = 2000;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Running { kind: ServerKind; server: ServerUnderTest | null; result: ServerResult; rounds: { saturation: LoadResult[]; cpu: Array<number | null>; fixed: LoadResult[][] } }
@@ -62,7 +64,7 @@ interface Running { kind: ServerKind; server: ServerUnderTest | null; result: Se
 async function startAll(kinds: readonly ServerKind[], setup: ServerSetup, calls: readonly BenchCall[]): Promise<Running[]> {
   const out: Running[] = [];
   for (const kind of kinds) {
-    const result: ServerResult = { kind, title: kind, decisions: { matched: 0, mismatches: [] }, saturation: null, saturationCpu: null, fixed: [], peakRssBytes: null, error: null };
+    const result: ServerResult = { kind, title: kind, decisions: { matched: 0, mismatches: [] }, saturation: null, saturationCpu: null, fixed: [], idleRssBytes: null, peakRssBytes: null, error: null };
     const r: Running = { kind, server: null, result, rounds: { saturation: [], cpu: [], fixed: [] } };
     out.push(r);
     try {
@@ -71,6 +73,10 @@ async function startAll(kinds: readonly ServerKind[], setup: ServerSetup, calls:
       // The ceiling allows everything by design; every real engine must decide as the policy says.
       if (kind !== 'ceiling') result.decisions = await verifyDecisions(r.server.target, calls);
       else result.decisions = { matched: calls.length, mismatches: [] };
+      // Idle: started, policy loaded, the workload's 25 calls answered once, then a moment of rest
+      // (what a pod's sidecar holds between calls), before any load phase.
+      await sleep(IDLE_SETTLE_MS);
+      result.idleRssBytes = currentRss(r.server.proc.pid!);
     } catch (e) {
       result.error = `did not start: ${(e as Error).message.split('\n').slice(0, 4).join(' | ')}`;
     }

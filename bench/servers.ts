@@ -5,6 +5,7 @@ import type { ManagedProcess } from '../src/util/process.js';
 import { freePort, waitForPort } from '../src/util/net.js';
 import { projectRoot } from '../src/util/tools.js';
 import { selfCommand } from '../src/util/self.js';
+import { AUTHZ_NODE_FLAGS } from '../src/authz/node-flags.js';
 import { SERVER_CORE, startPinned } from './proc.js';
 
 /** The three ext_authz servers compared, each started the same way: its own process on SERVER_CORE. */
@@ -62,18 +63,24 @@ export async function startCeiling(s: ServerSetup): Promise<ServerUnderTest> {
 
 export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean } = { decisionLog: true }): Promise<ServerUnderTest> {
   const port = await freePort();
+  // Each instance needs its own admin port: two on the default 9464 (tollgate and tollgate-nolog
+  // run side by side) made the second exit with EADDRINUSE right after its gRPC listener came up.
+  // Kept on rather than "off" so the measured process is the one a pod runs, metrics included.
+  const metricsPort = await freePort();
   const kind: ServerKind = opts.decisionLog ? 'tollgate' : 'tollgate-nolog';
   const state = join(s.workDir, kind);
   mkdirSync(state, { recursive: true });
   const self = selfCommand();
   const args = [
-    ...(s.nodeFlags ?? []), ...self.args, 'authz',
+    // The flags every launcher gives authz (a pod's, the local mesh's), then the run's own (later wins).
+    ...AUTHZ_NODE_FLAGS, ...(s.nodeFlags ?? []), ...self.args, 'authz',
     '--listen', `127.0.0.1:${port}`,
     '--policies', resolve(s.policiesDir),
     '--issuer', s.identity.issuerUrl,
     '--audience', s.identity.audience,
     '--server', s.server, '--namespace', s.namespace,
     '--state', state,
+    '--metrics-listen', `127.0.0.1:${metricsPort}`,
     ...(opts.decisionLog ? ['--decision-log', join(state, 'decisions')] : ['--no-decision-log']),
   ];
   const proc = await startPinned({
@@ -83,8 +90,8 @@ export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean
 }
 
 /** The peer's policy directory: bench/policies/envoy, found from source or from dist/. */
-export function peerPolicyDir(): string {
-  const dir = join(projectRoot(), 'bench', 'policies', 'envoy');
+export function peerPolicyDir(name = 'envoy'): string {
+  const dir = join(projectRoot(), 'bench', 'policies', name);
   if (!existsSync(dir)) throw new Error(`peer policy not found at ${dir}`);
   return dir;
 }
@@ -118,8 +125,11 @@ export async function startOpaEnvoy(s: ServerSetup): Promise<ServerUnderTest> {
     '--set', `plugins.envoy_ext_authz_grpc.addr=127.0.0.1:${grpcPort}`,
     '--set', 'plugins.envoy_ext_authz_grpc.path=envoy/authz/result',
     '--set', 'decision_logs.console=false',
+    // Tests are not policy (and stub Tollgate-only builtins); sql.rego calls tollgate.sql.analyze,
+    // a Tollgate host builtin the peer lacks: bench/policies/envoy-sql stands in for it.
+    '--ignore', '*_test.rego', '--ignore', 'sql.rego',
     // Tollgate's tool catalogue, grants and argument checks, shared rather than copied.
-    peerPolicyDir(), join(s.policiesDir, 'lib'), join(s.policiesDir, 'data.json'), dataFile,
+    peerPolicyDir(), peerPolicyDir('envoy-sql'), join(s.policiesDir, 'lib'), join(s.policiesDir, 'data.json'), dataFile,
   ];
   const proc = await startPinned({
     name: 'opa-envoy', cmd: s.opaEnvoy, args, core: SERVER_CORE, echo: s.echo,

@@ -7,6 +7,7 @@ import {
   ENVOY_CONTAINER,
 } from './annotations.js';
 import type { Container, Volume } from './types.js';
+import { authzNodeOptions } from '../authz/node-flags.js';
 import { bootstrapTls, envoyIdentityMounts, type IdentityPlan } from './identity.js';
 
 /** requests / limits of one container, in Kubernetes quantity strings. */
@@ -235,7 +236,8 @@ export function authzContainer(p: SidecarPlan & { authz: { mode: 'sidecar' } }):
     imagePullPolicy: 'IfNotPresent',
     ...nativeRestart(p),
     args: ['authz', '--config', AUTHZ_CONFIG_PATH],
-    env: [...podEnv(), { name: 'TOLLGATE_STATE_DIR', value: AUTHZ_STATE_DIR }],
+    // V8 heap flags (src/authz/node-flags.ts): the memory every governed pod pays.
+    env: [...podEnv(), { name: 'TOLLGATE_STATE_DIR', value: AUTHZ_STATE_DIR }, { name: 'NODE_OPTIONS', value: authzNodeOptions() }],
     volumeMounts: [
       { name: AUTHZ_CONFIG_VOLUME, mountPath: AUTHZ_CONFIG_DIR, readOnly: true },
       { name: AUTHZ_STATE_VOLUME, mountPath: AUTHZ_STATE_DIR },

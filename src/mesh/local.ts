@@ -18,6 +18,7 @@ import { checkPortsFree } from './ports.js';
 import { issueNatsCredentials, type ComponentCredential } from '../nats/credentials.js';
 import { projectRoot } from '../util/tools.js';
 import { selfCommand } from '../util/self.js';
+import { AUTHZ_NODE_FLAGS } from '../authz/node-flags.js';
 
 /** Ports of the local mesh; 0 means "pick a free one" (tests), the defaults are the brief's. */
 export interface MeshPorts {
@@ -188,7 +189,8 @@ export class LocalMesh {
     const started: Stoppable[] = [];
     const self = selfCommand();
     const cli = (name: string, args: string[], ready: RegExp): Promise<ManagedProcess> =>
-      ManagedProcess.start(name, self.cmd, [...self.args, ...args], { readyPattern: ready, echo: o.echo, timeoutMs: 90_000, cwd: projectRoot() });
+      // authz gets its V8 heap flags (src/authz/node-flags.ts), as in a pod.
+      ManagedProcess.start(name, self.cmd, [...(name === 'authz' ? AUTHZ_NODE_FLAGS : []), ...self.args, ...args], { readyPattern: ready, echo: o.echo, timeoutMs: 90_000, cwd: projectRoot() });
     try {
       const issuer = o.issuer ?? await DevIssuer.start({ port: ports.issuer, stateDir });
       if (!o.issuer) started.push({ stop: () => issuer.close() });

@@ -104,7 +104,10 @@ server_tools := object.get(config.servers, [mcp.server, "tools"], {})
 
 tool := object.get(server_tools, mcp.tool, {})
 
-tool_class := tools.class_of(server_tools, mcp.tool, mcp.annotations)
+# As policies/authz.rego: servers' own tool annotations count only where the config trusts them.
+trust_annotations := object.get(object.get(config.servers, mcp.server, {}), "trust_annotations", false) == true
+
+tool_class := tools.class_of(server_tools, mcp.tool, mcp.annotations, trust_annotations)
 
 team_grant := tools.grant_for(config.teams, config.fallback_grant, identity.team)
 

@@ -50,6 +50,8 @@ describe('k8s/mutate: injectSidecars', () => {
     const authz = initContainer(pod, 'tollgate-authz');
     assert.equal(authz.image, `ghcr.io/tollgate/tollgate:${version}`);
     assert.deepEqual(authz.args, ['authz', '--config', '/etc/tollgate/authz.yaml']);
+    // Its V8 young generation is capped: the memory every governed pod pays (src/authz/node-flags.ts).
+    assert.match(String(envOf(authz).NODE_OPTIONS), /(^| )--max-semi-space-size=2( |$)/);
     assert.deepEqual(spec.volumes, [
       { name: 'tollgate-authz-config', configMap: { name: 'tollgate-authz' } },
       { name: 'tollgate-authz-state', emptyDir: { sizeLimit: '1Gi' } },

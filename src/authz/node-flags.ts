@@ -1,0 +1,25 @@
+/**
+ * V8 flags authz is launched with wherever Tollgate starts it (the local mesh, the Kubernetes
+ * sidecar, the benchmark), because authz runs in every MCP server pod and its memory is paid once
+ * per pod. V8 reads heap sizes only when the process starts, so they cannot be set from inside
+ * `tollgate authz` (v8.setFlagsFromString is too late for the young generation).
+ *
+ * --max-semi-space-size=2: V8's default young generation grows to two 16 MB semi-spaces, which
+ * the allocation rate of Check fills at once; that costs ~35 MB of RSS, idle and under load.
+ * --max-old-space-size=128: without a limit V8 lets the old generation grow with the allocation
+ * rate under saturation instead of collecting; 128 MB is five times what authz keeps live after
+ * a GC with the example policies (~25 MB), headroom for big inputs (a 1 MB JSON-RPC batch) and
+ * policy data, while a lower cap (64-96 MB) bought no further saving in the measurements.
+ *
+ * Measured with `bench/main.ts --quick --servers tollgate --no-e2e --rates 1000` on the 2-core
+ * dev VM under heavy load from other jobs (RSS; throughput only as a same-run sanity check):
+ * defaults: idle 172 MB, peak 185-214 MB; semi-space 2: idle 134-136, peak 155-214; old space
+ * 96: idle 136, peak 160; old space 128: idle 137, peak 162. req/s per core stayed within noise
+ * (920-985 at ~95% of a core).
+ */
+export const AUTHZ_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--max-old-space-size=128'];
+
+/** NODE_OPTIONS for an authz container or process: the flags above, then whatever the operator set (later flags win). */
+export function authzNodeOptions(existing = ''): string {
+  return [...AUTHZ_NODE_FLAGS, existing.trim()].filter(Boolean).join(' ');
+}
