@@ -79,6 +79,9 @@ export function playablePod(injectedYaml: string, o: PlayablePodOptions): string
   const spec = pod.spec as { containers: Container[]; volumes?: Obj[] };
   const envoy = spec.containers.find((c) => c.name === 'tollgate-envoy');
   if (!envoy) throw new Error('the injected pod has no tollgate-envoy container');
+  // Only Envoy's ports reach the host. podman publishes every declared containerPort, on all
+  // addresses: the MCP server's own port would be an ungoverned way in, so it is not declared here.
+  for (const c of spec.containers) if (!c.name.startsWith('tollgate-')) delete c.ports;
   publish(envoy, POD_PORTS.mcp, o.hostPorts.mcp);
   publish(envoy, POD_PORTS.health, o.hostPorts.health);
 

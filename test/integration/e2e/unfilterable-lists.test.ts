@@ -204,7 +204,8 @@ describe('an ext_proc stream on another replica than its Check, end to end', fun
   before(async () => {
     state = mkdtempSync(join(tmpdir(), 'tollgate-replicas-e2e-'));
     upstream = await new AwkwardServer().start();
-    mesh = await LocalMesh.start({ policies: 'policies', stateDir: join(state, 'a'), ports: PORTS, echo });
+    // Plaintext authz, as two replicas of a shared in-cluster authz reached without mesh certs here.
+    mesh = await LocalMesh.start({ policies: 'policies', stateDir: join(state, 'a'), ports: PORTS, echo, authzTls: false });
     const port = await freePort();
     const self = selfCommand();
     second = await ManagedProcess.start('authz-b', self.cmd, [...self.args,

@@ -54,7 +54,10 @@ describe('dev OIDC issuer', () => {
 
   it('answers other paths with 404 and other methods with 405', async () => {
     const issuer = await start();
-    assert.equal((await fetch(`${issuer.url}/token`)).status, 404);
+    assert.equal((await fetch(`${issuer.url}/nope`)).status, 404);
+    const getToken = await fetch(`${issuer.url}/token`);
+    assert.equal(getToken.status, 405, 'the token endpoint takes POST only');
+    assert.equal(getToken.headers.get('allow'), 'POST');
     const post = await fetch(`${issuer.url}/jwks`, { method: 'POST', body: '{}' });
     assert.equal(post.status, 405);
     assert.equal(post.headers.get('allow'), 'GET, HEAD');
