@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 
 /**
@@ -75,8 +76,14 @@ export function playablePod(injectedYaml: string, o: PlayablePodOptions): string
   const pod = plainSidecars(pods[0]!);
   const meta = pod.metadata as Obj;
   meta.name = o.podName;
-  resolveNamespaceFieldRefs(pod, typeof meta.namespace === 'string' ? meta.namespace : 'default');
-  const spec = pod.spec as { containers: Container[]; volumes?: Obj[] };
+  const namespace = typeof meta.namespace === 'string' ? meta.namespace : 'default';
+  resolveNamespaceFieldRefs(pod, namespace);
+  // Kubernetes expands $(VAR) in args; podman 4.3 does not. Envoy's node id must be the registered one.
+  for (const c of (pod.spec as { containers: Container[] }).containers) {
+    const args = c.args as unknown[] | undefined;
+    if (Array.isArray(args)) c.args = args.map((a) => (a === '$(TOLLGATE_NODE_ID)' ? `${namespace}/${o.podName}` : a));
+  }
+  const spec = pod.spec as { initContainers?: Container[]; containers: Container[]; volumes?: Obj[] };
   const envoy = spec.containers.find((c) => c.name === 'tollgate-envoy');
   if (!envoy) throw new Error('the injected pod has no tollgate-envoy container');
   // Only Envoy's ports reach the host. podman publishes every declared containerPort, on all
@@ -98,12 +105,25 @@ export function playablePod(injectedYaml: string, o: PlayablePodOptions): string
         'controlplane', 'serve', '--policies', '/opt/tollgate/policies', '--signing-key', '/secrets/bundle-signing.key.pem',
         '--nats', `nats://127.0.0.1:${POD_PORTS.nats}`, '--xds-listen', `127.0.0.1:${POD_PORTS.xds}`,
         '--issuer', `http://127.0.0.1:${POD_PORTS.issuer}`, '--sidecar-config', '/secrets/sidecars.yaml',
+        '--xds-cert', '/secrets/pki/xds-server.crt', '--xds-key', '/secrets/pki/xds-server.key', '--mesh-ca', '/secrets/pki/ca.crt',
+        '--registrations', '/secrets/registrations.yaml',
       ],
       volumeMounts: [secrets],
     },
     { name: 'issuer', image: o.image, command: ['node', '--input-type=module', '-e', issuerScript()], volumeMounts: [secrets] },
   );
-  spec.volumes = [...(spec.volumes ?? []), { name: 'secrets', hostPath: { path: o.secretsDir, type: 'Directory' } }];
+  // The workload certificate a cluster's init container would fetch is already in secrets/: mount it
+  // where Envoy's bootstrap reads it, instead of the init container and its token and CA volumes.
+  if (spec.initContainers) {
+    spec.initContainers = spec.initContainers.filter((c) => c.name !== 'tollgate-identity');
+    if (!spec.initContainers.length) delete spec.initContainers;
+  }
+  const mounted: Record<string, string> = { 'tollgate-identity': 'identity', 'tollgate-mesh-ca': 'mesh-ca' };
+  spec.volumes = (spec.volumes ?? []).filter((v) => v.name !== 'tollgate-sa-token').map((v) => {
+    const sub = mounted[String(v.name)];
+    return sub ? { name: v.name, hostPath: { path: join(o.secretsDir, sub), type: 'Directory' } } : v;
+  });
+  spec.volumes.push({ name: 'secrets', hostPath: { path: o.secretsDir, type: 'Directory' } });
   return stringify(pod, { lineWidth: 0 });
 }
 

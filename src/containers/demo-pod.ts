@@ -1,9 +1,12 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { generateSigningKeyPair } from '../controlplane/keys.js';
 import { mintDevToken } from '../identity/issuer.js';
+import { formatRegistrations } from '../controlplane/registrations.js';
+import { CONTROL_PLANE_SPIFFE_ID } from '../k8s/identity.js';
+import { DEFAULT_TRUST_DOMAIN, LocalPki, spiffeId } from '../pki/index.js';
 import { freePort } from '../util/net.js';
 import { selfCommand } from '../util/self.js';
 import { authzConfigMap, demoServerPod, playablePod, POD_PORTS } from './demo-pod-spec.js';
@@ -75,6 +78,28 @@ function shareReadOnly(dir: string): void {
 }
 
 /**
+ * What a cluster gives the pod and its control plane, issued from a CA of the test's own: the
+ * control plane's xDS certificate, the pod's workload certificate (its service account's SPIFFE
+ * ID, as `tollgate cert request` would fetch it) and the registration of its sidecar.
+ */
+async function workloadIdentity(secrets: string, podName: string): Promise<void> {
+  const pki = await LocalPki.open(join(secrets, 'pki'));
+  await pki.issue('xds-server', { commonName: 'tollgate-controlplane', uris: [CONTROL_PLANE_SPIFFE_ID], ips: ['127.0.0.1'], dnsNames: ['localhost'], usage: 'server' });
+  const identity = spiffeId({ trustDomain: DEFAULT_TRUST_DOMAIN, namespace: DEMO_NAMESPACE, serviceAccount: 'default' });
+  const sidecar = await pki.issue('sidecar', { commonName: `${DEMO_NAMESPACE}/${podName}`, uris: [identity], usage: 'client' });
+  mkdirSync(join(secrets, 'identity'), { recursive: true });
+  mkdirSync(join(secrets, 'mesh-ca'), { recursive: true });
+  copyFileSync(sidecar.cert, join(secrets, 'identity', 'tls.crt'));
+  copyFileSync(sidecar.key, join(secrets, 'identity', 'tls.key'));
+  copyFileSync(pki.caFile, join(secrets, 'mesh-ca', 'ca.crt'));
+  writeFileSync(join(secrets, 'registrations.yaml'), formatRegistrations([{
+    identity, nodeId: `${DEMO_NAMESPACE}/${podName}`, server: DEMO_SERVER, namespace: DEMO_NAMESPACE,
+    listen: { host: '0.0.0.0', port: POD_PORTS.mcp }, mcpPath: '/mcp', upstream: { host: '127.0.0.1', port: 8080 },
+    authz: { host: '127.0.0.1', port: POD_PORTS.authz }, resourceUrl: DEMO_AUDIENCE,
+  }]));
+}
+
+/**
  * Writes the pod's files and plays it. Resolves once podman has started it; the governed path
  * answers a few seconds later (Envoy waits for xDS, authz for its first signed bundle).
  */
@@ -90,6 +115,7 @@ export async function startDemoPod(o: DemoPodOptions): Promise<DemoPod> {
   writeFileSync(join(secrets, 'bundle-signing.key.pem'), signing.privatePem);
   // In a pod the MCP listener must bind the pod's address, which the published host port reaches.
   writeFileSync(join(secrets, 'sidecars.yaml'), 'listen_host: 0.0.0.0\nauthz_timeout_ms: 1000\n');
+  await workloadIdentity(secrets, o.name);
   shareReadOnly(secrets);
 
   // Plain sidecar containers straight from the injector once it has --sidecar-mode; until then
@@ -97,6 +123,9 @@ export async function startDemoPod(o: DemoPodOptions): Promise<DemoPod> {
   const injectorContainersMode = (await tollgateCli(['inject', '-f', '-', '--help'], '')).includes('--sidecar-mode');
   const injected = await tollgateCli([
     'inject', '-f', '-', '--envoy-image', envoyImage(), '--authz-image', tollgateImage(), '--controlplane', `127.0.0.1:${POD_PORTS.xds}`,
+    // Envoy speaks mTLS to the control plane with a workload certificate; in a cluster an init
+    // container fetches it, here playablePod mounts the one workloadIdentity() issued.
+    '--workload-certs', 'https://127.0.0.1:1/v1/certificates',
     ...(injectorContainersMode ? ['--sidecar-mode', 'containers'] : []),
   ], demoServerPod(tollgateImage(), DEMO_SERVER, DEMO_NAMESPACE));
 

@@ -98,6 +98,15 @@ export class NatsBundleSource implements BundleSource {
   }
 
   /** Lowest revision this instance may still accept: one above what it accepted before. */
+  /**
+   * Whether revision n may not be loaded: not newer than the one in force, or older than the one
+   * accepted before a restart. That one itself may be loaded again after a restart: the publisher
+   * never gives two bundles one number, and the signature says the control plane made it.
+   */
+  private refuses(n: number): boolean {
+    return (this.current !== null && n <= this.current.revision) || n < (this.floor?.get(this.pointerKey) ?? 0);
+  }
+
   private get accepted(): number {
     return Math.max(this.current?.revision ?? 0, this.floor?.get(this.pointerKey) ?? 0);
   }
@@ -243,7 +252,7 @@ export class NatsBundleSource implements BundleSource {
     // The pointer is a hint: a newer signed bundle in the store wins, so a pointer moved back
     // (or to a made-up revision) cannot make even a fresh instance load an old policy.
     await this.loadNewestStored(origin, pointer.revision);
-    if (pointer.revision <= this.accepted) {
+    if (this.refuses(pointer.revision)) {
       this.lastSeq = entry.revision;
       if (pointer.revision < this.accepted) this.rollbacks++;
       const where = this.current !== null && this.current.revision === this.accepted ? 'in force' : `accepted before this restart (${this.floor?.file})`;
@@ -286,7 +295,7 @@ export class NatsBundleSource implements BundleSource {
         const n = parseRevision(manifestRev);
         if (n === null) throw new Error(`signed manifest revision ${JSON.stringify(manifestRev)} is not a control-plane revision number`);
         if (n !== revision) throw new Error(`signed manifest says revision ${n} but the pointer says ${revision}`);
-        if (n <= floor) throw new Error(`not newer than revision ${floor} already accepted`);
+        if (this.refuses(n)) throw new Error(`not newer than revision ${floor} already accepted`);
       },
     });
     if (!outcome.ok) return false;
@@ -316,7 +325,7 @@ export class NatsBundleSource implements BundleSource {
       for (const info of await store.list()) {
         const parsed = info.deleted ? null : parseObjectName(this.pointerKey, info.name);
         const settled = Date.now() - Date.parse(info.mtime) >= (this.opts.settleMs ?? 5000);
-        if (parsed && settled && parsed.revision > Math.max(this.accepted, above)) names.push({ name: info.name, revision: parsed.revision });
+        if (parsed && settled && parsed.revision > above && !this.refuses(parsed.revision)) names.push({ name: info.name, revision: parsed.revision });
       }
     } catch (e) {
       this.sourceError = `cannot list ${this.objectBucket}: ${(e as Error).message}`;

@@ -49,13 +49,6 @@ describe('injected pod under podman kube play (integration)', function () {
   let played = false;
 
   before(async function () {
-    // Known gap (issue 11 note): xDS is now mTLS-only with registered identities (issue 10), and the
-    // demo pod does not yet carry the workload certificate and registration its control plane
-    // needs, so its Envoy never gets config. Until the pod is given them, this drill cannot pass.
-    if (!process.env.TOLLGATE_KNOWN_GAPS) {
-      console.log('      skipped: the demo pod has no workload certificate for the mTLS-only control plane yet (docs/images.md, "Known gap")');
-      this.skip();
-    }
     const availability = await podmanAvailability();
     if (!availability.ok) {
       console.log(`      skipped: podman cannot run here: ${availability.reason}`);
