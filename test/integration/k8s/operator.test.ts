@@ -155,7 +155,8 @@ describe('tollgate operator against a real kube-apiserver, NATS and authz', func
     assert.deepEqual(server.volumeMounts, [{ name: 'writable-0', mountPath: '/data' }]);
     assert.ok(pod.volumes.some((v) => v.name === 'writable-0' && (v.emptyDir as Obj).sizeLimit === '64Mi'));
     assert.equal(pod.automountServiceAccountToken, false);
-    const svc = await kubeRequest<Obj>(cluster.kc, 'GET', `/api/v1/namespaces/${NS}/services/notes`);
+    // The reconcile writes the Deployment first: the Service may follow a moment later.
+    const svc = await eventually('Service notes', () => kubeRequest<Obj>(cluster.kc, 'GET', `/api/v1/namespaces/${NS}/services/notes`));
     assert.deepEqual((svc.spec!.ports as Obj[]).map((p) => [p.port, p.targetPort]), [[80, 10000]]);
     const np = await kubeRequest<Obj>(cluster.kc, 'GET', `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/notes`);
     assert.deepEqual((np.spec!.ingress as { ports: Obj[] }[])[0]!.ports.map((p) => p.port), [10000, 9902], 'only Envoy is reachable');
