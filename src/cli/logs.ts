@@ -5,7 +5,7 @@ import { defaultDecisionLogDir } from '../decisionlog/config.js';
 import { listLogFiles, LOCK_FILE, PUBLIC_KEYS_FILE, resolveLogFiles } from '../decisionlog/files.js';
 import { recordRow, renderRecords, renderSpend, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
 import { jwkThumbprint, publicJwksFromFile } from '../decisionlog/keys.js';
-import { readStreamEntries, readStreamRecords } from '../decisionlog/nats-reader.js';
+import { readStreamEntries } from '../decisionlog/nats-reader.js';
 import { AccountingJoin, compileFilter, parseTimeArg, StatsBuilder, TimeArgError, type RecordFilter, type RecordPredicate } from '../decisionlog/query.js';
 import { LogCursor, readEntriesOfFiles, readRecordsOfFiles } from '../decisionlog/reader.js';
 import { parseDimensions, parsePriceTable, PriceTableError, SpendBuilder, spendCsv, type PriceTable } from '../decisionlog/spend.js';
@@ -244,24 +244,9 @@ function requireLogDir(dir: string): void {
   }
 }
 
-/** Records from the chosen source, in log order, already narrowed by what the source can filter. */
-async function* records(src: Source, f: RecordFilter, extra: { follow?: boolean; last?: number | null; signal?: AbortSignal } = {}): AsyncGenerator<ChainedDecisionRecord> {
-  if (src.kind === 'nats') {
-    const link = await openNats(src.nats!, { name: 'tollgate-logs', firstConnectMs: 5000 });
-    try {
-      for await (const r of readStreamRecords({
-        link, stream: src.stream, subjectPrefix: src.prefix,
-        namespace: f.namespace && !f.namespace.includes('*') ? f.namespace : null,
-        server: f.server && !f.server.includes('*') ? f.server : null,
-        since: f.since ?? null, last: extra.last ?? null, follow: extra.follow ?? false, signal: extra.signal,
-      })) yield r.record;
-    } finally {
-      await link.close();
-    }
-    return;
-  }
-  requireLogDir(src.dir);
-  for (const r of readRecordsOfFiles(listLogFiles(src.dir))) yield r.record;
+/** Decision records from the chosen source (accounting records left out), in log order. */
+async function* records(src: Source, f: RecordFilter, extra: StreamExtra = {}): AsyncGenerator<ChainedDecisionRecord> {
+  for await (const e of entries(src, f, extra)) if (!isAccounting(e)) yield e;
 }
 
 function printer(io: LogsIo, json: boolean): { header: () => void; row: (r: ChainedDecisionRecord) => void } {
@@ -311,8 +296,10 @@ async function query(argv: string[], io: LogsIo): Promise<number> {
   return 0;
 }
 
-/** Decisions and accounting records from the chosen source, in log order. */
-async function* entries(src: Source, f: RecordFilter): AsyncGenerator<ChainedLogEntry> {
+interface StreamExtra { follow?: boolean; last?: number | null; signal?: AbortSignal }
+
+/** Decisions and accounting records from the chosen source, in log order, already narrowed by what the source can filter. */
+async function* entries(src: Source, f: RecordFilter, extra: StreamExtra = {}): AsyncGenerator<ChainedLogEntry> {
   if (src.kind === 'nats') {
     const link = await openNats(src.nats!, { name: 'tollgate-logs', firstConnectMs: 5000 });
     try {
@@ -320,7 +307,7 @@ async function* entries(src: Source, f: RecordFilter): AsyncGenerator<ChainedLog
         link, stream: src.stream, subjectPrefix: src.prefix,
         namespace: f.namespace && !f.namespace.includes('*') ? f.namespace : null,
         server: f.server && !f.server.includes('*') ? f.server : null,
-        since: f.since ?? null,
+        since: f.since ?? null, last: extra.last ?? null, follow: extra.follow ?? false, signal: extra.signal,
       })) yield r.record;
     } finally {
       await link.close();

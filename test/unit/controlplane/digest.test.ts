@@ -1,20 +1,12 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import { canonicalJson, fileDigest, isStructuredFile } from '../../../src/controlplane/digest.js';
+import { mulberry32 } from '../../support/prng.js';
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 
-/** A small deterministic PRNG (mulberry32), so a failing document can be reproduced. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic, so a failing document can be reproduced from its seed. */
+const prng = mulberry32;
 
 // Few keys, so that objects get duplicates and every order; some only differ above U+FFFF or in
 // lone surrogates, where UTF-8 and UTF-16 orders disagree.
