@@ -1,23 +1,13 @@
 import { strict as assert } from 'node:assert';
 import { rmSync } from 'node:fs';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { McpError, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { LocalMesh } from '../../../src/mesh/local.js';
 import { connectClient } from '../../support/mcp-client.js';
 import { decisions, PagingMcpServer, tempDir } from '../budget-e2e/support.js';
+import { authzTimeoutMs, echo, refusedWith } from './support.js';
 
 const PORTS = { envoy: 0, envoyAdmin: 0, authz: 0, issuer: 0 };
-const echo = process.env.TOLLGATE_TEST_ECHO === '1';
-// What these tests prove does not depend on latency: a generous ext_authz deadline keeps a loaded
-// CI machine (a first JWKS fetch, a cold WASM) from turning into an Envoy timeout.
-const authzTimeoutMs = 5000;
-
-const refusedWith = (reason: RegExp) => (e: unknown): boolean => {
-  assert.ok(e instanceof McpError, `expected McpError, got ${String(e)}`);
-  assert.equal(e.code, -32003, e.message);
-  assert.match(e.message, reason);
-  return true;
-};
 
 /**
  * Issue 10, items 7 and 9, through the real mesh (Envoy, authz, the example policies): run_sql is

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { McpError, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { loadVerificationKeys } from '../../../src/controlplane/keys.js';
 import { LocalMesh } from '../../../src/mesh/local.js';
 import { NatsPinSource } from '../../../src/pins/nats-source.js';
@@ -12,18 +12,8 @@ import { PIN_RECORD_PATH } from '../../../src/pins/admin-record.js';
 import { connectClient } from '../../support/mcp-client.js';
 import { decisions, PagingMcpServer, tempDir, tollgate, until, type ToolPage } from '../budget-e2e/support.js';
 import { tollgateLogs } from '../decisionlog-e2e/support.js';
+import { authzTimeoutMs, echo, refusedWith } from './support.js';
 
-const echo = process.env.TOLLGATE_TEST_ECHO === '1';
-// What these tests prove does not depend on latency: a generous ext_authz deadline keeps a loaded
-// CI machine (a first JWKS fetch, a cold WASM) from turning into an Envoy timeout.
-const authzTimeoutMs = 5000;
-
-const refusedWith = (reason: RegExp) => (e: unknown): boolean => {
-  assert.ok(e instanceof McpError, `expected McpError, got ${String(e)}`);
-  assert.equal(e.code, -32003, e.message);
-  assert.match(e.message, reason);
-  return true;
-};
 
 const names = (tools: Array<{ name: string }>): string[] => tools.map((t) => t.name);
 
