@@ -38,7 +38,7 @@ TOLLGATE_ENVOY_IMAGE := $(TOLLGATE_ENVOY_IMAGE_REPO):$(ENVOY_VERSION)
 export CONTAINERS_CONF := $(TOOLS)/podman/containers.conf
 export TOLLGATE_BASE_IMAGE TOLLGATE_IMAGE TOLLGATE_ENVOY_IMAGE
 
-.PHONY: help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster
+.PHONY: golden-envoy-input help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster
 KUBE_TOOLS := $(TOOLS)/kube-v$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 
@@ -217,6 +217,9 @@ run: deps build ## Start the local mesh on loopback with the example policies
 
 dev-cluster: kube-tools node ## A throwaway etcd + kube-apiserver on loopback for trying Tollgate by hand (docs/kubernetes.md)
 	node --import tsx test/support/dev-cluster.ts
+
+golden-envoy-input: node $(BIN)/opa-envoy-plugin ## Regenerate test/fixtures/opa-envoy-input/golden.json from the real opa-envoy-plugin
+	node --import tsx test/fixtures/opa-envoy-input/generate.ts $(BIN)/opa-envoy-plugin
 
 bench: deps build $(BIN)/ghz $(BIN)/opa-envoy-plugin ## Benchmarks against peers, side by side (docs/performance.md)
 	node dist/bench/main.js $(BENCH_ARGS)

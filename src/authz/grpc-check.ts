@@ -69,6 +69,7 @@ export function toRequestView(msg: CheckRequestMsg): HttpRequestView {
     context: attrs.contextExtensions ?? {},
     source: peer(attrs.source),
     destination: peer(attrs.destination),
+    checkAttributes: msg.attributes,
     traceId: traceIdOf(headers),
   };
 }

@@ -1,8 +1,9 @@
 import type { Identity } from '../identity/types.js';
 import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
 import type { McpCallFacts } from '../mcp/request.js';
-import { POLICY_INPUT_VERSION, type BudgetInputEntry, type IdentityInput, type McpSessionInput, type PolicyInput, type ServerProvenance, type ToolAnnotations } from '../policy/types.js';
+import { POLICY_INPUT_VERSION, type BudgetInputEntry, type PluginInputVersion, type IdentityInput, type McpSessionInput, type PolicyInput, type ServerProvenance, type ToolAnnotations } from '../policy/types.js';
 import type { HttpRequestView } from './view.js';
+import { attributesInput } from './attributes.js';
 import type { PinInput } from '../pins/store.js';
 
 /**
@@ -18,6 +19,8 @@ export interface RequestScope {
 
 /** Per-HTTP-request parts, shared by every message of a batch. */
 export interface SharedInput {
+  /** POLICY_INPUT_VERSION, or in "envoy" mode opa-envoy-plugin's own version object. */
+  version: PolicyInput['version'];
   request: PolicyInput['request'];
   identity: IdentityInput;
   attributes: Record<string, unknown>;
@@ -41,9 +44,21 @@ export function identityInput(id: Identity | null): IdentityInput {
   };
 }
 
+/**
+ * `input.parsed_path` as opa-envoy-plugin builds it: the percent-decoded path, leading slashes
+ * trimmed, split on "/" with empty segments kept ("/" → [""], "/a//b/" → ["a", "", "b", ""]).
+ * A path that does not decode is split as sent.
+ */
 export function parsePath(path: string): string[] {
-  return path.split('/').filter((s) => s.length > 0).map((s) => { try { return decodeURIComponent(s); } catch { return s; } });
+  let decoded = path;
+  try { decoded = decodeURIComponent(path); } catch { /* malformed escapes: keep the raw path */ }
+  let i = 0;
+  while (i < decoded.length && decoded[i] === '/') i++;
+  return decoded.slice(i).split('/');
 }
+
+/** opa-envoy-plugin's `input.version` (the ext_authz API its attributes come from). */
+export const PLUGIN_INPUT_VERSION: Readonly<PluginInputVersion> = Object.freeze({ ext_authz: 'v3', encoding: 'protojson' });
 
 export function parseQuery(query: string): Record<string, string[]> {
   const out: Record<string, string[]> = {};
@@ -74,22 +89,12 @@ export function sharedInput(req: HttpRequestView, identity: Identity | null, par
   const compat = mode === 'envoy';
   const headers = compat ? req.headers : withoutCredentials(req.headers);
   return {
+    version: compat ? PLUGIN_INPUT_VERSION : POLICY_INPUT_VERSION,
     request: {
       id: req.id, method: req.method, path: pathOnly, host: req.host, scheme: req.scheme, headers, time_ns: nowNs,
     },
     identity: identityInput(identity),
-    // opa-envoy-plugin's input.attributes: the CheckRequest attributes, snake_case as protojson writes them.
-    attributes: {
-      source: { address: { socket_address: { address: req.source.address } }, principal: req.source.principal },
-      destination: { address: { socket_address: { address: req.destination.address } }, principal: req.destination.principal },
-      request: {
-        http: {
-          id: req.id, method: req.method, path: req.path, host: req.host, scheme: req.scheme, protocol: req.protocol,
-          headers, body: compat && req.body.length ? req.body.toString('utf8') : undefined, size: String(req.body.length),
-        },
-      },
-      context_extensions: req.context,
-    },
+    attributes: attributesInput(req, headers, compat),
     parsed_body: parsedBody,
     parsed_path: parsePath(pathOnly),
     parsed_query: parseQuery(req.query),
@@ -113,7 +118,7 @@ export interface MessageContext {
 export function policyInput(shared: SharedInput, scope: RequestScope, req: HttpRequestView, m: MessageContext): PolicyInput {
   const msg = m.message;
   return {
-    version: POLICY_INPUT_VERSION,
+    version: shared.version,
     mcp: {
       method: msg?.method ?? null,
       kind: msg ? msg.kind : 'transport',

@@ -17,7 +17,12 @@ export interface HttpRequestView {
   context: Record<string, string>;
   source: { address: string; principal: string };
   destination: { address: string; principal: string };
-  /** Envoy's own view of the attributes, in opa-envoy-plugin's shape, built lazily. */
+  /**
+   * The CheckRequest's `attributes` as decoded (GRPC_LOADER_OPTIONS), kept whole so the policy
+   * input can carry them exactly as opa-envoy-plugin does; absent when the view was built another
+   * way (ext_proc, the policy toolkit), in which case the input is rebuilt from the fields above.
+   */
+  checkAttributes?: unknown;
   traceId: string | null;
   /**
    * When Envoy stops waiting for the answer (epoch ms, from the gRPC call deadline Envoy sets to

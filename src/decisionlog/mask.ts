@@ -212,8 +212,14 @@ const HEADER_ROOTS: PointerTokens[] = [
   ['input', 'request', 'headers'],
   ['input', 'attributes', 'request', 'http', 'headers'],
 ];
-/** The raw request body duplicates parsed_body but cannot be masked field by field. */
-const RAW_BODY: PointerTokens = ['input', 'attributes', 'request', 'http', 'body'];
+/**
+ * The raw request body duplicates parsed_body but cannot be masked field by field: as a string
+ * (`body`) or, when Envoy packs it as bytes, base64 (`rawBody`), as opa-envoy-plugin writes it.
+ */
+const RAW_BODIES: PointerTokens[] = [
+  ['input', 'attributes', 'request', 'http', 'body'],
+  ['input', 'attributes', 'request', 'http', 'rawBody'],
+];
 
 /**
  * Tool arguments appear in the input three times: input.mcp.arguments, input.mcp.params.arguments
@@ -287,7 +293,7 @@ export function createInputMasker(opts: InputMaskerOptions = {}): InputMasker {
         }
       }
     }
-    if (doc.erase(RAW_BODY)) rec.add('erased', RAW_BODY);
+    for (const raw of RAW_BODIES) if (doc.erase(raw)) rec.add('erased', raw);
 
     if (detect) {
       const memo = new Map<object, PointerTokens[]>();

@@ -60,6 +60,15 @@ function durationFromJson(v: unknown, path: string): Plain {
   return { seconds: sign * seconds, nanos: sign * nanos };
 }
 
+/** RFC 3339 in UTC with up to nine fractional digits, as proto3 JSON writes a Timestamp. */
+function timestampFromJson(v: unknown, path: string): Plain {
+  if (typeof v !== 'string') fail(path, `expected a timestamp string like "2026-12-05T07:40:01Z", got ${JSON.stringify(v)}`);
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(v);
+  const ms = m ? Date.parse(`${m[1]}Z`) : NaN;
+  if (!m || Number.isNaN(ms)) return fail(path, `invalid timestamp "${v}" (expected RFC 3339 in UTC, e.g. "2026-12-05T07:40:01.5Z")`);
+  return { seconds: ms / 1000, nanos: m[2] ? Number(m[2].padEnd(9, '0')) : 0 };
+}
+
 function structValueFromJson(v: unknown, path: string): Plain {
   if (v === null) return { nullValue: 'NULL_VALUE' };
   if (typeof v === 'number') {
@@ -160,7 +169,7 @@ function messageFromJson(type: protobuf.Type, v: unknown, path: string): Plain |
     case '.google.protobuf.ListValue':
       if (!Array.isArray(v)) fail(path, 'expected an array for google.protobuf.ListValue');
       return listFromJson(v, path);
-    case '.google.protobuf.Timestamp':
+    case '.google.protobuf.Timestamp': return timestampFromJson(v, path);
     case '.google.protobuf.FieldMask':
       return fail(path, `${type.fullName} is not supported in Tollgate's resources`);
     default:

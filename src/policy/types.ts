@@ -103,8 +103,12 @@ export interface BudgetInputEntry {
   action: 'deny' | 'warn';
 }
 
+/** `input.version` in "envoy" mode, exactly as opa-envoy-plugin sets it. */
+export interface PluginInputVersion { ext_authz: 'v3'; encoding: 'protojson' }
+
 export interface PolicyInput {
-  version: number;
+  /** POLICY_INPUT_VERSION; opa-envoy-plugin's version object under `--entrypoint envoy`. */
+  version: number | PluginInputVersion;
   mcp: McpInput;
   identity: IdentityInput;
   budget: { budgets: BudgetInputEntry[]; estimated_tokens: number };

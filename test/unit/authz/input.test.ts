@@ -24,12 +24,17 @@ describe('policy input construction', () => {
     const s = sharedInput(req, null, null, 1, 'envoy');
     const http = (s.attributes.request as { http: Record<string, unknown> }).http;
     assert.equal((http.headers as Record<string, string>).authorization, 'Bearer secret.jwt');
-    assert.equal(http.body, '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+    // Not from a CheckRequest: rebuilt as Envoy packs it (bytes, base64 in the plugin's JSON).
+    assert.equal(Buffer.from(String(http.rawBody), 'base64').toString('utf8'), '{"jsonrpc":"2.0","id":1,"method":"ping"}');
     assert.equal(http.path, '/mcp?x=1&x=2');
+    assert.deepEqual(s.version, { ext_authz: 'v3', encoding: 'protojson' });
   });
 
   it('parses path segments and repeated query parameters the way opa-envoy-plugin does', () => {
-    assert.deepEqual(parsePath('/a/b%20c/'), ['a', 'b c']);
+    assert.deepEqual(parsePath('/a/b%20c/'), ['a', 'b c', '']);
+    assert.deepEqual(parsePath('/'), ['']);
+    assert.deepEqual(parsePath('//mcp'), ['mcp']);
+    assert.deepEqual(parsePath('/bad%zz'), ['bad%zz']);
     assert.deepEqual(parseQuery('x=1&x=2&y='), { x: ['1', '2'], y: [''] });
   });
 });

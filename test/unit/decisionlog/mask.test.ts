@@ -126,6 +126,17 @@ describe('decision log masking', () => {
       assert.ok(!JSON.stringify(out.input).includes('eyJhbGciOiJFUzI1NiJ9'));
     });
 
+    it('erases the body Envoy packed as bytes (rawBody, base64 as opa-envoy-plugin writes it)', () => {
+      const base = sampleInput({ card: '4111111111111111' });
+      const http = (base.attributes as { request: { http: Obj } }).request.http;
+      const packed = Buffer.from(String(http.body)).toString('base64');
+      const input = { ...base, attributes: { request: { http: { ...http, body: undefined, rawBody: packed } } } } as PolicyInput;
+      const out = maskInput(input, ['/input/mcp/arguments/card'], undefined);
+      assert.equal(at(out.input, 'attributes', 'request', 'http', 'rawBody'), undefined);
+      assert.ok(out.erased.includes('/input/attributes/request/http/rawBody'));
+      assert.ok(!JSON.stringify(out.input).includes(packed));
+    });
+
     it('masks secret-looking names and values at any depth of the arguments, and only those', () => {
       const args = {
         query: 'what is the weather in Paris tomorrow?',
