@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { TokenCount } from './types.js';
+import { TokenCountWorker } from './count-worker.js';
 
 /**
  * Token counting with gpt-tokenizer's BPE encodings: what flows into and out of the model through
@@ -152,8 +153,37 @@ export async function countTextAsync(text: string, name: EncodingName = DEFAULT_
   return total;
 }
 
+let worker: TokenCountWorker | null = null;
+
+/**
+ * Counts of `text` from the worker thread, or null when it cannot give them. Used while an
+ * encoding is not loaded on this thread: loading it here would hold the event loop, and every
+ * Check with it (see count-worker.ts).
+ */
+async function countOffThread(text: string, names: EncodingName[]): Promise<TokenCount | null> {
+  try {
+    worker ??= new TokenCountWorker(ENCODING_NAMES);
+    const counts = await worker.count(text, names);
+    const tokens = counts[DEFAULT_ENCODING] ?? 0;
+    const extra = names.filter((n) => n !== DEFAULT_ENCODING);
+    return extra.length ? { tokens, byEncoding: Object.fromEntries(extra.map((n) => [n, counts[n] ?? 0])) } : { tokens };
+  } catch {
+    // A crashed or unavailable worker must not lose the count: it is taken on this thread instead.
+    return null;
+  }
+}
+
+/**
+ * Exact counts that nobody waits on (response accounting). Encodings already loaded on this thread
+ * (preloaded because budgets use them) count here, slice by slice; otherwise the worker counts.
+ */
 export async function measureValueAsync(value: unknown, names: Iterable<string> = [], sliceChars = ASYNC_SLICE_CHARS): Promise<TokenCount> {
   const text = textOf(value);
+  const wanted = [...new Set([DEFAULT_ENCODING, ...[...names].filter(isEncodingName)])];
+  if (wanted.some((n) => !encoders.has(n))) {
+    const counted = await countOffThread(text, wanted);
+    if (counted) return counted;
+  }
   const tokens = await countTextAsync(text, DEFAULT_ENCODING, sliceChars);
   let byEncoding: Record<string, number> | undefined;
   for (const n of names) {
