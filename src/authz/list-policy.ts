@@ -28,9 +28,8 @@ export function policyListFilter(holder: PolicyHolder, pins: ((server: string, t
     const base = call.listInput;
     const policy = holder.get();
     if (!base || !policy) return false;
-    const mcp = askFor(base.mcp, item, pins);
-    if (!mcp) return false;
-    const input: PolicyInput = { ...base, mcp };
+    const input = listingInput(base, item, pins);
+    if (!input) return false;
     try {
       return policy.evaluate(input).allow === true;
     } catch {
@@ -38,6 +37,16 @@ export function policyListFilter(holder: PolicyHolder, pins: ((server: string, t
       return false;
     }
   };
+}
+
+/**
+ * The policy input of the question asked for one listed item: the list request's input with
+ * `input.mcp` describing the call the item stands for. Null when the item cannot be judged. The
+ * policy toolkit asks the same question for scenario cases with `listed:`.
+ */
+export function listingInput(base: PolicyInput, item: ListedItem, pins: ((server: string, tool: string) => PinInput) | null = null): PolicyInput | null {
+  const mcp = askFor(base.mcp, item, pins);
+  return mcp ? { ...base, mcp } : null;
 }
 
 /**

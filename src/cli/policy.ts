@@ -1,6 +1,7 @@
+import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { parseTimeArg, TimeArgError, type RecordFilter } from '../decisionlog/query.js';
-import { buildPolicyBundle, checkPolicies, fmtPolicies, opaCapabilitiesJson, PolicyBuildError } from '../policy/build.js';
+import { buildPolicyBundle, checkPolicies, fmtPolicies, opaCapabilitiesJson, policyListingRules, PolicyBuildError } from '../policy/build.js';
 import { readBundle } from '../policy/bundle.js';
 import { readManifest } from '../policy/bundle-content.js';
 import { loadPolicyFromDir } from '../policy/engine.js';
@@ -245,6 +246,12 @@ async function check(argv: string[], io: PolicyIo): Promise<number> {
   const dir = oneDir(positionals);
   await checkPolicies(dir, { tests: !v['no-tests'] });
   io.out(`${dir}: no problems (opa check --strict${v['no-tests'] ? '' : ', tests included'})\n`);
+  // Not problems, but what an author who never heard of listings needs to know about tools/list.
+  for (const l of (await policyListingRules(dir)).variants) {
+    io.out(`${join(dir, l.from.file)}:${l.from.row}: note: this allow rule reads the call's arguments; tools/list judges it without ` +
+      `${l.dropped.map((d) => `\`${d.replace(/\s+/g, ' ')}\``).join(', ')}, so a tool is listed when some arguments could unlock it ` +
+      '(docs/policy-input.md, "Listings"; test it with a scenario case `request: {listed: TOOL}`)\n');
+  }
   return 0;
 }
 

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { runOpa, type OpaRun } from './opa-cli.js';
 import { supportedBuiltins } from './builtin-support.js';
 import { TOLLGATE_BUILTIN_DECLS } from './builtin-sql.js';
 import { toolPath } from '../util/tools.js';
+import { listingRules, type ListingRules, type ParsedRegoModule } from './listing-rules.js';
 
 /**
  * `opa build -t wasm` and friends, with the project's entrypoints, strict checks and the set of
@@ -252,6 +253,20 @@ async function definedEntrypoints(dir: string, candidates: string[]): Promise<Se
   return defined;
 }
 
+/** The listing rules the policy in `dir` needs (src/policy/listing-rules.ts); often none. */
+export async function policyListingRules(dir: string): Promise<ListingRules> {
+  const parsed: ParsedRegoModule[] = [];
+  for (const file of await regoFiles(dir)) {
+    const text = await readFile(file, 'utf8');
+    // Only a module with an allow rule that mentions arguments can need a variant.
+    if (!/\ballow\b/.test(text) || !text.includes('arguments')) continue;
+    const run = await runOpa(['parse', '--format', 'json', '--json-include', 'locations', file]);
+    if (run.code !== 0) throw failure(`cannot parse ${file}`, dir, run);
+    parsed.push({ file: relative(dir, file), ast: JSON.parse(run.stdout) as unknown });
+  }
+  return listingRules(parsed);
+}
+
 /** The entrypoints a default build compiles, or a clear error if the policy decides nothing. */
 async function defaultEntrypoints(dir: string): Promise<string[]> {
   const defined = await definedEntrypoints(dir, CANDIDATE_ENTRYPOINTS);
@@ -284,8 +299,17 @@ export async function buildPolicyBundle(dir: string, opts: BuildOptions = {}): P
     ];
     if (opts.revision !== undefined) args.push('--revision', opts.revision);
     args.push('.');
+    // Generated listing rules go into a copy of the policy: opa build merges several bundle roots
+    // only when their manifests declare disjoint roots, which a user's policy directory does not.
+    const listing = (await policyListingRules(dir)).modules;
+    let root = dir;
+    if (listing.length > 0) {
+      root = join(tmp, 'policy');
+      await cp(dir, root, { recursive: true });
+      await Promise.all(listing.map((m, i) => writeFile(join(root, `tollgate_listing_generated_${i}.rego`), m)));
+    }
     const caps = await capabilities();
-    const run = await runOpa(args, { cwd: dir });
+    const run = await runOpa(args, { cwd: root });
     if (run.code !== 0) throw failure(`opa build of ${dir} failed`, dir, run, caps.all);
     return readFile(out);
   });

@@ -1,4 +1,5 @@
 import { policyInput, sharedInput } from '../../authz/input.js';
+import { listingInput } from '../../authz/list-policy.js';
 import type { HttpRequestView } from '../../authz/view.js';
 import { countValue } from '../../budget/tokens.js';
 import type { Identity } from '../../identity/types.js';
@@ -109,6 +110,12 @@ export function requestView(spec: CallSpec, body: Buffer): HttpRequestView {
 
 /** Builds the input; throws CallRefusedError for a call the mesh refuses before policy. */
 export function buildCallInput(spec: CallSpec): PolicyInput {
+  if (spec.request.listed !== undefined) {
+    // What the mesh asks for each tool in a tools/list answer, from the list request's own input.
+    const { listed, ...rest } = spec.request;
+    const base = buildCallInput({ ...spec, request: { ...rest, method: 'tools/list' } });
+    return listingInput(base, { kind: 'tool', name: listed, raw: { name: listed }, annotations: spec.annotations ?? undefined })!;
+  }
   const body = jsonRpcBody(spec.request);
   const raw = body ? Buffer.from(JSON.stringify(body)) : Buffer.alloc(0);
   const view = requestView(spec, raw);

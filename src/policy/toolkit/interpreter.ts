@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IGNORED_IN_BUILD, opaCapabilitiesFile } from '../build.js';
+import { IGNORED_IN_BUILD, opaCapabilitiesFile, policyListingRules } from '../build.js';
 import { deny, normaliseDecision, normaliseEnvoyCompat } from '../decision.js';
 import { runOpa } from '../opa-cli.js';
 import { inDir } from './opa-paths.js';
@@ -34,13 +34,23 @@ export function decisionFromValues(mode: EntrypointMode, v: ContractValues): Dec
   return v.allow ? normaliseDecision(true) : deny('denied by policy: data.tollgate.authz.allow is false for this call');
 }
 
-/** The input in a file, with the host builtins' answers for it (host-mocks.ts): fn gets both. */
-async function withInputFile<T>(input: unknown, inputs: readonly unknown[], fn: (path: string, mocks: string[]) => Promise<T>): Promise<T> {
+/**
+ * The input in a file, with the host builtins' answers for it (host-mocks.ts) and the listing rules
+ * the build adds to the policy in `dir` (listing-rules.ts), so OPA's interpreter judges listings as
+ * the WASM does: fn gets the input path and the extra `-d` arguments.
+ */
+async function withInputFile<T>(dir: string, input: unknown, inputs: readonly unknown[], fn: (path: string, extra: string[]) => Promise<T>): Promise<T> {
   const tmp = await mkdtemp(join(tmpdir(), 'tollgate-eval-'));
   try {
     const path = join(tmp, 'input.json');
     await writeFile(path, JSON.stringify(input));
-    return await fn(path, await writeHostMocks(tmp, inputs));
+    const listing = (await policyListingRules(dir)).modules;
+    const listingArgs = await Promise.all(listing.map(async (m, i) => {
+      const file = join(tmp, `tollgate_listing_generated_${i}.rego`);
+      await writeFile(file, m);
+      return ['-d', file];
+    }));
+    return await fn(path, [...await writeHostMocks(tmp, inputs), ...listingArgs.flat()]);
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
@@ -80,7 +90,7 @@ export async function evaluateBatch(dir: string, mode: EntrypointMode, inputs: r
   // Objects keyed by position, so an input for which a rule is undefined just has no entry.
   const parts = Object.entries(rules).map(([k, ref]) => `"${k}": {k: v | some k, i in input; v := ${ref} with input as i${MOCK_WITH}}`);
   const query = `x := {${parts.join(', ')}}`;
-  return withInputFile(inputs, inputs, async (inputPath, mocks) => {
+  return withInputFile(dir, inputs, inputs, async (inputPath, mocks) => {
     const r = await runOpa(['eval', '--format', 'json', ...(coverage ? ['--coverage'] : []), ...(await loadArgs()), ...mocks, '-i', inputPath, query], inside(dir));
     if (r.code !== 0) throw new Error(`opa eval failed: ${evalFailure(r.stdout, r.stderr, r.code)}`);
     const doc = JSON.parse(r.stdout) as { result?: Array<{ bindings?: { x?: Record<string, Record<string, unknown>> } }>; coverage?: unknown };
@@ -110,7 +120,7 @@ export interface TracedEvaluation {
 /** One input on the interpreter with a full trace (and optionally opa's own pretty trace). */
 export async function evaluateTraced(dir: string, mode: EntrypointMode, input: unknown, prettyMode: TraceMode | null): Promise<TracedEvaluation> {
   const query = ruleFor(mode) + MOCK_WITH;
-  return withInputFile(input, [input], async (inputPath, mocks) => {
+  return withInputFile(dir, input, [input], async (inputPath, mocks) => {
     const full = await runOpa(['eval', '--format', 'json', '--explain', 'full', ...(await loadArgs()), ...mocks, '-i', inputPath, query], inside(dir));
     if (full.code !== 0) throw new Error(`opa eval failed: ${evalFailure(full.stdout, full.stderr, full.code)}`);
     const doc = JSON.parse(full.stdout) as { result?: Array<{ expressions?: Array<{ value?: unknown }> }>; explanation?: unknown[] };

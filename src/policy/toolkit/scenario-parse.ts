@@ -18,7 +18,7 @@ const TOP_KEYS = ['description', 'entrypoint', 'defaults', 'cases'];
 const DEFAULT_KEYS = ['server', 'namespace', 'identity', 'time'];
 const CASE_KEYS = ['name', 'description', 'server', 'namespace', 'identity', 'request', 'budget', 'annotations', 'time', 'expect'];
 const IDENTITY_KEYS = ['authenticated', 'sub', 'iss', 'team', 'groups', 'agent', 'scopes', 'claims', 'delegation'];
-const REQUEST_KEYS = ['method', 'tool', 'arguments', 'resource', 'prompt', 'params', 'id', 'transport', 'headers', 'path', 'session_id', 'protocol_version'];
+const REQUEST_KEYS = ['method', 'tool', 'arguments', 'resource', 'prompt', 'params', 'id', 'transport', 'headers', 'path', 'session_id', 'protocol_version', 'listed'];
 const BUDGET_KEYS = ['name', 'scope', 'limit', 'used', 'remaining', 'window', 'resets_at', 'action'];
 const EXPECT_KEYS = ['allow', 'reasons_contain', 'reasons', 'status', 'headers', 'mask', 'cost'];
 const ANNOTATION_BOOLS = ['readOnlyHint', 'destructiveHint', 'idempotentHint', 'openWorldHint'];
@@ -147,6 +147,13 @@ function parseRequest(c: Checker, v: unknown, path: Path): RequestSpec | undefin
       if (k in o) c.fail(at(k), `a transport request (${String(o.transport)}) has no JSON-RPC message, so it takes no ${k}`);
     }
   }
+  if ('listed' in o) {
+    out.listed = c.string(o.listed, at('listed'), true);
+    for (const k of ['method', 'tool', 'arguments', 'resource', 'prompt', 'params', 'transport']) {
+      if (k in o) c.fail(at(k), `listed asks whether a tool is shown in tools/list, so it takes no ${k}`);
+    }
+    return out;
+  }
   if ('method' in o) out.method = c.string(o.method, at('method'), true);
   if ('tool' in o) out.tool = c.string(o.tool, at('tool'), true);
   if ('resource' in o) out.resource = c.string(o.resource, at('resource'), true);
@@ -176,7 +183,7 @@ function parseRequest(c: Checker, v: unknown, path: Path): RequestSpec | undefin
   if ('protocol_version' in o) out.protocol_version = c.nullableString(o.protocol_version, at('protocol_version'));
 
   if (!out.transport && !out.method && !out.tool && !out.resource && !out.prompt && !('transport' in o)) {
-    c.fail(path, 'give the call: tool (a tools/call), method (any JSON-RPC method), resource, prompt, or transport: GET|DELETE');
+    c.fail(path, 'give the call: tool (a tools/call), method (any JSON-RPC method), resource, prompt, transport: GET|DELETE, or listed: TOOL (is it shown in tools/list)');
   }
   const method = out.method ?? (out.tool ? 'tools/call' : out.resource ? 'resources/read' : out.prompt ? 'prompts/get' : null);
   if (out.tool && method !== 'tools/call') c.fail(at('tool'), `tool is the name for a tools/call, but method is ${method}`);

@@ -39,6 +39,11 @@ export interface RequestSpec {
   path?: string;
   session_id?: string | null;
   protocol_version?: string | null;
+  /**
+   * A tool name: the case asks whether this tool is shown in the caller's tools/list (the question
+   * the mesh asks for each listed tool: allow means listed). Goes with no other call field.
+   */
+  listed?: string;
 }
 
 /** A budget entry as input.budget.budgets has it; resets_at defaults to the next UTC midnight. */
