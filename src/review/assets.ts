@@ -23,6 +23,7 @@ export const PAGE_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Tollgate review</title>
+<link rel="icon" href="/static/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/review.css">
 <script src="/static/review.js" defer></script>
 </head>
@@ -48,6 +49,8 @@ ${FILTER_FIELDS.map(([k, label, hint]) => `  <label>${label}<input name="${k}" p
 </body>
 </html>
 `;
+
+export const PAGE_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2471a3"/><path d="M3 5h10M8 5v8" stroke="#fff" stroke-width="2"/></svg>';
 
 export const PAGE_CSS = `body { font: 14px/1.4 sans-serif; margin: 0 16px 32px; color: #222; }
 header { display: flex; align-items: baseline; gap: 16px; }

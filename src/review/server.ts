@@ -3,9 +3,10 @@ import { createServer as createHttp, type IncomingMessage, type Server, type Ser
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { LogFile } from '../decisionlog/files.js';
+import type { Finding } from '../decisionlog/verify.js';
 import { parseLine } from '../decisionlog/lines.js';
 import { revisionOf } from '../decisionlog/query.js';
-import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './assets.js';
+import { PAGE_CSS, PAGE_HTML, PAGE_ICON, PAGE_JS } from './assets.js';
 import { LogIndex } from './log-index.js';
 import { burnDown, FilterError, filterFromParams, parseCursor, parseLimit, summary, timeline } from './query.js';
 import { barChart, burnChart } from './svg.js';
@@ -43,11 +44,22 @@ const STATIC: Record<string, { type: string; body: string }> = {
   '/': { type: 'text/html; charset=utf-8', body: PAGE_HTML },
   '/static/review.js': { type: 'text/javascript; charset=utf-8', body: PAGE_JS },
   '/static/review.css': { type: 'text/css; charset=utf-8', body: PAGE_CSS },
+  // Browsers ask for an icon whatever the page says; a fixed one keeps the console free of 404s.
+  '/favicon.ico': { type: 'image/svg+xml', body: PAGE_ICON },
+  '/static/icon.svg': { type: 'image/svg+xml', body: PAGE_ICON },
 };
 
 /** JSON that is also safe if ever sniffed as HTML: <, >, & and the JS line separators escaped. */
 export function jsonBody(v: unknown): string {
   return JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Errors before warnings; then by file (names sort in chain order) and line; placeless last. */
+function byPlace(a: Finding, b: Finding): number {
+  if (a.severity !== b.severity) return a.severity === 'error' ? -1 : 1;
+  if ((a.file === null) !== (b.file === null)) return a.file === null ? 1 : -1;
+  if (a.file !== b.file) return (a.file ?? '') < (b.file ?? '') ? -1 : 1;
+  return (a.line ?? 0) - (b.line ?? 0);
 }
 
 class HttpError extends Error {
@@ -261,12 +273,15 @@ export class ReviewServer {
     if (state.error) return { state: 'failed', ok: false, summary: `verification could not run: ${state.error}`, findings: [] };
     const r = state.report;
     if (r === null) return { state: 'running', ok: null, summary: 'verifying the hash chain and checkpoints…', findings: [] };
-    const errors = r.findings.filter((f) => f.severity === 'error');
-    const warnings = r.findings.length - errors.length;
+    // Errors first, earliest place first: the first is where the log stops being trustworthy
+    // (an edited record before the checkpoint that no longer matches it).
+    const findings = [...r.findings].sort(byPlace);
+    const errors = findings.filter((f) => f.severity === 'error');
+    const warnings = findings.length - errors.length;
     const first = errors[0];
     const summaryText = r.ok
       ? `INTACT: ${r.records} records (seq ${r.firstSeq ?? '-'}..${r.lastSeq ?? '-'}), ${r.verifiedCheckpoints} of ${r.checkpoints} checkpoint signatures valid${r.signedThrough ? `, signed through seq ${r.signedThrough}` : ''}${warnings ? `; ${warnings} warning(s)` : ''}`
       : `BROKEN at ${first?.file ?? '-'}${first?.line ? ':' + first.line : ''}: ${first?.message ?? 'see findings'} (${errors.length} problem(s))`;
-    return { state: state.running ? 'running' : 'done', ok: r.ok, warnings, summary: summaryText, checkedAt: state.checkedAt, findings: r.findings.slice(0, 50) };
+    return { state: state.running ? 'running' : 'done', ok: r.ok, warnings, summary: summaryText, checkedAt: state.checkedAt, findings: findings.slice(0, 50) };
   }
 }
