@@ -8,7 +8,7 @@ import { parseLine } from '../decisionlog/lines.js';
 import { revisionOf } from '../decisionlog/query.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_ICON, PAGE_JS } from './assets.js';
 import { LogIndex } from './log-index.js';
-import { burnDown, FilterError, filterFromParams, parseCursor, parseLimit, summary, timeline } from './query.js';
+import { burnDown, FilterError, filterFromParams, parseCursor, parseLimit, summary, timeline, type Summary } from './query.js';
 import { barChart, burnChart } from './svg.js';
 import type { VerifyState, VerifyWatch } from './verify-watch.js';
 
@@ -73,6 +73,8 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 /** The index, kept up to date with the files; rebuilt from scratch if they were rewritten. */
 class IndexHolder {
   index = new LogIndex();
+  /** Bumped when the index is rebuilt (the log was rewritten). */
+  generation = 0;
   private running: Promise<void> | null = null;
   private last = 0;
   constructor(private readonly files: () => LogFile[], private readonly refreshMs: number) {}
@@ -87,6 +89,7 @@ class IndexHolder {
           const next = new LogIndex();
           await next.refresh(this.files());
           this.index = next;
+          this.generation++;
         }
       } finally {
         this.last = Date.now();
@@ -102,6 +105,8 @@ export class ReviewServer {
   private readonly holder: IndexHolder;
   private readonly passwordDigest: Buffer | null;
   private readonly now: () => Date;
+  /** Summaries by index size and filter: a page load asks for the same one three times (counts, two charts). */
+  private readonly summaries = new Map<string, Summary>();
 
   private constructor(private readonly o: ReviewServerOptions) {
     this.holder = new IndexHolder(o.files, o.refreshMs ?? 1000);
@@ -222,7 +227,7 @@ export class ReviewServer {
       case '/api/timeline':
         return json(timeline(index, filterFromParams(q, this.now()), parseCursor(q.get('cursor'), index.size), parseLimit(q.get('limit'))));
       case '/api/summary':
-        return json(summary(index, filterFromParams(q, this.now())));
+        return json(this.summary(index, q));
       case '/api/record':
         return json(this.record(index, q));
       case '/api/verify':
@@ -230,9 +235,9 @@ export class ReviewServer {
       case '/api/status':
         return json({ indexed: index.size, lines: index.linesRead, invalid: index.invalid, memoryBytes: index.columnBytes() });
       case '/charts/denied-tools.svg':
-        return svg(barChart('Top denied tools', summary(index, filterFromParams(q, this.now())).topDeniedTools));
+        return svg(barChart('Top denied tools', this.summary(index, q).topDeniedTools));
       case '/charts/denied-teams.svg':
-        return svg(barChart('Top denied teams', summary(index, filterFromParams(q, this.now())).topDeniedTeams));
+        return svg(barChart('Top denied teams', this.summary(index, q).topDeniedTeams));
       case '/charts/burndown.svg': {
         const team = q.get('team_chart');
         if (!team) throw new FilterError('team_chart: which team to draw');
@@ -241,6 +246,19 @@ export class ReviewServer {
       default:
         throw new HttpError(404, 'no such page');
     }
+  }
+
+  private summary(index: LogIndex, q: URLSearchParams): Summary {
+    const f = filterFromParams(q, this.now());
+    // Keyed by the parsed filter, so relative times ("24h") resolve afresh each time.
+    const key = `${this.holder.generation}|${index.size}|${JSON.stringify(f)}`;
+    let s = this.summaries.get(key);
+    if (!s) {
+      if (this.summaries.size >= 32) this.summaries.clear();
+      s = summary(index, f);
+      this.summaries.set(key, s);
+    }
+    return s;
   }
 
   private record(index: LogIndex, q: URLSearchParams): unknown {

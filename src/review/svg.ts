@@ -91,8 +91,8 @@ export function burnChart(b: BurnDown, width = 520, height = 220): string {
     if (s.limit !== null) body += `<line x1="${left}" y1="${y(s.limit).toFixed(1)}" x2="${width - right}" y2="${y(s.limit).toFixed(1)}" stroke="${color}" stroke-dasharray="4 3" stroke-width="1"/>`;
     const path = s.points.map((p, j) => `${j === 0 ? 'M' : 'L'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
     if (path) body += `<path d="${path}" fill="none" stroke="${color}" stroke-width="2"><title>${xmlEscape(s.name)}</title></path>`;
-    const lx = left + i * 120;
-    body += `<rect x="${lx}" y="${height - 14}" width="10" height="10" fill="${color}"/><text x="${lx + 14}" y="${height - 5}" ${FONT}><title>${xmlEscape(s.name)}</title>${xmlEscape(cut(s.name, 14))}</text>`;
+    const lx = left + i * 230;
+    body += `<rect x="${lx}" y="${height - 14}" width="10" height="10" fill="${color}"/><text x="${lx + 14}" y="${height - 5}" ${FONT}><title>${xmlEscape(s.name)}</title>${xmlEscape(cut(s.name, 30))}</text>`;
   });
   return frame(width, height, title, body);
 }
