@@ -38,7 +38,9 @@ TOLLGATE_ENVOY_IMAGE := $(TOLLGATE_ENVOY_IMAGE_REPO):$(ENVOY_VERSION)
 export CONTAINERS_CONF := $(TOOLS)/podman/containers.conf
 export TOLLGATE_BASE_IMAGE TOLLGATE_IMAGE TOLLGATE_ENVOY_IMAGE
 
-.PHONY: golden-envoy-input help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster
+.PHONY: golden-envoy-input
+.PHONY: chromium review-screenshots bench-review
+.PHONY: help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster
 KUBE_TOOLS := $(TOOLS)/kube-v$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 
@@ -203,13 +205,13 @@ policy-check: $(BIN)/opa $(CAPABILITIES) ## opa fmt --fail, opa check --strict, 
 	opa check --strict --capabilities $(CAPABILITIES) policies
 	opa test --capabilities $(CAPABILITIES) -b policies
 
-test: deps typecheck lint policy-check test-images ## Everything CI runs; last line: "N passed, N failed"
+test: deps chromium typecheck lint policy-check test-images ## Everything CI runs; last line: "N passed, N failed"
 	mocha 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
 
 unit: deps ## Unit tests only (no servers)
 	mocha 'test/unit/**/*.test.ts'
 
-integration: deps ## Integration tests only (real Envoy, NATS, MCP servers)
+integration: deps chromium ## Integration tests only (real Envoy, NATS, MCP servers)
 	mocha 'test/integration/**/*.test.ts'
 
 run: deps build ## Start the local mesh on loopback with the example policies
@@ -223,6 +225,17 @@ golden-envoy-input: node $(BIN)/opa-envoy-plugin ## Regenerate test/fixtures/opa
 
 bench: deps build $(BIN)/ghz $(BIN)/opa-envoy-plugin ## Benchmarks against peers, side by side (docs/performance.md)
 	node dist/bench/main.js $(BENCH_ARGS)
+
+# Debian's chromium for the review page's browser test (driven by puppeteer-core, which downloads
+# no browser of its own); installed once, kept while present.
+chromium: ## Install Debian's chromium (apt-get, when missing) for the headless review-page test
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+
+review-screenshots: node chromium ## Redraw the screenshots in docs/review/ (on demand; tests never write there)
+	node --import tsx test/support/review-screenshots.ts docs/review
+
+bench-review: node ## tollgate review on 1,000,000 records: index build time and memory, query latency (docs/review.md)
+	node --expose-gc --import tsx bench/review/main.ts $(BENCH_ARGS)
 
 podman: ## Install podman, runc, mmdebstrap, catatonit (apt-get, when missing) and write .tools/podman/containers.conf
 	images/ensure-podman.sh $(CONTAINERS_CONF)

@@ -34,7 +34,7 @@ export interface LogsIo {
 const DEFAULT_STREAM = 'TOLLGATE_DECISIONS';
 const DEFAULT_PREFIX = 'tollgate.decisions';
 
-const SOURCE_HELP = `Where records come from (default: the local log):
+export const SOURCE_HELP = `Where records come from (default: the local log):
   --dir DIR              local decision log directory (default $TOLLGATE_STATE_DIR/decisions,
                          else ./.state/decisions)
   --nats URL             read the central JetStream stream instead (all instances), e.g.
@@ -160,7 +160,7 @@ Exit status: 0 intact, 1 broken (or warnings with --strict), 2 bad usage or unre
 `,
 };
 
-const SOURCE_OPTIONS = {
+export const SOURCE_OPTIONS = {
   dir: { type: 'string' },
   ...NATS_FLAGS,
   stream: { type: 'string' },

@@ -13,6 +13,7 @@ const COMMANDS: Entry[] = [
   { name: 'controlplane', summary: 'Build, sign and publish policy bundles; serve xDS to sidecars', load: async () => (await import('./controlplane.js')).controlplaneCommand },
   { name: 'policy', summary: 'Build, check, test, explain and replay policies', load: async () => (await import('./policy.js')).policyCommand },
   { name: 'logs', summary: 'Query, tail, summarise and verify decision logs', load: async () => (await import('./logs.js')).logsCommand },
+  { name: 'review', summary: 'A read-only web view of the decision log for security review (timeline, chain status, charts)', load: async () => (await import('./review.js')).reviewCommand },
   { name: 'tools', summary: 'Tool discovery (search, eval) and tool pinning (pending, diff, approve, revoke)', load: async () => (await import('./tools.js')).toolsCommand },
   { name: 'budget', summary: 'Show, set and reset token budgets', load: async () => (await import('./budget.js')).budgetCommand },
   { name: 'status', summary: 'Show whether authz is ready: policy revision, rejected bundles, decision log, budgets', load: async () => (await import('./status.js')).statusCommand },
