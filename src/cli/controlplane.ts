@@ -83,6 +83,11 @@ ${NATS_FLAGS_USAGE}
   --authz-timeout DUR  ext_authz deadline in every sidecar; past it the call is denied (default 1s)
   --sidecar-config F   YAML of sidecar defaults (authz, authz_timeout_ms, max_request_bytes, issuer,
                        ext_proc, listen_host), watched: a change is pushed to every sidecar live
+  --otel-collector H:P every sidecar's Envoy traces each MCP request and ext_authz Check with its
+                       OpenTelemetry tracer and exports the spans over OTLP/gRPC to this collector
+                       (usually port 4317); authz continues the same trace (docs/observability.md)
+  --otel-sample-percent N  share of new traces (no sampled traceparent from the client) Envoy
+                       samples, 0-100 (default 100)
   --once               build and publish once, then exit: 0 when published or unchanged,
                        1 when the build or the publish failed (for CI)
   -h, --help           show this help
@@ -105,6 +110,13 @@ function log(line: string): void {
   process.stderr.write(`${new Date().toISOString()} controlplane ${line}\n`);
 }
 
+function samplePercent(v: string | undefined): number {
+  if (v === undefined) return 100;
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n >= 0 && n <= 100)) throw new UsageError(`--otel-sample-percent must be a number from 0 to 100, got "${v}"`);
+  return n;
+}
+
 function durationMs(flag: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const ms = Math.round(parseDuration(v) * 1000);
@@ -121,6 +133,7 @@ async function serve(argv: string[]): Promise<number> {
     'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
     'xds-cert': { type: 'string' }, 'xds-key': { type: 'string' }, 'mesh-ca': { type: 'string' }, registrations: { type: 'string' },
     'trust-domain': { type: 'string' }, 'forget-after': { type: 'string' }, 'metrics-listen': { type: 'string' },
+    'otel-collector': { type: 'string' }, 'otel-sample-percent': { type: 'string' },
     'workload-certs': { type: 'string' }, 'ca-dir': { type: 'string' }, apiserver: { type: 'string' }, 'apiserver-token': { type: 'string' },
     'apiserver-ca': { type: 'string' },
     ...NATS_FLAGS, state: { type: 'string' }, budgets: { type: 'string' }, replicas: { type: 'string' },
@@ -239,6 +252,7 @@ async function serve(argv: string[]): Promise<number> {
       defaults: {
         authz: parseHostPort(values.authz ?? '127.0.0.1:9191'), authzTimeoutMs: durationMs('authz-timeout', values['authz-timeout'], 1000),
         maxRequestBytes: 1024 * 1024, issuer: values.issuer ?? 'http://127.0.0.1:5556', extProc: true, listenHost: '127.0.0.1',
+        ...(values['otel-collector'] ? { tracing: { collector: parseHostPort(values['otel-collector']), samplePercent: samplePercent(values['otel-sample-percent']) } } : {}),
       },
     });
     log(`xDS (ADS) listening on ${xds.ads.address}`);
