@@ -339,7 +339,7 @@ export class Authorizer {
   /** Counts one decision and traces it: a few array increments, and nothing else when tracing is off. */
   private observe(req: HttpRequestView, d: Omit<CheckSpanFacts, 'reasonClass'>, totalNs: number, evalNs: number): void {
     const reasonClass = reasonClassOf(d.code);
-    this.deps.metrics?.recordDecision({ allow: d.allow, reasonClass, server: d.server, durationNs: totalNs, evalNs });
+    this.deps.metrics?.recordDecision({ allow: d.allow, reasonClass, server: d.server, durationNs: totalNs, evalNs, method: d.message?.method ?? null, tool: d.facts?.tool ?? null, team: d.team, code: d.code });
     const tracer = this.deps.tracer;
     if (tracer?.enabled) tracer.record({ headers: req.headers, call: req.callTrace ?? null }, { ...d, reasonClass }, totalNs);
   }

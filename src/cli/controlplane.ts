@@ -65,8 +65,9 @@ ${NATS_FLAGS_USAGE}
   --trust-domain TD    SPIFFE trust domain of sidecar identities (default tollgate.local)
   --forget-after DUR   drop a sidecar's snapshot this long after its last stream ended
                        (default 60s)
-  --metrics-listen H:P serve /metrics (tollgate_xds_refused_streams_total{reason}, …), /healthz,
-                       /readyz and /status (the ADS status) here; default: none
+  --metrics-listen H:P serve /metrics (builds, publishes, bundle revision, xDS streams and
+                       refusals: docs/observability.md), /healthz, /readyz and /status (policy
+                       and ADS status) here; default: none
   --workload-certs H:P issue workload certificates here (HTTPS, POST /v1/certificates) to pods
                        that present a projected service-account token (audience
                        tollgate-controlplane), checked with the API server (TokenReview; the
@@ -157,7 +158,7 @@ async function serve(argv: string[]): Promise<number> {
   if (values['workload-certs'] && (values['no-xds'] || values.once || !values['ca-dir'])) {
     throw new UsageError('--workload-certs needs --ca-dir and the xDS certificate flags (not --no-xds or --once)');
   }
-  if (values['metrics-listen'] && (values['no-xds'] || values.once)) throw new UsageError('--metrics-listen serves the xDS metrics; it cannot be combined with --no-xds or --once');
+  if (values['metrics-listen'] && values.once) throw new UsageError('--metrics-listen serves a running control plane\'s metrics; it cannot be combined with --once');
   if (!values['no-xds'] && !values.once) {
     const missing = ['xds-cert', 'xds-key', 'mesh-ca', 'registrations'].filter((f) => !values[f as 'xds-cert']);
     if (missing.length) {
@@ -256,14 +257,22 @@ async function serve(argv: string[]): Promise<number> {
       },
     });
     log(`xDS (ADS) listening on ${xds.ads.address}`);
-    if (values['metrics-listen']) {
-      const { xdsMetrics } = await import('../controlplane/xds-metrics.js');
-      const { AdminHttpServer } = await import('../metrics/http.js');
-      const m = parseHostPort(values['metrics-listen']);
-      const x = xds;
-      admin = await AdminHttpServer.start({ host: m.host, port: m.port, registry: xdsMetrics(x), status: () => x.status(), ready: () => true });
-      log(`metrics on ${admin.url}/metrics`);
-    }
+  }
+  if (values['metrics-listen']) {
+    const { Registry } = await import('prom-client');
+    const { controlPlaneMetrics } = await import('../controlplane/cp-metrics.js');
+    const { AdminHttpServer } = await import('../metrics/http.js');
+    const { version } = await import('./version.js');
+    const registries = [controlPlaneMetrics(cp, { version })];
+    const x = xds;
+    if (x) registries.push((await import('../controlplane/xds-metrics.js')).xdsMetrics(x));
+    const m = parseHostPort(values['metrics-listen']);
+    admin = await AdminHttpServer.start({
+      host: m.host, port: m.port, registry: Registry.merge(registries),
+      // The ADS status document as before, with the policy pipeline's beside it.
+      status: () => ({ ...(x ? x.status() : {}), policy: cp.status() }), ready: () => true,
+    });
+    log(`metrics on ${admin.url}/metrics`);
   }
   let certServer: import('../controlplane/workload-certs.js').WorkloadCertServer | null = null;
   if (values['workload-certs']) {
