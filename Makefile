@@ -19,6 +19,8 @@ BFCL_VERSION        := 2026.3.23
 KUBE_VERSION  := 1.34.4
 ETCD_VERSION  := v3.6.5
 HELM_VERSION  := v3.19.0
+# OpenTelemetry Collector release for the tracing and SIEM tests (core and contrib modules at one release).
+OTELCOL_VERSION := v0.161.0
 GOENV  := GOBIN=$(BIN) GOPATH=$(TOOLS)/gopath GOFLAGS=-modcacherw GOTOOLCHAIN=local
 PYTHON ?= python3
 # MCP conformance suite (server scenarios run through the stdio bridge and the mesh).
@@ -38,9 +40,7 @@ TOLLGATE_ENVOY_IMAGE := $(TOLLGATE_ENVOY_IMAGE_REPO):$(ENVOY_VERSION)
 export CONTAINERS_CONF := $(TOOLS)/podman/containers.conf
 export TOLLGATE_BASE_IMAGE TOLLGATE_IMAGE TOLLGATE_ENVOY_IMAGE
 
-.PHONY: golden-envoy-input
-.PHONY: chromium review-screenshots bench-review
-.PHONY: help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster
+.PHONY: golden-envoy-input chromium review-screenshots bench-review help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster otelcol
 KUBE_TOOLS := $(TOOLS)/kube-v$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 
@@ -49,7 +49,7 @@ help: ## List the targets
 
 deps: tools node conformance ## Install opa, envoy, nats-server, the MCP conformance suite and npm packages (idempotent)
 
-tools: $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy $(BIN)/kustomize kube-tools embed-model
+tools: $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy $(BIN)/kustomize $(BIN)/otelcol kube-tools embed-model
 
 kube-tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl $(BIN)/helm ## Build kube-apiserver, etcd, kubectl and helm from the Go module proxy (cached by version)
 
@@ -100,6 +100,23 @@ $(BIN)/kube-apiserver: $(KUBE_TOOLS)/kube-apiserver
 $(BIN)/etcd: $(KUBE_TOOLS)/etcd
 	@mkdir -p $(BIN)
 	ln -sfn $(patsubst $(TOOLS)/%,../%,$<) $@
+
+# A real OpenTelemetry Collector (OTLP receiver, file exporter) built from tools/otelcol against the
+# upstream modules; tests send traces and logs to it and read what it wrote. Cached by version.
+$(TOOLS)/otelcol-$(OTELCOL_VERSION)/otelcol: tools/otelcol/main.go
+	@mkdir -p $(TOOLS)/otelcol-$(OTELCOL_VERSION) $(TOOLS)/build/otelcol-$(OTELCOL_VERSION)
+	cp tools/otelcol/main.go $(TOOLS)/build/otelcol-$(OTELCOL_VERSION)/main.go
+	cd $(TOOLS)/build/otelcol-$(OTELCOL_VERSION) && \
+	  printf 'package main\n\nconst version = "$(OTELCOL_VERSION)"\n' > version.go && \
+	  printf 'module tollgate.local/tools/otelcol\n\ngo 1.24.0\n\nrequire (\n\tgo.opentelemetry.io/collector/otelcol $(OTELCOL_VERSION)\n\tgo.opentelemetry.io/collector/receiver/otlpreceiver $(OTELCOL_VERSION)\n\tgithub.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter $(OTELCOL_VERSION)\n)\n' > go.mod && \
+	  $(GOENV) go mod tidy && \
+	  CGO_ENABLED=0 $(GOENV) go build -trimpath -ldflags='-s -w' -o $@ .
+
+$(BIN)/otelcol: $(TOOLS)/otelcol-$(OTELCOL_VERSION)/otelcol
+	@mkdir -p $(BIN)
+	ln -sfn $(patsubst $(TOOLS)/%,../%,$<) $@
+
+otelcol: $(BIN)/otelcol ## Build the OpenTelemetry Collector used by the tracing and SIEM tests (cached by version)
 
 $(TOOLS)/helm-$(HELM_VERSION)/helm:
 	@mkdir -p $(TOOLS)/helm-$(HELM_VERSION)

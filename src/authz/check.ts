@@ -14,7 +14,7 @@ import { buildRecord, eraseCredentials, type Masker, type RecordParts } from './
 import { deniedMessage, denyWithRpcErrors, refuse, unauthenticated, type AuthzOutcome, type RpcError } from './respond.js';
 import type { HttpRequestView } from './view.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
-import type { CheckTracer } from '../telemetry/check-span.js';
+import type { CheckSpanFacts, CheckTracer } from '../telemetry/check-span.js';
 import { MAX_SESSION_ID_LENGTH, ownerOf, type SessionOwners, type SessionStanding } from './sessions.js';
 import type { McpSessionInput } from '../policy/types.js';
 import type { RecordOutcome } from './record.js';
@@ -122,7 +122,7 @@ export class Authorizer {
       } catch {
         // The log is what failed; the refusal itself must still go out, and still be counted, but
         // it must not send a reviewer looking for a decision id that no log holds.
-        this.observe(req, decisionId, false, r.code, scopeOf(req, this.deps.settings.defaultScope).server, null, null, nowNs() - t0, 0);
+        this.observe(req, { decisionId, allow: false, code: r.code, error: r.message, server: scopeOf(req, this.deps.settings.defaultScope).server, team: null, message: null, facts: null }, nowNs() - t0, 0);
         return refuse(decisionId, { ...r, message: `${r.message}; this refusal could not be recorded (decision log unavailable)` }, null);
       }
       return refuse(decisionId, r, null);
@@ -320,7 +320,7 @@ export class Authorizer {
     const sink = this.deps.sink;
     if (sink) this.append(sink, req, decisionId, t0, identity, scope, j, revision, batch, status, totalNs, outcome);
     // After the append: a record that could not be written is counted by check()'s catch instead.
-    this.observe(req, decisionId, j.allow, j.code, scope.server, j.message?.method ?? null, j.facts?.tool ?? null, totalNs, j.evalNs);
+    this.observe(req, { decisionId, allow: j.allow, code: j.code, error: j.error ?? (j.reasons.join('; ') || null), server: scope.server, team: identity?.team ?? null, message: j.message, facts: j.facts }, totalNs, j.evalNs);
   }
 
   private append(sink: DecisionSink, req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, totalNs: number, outcome: RecordOutcome): void {
@@ -337,11 +337,11 @@ export class Authorizer {
   }
 
   /** Counts one decision and traces it: a few array increments, and nothing else when tracing is off. */
-  private observe(req: HttpRequestView, decisionId: string, allow: boolean, code: number | null, server: string, method: string | null, tool: string | null, totalNs: number, evalNs: number): void {
-    const reasonClass = reasonClassOf(code);
-    this.deps.metrics?.recordDecision({ allow, reasonClass, server, durationNs: totalNs, evalNs });
+  private observe(req: HttpRequestView, d: Omit<CheckSpanFacts, 'reasonClass'>, totalNs: number, evalNs: number): void {
+    const reasonClass = reasonClassOf(d.code);
+    this.deps.metrics?.recordDecision({ allow: d.allow, reasonClass, server: d.server, durationNs: totalNs, evalNs, method: d.message?.method ?? null, tool: d.facts?.tool ?? null, team: d.team, code: d.code });
     const tracer = this.deps.tracer;
-    if (tracer?.enabled) tracer.record(req.headers, { decisionId, allow, reasonClass, server, method, tool }, totalNs);
+    if (tracer?.enabled) tracer.record({ headers: req.headers, call: req.callTrace ?? null }, { ...d, reasonClass }, totalNs);
   }
 
   /**
@@ -364,7 +364,7 @@ export class Authorizer {
       }, this.deps.mask));
     }
     // Counted whether or not the log took it: this refusal goes out either way.
-    this.observe(req, decisionId, false, code, where.server, null, null, totalNs, 0);
+    this.observe(req, { decisionId, allow: false, code, error, server: where.server, team: identity?.team ?? null, message: null, facts: null }, totalNs, 0);
   }
 }
 

@@ -181,17 +181,20 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   // With a decision log, each answered call's response tokens go into the chain as an
   // accounting record linked to its decision (docs/decision-log.md, "Accounting records").
   const logSink = sink;
-  const onCharged = logSink ? (decisionId: string, tokens: number, call: PendingCall): void => {
+  const onCharged = (decisionId: string, tokens: number, call: PendingCall): void => {
+    // The whole operation, from the Check to the response's end (mcp_server_operation_duration_seconds).
+    metrics.recordOperation({ method: call.method, tool: call.tool, errorType: null, seconds: Math.max(0, Date.now() - call.createdAt) / 1000 });
+    if (!logSink) return;
     logSink.account(accountingRecord({
       decisionId, now: new Date(), instance: cfg.instanceId, version,
       identity: { sub: call.subject.sub, team: call.subject.team, agent: call.subject.agent },
       server: call.server, namespace: call.namespace ?? cfg.server.namespace, method: call.method, tool: call.tool,
       requestTokens: call.requestTokens, responseTokens: tokens,
     }));
-  } : undefined;
+  };
   const extProc = createExtProcHandler({
     pending, sessions, gate: budgets?.gate ?? null, annotations, filterTool: policyListFilter(holder, pins?.store.lookup ?? null), logger: log,
-    ...(onCharged ? { onCharged } : {}),
+    onCharged,
     ...(pins ? {
       onToolsListed: (server: string, tools: readonly unknown[]) => { for (const o of pins.store.observe(server, tools)) pins.source.publish(server, o.tool, o); },
       onInstructions: (server: string, text: string) => {

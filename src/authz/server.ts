@@ -4,6 +4,7 @@ import { meshServerCredentials, verifiedPeer } from '../pki/grpc.js';
 import type { Authorizer } from './check.js';
 import type { AuthzTls } from './config.js';
 import { toCheckResponse, toRequestView, type CheckRequestMsg } from './grpc-check.js';
+import { callTraceContext } from '../telemetry/grpc-context.js';
 
 export interface AuthzServerOptions {
   host: string;
@@ -57,6 +58,7 @@ export class AuthzServer {
         try {
           view = toRequestView(call.request);
           view.deadline = deadlineMs(call.getDeadline());
+          view.callTrace = callTraceContext(call.metadata);
         } catch (e) {
           callback({ code: grpc.status.INVALID_ARGUMENT, details: `unreadable CheckRequest: ${(e as Error).message}` });
           return;

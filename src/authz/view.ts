@@ -1,3 +1,5 @@
+import type { TraceCarrier } from '../telemetry/trace-context.js';
+
 /** The HTTP request as authz sees it, independent of the gRPC message it came in. */
 export interface HttpRequestView {
   /** Envoy's x-request-id. */
@@ -29,4 +31,6 @@ export interface HttpRequestView {
    * its ext_authz timeout); null or absent when unknown.
    */
   deadline?: number | null;
+  /** W3C trace context of the Check call itself (gRPC metadata: Envoy's ext_authz span), when sent. */
+  callTrace?: TraceCarrier | null;
 }

@@ -65,8 +65,9 @@ ${NATS_FLAGS_USAGE}
   --trust-domain TD    SPIFFE trust domain of sidecar identities (default tollgate.local)
   --forget-after DUR   drop a sidecar's snapshot this long after its last stream ended
                        (default 60s)
-  --metrics-listen H:P serve /metrics (tollgate_xds_refused_streams_total{reason}, …), /healthz,
-                       /readyz and /status (the ADS status) here; default: none
+  --metrics-listen H:P serve /metrics (builds, publishes, bundle revision, xDS streams and
+                       refusals: docs/observability.md), /healthz, /readyz and /status (policy
+                       and ADS status) here; default: none
   --workload-certs H:P issue workload certificates here (HTTPS, POST /v1/certificates) to pods
                        that present a projected service-account token (audience
                        tollgate-controlplane), checked with the API server (TokenReview; the
@@ -83,6 +84,11 @@ ${NATS_FLAGS_USAGE}
   --authz-timeout DUR  ext_authz deadline in every sidecar; past it the call is denied (default 1s)
   --sidecar-config F   YAML of sidecar defaults (authz, authz_timeout_ms, max_request_bytes, issuer,
                        ext_proc, listen_host), watched: a change is pushed to every sidecar live
+  --otel-collector H:P every sidecar's Envoy traces each MCP request and ext_authz Check with its
+                       OpenTelemetry tracer and exports the spans over OTLP/gRPC to this collector
+                       (usually port 4317); authz continues the same trace (docs/observability.md)
+  --otel-sample-percent N  share of new traces (no sampled traceparent from the client) Envoy
+                       samples, 0-100 (default 100)
   --once               build and publish once, then exit: 0 when published or unchanged,
                        1 when the build or the publish failed (for CI)
   -h, --help           show this help
@@ -105,6 +111,13 @@ function log(line: string): void {
   process.stderr.write(`${new Date().toISOString()} controlplane ${line}\n`);
 }
 
+function samplePercent(v: string | undefined): number {
+  if (v === undefined) return 100;
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n >= 0 && n <= 100)) throw new UsageError(`--otel-sample-percent must be a number from 0 to 100, got "${v}"`);
+  return n;
+}
+
 function durationMs(flag: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const ms = Math.round(parseDuration(v) * 1000);
@@ -121,6 +134,7 @@ async function serve(argv: string[]): Promise<number> {
     'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
     'xds-cert': { type: 'string' }, 'xds-key': { type: 'string' }, 'mesh-ca': { type: 'string' }, registrations: { type: 'string' },
     'trust-domain': { type: 'string' }, 'forget-after': { type: 'string' }, 'metrics-listen': { type: 'string' },
+    'otel-collector': { type: 'string' }, 'otel-sample-percent': { type: 'string' },
     'workload-certs': { type: 'string' }, 'ca-dir': { type: 'string' }, apiserver: { type: 'string' }, 'apiserver-token': { type: 'string' },
     'apiserver-ca': { type: 'string' },
     ...NATS_FLAGS, state: { type: 'string' }, budgets: { type: 'string' }, replicas: { type: 'string' },
@@ -144,7 +158,7 @@ async function serve(argv: string[]): Promise<number> {
   if (values['workload-certs'] && (values['no-xds'] || values.once || !values['ca-dir'])) {
     throw new UsageError('--workload-certs needs --ca-dir and the xDS certificate flags (not --no-xds or --once)');
   }
-  if (values['metrics-listen'] && (values['no-xds'] || values.once)) throw new UsageError('--metrics-listen serves the xDS metrics; it cannot be combined with --no-xds or --once');
+  if (values['metrics-listen'] && values.once) throw new UsageError('--metrics-listen serves a running control plane\'s metrics; it cannot be combined with --once');
   if (!values['no-xds'] && !values.once) {
     const missing = ['xds-cert', 'xds-key', 'mesh-ca', 'registrations'].filter((f) => !values[f as 'xds-cert']);
     if (missing.length) {
@@ -239,17 +253,26 @@ async function serve(argv: string[]): Promise<number> {
       defaults: {
         authz: parseHostPort(values.authz ?? '127.0.0.1:9191'), authzTimeoutMs: durationMs('authz-timeout', values['authz-timeout'], 1000),
         maxRequestBytes: 1024 * 1024, issuer: values.issuer ?? 'http://127.0.0.1:5556', extProc: true, listenHost: '127.0.0.1',
+        ...(values['otel-collector'] ? { tracing: { collector: parseHostPort(values['otel-collector']), samplePercent: samplePercent(values['otel-sample-percent']) } } : {}),
       },
     });
     log(`xDS (ADS) listening on ${xds.ads.address}`);
-    if (values['metrics-listen']) {
-      const { xdsMetrics } = await import('../controlplane/xds-metrics.js');
-      const { AdminHttpServer } = await import('../metrics/http.js');
-      const m = parseHostPort(values['metrics-listen']);
-      const x = xds;
-      admin = await AdminHttpServer.start({ host: m.host, port: m.port, registry: xdsMetrics(x), status: () => x.status(), ready: () => true });
-      log(`metrics on ${admin.url}/metrics`);
-    }
+  }
+  if (values['metrics-listen']) {
+    const { Registry } = await import('prom-client');
+    const { controlPlaneMetrics } = await import('../controlplane/cp-metrics.js');
+    const { AdminHttpServer } = await import('../metrics/http.js');
+    const { version } = await import('./version.js');
+    const registries = [controlPlaneMetrics(cp, { version })];
+    const x = xds;
+    if (x) registries.push((await import('../controlplane/xds-metrics.js')).xdsMetrics(x));
+    const m = parseHostPort(values['metrics-listen']);
+    admin = await AdminHttpServer.start({
+      host: m.host, port: m.port, registry: Registry.merge(registries),
+      // The ADS status document as before, with the policy pipeline's beside it.
+      status: () => ({ ...(x ? x.status() : {}), policy: cp.status() }), ready: () => true,
+    });
+    log(`metrics on ${admin.url}/metrics`);
   }
   let certServer: import('../controlplane/workload-certs.js').WorkloadCertServer | null = null;
   if (values['workload-certs']) {

@@ -4,6 +4,7 @@ import type { ServerRunSpec } from '../servers/run.js';
 import { loadServersFile } from '../servers/servers-file.js';
 import { parseServerSpec, SourceError } from '../servers/source.js';
 import { parseCommandArgs } from './args.js';
+import { parseHostPort } from '../util/net.js';
 import { serveGoverned } from './serve-governed.js';
 import { SERVER_FLAGS, SERVER_FLAGS_USAGE, serverOptions, splitServerArgs } from './server-flags.js';
 import { UsageError, type Command } from './types.js';
@@ -37,11 +38,24 @@ ${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision l
                    and free ones); streams and buckets get 3 replicas, clients every seed URL
   --pins           enforce tool pins (docs/tool-pinning.md): every tool is hidden until approved with
                    tollgate tools approve (a dev approver key is made under the state dir)
+  --otel-collector H:P  trace into this OpenTelemetry Collector (OTLP/gRPC, usually port 4317):
+                   Envoy's spans (from the control plane's xDS config) and authz's MCP spans,
+                   in one trace (docs/observability.md); needs the control plane
   --verbose        echo every component's log
 
 Certificates for the control plane, Envoy and authz come from a CA kept in <state>/pki/
 (docs/security.md). If any port above is taken, up exits 1 at once naming the port and its flag.
 `;
+
+/** host:port of the collector, checked here so a typo is a usage error, not a failed start. */
+function collectorAddress(v: string): string {
+  try {
+    const { host, port } = parseHostPort(v);
+    return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  } catch (e) {
+    throw new UsageError(`--otel-collector must be host:port (OTLP/gRPC, e.g. 127.0.0.1:4317): ${(e as Error).message}`);
+  }
+}
 
 function clusterSize(v: string): number {
   const n = Number(v);
@@ -77,9 +91,11 @@ export const upCommand: Command = {
       state: { type: 'string' }, 'envoy-port': { type: 'string' }, 'admin-port': { type: 'string' }, 'authz-port': { type: 'string' },
       'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' }, 'metrics-port': { type: 'string' },
       'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' }, 'nats-cluster': { type: 'string' }, pins: { type: 'boolean' },
+      'otel-collector': { type: 'string' },
     });
     if (values.help) { process.stdout.write(USAGE); return 0; }
     if (values.demo && values.upstream) throw new UsageError('give either --demo or --upstream, not both');
+    if (values['no-controlplane'] && values['otel-collector'] !== undefined) throw new UsageError('--otel-collector configures Envoy through the control plane (drop --no-controlplane)');
     if (values['no-controlplane'] && values['nats-cluster'] !== undefined) throw new UsageError('--nats-cluster needs the control plane (drop --no-controlplane)');
     let upstream: { host: string; port: number } | undefined;
     if (values.upstream) {
@@ -119,6 +135,7 @@ export const upCommand: Command = {
       controlPlane: !values['no-controlplane'], pins: values.pins ?? false,
       ...(values.budgets ? { budgets: values.budgets } : {}),
       ...(values['nats-cluster'] !== undefined ? { natsCluster: clusterSize(values['nats-cluster']) } : {}),
+      ...(values['otel-collector'] !== undefined ? { otelCollector: collectorAddress(values['otel-collector']) } : {}),
       ports: meshPorts,
     });
     const e = mesh.endpoints;

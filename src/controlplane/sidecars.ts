@@ -1,4 +1,4 @@
-import type { SidecarSpec } from '../envoy/resources.js';
+import type { SidecarSpec, SidecarTracing } from '../envoy/resources.js';
 import { sidecarResources } from '../envoy/resources.js';
 import type { NodeInfo } from '../xds/protocol.js';
 import { NodeRefused, type PeerIdentity } from '../xds/server.js';
@@ -16,6 +16,8 @@ export interface SidecarDefaults {
   extProc: boolean;
   /** Address the MCP listener binds: 0.0.0.0 in a pod, 127.0.0.1 on a workstation. */
   listenHost: string;
+  /** Envoy's OpenTelemetry tracer for every sidecar (`controlplane serve --otel-collector`); unset: off. */
+  tracing?: SidecarTracing;
 }
 
 /**
@@ -35,6 +37,7 @@ export function specFromRegistration(r: SidecarRegistration, d: SidecarDefaults)
       resource_name: `MCP server "${r.server}" governed by Tollgate`,
     },
     extProc: d.extProc,
+    ...(d.tracing ? { tracing: d.tracing } : {}),
   };
 }
 

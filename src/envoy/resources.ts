@@ -47,6 +47,19 @@ export interface SidecarSpec {
   upstreamTimeoutMs?: number;
   /** An open stream (SSE) with no bytes either way for this long is closed. Default one hour. */
   streamIdleTimeoutMs?: number;
+  /**
+   * Envoy's own spans (one per MCP request, one per ext_authz Check) exported over OTLP/gRPC to
+   * this OpenTelemetry Collector, in the trace the client started; the Check span's context reaches
+   * authz in the gRPC metadata, so authz's span is its child. Unset: Envoy does not trace.
+   */
+  tracing?: SidecarTracing;
+}
+
+export interface SidecarTracing {
+  /** OTLP/gRPC endpoint of the collector (port 4317 by convention). */
+  collector: HostPort;
+  /** Percentage of new traces (no sampled parent) Envoy samples; default 100. */
+  samplePercent?: number;
 }
 
 export interface HostPort { host: string; port: number }
@@ -70,6 +83,7 @@ export const LISTENER_NAME = 'tollgate_mcp';
 export const ROUTE_CONFIG_NAME = 'tollgate_mcp_routes';
 export const UPSTREAM_CLUSTER = 'tollgate_mcp_upstream';
 export const AUTHZ_CLUSTER = 'tollgate_authz';
+export const OTEL_COLLECTOR_CLUSTER = 'tollgate_otel_collector';
 export const PROTECTED_RESOURCE_PREFIX = '/.well-known/oauth-protected-resource';
 
 export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
@@ -112,6 +126,11 @@ export function validateSpec(spec: SidecarSpec): void {
   if (spec.maxResponseBytes !== undefined && !(Number.isInteger(spec.maxResponseBytes) && spec.maxResponseBytes > 0)) problems.push('maxResponseBytes must be a positive integer');
   if (spec.upstreamTimeoutMs !== undefined && !(spec.upstreamTimeoutMs > 0)) problems.push('upstreamTimeoutMs must be > 0 (leave unset for none)');
   if (spec.streamIdleTimeoutMs !== undefined && !(spec.streamIdleTimeoutMs > 0)) problems.push('streamIdleTimeoutMs must be > 0');
+  if (spec.tracing) {
+    port('tracing.collector', spec.tracing.collector);
+    const pct = spec.tracing.samplePercent;
+    if (pct !== undefined && !(pct >= 0 && pct <= 100)) problems.push(`tracing.samplePercent ${pct} is not 0-100`);
+  }
   if (problems.length) throw new Error(`invalid sidecar spec for ${spec.namespace}/${spec.server}: ${problems.join('; ')}`);
 }
 
@@ -322,6 +341,29 @@ export function routeConfiguration(spec: SidecarSpec): JsonObject {
   };
 }
 
+/**
+ * HCM tracing with Envoy's OpenTelemetry tracer. Envoy continues a sampled `traceparent` from the
+ * client and otherwise samples `samplePercent` of new traces; its spans go to the collector.
+ */
+function tracingConfig(t: SidecarTracing, spec: SidecarSpec): JsonObject {
+  const pct = t.samplePercent ?? 100;
+  return {
+    provider: {
+      name: 'envoy.tracers.opentelemetry',
+      typed_config: {
+        '@type': atType(EnvoyType.openTelemetryConfig),
+        grpc_service: { envoy_grpc: { cluster_name: OTEL_COLLECTOR_CLUSTER }, timeout: '1s' },
+        service_name: `tollgate-envoy ${spec.namespace}/${spec.server}`,
+      },
+    },
+    random_sampling: { value: pct },
+    client_sampling: { value: 100 },
+    overall_sampling: { value: 100 },
+    // Envoy names a traced request by its route; a fixed tag says which governed server it was.
+    custom_tags: [{ tag: 'tollgate.server', literal: { value: spec.server } }],
+  };
+}
+
 function httpConnectionManager(spec: SidecarSpec, mode: ResourceMode): JsonObject {
   const routeSource: JsonObject = mode === 'ads'
     ? { rds: { route_config_name: ROUTE_CONFIG_NAME, config_source: { ads: {}, resource_api_version: 'V3' } } }
@@ -340,6 +382,7 @@ function httpConnectionManager(spec: SidecarSpec, mode: ResourceMode): JsonObjec
     use_remote_address: true,
     server_header_transformation: 'PASS_THROUGH',
     stream_idle_timeout: duration(spec.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS),
+    ...(spec.tracing ? { tracing: tracingConfig(spec.tracing, spec) } : {}),
   };
 }
 
@@ -362,8 +405,14 @@ export function listener(spec: SidecarSpec, mode: ResourceMode): JsonObject {
 export function sidecarResources(spec: SidecarSpec, mode: ResourceMode = 'ads'): EnvoyResources {
   validateSpec(spec);
   const clusters = [cluster(UPSTREAM_CLUSTER, spec.upstream, mode, 5000), authzCluster(spec, mode)];
+  const targets: Array<readonly [string, HostPort]> = [[UPSTREAM_CLUSTER, spec.upstream], [AUTHZ_CLUSTER, spec.authz]];
+  if (spec.tracing) {
+    // OTLP/gRPC needs HTTP/2 to the collector.
+    clusters.push({ ...cluster(OTEL_COLLECTOR_CLUSTER, spec.tracing.collector, mode, 1000), typed_extension_protocol_options: http2ProtocolOptions() });
+    targets.push([OTEL_COLLECTOR_CLUSTER, spec.tracing.collector]);
+  }
   const endpoints = mode === 'ads'
-    ? [[UPSTREAM_CLUSTER, spec.upstream] as const, [AUTHZ_CLUSTER, spec.authz] as const]
+    ? targets
         .filter(([, hp]) => isIP(hp.host))
         .map(([name, hp]) => loadAssignment(name, hp))
     : [];

@@ -71,6 +71,11 @@ export interface LocalMeshOptions {
   authzTls?: boolean;
   /** How long the control plane keeps a disconnected sidecar's config (default 60 s). */
   xdsForgetAfterMs?: number;
+  /**
+   * OTLP/gRPC address (host:port) of an OpenTelemetry Collector (control-plane mode): the control
+   * plane gives Envoy an OpenTelemetry tracer to it, and authz exports its spans there too.
+   */
+  otelCollector?: string;
 }
 
 /** Identities of the local mesh's workloads (docs/security.md). */
@@ -113,6 +118,11 @@ export interface MeshEndpoints {
   controlPlaneMetrics: string | null;
   nats: string | null;
   metrics: string;
+}
+
+/** authz's standard OTel variables for an OTLP/gRPC collector at host:port (docs/observability.md). */
+export function authzOtelEnv(collector: string): Record<string, string> {
+  return { OTEL_EXPORTER_OTLP_ENDPOINT: `http://${collector}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' };
 }
 
 async function pick(p: number | undefined, dflt: number): Promise<number> {
@@ -167,6 +177,7 @@ export class LocalMesh {
     const stateDir = resolve(o.stateDir);
     mkdirSync(stateDir, { recursive: true });
     const withCp = o.controlPlane ?? false;
+    if (o.otelCollector && !withCp) throw new Error('otelCollector configures Envoy through the control plane: it needs controlPlane: true');
     const ports: MeshPorts = {
       envoy: await pick(o.ports?.envoy, DEFAULT_PORTS.envoy),
       envoyAdmin: await pick(o.ports?.envoyAdmin, DEFAULT_PORTS.envoyAdmin),
@@ -190,7 +201,10 @@ export class LocalMesh {
     const self = selfCommand();
     const cli = (name: string, args: string[], ready: RegExp): Promise<ManagedProcess> =>
       // authz gets its V8 heap flags (src/authz/node-flags.ts), as in a pod.
-      ManagedProcess.start(name, self.cmd, [...(name === 'authz' ? AUTHZ_NODE_FLAGS : []), ...self.args, ...args], { readyPattern: ready, echo: o.echo, timeoutMs: 90_000, cwd: projectRoot() });
+      ManagedProcess.start(name, self.cmd, [...(name === 'authz' ? AUTHZ_NODE_FLAGS : []), ...self.args, ...args], {
+        readyPattern: ready, echo: o.echo, timeoutMs: 90_000, cwd: projectRoot(),
+        ...(name === 'authz' && o.otelCollector ? { env: { ...process.env, ...authzOtelEnv(o.otelCollector) } } : {}),
+      });
     try {
       const issuer = o.issuer ?? await DevIssuer.start({ port: ports.issuer, stateDir });
       if (!o.issuer) started.push({ stop: () => issuer.close() });
@@ -266,6 +280,7 @@ export class LocalMesh {
           '--xds-cert', certs.controlPlane.cert, '--xds-key', certs.controlPlane.key, '--mesh-ca', certs.controlPlane.ca,
           ...(o.xdsForgetAfterMs !== undefined ? ['--forget-after', `${o.xdsForgetAfterMs}ms`] : []),
           '--metrics-listen', (cpMetrics = `127.0.0.1:${await freePort()}`),
+          ...(o.otelCollector ? ['--otel-collector', o.otelCollector] : []),
         ], /published revision|unchanged: revision/);
         const cpRef = controlPlane;
         started.push({ stop: () => cpRef.stop() });

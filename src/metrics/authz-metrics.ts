@@ -9,6 +9,7 @@ import { FastHistogram } from './fast-histogram.js';
 import { registerPolicyMetrics, type PolicyState } from './policy-metrics.js';
 import { REASON_CLASSES, type ReasonClass } from '../contract/refusal.js';
 import { scrapedCounter, type Sample } from './scrape.js';
+import { registerCallMetrics, type CallMetricsLimits, type OperationSample } from './mcp-metrics.js';
 
 export const METRIC_PREFIX = 'tollgate_';
 
@@ -28,6 +29,11 @@ export interface DecisionSample {
   durationNs: number;
   /** Policy evaluation time; 0 when policy was not consulted (bad token, budget refusal, ...). */
   evalNs: number;
+  /** JSON-RPC method, tool (tools/call), caller team and refusal code, for the per-call metrics. */
+  method?: string | null;
+  tool?: string | null;
+  team?: string | null;
+  code?: number | null;
 }
 
 /** Where scrape-time metrics read from; each may be set later (or never) with readFrom(). */
@@ -44,6 +50,8 @@ export interface AuthzMetricsOptions {
   maxServers?: number;
   /** Distinct budget label values before the rest are summed as "other". Default 100. */
   maxBudgets?: number;
+  /** Caps of the per-call metrics' label values (tools, teams, servers, combinations). */
+  callLimits?: CallMetricsLimits;
   /** Node.js process metrics (CPU, memory, event loop lag, GC). Default true. */
   processMetrics?: boolean;
   /** Exposed as tollgate_build_info{version}. */
@@ -55,6 +63,8 @@ export interface AuthzMetrics {
   readonly registry: Registry;
   /** Hot path: counts a decision and its timings. No allocation, no string building. */
   recordDecision(d: DecisionSample): void;
+  /** An allowed call whose response ext_proc saw to its end: mcp_server_operation_duration_seconds. */
+  recordOperation(s: OperationSample): void;
   /** A refused bearer token, by its stable failure name (AuthError.failure). */
   recordAuthFailure(failure: AuthFailure | string): void;
   /** The budget entries a Check computed (input.budget.budgets), for the remaining-tokens gauge. */
@@ -137,6 +147,7 @@ export function createAuthzMetrics(registry: Registry = new Registry(), opts: Au
     read: () => [...failures.values()].map((c) => ({ labels: c.labels, value: c.n })),
   });
 
+  const calls = registerCallMetrics(registry, p, { maxServers: opts.maxServers, ...opts.callLimits });
   registerPolicyMetrics(registry, p, () => sources.policy());
   registerDecisionLogMetrics(registry, p, () => sources.decisionLog());
   const standings = new BudgetStandings(opts.maxBudgets ?? 100, () => sources.budgets());
@@ -148,6 +159,14 @@ export function createAuthzMetrics(registry: Registry = new Registry(), opts: Au
       servers.get(d.server).counts[d.allow ? 0 : DENY_SLOT[d.reasonClass]]!++;
       checkDuration.record(d.durationNs / 1e9);
       if (d.evalNs > 0) evalDuration.record(d.evalNs / 1e9);
+      const method = d.method ?? null;
+      const tool = d.tool ?? null;
+      calls.recordCall({ server: d.server, method, tool, team: d.team ?? null, allow: d.allow, code: d.code ?? null });
+      // A refusal is the whole operation: authz answered it. An allow ends when the response does (recordOperation).
+      if (!d.allow) calls.recordOperation({ method, tool, errorType: d.code ?? null, seconds: d.durationNs / 1e9 });
+    },
+    recordOperation(s) {
+      calls.recordOperation(s);
     },
     recordAuthFailure(failure) {
       failures.get(failure).n++;

@@ -1,0 +1,4 @@
+package main
+
+// Replaced by the Makefile with the collector release it builds against.
+const version = "dev"
