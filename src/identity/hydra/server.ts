@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { stringify as toYaml } from 'yaml';
@@ -70,8 +70,9 @@ export class HydraServer {
       public: o.publicPort ? o.publicPort : await freePort(),
       admin: o.adminPort ? o.adminPort : await freePort(),
     };
-    // Hydra encrypts its stored keys with this; it lives only as long as the (memory) database.
-    const secret = randomBytes(32).toString('base64url');
+    // Hydra encrypts its stored keys with this: a memory database gets a fresh one, a file database
+    // keeps its own beside it (0600), or a restart could not read its keys.
+    const secret = (o.database ?? 'memory') === 'memory' ? randomBytes(32).toString('base64url') : systemSecret(join(o.stateDir, 'hydra-system-secret'));
     const cfg = hydraConfig(o, ports, secret);
     const cfgFile = join(o.stateDir, 'hydra.yaml');
     writeFileSync(cfgFile, toYaml(cfg), { mode: 0o600 });
@@ -103,6 +104,13 @@ export class HydraServer {
   get output(): string { return this.proc.output; }
 
   stop(): Promise<void> { return this.proc.stop(); }
+}
+
+function systemSecret(path: string): string {
+  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString('base64url'), { mode: 0o600 });
+  const s = readFileSync(path, 'utf8').trim();
+  if (s.length < 16) throw new Error(`${path}: Hydra's system secret must be at least 16 characters`);
+  return s;
 }
 
 async function waitReady(urls: string[], timeoutMs = 60_000): Promise<void> {

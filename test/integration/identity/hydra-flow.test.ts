@@ -47,6 +47,8 @@ describe('MCP login flow with Hydra, end to end', function () {
     hydra = await HydraServer.start({ stateDir: join(state, 'hydra'), publicPort, adminPort, loginUrl: app.loginUrl, consentUrl: app.consentUrl, echo: process.env.TOLLGATE_TEST_ECHO === '1' });
     mesh = await LocalMesh.start({
       policies: 'policies', stateDir: join(state, 'mesh'), authorizationServer: hydra.issuer,
+      // This suite is about identity: a loaded test machine must not turn the first check into a 504.
+      authzTimeoutMs: 5000,
       ports: { envoy: envoyPort, envoyAdmin: 0, authz: 0, issuer: 0 }, echo: process.env.TOLLGATE_TEST_ECHO === '1',
     });
   });
