@@ -1,3 +1,5 @@
+import type { ProfileName } from './profiles.js';
+
 /** A caller whose bearer token was verified. Claims are as the issuer signed them. */
 export interface Identity {
   sub: string;
@@ -6,7 +8,11 @@ export interface Identity {
   aud: string[];
   team: string | null;
   groups: string[];
-  /** The agent (OAuth client / workload) acting; from the configured claim, else `azp` / `client_id`. */
+  /** Roles from the profile's role claims (Entra app roles, Keycloak realm and client roles); [] if none. */
+  roles: string[];
+  /** Tenant / organisation from the profile (Entra `tid`, Google Workspace `hd`); null if none. */
+  tenant: string | null;
+  /** The agent (OAuth client / workload) acting; from the configured claim, else the profile's client claims. */
   agent: string | null;
   scopes: string[];
   /** RFC 8693 `act` chain, outermost actor first: [{sub: "agent-x"}, {sub: "orchestrator"}]. */
@@ -48,6 +54,8 @@ export interface IdentityConfig {
   jwksUri?: string;
   clockToleranceSec: number;
   claims: { team: string; groups: string; agent: string };
+  /** Which provider's claim shapes to read (profiles.ts); default "generic". */
+  profile?: ProfileName;
   /**
    * After a JWKS fetch, a token with an unknown `kid` does not trigger another fetch for this long
    * (the refetch rate limit). Default 30.
