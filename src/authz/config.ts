@@ -62,7 +62,7 @@ export interface AuthzTls {
 }
 
 /** identity fields parsed by the zod schema in src/identity/config-schema.ts. */
-const IDENTITY_EXTRA_FIELDS = ['profile'];
+const IDENTITY_EXTRA_FIELDS = ['profile', 'introspection'];
 
 export const DEFAULT_RESOURCE = 'http://127.0.0.1:10000/mcp';
 
@@ -159,6 +159,13 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
       throw new ConfigError(path, 'identity', (e as Error).message);
     }
     if (extras.profile !== undefined) c.identity.profile = extras.profile;
+    if (extras.introspection !== undefined) {
+      const t = extras.introspection;
+      c.identity.introspection = {
+        endpoint: t.endpoint, cacheMaxEntries: t.cache_max_entries, cacheTtlSec: t.cache_ttl_sec, timeoutMs: t.timeout_ms,
+        ...(t.client_id !== undefined ? { clientId: t.client_id, clientSecretFile: t.client_secret_file! } : {}),
+      };
+    }
     if (i.issuer !== undefined) c.identity.issuer = str('identity.issuer', i.issuer);
     if (i.audience !== undefined) c.identity.audience = strList('identity.audience', i.audience);
     if (i.algorithms !== undefined) {

@@ -7,6 +7,15 @@ import { PROFILES } from './profiles.js';
  */
 export const IdentityExtrasSchema = z.object({
   profile: z.enum(PROFILES).optional(),
+  introspection: z.object({
+    endpoint: z.string().url('must be the RFC 7662 introspection URL'),
+    client_id: z.string().min(1).optional(),
+    /** A mounted secret file, never the secret itself in the config (a ConfigMap). */
+    client_secret_file: z.string().min(1).optional(),
+    cache_max_entries: z.number().int().min(0).max(1_000_000).default(10_000),
+    cache_ttl_sec: z.number().min(0).max(3600).default(30),
+    timeout_ms: z.number().int().min(100).max(60_000).default(5000),
+  }).strict().refine((v) => (v.client_id === undefined) === (v.client_secret_file === undefined), 'client_id and client_secret_file go together').optional(),
 }).strict();
 
 export type IdentityExtras = z.infer<typeof IdentityExtrasSchema>;

@@ -1,4 +1,5 @@
 import type { ProfileName } from './profiles.js';
+import type { IntrospectionConfig } from './introspection.js';
 
 /** A caller whose bearer token was verified. Claims are as the issuer signed them. */
 export interface Identity {
@@ -34,7 +35,9 @@ export type AuthFailure =
   | 'wrong_audience'
   | 'algorithm_not_allowed'
   | 'issuer_unavailable'
-  | 'invalid_claims';
+  | 'invalid_claims'
+  /** RFC 7662: the authorization server says the (opaque) token is not active. */
+  | 'inactive_token';
 
 export class AuthError extends Error {
   constructor(readonly failure: AuthFailure, message: string) {
@@ -54,6 +57,8 @@ export interface IdentityConfig {
   jwksUri?: string;
   clockToleranceSec: number;
   claims: { team: string; groups: string; agent: string };
+  /** Opaque tokens: RFC 7662 introspection (JWTs still verify locally). */
+  introspection?: IntrospectionConfig;
   /** Which provider's claim shapes to read (profiles.ts); default "generic". */
   profile?: ProfileName;
   /**

@@ -2,6 +2,7 @@ import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, t
 import { MAX_TOKEN_LENGTH } from './bearer.js';
 import { identityFromClaims } from './claims.js';
 import { claimProfile, PROFILES } from './profiles.js';
+import { IntrospectingVerifier, routeByTokenShape } from './introspection.js';
 import { IssuerKeys, type FetchLike } from './issuer-keys.js';
 import { authErrorFrom, quote } from './jose-errors.js';
 import { TokenCache } from './token-cache.js';
@@ -158,5 +159,7 @@ class JwtVerifier implements TokenVerifier {
  */
 export function createVerifier(cfg: IdentityConfig, opts: VerifierOptions = {}): TokenVerifier {
   checkIdentityConfig(cfg);
-  return new JwtVerifier(cfg, opts);
+  const jwt = new JwtVerifier(cfg, opts);
+  if (!cfg.introspection) return jwt;
+  return routeByTokenShape(jwt, new IntrospectingVerifier(cfg, cfg.introspection, { ...(opts.fetch ? { fetch: opts.fetch } : {}), ...(opts.now ? { now: opts.now } : {}) }));
 }
