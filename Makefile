@@ -21,6 +21,10 @@ ETCD_VERSION  := v3.6.5
 HELM_VERSION  := v3.19.0
 # OpenTelemetry Collector release for the tracing and SIEM tests (core and contrib modules at one release).
 OTELCOL_VERSION := v0.161.0
+# Ory Hydra, the OAuth 2.1/OIDC authorization server the identity tests and `tollgate up --idp hydra` run.
+HYDRA_VERSION := v2.3.0
+# Hydra's go.mod replaces pop with Ory's fork; a replace binds only the main module, so ours repeats it.
+HYDRA_POP     := v6.2.1-0.20241121111754-e5dfc0f3344b
 GOENV  := GOBIN=$(BIN) GOPATH=$(TOOLS)/gopath GOFLAGS=-modcacherw GOTOOLCHAIN=local
 PYTHON ?= python3
 # MCP conformance suite (server scenarios run through the stdio bridge and the mesh).
@@ -40,7 +44,7 @@ TOLLGATE_ENVOY_IMAGE := $(TOLLGATE_ENVOY_IMAGE_REPO):$(ENVOY_VERSION)
 export CONTAINERS_CONF := $(TOOLS)/podman/containers.conf
 export TOLLGATE_BASE_IMAGE TOLLGATE_IMAGE TOLLGATE_ENVOY_IMAGE
 
-.PHONY: golden-envoy-input chromium review-screenshots bench-review help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster otelcol
+.PHONY: golden-envoy-input chromium review-screenshots bench-review help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster otelcol hydra
 KUBE_TOOLS := $(TOOLS)/kube-v$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 
@@ -49,7 +53,7 @@ help: ## List the targets
 
 deps: tools node conformance ## Install opa, envoy, nats-server, the MCP conformance suite and npm packages (idempotent)
 
-tools: $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy $(BIN)/kustomize $(BIN)/otelcol kube-tools embed-model
+tools: $(BIN)/opa $(BIN)/nats-server $(BIN)/envoy $(BIN)/kustomize $(BIN)/otelcol kube-tools embed-model hydra
 
 kube-tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl $(BIN)/helm ## Build kube-apiserver, etcd, kubectl and helm from the Go module proxy (cached by version)
 
@@ -124,6 +128,21 @@ $(TOOLS)/helm-$(HELM_VERSION)/helm:
 	  CGO_ENABLED=0 go install -trimpath -ldflags='-s -w' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 $(BIN)/helm: $(TOOLS)/helm-$(HELM_VERSION)/helm
+	@mkdir -p $(BIN)
+	ln -sfn $(patsubst $(TOOLS)/%,../%,$<) $@
+
+hydra: $(BIN)/hydra ## Build Ory Hydra (the authorization server of the identity tests) from the Go module proxy
+
+# Hydra is installed as a tool of a throwaway module (go get -tool), built with cgo and the sqlite
+# tag so it runs on a file or in-memory sqlite DSN without a database server. Cached by version.
+$(TOOLS)/hydra-$(HYDRA_VERSION)/hydra:
+	@mkdir -p $(TOOLS)/hydra-$(HYDRA_VERSION) $(TOOLS)/build/hydra-$(HYDRA_VERSION)
+	cd $(TOOLS)/build/hydra-$(HYDRA_VERSION) && \
+	  printf 'module tollgate.local/tools/hydra\n\ngo 1.24.0\n\nreplace github.com/gobuffalo/pop/v6 => github.com/ory/pop/v6 $(HYDRA_POP)\n' > go.mod && \
+	  $(GOENV) go get -tool github.com/ory/hydra/v2@$(HYDRA_VERSION) && \
+	  CGO_ENABLED=1 $(GOENV) go build -tags sqlite -trimpath -ldflags='-s -w' -o $@ github.com/ory/hydra/v2
+
+$(BIN)/hydra: $(TOOLS)/hydra-$(HYDRA_VERSION)/hydra
 	@mkdir -p $(BIN)
 	ln -sfn $(patsubst $(TOOLS)/%,../%,$<) $@
 

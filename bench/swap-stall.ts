@@ -46,7 +46,7 @@ function sampleInput(): PolicyInput {
       method: 'tools/call', kind: 'request', tool: 'search_docs', arguments: params.arguments, resource: null, prompt: null, params,
       id: 1, session_id: 's', protocol_version: '2025-06-18', server: 'demo', namespace: 'default', annotations: null, batch: null,
     },
-    identity: { authenticated: true, sub: 'agent-0', iss: 'http://issuer', team: 'payments', groups: [], agent: null, scopes: [], delegation: [], claims: {} },
+    identity: { authenticated: true, sub: 'agent-0', iss: 'http://issuer', team: 'payments', groups: [], roles: [], tenant: null, agent: null, scopes: [], delegation: [], claims: {} },
     budget: { budgets: [], estimated_tokens: 0 },
     request: { id: 'r1', method: 'POST', path: '/mcp', host: 'h', scheme: 'http', headers: {}, time_ns: 1 },
     attributes: {},

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { IdentityConfig } from '../identity/types.js';
+import { parseIdentityExtras } from '../identity/config-schema.js';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';
 import type { ServerProvenance } from '../policy/types.js';
 import { parseHostPort } from '../util/net.js';
@@ -59,6 +60,9 @@ export interface AuthzTls {
   /** SPIFFE IDs allowed to call; empty: any workload of the trust domain with a mesh certificate. */
   allowedPeers: string[];
 }
+
+/** identity fields parsed by the zod schema in src/identity/config-schema.ts. */
+const IDENTITY_EXTRA_FIELDS = ['profile', 'introspection'];
 
 export const DEFAULT_RESOURCE = 'http://127.0.0.1:10000/mcp';
 
@@ -147,7 +151,21 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.identity !== undefined) {
     if (!isObj(doc.identity)) err('identity', 'must be a mapping');
     const i = doc.identity as Obj;
-    known('identity', i, ['issuer', 'audience', 'algorithms', 'jwks_uri', 'clock_tolerance_sec', 'jwks_cooldown_sec', 'jwks_cache_max_age_sec', 'claims']);
+    known('identity', i, ['issuer', 'audience', 'algorithms', 'jwks_uri', 'clock_tolerance_sec', 'jwks_cooldown_sec', 'jwks_cache_max_age_sec', 'claims', ...IDENTITY_EXTRA_FIELDS]);
+    let extras;
+    try {
+      extras = parseIdentityExtras(Object.fromEntries(IDENTITY_EXTRA_FIELDS.filter((k) => i[k] !== undefined).map((k) => [k, i[k]])));
+    } catch (e) {
+      throw new ConfigError(path, 'identity', (e as Error).message);
+    }
+    if (extras.profile !== undefined) c.identity.profile = extras.profile;
+    if (extras.introspection !== undefined) {
+      const t = extras.introspection;
+      c.identity.introspection = {
+        endpoint: t.endpoint, cacheMaxEntries: t.cache_max_entries, cacheTtlSec: t.cache_ttl_sec, timeoutMs: t.timeout_ms,
+        ...(t.client_id !== undefined ? { clientId: t.client_id, clientSecretFile: t.client_secret_file! } : {}),
+      };
+    }
     if (i.issuer !== undefined) c.identity.issuer = str('identity.issuer', i.issuer);
     if (i.audience !== undefined) c.identity.audience = strList('identity.audience', i.audience);
     if (i.algorithms !== undefined) {

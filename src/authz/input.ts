@@ -33,13 +33,13 @@ export interface SharedInput {
 }
 
 const ANONYMOUS: IdentityInput = Object.freeze({
-  authenticated: false, sub: null, iss: null, team: null, groups: [], agent: null, scopes: [], delegation: [], claims: {},
+  authenticated: false, sub: null, iss: null, team: null, groups: [], roles: [], tenant: null, agent: null, scopes: [], delegation: [], claims: {},
 }) as IdentityInput;
 
 export function identityInput(id: Identity | null): IdentityInput {
   if (!id) return ANONYMOUS;
   return {
-    authenticated: true, sub: id.sub, iss: id.iss, team: id.team, groups: id.groups, agent: id.agent,
+    authenticated: true, sub: id.sub, iss: id.iss, team: id.team, groups: id.groups, roles: id.roles, tenant: id.tenant, agent: id.agent,
     scopes: id.scopes, delegation: id.delegation, claims: id.claims,
   };
 }

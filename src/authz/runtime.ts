@@ -155,13 +155,19 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     metrics.readFrom({ budgets: () => gate.metrics });
     log.info({ budgets: budgets.config.budgets.length, mode: budgets.mode }, 'budgets loaded');
   }
+  const verifier = createVerifier(cfg.identity);
+  // In the background: a slow or absent issuer must not hold up start-up (verification retries).
+  verifier.warm?.().then(
+    () => log.info({ issuer: cfg.identity.issuer }, 'issuer keys loaded'),
+    (e: unknown) => log.warn({ issuer: cfg.identity.issuer, err: (e as Error).message }, 'issuer keys not loaded yet; the first token will try again'),
+  );
   const authorizer = new Authorizer({
     settings: {
       instanceId: cfg.instanceId, version, defaultScope: { server: cfg.server.name, namespace: cfg.server.namespace, provenance: cfg.server.provenance ?? null },
       resourceMetadataUrl: cfg.resourceMetadataUrl, limits: cfg.limits, denyStatus: cfg.denyStatus, upstreamAuthorization: cfg.upstreamAuthorization,
       inputMode: cfg.policy.entrypoint,
     },
-    verifier: createVerifier(cfg.identity),
+    verifier,
     policy: holder,
     budget: budgets?.gate ?? null,
     sink,

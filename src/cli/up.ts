@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { LocalMesh, DEFAULT_PORTS } from '../mesh/local.js';
+import { startLocalIdp } from '../identity/hydra/local-idp.js';
 import type { ServerRunSpec } from '../servers/run.js';
 import { loadServersFile } from '../servers/servers-file.js';
 import { parseServerSpec, SourceError } from '../servers/source.js';
@@ -41,6 +42,12 @@ ${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision l
   --otel-collector H:P  trace into this OpenTelemetry Collector (OTLP/gRPC, usually port 4317):
                    Envoy's spans (from the control plane's xDS config) and authz's MCP spans,
                    in one trace (docs/observability.md); needs the control plane
+  --idp hydra      run a real authorization server instead of trusting the dev issuer: Ory Hydra on
+                   --idp-port (default 4444; admin API on the next port, the sign-in page on the one
+                   after), with dynamic client registration, so an MCP client logs in by itself
+                   (docs/identity.md)
+  --idp-users FILE who may sign in and their claims (default: <state>/idp-users.yaml, made on first
+                   run with two demo users and random passwords)
   --verbose        echo every component's log
 
 Certificates for the control plane, Envoy and authz come from a CA kept in <state>/pki/
@@ -92,6 +99,7 @@ export const upCommand: Command = {
       'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' }, 'metrics-port': { type: 'string' },
       'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' }, 'nats-cluster': { type: 'string' }, pins: { type: 'boolean' },
       'otel-collector': { type: 'string' },
+      idp: { type: 'string' }, 'idp-port': { type: 'string' }, 'idp-users': { type: 'string' },
     });
     if (values.help) { process.stdout.write(USAGE); return 0; }
     if (values.demo && values.upstream) throw new UsageError('give either --demo or --upstream, not both');
@@ -120,7 +128,10 @@ export const upCommand: Command = {
       xds: port(values['xds-port'], DEFAULT_PORTS.xds), nats: port(values['nats-port'], DEFAULT_PORTS.nats),
       metrics: port(values['metrics-port'], DEFAULT_PORTS.metrics),
     };
+    if (values.idp !== undefined && values.idp !== 'hydra') throw new UsageError(`--idp ${values.idp}: the one authorization server up can run is "hydra"`);
+    if (values.idp === undefined && (values['idp-port'] !== undefined || values['idp-users'] !== undefined)) throw new UsageError('--idp-port and --idp-users go with --idp hydra');
     if (runSpecs.length) {
+      if (values.idp) throw new UsageError('--idp hydra governs one server (--demo or --upstream), not --server NAME=SOURCE');
       if (values.demo || values.upstream || plainNames.length) throw new UsageError('--server NAME=SOURCE / --servers run servers; do not combine them with --demo, --upstream or a bare --server NAME');
       return serveGoverned(runSpecs, {
         policies: values.policies ?? 'policies', stateDir: resolve(stateDir), echo: values.verbose ?? false, controlPlane: !values['no-controlplane'],
@@ -130,14 +141,27 @@ export const upCommand: Command = {
     if (values.pins && values['no-controlplane']) throw new UsageError('--pins needs the control plane (pins live in NATS): drop --no-controlplane');
     if (serverArgs.length) throw new UsageError('arguments after -- go to a server from --server NAME=SOURCE; there is none');
     process.stdout.write('Starting the Tollgate mesh (building policies with opa)…\n');
-    const mesh = await LocalMesh.start({
-      policies: values.policies ?? 'policies', stateDir, upstream, server: plainNames[0], echo: values.verbose ?? false,
-      controlPlane: !values['no-controlplane'], pins: values.pins ?? false,
-      ...(values.budgets ? { budgets: values.budgets } : {}),
-      ...(values['nats-cluster'] !== undefined ? { natsCluster: clusterSize(values['nats-cluster']) } : {}),
-      ...(values['otel-collector'] !== undefined ? { otelCollector: collectorAddress(values['otel-collector']) } : {}),
-      ports: meshPorts,
-    });
+    const idpPort = port(values['idp-port'], 4444);
+    if (idpPort > 65533) throw new UsageError('--idp-port needs the two ports after it free too');
+    const idp = values.idp ? await startLocalIdp({
+      stateDir: resolve(stateDir), resources: [`http://127.0.0.1:${meshPorts.envoy}/mcp`], port: idpPort,
+      ...(values['idp-users'] ? { usersFile: values['idp-users'] } : {}), echo: values.verbose ?? false,
+    }) : null;
+    let mesh: LocalMesh;
+    try {
+      mesh = await LocalMesh.start({
+        ...(idp ? { authorizationServer: idp.hydra.issuer } : {}),
+        policies: values.policies ?? 'policies', stateDir, upstream, server: plainNames[0], echo: values.verbose ?? false,
+        controlPlane: !values['no-controlplane'], pins: values.pins ?? false,
+        ...(values.budgets ? { budgets: values.budgets } : {}),
+        ...(values['nats-cluster'] !== undefined ? { natsCluster: clusterSize(values['nats-cluster']) } : {}),
+        ...(values['otel-collector'] !== undefined ? { otelCollector: collectorAddress(values['otel-collector']) } : {}),
+        ports: meshPorts,
+      });
+    } catch (e) {
+      await idp?.stop();
+      throw e;
+    }
     const e = mesh.endpoints;
     process.stdout.write([
       '',
@@ -160,9 +184,14 @@ export const upCommand: Command = {
         `                            tollgate tools approve --nats ${e.nats} --server ${values.server ?? 'demo'} --tool NAME --key ${mesh.approverKeys.privateKey} --approver YOU`,
       ] : []),
       '',
-      'Mint a dev token, then point any MCP client at the endpoint with it:',
-      '  npx tollgate token --sub alice --team payments',
-      `  TOKEN=$(npx tollgate token --sub alice --team payments | tail -1)`,
+      ...(idp ? [
+        `Authorization server: Ory Hydra at ${idp.hydra.issuer} (sign-in page ${idp.app.url}, users in ${idp.usersFile})`,
+        'Point an MCP client that speaks OAuth at the endpoint: it registers, sends you to sign in, and gets its token.',
+      ] : [
+        'Mint a dev token, then point any MCP client at the endpoint with it:',
+        '  npx tollgate token --sub alice --team payments',
+        `  TOKEN=$(npx tollgate token --sub alice --team payments | tail -1)`,
+      ]),
       '',
       ...natsHelp(mesh),
       'Press Ctrl-C to stop.',
@@ -171,6 +200,7 @@ export const upCommand: Command = {
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
     process.stdout.write('\nStopping…\n');
     await mesh.stop();
+    await idp?.stop();
     return 0;
   },
 };

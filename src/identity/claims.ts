@@ -1,3 +1,4 @@
+import { claimProfile, pathName, readPath, type ClaimPath, type ClaimProfile } from './profiles.js';
 import { AuthError, type Identity, type IdentityConfig } from './types.js';
 
 type Claims = Record<string, unknown>;
@@ -51,13 +52,33 @@ function audience(p: Claims): string[] {
   return list;
 }
 
-/** The agent acting: the configured claim, else the OAuth client (`azp`, then RFC 9068 `client_id`). */
-function agent(p: Claims, claim: string): string | null {
-  for (const name of [claim, 'azp', 'client_id']) {
+/** The agent acting: the configured claim, else the profile's client claims (e.g. `azp`, RFC 9068 `client_id`). */
+function agent(p: Claims, claim: string, profile: ClaimProfile): string | null {
+  for (const name of [claim, ...profile.agent]) {
     const v = optionalString(p, name);
     if (v !== null) return v;
   }
   return null;
+}
+
+/** Strings at each path that is present, merged in order without repeats. */
+function listsAt(p: Claims, paths: readonly ClaimPath[]): string[] {
+  const out = new Set<string>();
+  for (const path of paths) {
+    const v = readPath(p, path);
+    if (v === undefined || v === null) continue;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) bad(pathName(path), 'must be an array of strings');
+    for (const x of v as string[]) out.add(x);
+  }
+  return [...out];
+}
+
+function stringAt(p: Claims, path: ClaimPath | null): string | null {
+  if (path === null) return null;
+  const v = readPath(p, path);
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') bad(pathName(path), 'must be a string');
+  return v;
 }
 
 /** RFC 8693 §4.1: the outermost `act` is the current actor; each nested `act` is the one before it. */
@@ -81,7 +102,7 @@ export function delegationChain(p: Claims): Actor[] {
  * Maps the payload of an already verified JWT to an Identity. Claims of the wrong type are refused
  * rather than ignored, since a policy that reads `team` must not see null because of a typo upstream.
  */
-export function identityFromClaims(payload: Claims, names: IdentityConfig['claims']): Identity {
+export function identityFromClaims(payload: Claims, names: IdentityConfig['claims'], profile: ClaimProfile = claimProfile('generic')): Identity {
   const exp = payload.exp;
   if (typeof exp !== 'number' || !Number.isFinite(exp)) bad('exp', 'must be a number (seconds since epoch)');
   const scopes = [...new Set([...scopeList(payload, 'scope'), ...scopeList(payload, 'scp')])];
@@ -90,8 +111,10 @@ export function identityFromClaims(payload: Claims, names: IdentityConfig['claim
     iss: requiredString(payload, 'iss'),
     aud: audience(payload),
     team: optionalString(payload, names.team),
-    groups: stringArray(payload, names.groups) ?? [],
-    agent: agent(payload, names.agent),
+    groups: listsAt(payload, [[names.groups], ...profile.groups]),
+    roles: listsAt(payload, profile.roles),
+    tenant: stringAt(payload, profile.tenant),
+    agent: agent(payload, names.agent, profile),
     scopes,
     delegation: delegationChain(payload),
     expiresAt: exp,

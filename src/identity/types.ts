@@ -1,3 +1,6 @@
+import type { ProfileName } from './profiles.js';
+import type { IntrospectionConfig } from './introspection.js';
+
 /** A caller whose bearer token was verified. Claims are as the issuer signed them. */
 export interface Identity {
   sub: string;
@@ -6,7 +9,11 @@ export interface Identity {
   aud: string[];
   team: string | null;
   groups: string[];
-  /** The agent (OAuth client / workload) acting; from the configured claim, else `azp` / `client_id`. */
+  /** Roles from the profile's role claims (Entra app roles, Keycloak realm and client roles); [] if none. */
+  roles: string[];
+  /** Tenant / organisation from the profile (Entra `tid`, Google Workspace `hd`); null if none. */
+  tenant: string | null;
+  /** The agent (OAuth client / workload) acting; from the configured claim, else the profile's client claims. */
   agent: string | null;
   scopes: string[];
   /** RFC 8693 `act` chain, outermost actor first: [{sub: "agent-x"}, {sub: "orchestrator"}]. */
@@ -28,7 +35,9 @@ export type AuthFailure =
   | 'wrong_audience'
   | 'algorithm_not_allowed'
   | 'issuer_unavailable'
-  | 'invalid_claims';
+  | 'invalid_claims'
+  /** RFC 7662: the authorization server says the (opaque) token is not active. */
+  | 'inactive_token';
 
 export class AuthError extends Error {
   constructor(readonly failure: AuthFailure, message: string) {
@@ -48,6 +57,10 @@ export interface IdentityConfig {
   jwksUri?: string;
   clockToleranceSec: number;
   claims: { team: string; groups: string; agent: string };
+  /** Opaque tokens: RFC 7662 introspection (JWTs still verify locally). */
+  introspection?: IntrospectionConfig;
+  /** Which provider's claim shapes to read (profiles.ts); default "generic". */
+  profile?: ProfileName;
   /**
    * After a JWKS fetch, a token with an unknown `kid` does not trigger another fetch for this long
    * (the refetch rate limit). Default 30.
@@ -60,4 +73,10 @@ export interface IdentityConfig {
 export interface TokenVerifier {
   /** Resolves the identity or rejects with AuthError. Never resolves for an invalid token. */
   verify(token: string): Promise<Identity>;
+  /**
+   * Loads the issuer's discovery document and keys ahead of the first token, so the first caller
+   * after a start does not pay for them inside Envoy's authz deadline. Rejects if the issuer cannot
+   * be reached; verification then retries on its own.
+   */
+  warm?(): Promise<void>;
 }

@@ -1,6 +1,8 @@
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { MAX_TOKEN_LENGTH } from './bearer.js';
 import { identityFromClaims } from './claims.js';
+import { claimProfile, PROFILES } from './profiles.js';
+import { IntrospectingVerifier, routeByTokenShape } from './introspection.js';
 import { IssuerKeys, type FetchLike } from './issuer-keys.js';
 import { authErrorFrom, quote } from './jose-errors.js';
 import { TokenCache } from './token-cache.js';
@@ -28,6 +30,7 @@ export function checkIdentityConfig(cfg: IdentityConfig): void {
   if (cfg.audience.length === 0 || cfg.audience.some((a) => typeof a !== 'string' || a === '')) {
     throw new Error('identity audience must list at least one non-empty audience (the governed resource URL)');
   }
+  if (cfg.profile !== undefined && !PROFILES.includes(cfg.profile)) throw new Error(`identity profile ${JSON.stringify(cfg.profile)} is not known; use one of ${PROFILES.join(', ')}`);
   if (cfg.algorithms.length === 0) throw new Error('identity algorithms must list at least one algorithm');
   for (const a of cfg.algorithms) {
     if (!SUPPORTED_ALGORITHMS.includes(a)) {
@@ -70,6 +73,10 @@ class JwtVerifier implements TokenVerifier {
     });
   }
 
+  warm(): Promise<void> {
+    return this.keys.warm();
+  }
+
   verify(token: string): Promise<Identity> {
     const hit = this.cache.get(token, this.now());
     if (hit !== undefined) return Promise.resolve(hit);
@@ -100,7 +107,7 @@ class JwtVerifier implements TokenVerifier {
       if (!(e instanceof errors.JWKSMultipleMatchingKeys)) throw authErrorFrom(e, this.expected);
       payload = await this.verifyWithEach(token, e, options);
     }
-    const identity = deepFreeze(identityFromClaims(payload, this.cfg.claims));
+    const identity = deepFreeze(identityFromClaims(payload, this.cfg.claims, claimProfile(this.cfg.profile ?? 'generic')));
     // Never honoured past exp from the cache; within the clock tolerance a token is re-verified.
     this.cache.set(token, identity, identity.expiresAt * 1000, nowMs);
     return identity;
@@ -152,5 +159,7 @@ class JwtVerifier implements TokenVerifier {
  */
 export function createVerifier(cfg: IdentityConfig, opts: VerifierOptions = {}): TokenVerifier {
   checkIdentityConfig(cfg);
-  return new JwtVerifier(cfg, opts);
+  const jwt = new JwtVerifier(cfg, opts);
+  if (!cfg.introspection) return jwt;
+  return routeByTokenShape(jwt, new IntrospectingVerifier(cfg, cfg.introspection, { ...(opts.fetch ? { fetch: opts.fetch } : {}), ...(opts.now ? { now: opts.now } : {}) }));
 }

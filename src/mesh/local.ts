@@ -49,6 +49,11 @@ export interface LocalMeshOptions {
   namespace?: string;
   /** Share this (running) issuer instead of starting one: several governed servers, one identity provider. */
   issuer?: DevIssuer;
+  /**
+   * A real authorization server's issuer URL (e.g. Hydra, `tollgate up --idp hydra`): authz trusts
+   * it and the RFC 9728 metadata names it. The dev issuer still runs for `mesh.token()`.
+   */
+  authorizationServer?: string;
   /** Extra `tollgate authz` flags. */
   authzArgs?: string[];
   /** Token budgets file, enforced by authz and declared by the control plane (docs/budgets.md). */
@@ -211,6 +216,7 @@ export class LocalMesh {
       const demo = o.upstream ? null : await DemoMcpServer.start({ port: 0 });
       if (demo) started.push({ stop: () => demo.close() });
       const upstream = o.upstream ?? { host: '127.0.0.1', port: demo!.port };
+      const trustedIssuer = o.authorizationServer ?? issuer.url;
 
       const base = `http://127.0.0.1:${ports.envoy}`;
       const mcp = `${base}/mcp`;
@@ -275,7 +281,7 @@ export class LocalMesh {
         controlPlane = await cli('controlplane', [
           'controlplane', 'serve', '--policies', resolve(o.policies), '--signing-key', keys.privateKey, ...natsFlags('controlplane'),
           '--state', stateDir, '--replicas', String(replicas), ...budgetArgs,
-          '--xds-listen', `127.0.0.1:${ports.xds}`, '--issuer', issuer.url, '--authz', `127.0.0.1:${ports.authz}`,
+          '--xds-listen', `127.0.0.1:${ports.xds}`, '--issuer', trustedIssuer, '--authz', `127.0.0.1:${ports.authz}`,
           '--sidecar-config', sidecarConfig, '--registrations', registrations,
           '--xds-cert', certs.controlPlane.cert, '--xds-key', certs.controlPlane.key, '--mesh-ca', certs.controlPlane.ca,
           ...(o.xdsForgetAfterMs !== undefined ? ['--forget-after', `${o.xdsForgetAfterMs}ms`] : []),
@@ -291,7 +297,7 @@ export class LocalMesh {
       if (approverKeys && nats) policyArgs.push('--pins-nats', natsSeeds!, '--pin-approver-key', approverKeys.publicKey);
 
       const authzArgs = [
-        'authz', '--listen', `127.0.0.1:${ports.authz}`, ...policyArgs, '--issuer', issuer.url,
+        'authz', '--listen', `127.0.0.1:${ports.authz}`, ...policyArgs, '--issuer', trustedIssuer,
         '--audience', mcp, '--server', server, '--namespace', namespace, '--resource-metadata', resourceMetadata,
         '--state', stateDir, '--metrics-listen', `127.0.0.1:${ports.metrics}`, ...budgetArgs,
         ...(authzTls ? ['--tls-cert', certs.authz.cert, '--tls-key', certs.authz.key, '--client-ca', certs.authz.ca, '--allow-peer', sidecarIdentity(namespace, server)] : []),
@@ -302,7 +308,7 @@ export class LocalMesh {
       const authz = await startAuthzProcess();
       started.push({ stop: () => authz.stop() });
 
-      const resourceMeta = { resource: mcp, authorization_servers: [issuer.url], bearer_methods_supported: ['header'], resource_name: `MCP server "${server}" governed by Tollgate` };
+      const resourceMeta = { resource: mcp, authorization_servers: [trustedIssuer], bearer_methods_supported: ['header'], resource_name: `MCP server "${server}" governed by Tollgate` };
       const config = withCp
         ? adsBootstrap({
           nodeId: `${namespace}/${server}`, cluster: `${namespace}/${server}`, adminPort: ports.envoyAdmin,
@@ -322,7 +328,7 @@ export class LocalMesh {
       // Not "something answers on the port": Envoy itself must hold it, or clients reach a stranger.
       await waitForListener(envoy, LISTENER_NAME, ports.envoy);
       return new LocalMesh({
-        mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: issuer.url,
+        mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: trustedIssuer,
         upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: natsSeeds,
         controlPlaneMetrics: cpMetrics ? `http://${cpMetrics}` : null,
         metrics: `http://127.0.0.1:${ports.metrics}`,

@@ -86,6 +86,8 @@ export interface IdentityInput {
   iss: string | null;
   team: string | null;
   groups: string[];
+  roles: string[];
+  tenant: string | null;
   agent: string | null;
   scopes: string[];
   delegation: Array<Record<string, unknown>>;

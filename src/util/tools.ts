@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type ToolName = 'opa' | 'envoy' | 'nats-server' | 'otelcol';
+export type ToolName = 'opa' | 'envoy' | 'nats-server' | 'otelcol' | 'hydra';
 
 /** The repository (or installed package) root: two levels above this file in src/ and in dist/src/. */
 export function projectRoot(): string {

@@ -56,7 +56,7 @@ export function identityFromSpec(s: IdentitySpec, nowNs: bigint): Identity | nul
     ...(team !== null ? { team } : {}), ...(groups.length ? { groups } : {}), ...(agent !== null ? { azp: agent } : {}),
     ...(scopes.length ? { scope: scopes.join(' ') } : {}), ...(s.claims ?? {}),
   };
-  return { sub, iss, aud: ['tollgate'], team, groups, agent, scopes, delegation: s.delegation ?? [], expiresAt: nowSec + 3600, claims };
+  return { sub, iss, aud: ['tollgate'], team, groups, roles: [], tenant: null, agent, scopes, delegation: s.delegation ?? [], expiresAt: nowSec + 3600, claims };
 }
 
 export function methodOf(r: RequestSpec): string | null {

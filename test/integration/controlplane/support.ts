@@ -27,7 +27,7 @@ export function toolInput(tool: string): PolicyInput {
       method: 'tools/call', kind: 'request', tool, arguments: {}, resource: null, prompt: null, params,
       id: 1, session_id: null, protocol_version: '2025-06-18', server: 'demo', namespace: 'default', annotations: null, batch: null,
     },
-    identity: { authenticated: true, sub: 'alice', iss: 'http://issuer', team: 'a', groups: [], agent: null, scopes: [], delegation: [], claims: {} },
+    identity: { authenticated: true, sub: 'alice', iss: 'http://issuer', team: 'a', groups: [], roles: [], tenant: null, agent: null, scopes: [], delegation: [], claims: {} },
     budget: { budgets: [], estimated_tokens: 0 },
     request: { id: 'r1', method: 'POST', path: '/mcp', host: 'h', scheme: 'http', headers: {}, time_ns: 1 },
     attributes: {},

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const alice: Identity = {
-  sub: 'alice', iss: 'https://issuer', aud: ['r'], team: 'payments', groups: [], agent: 'bot', scopes: [], delegation: [], expiresAt: 2e9, claims: { sub: 'alice' },
+  sub: 'alice', iss: 'https://issuer', aud: ['r'], team: 'payments', groups: [], roles: [], tenant: null, agent: 'bot', scopes: [], delegation: [], expiresAt: 2e9, claims: { sub: 'alice' },
 };
 
 /** Accepts exactly "good" and refuses everything else the way the real verifier classifies it. */

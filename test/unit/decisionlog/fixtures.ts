@@ -33,7 +33,7 @@ export function sampleInput(args: Record<string, unknown>, o: { tool?: string; s
       id: 7, session_id: 'sess-1', protocol_version: '2025-06-18', server: o.server ?? 'billing', namespace: o.namespace ?? 'default',
       annotations: null, batch: o.batch ?? null,
     },
-    identity: { authenticated: true, sub: 'alice', iss: 'http://127.0.0.1:5556', team: 'payments', groups: ['dev'], agent: 'agent-1', scopes: ['mcp'], delegation: [], claims: { sub: 'alice' } },
+    identity: { authenticated: true, sub: 'alice', iss: 'http://127.0.0.1:5556', team: 'payments', groups: ['dev'], roles: [], tenant: null, agent: 'agent-1', scopes: ['mcp'], delegation: [], claims: { sub: 'alice' } },
     budget: { budgets: [], estimated_tokens: 12 },
     request: { id: 'req-1', method: 'POST', path: '/mcp', host: '127.0.0.1:10000', scheme: 'http', headers, time_ns: 1 },
     attributes: { request: { http: { method: 'POST', path: '/mcp', headers, body: JSON.stringify(o.body ?? message) } } },

@@ -27,13 +27,13 @@ export function cleanupDirs(): void {
 
 export function person(team: string | null, groups: string[] = [], sub = 'alice'): IdentityInput {
   return {
-    authenticated: true, sub, iss: 'http://127.0.0.1:5556', team, groups, agent: 'claude-code', scopes: ['mcp:tools'],
+    authenticated: true, sub, iss: 'http://127.0.0.1:5556', team, groups, roles: [], tenant: null, agent: 'claude-code', scopes: ['mcp:tools'],
     delegation: [], claims: { sub, team, email: `${sub}@example.com`, name: 'Alice Example' },
   };
 }
 
 export const anonymous: IdentityInput = {
-  authenticated: false, sub: null, iss: null, team: null, groups: [], agent: null, scopes: [], delegation: [], claims: {},
+  authenticated: false, sub: null, iss: null, team: null, groups: [], roles: [], tenant: null, agent: null, scopes: [], delegation: [], claims: {},
 };
 
 /** A PolicyInput shaped as authz builds it for one JSON-RPC message. */
