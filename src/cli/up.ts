@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { LocalMesh, DEFAULT_PORTS } from '../mesh/local.js';
+import { preflightUp } from '../mesh/preflight.js';
 import type { ServerRunSpec } from '../servers/run.js';
 import { loadServersFile } from '../servers/servers-file.js';
 import { parseServerSpec, SourceError } from '../servers/source.js';
@@ -40,7 +41,11 @@ ${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision l
   --verbose        echo every component's log
 
 Certificates for the control plane, Envoy and authz come from a CA kept in <state>/pki/
-(docs/security.md). If any port above is taken, up exits 1 at once naming the port and its flag.
+(docs/security.md). Relative --policies and --budgets paths are taken from the current directory.
+
+Before anything starts, up checks that opa, envoy (and nats-server) are installed, every port above
+is free, --policies exists and compiles, and the --budgets file is valid; if not it exits 1 at once
+naming each problem (file:line where there is one), the flag that changes it and the fix.
 `;
 
 function clusterSize(v: string): number {
@@ -104,20 +109,26 @@ export const upCommand: Command = {
       xds: port(values['xds-port'], DEFAULT_PORTS.xds), nats: port(values['nats-port'], DEFAULT_PORTS.nats),
       metrics: port(values['metrics-port'], DEFAULT_PORTS.metrics),
     };
+    // Both paths are taken from the current directory, whatever directory the children run in.
+    const policies = resolve(values.policies ?? 'policies');
+    const budgets = values.budgets === undefined ? undefined : resolve(values.budgets);
+    const controlPlane = !values['no-controlplane'];
     if (runSpecs.length) {
       if (values.demo || values.upstream || plainNames.length) throw new UsageError('--server NAME=SOURCE / --servers run servers; do not combine them with --demo, --upstream or a bare --server NAME');
+      await preflightUp({ policies, ...(budgets ? { budgets } : {}), controlPlane });
       return serveGoverned(runSpecs, {
-        policies: values.policies ?? 'policies', stateDir: resolve(stateDir), echo: values.verbose ?? false, controlPlane: !values['no-controlplane'],
-        ...(values.budgets ? { authzArgs: ['--budgets', values.budgets] } : {}), ports: meshPorts,
+        policies, stateDir: resolve(stateDir), echo: values.verbose ?? false, controlPlane,
+        ...(budgets ? { authzArgs: ['--budgets', budgets] } : {}), ports: meshPorts,
       });
     }
     if (values.pins && values['no-controlplane']) throw new UsageError('--pins needs the control plane (pins live in NATS): drop --no-controlplane');
     if (serverArgs.length) throw new UsageError('arguments after -- go to a server from --server NAME=SOURCE; there is none');
+    await preflightUp({ policies, ...(budgets ? { budgets } : {}), controlPlane });
     process.stdout.write('Starting the Tollgate mesh (building policies with opa)…\n');
     const mesh = await LocalMesh.start({
-      policies: values.policies ?? 'policies', stateDir, upstream, server: plainNames[0], echo: values.verbose ?? false,
-      controlPlane: !values['no-controlplane'], pins: values.pins ?? false,
-      ...(values.budgets ? { budgets: values.budgets } : {}),
+      policies, stateDir, upstream, server: plainNames[0], echo: values.verbose ?? false,
+      controlPlane, pins: values.pins ?? false,
+      ...(budgets ? { budgets } : {}),
       ...(values['nats-cluster'] !== undefined ? { natsCluster: clusterSize(values['nats-cluster']) } : {}),
       ports: meshPorts,
     });
