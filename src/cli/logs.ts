@@ -1,7 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { trustedKeysFrom, type TrustedKeys } from '../decisionlog/checkpoint.js';
-import { defaultDecisionLogDir } from '../decisionlog/config.js';
 import { listLogFiles, LOCK_FILE, PUBLIC_KEYS_FILE, resolveLogFiles } from '../decisionlog/files.js';
 import { recordRow, renderRecords, renderSpend, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
 import { jwkThumbprint, publicJwksFromFile } from '../decisionlog/keys.js';
@@ -16,6 +15,7 @@ import { defaultWitnessPath, readWitness, type WitnessedCheckpoint } from '../de
 import { openNats } from '../nats/connect.js';
 import type { NatsSettings } from '../nats/settings.js';
 import { NATS_FLAGS, natsSettingsFromFlags } from './nats-flags.js';
+import { findMesh } from '../mesh/mesh-file.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -35,10 +35,11 @@ const DEFAULT_STREAM = 'TOLLGATE_DECISIONS';
 const DEFAULT_PREFIX = 'tollgate.decisions';
 
 const SOURCE_HELP = `Where records come from (default: the local log):
-  --dir DIR              local decision log directory (default $TOLLGATE_STATE_DIR/decisions,
-                         else ./.state/decisions)
+  --dir DIR              local decision log directory (default DIR/decisions of --state)
+  --state DIR            state directory of the mesh (default $TOLLGATE_STATE_DIR, else ./.state)
   --nats URL             read the central JetStream stream instead (all instances), e.g.
-                         nats://127.0.0.1:4222
+                         nats://127.0.0.1:4222; the URL of the mesh \`tollgate up\` runs in the
+                         state directory gets its reviewer credential from <state>/mesh.json
   --nats-ca FILE, --nats-cert FILE, --nats-key FILE
                          TLS and the reviewer's client certificate, for a NATS with per-component
                          credentials (\`tollgate up\` prints them; docs/security.md)
@@ -147,6 +148,7 @@ checkpoint in the log or in the witness, newest file deleted), forged checkpoint
   FILE|DIR               a log directory (default: the local log, see --dir) or one file; a
                          single file is checked on its own, from whatever seq it starts at
   --dir DIR              same as giving DIR
+  --state DIR            the log in DIR/decisions (default $TOLLGATE_STATE_DIR, else ./.state)
   --key PUBKEY           public key(s) trusted for checkpoint signatures: a JWK, a JWK Set or a
                          PEM key. Default: DIR/${PUBLIC_KEYS_FILE}, which the writer keeps next to
                          the log; a copy kept elsewhere is stronger evidence (the report says so)
@@ -162,6 +164,7 @@ Exit status: 0 intact, 1 broken (or warnings with --strict), 2 bad usage or unre
 
 const SOURCE_OPTIONS = {
   dir: { type: 'string' },
+  state: { type: 'string' },
   ...NATS_FLAGS,
   stream: { type: 'string' },
   'subject-prefix': { type: 'string' },
@@ -227,10 +230,15 @@ interface Source {
 function sourceFrom(v: Values, io: LogsIo): Source {
   const url = str(v, 'nats');
   if (url !== undefined && str(v, 'dir') !== undefined) throw new UsageError('give either --dir or --nats, not both');
+  const { stateDir, mesh } = findMesh(str(v, 'state'), io.env);
+  // The mesh's own NATS: its reviewer credential, unless the flags name one.
+  const reviewer = url !== undefined && mesh?.endpoints.nats === url && str(v, 'nats-cert') === undefined ? mesh.natsCredentials.reviewer : undefined;
   return {
     kind: url !== undefined ? 'nats' : 'dir',
-    dir: str(v, 'dir') ?? defaultDecisionLogDir(io.env),
-    nats: natsSettingsFromFlags({ nats: url, 'nats-ca': str(v, 'nats-ca'), 'nats-cert': str(v, 'nats-cert'), 'nats-key': str(v, 'nats-key') }),
+    dir: str(v, 'dir') ?? join(stateDir, 'decisions'),
+    nats: natsSettingsFromFlags(reviewer
+      ? { nats: url, 'nats-ca': reviewer.ca, 'nats-cert': reviewer.cert, 'nats-key': reviewer.key }
+      : { nats: url, 'nats-ca': str(v, 'nats-ca'), 'nats-cert': str(v, 'nats-cert'), 'nats-key': str(v, 'nats-key') }),
     stream: str(v, 'stream') ?? DEFAULT_STREAM,
     prefix: str(v, 'subject-prefix') ?? DEFAULT_PREFIX,
   };
@@ -490,12 +498,12 @@ function witnessOf(flag: string | undefined, dir: string | null): VerifyOptions[
 
 async function verify(argv: string[], io: LogsIo): Promise<number> {
   const { values: v, positionals } = parseCommandArgs(argv, {
-    dir: { type: 'string' }, key: { type: 'string' }, witness: { type: 'string' }, strict: { type: 'boolean' }, json: { type: 'boolean' },
+    dir: { type: 'string' }, state: { type: 'string' }, key: { type: 'string' }, witness: { type: 'string' }, strict: { type: 'boolean' }, json: { type: 'boolean' },
   }, true);
   if (v.help) return help(io, 'verify');
   if (positionals.length > 1) throw new UsageError(`give one FILE or DIR, got ${positionals.length}`);
   if (positionals.length === 1 && v.dir) throw new UsageError('give either a FILE|DIR argument or --dir, not both');
-  const target = positionals[0] ?? v.dir ?? defaultDecisionLogDir(io.env);
+  const target = positionals[0] ?? v.dir ?? join(findMesh(v.state, io.env).stateDir, 'decisions');
   if (!existsSync(target)) throw new NoLogError(`${target} does not exist: pass the log directory or file to verify`);
   const whole = statSync(target).isDirectory();
   const files = resolveLogFiles(target);

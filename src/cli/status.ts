@@ -1,5 +1,6 @@
 import { isAbsolute, join } from 'node:path';
 import { STATUS_SCHEMA, type BudgetStatusEntry, type StatusDoc } from '../metrics/status.js';
+import { findMesh } from '../mesh/mesh-file.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -13,8 +14,10 @@ it rejected and why, the decision log and its NATS replication, and token budget
 
 Exits 0 when authz is ready, 1 when it is not ready or cannot be reached.
 
-  --authz URL     authz admin address (default $TOLLGATE_AUTHZ_ADMIN, else ${DEFAULT_ADMIN_URL});
+  --authz URL     authz admin address (default $TOLLGATE_AUTHZ_ADMIN, else the one in the mesh
+                  file <state>/mesh.json that \`tollgate up\` writes, else ${DEFAULT_ADMIN_URL});
                   it is authz's metrics_listen setting
+  --state DIR     the state directory of the mesh (default $TOLLGATE_STATE_DIR, else ./.state)
   --json          print the status document (GET /status) as JSON
   --timeout D     give up after D (default 5s)
   -h, --help      this help
@@ -29,6 +32,7 @@ export interface StatusIo {
 
 const FLAGS = {
   authz: { type: 'string' },
+  state: { type: 'string' },
   json: { type: 'boolean' },
   timeout: { type: 'string' },
 } as const;
@@ -196,7 +200,8 @@ export function createStatusCommand(io: Partial<StatusIo> = {}): Command {
       const { values, positionals } = parseCommandArgs(argv, FLAGS, true);
       if (values.help) { out(USAGE); return 0; }
       if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-      const raw = values.authz ?? env.TOLLGATE_AUTHZ_ADMIN ?? DEFAULT_ADMIN_URL;
+      const mesh = values.authz ?? env.TOLLGATE_AUTHZ_ADMIN ? null : findMesh(values.state, env).mesh;
+      const raw = values.authz ?? env.TOLLGATE_AUTHZ_ADMIN ?? mesh?.endpoints.authzAdmin ?? DEFAULT_ADMIN_URL;
       let url: string;
       try {
         const u = new URL(raw);

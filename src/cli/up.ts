@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { LocalMesh, DEFAULT_PORTS } from '../mesh/local.js';
 import { preflightUp } from '../mesh/preflight.js';
+import { DEFAULT_STATE_DIR, removeMeshFile, writeMeshFile } from '../mesh/mesh-file.js';
 import type { ServerRunSpec } from '../servers/run.js';
 import { loadServersFile } from '../servers/servers-file.js';
 import { parseServerSpec, SourceError } from '../servers/source.js';
@@ -133,6 +134,16 @@ export const upCommand: Command = {
       ports: meshPorts,
     });
     const e = mesh.endpoints;
+    const absState = resolve(stateDir);
+    const creds: Record<string, { ca: string; cert: string; key: string }> = {};
+    for (const [name, c] of mesh.natsCredentials) if (c.tls) creds[name] = c.tls;
+    const meshFile = writeMeshFile({
+      schema: 'tollgate.mesh/v1', pid: process.pid, startedAt: new Date().toISOString(), stateDir: absState, policies, budgets: budgets ?? null,
+      audience: mesh.audience, decisions: `${absState}/decisions`, natsCredentials: creds,
+      endpoints: { mcp: e.mcp, issuer: e.issuer, authz: e.authz, authzAdmin: e.metrics, envoyAdmin: e.envoyAdmin, xds: e.xds, nats: e.nats, controlPlaneAdmin: e.controlPlaneMetrics },
+    });
+    // Commands find the mesh through its state dir; name it only where they would not look by default.
+    const st = absState === resolve(DEFAULT_STATE_DIR) && !process.env.TOLLGATE_STATE_DIR ? '' : ` --state ${absState}`;
     process.stdout.write([
       '',
       'Tollgate mesh is up.',
@@ -153,10 +164,16 @@ export const upCommand: Command = {
         `  Tool pinning              on: tollgate tools pending --nats ${e.nats}`,
         `                            tollgate tools approve --nats ${e.nats} --server ${values.server ?? 'demo'} --tool NAME --key ${mesh.approverKeys.privateKey} --approver YOU`,
       ] : []),
+      `  Mesh file                 ${meshFile}   (how every tollgate command finds this mesh)`,
       '',
       'Mint a dev token, then point any MCP client at the endpoint with it:',
-      '  npx tollgate token --sub alice --team payments',
-      `  TOKEN=$(npx tollgate token --sub alice --team payments | tail -1)`,
+      `  npx tollgate token${st} --sub alice --team payments`,
+      `  TOKEN=$(npx tollgate token${st} --sub alice --team payments | tail -1)`,
+      '',
+      'Look at it (each reads the mesh file; other flags override what it says):',
+      `  npx tollgate status${st}`,
+      `  npx tollgate logs query${st}`,
+      ...(budgets ? [`  npx tollgate budget status${st}`] : []),
       '',
       ...natsHelp(mesh),
       'Press Ctrl-C to stop.',
@@ -164,6 +181,7 @@ export const upCommand: Command = {
     ].join('\n'));
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
     process.stdout.write('\nStopping…\n');
+    removeMeshFile(absState);
     await mesh.stop();
     return 0;
   },
