@@ -65,8 +65,10 @@ ${NATS_FLAGS_USAGE}
   --trust-domain TD    SPIFFE trust domain of sidecar identities (default tollgate.local)
   --forget-after DUR   drop a sidecar's snapshot this long after its last stream ended
                        (default 60s)
-  --metrics-listen H:P serve /metrics (tollgate_xds_refused_streams_total{reason}, …), /healthz,
-                       /readyz and /status (the ADS status) here; default: none
+  --metrics-listen H:P serve /metrics (tollgate_xds_refused_streams_total{reason},
+                       tollgate_policy_bundle_build_failures_total, …), /healthz, /readyz and
+                       /status (the ADS status; "policy": last published revision and the last
+                       refused build with its file:line) here; default: none
   --workload-certs H:P issue workload certificates here (HTTPS, POST /v1/certificates) to pods
                        that present a projected service-account token (audience
                        tollgate-controlplane), checked with the API server (TokenReview; the
@@ -245,9 +247,12 @@ async function serve(argv: string[]): Promise<number> {
     if (values['metrics-listen']) {
       const { xdsMetrics } = await import('../controlplane/xds-metrics.js');
       const { AdminHttpServer } = await import('../metrics/http.js');
+      const { PolicyBuildTracker } = await import('../controlplane/build-status.js');
       const m = parseHostPort(values['metrics-listen']);
       const x = xds;
-      admin = await AdminHttpServer.start({ host: m.host, port: m.port, registry: xdsMetrics(x), status: () => x.status(), ready: () => true });
+      const registry = xdsMetrics(x);
+      const builds = new PolicyBuildTracker(cp, registry);
+      admin = await AdminHttpServer.start({ host: m.host, port: m.port, registry, status: () => ({ ...x.status(), policy: builds.status() }), ready: () => true });
       log(`metrics on ${admin.url}/metrics`);
     }
   }

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { LocalMesh, DEFAULT_PORTS } from '../mesh/local.js';
 import { preflightUp } from '../mesh/preflight.js';
+import { watchPolicyBuilds } from '../mesh/build-watch.js';
 import { DEFAULT_STATE_DIR, removeMeshFile, writeMeshFile } from '../mesh/mesh-file.js';
 import type { ServerRunSpec } from '../servers/run.js';
 import { loadServersFile } from '../servers/servers-file.js';
@@ -179,7 +180,9 @@ export const upCommand: Command = {
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'));
+    const stopWatch = e.controlPlaneMetrics ? watchPolicyBuilds(e.controlPlaneMetrics, (t) => process.stdout.write(`${new Date().toISOString()} ${t}`)) : () => undefined;
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+    stopWatch();
     process.stdout.write('\nStopping…\n');
     removeMeshFile(absState);
     await mesh.stop();

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -90,6 +90,28 @@ describe('the first hour (issue 18)', function () {
     const logs = await runTollgate(bannerCommand(up.stdout, 'logs query'), { cwd: elsewhere });
     ok(logs, 'logs query');
     assert.match(logs.stdout, /search_docs/);
+  });
+
+  it('a policy edit that does not compile shows in up\'s output, in status and in a metric; fixing it shows too', async () => {
+    const mesh = JSON.parse(readFileSync(join(state, 'mesh.json'), 'utf8')) as { endpoints: { controlPlaneAdmin: string } };
+    writeFileSync(join(policies, 'broken.rego'), 'package tollgate.authz\n\nallow if { input.x == }\n');
+    await up.waitFor(/policy edit REFUSED, not published \(revision \d+ still serves\):\n(?: {2}.*\n)*? +\S*broken\.rego:3:\d+: rego_parse_error/, 30_000);
+    assert.doesNotMatch(up.stdout, /\[controlplane\]/, 'not the verbose echo');
+    const status = await runTollgate(['status', '--state', state], { cwd: elsewhere });
+    ok(status, 'status (authz still serves the old revision)');
+    assert.match(status.stdout, /1 build refused since start/);
+    assert.match(status.stdout, /LAST POLICY EDIT REFUSED [^\n]*; revision \d+ still serves:\n(?: .*\n)*? +\S*broken\.rego:3:\d+/);
+    assert.match(status.stdout, /the last edit did not compile/);
+    const metrics = await (await fetch(`${mesh.endpoints.controlPlaneAdmin}/metrics`)).text();
+    assert.match(metrics, /^tollgate_policy_bundle_build_failures_total 1$/m);
+    assert.match(metrics, /^tollgate_policy_build_failing 1$/m);
+    rmSync(join(policies, 'broken.rego'));
+    await up.waitFor(/policy sources build again/, 30_000).catch(async (e: Error) => {
+      throw new Error(`${e.message.slice(-300)}\ncp status: ${await (await fetch(`${mesh.endpoints.controlPlaneAdmin}/status`)).text()}`);
+    });
+    const after = await runTollgate(['status', '--state', state], { cwd: elsewhere });
+    assert.match(after.stdout, /last refused build .*\(fixed since\)/);
+    assert.doesNotMatch(after.stdout, /the last edit did not compile/);
   });
 
   it('budget status with no mesh and no budgets is an error that says what to do', async () => {
