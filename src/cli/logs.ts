@@ -2,10 +2,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { trustedKeysFrom, type TrustedKeys } from '../decisionlog/checkpoint.js';
 import { listLogFiles, LOCK_FILE, PUBLIC_KEYS_FILE, resolveLogFiles } from '../decisionlog/files.js';
-import { recordRow, renderRecords, renderSpend, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
+import { ARGS_WIDTH, clip, GROUPS_WIDTH, recordRow, renderRecords, renderSpend, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
 import { jwkThumbprint, publicJwksFromFile } from '../decisionlog/keys.js';
 import { readStreamEntries } from '../decisionlog/nats-reader.js';
-import { AccountingJoin, compileFilter, parseTimeArg, StatsBuilder, TimeArgError, type RecordFilter, type RecordPredicate } from '../decisionlog/query.js';
+import { AccountingJoin, compileFilter, parseTimeArg, StatsBuilder, TimeArgError, TOOL_CLASSES, type RecordFilter, type RecordPredicate, type ToolClass } from '../decisionlog/query.js';
 import { LogCursor, readEntriesOfFiles, readRecordsOfFiles } from '../decisionlog/reader.js';
 import { parseDimensions, parsePriceTable, PriceTableError, SpendBuilder, spendCsv, type PriceTable } from '../decisionlog/spend.js';
 import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from '../decisionlog/types.js';
@@ -60,7 +60,15 @@ const FILTER_HELP = `Filters (all optional, combined with AND; NAME values match
   --decision allow|deny  only allowed or only denied calls
   --reason TEXT          reasons (or error) containing TEXT, case-insensitive
   --id ID                one decision id (as returned to the client in the error / header)
-  --revision REV         policy bundle revision`;
+  --revision REV         policy bundle revision
+  --class C              tools/call of a read, write or destructive tool, from the annotations
+                         its server declared (readOnlyHint, destructiveHint, with the MCP
+                         spec's defaults), or unknown: authz had no annotations for the tool at
+                         call time (it was called before any tools/list)
+  --destructive          calls that may have destroyed something: --class destructive and
+                         --class unknown together
+  --annotation K=V       the called tool's annotation K equals V (V read as JSON when it
+                         parses: --annotation openWorldHint=true); repeatable`;
 
 const HELP = {
   logs: `Usage: tollgate logs <query|tail|stats|verify> [flags]
@@ -83,9 +91,13 @@ Run \`tollgate logs <subcommand> --help\` for its flags.
 `,
   query: `Usage: tollgate logs query [filters] [--json] [--limit N] [--dir DIR | --nats URL]
 
-Lists matching decisions, oldest first, as a table (TIME, DECISION, SUB, TEAM, SERVER, TOOL,
-REVISION, REASONS; values are never shortened, control characters are shown as \\uXXXX) or,
-with --json, one full record per line (masked input included).
+Lists matching decisions, oldest first, as a table (TIME, DECISION, SUB, TEAM, AGENT, GROUPS,
+SERVER, TOOL, ARGS, REVISION, REASONS; GROUPS and ARGS, the masked arguments as JSON, are cut at
+24 and 40 characters, other values never; control characters are shown as \\uXXXX) or, with
+--json, one full record per line (masked input included).
+
+Which destructive tools were called this week, by whom, with which arguments:
+  tollgate logs query --destructive --decision allow --since 7d
 
 ${FILTER_HELP}
 
@@ -184,6 +196,9 @@ const FILTER_OPTIONS = {
   reason: { type: 'string' },
   id: { type: 'string' },
   revision: { type: 'string' },
+  class: { type: 'string' },
+  destructive: { type: 'boolean' },
+  annotation: { type: 'string', multiple: true },
 } as const;
 
 type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
@@ -208,6 +223,18 @@ function filterFrom(v: Values, now: Date): RecordFilter {
     server: str(v, 'server'), namespace: str(v, 'namespace'), tool: str(v, 'tool'), method: str(v, 'method'),
     decision: decision ?? null, reason: str(v, 'reason'), decisionId: str(v, 'id'), revision: str(v, 'revision'),
   };
+  const cls = str(v, 'class');
+  if (v.destructive === true && cls !== undefined) throw new UsageError('give either --destructive or --class, not both');
+  if (cls !== undefined && !(TOOL_CLASSES as readonly string[]).includes(cls)) throw new UsageError(`--class must be one of ${TOOL_CLASSES.join(', ')}, got "${cls}"`);
+  f.toolClass = v.destructive === true ? ['destructive', 'unknown'] : cls !== undefined ? [cls as ToolClass] : null;
+  f.annotations = (Array.isArray(v.annotation) ? v.annotation as string[] : []).map((kv) => {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--annotation "${kv}" must be KEY=VALUE, e.g. destructiveHint=true`);
+    const raw = kv.slice(eq + 1);
+    let value: unknown = raw;
+    try { value = JSON.parse(raw); } catch { /* a plain string */ }
+    return [kv.slice(0, eq), value] as const;
+  });
   if (f.since && f.until && f.since >= f.until) throw new UsageError(`--since (${f.since.toISOString()}) must be before --until (${f.until.toISOString()})`);
   return f;
 }
@@ -259,10 +286,10 @@ async function* records(src: Source, f: RecordFilter, extra: StreamExtra = {}): 
 
 function printer(io: LogsIo, json: boolean): { header: () => void; row: (r: ChainedDecisionRecord) => void } {
   if (json) return { header: () => undefined, row: (r) => io.out(safeJson(r) + '\n') };
-  // Streaming output cannot size columns from the data: fixed widths that fit typical values
-  // (a longer value shifts its row rather than being cut; REASONS, last, is never padded).
-  const widths = [20, 8, 16, 12, 16, 20, 18];
-  const fmt = (cols: string[]): string => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
+  // Streaming output cannot size columns from the data: fixed widths, a longer value cut with "…"
+  // so every row's columns line up (--json has whole values; REASONS, last, is never cut).
+  const widths = [20, 8, 16, 12, 12, GROUPS_WIDTH, 16, 20, ARGS_WIDTH, 8];
+  const fmt = (cols: string[]): string => cols.map((c, i) => (i === cols.length - 1 ? c : clip(c, widths[i]!).padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
   return { header: () => io.out(fmt(RECORD_COLUMNS)), row: (r) => io.out(fmt(recordRow(r))) };
 }
 

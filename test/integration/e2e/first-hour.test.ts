@@ -114,6 +114,43 @@ describe('the first hour (issue 18)', function () {
     assert.doesNotMatch(after.stdout, /the last edit did not compile/);
   });
 
+  it('review questions: which destructive tools were called, annotations, columns, stats, the NATS replica', async () => {
+    assert.ok(client, 'connected by the first test');
+    await client.listTools();
+    await client.callTool({ name: 'search_docs', arguments: { query: 'chargebacks' } });
+    const denied = await client.callTool({ name: 'delete_records', arguments: { table: 'invoices', where: 'id = 7' } }).then(() => null, (e: Error) => e);
+    assert.match(String(denied), /Tollgate denied this call: Tool delete_records is destructive/);
+    const destructive = await runTollgate(['logs', 'query', '--state', state, '--destructive'], { cwd: elsewhere });
+    ok(destructive, 'logs query --destructive');
+    const rows = destructive.stdout.trimEnd().split('\n');
+    assert.match(rows[0]!, /AGENT\s+GROUPS\s+SERVER\s+TOOL\s+ARGS/);
+    // search_docs was called before any tools/list: authz knew no annotations, so it may have been.
+    assert.equal(rows.length, 3, destructive.stdout);
+    assert.match(rows[1]!, /allow\s+alice\s+payments\s+.*search_docs/);
+    assert.match(rows[2]!, /deny\s+alice\s+payments\s+.*delete_records\s+\{"table":"invoices"/);
+    const declared = await runTollgate(['logs', 'query', '--state', state, '--class', 'destructive'], { cwd: elsewhere });
+    ok(declared, 'logs query --class destructive');
+    assert.equal(declared.stdout.trimEnd().split('\n').length, 2, declared.stdout);
+    assert.match(declared.stdout, /delete_records/);
+    const readOnly = await runTollgate(['logs', 'query', '--state', state, '--annotation', 'readOnlyHint=true'], { cwd: elsewhere });
+    ok(readOnly, 'logs query --annotation');
+    assert.deepEqual(readOnly.stdout.trimEnd().split('\n').slice(1).map((l) => /search_docs\s+(\S+)/.exec(l)?.[1]), ['{"query":"chargebacks"}']);
+    const stats = await runTollgate(['logs', 'stats', '--state', state], { cwd: elsewhere });
+    ok(stats, 'logs stats');
+    assert.match(stats.stdout, /Top denied tools[\s\S]*delete_records/);
+    assert.doesNotMatch(stats.stdout.split('Denies per team')[0]!, /initialize|tools\/list/);
+    // The NATS replica: the mesh's URL alone, the reviewer credential comes from mesh.json.
+    const nats = /NATS JetStream\s+(\S+)/.exec(up.stdout)![1]!;
+    let central: CliRun | null = null;
+    for (let i = 0; i < 20; i++) {
+      central = await runTollgate(['logs', 'query', '--state', state, '--nats', nats, '--tool', 'delete_records'], { cwd: elsewhere });
+      if (central.code === 0 && /delete_records/.test(central.stdout)) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    ok(central!, 'logs query --nats');
+    assert.match(central!.stdout, /delete_records/);
+  });
+
   it('budget status with no mesh and no budgets is an error that says what to do', async () => {
     const r = await runTollgate(['budget', 'status'], { cwd: elsewhere, env: { ...process.env, TOLLGATE_STATE_DIR: '' } });
     assert.equal(r.code, 1, r.stdout + r.stderr);
