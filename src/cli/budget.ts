@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { DEFAULT_NATS_SETTINGS, loadBudgetConfig, type BudgetConfig, type NatsBudgetSettings } from '../budget/config.js';
 import { openNats } from '../nats/connect.js';
 import { NATS_FLAGS, natsSettingsFromFlags } from './nats-flags.js';
@@ -5,6 +6,7 @@ import { LocalBudgetAdmin } from '../budget/local-store.js';
 import { NatsBudgetAdmin } from '../budget/nats-store.js';
 import { localStateDir } from '../budget/open.js';
 import type { BudgetAdmin, BudgetStatusRow } from '../budget/store.js';
+import { findMesh, noMeshHint } from '../mesh/mesh-file.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -23,7 +25,8 @@ Commands:
 
 Where the state is (one of; default: --state):
   --state DIR        authz state directory; budget state is in DIR/budgets/
-                     (default: $TOLLGATE_STATE_DIR, else ./.state)
+                     (default: $TOLLGATE_STATE_DIR, else ./.state). When \`tollgate up\` runs
+                     there, its --budgets file is read from DIR/mesh.json
   --nats URL         NATS server holding the shared state (e.g. nats://127.0.0.1:4222)
   --nats-ca FILE, --nats-cert FILE, --nats-key FILE
                      TLS and client certificate for a NATS with per-component credentials:
@@ -59,10 +62,19 @@ const FLAGS = {
 
 type Values = ReturnType<typeof parseCommandArgs<typeof FLAGS>>['values'];
 
+/** Nothing to show budgets from: exit 1, unlike a bad flag (2). */
+class NoBudgetsError extends Error {}
+
 async function openAdmin(v: Values): Promise<{ admin: BudgetAdmin; where: string }> {
   if (v.state !== undefined && v.nats !== undefined) throw new UsageError('give either --state or --nats, not both');
   let config: BudgetConfig | null = null;
-  if (v.budgets !== undefined) config = loadBudgetConfig(v.budgets);
+  // The mesh `tollgate up` runs says where its budgets file is (--budgets still overrides).
+  const found = v.nats === undefined ? findMesh(v.state, process.env) : null;
+  const budgetsFile = v.budgets ?? found?.mesh?.budgets ?? undefined;
+  if (found && !found.mesh && v.budgets === undefined && !existsSync(localStateDir(found.stateDir))) {
+    throw new NoBudgetsError(`${noMeshHint(found.stateDir, found.explicit)}; or read budgets from NATS with --nats URL, or list a file's budgets with --budgets FILE`);
+  }
+  if (budgetsFile !== undefined) config = loadBudgetConfig(budgetsFile);
   const specs = config?.budgets ?? null;
   const natsUrl = v.nats ?? (v.state === undefined ? config?.nats?.url : undefined);
   if (natsUrl !== undefined) {
@@ -76,7 +88,7 @@ async function openAdmin(v: Values): Promise<{ admin: BudgetAdmin; where: string
     return { admin: await NatsBudgetAdmin.open(settings, specs, link, true), where: `NATS ${natsUrl} (bucket ${settings.bucket})` };
   }
   if (v.bucket !== undefined || v['config-bucket'] !== undefined) throw new UsageError('--bucket and --config-bucket go with --nats');
-  const dir = localStateDir(v.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state');
+  const dir = localStateDir(found?.stateDir ?? v.state ?? '.state');
   return { admin: new LocalBudgetAdmin(dir, specs), where: dir };
 }
 
@@ -138,14 +150,24 @@ export const budgetCommand: Command = {
     } else if (values.limit !== undefined) throw new UsageError('--limit goes with budget set');
     const name = sub === 'status' ? '' : oneName(rest, sub);
 
-    const { admin, where } = await openAdmin(values);
+    let opened;
+    try {
+      opened = await openAdmin(values);
+    } catch (e) {
+      if (!(e instanceof NoBudgetsError)) throw e;
+      process.stderr.write(`tollgate budget: ${e.message}\n`);
+      return 1;
+    }
+    const { admin, where } = opened;
     try {
       const now = Date.now();
       if (sub === 'status') {
         const rows = (await admin.status(now)).filter((r) => matches(r, values));
         if (values.json) process.stdout.write(JSON.stringify({ source: where, budgets: rows }, null, 2) + '\n');
-        else if (rows.length === 0) process.stdout.write(`no budgets found in ${where}${values.budgets ? '' : ' (pass --budgets FILE to list declared budgets before authz has run)'}\n`);
-        else process.stdout.write(table(rows, now));
+        else if (rows.length === 0) {
+          process.stderr.write(`tollgate budget: no budgets found in ${where}${values.budgets ? '' : ' (the mesh runs without --budgets, or pass --budgets FILE to list declared budgets before authz has run)'}\n`);
+          return 1;
+        } else process.stdout.write(table(rows, now));
         return 0;
       }
       if (sub === 'set') {

@@ -66,8 +66,9 @@ ${NATS_FLAGS_USAGE}
   --forget-after DUR   drop a sidecar's snapshot this long after its last stream ended
                        (default 60s)
   --metrics-listen H:P serve /metrics (builds, publishes, bundle revision, xDS streams and
-                       refusals: docs/observability.md), /healthz, /readyz and /status (policy
-                       and ADS status) here; default: none
+                       refusals, tollgate_policy_bundle_build_failures_total: docs/observability.md),
+                       /healthz, /readyz and /status (the ADS status; "policy": last published
+                       revision and the last refused build with its file:line) here; default: none
   --workload-certs H:P issue workload certificates here (HTTPS, POST /v1/certificates) to pods
                        that present a projected service-account token (audience
                        tollgate-controlplane), checked with the API server (TokenReview; the
@@ -261,16 +262,19 @@ async function serve(argv: string[]): Promise<number> {
   if (values['metrics-listen']) {
     const { Registry } = await import('prom-client');
     const { controlPlaneMetrics } = await import('../controlplane/cp-metrics.js');
+    const { PolicyBuildTracker } = await import('../controlplane/build-status.js');
     const { AdminHttpServer } = await import('../metrics/http.js');
     const { version } = await import('./version.js');
-    const registries = [controlPlaneMetrics(cp, { version })];
+    const buildRegistry = new Registry();
+    const builds = new PolicyBuildTracker(cp, buildRegistry);
+    const registries = [controlPlaneMetrics(cp, { version }), buildRegistry];
     const x = xds;
     if (x) registries.push((await import('../controlplane/xds-metrics.js')).xdsMetrics(x));
     const m = parseHostPort(values['metrics-listen']);
     admin = await AdminHttpServer.start({
       host: m.host, port: m.port, registry: Registry.merge(registries),
-      // The ADS status document as before, with the policy pipeline's beside it.
-      status: () => ({ ...(x ? x.status() : {}), policy: cp.status() }), ready: () => true,
+      // The ADS status document, with the policy pipeline's beside it (last refused build included).
+      status: () => ({ ...(x ? x.status() : {}), policy: { ...cp.status(), ...builds.status() } }), ready: () => true,
     });
     log(`metrics on ${admin.url}/metrics`);
   }

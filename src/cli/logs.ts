@@ -1,12 +1,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { trustedKeysFrom, type TrustedKeys } from '../decisionlog/checkpoint.js';
-import { defaultDecisionLogDir } from '../decisionlog/config.js';
 import { listLogFiles, LOCK_FILE, PUBLIC_KEYS_FILE, resolveLogFiles } from '../decisionlog/files.js';
-import { recordRow, renderRecords, renderSpend, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
+import { ARGS_WIDTH, clip, GROUPS_WIDTH, recordRow, renderRecords, renderSpend, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
 import { jwkThumbprint, publicJwksFromFile } from '../decisionlog/keys.js';
 import { readStreamEntries } from '../decisionlog/nats-reader.js';
-import { AccountingJoin, compileFilter, parseTimeArg, StatsBuilder, TimeArgError, type RecordFilter, type RecordPredicate } from '../decisionlog/query.js';
+import { AccountingJoin, compileFilter, parseTimeArg, StatsBuilder, TimeArgError, TOOL_CLASSES, type RecordFilter, type RecordPredicate, type ToolClass } from '../decisionlog/query.js';
 import { LogCursor, readEntriesOfFiles, readRecordsOfFiles } from '../decisionlog/reader.js';
 import { parseDimensions, parsePriceTable, PriceTableError, SpendBuilder, spendCsv, type PriceTable } from '../decisionlog/spend.js';
 import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from '../decisionlog/types.js';
@@ -16,6 +15,7 @@ import { defaultWitnessPath, readWitness, type WitnessedCheckpoint } from '../de
 import { openNats } from '../nats/connect.js';
 import type { NatsSettings } from '../nats/settings.js';
 import { NATS_FLAGS, natsSettingsFromFlags } from './nats-flags.js';
+import { findMesh } from '../mesh/mesh-file.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -35,10 +35,11 @@ const DEFAULT_STREAM = 'TOLLGATE_DECISIONS';
 const DEFAULT_PREFIX = 'tollgate.decisions';
 
 export const SOURCE_HELP = `Where records come from (default: the local log):
-  --dir DIR              local decision log directory (default $TOLLGATE_STATE_DIR/decisions,
-                         else ./.state/decisions)
+  --dir DIR              local decision log directory (default DIR/decisions of --state)
+  --state DIR            state directory of the mesh (default $TOLLGATE_STATE_DIR, else ./.state)
   --nats URL             read the central JetStream stream instead (all instances), e.g.
-                         nats://127.0.0.1:4222
+                         nats://127.0.0.1:4222; the URL of the mesh \`tollgate up\` runs in the
+                         state directory gets its reviewer credential from <state>/mesh.json
   --nats-ca FILE, --nats-cert FILE, --nats-key FILE
                          TLS and the reviewer's client certificate, for a NATS with per-component
                          credentials (\`tollgate up\` prints them; docs/security.md)
@@ -59,7 +60,15 @@ const FILTER_HELP = `Filters (all optional, combined with AND; NAME values match
   --decision allow|deny  only allowed or only denied calls
   --reason TEXT          reasons (or error) containing TEXT, case-insensitive
   --id ID                one decision id (as returned to the client in the error / header)
-  --revision REV         policy bundle revision`;
+  --revision REV         policy bundle revision
+  --class C              tools/call of a read, write or destructive tool, from the annotations
+                         its server declared (readOnlyHint, destructiveHint, with the MCP
+                         spec's defaults), or unknown: authz had no annotations for the tool at
+                         call time (it was called before any tools/list)
+  --destructive          calls that may have destroyed something: --class destructive and
+                         --class unknown together
+  --annotation K=V       the called tool's annotation K equals V (V read as JSON when it
+                         parses: --annotation openWorldHint=true); repeatable`;
 
 const HELP = {
   logs: `Usage: tollgate logs <query|tail|stats|verify> [flags]
@@ -82,9 +91,13 @@ Run \`tollgate logs <subcommand> --help\` for its flags.
 `,
   query: `Usage: tollgate logs query [filters] [--json] [--limit N] [--dir DIR | --nats URL]
 
-Lists matching decisions, oldest first, as a table (TIME, DECISION, SUB, TEAM, SERVER, TOOL,
-REVISION, REASONS; values are never shortened, control characters are shown as \\uXXXX) or,
-with --json, one full record per line (masked input included).
+Lists matching decisions, oldest first, as a table (TIME, DECISION, SUB, TEAM, AGENT, GROUPS,
+SERVER, TOOL, ARGS, REVISION, REASONS; GROUPS and ARGS, the masked arguments as JSON, are cut at
+24 and 40 characters, other values never; control characters are shown as \\uXXXX) or, with
+--json, one full record per line (masked input included).
+
+Which destructive tools were called this week, by whom, with which arguments:
+  tollgate logs query --destructive --decision allow --since 7d
 
 ${FILTER_HELP}
 
@@ -147,6 +160,7 @@ checkpoint in the log or in the witness, newest file deleted), forged checkpoint
   FILE|DIR               a log directory (default: the local log, see --dir) or one file; a
                          single file is checked on its own, from whatever seq it starts at
   --dir DIR              same as giving DIR
+  --state DIR            the log in DIR/decisions (default $TOLLGATE_STATE_DIR, else ./.state)
   --key PUBKEY           public key(s) trusted for checkpoint signatures: a JWK, a JWK Set or a
                          PEM key. Default: DIR/${PUBLIC_KEYS_FILE}, which the writer keeps next to
                          the log; a copy kept elsewhere is stronger evidence (the report says so)
@@ -162,6 +176,7 @@ Exit status: 0 intact, 1 broken (or warnings with --strict), 2 bad usage or unre
 
 export const SOURCE_OPTIONS = {
   dir: { type: 'string' },
+  state: { type: 'string' },
   ...NATS_FLAGS,
   stream: { type: 'string' },
   'subject-prefix': { type: 'string' },
@@ -181,6 +196,9 @@ const FILTER_OPTIONS = {
   reason: { type: 'string' },
   id: { type: 'string' },
   revision: { type: 'string' },
+  class: { type: 'string' },
+  destructive: { type: 'boolean' },
+  annotation: { type: 'string', multiple: true },
 } as const;
 
 type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
@@ -205,6 +223,18 @@ function filterFrom(v: Values, now: Date): RecordFilter {
     server: str(v, 'server'), namespace: str(v, 'namespace'), tool: str(v, 'tool'), method: str(v, 'method'),
     decision: decision ?? null, reason: str(v, 'reason'), decisionId: str(v, 'id'), revision: str(v, 'revision'),
   };
+  const cls = str(v, 'class');
+  if (v.destructive === true && cls !== undefined) throw new UsageError('give either --destructive or --class, not both');
+  if (cls !== undefined && !(TOOL_CLASSES as readonly string[]).includes(cls)) throw new UsageError(`--class must be one of ${TOOL_CLASSES.join(', ')}, got "${cls}"`);
+  f.toolClass = v.destructive === true ? ['destructive', 'unknown'] : cls !== undefined ? [cls as ToolClass] : null;
+  f.annotations = (Array.isArray(v.annotation) ? v.annotation as string[] : []).map((kv) => {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--annotation "${kv}" must be KEY=VALUE, e.g. destructiveHint=true`);
+    const raw = kv.slice(eq + 1);
+    let value: unknown = raw;
+    try { value = JSON.parse(raw); } catch { /* a plain string */ }
+    return [kv.slice(0, eq), value] as const;
+  });
   if (f.since && f.until && f.since >= f.until) throw new UsageError(`--since (${f.since.toISOString()}) must be before --until (${f.until.toISOString()})`);
   return f;
 }
@@ -227,10 +257,15 @@ interface Source {
 function sourceFrom(v: Values, io: LogsIo): Source {
   const url = str(v, 'nats');
   if (url !== undefined && str(v, 'dir') !== undefined) throw new UsageError('give either --dir or --nats, not both');
+  const { stateDir, mesh } = findMesh(str(v, 'state'), io.env);
+  // The mesh's own NATS: its reviewer credential, unless the flags name one.
+  const reviewer = url !== undefined && mesh?.endpoints.nats === url && str(v, 'nats-cert') === undefined ? mesh.natsCredentials.reviewer : undefined;
   return {
     kind: url !== undefined ? 'nats' : 'dir',
-    dir: str(v, 'dir') ?? defaultDecisionLogDir(io.env),
-    nats: natsSettingsFromFlags({ nats: url, 'nats-ca': str(v, 'nats-ca'), 'nats-cert': str(v, 'nats-cert'), 'nats-key': str(v, 'nats-key') }),
+    dir: str(v, 'dir') ?? join(stateDir, 'decisions'),
+    nats: natsSettingsFromFlags(reviewer
+      ? { nats: url, 'nats-ca': reviewer.ca, 'nats-cert': reviewer.cert, 'nats-key': reviewer.key }
+      : { nats: url, 'nats-ca': str(v, 'nats-ca'), 'nats-cert': str(v, 'nats-cert'), 'nats-key': str(v, 'nats-key') }),
     stream: str(v, 'stream') ?? DEFAULT_STREAM,
     prefix: str(v, 'subject-prefix') ?? DEFAULT_PREFIX,
   };
@@ -251,10 +286,10 @@ async function* records(src: Source, f: RecordFilter, extra: StreamExtra = {}): 
 
 function printer(io: LogsIo, json: boolean): { header: () => void; row: (r: ChainedDecisionRecord) => void } {
   if (json) return { header: () => undefined, row: (r) => io.out(safeJson(r) + '\n') };
-  // Streaming output cannot size columns from the data: fixed widths that fit typical values
-  // (a longer value shifts its row rather than being cut; REASONS, last, is never padded).
-  const widths = [20, 8, 16, 12, 16, 20, 18];
-  const fmt = (cols: string[]): string => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
+  // Streaming output cannot size columns from the data: fixed widths, a longer value cut with "…"
+  // so every row's columns line up (--json has whole values; REASONS, last, is never cut).
+  const widths = [20, 8, 16, 12, 12, GROUPS_WIDTH, 16, 20, ARGS_WIDTH, 8];
+  const fmt = (cols: string[]): string => cols.map((c, i) => (i === cols.length - 1 ? c : clip(c, widths[i]!).padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
   return { header: () => io.out(fmt(RECORD_COLUMNS)), row: (r) => io.out(fmt(recordRow(r))) };
 }
 
@@ -490,12 +525,12 @@ function witnessOf(flag: string | undefined, dir: string | null): VerifyOptions[
 
 async function verify(argv: string[], io: LogsIo): Promise<number> {
   const { values: v, positionals } = parseCommandArgs(argv, {
-    dir: { type: 'string' }, key: { type: 'string' }, witness: { type: 'string' }, strict: { type: 'boolean' }, json: { type: 'boolean' },
+    dir: { type: 'string' }, state: { type: 'string' }, key: { type: 'string' }, witness: { type: 'string' }, strict: { type: 'boolean' }, json: { type: 'boolean' },
   }, true);
   if (v.help) return help(io, 'verify');
   if (positionals.length > 1) throw new UsageError(`give one FILE or DIR, got ${positionals.length}`);
   if (positionals.length === 1 && v.dir) throw new UsageError('give either a FILE|DIR argument or --dir, not both');
-  const target = positionals[0] ?? v.dir ?? defaultDecisionLogDir(io.env);
+  const target = positionals[0] ?? v.dir ?? join(findMesh(v.state, io.env).stateDir, 'decisions');
   if (!existsSync(target)) throw new NoLogError(`${target} does not exist: pass the log directory or file to verify`);
   const whole = statSync(target).isDirectory();
   const files = resolveLogFiles(target);

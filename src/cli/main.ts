@@ -66,6 +66,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `tollgate logs query --json | head -1`: the reader closing the pipe ends the output, it is not a crash.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: Error) => { process.stderr.write(`tollgate: ${e.stack ?? e.message}\n`); process.exitCode = 1; },

@@ -1,5 +1,7 @@
 import { isAbsolute, join } from 'node:path';
 import { STATUS_SCHEMA, type BudgetStatusEntry, type StatusDoc } from '../metrics/status.js';
+import type { PolicyBuildStatus } from '../controlplane/build-status.js';
+import { findMesh } from '../mesh/mesh-file.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -9,12 +11,16 @@ const USAGE = `Usage: tollgate status [--authz URL] [--json] [--timeout 5s]
 
 Asks a running authz for its state over its admin endpoint (the one that serves /metrics):
 whether it is ready, the policy revision in force and when it was loaded, the last policy bundle
-it rejected and why, the decision log and its NATS replication, and token budgets.
+it rejected and why, the decision log and its NATS replication, and token budgets. For a mesh
+\`tollgate up\` runs, also the control plane's builds: the last policy edit it refused to build
+(file:line), which never reaches authz.
 
 Exits 0 when authz is ready, 1 when it is not ready or cannot be reached.
 
-  --authz URL     authz admin address (default $TOLLGATE_AUTHZ_ADMIN, else ${DEFAULT_ADMIN_URL});
+  --authz URL     authz admin address (default $TOLLGATE_AUTHZ_ADMIN, else the one in the mesh
+                  file <state>/mesh.json that \`tollgate up\` writes, else ${DEFAULT_ADMIN_URL});
                   it is authz's metrics_listen setting
+  --state DIR     the state directory of the mesh (default $TOLLGATE_STATE_DIR, else ./.state)
   --json          print the status document (GET /status) as JSON
   --timeout D     give up after D (default 5s)
   -h, --help      this help
@@ -29,6 +35,7 @@ export interface StatusIo {
 
 const FLAGS = {
   authz: { type: 'string' },
+  state: { type: 'string' },
   json: { type: 'boolean' },
   timeout: { type: 'string' },
 } as const;
@@ -106,7 +113,7 @@ function hang(text: string, indent: string): string {
   return text.replace(/\n/g, `\n${indent}`);
 }
 
-function render(doc: StatusDoc, url: string, now: number): string {
+function render(doc: StatusDoc, url: string, now: number, builds: CpBuilds | null): string {
   const L: string[] = [];
   const pad = (k: string): string => `  ${k.padEnd(10)} `;
   const more = ' '.repeat(13);
@@ -150,12 +157,52 @@ function render(doc: StatusDoc, url: string, now: number): string {
     if (b.budgets.length) for (const line of budgetTable(b.budgets)) L.push(`${more}${line}`);
   }
 
+  if (builds) L.push(...renderBuilds(builds, now));
+
   const h = hints(doc);
+  if (builds?.policy?.failing) h.push('the policy sources: the last edit did not compile (file:line above) and was not published; fix it and save');
   if (h.length) {
     L.push('', 'What to check:');
     for (const x of h) L.push(`  - ${x}`);
   }
   return `${L.join('\n')}\n`;
+}
+
+/** The control plane's policy builds, as its /status "policy" section says (null: not reachable). */
+type CpBuilds = { url: string; policy: PolicyBuildStatus | null; problem: string | null };
+
+function isBuildStatus(x: unknown): x is PolicyBuildStatus {
+  if (typeof x !== 'object' || x === null) return false;
+  const p = x as Partial<Record<keyof PolicyBuildStatus, unknown>>;
+  return typeof p.buildFailures === 'number' && typeof p.failing === 'boolean';
+}
+
+async function fetchBuilds(url: string, timeoutMs: number): Promise<CpBuilds> {
+  try {
+    const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+    if (res.status !== 200) return { url, policy: null, problem: `HTTP ${res.status}` };
+    const doc = (await res.json()) as { policy?: unknown };
+    return isBuildStatus(doc.policy) ? { url, policy: doc.policy, problem: null } : { url, policy: null, problem: 'no policy build status in its /status' };
+  } catch (e) {
+    const err = e as Error & { cause?: { code?: string } };
+    return { url, policy: null, problem: err.cause?.code ?? err.message };
+  }
+}
+
+/** The control plane's lines: the revision it published and the last refused edit, file:line included. */
+function renderBuilds(b: CpBuilds, now: number): string[] {
+  const pad = `  ${'builds'.padEnd(10)} `;
+  const more = ' '.repeat(13);
+  if (!b.policy) return [`${pad}control plane at ${b.url}: cannot read its status (${b.problem})`];
+  const p = b.policy;
+  const L = [`${pad}control plane at ${b.url}: ${p.revision !== null ? `revision ${p.revision} published${p.publishedAt ? ` ${when(p.publishedAt, now)}` : ''}` : 'nothing published yet'}; ${num(p.buildFailures)} build${p.buildFailures === 1 ? '' : 's'} refused since start`];
+  if (p.lastFailure) {
+    L.push(p.failing
+      ? `${more}LAST POLICY EDIT REFUSED ${when(p.lastFailure.at, now)}${p.revision !== null ? `; revision ${p.revision} still serves` : ''}:`
+      : `${more}last refused build ${when(p.lastFailure.at, now)} (fixed since):`);
+    L.push(`${more}  ${hang(p.lastFailure.message, `${more}  `)}`);
+  }
+  return L;
 }
 
 async function fetchStatus(url: string, timeoutMs: number): Promise<{ ok: true; doc: StatusDoc } | { ok: false; problem: string }> {
@@ -196,7 +243,9 @@ export function createStatusCommand(io: Partial<StatusIo> = {}): Command {
       const { values, positionals } = parseCommandArgs(argv, FLAGS, true);
       if (values.help) { out(USAGE); return 0; }
       if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-      const raw = values.authz ?? env.TOLLGATE_AUTHZ_ADMIN ?? DEFAULT_ADMIN_URL;
+      // An explicit --authz elsewhere is not the local mesh, unless --state says it is.
+      const mesh = values.state !== undefined || !(values.authz ?? env.TOLLGATE_AUTHZ_ADMIN) ? findMesh(values.state, env).mesh : null;
+      const raw = values.authz ?? env.TOLLGATE_AUTHZ_ADMIN ?? mesh?.endpoints.authzAdmin ?? DEFAULT_ADMIN_URL;
       let url: string;
       try {
         const u = new URL(raw);
@@ -213,8 +262,10 @@ export function createStatusCommand(io: Partial<StatusIo> = {}): Command {
         err(`tollgate status: ${got.problem}\n${UNREACHABLE_HINT}`);
         return 1;
       }
-      if (values.json) out(`${JSON.stringify(got.doc, null, 2)}\n`);
-      else out(render(got.doc, url, now()));
+      const cpUrl = mesh?.endpoints.controlPlaneAdmin;
+      const builds = cpUrl ? await fetchBuilds(cpUrl, timeoutMs) : null;
+      if (values.json) out(`${JSON.stringify(builds ? { ...got.doc, controlPlane: builds } : got.doc, null, 2)}\n`);
+      else out(render(got.doc, url, now(), builds));
       return got.doc.ready ? 0 : 1;
     },
   };

@@ -1,6 +1,7 @@
 import { decodeJwt } from 'jose';
 import { mintDevToken, type DevClaims } from '../identity/issuer.js';
-import { activeKey, isSigningAlg, loadOrCreateKeyRing, SIGNING_ALGS } from '../identity/keystore.js';
+import { activeKey, isSigningAlg, loadKeyRing, loadOrCreateKeyRing, SIGNING_ALGS } from '../identity/keystore.js';
+import { findMesh, meshFilePath } from '../mesh/mesh-file.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { UsageError, type Command } from './types.js';
 
@@ -12,9 +13,14 @@ const USAGE = `Usage: tollgate token --sub S [--team T] [--agent A] [--groups a,
 
 Mints a JWT from the local dev OIDC issuer, for calling the mesh that \`tollgate up\` runs. The
 issuer does not need to be running: the token is signed with the issuer's key kept in
-<state>/issuer/signing-keys.json. If that file does not exist yet, a new key is created there
-(mode 0600), and \`tollgate up\` with the same state dir then serves that key, so tokens minted
-before or after it starts are accepted.
+<state>/issuer/signing-keys.json. The issuer URL and the audience come from <state>/mesh.json,
+which \`tollgate up\` writes, so a token is right for a mesh on any ports; --issuer and --aud
+override them.
+
+A new key is created (mode 0600) only in a state directory named with --state or
+$TOLLGATE_STATE_DIR; \`tollgate up\` on that state dir then serves it, so tokens minted before it
+starts are accepted. With neither, and no mesh or key in ./.state, the command fails instead of
+creating a key no mesh serves.
 
 The last line of output is the token alone, everything before it is a summary for people:
   TOKEN=$(npx tollgate token --sub alice --team payments | tail -1)
@@ -27,9 +33,10 @@ The last line of output is the token alone, everything before it is a summary fo
   --act SUB        RFC 8693 "act" claim: SUB acts on behalf of the subject. Repeat for a
                    delegation chain, current actor first: --act agent-x --act orchestrator
   --ttl D          lifetime: 90s, 15m, 1h, 2d (default 1h)
-  --aud URL        audience: the governed MCP resource (default ${DEFAULT_AUDIENCE});
+  --aud URL        audience: the governed MCP resource (default: the mesh's, else ${DEFAULT_AUDIENCE});
                    repeat for several. authz refuses tokens for other audiences.
-  --issuer URL     "iss" claim; must equal authz's identity.issuer (default ${DEFAULT_ISSUER})
+  --issuer URL     "iss" claim; must equal authz's identity.issuer (default: the mesh's, else
+                   ${DEFAULT_ISSUER})
   --state DIR      state directory (default $TOLLGATE_STATE_DIR, else ./.state)
   --alg A          algorithm of the key if one has to be created: ${SIGNING_ALGS.join(', ')} (default ES256);
                    an existing key keeps its own
@@ -110,9 +117,16 @@ export const tokenCommand: Command = {
     if (!(ttlSec >= 1)) throw new UsageError(`--ttl must be at least 1s, got "${v.ttl}"`);
     const alg = v.alg ?? 'ES256';
     if (!isSigningAlg(alg)) throw new UsageError(`--alg must be one of ${SIGNING_ALGS.join(', ')}`);
-    const issuer = httpUrl('issuer', v.issuer ?? DEFAULT_ISSUER);
-    const audience = (v.aud ?? [DEFAULT_AUDIENCE]).map((a) => httpUrl('aud', a));
-    const stateDir = nonEmpty('state', v.state) ?? process.env.TOLLGATE_STATE_DIR ?? '.state';
+    const found = findMesh(nonEmpty('state', v.state), process.env);
+    const stateDir = found.stateDir;
+    const issuer = httpUrl('issuer', v.issuer ?? found.mesh?.endpoints.issuer ?? DEFAULT_ISSUER);
+    const audience = (v.aud ?? [found.mesh?.audience ?? DEFAULT_AUDIENCE]).map((a) => httpUrl('aud', a));
+    if (!found.explicit && !found.mesh && !(await loadKeyRing(stateDir))) {
+      process.stderr.write(`tollgate token: no mesh and no issuer key in ${stateDir} (${meshFilePath(stateDir)} does not exist).\n` +
+        'Run it where `tollgate up` runs, or give the mesh\'s state directory: --state DIR or TOLLGATE_STATE_DIR=DIR\n' +
+        '(`tollgate up` prints the command). To create a key here for a mesh you start later, pass --state .state\n');
+      return 1;
+    }
     const split = (s: string, sep: string): string[] => s.split(sep).map((x) => x.trim()).filter((x) => x !== '');
 
     const claims: DevClaims = {

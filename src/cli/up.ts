@@ -1,6 +1,9 @@
 import { resolve } from 'node:path';
 import { LocalMesh, DEFAULT_PORTS } from '../mesh/local.js';
 import { startLocalIdp } from '../identity/hydra/local-idp.js';
+import { preflightUp } from '../mesh/preflight.js';
+import { watchPolicyBuilds } from '../mesh/build-watch.js';
+import { DEFAULT_STATE_DIR, removeMeshFile, writeMeshFile } from '../mesh/mesh-file.js';
 import type { ServerRunSpec } from '../servers/run.js';
 import { loadServersFile } from '../servers/servers-file.js';
 import { parseServerSpec, SourceError } from '../servers/source.js';
@@ -51,7 +54,11 @@ ${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision l
   --verbose        echo every component's log
 
 Certificates for the control plane, Envoy and authz come from a CA kept in <state>/pki/
-(docs/security.md). If any port above is taken, up exits 1 at once naming the port and its flag.
+(docs/security.md). Relative --policies and --budgets paths are taken from the current directory.
+
+Before anything starts, up checks that opa, envoy (and nats-server) are installed, every port above
+is free, --policies exists and compiles, and the --budgets file is valid; if not it exits 1 at once
+naming each problem (file:line where there is one), the flag that changes it and the fix.
 `;
 
 /** host:port of the collector, checked here so a typo is a usage error, not a failed start. */
@@ -130,16 +137,22 @@ export const upCommand: Command = {
     };
     if (values.idp !== undefined && values.idp !== 'hydra') throw new UsageError(`--idp ${values.idp}: the one authorization server up can run is "hydra"`);
     if (values.idp === undefined && (values['idp-port'] !== undefined || values['idp-users'] !== undefined)) throw new UsageError('--idp-port and --idp-users go with --idp hydra');
+    // Both paths are taken from the current directory, whatever directory the children run in.
+    const policies = resolve(values.policies ?? 'policies');
+    const budgets = values.budgets === undefined ? undefined : resolve(values.budgets);
+    const controlPlane = !values['no-controlplane'];
     if (runSpecs.length) {
       if (values.idp) throw new UsageError('--idp hydra governs one server (--demo or --upstream), not --server NAME=SOURCE');
       if (values.demo || values.upstream || plainNames.length) throw new UsageError('--server NAME=SOURCE / --servers run servers; do not combine them with --demo, --upstream or a bare --server NAME');
+      await preflightUp({ policies, ...(budgets ? { budgets } : {}), controlPlane });
       return serveGoverned(runSpecs, {
-        policies: values.policies ?? 'policies', stateDir: resolve(stateDir), echo: values.verbose ?? false, controlPlane: !values['no-controlplane'],
-        ...(values.budgets ? { authzArgs: ['--budgets', values.budgets] } : {}), ports: meshPorts,
+        policies, stateDir: resolve(stateDir), echo: values.verbose ?? false, controlPlane,
+        ...(budgets ? { authzArgs: ['--budgets', budgets] } : {}), ports: meshPorts,
       });
     }
     if (values.pins && values['no-controlplane']) throw new UsageError('--pins needs the control plane (pins live in NATS): drop --no-controlplane');
     if (serverArgs.length) throw new UsageError('arguments after -- go to a server from --server NAME=SOURCE; there is none');
+    await preflightUp({ policies, ...(budgets ? { budgets } : {}), controlPlane });
     process.stdout.write('Starting the Tollgate mesh (building policies with opa)…\n');
     const idpPort = port(values['idp-port'], 4444);
     if (idpPort > 65533) throw new UsageError('--idp-port needs the two ports after it free too');
@@ -151,9 +164,9 @@ export const upCommand: Command = {
     try {
       mesh = await LocalMesh.start({
         ...(idp ? { authorizationServer: idp.hydra.issuer } : {}),
-        policies: values.policies ?? 'policies', stateDir, upstream, server: plainNames[0], echo: values.verbose ?? false,
-        controlPlane: !values['no-controlplane'], pins: values.pins ?? false,
-        ...(values.budgets ? { budgets: values.budgets } : {}),
+        policies, stateDir, upstream, server: plainNames[0], echo: values.verbose ?? false,
+        controlPlane, pins: values.pins ?? false,
+        ...(budgets ? { budgets } : {}),
         ...(values['nats-cluster'] !== undefined ? { natsCluster: clusterSize(values['nats-cluster']) } : {}),
         ...(values['otel-collector'] !== undefined ? { otelCollector: collectorAddress(values['otel-collector']) } : {}),
         ports: meshPorts,
@@ -163,6 +176,16 @@ export const upCommand: Command = {
       throw e;
     }
     const e = mesh.endpoints;
+    const absState = resolve(stateDir);
+    const creds: Record<string, { ca: string; cert: string; key: string }> = {};
+    for (const [name, c] of mesh.natsCredentials) if (c.tls) creds[name] = c.tls;
+    const meshFile = writeMeshFile({
+      schema: 'tollgate.mesh/v1', pid: process.pid, startedAt: new Date().toISOString(), stateDir: absState, policies, budgets: budgets ?? null,
+      audience: mesh.audience, decisions: `${absState}/decisions`, natsCredentials: creds,
+      endpoints: { mcp: e.mcp, issuer: e.issuer, authz: e.authz, authzAdmin: e.metrics, envoyAdmin: e.envoyAdmin, xds: e.xds, nats: e.nats, controlPlaneAdmin: e.controlPlaneMetrics },
+    });
+    // Commands find the mesh through its state dir; name it only where they would not look by default.
+    const st = absState === resolve(DEFAULT_STATE_DIR) && !process.env.TOLLGATE_STATE_DIR ? '' : ` --state ${absState}`;
     process.stdout.write([
       '',
       'Tollgate mesh is up.',
@@ -183,22 +206,31 @@ export const upCommand: Command = {
         `  Tool pinning              on: tollgate tools pending --nats ${e.nats}`,
         `                            tollgate tools approve --nats ${e.nats} --server ${values.server ?? 'demo'} --tool NAME --key ${mesh.approverKeys.privateKey} --approver YOU`,
       ] : []),
+      `  Mesh file                 ${meshFile}   (how every tollgate command finds this mesh)`,
       '',
       ...(idp ? [
         `Authorization server: Ory Hydra at ${idp.hydra.issuer} (sign-in page ${idp.app.url}, users in ${idp.usersFile})`,
         'Point an MCP client that speaks OAuth at the endpoint: it registers, sends you to sign in, and gets its token.',
       ] : [
         'Mint a dev token, then point any MCP client at the endpoint with it:',
-        '  npx tollgate token --sub alice --team payments',
-        `  TOKEN=$(npx tollgate token --sub alice --team payments | tail -1)`,
+        `  npx tollgate token${st} --sub alice --team payments`,
+        `  TOKEN=$(npx tollgate token${st} --sub alice --team payments | tail -1)`,
       ]),
+      '',
+      'Look at it (each reads the mesh file; other flags override what it says):',
+      `  npx tollgate status${st}`,
+      `  npx tollgate logs query${st}`,
+      ...(budgets ? [`  npx tollgate budget status${st}`] : []),
       '',
       ...natsHelp(mesh),
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'));
+    const stopWatch = e.controlPlaneMetrics ? watchPolicyBuilds(e.controlPlaneMetrics, (t) => process.stdout.write(`${new Date().toISOString()} ${t}`)) : () => undefined;
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+    stopWatch();
     process.stdout.write('\nStopping…\n');
+    removeMeshFile(absState);
     await mesh.stop();
     await idp?.stop();
     return 0;

@@ -43,7 +43,36 @@ export function renderTable(headers: string[], rows: string[][]): string {
 }
 
 /** REASONS comes last: it is the long one, and unpadded there it never pushes other columns out of line. */
-export const RECORD_COLUMNS = ['TIME', 'DECISION', 'SUB', 'TEAM', 'SERVER', 'TOOL', 'REVISION', 'REASONS'];
+export const RECORD_COLUMNS = ['TIME', 'DECISION', 'SUB', 'TEAM', 'AGENT', 'GROUPS', 'SERVER', 'TOOL', 'ARGS', 'REVISION', 'REASONS'];
+
+/** Longest GROUPS and ARGS cells: a table row stays readable; --json has everything. */
+export const GROUPS_WIDTH = 24;
+export const ARGS_WIDTH = 40;
+
+/** s cut to at most w characters, the cut marked with "…". */
+export function clip(s: string, w: number): string {
+  return s.length <= w ? s : `${s.slice(0, Math.max(0, w - 1))}…`;
+}
+
+function groupsOf(r: DecisionRecordDraft): string {
+  const g = (r.input?.identity as { groups?: unknown } | undefined)?.groups;
+  return Array.isArray(g) && g.length ? g.map(String).join(',') : '-';
+}
+
+/** The call's (masked) arguments as compact JSON, cut at ARGS_WIDTH. */
+function argsOf(r: DecisionRecordDraft): string {
+  const params = (r.input?.mcp as { params?: unknown } | undefined)?.params;
+  const args = typeof params === 'object' && params !== null ? (params as { arguments?: unknown }).arguments : undefined;
+  if (args === undefined || args === null) return '-';
+  let text: string;
+  try {
+    // Bounded before serialising whole: a record's arguments are already capped by authz.
+    text = JSON.stringify(args);
+  } catch {
+    return '?';
+  }
+  return clip(text, ARGS_WIDTH);
+}
 
 function shortTime(iso: string): string {
   return iso.replace(/\.\d+Z$/, 'Z');
@@ -56,8 +85,11 @@ export function recordRow(r: DecisionRecordDraft): string[] {
     r.result.allow ? 'allow' : 'deny',
     printable(r.identity.sub ?? '-'),
     printable(r.identity.team ?? '-'),
+    printable(r.identity.agent ?? '-'),
+    printable(clip(groupsOf(r), GROUPS_WIDTH)),
     printable(r.mcp.namespace && r.mcp.namespace !== 'default' ? `${r.mcp.namespace}/${r.mcp.server}` : r.mcp.server),
     printable(subjectOf(r)),
+    printable(argsOf(r)),
     printable(revisionOf(r) ?? '-'),
     printable(reasons || '-'),
   ];
@@ -69,7 +101,7 @@ export function renderRecords(records: DecisionRecordDraft[]): string {
 
 export function renderStats(s: DecisionStats): string {
   const span = s.first && s.last ? ` from ${printable(shortTime(s.first))} to ${printable(shortTime(s.last))}` : '';
-  let out = `${s.total} decisions${span}: ${s.allowed} allowed, ${s.denied} denied (${s.errors} of them before policy: bad token, malformed request...)\n`;
+  let out = `${s.total} decisions${span}: ${s.allowed} allowed, ${s.denied} denied (${s.errors} of them before policy: bad token, malformed request, budget exhausted...)\n`;
   if (s.denied === 0) return out;
   out += '\nTop denied tools\n' + renderTable(['COUNT', 'SERVER', 'TOOL'], s.topDeniedTools.map((c) => [String(c.count), printable(c.key.server), printable(c.key.tool)]));
   out += '\nDenies per team\n' + renderTable(['COUNT', 'TEAM'], s.deniesPerTeam.map((c) => [String(c.count), printable(c.key)]));

@@ -22,6 +22,32 @@ export interface RecordFilter {
   reason?: string | null;
   decisionId?: string | null;
   revision?: string | null;
+  /** Classes of the called tool from the annotations its server declared (see toolClassOf); any of them. */
+  toolClass?: readonly ToolClass[] | null;
+  /** Annotations the called tool must have, each equal to the value given (JSON, else a string). */
+  annotations?: ReadonlyArray<readonly [string, unknown]> | null;
+}
+
+export const TOOL_CLASSES = ['read', 'write', 'destructive', 'unknown'] as const;
+export type ToolClass = (typeof TOOL_CLASSES)[number];
+
+/** The tool annotations a record's (masked) input carries; null when none were known. */
+export function annotationsOf(r: Pick<DecisionRecordDraft, 'input'>): Record<string, unknown> | null {
+  const a = (r.input?.mcp as { annotations?: unknown } | undefined)?.annotations;
+  return typeof a === 'object' && a !== null && !Array.isArray(a) ? a as Record<string, unknown> : null;
+}
+
+/**
+ * read, write or destructive for a tools/call, from the MCP spec's hints and their defaults:
+ * readOnlyHint true is read; otherwise destructiveHint (default true) decides. unknown when authz
+ * had no annotations for the tool at call time (not listed yet); null for other methods.
+ */
+export function toolClassOf(r: Pick<DecisionRecordDraft, 'input' | 'mcp'>): ToolClass | null {
+  if (r.mcp.method !== 'tools/call' || r.mcp.tool === null) return null;
+  const a = annotationsOf(r);
+  if (a === null) return 'unknown';
+  if (a.readOnlyHint === true) return 'read';
+  return a.destructiveHint === false ? 'write' : 'destructive';
 }
 
 export class TimeArgError extends Error {}
@@ -129,6 +155,16 @@ export function compileFilter(f: RecordFilter): RecordPredicate {
     const allow = f.decision === 'allow';
     tests.push((r) => r.result.allow === allow);
   }
+  if (f.toolClass?.length) {
+    const want = new Set<ToolClass | null>(f.toolClass);
+    tests.push((r) => want.has(toolClassOf(r)));
+  }
+  for (const [key, value] of f.annotations ?? []) {
+    tests.push((r) => {
+      const a = annotationsOf(r);
+      return a !== null && Object.hasOwn(a, key) && a[key] === value;
+    });
+  }
   if (f.reason) {
     const needle = f.reason.toLowerCase();
     tests.push((r) => r.result.reasons.some((x) => x.toLowerCase().includes(needle)) || (r.result.error ?? '').toLowerCase().includes(needle));
@@ -199,12 +235,16 @@ export class StatsBuilder {
       this.allowed++;
       return;
     }
-    if (r.result.error) this.errors++;
-    const tool = subjectOf(r);
-    const key = `${r.mcp.server}\u0000${tool}`;
-    const t = this.tools.get(key) ?? { server: r.mcp.server, tool, count: 0 };
-    t.count++;
-    this.tools.set(key, t);
+    // Before policy: a bad token or body (error), or a budget refusal (policy never judged it).
+    if (r.result.error || r.result.policy_allow === null) this.errors++;
+    // Tools are what tools/call names; a denied initialize or tools/list is no tool.
+    if (r.mcp.method === 'tools/call' && r.mcp.tool !== null) {
+      const tool = r.mcp.tool;
+      const key = `${r.mcp.server}\u0000${tool}`;
+      const t = this.tools.get(key) ?? { server: r.mcp.server, tool, count: 0 };
+      t.count++;
+      this.tools.set(key, t);
+    }
     const team = r.identity.team ?? '(no team)';
     this.teams.set(team, (this.teams.get(team) ?? 0) + 1);
     const reasons = r.result.reasons.length > 0 ? r.result.reasons : [r.result.error ?? '(no reason given)'];

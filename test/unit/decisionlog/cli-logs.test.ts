@@ -46,10 +46,10 @@ describe('tollgate logs (CLI)', () => {
     const { code, out } = await run(['query', '--tool', 'delete_records', '--server', 'billing', '--since', 'yesterday', '--until', 'today', '--dir', dir]);
     assert.equal(code, 0);
     const lines = out.trimEnd().split('\n');
-    assert.match(lines[0]!, /^TIME\s+DECISION\s+SUB\s+TEAM\s+SERVER\s+TOOL\s+REVISION\s+REASONS$/);
+    assert.match(lines[0]!, /^TIME\s+DECISION\s+SUB\s+TEAM\s+AGENT\s+GROUPS\s+SERVER\s+TOOL\s+ARGS\s+REVISION\s+REASONS$/);
     assert.equal(lines.length, 3);
-    assert.match(lines[1]!, /^2025-03-09T09:15:00Z\s+allow\s+bob\s+billing-ops\s+billing\s+delete_records\s+rev-7\s+-$/);
-    assert.match(lines[2]!, /^2025-03-09T11:00:00Z\s+deny\s+eve\s+growth\s+billing\s+delete_records\s+rev-7\s+delete_records requires team billing-ops$/);
+    assert.match(lines[1]!, /^2025-03-09T09:15:00Z\s+allow\s+bob\s+billing-ops\s+\S+\s+\S+\s+billing\s+delete_records\s+\S+\s+rev-7\s+-$/);
+    assert.match(lines[2]!, /^2025-03-09T11:00:00Z\s+deny\s+eve\s+growth\s+\S+\s+\S+\s+billing\s+delete_records\s+\S+\s+rev-7\s+delete_records requires team billing-ops$/);
   });
 
   it('query --json prints full records, one per line, and --limit stops early', async () => {

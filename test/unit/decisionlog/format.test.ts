@@ -30,8 +30,8 @@ describe('decision log text output', () => {
     const r = sampleDraft({ i: 1, sub, allow: false, reasons: [reason], revision: 'rev-12' });
     const row = recordRow(r);
     assert.equal(row[2], sub);
-    assert.equal(row[6], 'rev-12');
-    assert.equal(row[7], reason);
+    assert.equal(row[9], 'rev-12');
+    assert.equal(row[10], reason);
     const lines = renderRecords([r]).trimEnd().split('\n');
     assert.match(lines[0]!, /REVISION\s+REASONS$/);
     assert.ok(lines[1]!.endsWith(reason), lines[1]);

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { compileFilter, globMatch, parseTimeArg, StatsBuilder, TimeArgError, revisionOf } from '../../../src/decisionlog/query.js';
+import { compileFilter, globMatch, parseTimeArg, StatsBuilder, TimeArgError, revisionOf, toolClassOf } from '../../../src/decisionlog/query.js';
 import { sampleDraft } from './fixtures.js';
 
 const NOW = new Date('2025-03-10T15:30:00Z');
@@ -76,18 +76,52 @@ describe('decision log query filters', () => {
     add(3, { allow: false, team: 'a', server: 'billing', tool: 'delete_records', reasons: ['no deletes'] });
     add(2, { allow: false, team: 'b', server: 'billing', tool: 'delete_records', reasons: ['no deletes', 'off hours'] });
     add(1, { allow: false, team: null, server: 'crm', tool: null, method: 'tools/list', reasons: ['off hours'] });
+    // Issue 18: a denied initialize is no tool; a budget refusal never reached policy.
+    add(1, { allow: false, team: 'a', server: 'crm', tool: null, method: 'initialize', reasons: ['off hours'] });
+    const overBudget = sampleDraft({ allow: false, team: 'c', server: 'billing', tool: 'search', reasons: ['budget "x" is exhausted'] });
+    overBudget.result.policy_allow = null;
+    b.add(overBudget);
     const s = b.result(2);
-    assert.equal(s.total, 11);
+    assert.equal(s.total, 13);
     assert.equal(s.allowed, 5);
-    assert.equal(s.denied, 6);
-    assert.deepEqual(s.topDeniedTools, [{ key: { server: 'billing', tool: 'delete_records' }, count: 5 }, { key: { server: 'crm', tool: 'tools/list' }, count: 1 }]);
-    assert.deepEqual(s.deniesPerTeam, [{ key: 'a', count: 3 }, { key: 'b', count: 2 }]);
-    assert.deepEqual(s.deniesPerReason, [{ key: 'no deletes', count: 5 }, { key: 'off hours', count: 3 }]);
+    assert.equal(s.denied, 8);
+    assert.equal(s.errors, 1, 'the budget refusal counts as before policy');
+    assert.deepEqual(s.topDeniedTools, [{ key: { server: 'billing', tool: 'delete_records' }, count: 5 }, { key: { server: 'billing', tool: 'search' }, count: 1 }]);
+    assert.deepEqual(s.deniesPerTeam, [{ key: 'a', count: 4 }, { key: 'b', count: 2 }]);
+    assert.deepEqual(s.deniesPerReason, [{ key: 'no deletes', count: 5 }, { key: 'off hours', count: 4 }]);
   });
 
   it('finds the policy revision whatever the bundle is called', () => {
     assert.equal(revisionOf({ bundles: { tollgate: { revision: 'a' } } }), 'a');
     assert.equal(revisionOf({ bundles: { other: { revision: 'b' } } }), 'b');
     assert.equal(revisionOf({ bundles: {} }), null);
+  });
+});
+
+describe('review filters: tool class and annotations (issue 18)', () => {
+  const call = (tool: string, annotations: Record<string, unknown> | null, method = 'tools/call') => {
+    const r = sampleDraft({ i: 1, tool, method });
+    (r.input!.mcp as { annotations: unknown }).annotations = annotations;
+    return r;
+  };
+  const wipe = call('wipe', { destructiveHint: true });
+  const read = call('read', { readOnlyHint: true });
+  const write = call('write', { destructiveHint: false, openWorldHint: true });
+  const unknown = call('mystery', null);
+  const listing = call('read', { readOnlyHint: true }, 'tools/list');
+
+  it('classes tools by the MCP hints and their defaults; no annotations known is unknown', () => {
+    assert.deepEqual([wipe, read, write, unknown, listing, call('x', {})].map(toolClassOf), ['destructive', 'read', 'write', 'unknown', null, 'destructive']);
+  });
+
+  it('--class and --annotation select exactly the matching calls', () => {
+    const all = [wipe, read, write, unknown, listing];
+    const names = (f: Parameters<typeof compileFilter>[0]) => all.filter(compileFilter(f)).map((r) => `${r.mcp.method}:${r.mcp.tool}`);
+    assert.deepEqual(names({ toolClass: ['destructive'] }), ['tools/call:wipe']);
+    assert.deepEqual(names({ toolClass: ['destructive', 'unknown'] }), ['tools/call:wipe', 'tools/call:mystery']);
+    assert.deepEqual(names({ toolClass: ['read'] }), ['tools/call:read']);
+    assert.deepEqual(names({ annotations: [['openWorldHint', true]] }), ['tools/call:write']);
+    assert.deepEqual(names({ annotations: [['readOnlyHint', true]] }), ['tools/call:read', 'tools/list:read']);
+    assert.deepEqual(names({ annotations: [['readOnlyHint', 'true']] }), [], 'a string is not the boolean');
   });
 });
