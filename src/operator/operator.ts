@@ -12,7 +12,7 @@ import { WorkQueue } from './queue.js';
 import { reconcile, type Handler, type ReconcileLog } from './reconcile.js';
 import type { MeshSettings } from './server-objects.js';
 import { serverHandler } from './servers.js';
-import type { CommonStatus, CustomResource, Kind, TokenBudget } from './types.js';
+import type { CommonStatus, CustomResource, Kind, McpPolicy, TokenBudget } from './types.js';
 
 /**
  * `tollgate operator`: watches MCPServer, MCPPolicy and TokenBudget objects and reconciles them,
@@ -84,11 +84,18 @@ export class Operator {
       configBucket: this.opts.budgetBuckets?.configBucket ?? DEFAULT_NATS_SETTINGS.configBucket,
       timeoutMs: DEFAULT_NATS_SETTINGS.timeoutMs,
     });
-    const publisher = new InlinePolicyPublisher(this.opts.nats, this.opts.signingKey);
-    const allBudgets = (): TokenBudget[] => (this.running?.informers.find((i) => i.kind === 'TokenBudget')?.informer.list() ?? []) as unknown as TokenBudget[];
+    // The control plane creates the buckets; the operator's credential may only open them.
+    const publisher = new InlinePolicyPublisher(this.opts.nats, this.opts.signingKey, { create: false });
+    const cached = (kind: Kind): Watched[] => (this.running?.informers.find((i) => i.kind === kind)?.informer.list() ?? []) as Watched[];
+    const allBudgets = (): TokenBudget[] => cached('TokenBudget') as unknown as TokenBudget[];
+    const inNamespace = (kind: Kind, ns: string): Watched[] => cached(kind).filter((o) => o.metadata.namespace === ns);
     return new Map<Kind, AnyHandler>([
       ['MCPServer', serverHandler(this.opts.kube, this.opts.mesh) as unknown as AnyHandler],
-      ['MCPPolicy', policyHandler(publisher) as unknown as AnyHandler],
+      ['MCPPolicy', policyHandler({
+        publisher,
+        policiesIn: (ns) => inNamespace('MCPPolicy', ns) as unknown as McpPolicy[],
+        serversIn: (ns) => inNamespace('MCPServer', ns).map((o) => o.metadata.name),
+      }) as unknown as AnyHandler],
       ['TokenBudget', budgetHandler({ all: allBudgets, configBucket: cfg, usageBucket: kv }) as unknown as AnyHandler],
     ]);
   }

@@ -82,7 +82,7 @@ export interface McpPolicySpec {
   bundle?: { url: string; pollInterval?: string; verificationKeySecretRef?: { name: string; key?: string } };
 }
 
-export type McpPolicyStatus = CommonStatus & { revision?: number; contentSha256?: string; pointerKey?: string };
+export type McpPolicyStatus = CommonStatus & { revision?: number; contentSha256?: string; pointerKey?: string; servers?: string[] };
 export type McpPolicy = CustomResource<McpPolicySpec, McpPolicyStatus>;
 
 export interface TokenBudgetSpec {
