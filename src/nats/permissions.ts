@@ -1,4 +1,5 @@
 import { MCPPOLICY_POINTER_PREFIX } from '../bundle/policy-keys.js';
+import { DEFINITIONS_KEY } from '../budget/definitions.js';
 import { identityToken, inboxPrefixFor } from './identity.js';
 
 /**
@@ -83,6 +84,16 @@ function getOnly(stream: string): string[] {
   return [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`];
 }
 
+/** Watching one KV key: ordered consumers whose filter is that key, and their flow control. */
+function watchKey(bucket: string, key: string): string[] {
+  const stream = kvStream(bucket);
+  return [
+    `$JS.API.CONSUMER.CREATE.${stream}.*.$KV.${bucket}.${key}`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.FC.${stream}.>`,
+  ];
+}
+
 function manageStream(stream: string): string[] {
   return [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`, `$JS.API.STREAM.UPDATE.${stream}`];
 }
@@ -113,6 +124,9 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         ...common,
         ...readStream(objStream(r.bundles)), ...readStream(kvStream(r.pointer)),
         ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)),
+        // Follows the published budget definitions live (nats.definitions: true): an ordered
+        // consumer filtered to that one key; the filter is part of the request subject.
+        ...watchKey(r.budgetConfig, DEFINITIONS_KEY),
         `$KV.${r.budgetUsage}.>`,
         `$JS.API.STREAM.INFO.${r.decisions}`,
         decisionWriterSubjects(r, spiffeId),
@@ -152,7 +166,7 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         `$O.${r.bundles}.>`, `$JS.API.STREAM.PURGE.${objStream(r.bundles)}`,
         `$KV.${r.pointer}.${MCPPOLICY_POINTER_PREFIX}.>`,
         // TokenBudget definitions, and the usage it shows in status.
-        ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)), `$KV.${r.budgetConfig}.definitions`,
+        ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)), `$KV.${r.budgetConfig}.${DEFINITIONS_KEY}`,
         // MCPServer status: tool definitions pending review.
         ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)),
       ];

@@ -8,6 +8,8 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { POINTER_KEY_ENV, resolvePointerKey, serverPointerKey } from '../../../src/bundle/policy-keys.js';
 import { provisionStreams } from '../../../src/controlplane/streams.js';
+import { followDefinitions } from '../../../src/budget/definitions.js';
+import { openBudgetBuckets } from '../../../src/budget/nats-store.js';
 import { KubeClient } from '../../../src/operator/kube-client.js';
 import { Operator } from '../../../src/operator/operator.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
@@ -104,11 +106,18 @@ describe('tollgate operator on TLS NATS with its own least-privilege credential'
     assert.match(wide.status!.conditions!.find((c) => c.type === 'Ready')!.message, /not governing demo \(governed by MCPPolicy zz-demo-only\)/);
   });
 
-  it('publishes TokenBudget definitions with that credential', async () => {
-    await applyAll(cluster.kc, [{ apiVersion: 'tollgate.dev/v1alpha1', kind: 'TokenBudget', metadata: { name: 'tiny', namespace: NS }, spec: { scope: { team: 'payments' }, limit: 5, window: 'hour' } } as never]);
-    await eventually('the TokenBudget is Ready', () => ready('tokenbudgets', 'tiny'), 30_000);
-    const e = await (await new Kvm(opNc).open('tollgate_budget_config')).get('definitions');
-    assert.match(new TextDecoder().decode(e!.value), /op-tls_tiny/);
+  it('publishes TokenBudget definitions with that credential; authz\'s credential follows them live', async () => {
+    // authz (its own credential) watches the definitions key, as nats.definitions: true does.
+    const { cfg } = await openBudgetBuckets(await nats.link('authz-demo').ready(), { bucket: 'tollgate_budgets', configBucket: 'tollgate_budget_config', timeoutMs: 5000 });
+    const seen: string[][] = [];
+    const follower = await followDefinitions(cfg, { apply: (d) => { seen.push(d.budgets.map((b) => b.name)); } });
+    try {
+      await applyAll(cluster.kc, [{ apiVersion: 'tollgate.dev/v1alpha1', kind: 'TokenBudget', metadata: { name: 'tiny', namespace: NS }, spec: { scope: { team: 'payments' }, limit: 5, window: 'hour' } } as never]);
+      await eventually('the TokenBudget is Ready', () => ready('tokenbudgets', 'tiny'), 30_000);
+      await eventually('authz saw the definition', async () => (seen.some((n) => n.includes('op-tls_tiny')) ? true : undefined));
+    } finally {
+      await follower.stop();
+    }
   });
 
   it('is refused the control plane\'s pointer, stream management, limits and decision records', async () => {
