@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
-import { loadSigningKey } from '../controlplane/keys.js';
+import { loadSigningKey, loadVerificationKeys } from '../controlplane/keys.js';
 import { KubeClient } from '../operator/kube-client.js';
 import { Operator } from '../operator/operator.js';
 import { createLogger } from '../util/log.js';
@@ -40,7 +40,10 @@ ${NATS_FLAGS_USAGE}
   --system-namespace NS  namespace of the control plane and NATS, which operator-run servers'
                          NetworkPolicies let the sidecars reach (default tollgate-system)
   --identity ID          this replica's name in the Lease (default $POD_NAME, else host-pid)
-  --resync DUR           re-reconcile everything this often (default 30s)
+  --resync DUR           re-reconcile everything this often (default 30s); MCPServer status
+                         (pending tool changes, from the tool-pinning buckets) is this fresh
+  --pin-approver-key F   approver public key(s), PEM or JWK: only pins that verify count in
+                         MCPServer status (default: pins read unverified, display only)
   --health-listen H:P    GET /healthz (the process runs) and /readyz (NATS connected) for the
                          kubelet's probes (default 0.0.0.0:8081; "off" disables)
 
@@ -54,7 +57,7 @@ export const operatorCommand: Command = {
     const { values } = parseCommandArgs(argv, {
       'signing-key': { type: 'string' }, ...NATS_FLAGS, kubeconfig: { type: 'string' },
       namespace: { type: 'string' }, 'system-namespace': { type: 'string' }, identity: { type: 'string' }, resync: { type: 'string' },
-      'health-listen': { type: 'string' },
+      'health-listen': { type: 'string' }, 'pin-approver-key': { type: 'string' },
       ...injectionOptions,
     });
     if (values.help) {
@@ -84,7 +87,9 @@ export const operatorCommand: Command = {
     const { NatsLink } = await import('../nats/connect.js');
     const link = NatsLink.open(settings, { name: 'tollgate-operator' });
     const nc = await link.ready(60_000).catch(async (e: Error) => { await link.close(); throw new Error(`cannot reach NATS at ${natsUrl}: ${e.message}`); });
+    const pinApproverKeys = values['pin-approver-key'] ? (await loadVerificationKeys(values['pin-approver-key'])).map((k) => ({ key: k.key, kid: k.kid, alg: k.alg })) : undefined;
     const operator = new Operator({
+      ...(pinApproverKeys ? { pinApproverKeys } : {}),
       kube: new KubeClient(kc), nats: nc, signingKey, resyncMs,
       mesh: { systemNamespace: values['system-namespace'] ?? 'tollgate-system', inject },
       leaseNamespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'tollgate-system',

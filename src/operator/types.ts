@@ -72,7 +72,18 @@ export interface McpServerSpec {
   run?: McpServerRun;
 }
 
-export type McpServerStatus = CommonStatus & { sidecars?: number };
+/** A tool the server offers whose definition is not the approved one (issue 19). */
+export interface PendingToolStatus {
+  tool: string;
+  status: 'new' | 'changed';
+  sha256: string;
+  approvedSha256?: string;
+  /** Kinds of the description scanner's findings. */
+  findings: string[];
+  seenAt: string;
+}
+
+export type McpServerStatus = CommonStatus & { sidecars?: number; pendingTools?: PendingToolStatus[] };
 export type McpServer = CustomResource<McpServerSpec, McpServerStatus>;
 
 export interface McpPolicySpec {
