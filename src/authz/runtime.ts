@@ -16,6 +16,7 @@ import { version } from '../cli/version.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Authorizer, type CheckDeps } from './check.js';
 import type { AuthzConfig } from './config.js';
+import { resolvePointerKey } from '../bundle/policy-keys.js';
 import { PendingCalls, type PendingCall } from './pending.js';
 import { SessionOwners } from './sessions.js';
 import { openBudgetGate, type OpenedBudgets } from '../budget/open.js';
@@ -60,7 +61,9 @@ async function policySource(cfg: AuthzConfig, holder: PolicyHolder, link: NatsLi
     const keys = await loadVerificationKeys(p.nats.verificationKey);
     if (!link) throw new Error('policy from NATS needs a NATS URL: give --nats URL');
     // The highest revision accepted survives restarts: a pointer moved back is refused after one too.
-    return new NatsBundleSource({ holder, nats: link, keys, loadOptions, stateFile: join(cfg.stateDir, 'policy-revision.json'), ...(p.nats.pointerKey ? { pointerKey: p.nats.pointerKey } : {}) });
+    // `auto`: the key the injector named for this pod's server (docs/kubernetes.md, MCPPolicy).
+    const pointerKey = resolvePointerKey(p.nats.pointerKey, process.env);
+    return new NatsBundleSource({ holder, nats: link, keys, loadOptions, stateFile: join(cfg.stateDir, 'policy-revision.json'), ...(pointerKey ? { pointerKey } : {}) });
   }
   return new HttpBundleSource({ holder, url: p.bundleUrl!, loadOptions, ...(p.bundleKey ? { keys: await loadVerificationKeys(p.bundleKey) } : {}) });
 }

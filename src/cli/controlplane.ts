@@ -60,8 +60,16 @@ ${NATS_FLAGS_USAGE}
   --xds-key FILE       its private key (PEM)                                 } unless
   --mesh-ca FILE       CA that every sidecar's client certificate must       } --no-xds
                        chain to (PEM)                                        }
-  --registrations FILE YAML of the sidecars to serve, by SPIFFE identity     }
-                       (watched; docs/xds.md#registrations)
+  --registrations FILE YAML of the sidecars to serve, by SPIFFE identity     } or
+                       (watched; docs/xds.md#registrations)                  }
+  --registrations-from-kube  derive the registrations from the API server instead: every pod
+                       with the tollgate.dev/injected annotation is served as node
+                       <namespace>/<pod>, identity spiffe://<td>/ns/<ns>/sa/<service account>,
+                       upstream, ports and authz from its spec and annotations, resource URL
+                       from its MCPServer; the workload certificate's CN must name that pod.
+                       Deleted or finished pods lose theirs at once. Reaches the API server
+                       like --apiserver below (its service account must list and watch pods
+                       and mcpservers)
   --trust-domain TD    SPIFFE trust domain of sidecar identities (default tollgate.local)
   --forget-after DUR   drop a sidecar's snapshot this long after its last stream ended
                        (default 60s)
@@ -75,7 +83,8 @@ ${NATS_FLAGS_USAGE}
                        control plane's service account needs system:auth-delegator). Serves with
                        --xds-cert/--xds-key; signs with the CA in --ca-dir (docs/security.md)
   --ca-dir DIR         directory with the mesh CA (ca.crt, ca.key) for --workload-certs
-  --apiserver URL      API server for TokenReview (default: in-cluster)
+  --apiserver URL      API server for TokenReview and --registrations-from-kube (default:
+                       in-cluster)
   --apiserver-token F  bearer token file for it        } default: the pod's own service
   --apiserver-ca F     its CA certificate (PEM)        } account credentials
   --no-xds             do not serve xDS (bundles only)
@@ -126,6 +135,12 @@ function durationMs(flag: string, v: string | undefined, dflt: number): number {
   return ms;
 }
 
+/** --apiserver and its credentials, or null: in-cluster. */
+function apiAccessFlags(values: { apiserver?: string; 'apiserver-token'?: string; 'apiserver-ca'?: string }): { server: string; tokenFile?: string; caFile?: string } | null {
+  if (!values.apiserver) return null;
+  return { server: values.apiserver, ...(values['apiserver-token'] ? { tokenFile: values['apiserver-token'] } : {}), ...(values['apiserver-ca'] ? { caFile: values['apiserver-ca'] } : {}) };
+}
+
 async function serve(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(argv, {
     policies: { type: 'string' },
@@ -134,6 +149,7 @@ async function serve(argv: string[]): Promise<number> {
     'xds-listen': { type: 'string' }, 'no-xds': { type: 'boolean' }, issuer: { type: 'string' }, authz: { type: 'string' },
     'authz-timeout': { type: 'string' }, 'sidecar-config': { type: 'string' },
     'xds-cert': { type: 'string' }, 'xds-key': { type: 'string' }, 'mesh-ca': { type: 'string' }, registrations: { type: 'string' },
+    'registrations-from-kube': { type: 'boolean' },
     'trust-domain': { type: 'string' }, 'forget-after': { type: 'string' }, 'metrics-listen': { type: 'string' },
     'otel-collector': { type: 'string' }, 'otel-sample-percent': { type: 'string' },
     'workload-certs': { type: 'string' }, 'ca-dir': { type: 'string' }, apiserver: { type: 'string' }, 'apiserver-token': { type: 'string' },
@@ -160,15 +176,19 @@ async function serve(argv: string[]): Promise<number> {
     throw new UsageError('--workload-certs needs --ca-dir and the xDS certificate flags (not --no-xds or --once)');
   }
   if (values['metrics-listen'] && values.once) throw new UsageError('--metrics-listen serves a running control plane\'s metrics; it cannot be combined with --once');
+  const fromKube = values['registrations-from-kube'] ?? false;
   if (!values['no-xds'] && !values.once) {
-    const missing = ['xds-cert', 'xds-key', 'mesh-ca', 'registrations'].filter((f) => !values[f as 'xds-cert']);
+    if (fromKube && values.registrations) throw new UsageError('give --registrations FILE or --registrations-from-kube, not both');
+    const needed: ('xds-cert' | 'xds-key' | 'mesh-ca' | 'registrations')[] = ['xds-cert', 'xds-key', 'mesh-ca', ...(fromKube ? [] : ['registrations' as const])];
+    const missing = needed.filter((f) => !values[f as 'xds-cert']);
     if (missing.length) {
-      throw new UsageError(`xDS is served over mTLS only: give ${missing.map((f) => `--${f}`).join(', ')} (or --no-xds); see docs/security.md`);
+      const what = missing.map((f) => (f === 'registrations' ? '--registrations (or --registrations-from-kube)' : `--${f}`));
+      throw new UsageError(`xDS is served over mTLS only: give ${what.join(', ')} (or --no-xds); see docs/security.md`);
     }
-    for (const f of ['xds-cert', 'xds-key', 'mesh-ca', 'registrations'] as const) {
+    for (const f of needed) {
       if (!existsSync(values[f] as string)) throw new UsageError(`--${f}: ${values[f]} does not exist`);
     }
-  }
+  } else if (fromKube) throw new UsageError('--registrations-from-kube configures xDS: it cannot be combined with --no-xds or --once');
   const signingKey = await loadSigningKey(values['signing-key'], values['key-id'] !== undefined ? { kid: values['key-id'] } : {});
   const settings = natsSettingsFromFlags(values, 'nats://127.0.0.1:4222')!;
   const replicas = values.replicas === undefined ? 1 : Number(values.replicas);
@@ -242,6 +262,7 @@ async function serve(argv: string[]): Promise<number> {
     return failed ? 1 : 0;
   }
   let xds: import('../controlplane/xds.js').SidecarXds | null = null;
+  let kubeRegs: import('../k8s/registration-watch.js').KubeRegistrations | null = null;
   let admin: import('../metrics/http.js').AdminHttpServer | null = null;
   if (!values['no-xds']) {
     const { SidecarXds } = await import('../controlplane/xds.js');
@@ -249,7 +270,7 @@ async function serve(argv: string[]): Promise<number> {
     xds = await SidecarXds.start({
       host: listen.host, port: listen.port, configFile: values['sidecar-config'], log,
       tls: { cert: values['xds-cert'] as string, key: values['xds-key'] as string, ca: values['mesh-ca'] as string },
-      trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, registrationsFile: values.registrations as string,
+      trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, ...(values.registrations ? { registrationsFile: values.registrations } : {}),
       forgetAfterMs: durationMs('forget-after', values['forget-after'], 60_000),
       defaults: {
         authz: parseHostPort(values.authz ?? '127.0.0.1:9191'), authzTimeoutMs: durationMs('authz-timeout', values['authz-timeout'], 1000),
@@ -258,6 +279,15 @@ async function serve(argv: string[]): Promise<number> {
       },
     });
     log(`xDS (ADS) listening on ${xds.ads.address}`);
+    if (fromKube) {
+      const { KubeRegistrations } = await import('../k8s/registration-watch.js');
+      const { kubeConfigFor } = await import('../k8s/kubeconfig.js');
+      const registry = xds.registry;
+      kubeRegs = await KubeRegistrations.start({
+        kc: kubeConfigFor(apiAccessFlags(values)), trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, listenHost: '0.0.0.0',
+        apply: (regs) => registry.setRegistrations(regs), log,
+      });
+    }
   }
   if (values['metrics-listen']) {
     const { Registry } = await import('prom-client');
@@ -283,8 +313,9 @@ async function serve(argv: string[]): Promise<number> {
     const wc = await import('../controlplane/workload-certs.js');
     const { LocalPki } = await import('../pki/index.js');
     const { readFileSync } = await import('node:fs');
-    const access = values.apiserver
-      ? { server: values.apiserver, token: values['apiserver-token'] ? readFileSync(values['apiserver-token'], 'utf8').trim() : '', ca: values['apiserver-ca'] ? readFileSync(values['apiserver-ca'], 'utf8') : '' }
+    const flags = apiAccessFlags(values);
+    const access = flags
+      ? { server: flags.server, token: flags.tokenFile ? readFileSync(flags.tokenFile, 'utf8').trim() : '', ca: flags.caFile ? readFileSync(flags.caFile, 'utf8') : '' }
       : wc.inClusterAccess();
     const at = parseHostPort(values['workload-certs']);
     certServer = await wc.WorkloadCertServer.start({
@@ -300,6 +331,7 @@ async function serve(argv: string[]): Promise<number> {
   await cp.stop();
   await certServer?.close();
   await admin?.close();
+  await kubeRegs?.stop();
   await xds?.stop();
   await link.close();
   return 0;

@@ -1,13 +1,13 @@
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
-import { connect } from '@nats-io/transport-node';
-import { loadSigningKey } from '../controlplane/keys.js';
+import { loadSigningKey, loadVerificationKeys } from '../controlplane/keys.js';
 import { KubeClient } from '../operator/kube-client.js';
 import { Operator } from '../operator/operator.js';
 import { createLogger } from '../util/log.js';
 import { parseHostPort } from '../util/net.js';
 import { parseCommandArgs, parseDuration } from './args.js';
+import { NATS_FLAGS, NATS_FLAGS_USAGE, natsSettingsFromFlags } from './nats-flags.js';
 import { INJECTION_FLAGS, injectionOptions, toInjectOptions } from './inject.js';
 import { UsageError, type Command } from './types.js';
 
@@ -29,7 +29,10 @@ Every object gets a finalizer, conditions (Ready; Exhausted on budgets), observe
 Events. See docs/kubernetes.md.
 
   --signing-key FILE     bundle signing key, as for \`tollgate controlplane serve\` (required)
-  --nats URL             NATS server(s), comma-separated (default nats://127.0.0.1:4222)
+${NATS_FLAGS_USAGE}
+                         (default nats://127.0.0.1:4222). With a secured NATS, give the operator
+                         its own certificate (role kube-operator, docs/security.md): it may publish
+                         only under mcppolicy.* pointer keys and the budget definitions
   --kubeconfig FILE      kubeconfig to use (default: in-cluster service account, else
                          $KUBECONFIG or ~/.kube/config)
   --namespace NS         namespace of the leader-election Lease (default $POD_NAMESPACE, else
@@ -37,7 +40,10 @@ Events. See docs/kubernetes.md.
   --system-namespace NS  namespace of the control plane and NATS, which operator-run servers'
                          NetworkPolicies let the sidecars reach (default tollgate-system)
   --identity ID          this replica's name in the Lease (default $POD_NAME, else host-pid)
-  --resync DUR           re-reconcile everything this often (default 30s)
+  --resync DUR           re-reconcile everything this often (default 30s); MCPServer status
+                         (pending tool changes, from the tool-pinning buckets) is this fresh
+  --pin-approver-key F   approver public key(s), PEM or JWK: only pins that verify count in
+                         MCPServer status (default: pins read unverified, display only)
   --health-listen H:P    GET /healthz (the process runs) and /readyz (NATS connected) for the
                          kubelet's probes (default 0.0.0.0:8081; "off" disables)
 
@@ -49,9 +55,9 @@ export const operatorCommand: Command = {
   summary: 'Reconcile MCPServer, MCPPolicy and TokenBudget objects (leader-elected)',
   async run(argv: string[]): Promise<number> {
     const { values } = parseCommandArgs(argv, {
-      'signing-key': { type: 'string' }, nats: { type: 'string' }, kubeconfig: { type: 'string' },
+      'signing-key': { type: 'string' }, ...NATS_FLAGS, kubeconfig: { type: 'string' },
       namespace: { type: 'string' }, 'system-namespace': { type: 'string' }, identity: { type: 'string' }, resync: { type: 'string' },
-      'health-listen': { type: 'string' },
+      'health-listen': { type: 'string' }, 'pin-approver-key': { type: 'string' },
       ...injectionOptions,
     });
     if (values.help) {
@@ -76,10 +82,14 @@ export const operatorCommand: Command = {
     if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
     else kc.loadFromDefault();
     if (!kc.getCurrentCluster()) throw new UsageError('no Kubernetes cluster configured: pass --kubeconfig FILE or run in a pod');
-    const natsUrl = values.nats ?? 'nats://127.0.0.1:4222';
-    const nc = await connect({ servers: natsUrl.split(','), name: 'tollgate-operator', maxReconnectAttempts: -1, waitOnFirstConnect: true, timeout: 5000 })
-      .catch((e: Error) => { throw new Error(`cannot reach NATS at ${natsUrl}: ${e.message}`); });
+    const settings = natsSettingsFromFlags(values, 'nats://127.0.0.1:4222')!;
+    const natsUrl = settings.servers.join(',');
+    const { NatsLink } = await import('../nats/connect.js');
+    const link = NatsLink.open(settings, { name: 'tollgate-operator' });
+    const nc = await link.ready(60_000).catch(async (e: Error) => { await link.close(); throw new Error(`cannot reach NATS at ${natsUrl}: ${e.message}`); });
+    const pinApproverKeys = values['pin-approver-key'] ? (await loadVerificationKeys(values['pin-approver-key'])).map((k) => ({ key: k.key, kid: k.kid, alg: k.alg })) : undefined;
     const operator = new Operator({
+      ...(pinApproverKeys ? { pinApproverKeys } : {}),
       kube: new KubeClient(kc), nats: nc, signingKey, resyncMs,
       mesh: { systemNamespace: values['system-namespace'] ?? 'tollgate-system', inject },
       leaseNamespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'tollgate-system',
@@ -94,7 +104,7 @@ export const operatorCommand: Command = {
     });
     if (probes && health) await new Promise<void>((resolve, reject) => { probes.once('error', reject); probes.listen(health.port, health.host, resolve); });
     operator.start();
-    log.info({ cluster: kc.getCurrentCluster()?.server, nats: natsUrl }, 'operator started; campaigning for the Lease');
+    log.info({ cluster: kc.getCurrentCluster()?.server, nats: natsUrl, tls: settings.tls !== null && settings.tls !== undefined }, 'operator started; campaigning for the Lease');
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
@@ -102,7 +112,7 @@ export const operatorCommand: Command = {
     log.info({ signal }, 'shutting down: giving up the Lease');
     await operator.stop();
     probes?.close();
-    await nc.close();
+    await link.close();
     return 0;
   },
 };

@@ -2,10 +2,11 @@ import { openNats, type NatsLink } from '../nats/connect.js';
 import { NATS_FLAGS, natsSettingsFromFlags, type NatsFlagValues } from './nats-flags.js';
 import { Kvm, type KV } from '@nats-io/kv';
 import { loadSigningKey, loadVerificationKeys } from '../controlplane/keys.js';
-import { PIN_SCHEMA, signStatement, verifyEntry, type PinEntry, type PinStatement } from '../pins/approval.js';
-import { PINS_BUCKET, SEEN_BUCKET, parseToolKey, toolKey } from '../pins/buckets.js';
+import { PIN_SCHEMA, signStatement, type PinEntry, type PinStatement } from '../pins/approval.js';
+import { PINS_BUCKET, SEEN_BUCKET, toolKey } from '../pins/buckets.js';
 import { definitionHash, type ToolDefinition } from '../pins/definition.js';
 import { definitionDiff, pendingTools, visible, type PinnedTool, type SeenTool } from '../pins/review.js';
+import { readPinned, readSeen } from '../pins/read.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError } from './types.js';
 
@@ -51,45 +52,9 @@ async function open(flags: NatsFlagValues): Promise<Opened> {
   }
 }
 
-async function entries<T>(kv: KV, parse: (key: string, value: unknown) => T | null): Promise<T[]> {
-  const out: T[] = [];
-  for await (const key of await kv.keys()) {
-    const e = await kv.get(key);
-    if (!e || e.operation !== 'PUT') continue;
-    let v: unknown;
-    try { v = e.json(); } catch { continue; }
-    const x = parse(key, v);
-    if (x) out.push(x);
-  }
-  return out;
-}
-
-const seenOf = (_key: string, v: unknown): SeenTool | null => {
-  const s = v as SeenTool;
-  return s && typeof s.server === 'string' && typeof s.tool === 'string' && typeof s.sha256 === 'string' ? s : null;
-};
-
 async function pinned(kv: KV, verifyKey: string | undefined): Promise<PinnedTool[]> {
   const keys = verifyKey ? (await loadVerificationKeys(verifyKey)).map((k) => ({ key: k.key, kid: k.kid, alg: k.alg })) : null;
-  const raw = await entries(kv, (key, v) => ({ key, v }));
-  const out: PinnedTool[] = [];
-  for (const { key, v } of raw) {
-    const where = parseToolKey(key);
-    if (!where) continue;
-    const e = v as PinEntry;
-    if (keys) {
-      const r = await verifyEntry(e, where.server, where.tool, keys);
-      if (!r.ok || !r.pin) continue; // does not verify, or a revocation: not a pin
-      out.push({ server: where.server, tool: where.tool, sha256: r.pin.sha256, definition: r.pin.definition, approver: r.pin.approver, at: r.pin.approved_at });
-    } else {
-      // Without keys, read the statement unverified (display only; authz verifies before enforcing).
-      try {
-        const s = JSON.parse(Buffer.from(e.jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as PinStatement;
-        if (s.action === 'approve') out.push({ server: where.server, tool: where.tool, sha256: s.sha256, definition: e.definition, approver: s.approver, at: s.at });
-      } catch { /* unreadable entry: not a pin */ }
-    }
-  }
-  return out;
+  return readPinned(kv, keys);
 }
 
 function required(v: string | undefined, flag: string): string {
@@ -100,7 +65,7 @@ function required(v: string | undefined, flag: string): string {
 type Out = (s: string) => void;
 
 async function pending(o: Opened, v: Record<string, unknown>, out: Out): Promise<number> {
-  const seen = (await entries(o.seen, seenOf)).filter((s) => !v.server || s.server === v.server);
+  const seen = await readSeen(o.seen, v.server as string | undefined);
   const list = pendingTools(seen, await pinned(o.pins, v['verify-key'] as string | undefined));
   if (v.json) { out(JSON.stringify(list, null, 2) + '\n'); return 0; }
   if (list.length === 0) { out('No tool awaits review: every tool the servers offer matches its pin.\n'); return 0; }

@@ -24,6 +24,11 @@ export interface PublisherOptions {
   maxAttempts?: number;
   /** JetStream replicas of the buckets this creates (1, or 3 on a cluster). */
   replicas?: number;
+  /**
+   * false: open the buckets the control plane created, never create them (a credential that may
+   * publish under some pointer keys but not manage streams: the Kubernetes operator).
+   */
+  create?: boolean;
 }
 
 /** Thrown when the pointer moved underneath us (another control plane published). */
@@ -64,7 +69,15 @@ export class BundlePublisher {
       keep: Math.max(2, options.keep ?? 20),
       maxAttempts: options.maxAttempts ?? 5,
       replicas: options.replicas ?? 1,
+      create: options.create ?? true,
     };
+    if (!opts.create) {
+      try {
+        return new BundlePublisher(await new Kvm(nc).open(opts.kvBucket), await new Objm(nc).open(opts.objectBucket), opts);
+      } catch (e) {
+        throw new Error(`cannot open the bundle buckets ${opts.kvBucket}/${opts.objectBucket} (${(e as Error).message}): the control plane creates them; start it first`);
+      }
+    }
     const kv = await new Kvm(nc).create(opts.kvBucket, { history: 10, replicas: opts.replicas, description: 'Tollgate policy bundle pointers' });
     const store = await new Objm(nc).create(opts.objectBucket, { replicas: opts.replicas, description: 'Tollgate signed policy bundles' });
     return new BundlePublisher(kv, store, opts);

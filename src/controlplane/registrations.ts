@@ -12,8 +12,14 @@ import { parseHostPort } from '../util/net.js';
 export interface SidecarRegistration {
   /** SPIFFE ID the sidecar's client certificate must carry. */
   identity: string;
-  /** The only node id this identity may connect as. */
+  /** The node id this registration is served to (an identity may hold several: one per pod). */
   nodeId: string;
+  /**
+   * The client certificate must also name this node id as its subject CN, as the control plane's
+   * workload certificates do (`<namespace>/<pod>`, from the pod-bound token): set for
+   * registrations derived from pods, so a pod cannot take a sibling's node id.
+   */
+  podBound?: boolean;
   server: string;
   /** Must be the namespace of `identity`: a workload cannot be the sidecar of another namespace. */
   namespace: string;

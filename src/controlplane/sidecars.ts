@@ -41,16 +41,46 @@ export function specFromRegistration(r: SidecarRegistration, d: SidecarDefaults)
   };
 }
 
+/** Registrations indexed for admission: by node id, and each identity's node ids (for messages). */
+export interface RegistrationIndex {
+  byNode: ReadonlyMap<string, SidecarRegistration>;
+  nodesOf: ReadonlyMap<string, readonly string[]>;
+}
+
+export function indexRegistrations(list: readonly SidecarRegistration[]): RegistrationIndex {
+  const byNode = new Map<string, SidecarRegistration>();
+  const nodesOf = new Map<string, string[]>();
+  for (const r of list) {
+    byNode.set(r.nodeId, r);
+    const nodes = nodesOf.get(r.identity) ?? [];
+    nodes.push(r.nodeId);
+    nodesOf.set(r.identity, nodes);
+  }
+  return { byNode, nodesOf };
+}
+
+function listNodes(nodes: readonly string[]): string {
+  const shown = nodes.slice(0, 3).map((n) => `"${n}"`).join(', ');
+  return nodes.length > 3 ? `${shown} and ${nodes.length - 3} more` : shown;
+}
+
 /**
- * Pure: whether a node with this verified identity may be served, and under which cache key (its
- * identity, so one workload can never write another's snapshot). Throws NodeRefused.
+ * Pure: whether a node with this verified identity may be served, and from which registration (the
+ * one of its node id, which must belong to its certificate's identity — and, for pod-bound
+ * registrations, name the certificate's pod). Its node id is then its cache key, so one workload
+ * can never write another's snapshot. Throws NodeRefused.
  */
-export function admitNode(node: NodeInfo, peer: PeerIdentity | null, regs: ReadonlyMap<string, SidecarRegistration>): SidecarRegistration {
+export function admitNode(node: NodeInfo, peer: PeerIdentity | null, regs: RegistrationIndex): SidecarRegistration {
   if (!peer) throw new NodeRefused('no_certificate', 'a client certificate issued by the mesh CA is required');
-  const reg = regs.get(peer.spiffeId);
-  if (!reg) throw new NodeRefused('not_registered', `no sidecar is registered for ${peer.spiffeId} (node id "${node.id}")`);
-  if (node.id !== reg.nodeId) {
-    throw new NodeRefused('node_id_mismatch', `node id "${node.id}" does not match the certificate's identity ${peer.spiffeId}, which is registered as node "${reg.nodeId}"`);
+  const reg = regs.byNode.get(node.id);
+  if (!reg || reg.identity !== peer.spiffeId) {
+    const own = regs.nodesOf.get(peer.spiffeId);
+    if (!own?.length) throw new NodeRefused('not_registered', `no sidecar is registered for ${peer.spiffeId} (node id "${node.id}")`);
+    const which = own.length === 1 ? `node ${listNodes(own)}` : `nodes ${listNodes(own)}`;
+    throw new NodeRefused('node_id_mismatch', `node id "${node.id}" does not match the certificate's identity ${peer.spiffeId}, which is registered as ${which}`);
+  }
+  if (reg.podBound && peer.commonName !== node.id) {
+    throw new NodeRefused('node_id_mismatch', `node id "${node.id}" belongs to another pod: the certificate was issued to "${peer.commonName ?? '(no CN)'}"`);
   }
   return reg;
 }
@@ -60,15 +90,18 @@ export interface SidecarRegistryOptions {
   forgetAfterMs?: number;
   onError?: (key: string, message: string) => void;
   onForget?: (key: string) => void;
+  /** A registration was withdrawn while its sidecar may still be connected: end its streams. */
+  onWithdraw?: (key: string) => void;
 }
 
 /**
- * One snapshot per connected, registered identity. A snapshot is built when the identity's first
- * stream is admitted, rebuilt when the defaults or its registration change, and dropped once no
- * stream of that identity has been open for `forgetAfterMs`.
+ * One snapshot per connected, registered node. A snapshot is built when the node's first stream
+ * is admitted, rebuilt when the defaults or its registration change, dropped once no stream of
+ * that node has been open for `forgetAfterMs`, and dropped at once (streams ended) when its
+ * registration is withdrawn.
  */
 export class SidecarRegistry {
-  private registrations = new Map<string, SidecarRegistration>();
+  private registrations: RegistrationIndex = indexRegistrations([]);
   /** Open streams per cache key. */
   private readonly open = new Map<string, number>();
   private readonly forgetTimers = new Map<string, NodeJS.Timeout>();
@@ -80,13 +113,13 @@ export class SidecarRegistry {
 
   get current(): SidecarDefaults { return this.defaults; }
 
-  /** Identities with a snapshot (connected, or disconnected within the grace period). */
+  /** Node ids with a snapshot (connected, or disconnected within the grace period). */
   get known(): string[] { return [...this.served]; }
 
   /** For AdsServer's admit hook. */
   readonly admit = (node: NodeInfo, peer: PeerIdentity | null): string => {
     const reg = admitNode(node, peer, this.registrations);
-    const key = reg.identity;
+    const key = reg.nodeId;
     const t = this.forgetTimers.get(key);
     if (t) { clearTimeout(t); this.forgetTimers.delete(key); }
     this.open.set(key, (this.open.get(key) ?? 0) + 1);
@@ -105,20 +138,23 @@ export class SidecarRegistry {
     this.forgetTimers.set(key, timer);
   };
 
+  /** Registrations in force now; node ids must be unique. */
+  get registered(): SidecarRegistration[] { return [...this.registrations.byNode.values()]; }
+
   setRegistrations(list: readonly SidecarRegistration[]): void {
-    this.registrations = new Map(list.map((r) => [r.identity, r]));
+    const before = this.registrations;
+    this.registrations = indexRegistrations(list);
     for (const key of this.known) {
-      const reg = this.registrations.get(key);
-      // A registration withdrawn: nothing more is served to that identity.
-      if (!reg) this.cache.clearSnapshot(key);
-      else this.render(reg);
+      const reg = this.registrations.byNode.get(key);
+      if (reg && reg.identity === before.byNode.get(key)?.identity) this.render(reg);
+      else this.withdraw(key);
     }
   }
 
   update(patch: Partial<SidecarDefaults>): void {
     this.defaults = { ...this.defaults, ...patch };
     for (const key of this.known) {
-      const reg = this.registrations.get(key);
+      const reg = this.registrations.byNode.get(key);
       if (reg) this.render(reg);
     }
   }
@@ -129,10 +165,24 @@ export class SidecarRegistry {
     this.forgetTimers.clear();
   }
 
+  /**
+   * Nothing more is served to that node, and it is forgotten now: its pod is gone (or its node id
+   * now belongs to another identity), so there is nothing to keep for a reconnect.
+   */
+  private withdraw(key: string): void {
+    const t = this.forgetTimers.get(key);
+    if (t) { clearTimeout(t); this.forgetTimers.delete(key); }
+    this.served.delete(key);
+    this.errors.delete(key);
+    this.cache.clearSnapshot(key);
+    if (this.open.has(key)) this.opts.onWithdraw?.(key);
+    this.opts.onForget?.(key);
+  }
+
   private forget(key: string): void {
     this.forgetTimers.delete(key);
     if (this.open.has(key)) return;
-    this.served.delete(key);
+    if (!this.served.delete(key)) return; // already withdrawn
     this.cache.clearSnapshot(key);
     this.errors.delete(key);
     this.opts.onForget?.(key);
@@ -140,13 +190,13 @@ export class SidecarRegistry {
 
   private render(reg: SidecarRegistration): void {
     try {
-      this.cache.setSnapshot(reg.identity, makeSnapshot(sidecarResources(specFromRegistration(reg, this.defaults), 'ads')));
-      this.errors.delete(reg.identity);
+      this.cache.setSnapshot(reg.nodeId, makeSnapshot(sidecarResources(specFromRegistration(reg, this.defaults), 'ads')));
+      this.errors.delete(reg.nodeId);
     } catch (e) {
       // No snapshot: that Envoy stays un-ready and serves nothing, rather than serving unguarded.
       const message = (e as Error).message;
-      this.errors.set(reg.identity, message);
-      this.opts.onError?.(reg.identity, message);
+      this.errors.set(reg.nodeId, message);
+      this.opts.onError?.(reg.nodeId, message);
     }
   }
 }

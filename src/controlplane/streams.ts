@@ -4,6 +4,7 @@ import { createBudgetBuckets } from '../budget/nats-store.js';
 import { resolveDecisionLogConfig } from '../decisionlog/config.js';
 import { ensureDecisionStream } from '../decisionlog/nats-sink.js';
 import { ensurePinBuckets } from './pins.js';
+import { BundlePublisher } from './publisher.js';
 
 /**
  * The control plane creates every stream and bucket of the mesh at start, with the settings the
@@ -16,4 +17,7 @@ export async function provisionStreams(nc: NatsConnection, warn: (m: string) => 
   const log = resolveDecisionLogConfig({ dir: '/unused', nats: { url: 'nats://unused:4222' } }).nats!;
   await ensureDecisionStream(nc, { ...log, replicas }, warn);
   await ensurePinBuckets(nc, replicas);
+  // The bundle buckets too (default names): the Kubernetes operator publishes MCPPolicy bundles
+  // into them and may only open them.
+  await BundlePublisher.open(nc, { replicas });
 }

@@ -57,8 +57,11 @@ export interface SidecarXdsOptions {
   tls: CertFiles;
   /** Trust domain of the SPIFFE IDs sidecars must carry. */
   trustDomain: string;
-  /** Watched YAML of sidecar registrations (controlplane/registrations.ts); the only source of sidecar config. */
-  registrationsFile: string;
+  /**
+   * Watched YAML of sidecar registrations (controlplane/registrations.ts). Unset: the caller feeds
+   * `registry.setRegistrations` (registrations derived from the API server); until then none.
+   */
+  registrationsFile?: string;
   /** Watched YAML file of sidecar defaults; a change is pushed to every sidecar. */
   configFile?: string;
   /** How long a disconnected sidecar's snapshot is kept (default 60 s). */
@@ -89,25 +92,31 @@ export class SidecarXds {
     const log = o.log ?? (() => undefined);
     const base = o.defaults;
     const initial = o.configFile ? parseSidecarConfig(readFileSync(o.configFile, 'utf8'), o.configFile, base) : base;
-    const regs = parseRegistrations(readFileSync(o.registrationsFile, 'utf8'), o.registrationsFile);
+    const file = o.registrationsFile;
+    const regs = file ? parseRegistrations(readFileSync(file, 'utf8'), file) : [];
     const cache = new SnapshotCache();
+    let ads: AdsServer | null = null;
     const registry = new SidecarRegistry(cache, initial, {
       forgetAfterMs: o.forgetAfterMs,
       onError: (key, msg) => log(`xds: no config for ${key}: ${msg}`),
-      onForget: (key) => log(`xds: forgot ${key} (disconnected for longer than the grace period)`),
+      onForget: (key) => log(`xds: forgot ${key}`),
+      onWithdraw: (key) => { ads?.endStreams(key, `the registration of node "${key}" was withdrawn`); },
     });
     registry.setRegistrations(regs);
-    const ads = await AdsServer.start({
+    ads = await AdsServer.start({
       host: o.host, port: o.port, cache, tls: { ...o.tls, trustDomain: o.trustDomain },
       admit: registry.admit, onStreamEnd: registry.streamEnded,
       logger: { info: () => undefined, warn: (obj, msg) => log(`${msg} ${JSON.stringify(obj)}`) },
     });
-    const files = [o.registrationsFile];
-    watchYaml(o.registrationsFile, (t) => registry.setRegistrations(parseRegistrations(t, o.registrationsFile)), log, 'sidecar registrations');
-    if (o.configFile) {
-      const file = o.configFile;
+    const files: string[] = [];
+    if (file) {
       files.push(file);
-      watchYaml(file, (t) => registry.update(parseSidecarConfig(t, file, base)), log, 'sidecar defaults');
+      watchYaml(file, (t) => registry.setRegistrations(parseRegistrations(t, file)), log, 'sidecar registrations');
+    }
+    if (o.configFile) {
+      const cfg = o.configFile;
+      files.push(cfg);
+      watchYaml(cfg, (t) => registry.update(parseSidecarConfig(t, cfg, base)), log, 'sidecar defaults');
     }
     log(`xds: ADS (mTLS, ${regs.length} registered sidecar(s)) listening on ${ads.address}`);
     return new SidecarXds(ads, registry, files);

@@ -146,6 +146,48 @@ function hasSidecar(spec: PodSpec): string | undefined {
   return allContainers(spec).map((c) => c.name).find((n) => n === ENVOY_CONTAINER || n === AUTHZ_CONTAINER || n === IDENTITY_CONTAINER);
 }
 
+/** What the pod's own spec and annotations say about its sidecar: the facts a registration is built from too. */
+export interface SidecarFacts {
+  server: string;
+  mcpPort: number;
+  mcpPath: string;
+  upstreamPort: number;
+  authz: AuthzPlacement;
+}
+
+function resolveFacts(meta: PodLike['metadata'] & object, spec: PodSpec, opts: InjectOptions, fail: (m: string) => never): SidecarFacts {
+  const annotations = meta.annotations ?? {};
+  const server = resolveServer(meta, annotations, opts);
+  if (!server) fail(`cannot tell the MCP server's name: set the ${Annotation.server} annotation or the ${APP_NAME_LABEL} label`);
+  const mcpPath = annotations[Annotation.mcpPath] ?? DEFAULT_MCP_PATH;
+  if (!/^\/[^?#]*[^?#/]$/.test(mcpPath)) fail(`${Annotation.mcpPath} "${mcpPath}" must start with "/", not end with "/", and have no "?" or "#"`);
+  const mcpPortRaw = annotations[Annotation.mcpPort];
+  return {
+    server,
+    mcpPort: mcpPortRaw === undefined ? DEFAULT_MCP_PORT : parsePort(mcpPortRaw, Annotation.mcpPort, fail),
+    mcpPath,
+    upstreamPort: resolveUpstreamPort(spec, annotations, fail),
+    authz: resolveAuthz(annotations, opts, fail),
+  };
+}
+
+/**
+ * The sidecar facts of a pod that was already injected, read back from its spec and annotations
+ * the same way the injector read them (its own containers left out). Throws InjectionError.
+ */
+export function injectedPodFacts(pod: PodLike, opts: InjectOptions = {}): SidecarFacts {
+  const meta = pod.metadata ?? {};
+  const label = `${meta.namespace ?? opts.namespace ?? 'default'}/${meta.name ?? '(unnamed)'}`;
+  const fail = (m: string): never => { throw new InjectionError(label, m); };
+  const spec = pod.spec;
+  if (!spec || !Array.isArray(spec.containers)) return fail('has no containers');
+  const ours = new Set([ENVOY_CONTAINER, AUTHZ_CONTAINER, IDENTITY_CONTAINER]);
+  const own = { ...spec, containers: spec.containers.filter((c) => !ours.has(c.name)) };
+  // The webhook saw a controller's pod before the API server named it: only its generateName.
+  const asAdmitted = meta.generateName ? { ...meta, name: undefined } : meta;
+  return resolveFacts(asAdmitted, own, opts, fail);
+}
+
 /** Decides everything about the pod, or says why it is skipped (a string), or throws InjectionError. */
 export function planInjection(pod: PodLike, opts: InjectOptions = {}): SidecarPlan | string {
   const meta = pod.metadata ?? {};
@@ -166,22 +208,11 @@ export function planInjection(pod: PodLike, opts: InjectOptions = {}): SidecarPl
   if (spec.hostNetwork) fail(`uses hostNetwork, so its sidecar ports would clash with other pods on the node: opt it out with ${Annotation.inject}: "${OPT_OUT_VALUE}"`);
   if (!podName) fail('has neither metadata.name nor metadata.generateName');
 
-  const server = resolveServer(meta, annotations, opts);
-  if (!server) fail(`cannot tell the MCP server's name: set the ${Annotation.server} annotation or the ${APP_NAME_LABEL} label`);
-  const mcpPathRaw = annotations[Annotation.mcpPath];
-  const mcpPath = mcpPathRaw ?? DEFAULT_MCP_PATH;
-  if (!/^\/[^?#]*[^?#/]$/.test(mcpPath)) fail(`${Annotation.mcpPath} "${mcpPath}" must start with "/", not end with "/", and have no "?" or "#"`);
-  const mcpPortRaw = annotations[Annotation.mcpPort];
   const version = opts.version ?? tollgateVersion;
-
   const plan: SidecarPlan = {
     namespace,
     podName,
-    server,
-    mcpPort: mcpPortRaw === undefined ? DEFAULT_MCP_PORT : parsePort(mcpPortRaw, Annotation.mcpPort, fail),
-    mcpPath,
-    upstreamPort: resolveUpstreamPort(spec, annotations, fail),
-    authz: resolveAuthz(annotations, opts, fail),
+    ...resolveFacts(meta, spec, opts, fail),
     sidecarMode: opts.sidecarMode ?? 'native',
     controlPlane: opts.controlPlane ?? { ...DEFAULT_CONTROL_PLANE },
     envoyImage: opts.envoyImage ?? DEFAULT_ENVOY_IMAGE,

@@ -1,3 +1,4 @@
+import { POINTER_KEY_ENV, serverPointerKey } from '../bundle/policy-keys.js';
 import { adsBootstrap, type NodeMetadata } from '../envoy/bootstrap.js';
 import type { JsonObject } from '../envoy/protojson.js';
 import type { HostPort } from '../envoy/resources.js';
@@ -237,7 +238,11 @@ export function authzContainer(p: SidecarPlan & { authz: { mode: 'sidecar' } }):
     ...nativeRestart(p),
     args: ['authz', '--config', AUTHZ_CONFIG_PATH],
     // V8 heap flags (src/authz/node-flags.ts): the memory every governed pod pays.
-    env: [...podEnv(), { name: 'TOLLGATE_STATE_DIR', value: AUTHZ_STATE_DIR }, { name: 'NODE_OPTIONS', value: authzNodeOptions() }],
+    env: [
+      ...podEnv(), { name: 'TOLLGATE_STATE_DIR', value: AUTHZ_STATE_DIR }, { name: 'NODE_OPTIONS', value: authzNodeOptions() },
+      // Followed when authz.yaml says `nats_pointer_key: auto`: the policy the operator publishes for this server.
+      { name: POINTER_KEY_ENV, value: serverPointerKey(p.namespace, p.server) },
+    ],
     volumeMounts: [
       { name: AUTHZ_CONFIG_VOLUME, mountPath: AUTHZ_CONFIG_DIR, readOnly: true },
       { name: AUTHZ_STATE_VOLUME, mountPath: AUTHZ_STATE_DIR },

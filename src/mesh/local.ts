@@ -243,6 +243,8 @@ export class LocalMesh {
           { name: 'authz', role: 'authz', namespace, serviceAccount: 'tollgate-authz' },
           { name: 'reviewer', role: 'reviewer', namespace: 'tollgate-system', serviceAccount: 'tollgate-reviewer' },
           { name: 'operator', role: 'operator', namespace: 'tollgate-system', serviceAccount: 'tollgate-operator' },
+          // For `tollgate operator` against a dev API server (docs/kubernetes.md, "Try it").
+          { name: 'kube-operator', role: 'kube-operator', namespace: 'tollgate-system', serviceAccount: 'tollgate-kube-operator' },
         ]);
         natsCredentials = creds.clients;
         let natsUrl: string;

@@ -1,3 +1,5 @@
+import { MCPPOLICY_POINTER_PREFIX } from '../bundle/policy-keys.js';
+import { DEFINITIONS_KEY } from '../budget/definitions.js';
 import { identityToken, inboxPrefixFor } from './identity.js';
 
 /**
@@ -38,14 +40,16 @@ export const DEFAULT_RESOURCES: NatsResources = {
   toolsSeen: 'tollgate_tools_seen',
 };
 
-export type NatsRole = 'controlplane' | 'authz' | 'reviewer' | 'operator';
+export type NatsRole = 'controlplane' | 'authz' | 'reviewer' | 'operator' | 'kube-operator';
 
 export const ROLE_DUTIES: Record<NatsRole, string> = {
   controlplane: 'creates the streams and buckets, publishes signed bundles and moves the pointer, records budget definitions',
   authz: 'reads bundles, the pointer and budget definitions, takes budget leases, writes only its own decision-log subjects',
   reviewer: 'reads decision records, budget state and the pointer; writes nothing',
   operator: 'changes budget limits and resets usage (`tollgate budget set|reset`), writes signed tool pins (`tollgate tools`); reads the rest',
+  'kube-operator': '`tollgate operator`: publishes MCPPolicy bundles under mcppolicy.* pointer keys only, publishes TokenBudget definitions, reads budget usage and tool pins for status',
 };
+
 
 export interface UserPermissions {
   /** SPIFFE ID the server maps the client certificate to. */
@@ -80,6 +84,16 @@ function getOnly(stream: string): string[] {
   return [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`];
 }
 
+/** Watching one KV key: ordered consumers whose filter is that key, and their flow control. */
+function watchKey(bucket: string, key: string): string[] {
+  const stream = kvStream(bucket);
+  return [
+    `$JS.API.CONSUMER.CREATE.${stream}.*.$KV.${bucket}.${key}`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.FC.${stream}.>`,
+  ];
+}
+
 function manageStream(stream: string): string[] {
   return [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`, `$JS.API.STREAM.UPDATE.${stream}`];
 }
@@ -110,6 +124,9 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         ...common,
         ...readStream(objStream(r.bundles)), ...readStream(kvStream(r.pointer)),
         ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)),
+        // Follows the published budget definitions live (nats.definitions: true): an ordered
+        // consumer filtered to that one key; the filter is part of the request subject.
+        ...watchKey(r.budgetConfig, DEFINITIONS_KEY),
         `$KV.${r.budgetUsage}.>`,
         `$JS.API.STREAM.INFO.${r.decisions}`,
         decisionWriterSubjects(r, spiffeId),
@@ -136,6 +153,22 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         `$KV.${r.budgetConfig}.limits`, `$KV.${r.budgetUsage}.>`,
         // `tollgate tools approve|revoke` writes signed pin statements; authz verifies them.
         ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)), `$KV.${r.pins}.>`,
+      ];
+      break;
+    case 'kube-operator':
+      publish = [
+        ...common,
+        // Opens (never creates) the bundle buckets; writes bundle objects and prunes its old ones,
+        // moves only the mcppolicy.* pointers: the control plane's own policy set stays its own.
+        // Object names are encoded in subjects, so writes cannot be narrowed per key: a bundle it
+        // overwrote would fail its signature and sha256 checks in authz.
+        ...readStream(objStream(r.bundles)), ...readStream(kvStream(r.pointer)),
+        `$O.${r.bundles}.>`, `$JS.API.STREAM.PURGE.${objStream(r.bundles)}`,
+        `$KV.${r.pointer}.${MCPPOLICY_POINTER_PREFIX}.>`,
+        // TokenBudget definitions, and the usage it shows in status.
+        ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)), `$KV.${r.budgetConfig}.${DEFINITIONS_KEY}`,
+        // MCPServer status: tool definitions pending review.
+        ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)),
       ];
       break;
   }

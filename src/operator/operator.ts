@@ -11,8 +11,13 @@ import { policyHandler } from './policies.js';
 import { WorkQueue } from './queue.js';
 import { reconcile, type Handler, type ReconcileLog } from './reconcile.js';
 import type { MeshSettings } from './server-objects.js';
-import { serverHandler } from './servers.js';
-import type { CommonStatus, CustomResource, Kind, TokenBudget } from './types.js';
+import { serverHandler, type PendingToolsReader } from './servers.js';
+import { Kvm } from '@nats-io/kv';
+import type { ApproverKey } from '../pins/approval.js';
+import { PINS_BUCKET, SEEN_BUCKET } from '../pins/buckets.js';
+import { readPinned, readSeen } from '../pins/read.js';
+import { pendingTools } from '../pins/review.js';
+import type { CommonStatus, CustomResource, Kind, McpPolicy, TokenBudget } from './types.js';
 
 /**
  * `tollgate operator`: watches MCPServer, MCPPolicy and TokenBudget objects and reconciles them,
@@ -32,6 +37,8 @@ export interface OperatorOptions {
   leaseDurationMs?: number;
   resyncMs?: number;
   budgetBuckets?: { bucket: string; configBucket: string };
+  /** Approver keys that pins must verify with to count in MCPServer status; unset: read unverified (display only). */
+  pinApproverKeys?: ApproverKey[];
   log: ReconcileLog & { error(obj: Record<string, unknown>, msg: string): void };
 }
 
@@ -84,13 +91,36 @@ export class Operator {
       configBucket: this.opts.budgetBuckets?.configBucket ?? DEFAULT_NATS_SETTINGS.configBucket,
       timeoutMs: DEFAULT_NATS_SETTINGS.timeoutMs,
     });
-    const publisher = new InlinePolicyPublisher(this.opts.nats, this.opts.signingKey);
-    const allBudgets = (): TokenBudget[] => (this.running?.informers.find((i) => i.kind === 'TokenBudget')?.informer.list() ?? []) as unknown as TokenBudget[];
+    // The control plane creates the buckets; the operator's credential may only open them.
+    const publisher = new InlinePolicyPublisher(this.opts.nats, this.opts.signingKey, { create: false });
+    const cached = (kind: Kind): Watched[] => (this.running?.informers.find((i) => i.kind === kind)?.informer.list() ?? []) as Watched[];
+    const allBudgets = (): TokenBudget[] => cached('TokenBudget') as unknown as TokenBudget[];
+    const inNamespace = (kind: Kind, ns: string): Watched[] => cached(kind).filter((o) => o.metadata.namespace === ns);
+    const pins = await this.pendingToolsReader();
     return new Map<Kind, AnyHandler>([
-      ['MCPServer', serverHandler(this.opts.kube, this.opts.mesh) as unknown as AnyHandler],
-      ['MCPPolicy', policyHandler(publisher) as unknown as AnyHandler],
+      ['MCPServer', serverHandler(this.opts.kube, this.opts.mesh, pins) as unknown as AnyHandler],
+      ['MCPPolicy', policyHandler({
+        publisher,
+        policiesIn: (ns) => inNamespace('MCPPolicy', ns) as unknown as McpPolicy[],
+        serversIn: (ns) => inNamespace('MCPServer', ns).map((o) => o.metadata.name),
+      }) as unknown as AnyHandler],
       ['TokenBudget', budgetHandler({ all: allBudgets, configBucket: cfg, usageBucket: kv }) as unknown as AnyHandler],
     ]);
+  }
+
+  /** Pins vs. what servers offer, for MCPServer status; none when the pin buckets are missing. */
+  private async pendingToolsReader(): Promise<PendingToolsReader | undefined> {
+    try {
+      const kvm = new Kvm(this.opts.nats);
+      const pinKv = await kvm.open(PINS_BUCKET);
+      const seenKv = await kvm.open(SEEN_BUCKET);
+      await Promise.all([pinKv.status(), seenKv.status()]);
+      const keys = this.opts.pinApproverKeys ?? null;
+      return { pending: async (server) => pendingTools(await readSeen(seenKv, server), await readPinned(pinKv, keys, server)) };
+    } catch (e) {
+      this.opts.log.warn({ err: (e as Error).message }, 'no tool-pinning buckets: MCPServer status shows no pending tool changes');
+      return undefined;
+    }
   }
 
   private async lead(): Promise<void> {

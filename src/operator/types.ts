@@ -72,7 +72,18 @@ export interface McpServerSpec {
   run?: McpServerRun;
 }
 
-export type McpServerStatus = CommonStatus & { sidecars?: number };
+/** A tool the server offers whose definition is not the approved one (issue 19). */
+export interface PendingToolStatus {
+  tool: string;
+  status: 'new' | 'changed';
+  sha256: string;
+  approvedSha256?: string;
+  /** Kinds of the description scanner's findings. */
+  findings: string[];
+  seenAt: string;
+}
+
+export type McpServerStatus = CommonStatus & { sidecars?: number; pendingTools?: PendingToolStatus[] };
 export type McpServer = CustomResource<McpServerSpec, McpServerStatus>;
 
 export interface McpPolicySpec {
@@ -82,7 +93,7 @@ export interface McpPolicySpec {
   bundle?: { url: string; pollInterval?: string; verificationKeySecretRef?: { name: string; key?: string } };
 }
 
-export type McpPolicyStatus = CommonStatus & { revision?: number; contentSha256?: string; pointerKey?: string };
+export type McpPolicyStatus = CommonStatus & { revision?: number; contentSha256?: string; pointerKey?: string; servers?: string[] };
 export type McpPolicy = CustomResource<McpPolicySpec, McpPolicyStatus>;
 
 export interface TokenBudgetSpec {

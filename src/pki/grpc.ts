@@ -78,7 +78,7 @@ export function meshClientCredentials(files: TlsFiles): grpc.ChannelCredentials 
 }
 
 export type PeerCheck =
-  | { ok: true; spiffeId: string; identity: WorkloadIdentity }
+  | { ok: true; spiffeId: string; identity: WorkloadIdentity; commonName?: string }
   | { ok: false; reason: 'no_certificate' | 'bad_identity'; message: string };
 
 interface HasAuthContext { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null }
@@ -98,5 +98,6 @@ export function verifiedPeer(call: HasAuthContext, trustDomain: string): PeerChe
   const id = parseSpiffeId(spiffe[0]!);
   if (!id) return { ok: false, reason: 'bad_identity', message: `${spiffe[0]} is not a spiffe://<trust-domain>/ns/<ns>/sa/<sa> identity` };
   if (id.trustDomain !== trustDomain) return { ok: false, reason: 'bad_identity', message: `${spiffe[0]} is not in trust domain ${trustDomain}` };
-  return { ok: true, spiffeId: spiffe[0]!, identity: id };
+  const cn = cert.subject?.CN;
+  return { ok: true, spiffeId: spiffe[0]!, identity: id, ...(typeof cn === 'string' ? { commonName: cn } : {}) };
 }

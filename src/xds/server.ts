@@ -43,6 +43,8 @@ export interface AdsServerOptions {
 export interface PeerIdentity {
   spiffeId: string;
   identity: WorkloadIdentity;
+  /** The certificate's subject CN; workload certificates carry `<namespace>/<pod>`. */
+  commonName?: string;
   /** host:port the connection came from (for logs). */
   address: string;
 }
@@ -192,7 +194,7 @@ export class AdsServer {
         this.refuse(call, new NodeRefused(p.reason, p.message), null, address);
         return;
       }
-      peer = { spiffeId: p.spiffeId, identity: p.identity, address };
+      peer = { spiffeId: p.spiffeId, identity: p.identity, address, ...(p.commonName !== undefined ? { commonName: p.commonName } : {}) };
     }
     const state = new AdsStreamState(this.opts.cache, {
       write: (res) => {
@@ -242,6 +244,22 @@ export class AdsServer {
     call.on('cancelled', done);
     call.on('error', done);
     call.on('close', done);
+  }
+
+  /**
+   * Ends every stream served from cache key `key` with PERMISSION_DENIED (its registration was
+   * withdrawn): Envoy keeps its last config while disconnected, but gets nothing new, and its
+   * reconnect is judged afresh. Returns how many streams were ended.
+   */
+  endStreams(key: string, message: string): number {
+    let n = 0;
+    for (const { call, state } of this.streams.values()) {
+      if (state.cacheKey !== key) continue;
+      n++;
+      this.opts.logger?.warn({ key, message }, 'xds: stream ended');
+      call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: `tollgate xDS: ${message}` });
+    }
+    return n;
   }
 
   private refuse(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>, e: NodeRefused, nodeId: string | null, address: string, spiffeId: string | null = null): void {

@@ -16,6 +16,7 @@ import { DevIssuer } from '../../../src/identity/issuer.js';
 import { KubeClient } from '../../../src/operator/kube-client.js';
 import { kubeRequest } from '../../../src/operator/kube-rest.js';
 import { Operator } from '../../../src/operator/operator.js';
+import { provisionStreams } from '../../../src/controlplane/streams.js';
 import { NatsServer } from '../../../src/util/nats-server.js';
 import { applyAll, eventually, installCrds, sharedKubeCluster, yamlObjects, type KubeCluster } from '../../support/kube-cluster.js';
 
@@ -102,6 +103,8 @@ describe('tollgate operator against a real kube-apiserver, NATS and authz', func
     operatorCore = operatorKc.makeApiClient(CoreV1Api);
     nats = await NatsServer.start();
     nc = await connect({ servers: nats.url });
+    // The control plane creates the mesh's streams; the operator only opens them.
+    await provisionStreams(nc);
     const pair = await generateSigningKeyPair('EdDSA');
     writeFileSync(join(dir, 'verify.pem'), pair.publicPem);
     const signingKey = await signingKeyFromText(pair.privatePem, 'test key');
@@ -244,7 +247,8 @@ describe('tollgate operator against a real kube-apiserver, NATS and authz', func
     });
     await eventually('authz on revision 2', async () => (authz.holder.get()?.revision === '2' ? true : undefined), 60_000);
     assert.equal(await check('delete_records'), 0);
-    assert.equal(ready(await get('mcppolicies', 'demo-policy'))!.reason, 'Published');
+    // Status is written after every key is published: authz may see the revision first.
+    await eventually('Ready=Published in status', async () => (ready(await get('mcppolicies', 'demo-policy'))?.reason === 'Published' ? true : undefined));
   });
 
   it('TokenBudget: an edit changes the running authz\'s decisions within seconds; status shows consumption', async () => {

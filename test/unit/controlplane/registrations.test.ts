@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { formatRegistrations, parseRegistrations, type SidecarRegistration } from '../../../src/controlplane/registrations.js';
-import { admitNode, specFromRegistration, type SidecarDefaults } from '../../../src/controlplane/sidecars.js';
+import { admitNode, indexRegistrations, specFromRegistration, type SidecarDefaults } from '../../../src/controlplane/sidecars.js';
 import { NodeRefused } from '../../../src/xds/server.js';
 import { CertificateRefused, workloadFromReview } from '../../../src/controlplane/workload-certs.js';
 import type { NodeInfo } from '../../../src/xds/protocol.js';
@@ -13,7 +13,7 @@ const reg: SidecarRegistration = {
 };
 const defaults: SidecarDefaults = { authz: { host: '10.0.0.1', port: 9191 }, authzTimeoutMs: 1000, maxRequestBytes: 1024, issuer: 'http://issuer', extProc: true, listenHost: '0.0.0.0' };
 const node = (id: string, metadata: NodeInfo['metadata'] = {}): NodeInfo => ({ id, cluster: id, metadata, userAgent: 'envoy' });
-const peer = (spiffeId: string) => ({ spiffeId, identity: { trustDomain: 'tollgate.local', namespace: 'default', serviceAccount: spiffeId.split('/').pop()! }, address: 'ipv4:127.0.0.1:1' });
+const peer = (spiffeId: string, commonName?: string) => ({ spiffeId, identity: { trustDomain: 'tollgate.local', namespace: 'default', serviceAccount: spiffeId.split('/').pop()! }, address: 'ipv4:127.0.0.1:1', ...(commonName ? { commonName } : {}) });
 
 describe('sidecar registrations (what the control plane trusts)', () => {
   it('round-trips through the file tollgate up writes', () => {
@@ -36,14 +36,31 @@ describe('sidecar registrations (what the control plane trusts)', () => {
   });
 
   it('admits only the registered identity, as its registered node id', () => {
-    assert.equal(admitNode(node('default/demo'), peer(DEMO), new Map([[DEMO, reg]])), reg);
+    assert.equal(admitNode(node('default/demo'), peer(DEMO), indexRegistrations([reg])), reg);
     const refused = (n: NodeInfo, p: ReturnType<typeof peer> | null): string => {
-      try { admitNode(n, p, new Map([[DEMO, reg]])); } catch (e) { assert.ok(e instanceof NodeRefused); return `${e.reason}: ${e.message}`; }
+      try { admitNode(n, p, indexRegistrations([reg])); } catch (e) { assert.ok(e instanceof NodeRefused); return `${e.reason}: ${e.message}`; }
       assert.fail('admitted');
     };
     assert.match(refused(node('default/demo'), null), /^no_certificate/);
     assert.match(refused(node('default/demo'), peer('spiffe://tollgate.local/ns/default/sa/attacker')), /^not_registered: no sidecar is registered for spiffe:\/\/tollgate\.local\/ns\/default\/sa\/attacker/);
     assert.match(refused(node('default/other'), peer(DEMO)), /^node_id_mismatch: node id "default\/other" does not match/);
+  });
+
+  it('serves one identity as several pods, each only as its own pod when the registration is pod-bound', () => {
+    const pods = ['default/demo-a', 'default/demo-b'].map((nodeId) => ({ ...reg, nodeId, podBound: true }));
+    const other = { ...reg, identity: 'spiffe://tollgate.local/ns/default/sa/other', nodeId: 'default/other-0', podBound: true };
+    const idx = indexRegistrations([...pods, other]);
+    assert.equal(admitNode(node('default/demo-a'), peer(DEMO, 'default/demo-a'), idx), pods[0]);
+    assert.equal(admitNode(node('default/demo-b'), peer(DEMO, 'default/demo-b'), idx), pods[1]);
+    const refused = (n: string, p: ReturnType<typeof peer>): string => {
+      try { admitNode(node(n), p, idx); } catch (e) { assert.ok(e instanceof NodeRefused); return `${e.reason}: ${e.message}`; }
+      assert.fail('admitted');
+    };
+    // A sibling pod (same service account, its own certificate) cannot take the other's node id.
+    assert.match(refused('default/demo-b', peer(DEMO, 'default/demo-a')), /^node_id_mismatch: node id "default\/demo-b" belongs to another pod: the certificate was issued to "default\/demo-a"/);
+    // Another service account claiming a registered node id.
+    assert.match(refused('default/demo-a', peer(other.identity, 'default/demo-a')), /^node_id_mismatch: .*registered as node "default\/other-0"/);
+    assert.match(refused('default/demo-a', peer('spiffe://tollgate.local/ns/evil/sa/demo', 'default/demo-a')), /^not_registered/);
   });
 
   it('builds the sidecar from the registration and defaults; node metadata cannot reach it', () => {
