@@ -31,13 +31,10 @@ export const gatewayCommand: Command = {
     if (v.help) { process.stdout.write(USAGE); return 0; }
     if (!v.config) throw new UsageError('--config FILE is required');
     if (v.mode !== undefined && v.mode !== 'aggregate' && v.mode !== 'optimizer') throw new UsageError(`--mode must be aggregate or optimizer, not "${v.mode}"`);
-    const cfg = loadGatewayConfig(v.config);
-    if (v.listen !== undefined) {
-      if (!/^[^\s:]+:\d{1,5}$/.test(v.listen)) throw new UsageError(`--listen must be HOST:PORT, not "${v.listen}"`);
-      cfg.listen = v.listen;
-      if (!cfg.public_url) cfg.publicUrl = `http://${v.listen}${cfg.path}`;
-    }
-    if (v.mode) cfg.mode = v.mode;
+    if (v.listen !== undefined && !/^[^\s:]+:\d{1,5}$/.test(v.listen)) throw new UsageError(`--listen must be HOST:PORT, not "${v.listen}"`);
+    // Flags replace config fields before the config is checked, so what derives from them
+    // (public_url, allowed_hosts) follows the flags.
+    const cfg = loadGatewayConfig(v.config, { ...(v.listen !== undefined ? { listen: v.listen } : {}), ...(v.mode ? { mode: v.mode } : {}) });
     const g = await GatewayServer.start(cfg);
     process.stdout.write(`Tollgate gateway on ${g.url} (${cfg.mode}) for ${cfg.servers.map((s) => s.name).join(', ')}\n`);
     await new Promise<void>((resolve) => {

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SEARCH_MODES } from '../discovery/search.js';
+import { LOOPBACK_HOSTNAMES } from '../bridge/host-check.js';
 import { SERVER_NAME } from './names.js';
 
 /** `tollgate gateway` configuration: one schema, documented field by field in docs/gateway.md. */
@@ -19,6 +20,11 @@ const Schema = z.object({
   listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT').default('127.0.0.1:10100'),
   path: z.string().startsWith('/').default('/mcp'),
   public_url: z.string().url().optional(),
+  /**
+   * Host names (no port) the Host and Origin headers may carry: DNS-rebinding protection. Default:
+   * public_url's host name, plus localhost, 127.0.0.1 and [::1] when listening on loopback.
+   */
+  allowed_hosts: z.array(z.string().min(1).max(253).regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/, 'must be a host name without port, e.g. mcp.example.com or [::1]')).min(1).optional(),
   mode: z.enum(['aggregate', 'optimizer']).default('aggregate'),
   identity: z.object({
     issuer: z.string().url(),
@@ -40,7 +46,7 @@ const Schema = z.object({
   list_cache_ms: z.number().int().min(0).max(3_600_000).default(30_000),
 }).strict();
 
-export type GatewayConfig = z.infer<typeof Schema> & { clientSecret: string; publicUrl: string };
+export type GatewayConfig = z.infer<typeof Schema> & { clientSecret: string; publicUrl: string; allowedHostnames: string[] };
 
 function host(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
@@ -72,13 +78,20 @@ export function parseGatewayConfig(data: unknown, baseDir: string, source = 'gat
   if (!clientSecret) throw new Error(`${source}: delegation.client_secret_file: ${secretFile} is empty`);
   const { host: h, port } = host(c.listen);
   const publicUrl = c.public_url ?? `http://${h.includes(':') ? `[${h}]` : h}:${port}${c.path}`;
-  return { ...c, clientSecret, publicUrl };
+  const publicHost = new URL(publicUrl).hostname.toLowerCase();
+  const loopback = (name: string): boolean => LOOPBACK_HOSTNAMES.includes(name) || name.startsWith('127.');
+  const hostH = h.includes(':') ? `[${h}]` : h.toLowerCase();
+  const allowedHostnames = c.allowed_hosts?.map((x) => x.toLowerCase())
+    ?? [...new Set([publicHost, ...(loopback(hostH) || loopback(publicHost) ? LOOPBACK_HOSTNAMES : [])])];
+  return { ...c, clientSecret, publicUrl, allowedHostnames };
 }
 
-export function loadGatewayConfig(path: string): GatewayConfig {
+/** Reads a YAML config; `overrides` (command-line flags) replace its top-level fields before checking. */
+export function loadGatewayConfig(path: string, overrides: { listen?: string; mode?: string } = {}): GatewayConfig {
   let text: string;
   try { text = readFileSync(path, 'utf8'); } catch (e) { throw new Error(`cannot read gateway config ${path}: ${(e as Error).message}`); }
   let data: unknown;
   try { data = parseYaml(text); } catch (e) { throw new Error(`${path}: not YAML: ${(e as Error).message}`); }
+  if (data && typeof data === 'object' && !Array.isArray(data)) data = { ...data, ...overrides };
   return parseGatewayConfig(data, dirname(resolve(path)), path);
 }

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { MiniLmEmbedder, type Embedder } from '../discovery/embedder.js';
+import { refuseHost } from '../bridge/host-check.js';
 import { bearerToken } from '../identity/bearer.js';
 import { AuthError, type Identity, type TokenVerifier } from '../identity/types.js';
 import { createVerifier } from '../identity/verifier.js';
@@ -121,6 +122,11 @@ export class GatewayServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // DNS-rebinding protection before anything else: a page in a browser that resolved its own
+    // name to this address must not reach the gateway (exact host-name matches, no patterns).
+    const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
+    const refused = refuseHost(req.headers.host, origin, this.cfg.allowedHostnames);
+    if (refused) return send(res, 403, { jsonrpc: '2.0', id: null, error: { code: -32600, message: `${refused} (gateway allowed_hosts)` } });
     const path = (req.url ?? '/').split('?')[0];
     if (path === this.metadataPath && req.method === 'GET') {
       return send(res, 200, { resource: this.cfg.publicUrl, authorization_servers: [this.cfg.identity.issuer], bearer_methods_supported: ['header'], resource_name: 'Tollgate MCP gateway' });

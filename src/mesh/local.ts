@@ -33,6 +33,16 @@ export interface MeshPorts {
 
 export const DEFAULT_PORTS: MeshPorts = { envoy: 10000, envoyAdmin: 9901, authz: 9191, issuer: 5556, xds: 18000, nats: 4222, metrics: 9464 };
 
+/** One more replica of a server's sidecar pair (see LocalMesh.startReplica). */
+export interface SidecarReplica {
+  /** Its Envoy's MCP endpoint. */
+  mcp: string;
+  authz: ManagedProcess;
+  /** Its state directory; its decision log is `<stateDir>/decisions`. */
+  stateDir: string;
+  stop(): Promise<void>;
+}
+
 export interface LocalMeshOptions {
   policies: string;
   stateDir: string;
@@ -176,6 +186,7 @@ export class LocalMesh {
     readonly natsCredentials: ReadonlyMap<string, ComponentCredential>,
     /** Dev approver key pair for `tollgate tools approve`, when pins are on. */
     readonly approverKeys: { privateKey: string; publicKey: string } | null = null,
+    private readonly replicaStarter: ((n: number) => Promise<SidecarReplica>) | null = null,
   ) {}
 
   static async start(o: LocalMeshOptions): Promise<LocalMesh> {
@@ -298,19 +309,47 @@ export class LocalMesh {
       const approverKeys = o.pins ? await devSigningKeys(stateDir, 'pin-approver') : null;
       if (approverKeys && nats) policyArgs.push('--pins-nats', natsSeeds!, '--pin-approver-key', approverKeys.publicKey);
 
-      const authzArgs = [
-        'authz', '--listen', `127.0.0.1:${ports.authz}`, ...policyArgs, '--issuer', trustedIssuer,
+      const authzArgsAt = (port: number, state: string, metricsPort: number): string[] => [
+        'authz', '--listen', `127.0.0.1:${port}`, ...policyArgs, '--issuer', trustedIssuer,
         '--audience', mcp, '--server', server, '--namespace', namespace, '--resource-metadata', resourceMetadata,
-        '--state', stateDir, '--metrics-listen', `127.0.0.1:${ports.metrics}`, ...budgetArgs,
+        '--state', state, '--metrics-listen', `127.0.0.1:${metricsPort}`, ...budgetArgs,
         ...(authzTls ? ['--tls-cert', certs.authz.cert, '--tls-key', certs.authz.key, '--client-ca', certs.authz.ca, '--allow-peer', sidecarIdentity(namespace, server)] : []),
         ...(o.authzArgs ?? []),
       ];
       // Ready once it listens and has a policy: before that every call would be refused.
-      const startAuthzProcess = (): Promise<ManagedProcess> => cli('authz', authzArgs, /authz listening on[\s\S]*"policy loaded"|"policy loaded"[\s\S]*authz listening on/);
+      const AUTHZ_READY = /authz listening on[\s\S]*"policy loaded"|"policy loaded"[\s\S]*authz listening on/;
+      const startAuthzProcess = (): Promise<ManagedProcess> => cli('authz', authzArgsAt(ports.authz, stateDir, ports.metrics), AUTHZ_READY);
       const authz = await startAuthzProcess();
       started.push({ stop: () => authz.stop() });
 
       const resourceMeta = { resource: mcp, authorization_servers: [trustedIssuer], bearer_methods_supported: ['header'], resource_name: `MCP server "${server}" governed by Tollgate` };
+      // Another replica of this server's sidecar pair, as a second pod would run it: its own authz
+      // (same flags, own state and decision log, same NATS) and its own Envoy in front of the same
+      // server, configured statically (the control plane registers one sidecar per server here).
+      const replicaStarter = async (n: number): Promise<SidecarReplica> => {
+        const [rAuthz, rMetrics, rEnvoy, rAdmin] = [await freePort(), await freePort(), await freePort(), await freePort()];
+        const rState = join(stateDir, `replica-${n}`);
+        mkdirSync(rState, { recursive: true });
+        const proc = await cli('authz', authzArgsAt(rAuthz, rState, rMetrics), AUTHZ_READY);
+        let rEnvoyProc: RunningEnvoy;
+        try {
+          rEnvoyProc = await startEnvoy({
+            config: staticBootstrap({
+              nodeId: `${namespace}/${server}-replica-${n}`, server, namespace,
+              listen: { host: '127.0.0.1', port: rEnvoy }, mcpPath: '/mcp', upstream,
+              authz: { host: '127.0.0.1', port: rAuthz, timeoutMs: authzTimeoutMs, ...(authzTls ? { tlsIdentity: authzIdentity(namespace) } : {}) },
+              maxRequestBytes: 1024 * 1024, resourceMetadata: resourceMeta, extProc: true,
+            } satisfies SidecarSpec, rAdmin, undefined, certs.sidecar),
+            adminPort: rAdmin, echo: o.echo,
+          });
+          await waitForListener(rEnvoyProc, LISTENER_NAME, rEnvoy);
+        } catch (e) { await proc.stop().catch(() => undefined); throw e; }
+        const envoyRef = rEnvoyProc;
+        return {
+          mcp: `http://127.0.0.1:${rEnvoy}/mcp`, authz: proc, stateDir: rState,
+          stop: async () => { await envoyRef.stop().catch(() => undefined); await proc.stop().catch(() => undefined); },
+        };
+      };
       const config = withCp
         ? adsBootstrap({
           nodeId: `${namespace}/${server}`, cluster: `${namespace}/${server}`, adminPort: ports.envoyAdmin,
@@ -334,7 +373,7 @@ export class LocalMesh {
         upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: natsSeeds,
         controlPlaneMetrics: cpMetrics ? `http://${cpMetrics}` : null,
         metrics: `http://127.0.0.1:${ports.metrics}`,
-      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, certs, natsCredentials, approverKeys);
+      }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, certs, natsCredentials, approverKeys, replicaStarter);
     } catch (e) {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
       throw e;
@@ -345,6 +384,18 @@ export class LocalMesh {
   async restartAuthz(): Promise<void> {
     if (this.authz.running) await this.authz.stop();
     this.authz = await this.startAuthzProcess();
+  }
+
+  private replicas = 0;
+  /**
+   * Starts another replica of the server's sidecar pair (authz + Envoy, as in a second pod),
+   * sharing this mesh's NATS, issuer and server; stopped with the mesh, or earlier by the caller.
+   * Tokens minted by `token()` work on it: the replica serves the same resource.
+   */
+  async startReplica(): Promise<SidecarReplica> {
+    const r = await this.replicaStarter!(++this.replicas + 1);
+    this.others.push(r);
+    return r;
   }
 
   /** A token for this mesh's audience. */

@@ -135,7 +135,8 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         // of the decision stream, which it could not alter (docs/security.md, NATS).
         `$JS.API.STREAM.MSG.GET.${r.decisions}`,
         // Tool pinning: follows signed approvals; reports what servers offer.
-        ...readStream(kvStream(r.pins)), ...getOnly(kvStream(r.toolsSeen)), `$KV.${r.toolsSeen}.>`,
+        // It follows the seen bucket too: a change one replica sees counts on all (PinStore.adopt).
+        ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)), `$KV.${r.toolsSeen}.>`,
       ];
       break;
     case 'reviewer':

@@ -42,12 +42,13 @@ export class NatsPinSource {
   private pins: KV | null = null;
   private seen: KV | null = null;
   private watch: QueuedIterator<KvWatchEntry> | null = null;
+  private seenWatch: QueuedIterator<KvWatchEntry> | null = null;
   private stopped = true;
   private loop: Promise<void> | null = null;
   private chain: Promise<void> = Promise.resolve();
   lastError: string | null = 'not connected yet';
   /** Entries applied (verified) and refused, since start. */
-  readonly stats = { applied: 0, rejected: 0, published: 0 };
+  readonly stats = { applied: 0, rejected: 0, published: 0, adopted: 0 };
 
   constructor(private readonly opts: PinSourceOptions) {}
 
@@ -60,6 +61,7 @@ export class NatsPinSource {
   async stop(): Promise<void> {
     this.stopped = true;
     this.watch?.stop();
+    this.seenWatch?.stop();
     if (!(this.opts.nats instanceof NatsLink)) await this.nc?.close().catch(() => undefined);
     await this.loop;
     await this.chain;
@@ -81,6 +83,7 @@ export class NatsPinSource {
         this.seen = await kvm.open(SEEN_BUCKET);
         this.lastError = null;
         this.republish();
+        this.followSeen(this.seen);
         const w = await this.pins.watch();
         this.watch = w;
         if (this.stopped) w.stop();
@@ -134,6 +137,25 @@ export class NatsPinSource {
     event({ action: s.action, sha256: s.sha256, approver: s.approver, kid: v.kid, note: null });
     if (v.pin) store.setPin(v.pin);
     this.stats.applied++;
+  }
+
+  /** Other replicas' observations (see PinStore.adopt); runs beside the pin watch until stop. */
+  private followSeen(kv: KV): void {
+    this.seenWatch?.stop();
+    void kv.watch().then(async (w) => {
+      this.seenWatch = w;
+      if (this.stopped) w.stop();
+      for await (const e of w) {
+        if (this.stopped) break;
+        if (e.operation !== 'PUT') continue;
+        const where = parseToolKey(e.key);
+        let v: { instance?: unknown; definition?: unknown; seen_at?: unknown } | null = null;
+        try { v = e.json(); } catch { v = null; }
+        if (!where || !v || v.instance === this.opts.instance || typeof v.seen_at !== 'string') continue;
+        const at = Date.parse(v.seen_at);
+        if (Number.isFinite(at) && this.opts.store.adopt(where.server, where.tool, v.definition, at)) this.stats.adopted++;
+      }
+    }, (err: Error) => this.opts.onError?.(`cannot follow ${SEEN_BUCKET}: ${err.message}`));
   }
 
   /** After (re)connecting: what authz saw while the bucket was out of reach. */

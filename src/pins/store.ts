@@ -92,6 +92,26 @@ export class PinStore {
     return changed;
   }
 
+  /**
+   * What another authz replica saw its server list (from the seen bucket), taken over when this
+   * replica saw the tool too, longer ago, with another definition: a rug pull one replica sees
+   * then counts on all of them, so a client holding the old list is refused everywhere. It can
+   * only make a tool's status worse: never taken when it matches the pin (each replica approves
+   * only what its own server listed: pods may run different server instances), never for a tool
+   * this replica has not seen (it stays "unverified", refused), never older than what it saw
+   * itself. The definition is hashed and scanned here, not taken on trust.
+   */
+  adopt(server: string, tool: string, definition: unknown, seenAt: number): boolean {
+    const prev = this.observed.get(server)?.get(tool);
+    const def = toolDefinition(definition);
+    if (!prev || !def || def.name !== tool || !(seenAt > prev.seenAt)) return false;
+    const sha256 = definitionHash(def);
+    if (sha256 === prev.sha256 || sha256 === this.pin(server, tool)?.sha256) return false;
+    const names = [...this.observed.get(server)!.keys()];
+    this.observed.get(server)!.set(tool, { sha256, definition: def, findings: scanDefinition(def, names), seenAt });
+    return true;
+  }
+
   /** Every observation held, for republishing after an outage. */
   *observations(): Generator<{ server: string; tool: string } & Observed> {
     for (const [server, tools] of this.observed) for (const [tool, o] of tools) yield { server, tool, ...o };

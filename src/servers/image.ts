@@ -29,11 +29,26 @@ async function build(tag: string, context: string): Promise<void> {
 }
 
 export async function npmImage(installed: InstalledServer): Promise<ServerImage> {
-  const tag = `localhost/tollgate-server-npm-${tagPart(installed.pkg)}:${tagPart(installed.version)}`;
+  const tag = `localhost/tollgate-server-npm-${tagPart(installed.pkg)}:${tagPart(installed.version)}-${await baseImageId()}`;
   await build(tag, installed.dir);
   const pkgDir = join('node_modules', ...installed.pkg.split('/'));
   const meta = JSON.parse(readFileSync(join(installed.dir, pkgDir, 'package.json'), 'utf8')) as { bin?: string | Record<string, string> };
   return { image: tag, command: ['node', `/opt/server/${pkgDir}/${npmBin(meta, installed.pkg)}`] };
+}
+
+let baseId: Promise<string> | null = null;
+/**
+ * The first 12 hex digits of the base image's id. Server image tags carry it: a tag names
+ * package, version and base, so rebuilding the base (say, python3-minimal to full python3) can
+ * never leave a server running on the image built from the old one.
+ */
+export async function baseImageId(): Promise<string> {
+  baseId ??= podmanOk(['image', 'inspect', '--format', '{{.Id}}', baseImage()]).then((out) => {
+    const id = out.trim().replace(/^sha256:/, '');
+    if (!/^[0-9a-f]{12,}$/.test(id)) throw new Error(`podman reports no usable id for the base image ${baseImage()}: "${out.trim().slice(0, 100)}"`);
+    return id.slice(0, 12);
+  });
+  return baseId.catch((e: unknown) => { baseId = null; throw e; });
 }
 
 let basePython: string | null = null;
@@ -73,7 +88,7 @@ function entryPoint(target: string, pkg: string): string {
  */
 export async function pypiImage(pkg: string, version: string): Promise<ServerImage> {
   const py = await basePythonVersion();
-  const tag = `localhost/tollgate-server-pypi-${tagPart(pkg)}:${tagPart(version)}-py${py}`;
+  const tag = `localhost/tollgate-server-pypi-${tagPart(pkg)}:${tagPart(version)}-py${py}-${await baseImageId()}`;
   const target = join(serverCacheDir(), 'pypi-image', `${tagPart(pkg)}==${tagPart(version)}-py${py}`);
   if (!existsSync(join(target, '.tollgate-installed'))) {
     rmSync(target, { recursive: true, force: true });

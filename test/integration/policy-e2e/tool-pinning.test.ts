@@ -1,13 +1,14 @@
 import { strict as assert } from 'node:assert';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
-import { loadVerificationKeys } from '../../../src/controlplane/keys.js';
-import { LocalMesh } from '../../../src/mesh/local.js';
-import { NatsPinSource } from '../../../src/pins/nats-source.js';
-import { NatsLink } from '../../../src/nats/connect.js';
-import { PinStore } from '../../../src/pins/store.js';
+import { pino } from 'pino';
+import { parseGatewayConfig } from '../../../src/gateway/config.js';
+import { GatewayServer } from '../../../src/gateway/server.js';
+import { DevIssuer } from '../../../src/identity/issuer.js';
+import { LocalMesh, type SidecarReplica } from '../../../src/mesh/local.js';
+import { freePort } from '../../../src/util/net.js';
 import { PIN_RECORD_PATH } from '../../../src/pins/admin-record.js';
 import { connectClient } from '../../support/mcp-client.js';
 import { decisions, PagingMcpServer, tempDir, tollgate, until, type ToolPage } from '../budget-e2e/support.js';
@@ -26,10 +27,12 @@ describe('tool pinning and description scanning through the mesh (issue 19)', fu
   this.timeout(180_000);
   let state: string;
   let mesh: LocalMesh;
+  let replica: SidecarReplica;
+  let issuer: DevIssuer;
+  let gateway: GatewayServer;
   let upstream: PagingMcpServer;
   let natsUrl: string;
   let approverKey: string;
-  let approverPub: string;
   const clients: Client[] = [];
   const page: ToolPage = {
     tools: [
@@ -39,8 +42,8 @@ describe('tool pinning and description scanning through the mesh (issue 19)', fu
   };
   const tool = (n: string): Tool => page.tools.find((t) => t.name === n)!;
 
-  async function client(): Promise<Client> {
-    const c = await connectClient(mesh.endpoints.mcp, await mesh.token({ sub: 'alice', team: 'payments' }));
+  async function client(endpoint = mesh.endpoints.mcp): Promise<Client> {
+    const c = await connectClient(endpoint, await mesh.token({ sub: 'alice', team: 'payments' }));
     clients.push(c);
     return c;
   }
@@ -55,28 +58,38 @@ describe('tool pinning and description scanning through the mesh (issue 19)', fu
     assert.equal(r.code, 0, r.stderr + r.stdout);
   };
   /** Lists with a fresh client until the visible tools are `want` (pins arrive asynchronously). */
-  const listsAs = (want: string[]): Promise<string[]> => until(async () => {
-    const c = await client();
+  const listsAs = (want: string[], endpoint = mesh.endpoints.mcp): Promise<string[]> => until(async () => {
+    const c = await client(endpoint);
     const got = names((await c.listTools()).tools);
     await c.close();
     return JSON.stringify(got) === JSON.stringify(want) ? got : null;
-  }, `tools/list showing ${want.join(', ') || 'nothing'}`, 20_000);
+  }, `tools/list at ${endpoint} showing ${want.join(', ') || 'nothing'}`, 20_000);
 
   before(async () => {
     state = tempDir('pins-e2e');
     upstream = await new PagingMcpServer({ '': page }, (n) => `ran ${n}`).start();
+    // The gateway of issue 15 in front of the mesh: its token exchange needs the server's URL upfront.
+    const [envoyPort, gwPort] = [await freePort(), await freePort()];
+    const serverUrl = `http://127.0.0.1:${envoyPort}/mcp`;
+    issuer = await DevIssuer.start({ port: 0, stateDir: state, exchangeClients: [{ clientId: 'gateway', secret: 'pins-gw', subjectAudiences: [`http://127.0.0.1:${gwPort}/mcp`], audiences: [serverUrl] }] });
     // As `tollgate up --pins` runs it: the mesh makes a dev approver key and starts authz with pins.
     mesh = await LocalMesh.start({
       policies: 'policies', stateDir: state, controlPlane: true, pins: true, echo, authzTimeoutMs, server: 'demo', upstream: { host: '127.0.0.1', port: upstream.port },
-      ports: { envoy: 0, envoyAdmin: 0, authz: 0, issuer: 0, xds: 0, nats: 0 },
+      issuer, ports: { envoy: envoyPort, envoyAdmin: 0, authz: 0, issuer: 0, xds: 0, nats: 0 },
     });
+    writeFileSync(join(state, 'gw-secret'), 'pins-gw\n');
+    gateway = await GatewayServer.start(parseGatewayConfig({
+      listen: `127.0.0.1:${gwPort}`, identity: { issuer: issuer.url }, delegation: { client_id: 'gateway', client_secret_file: 'gw-secret' },
+      servers: [{ name: 'demo', url: serverUrl }], list_cache_ms: 0,
+    }, state), { logger: pino({ level: 'silent' }) });
     natsUrl = mesh.endpoints.nats!;
     approverKey = mesh.approverKeys!.privateKey;
-    approverPub = mesh.approverKeys!.publicKey;
   });
   after(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
+    await gateway?.close();
     await mesh?.stop();
+    await issuer?.close();
     await upstream?.close();
     if (state) rmSync(state, { recursive: true, force: true });
   });
@@ -93,43 +106,50 @@ describe('tool pinning and description scanning through the mesh (issue 19)', fu
     assert.equal(upstream.calls.length, 0);
   });
 
-  it('approval (signed, via the CLI) propagates to authz and to another replica within seconds', async () => {
-    // A second replica's view: the same pin source authz runs, on the same bucket.
-    const replica = new PinStore();
-    const keys = (await loadVerificationKeys(approverPub)).map((k) => ({ key: k.key, kid: k.kid, alg: k.alg }));
-    // Another authz replica, with authz's credential.
-    const link = NatsLink.open({ servers: natsUrl.split(','), tls: mesh.natsCredentials.get('authz')!.tls }, { name: 'replica-2' });
-    const source = new NatsPinSource({ store: replica, keys, nats: link, instance: 'replica-2' });
-    await source.start();
-    try {
-      const t0 = Date.now();
-      await approve('search_docs');
-      await approve('get_customer');
-      await listsAs(['search_docs', 'get_customer']);
-      replica.observe('demo', page.tools);
-      await until(() => replica.inputFor('demo', 'get_customer').status === 'approved', 'the second replica to apply the pins', 10_000);
-      const ms = Date.now() - t0;
-      console.log(`      approvals in force on both replicas ${ms} ms after the first approve command started`);
-      assert.ok(ms < 15_000);
-    } finally {
-      await source.stop();
-      await link.close();
-    }
-    const c = await client();
-    const r = await c.callTool({ name: 'search_docs', arguments: { query: 'refund' } });
-    assert.notEqual(r.isError, true);
-    assert.deepEqual(upstream.calls, ['search_docs']);
+  it('approval (signed, via the CLI) propagates to both authz replicas within seconds: both unhide and allow', async () => {
+    // A second replica of the server's sidecar pair: its own authz process (same flags, own state
+    // and decision log, the same NATS) behind its own Envoy, in front of the same server.
+    replica = await mesh.startReplica();
+    assert.deepEqual(await listsAs([], replica.mcp), [], 'the replica hides unapproved tools too');
+    const viaReplica = await client(replica.mcp);
+    await assert.rejects(viaReplica.callTool({ name: 'search_docs', arguments: { query: 'refund' } }), refusedWith(/Tool search_docs of server demo awaits review/));
+
+    const t0 = Date.now();
+    await approve('search_docs');
+    await approve('get_customer');
+    const approvedAt = Date.now() - t0;
+    // Both replicas: listed by a fresh client, and a call allowed, timed from the first approve.
+    const inForce = async (endpoint: string): Promise<number> => {
+      await listsAs(['search_docs', 'get_customer'], endpoint);
+      const c = await client(endpoint);
+      const r = await c.callTool({ name: 'search_docs', arguments: { query: 'refund' } });
+      assert.notEqual(r.isError, true);
+      return Date.now() - t0;
+    };
+    const [first, second] = await Promise.all([inForce(mesh.endpoints.mcp), inForce(replica.mcp)]);
+    console.log(`      approvals in force (listed and allowed) on replica 1 ${first - approvedAt} ms and on replica 2 ${second - approvedAt} ms after the approve commands returned (the two CLI runs took ${approvedAt} ms)`);
+    assert.ok(Math.max(first, second) < 15_000, 'both replicas within seconds');
+    assert.deepEqual(upstream.calls, ['search_docs', 'search_docs'], 'one allowed call through each replica, the refused one never ran');
+    // The replica's own decision log holds the approvals and its refusal, and verifies.
+    const rRecs = decisions(replica.stateDir);
+    assert.deepEqual(rRecs.filter((x) => x.path === PIN_RECORD_PATH).map((x) => `${x.mcp.method} ${x.mcp.tool}`), ['tollgate/pin.approve search_docs', 'tollgate/pin.approve get_customer']);
+    assert.ok(rRecs.some((x) => x.mcp.method === 'tools/call' && !x.result.allow && /awaits review/.test(x.result.reasons.join(' '))));
+    const v = await tollgateLogs(['verify', join(replica.stateDir, 'decisions')]);
+    assert.equal(v.code, 0, v.out + v.err);
+    assert.match(v.out, /INTACT/);
   });
 
-  it('a description changed between two tools/list calls hides the tool and refuses it, also to a client with the old list', async () => {
+  it('a description changed between two tools/list calls hides the tool and refuses it, also to a client with the old list, on both replicas', async () => {
     const cached = await client();
     assert.deepEqual(names((await cached.listTools()).tools), ['search_docs', 'get_customer']);
+    const cachedOnReplica = await client(replica.mcp);
+    assert.deepEqual(names((await cachedOnReplica.listTools()).tools), ['search_docs', 'get_customer']);
     // The rug pull: same name, new description.
     tool('search_docs').description = 'Full-text search over the payments handbook and the archive.';
     const other = await client();
     assert.deepEqual(names((await other.listTools()).tools), ['get_customer']);
     await assert.rejects(cached.callTool({ name: 'search_docs', arguments: { query: 'refund' } }), refusedWith(/Tool search_docs of server demo changed since it was approved and awaits review/));
-    assert.deepEqual(upstream.calls, ['search_docs'], 'the refused call never reached the server');
+    assert.deepEqual(upstream.calls, ['search_docs', 'search_docs'], 'the refused call never reached the server');
 
     const d = await until(async () => {
       const x = await cli(['diff', '--server', 'demo', '--tool', 'search_docs']);
@@ -137,11 +157,24 @@ describe('tool pinning and description scanning through the mesh (issue 19)', fu
     }, 'tools diff to show the new description');
     assert.match(d.stdout, /changed since approved by sec-team/);
     assert.match(d.stdout, /- Full-text search over the payments handbook\./);
+    // The other replica refuses it too, though no one listed through it since the change: the
+    // observation replica 1 published to the seen bucket (which tools diff just read) reached it.
+    await assert.rejects(cachedOnReplica.callTool({ name: 'search_docs', arguments: { query: 'refund' } }), refusedWith(/changed since it was approved/));
+    assert.deepEqual(upstream.calls, ['search_docs', 'search_docs'], 'it never ran there either');
+    // Through the gateway (the caller's delegated identity, the server's sidecar judging): hidden
+    // from the merged list, refused by its namespaced name with the same reason.
+    const viaGateway = await connectClient(gateway.url, await issuer.mint({ ttlSec: 600, audience: gateway.url, sub: 'alice', team: 'payments' }));
+    clients.push(viaGateway);
+    assert.deepEqual(names((await viaGateway.listTools()).tools), ['demo__get_customer']);
+    await assert.rejects(viaGateway.callTool({ name: 'demo__search_docs', arguments: { query: 'refund' } }), refusedWith(/Tool search_docs of server demo changed since it was approved and awaits review/));
+    assert.deepEqual(upstream.calls, ['search_docs', 'search_docs'], 'nor through the gateway');
 
     await approve('search_docs');
     await listsAs(['search_docs', 'get_customer']);
     const r = await cached.callTool({ name: 'search_docs', arguments: { query: 'refund' } });
     assert.notEqual(r.isError, true);
+    assert.deepEqual(names((await viaGateway.listTools()).tools), ['demo__search_docs', 'demo__get_customer'], 're-approved: listed through the gateway again');
+    assert.notEqual((await viaGateway.callTool({ name: 'demo__search_docs', arguments: { query: 'refund' } })).isError, true);
   });
 
   it('a poisoned description is flagged in tools pending, and blocked even after a plain approve attempt', async () => {

@@ -33,6 +33,25 @@ describe('pin store: status of what a server offers against its pin', () => {
     assert.equal(s.inputFor('demo', 'search_docs').status, 'new');
   });
 
+  it('takes over another replica\'s newer observation only when it makes the status worse', () => {
+    const s = new PinStore();
+    const def = toolDefinition(v1)!;
+    s.setPin({ server: 'demo', tool: 'search_docs', sha256: definitionHash(def), definition: def, approver: 'sec', approved_at: 'now', accept_findings: false });
+    assert.equal(s.adopt('demo', 'search_docs', v2, Date.now() + 1000), false, 'never for a tool this replica has not seen');
+    assert.equal(s.inputFor('demo', 'search_docs').status, 'unverified');
+    s.observe('demo', [v1]);
+    assert.equal(s.adopt('demo', 'search_docs', v2, Date.now() - 60_000), false, 'never older than its own');
+    assert.equal(s.adopt('demo', 'search_docs', { ...v2, name: 'other' }, Date.now() + 1000), false, 'never under another name');
+    assert.equal(s.adopt('demo', 'search_docs', 'garbage', Date.now() + 1000), false);
+    assert.equal(s.inputFor('demo', 'search_docs').status, 'approved');
+    assert.equal(s.adopt('demo', 'search_docs', v2, Date.now() + 1000), true);
+    const after = s.inputFor('demo', 'search_docs');
+    assert.equal(after.status, 'changed');
+    assert.ok(after.findings.some((f) => f.kind === 'instruction'), 'scanned here');
+    assert.equal(s.adopt('demo', 'search_docs', v1, Date.now() + 2000), false, 'a remote observation matching the pin never approves');
+    assert.equal(s.inputFor('demo', 'search_docs').status, 'changed');
+  });
+
   it('holds a bounded number of tools per server', () => {
     const s = new PinStore(3);
     s.observe('demo', Array.from({ length: 10 }, (_, i) => ({ name: `t${i}` })));
