@@ -17,6 +17,8 @@ export interface ServerUnderTest {
   title: string;
   target: string;
   proc: ManagedProcess;
+  /** Tollgate's admin endpoint (/metrics), when the server has one. */
+  adminUrl?: string;
 }
 
 export interface IdentitySetup {
@@ -86,7 +88,7 @@ export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean
   const proc = await startPinned({
     name: kind, cmd: self.cmd, args, core: SERVER_CORE, readyPattern: /authz listening on/, cwd: projectRoot(), echo: s.echo,
   });
-  return { kind, title: opts.decisionLog ? 'tollgate authz' : 'tollgate (no decision log)', target: `127.0.0.1:${port}`, proc };
+  return { kind, title: opts.decisionLog ? 'tollgate authz' : 'tollgate (no decision log)', target: `127.0.0.1:${port}`, proc, adminUrl: `http://127.0.0.1:${metricsPort}` };
 }
 
 /** The peer's policy directory: bench/policies/envoy, found from source or from dist/. */
