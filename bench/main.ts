@@ -11,7 +11,7 @@ import { runGhz, type LoadResult } from './ghz.js';
 import { describeMachine } from './machine.js';
 import { cpuSeconds, currentRss, LOAD_CORE, peakRss, SERVER_CORE } from './proc.js';
 import { renderReport, evaluateTargets, perCore, type EndToEndResult, type ServerResult } from './report.js';
-import { startOpaEnvoy, startServer, startTollgate, type ServerKind, type ServerSetup, type ServerUnderTest } from './servers.js';
+import { SERVER_KINDS, startOpaEnvoy, startServer, startTollgate, type ServerKind, type ServerSetup, type ServerUnderTest } from './servers.js';
 import { verifyDecisions } from './verify.js';
 
 const run = promisify(execFile);
@@ -23,8 +23,9 @@ generator (ghz) on core ${LOAD_CORE}: saturation throughput, latency at fixed ra
 end to end through Envoy. Prints a table and writes bench/results/<timestamp>.json and latest.json.
 
   --quick               short phases (about a minute in all), for a smoke run
-  --servers LIST        comma-separated subset of ceiling,tollgate,opa-envoy,tollgate-nolog
-                        (default: ceiling,tollgate,opa-envoy; tollgate-nolog too without --quick)
+  --servers LIST        comma-separated subset of ceiling,tollgate,opa-envoy,tollgate-nolog,
+                        opa-envoy-jwt (peer behind jwt_authn), opa-envoy-log (peer with its decision log)
+                        (default: ceiling,tollgate,opa-envoy; all of them without --quick)
   --duration SEC        seconds per measured phase (default 10, quick 4)
   --rates LIST          fixed request rates (default 1000,3000)
   --rounds N            rounds of every phase, best kept (default 2, quick 1)
@@ -173,8 +174,8 @@ async function main(argv: string[]): Promise<number> {
     e2eCalls: Number(values['e2e-calls'] ?? (quick ? 300 : 2000)),
     e2eWarmup: quick ? 30 : 100,
   };
-  const kinds = (values.servers ?? (quick ? 'ceiling,tollgate,opa-envoy' : 'ceiling,tollgate,opa-envoy,tollgate-nolog')).split(',') as ServerKind[];
-  for (const k of kinds) if (!['ceiling', 'tollgate', 'opa-envoy', 'tollgate-nolog'].includes(k)) throw new Error(`unknown server "${k}" in --servers`);
+  const kinds = (values.servers ?? (quick ? 'ceiling,tollgate,opa-envoy' : SERVER_KINDS.join(','))).split(',') as ServerKind[];
+  for (const k of kinds) if (!SERVER_KINDS.includes(k)) throw new Error(`unknown server "${k}" in --servers (one of ${SERVER_KINDS.join(', ')})`);
 
   // This process hosts the issuer, the verifier client and the end-to-end client: keep it off the server core.
   await run('taskset', ['-a', '-p', '-c', String(LOAD_CORE), String(process.pid)]);

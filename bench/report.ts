@@ -85,6 +85,10 @@ export function evaluateTargets(results: readonly ServerResult[]): Target[] {
     check('throughput on one core, tollgate / ceiling', ratio(capacity(tg), capacity(ceiling)), '≥ 0.7', (v) => v >= 0.7),
     check('p99 at 1,000 req/s, tollgate (ms)', tgP99, '≤ 1.0', (v) => v <= 1.0),
     check('p99 at 1,000 req/s, tollgate / opa-envoy-plugin', ratio(tgP99, atRate(peer, 1000)?.latencyMs.p99), '≤ 0.5', (v) => v <= 0.5),
+    // Issue 12: against the peer as deployed (behind jwt_authn, with its decision log), and the ceiling.
+    check('throughput on one core, tollgate / opa-envoy-plugin behind jwt_authn', ratio(capacity(tg), capacity(findServer(results, 'opa-envoy-jwt'))), '≥ 3.0', (v) => v >= 3.0),
+    check('throughput on one core, tollgate / opa-envoy-plugin with its decision log', ratio(capacity(tg), capacity(findServer(results, 'opa-envoy-log'))), '≥ 3.0', (v) => v >= 3.0),
+    check('p99 at 1,000 req/s, tollgate / ceiling', ratio(tgP99, atRate(ceiling, 1000)?.latencyMs.p99), '≤ 2.0', (v) => v <= 2.0),
     // Issue 12: authz runs in every MCP server pod, so its memory is paid once per pod.
     check('idle RSS, tollgate (MB)', tg?.idleRssBytes != null ? tg.idleRssBytes / MB : null, '≤ 60', (v) => v <= 60),
     check('peak RSS under load, tollgate (MB)', tg?.peakRssBytes != null ? tg.peakRssBytes / MB : null, '≤ 100', (v) => v <= 100),

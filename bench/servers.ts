@@ -9,7 +9,16 @@ import { AUTHZ_NODE_FLAGS } from '../src/authz/node-flags.js';
 import { SERVER_CORE, startPinned } from './proc.js';
 
 /** The three ext_authz servers compared, each started the same way: its own process on SERVER_CORE. */
-export type ServerKind = 'ceiling' | 'tollgate' | 'tollgate-nolog' | 'opa-envoy';
+export type ServerKind = 'ceiling' | 'tollgate' | 'tollgate-nolog' | 'opa-envoy' | 'opa-envoy-jwt' | 'opa-envoy-log';
+
+export const SERVER_KINDS: readonly ServerKind[] = ['ceiling', 'tollgate', 'opa-envoy', 'tollgate-nolog', 'opa-envoy-jwt', 'opa-envoy-log'];
+
+/**
+ * The peer as users deploy it: `jwtAuthn` behind Envoy's jwt_authn filter (the policy only
+ * decodes the token; verification is Envoy's, outside this measurement), `decisionLog` with
+ * its console decision log on (one JSON line per decision, at info level).
+ */
+export interface PeerVariant { jwtAuthn: boolean; decisionLog: boolean }
 
 export interface ServerUnderTest {
   kind: ServerKind;
@@ -17,6 +26,8 @@ export interface ServerUnderTest {
   title: string;
   target: string;
   proc: ManagedProcess;
+  /** Tollgate's admin endpoint (/metrics), when the server has one. */
+  adminUrl?: string;
 }
 
 export interface IdentitySetup {
@@ -86,7 +97,7 @@ export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean
   const proc = await startPinned({
     name: kind, cmd: self.cmd, args, core: SERVER_CORE, readyPattern: /authz listening on/, cwd: projectRoot(), echo: s.echo,
   });
-  return { kind, title: opts.decisionLog ? 'tollgate authz' : 'tollgate (no decision log)', target: `127.0.0.1:${port}`, proc };
+  return { kind, title: opts.decisionLog ? 'tollgate authz' : 'tollgate (no decision log)', target: `127.0.0.1:${port}`, proc, adminUrl: `http://127.0.0.1:${metricsPort}` };
 }
 
 /** The peer's policy directory: bench/policies/envoy, found from source or from dist/. */
@@ -101,10 +112,11 @@ export function peerPolicyDir(name = 'envoy'): string {
  * and its data from files, decision logs off (the default: none configured), console logs at
  * error level so logging costs it nothing either.
  */
-export async function startOpaEnvoy(s: ServerSetup): Promise<ServerUnderTest> {
+export async function startOpaEnvoy(s: ServerSetup, variant: PeerVariant = { jwtAuthn: false, decisionLog: false }): Promise<ServerUnderTest> {
   const grpcPort = await freePort();
   const httpPort = await freePort();
-  const dataDir = join(s.workDir, 'opa-envoy-data');
+  const kind: ServerKind = variant.jwtAuthn ? 'opa-envoy-jwt' : variant.decisionLog ? 'opa-envoy-log' : 'opa-envoy';
+  const dataDir = join(s.workDir, `${kind}-data`);
   mkdirSync(dataDir, { recursive: true });
   const dataFile = join(dataDir, 'data.json');
   writeFileSync(dataFile, JSON.stringify({
@@ -115,16 +127,18 @@ export async function startOpaEnvoy(s: ServerSetup): Promise<ServerUnderTest> {
         // io.jwt.decode_verify takes a JWKS as a JSON string in its "cert" constraint.
         jwks: JSON.stringify(s.identity.jwks),
         algorithms: s.identity.algorithms,
+        jwt_authn: variant.jwtAuthn,
       },
     },
   }));
   const args = [
     'run', '--server',
     '--addr', `127.0.0.1:${httpPort}`,
-    '--log-level', 'error',
+    // The console decision logger writes at info level: the logging variant needs it.
+    '--log-level', variant.decisionLog ? 'info' : 'error',
     '--set', `plugins.envoy_ext_authz_grpc.addr=127.0.0.1:${grpcPort}`,
     '--set', 'plugins.envoy_ext_authz_grpc.path=envoy/authz/result',
-    '--set', 'decision_logs.console=false',
+    '--set', `decision_logs.console=${variant.decisionLog}`,
     // Tests are not policy (and stub Tollgate-only builtins); sql.rego calls tollgate.sql.analyze,
     // a Tollgate host builtin the peer lacks: bench/policies/envoy-sql stands in for it.
     '--ignore', '*_test.rego', '--ignore', 'sql.rego',
@@ -132,10 +146,11 @@ export async function startOpaEnvoy(s: ServerSetup): Promise<ServerUnderTest> {
     peerPolicyDir(), peerPolicyDir('envoy-sql'), join(s.policiesDir, 'lib'), join(s.policiesDir, 'data.json'), dataFile,
   ];
   const proc = await startPinned({
-    name: 'opa-envoy', cmd: s.opaEnvoy, args, core: SERVER_CORE, echo: s.echo,
+    name: kind, cmd: s.opaEnvoy, args, core: SERVER_CORE, echo: s.echo,
     ready: () => waitForPort(grpcPort, '127.0.0.1', 60_000),
   });
-  return { kind: 'opa-envoy', title: 'opa-envoy-plugin', target: `127.0.0.1:${grpcPort}`, proc };
+  const title = variant.jwtAuthn ? 'opa-envoy-plugin behind jwt_authn' : variant.decisionLog ? 'opa-envoy-plugin, console decision log' : 'opa-envoy-plugin';
+  return { kind, title, target: `127.0.0.1:${grpcPort}`, proc };
 }
 
 export function startServer(kind: ServerKind, s: ServerSetup): Promise<ServerUnderTest> {
@@ -144,5 +159,7 @@ export function startServer(kind: ServerKind, s: ServerSetup): Promise<ServerUnd
     case 'tollgate': return startTollgate(s, { decisionLog: true });
     case 'tollgate-nolog': return startTollgate(s, { decisionLog: false });
     case 'opa-envoy': return startOpaEnvoy(s);
+    case 'opa-envoy-jwt': return startOpaEnvoy(s, { jwtAuthn: true, decisionLog: false });
+    case 'opa-envoy-log': return startOpaEnvoy(s, { jwtAuthn: false, decisionLog: true });
   }
 }

@@ -8,7 +8,7 @@ import type { Decision, PolicyInput, ToolAnnotations, BudgetInputEntry } from '.
 import type { PolicyHolder } from '../policy/holder.js';
 import type { DecisionSink } from '../decisionlog/types.js';
 import { ErrorCode, reasonClassOf, refusal, type ErrorCodeValue, type Refusal } from '../contract/refusal.js';
-import { policyInput, sharedInput, type RequestScope, type SharedInput } from './input.js';
+import { batchElementInput, policyInput, sharedInput, type RequestScope, type SharedInput } from './input.js';
 import { DECISION_ID_HEADER, type PendingCalls } from './pending.js';
 import { buildRecord, eraseCredentials, type Masker, type RecordParts } from './record.js';
 import { deniedMessage, denyWithRpcErrors, refuse, unauthenticated, type AuthzOutcome, type RpcError } from './respond.js';
@@ -189,7 +189,11 @@ export class Authorizer {
     // In order, each element's budget check counting what the earlier ones would spend, so a batch
     // cannot overshoot a budget by its own arguments.
     const judged: Judged[] = [];
-    for (let i = 0; i < messages.length; i++) judged.push(this.judge(messages[i]!, i, batch, shared, scope, req, identity, judged));
+    const elements = batch !== null && parsed?.ok ? parsed.value as unknown[] : null;
+    for (let i = 0; i < messages.length; i++) {
+      const own = elements ? batchElementInput(shared, elements[i], settings.inputMode) : shared;
+      judged.push(this.judge(messages[i]!, i, batch, own, scope, req, identity, judged));
+    }
 
     const allAllowed = judged.every((j) => j.allow);
     const status = allAllowed ? 200 : this.denyStatusFor(judged);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../util/yaml-lazy.js';
 import type { IdentityConfig } from '../identity/types.js';
 import { parseIdentityExtras } from '../identity/config-schema.js';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';

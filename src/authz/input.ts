@@ -104,6 +104,23 @@ export function sharedInput(req: HttpRequestView, identity: Identity | null, par
   };
 }
 
+/**
+ * The shared input as one element of a JSON-RPC batch sees it: `parsed_body` (and, for
+ * opa-envoy-plugin policies, the body string) is that element, not the whole array. Every element
+ * is evaluated, logged and masked on its own; carrying the whole batch in each would make a batch
+ * of n cost n times its size (a 1 MB batch of 64 built 64 MB of policy input).
+ */
+export function batchElementInput(shared: SharedInput, element: unknown, mode: 'tollgate' | 'envoy' = 'tollgate'): SharedInput {
+  const attrs = shared.attributes as { request: { http: Record<string, unknown> } };
+  const http = attrs.request.http;
+  const body = mode === 'envoy' ? JSON.stringify(element) : undefined;
+  return {
+    ...shared,
+    attributes: { ...shared.attributes, request: { http: { ...http, body, size: body === undefined ? http.size : String(Buffer.byteLength(body)) } } },
+    parsed_body: element,
+  };
+}
+
 export interface MessageContext {
   message: JsonRpcMessage | null;
   facts: McpCallFacts | null;

@@ -4,10 +4,9 @@ import { createVerifier } from '../identity/verifier.js';
 import { PolicyHolder } from '../policy/holder.js';
 import type { WasmPolicy } from '../policy/engine.js';
 import { DirBundleSource } from '../policy/sources/dir.js';
-import { NatsBundleSource } from '../policy/sources/nats.js';
-import { HttpBundleSource } from '../policy/sources/http.js';
+import type { NatsBundleSource } from '../policy/sources/nats.js';
+import type { HttpBundleSource } from '../policy/sources/http.js';
 import type { BundleSourceStatus } from '../policy/sources/types.js';
-import { loadVerificationKeys } from '../controlplane/keys.js';
 import { createDecisionSink } from '../decisionlog/config.js';
 import { createInputMasker } from '../decisionlog/mask.js';
 import { accountingRecord } from '../decisionlog/accounting.js';
@@ -19,7 +18,7 @@ import type { AuthzConfig } from './config.js';
 import { resolvePointerKey } from '../bundle/policy-keys.js';
 import { PendingCalls, type PendingCall } from './pending.js';
 import { SessionOwners } from './sessions.js';
-import { openBudgetGate, type OpenedBudgets } from '../budget/open.js';
+import type { OpenedBudgets } from '../budget/open.js';
 import { ToolAnnotationStore } from '../mcp/annotations.js';
 import { createExtProcHandler } from './extproc.js';
 import { policyListFilter } from './list-policy.js';
@@ -29,10 +28,10 @@ import { AdminHttpServer } from '../metrics/http.js';
 import { createStatusProvider } from '../metrics/status.js';
 import { startTracing } from '../telemetry/tracing.js';
 import { loadBudgetConfig, type BudgetConfig } from '../budget/config.js';
-import { NatsLink } from '../nats/connect.js';
+import type { NatsLink } from '../nats/connect.js';
 import { resolveProcessNats } from '../nats/settings.js';
 import { PinStore } from '../pins/store.js';
-import { NatsPinSource } from '../pins/nats-source.js';
+import type { NatsPinSource } from '../pins/nats-source.js';
 import { pinRecord } from '../pins/admin-record.js';
 
 export interface RunningAuthz {
@@ -57,7 +56,10 @@ async function policySource(cfg: AuthzConfig, holder: PolicyHolder, link: NatsLi
   if (chosen > 1) throw new Error('more than one policy source configured: choose one of policy.dir, policy.nats_url, policy.bundle_url');
   const loadOptions = { entrypoint: p.entrypoint };
   if (p.dir) return new DirBundleSource({ holder, dir: p.dir, watch: p.watch, loadOptions });
+  // Remote sources and their clients are loaded only when configured: memory is paid per pod.
+  const { loadVerificationKeys } = await import('../controlplane/keys.js');
   if (p.nats) {
+    const { NatsBundleSource } = await import('../policy/sources/nats.js');
     const keys = await loadVerificationKeys(p.nats.verificationKey);
     if (!link) throw new Error('policy from NATS needs a NATS URL: give --nats URL');
     // The highest revision accepted survives restarts: a pointer moved back is refused after one too.
@@ -65,6 +67,7 @@ async function policySource(cfg: AuthzConfig, holder: PolicyHolder, link: NatsLi
     const pointerKey = resolvePointerKey(p.nats.pointerKey, process.env);
     return new NatsBundleSource({ holder, nats: link, keys, loadOptions, stateFile: join(cfg.stateDir, 'policy-revision.json'), ...(pointerKey ? { pointerKey } : {}) });
   }
+  const { HttpBundleSource } = await import('../policy/sources/http.js');
   return new HttpBundleSource({ holder, url: p.bundleUrl!, loadOptions, ...(p.bundleKey ? { keys: await loadVerificationKeys(p.bundleKey) } : {}) });
 }
 
@@ -73,6 +76,7 @@ export type { BundleSourceStatus };
 /** Tool pinning: the store Check and the list filter read, fed by the verified pin bucket. */
 async function startPins(cfg: AuthzConfig, sink: TeeSink | null, log: Logger, link: NatsLink | null): Promise<{ store: PinStore; source: NatsPinSource }> {
   const p = cfg.pins!;
+  const [{ loadVerificationKeys }, { NatsPinSource }] = await Promise.all([import('../controlplane/keys.js'), import('../pins/nats-source.js')]);
   const keys = (await loadVerificationKeys(p.approverKey)).map((k) => ({ key: k.key, kid: k.kid, alg: k.alg }));
   const store = new PinStore();
   const source = new NatsPinSource({
@@ -114,7 +118,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   ], cfg.nats.tls);
   if (!natsSettings && cfg.decisionLogReplicate) throw new Error('decision log replication needs a NATS URL: give --nats URL');
   if (!natsSettings && budgetConfig?.nats) throw new Error(`${cfg.budgetsFile} has a nats section (shared budget state) but no NATS URL is set: give --nats URL`);
-  const link = natsSettings ? NatsLink.open(natsSettings, { name: `tollgate-authz ${cfg.instanceId}` }) : null;
+  const link = natsSettings ? (await import('../nats/connect.js')).NatsLink.open(natsSettings, { name: `tollgate-authz ${cfg.instanceId}` }) : null;
   // Closers run in reverse: the connection closes after everything that uses it.
   if (link) closers.push(() => link.close());
   if (link) log.info({ servers: natsSettings!.servers, identity: link.identity ?? '(none: NATS without TLS)' }, 'NATS connection');
@@ -152,6 +156,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   if (pins) closers.push(() => pins.source.stop());
   let budgets: OpenedBudgets | null = null;
   if (cfg.budgetsFile) {
+    const { openBudgetGate } = await import('../budget/open.js');
     budgets = await openBudgetGate(budgetConfig ?? cfg.budgetsFile, { stateDir: cfg.stateDir, replicaId: cfg.instanceId, logger: log, link });
     const gate = budgets.gate;
     closers.push(() => gate.close());

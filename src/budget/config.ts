@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseServers } from '../nats/settings.js';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../util/yaml-lazy.js';
 import { DEFAULT_ENCODING, ENCODING_NAMES, isEncodingName, type EncodingName } from './tokens.js';
 import { assertTimeZone, WINDOW_KINDS, type WindowKind } from './window.js';
 

@@ -94,7 +94,9 @@ export function createBudgetGate(cfg: { budgets: readonly BudgetSpec[] }, store:
     },
 
     measure(subject: ChargeSubject, value: unknown): TokenCount {
-      return measureValue(value, forSubject(subject).encodings);
+      // The tokenizer is the costliest step of a call's check: it runs only for a caller some budget applies to.
+      const { specs, encodings } = forSubject(subject);
+      return specs.length === 0 ? { tokens: 0 } : measureValue(value, encodings);
     },
 
     measureAsync(subject: ChargeSubject, value: unknown): Promise<TokenCount> {

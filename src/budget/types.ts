@@ -57,7 +57,8 @@ export interface BudgetGate {
   /**
    * Counts a value (tool arguments, a result) in every encoding the subject's budgets use, so
    * check()/charge() can charge each budget in its own tokenizer. Optional: without it, callers
-   * pass a number in the default encoding.
+   * pass a number in the default encoding. 0 tokens, without tokenizing, when no budget applies
+   * to the subject: there is nothing to charge, and Check must not pay for counting.
    */
   measure?(subject: ChargeSubject, value: unknown): TokenCount;
   /** Encodings the subject's applicable budgets count in (always includes the default). */

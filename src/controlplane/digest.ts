@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../util/yaml-lazy.js';
 
 /**
  * File digests as OPA computes them for bundle signatures, so that `opa` itself can verify what we

@@ -1,8 +1,6 @@
 import { dirname, join, resolve, sep } from 'node:path';
 import { FileDecisionSink, type FsyncPolicy } from './file-sink.js';
-import { NatsReplica } from './nats-sink.js';
-import { NatsLink } from '../nats/connect.js';
-import { identityToken } from '../nats/identity.js';
+import type { NatsLink } from '../nats/connect.js';
 import { parseServers } from '../nats/settings.js';
 import { TeeSink } from './tee.js';
 import { defaultWitnessPath } from './witness.js';
@@ -144,6 +142,10 @@ export async function createDecisionSink(input: DecisionLogConfigInput = {}, opt
   const replicas = [];
   if (cfg.nats) {
     try {
+      // Loaded only when replication is on: a pod without it never pays for the NATS clients.
+      const [{ NatsReplica }, { NatsLink }, { identityToken }] = await Promise.all([
+        import('./nats-sink.js'), import('../nats/connect.js'), import('../nats/identity.js'),
+      ]);
       const link = opts.link ?? NatsLink.open({ servers: parseServers(cfg.nats.url, 'nats.url'), tls: null }, { name: 'tollgate-decision-log' });
       const writer = link.identity ? identityToken(link.identity) : null;
       const replica = new NatsReplica({ ...cfg.nats, link, ownsLink: !opts.link, writer, localLogDir: cfg.dir, warn, logId: file.logId, onGap: (m) => file.refuse(m) }, file.chainHead.seq);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { parseSpiffeId, uriSans } from '../pki/index.js';
+import { parseSpiffeId } from '../pki/identity.js';
+import { uriSans } from '../pki/san.js';
 
 /**
  * A NATS client's identity is the SPIFFE ID in its certificate's URI SAN: the server maps it to a

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { uriSans } from './ca.js';
+import { uriSans } from './san.js';
 import { parseSpiffeId, type WorkloadIdentity } from './identity.js';
 import type { CertFiles } from './local.js';
 

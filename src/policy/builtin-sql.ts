@@ -1,4 +1,3 @@
-import { loadModule, parseSync, scanSync } from 'libpg-query';
 import type { HostBuiltin } from './builtins.js';
 import { objectArg, stringArg } from './builtin-args.js';
 
@@ -36,13 +35,20 @@ export interface SqlAnalysis {
 export const DEFAULT_MAX_SQL_BYTES = 8 * 1024;
 const MAX_SQL_BYTES = 1024 * 1024;
 
-let ready = false;
+type PgQuery = typeof import('libpg-query');
+/** The parser, once loaded; null until a policy that calls tollgate.sql.analyze is loaded. */
+let pg: PgQuery | null = null;
 let loading: Promise<void> | null = null;
 
-/** Loads the parser's WebAssembly once; policies that call tollgate.sql.analyze need it before the first evaluation. */
+/**
+ * Loads the parser and its WebAssembly once; policies that call tollgate.sql.analyze need it
+ * before their first evaluation (the engine awaits this when a bundle declares the builtin).
+ * Imported here rather than at the top: ~20 MB per process that only such policies should pay.
+ */
 export function loadSqlParser(): Promise<void> {
-  if (ready) return Promise.resolve();
-  loading ??= loadModule().then(() => { ready = true; }, (e: unknown) => { loading = null; throw e; });
+  if (pg) return Promise.resolve();
+  loading ??= import('libpg-query').then(async (m) => { await m.loadModule(); pg = m; })
+    .catch((e: unknown) => { loading = null; throw e; });
   return loading;
 }
 
@@ -106,7 +112,7 @@ function walk(stmts: unknown[], into: { nested: Set<string>; functions: Set<stri
  */
 function backslashInStandardString(query: string): boolean {
   if (!query.includes('\\')) return false;
-  for (const t of scanSync(query).tokens) {
+  for (const t of pg!.scanSync(query).tokens) {
     if (t.tokenName === 'SCONST' && t.text.startsWith("'") && t.text.includes('\\')) return true;
   }
   return false;
@@ -117,10 +123,10 @@ export function analyzeSql(query: string, maxBytes = DEFAULT_MAX_SQL_BYTES): Sql
   if (bytes > maxBytes) return failed(`the query is ${bytes} bytes long, more than the ${maxBytes} bytes that are analysed`);
   // The parser is C: it would stop reading at a NUL and judge only what comes before it.
   if (query.includes('\u0000')) return failed('the query contains a NUL character');
-  if (!ready) return failed('the SQL parser is not loaded in this process');
+  if (!pg) return failed('the SQL parser is not loaded in this process');
   let tree: { stmts?: Array<{ stmt?: unknown }> };
   try {
-    tree = parseSync(query) as typeof tree;
+    tree = pg.parseSync(query) as typeof tree;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     // PostgreSQL says "memory exhausted" when its parser stack overflows on deep nesting.

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../util/yaml-lazy.js';
 import type { BundleFiles } from './bundle.js';
 
 /** What the engine needs out of an OPA bundle: its manifest, its WASM module and its data. */

@@ -102,8 +102,16 @@ export class WasmPolicy implements PolicyEvaluator {
     } catch (e) {
       return deny(`policy evaluation failed: the input cannot be serialised: ${(e as Error).message}`);
     }
+    if (this.maskId !== null) this.lastInput = { input, json };
     return this.evaluateJson(json, opts);
   }
+
+  /**
+   * The input evaluate() serialised last: the decision log's mask evaluation of the same call
+   * reuses its JSON instead of serialising the input a second time. Held by identity, and inputs
+   * are not changed after evaluation (Check builds one per call), so a hit is the same document.
+   */
+  private lastInput: { input: PolicyInput; json: string } | null = null;
 
   /** Same as evaluate() for an input already serialised (saves a stringify per batch element). */
   evaluateJson(inputJson: string, opts?: EvaluateOptions): Decision {
@@ -153,7 +161,10 @@ export class WasmPolicy implements PolicyEvaluator {
     if (this.maskId === null) return undefined;
     this.ctx.begin(opts?.nowNs);
     try {
-      const r = this.run(this.maskId, JSON.stringify({ ...event, input }));
+      const last = this.lastInput;
+      this.lastInput = null;
+      const json = last?.input === input && Object.keys(event).length === 0 ? `{"input":${last.json}}` : JSON.stringify({ ...event, input });
+      const r = this.run(this.maskId, json);
       return r.defined ? r.value : undefined;
     } catch {
       this.failures++;

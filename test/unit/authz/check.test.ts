@@ -278,6 +278,18 @@ describe('Authorizer.check', () => {
       assert.equal(sink.records.length - used, 5);
       await gate.close();
     });
+    it('tokenizes arguments only for a caller some budget applies to', async () => {
+      const gate = gateWith(1_000_000);
+      const support: Identity = { ...alice, sub: 'sam', team: 'support' };
+      const two: TokenVerifier = { async verify(t) { if (t === 'good') return alice; if (t === 'sam') return support; throw new AuthError('bad_signature', 'no'); } };
+      const { authz, policy } = setup({ budget: gate, verifier: two });
+      assert.ok((await authz.check(request(call('search_docs')))).allow);
+      assert.ok((await authz.check(request(call('search_docs'), { authorization: 'Bearer sam' }))).allow);
+      const [payments, other] = policy.inputs;
+      assert.equal(payments!.budget.estimated_tokens, countValue(call('search_docs').params.arguments), 'the payments budget applies: counted');
+      assert.equal(other!.budget.estimated_tokens, 0, 'no budget applies to team support: not tokenized');
+      await gate.close();
+    });
   });
 
   describe('sessions bound to the identity that initialized them', () => {
@@ -335,5 +347,41 @@ describe('Authorizer.check request time', () => {
     const { authz, policy } = setup();
     await authz.check(request(call('search_docs')));
     assert.equal(policy.inputs[0]!.request.time_ns, Date.parse('2026-11-23T10:00:00Z') * 1_000_000);
+  });
+});
+
+describe('Authorizer.check: cost grows linearly with a batch', () => {
+  // Bytes, not time: what each element's evaluation is given (the WASM parses its input as
+  // JSON) and what the log writes, summed over the batch.
+  const element = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'search_docs', arguments: { q: `${id} `.padEnd(4000, 'x') } } });
+  async function bytesFor(n: number, inputMode: 'tollgate' | 'envoy'): Promise<{ input: number; log: number }> {
+    const { authz, policy, sink } = setup({}, { limits: { maxBytes: 1024 * 1024, maxDepth: 16, maxBatch: 64 }, inputMode });
+    const body = n === 1 ? element(0) : Array.from({ length: n }, (_, i) => element(i));
+    assert.ok((await authz.check(request(body))).allow);
+    assert.equal(policy.inputs.length, n);
+    return {
+      input: policy.inputs.reduce((sum, x) => sum + JSON.stringify(x).length, 0),
+      log: sink.records.reduce((sum, r) => sum + JSON.stringify(r).length, 0),
+    };
+  }
+
+  for (const mode of ['tollgate', 'envoy'] as const) {
+    it(`a batch of 64 costs about 64 single calls, not 64 × the batch (${mode} input)`, async () => {
+      const one = await bytesFor(1, mode);
+      const many = await bytesFor(64, mode);
+      // Quadratic would be ~64 × 64 / 2 = 2,048 times; linear with per-element overhead stays near 64.
+      assert.ok(many.input < 64 * one.input * 1.25, `policy input: ${many.input} bytes for 64 vs ${one.input} for 1`);
+      assert.ok(many.log < 64 * one.log * 1.25, `decision log: ${many.log} bytes for 64 vs ${one.log} for 1`);
+      assert.ok(many.input > 64 * 4000, 'each element still carries its own arguments');
+    });
+  }
+
+  it('shows each element its own parsed_body, and the envoy body string as that element', async () => {
+    const { authz, policy } = setup({}, { inputMode: 'envoy' });
+    await authz.check(request([call('search_docs', 1), call('search_docs', 2)]));
+    assert.deepEqual(policy.inputs.map((x) => (x.parsed_body as { id: number }).id), [1, 2]);
+    const http = (x: PolicyInput) => (x.attributes as { request: { http: { body: string; size: string } } }).request.http;
+    assert.deepEqual(JSON.parse(http(policy.inputs[1]!).body), call('search_docs', 2));
+    assert.equal(http(policy.inputs[1]!).size, String(Buffer.byteLength(http(policy.inputs[1]!).body)));
   });
 });
