@@ -29,7 +29,7 @@ import type { Decision, PolicyEvaluator, PolicyInput } from '../src/policy/types
 import { projectRoot } from '../src/util/tools.js';
 
 const payments: Identity = {
-  sub: 'alice', iss: 'https://issuer.bench', aud: ['tollgate'], team: 'payments', groups: [], agent: 'bench', scopes: [], delegation: [], expiresAt: 4e9, claims: { sub: 'alice' },
+  sub: 'alice', iss: 'https://issuer.bench', aud: ['tollgate'], team: 'payments', groups: [], roles: [], tenant: null, agent: 'bench', scopes: [], delegation: [], expiresAt: 4e9, claims: { sub: 'alice' },
 };
 const verifier: TokenVerifier = { async verify() { return payments; } };
 

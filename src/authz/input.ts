@@ -111,12 +111,19 @@ export function sharedInput(req: HttpRequestView, identity: Identity | null, par
  * of n cost n times its size (a 1 MB batch of 64 built 64 MB of policy input).
  */
 export function batchElementInput(shared: SharedInput, element: unknown, mode: 'tollgate' | 'envoy' = 'tollgate'): SharedInput {
-  const attrs = shared.attributes as { request: { http: Record<string, unknown> } };
-  const http = attrs.request.http;
-  const body = mode === 'envoy' ? JSON.stringify(element) : undefined;
+  const attrs = shared.attributes as { request?: { http?: Record<string, unknown> } };
+  const http = attrs.request?.http ?? {};
+  let own: Record<string, unknown> = http;
+  if (mode === 'envoy') {
+    // The element as Envoy would have carried it on its own: bytes (base64) if it sent the batch
+    // packed as bytes, else a string; size in the plugin's shape (a number).
+    const text = JSON.stringify(element);
+    const packed = http.rawBody !== undefined;
+    own = { ...http, size: Buffer.byteLength(text), ...(packed ? { rawBody: Buffer.from(text).toString('base64') } : { body: text }) };
+  }
   return {
     ...shared,
-    attributes: { ...shared.attributes, request: { http: { ...http, body, size: body === undefined ? http.size : String(Buffer.byteLength(body)) } } },
+    attributes: { ...shared.attributes, request: { ...attrs.request, http: own } },
     parsed_body: element,
   };
 }
