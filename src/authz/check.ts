@@ -4,6 +4,7 @@ import { bearerToken } from '../identity/bearer.js';
 import { parseMcpBody, idOf, type BodyLimits, type JsonRpcId, type JsonRpcMessage } from '../mcp/jsonrpc.js';
 import { callFacts, type McpCallFacts } from '../mcp/request.js';
 import type { BudgetGate, ChargeSubject, TokenCount } from '../budget/types.js';
+import { addCounts } from '../budget/tokens.js';
 import type { Decision, PolicyInput, ToolAnnotations, BudgetInputEntry } from '../policy/types.js';
 import type { PolicyHolder } from '../policy/holder.js';
 import type { DecisionSink } from '../decisionlog/types.js';
@@ -86,10 +87,22 @@ interface Judged {
   code: ErrorCodeValue | null;
   error: string | null;
   budgets: BudgetInputEntry[];
+  /** Names of `warn` budgets this call found used up (it went ahead; the record says so). */
+  warned: string[];
   subject: ChargeSubject | null;
   tokens: number;
   measured?: TokenCount | null;
   evalNs: number;
+}
+
+/**
+ * What an allowed element charges its caller's budgets: its arguments' tokens (in each budget's
+ * encoding), plus the `cost` the policy put on the decision, in every encoding alike.
+ */
+function chargeFor(j: Judged): TokenCount {
+  const args: TokenCount = j.measured ?? { tokens: j.tokens };
+  const cost = j.allow ? j.decision?.cost ?? 0 : 0;
+  return cost > 0 ? addCounts(args, { tokens: cost }) : args;
 }
 
 const LIST_METHODS = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list']);
@@ -226,7 +239,8 @@ export class Authorizer {
       for (const j of judged) Object.assign(headers, j.decision?.headers ?? {});
       if (settings.upstreamAuthorization) headers.authorization = settings.upstreamAuthorization;
       for (const j of judged) {
-        if (j.subject && this.deps.budget && j.tokens > 0) this.deps.budget.charge(j.subject, j.measured ?? j.tokens);
+        const charge = chargeFor(j);
+        if (j.subject && this.deps.budget && charge.tokens > 0) this.deps.budget.charge(j.subject, charge);
       }
       const first = judged[0];
       // The input to judge listed items with: the list request's own, or, for a GET stream (which
@@ -262,7 +276,7 @@ export class Authorizer {
   private judge(m: JsonRpcMessage | null, index: number, batch: number | null, shared: SharedInput, scope: RequestScope, req: HttpRequestView, identity: Identity, earlier: readonly Judged[]): Judged {
     const facts = m ? callFacts(m) : null;
     const subject: ChargeSubject = { team: identity.team, agent: identity.agent, sub: identity.sub, server: scope.server, tool: facts?.tool ?? null };
-    const base: Judged = { message: m, facts, input: null, decision: null, allow: false, reasons: [], code: null, error: null, budgets: [], subject, tokens: 0, evalNs: 0 };
+    const base: Judged = { message: m, facts, input: null, decision: null, allow: false, reasons: [], code: null, error: null, budgets: [], warned: [], subject, tokens: 0, evalNs: 0 };
     if (facts?.invalid) return { ...base, reasons: [facts.invalid], code: ErrorCode.InvalidParams, error: facts.invalid };
 
     const gate = this.deps.budget;
@@ -278,17 +292,18 @@ export class Authorizer {
     const input = policyInput(shared, scope, req, {
       message: m, facts, batch: batch === null ? null : { index, size: batch }, annotations, pin, budgets: budget.entries, estimatedTokens: tokens,
     });
+    const warned = (budget.warnings ?? []).map((w) => w.name);
     if (budget.exhausted) {
       const b = budget.exhausted;
       const why = budget.reason ?? `budget "${b.name}" is exhausted: ${b.used} of ${b.limit} tokens used this ${b.window}; it resets at ${b.resets_at}`;
-      return { ...base, input, budgets: budget.entries, tokens, measured, reasons: [why], code: ErrorCode.BudgetExhausted };
+      return { ...base, input, budgets: budget.entries, warned, tokens, measured, reasons: [why], code: ErrorCode.BudgetExhausted };
     }
     const policy = this.deps.policy.get()!;
     const e0 = nowNs();
     const decision = policy.evaluate(input);
     const evalNs = nowNs() - e0;
     return {
-      ...base, input, decision, budgets: budget.entries, tokens, measured, evalNs,
+      ...base, input, decision, budgets: budget.entries, warned, tokens, measured, evalNs,
       allow: decision.allow, reasons: decision.reasons, code: decision.allow ? null : ErrorCode.PolicyDenied,
     };
   }
@@ -334,8 +349,10 @@ export class Authorizer {
       sessionId: req.headers['mcp-session-id'] ?? null, batchSize: batch, input: j.input,
       decision: { allow: j.allow, reasons: j.reasons, httpStatus: status, code: j.code, error: j.error, ...outcome },
       policyDecision: j.decision, policyMask: j.input && this.deps.policyMask ? this.deps.policyMask(j.input) : undefined,
-      budget: j.budgets.length ? j.budgets.map((b) => ({ name: b.name, limit: b.limit, used: b.used, remaining: b.remaining })) : null,
-      requestTokens: j.message ? j.tokens : null, evalNs: j.evalNs, totalNs,
+      budget: j.budgets.length ? j.budgets.map((b) => ({
+        name: b.name, limit: b.limit, used: b.used, remaining: b.remaining, ...(j.warned.includes(b.name) ? { warning: true as const } : {}),
+      })) : null,
+      requestTokens: j.message ? j.tokens : null, policyCost: j.allow ? j.decision?.cost ?? null : null, evalNs: j.evalNs, totalNs,
     };
     sink.append(buildRecord(parts, this.deps.mask));
   }

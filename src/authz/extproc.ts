@@ -1,4 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
+import type { ExtProcStats } from '../metrics/extproc-metrics.js';
 import type { BudgetGate, TokenCount } from '../budget/types.js';
 import { ResponseBodyProcessor } from '../budget/response-body.js';
 import { bodyFormat } from '../budget/response.js';
@@ -115,24 +116,7 @@ export interface ExtProcDeps {
   maxBufferBytes?: number;
 }
 
-/** Prometheus-ready counters (monotonic). */
-export interface ExtProcStats {
-  streams: number;
-  /** Responses of known calls that were processed. */
-  responses: number;
-  /** Streams whose decision id was missing or unknown (refused before reaching the server). */
-  unknownDecision: number;
-  /** Responses that may carry a list but could not be read, replaced by an error (fail closed). */
-  unfilterable: number;
-  /** Internal errors (the response was passed through). */
-  errors: number;
-  /** Result tokens charged (default encoding). */
-  chargedTokens: number;
-  /** List items removed by policy. */
-  filteredItems: number;
-  /** Bodies too large to parse (counted as raw text, not filtered). */
-  oversizeBodies: number;
-}
+export type { ExtProcStats };
 
 export type ExtProcHandler = grpc.handleBidiStreamingCall<ProcessingRequestMsg, ProcessingResponseMsg> & { readonly stats: ExtProcStats };
 

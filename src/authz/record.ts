@@ -56,6 +56,8 @@ export interface RecordParts {
   policyMask: unknown;
   budget: DecisionRecordDraft['budget'];
   requestTokens: number | null;
+  /** The policy's `cost` charged for an allowed call; null when none. */
+  policyCost?: number | null;
   evalNs: number;
   totalNs: number;
 }
@@ -85,7 +87,7 @@ export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
       outcome: p.decision.outcome, policy_allow: p.decision.policyAllow, late_ms: p.decision.lateMs,
     },
     budget: p.budget,
-    tokens: p.requestTokens === null ? null : { request: p.requestTokens, response: null },
+    tokens: p.requestTokens === null ? null : { request: p.requestTokens, response: null, ...(p.policyCost ? { policy_cost: p.policyCost } : {}) },
     metrics: { timer_eval_ns: p.evalNs, timer_total_ns: p.totalNs },
     erased: masked?.erased ?? [],
     masked: masked?.masked ?? [],

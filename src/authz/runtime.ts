@@ -217,6 +217,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
       },
     } : {}),
   });
+  metrics.readFrom({ extProc: () => extProc.stats });
   const server = await AuthzServer.start({ host: cfg.listen.host, port: cfg.listen.port, authorizer, extProc, tls: cfg.tls, logger: log });
   log.info({ listen: `${cfg.listen.host}:${server.port}`, mtls: cfg.tls !== null, revision: holder.get()?.revision }, 'authz listening');
 

@@ -41,8 +41,10 @@ export interface DecisionRecord {
     /** ms past Envoy's ext_authz deadline when authz answered; null when in time. */
     late_ms?: number | null;
   };
-  budget: Array<{ name: string; limit: number; used: number; remaining: number }> | null;
-  tokens: { request: number; response: number | null } | null;
+  /** `warning`: a `warn` budget this call found used up (the call went ahead). */
+  budget: Array<{ name: string; limit: number; used: number; remaining: number; warning?: true }> | null;
+  /** `policy_cost`: the policy's `cost`, charged to the caller's budgets with the arguments' tokens. */
+  tokens: { request: number; response: number | null; policy_cost?: number } | null;
   metrics: { timer_eval_ns: number; timer_total_ns: number };
   erased: string[];
   masked: string[];

@@ -10,6 +10,7 @@ import { registerPolicyMetrics, type PolicyState } from './policy-metrics.js';
 import { REASON_CLASSES, type ReasonClass } from '../contract/refusal.js';
 import { scrapedCounter, type Sample } from './scrape.js';
 import { registerCallMetrics, type CallMetricsLimits, type OperationSample } from './mcp-metrics.js';
+import { registerExtProcMetrics, type ExtProcStats } from './extproc-metrics.js';
 
 export const METRIC_PREFIX = 'tollgate_';
 
@@ -41,6 +42,7 @@ export interface MetricSources {
   policy: () => PolicyState | null;
   decisionLog: () => DecisionLogStats | null;
   budgets: () => BudgetMetrics | null;
+  extProc: () => ExtProcStats | null;
 }
 
 export interface AuthzMetricsOptions {
@@ -110,7 +112,7 @@ interface CountCell { labels: { failure: string }; n: number }
 export function createAuthzMetrics(registry: Registry = new Registry(), opts: AuthzMetricsOptions = {}): AuthzMetrics {
   const p = METRIC_PREFIX;
   const clock = opts.clock ?? Date.now;
-  const sources: MetricSources = { policy: () => null, decisionLog: () => null, budgets: () => null };
+  const sources: MetricSources = { policy: () => null, decisionLog: () => null, budgets: () => null, extProc: () => null };
 
   if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   if (opts.version) {
@@ -150,6 +152,7 @@ export function createAuthzMetrics(registry: Registry = new Registry(), opts: Au
   const calls = registerCallMetrics(registry, p, { maxServers: opts.maxServers, ...opts.callLimits });
   registerPolicyMetrics(registry, p, () => sources.policy());
   registerDecisionLogMetrics(registry, p, () => sources.decisionLog());
+  registerExtProcMetrics(registry, p, () => sources.extProc());
   const standings = new BudgetStandings(opts.maxBudgets ?? 100, () => sources.budgets());
   registerBudgetMetrics(registry, p, { max: opts.maxBudgets ?? 100, read: () => sources.budgets(), standings, clock });
 
@@ -181,6 +184,7 @@ export function createAuthzMetrics(registry: Registry = new Registry(), opts: Au
       if (next.policy) sources.policy = next.policy;
       if (next.decisionLog) sources.decisionLog = next.decisionLog;
       if (next.budgets) sources.budgets = next.budgets;
+      if (next.extProc) sources.extProc = next.extProc;
     },
     async expose() {
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -249,6 +249,32 @@ describe('Authorizer.check', () => {
     };
     afterEach(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
 
+    it('charges the cost a policy puts on an allowed call with its arguments, and records it', async () => {
+      const gate = gateWith(1000);
+      const costly: PolicyEvaluator = { revision: 'rev-cost', evaluate: () => ({ allow: true, reasons: [], headers: {}, httpStatus: null, mask: [], cost: 250 }) };
+      const holder = new PolicyHolder();
+      holder.swap(costly);
+      const { authz, sink } = setup({ budget: gate, policy: holder });
+      const body = call('search_docs');
+      assert.ok((await authz.check(request(body))).allow);
+      const args = countValue(body.params.arguments);
+      const standing = gate.check({ team: 'payments', agent: 'bot', sub: 'alice', server: 'billing', tool: 'search_docs' }, 0).entries[0]!;
+      assert.equal(standing.used, args + 250);
+      assert.deepEqual(sink.records[0]!.tokens, { request: args, response: null, policy_cost: 250 });
+      await gate.close();
+    });
+
+    it('records a used-up warn budget on the call it let through', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'tollgate-check-budget-'));
+      const config = parseBudgetConfig('budgets:\n  - { name: payments-soft, scope: { team: payments }, limit: 10, window: day, action: warn }\n', 'b.yaml');
+      const gate = createBudgetGate(config, LocalBudgetStore.open(config.budgets, { dir, adminPollMs: 0 }), { clock: () => now });
+      gate.charge({ team: 'payments', agent: 'bot', sub: 'alice', server: 'billing', tool: null }, 10);
+      const { authz, sink } = setup({ budget: gate });
+      assert.ok((await authz.check(request(call('search_docs')))).allow, 'warn budgets never refuse');
+      assert.deepEqual(sink.records[0]!.budget, [{ name: 'payments-soft', limit: 10, used: 10, remaining: 0, warning: true }]);
+      await gate.close();
+    });
+
     it('denies a call whose budget is exhausted, naming the budget, limit and reset', async () => {
       const gate = gateWith(100);
       gate.charge({ team: 'payments', agent: 'bot', sub: 'alice', server: 'billing', tool: null }, 100);

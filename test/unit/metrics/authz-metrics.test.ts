@@ -224,3 +224,18 @@ describe('BoundedLabels', () => {
     assert.deepEqual([...b.values()].map((e) => e.v), ['x', 'y', 'other']);
   });
 });
+
+describe('ext_proc counters', () => {
+  it('are absent until authz has a response path, then read its stats at scrape time', async () => {
+    const m = createAuthzMetrics(new Registry(), { processMetrics: false });
+    assert.doesNotMatch((await m.expose()).body, /^tollgate_extproc_responses_total \d/m);
+    const stats = { streams: 3, responses: 2, unknownDecision: 1, unfilterable: 1, errors: 0, chargedTokens: 120, filteredItems: 4, oversizeBodies: 0 };
+    m.readFrom({ extProc: () => stats });
+    stats.responses = 5;
+    const body = (await m.expose()).body;
+    assert.match(body, /^tollgate_extproc_responses_total 5$/m);
+    assert.match(body, /^tollgate_extproc_unfilterable_total 1$/m);
+    assert.match(body, /^tollgate_extproc_filtered_items_total 4$/m);
+    assert.match(body, /^tollgate_extproc_charged_tokens_total 120$/m);
+  });
+});
