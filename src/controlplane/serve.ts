@@ -35,7 +35,7 @@ export interface PolicyControlPlaneOptions {
 
 export interface BuiltEvent { contentSha256: string; files: number; durationMs: number }
 export interface UnchangedEvent { contentSha256: string; revision: number }
-/** sources: the policy files as read just before the build (OPA rewrites the modules in a bundle). */
+/** sources: the policy files as read right after the build (OPA rewrites the modules in a bundle). */
 export interface PublishedEvent { pointer: BundlePointer; sources: BundleFiles }
 export interface BuildFailedEvent { message: string }
 export interface PublishFailedEvent { message: string; retryInMs: number }
@@ -153,8 +153,9 @@ export class PolicyControlPlane extends EventEmitter<ControlPlaneEvents> {
     let sources: BundleFiles;
     try {
       const opts = this.opts.entrypoints ? { entrypoints: this.opts.entrypoints } : {};
-      sources = await readPolicySources(this.opts.policiesDir);
       files = await readBundle(await buildPolicyBundle(this.opts.policiesDir, opts));
+      // After the build, which reports a missing or unreadable directory in its own words.
+      sources = await readPolicySources(this.opts.policiesDir);
       content = contentDigest(files);
     } catch (e) {
       // A broken edit never replaces what is published; the previous revision stays in force.
