@@ -221,7 +221,12 @@ async function serve(argv: string[]): Promise<number> {
   let failed = false;
   cp.on('built', (e) => log(`built ${dir} in ${Math.round(e.durationMs)} ms (${e.files} files, content ${e.contentSha256.slice(0, 12)})`));
   cp.on('unchanged', (e) => log(`unchanged: revision ${e.revision} already has this content`));
-  cp.on('published', (e) => log(`published revision ${e.pointer.revision} as ${e.pointer.object} (${e.pointer.size} bytes, signed by ${e.pointer.kid})`));
+  const { archiveRevision } = await import('../controlplane/revision-archive.js');
+  cp.on('published', (e) => {
+    log(`published revision ${e.pointer.revision} as ${e.pointer.object} (${e.pointer.size} bytes, content ${e.pointer.content_sha256.slice(0, 12)}, signed by ${e.pointer.kid})`);
+    // What revision N contained, for tollgate policy show --revision N.
+    try { archiveRevision(stateDir, e.pointer, e.sources); } catch (err) { log(`cannot archive the sources of revision ${e.pointer.revision}: ${(err as Error).message}`); }
+  });
   cp.on('build-failed', (e) => { failed = true; log(`build failed, nothing published:\n${e.message}`); });
   cp.on('publish-failed', (e) => { failed = true; log(`publish failed (retrying in ${e.retryInMs} ms): ${e.message}`); });
   cp.on('pointer-corrected', (e) => log(`ALERT pointer tampered with: found ${e.found}; ${e.corrected ? `put back revision ${e.restored}` : e.restored === null ? 'nothing trusted to put back yet' : 'could not put it back (it moved again); re-checking'}`));

@@ -16,6 +16,7 @@ import { renderTestReport } from '../policy/toolkit/render-test.js';
 import { logSource, replayDecisions, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX } from '../policy/toolkit/replay-run.js';
 import type { EntrypointMode, RequestSpec } from '../policy/toolkit/scenario-types.js';
 import { parseCommandArgs } from './args.js';
+import { showRevision } from './policy-show.js';
 import { UsageError, type Command } from './types.js';
 
 /** `tollgate policy`: build, check, fmt, test, explain, replay. Flags and output; the work is in src/policy/toolkit. */
@@ -41,6 +42,7 @@ the mesh runs), ask why a call is denied, and see what an edit would change in r
   explain   one call: the decision, its reasons, and the rules that contributed
   replay    re-decide recorded decisions under a new policy: what would change
   capabilities  print OPA's capabilities JSON with Tollgate's own builtins declared (for opa test/check/eval)
+  show      what a published revision contained: its content hash and sources (--revision N)
 
 Run \`tollgate policy <subcommand> --help\` for its flags. Guide: docs/policy-authoring.md.
 `,
@@ -403,7 +405,7 @@ function help(io: PolicyIo, topic: string): number {
   return 0;
 }
 
-const SUBCOMMANDS: Record<string, (argv: string[], io: PolicyIo) => Promise<number>> = { build, check, fmt, test, explain, replay, capabilities };
+const SUBCOMMANDS: Record<string, (argv: string[], io: PolicyIo) => Promise<number>> = { build, check, fmt, test, explain, replay, capabilities, show: (argv, io) => showRevision(argv, io) };
 
 export function createPolicyCommand(partial: Partial<PolicyIo> = {}): Command {
   const io: PolicyIo = {

@@ -30,7 +30,10 @@ Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
   --server NAME=SOURCE  run a stdio server Tollgate installs and isolates (repeatable; SOURCE as in
                    tollgate run --from); each gets its own Envoy + authz pair; args after -- go to it
   --servers FILE   the servers to run, as YAML (docs/servers.md)
-${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision logs (default $TOLLGATE_STATE_DIR or ./.state)
+${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision logs (default $TOLLGATE_STATE_DIR or ./.state);
+                   up writes DIR/mesh.json (ports, issuer, audience, admin addresses), which token,
+                   status, budget, logs and policy show read: give them the same --state (or
+                   TOLLGATE_STATE_DIR) and nothing else
   --envoy-port N   (default 10000)    --admin-port N (default 9901)
   --authz-port N   (default 9191)     --issuer-port N (default 5556)
   --xds-port N     (default 18000)    --nats-port N   (default 4222)

@@ -5,6 +5,7 @@ import type { QueuedIterator } from '@nats-io/transport-node';
 import { RevisionFloor } from '../bundle/revision-floor.js';
 import type { NatsLink } from '../nats/connect.js';
 import { readBundle, type BundleFiles } from '../policy/bundle.js';
+import { readPolicySources } from './revision-archive.js';
 import { buildPolicyBundle } from '../policy/build.js';
 import { DirWatcher, fingerprintDir } from '../policy/sources/dirwatch.js';
 import type { SigningKey } from './keys.js';
@@ -34,7 +35,8 @@ export interface PolicyControlPlaneOptions {
 
 export interface BuiltEvent { contentSha256: string; files: number; durationMs: number }
 export interface UnchangedEvent { contentSha256: string; revision: number }
-export interface PublishedEvent { pointer: BundlePointer }
+/** sources: the policy files as read right after the build (OPA rewrites the modules in a bundle). */
+export interface PublishedEvent { pointer: BundlePointer; sources: BundleFiles }
 export interface BuildFailedEvent { message: string }
 export interface PublishFailedEvent { message: string; retryInMs: number }
 /** The pointer was found naming something this control plane did not publish last, and was put back. */
@@ -62,7 +64,7 @@ export interface ControlPlaneStatus {
   pointerCorrections: number;
 }
 
-interface Pending { files: BundleFiles; content: string }
+interface Pending { files: BundleFiles; content: string; sources: BundleFiles }
 
 /**
  * Builds the policy directory whenever it changes, signs and publishes each good build as the
@@ -148,9 +150,12 @@ export class PolicyControlPlane extends EventEmitter<ControlPlaneEvents> {
     const t0 = performance.now();
     let files: BundleFiles;
     let content: string;
+    let sources: BundleFiles;
     try {
       const opts = this.opts.entrypoints ? { entrypoints: this.opts.entrypoints } : {};
       files = await readBundle(await buildPolicyBundle(this.opts.policiesDir, opts));
+      // After the build, which reports a missing or unreadable directory in its own words.
+      sources = await readPolicySources(this.opts.policiesDir);
       content = contentDigest(files);
     } catch (e) {
       // A broken edit never replaces what is published; the previous revision stays in force.
@@ -162,7 +167,7 @@ export class PolicyControlPlane extends EventEmitter<ControlPlaneEvents> {
     }
     this.st.lastBuildError = null;
     this.emit('built', { contentSha256: content, files: files.size, durationMs: performance.now() - t0 });
-    this.pending = { files, content };
+    this.pending = { files, content, sources };
     await this.flush();
   }
 
@@ -260,7 +265,7 @@ export class PolicyControlPlane extends EventEmitter<ControlPlaneEvents> {
       this.st.published++;
       this.st.lastPublishError = null;
       this.retryDelay = this.opts.retryMs ?? 2000;
-      this.emit('published', { pointer });
+      this.emit('published', { pointer, sources: p.sources });
     } catch (e) {
       const retryInMs = this.retryDelay;
       this.st.lastPublishError = (e as Error).message;

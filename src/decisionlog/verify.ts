@@ -139,7 +139,9 @@ class ChainVerifier {
   /** Records whose predecessor was not seen yet, by the predecessor's seq. */
   private readonly waiting = new Map<number, Seen>();
   /** Hashes of recent records, for checkpoints (written right after the record they cover). */
-  private readonly recent = new Map<number, string>();
+  private readonly recent = new Map<number, Seen>();
+  /** Highest seq a validly signed checkpoint covers that does NOT match the log (an error already). */
+  private brokenThrough = 0;
   /** Valid checkpoints naming a seq not seen yet. */
   private readonly ahead = new Map<number, { hash: string; loc: Loc }>();
   private notCanonical = 0;
@@ -199,7 +201,7 @@ class ChainVerifier {
       this.maxSeq = cur.seq;
       this.lastLoc = cur.loc;
     }
-    this.recent.set(cur.seq, cur.hash);
+    this.recent.set(cur.seq, cur);
     if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value as number);
     this.prev = cur;
   }
@@ -232,7 +234,7 @@ class ChainVerifier {
           `record seq ${cur.seq} at ${where(cur.loc)} is out of order: it follows seq ${prev.seq} but belongs before ${gap.before ? where(gap.before) : 'the record after it'}`);
       } else {
         const earlier = this.recent.get(cur.seq);
-        const same = earlier === cur.hash;
+        const same = earlier?.hash === cur.hash;
         this.add('duplicate', 'error', cur.loc, cur.seq, same
           ? `record seq ${cur.seq} at ${where(cur.loc)} is a second copy of a record already in the log`
           : `record seq ${cur.seq} at ${where(cur.loc)} reuses a seq already in the log with different content (inserted or replayed record)`);
@@ -268,8 +270,8 @@ class ChainVerifier {
     }
     const known = this.recent.get(seq);
     if (known !== undefined) {
-      this.compareCheckpoint(hash, loc, { seq, hash: known, prevHash: '', loc });
-      if (known !== hash) return;
+      this.compareCheckpoint(hash, loc, known);
+      if (known.hash !== hash) return;
     } else if (seq > this.maxSeq) {
       this.ahead.set(seq, { hash, loc });
       return;
@@ -287,9 +289,22 @@ class ChainVerifier {
       if (this.opts.keys && (this.signedThrough === null || rec.seq > this.signedThrough)) this.signedThrough = rec.seq;
       return;
     }
-    this.add(this.opts.keys ? 'edited' : 'forged_checkpoint', 'error', loc, rec.seq, this.opts.keys
-      ? `checkpoint at ${where(loc)} is validly signed for seq ${rec.seq} with hash ${hash.slice(0, 16)}…, but the log's record seq ${rec.seq} hashes to ${rec.hash.slice(0, 16)}…: records up to seq ${rec.seq} were rewritten and re-chained`
-      : `checkpoint at ${where(loc)} says seq ${rec.seq} hashes to ${hash.slice(0, 16)}…, but the log's record hashes to ${rec.hash.slice(0, 16)}…`);
+    if (!this.opts.keys) {
+      this.add('forged_checkpoint', 'error', loc, rec.seq, `checkpoint at ${where(loc)} says seq ${rec.seq} hashes to ${hash.slice(0, 16)}…, but the log's record hashes to ${rec.hash.slice(0, 16)}…`);
+      return;
+    }
+    this.brokenThrough = Math.max(this.brokenThrough, rec.seq);
+    // Everything through seq-1 matched a signed checkpoint, and the chain links held: the only
+    // record this checkpoint can disagree with is seq itself (issue 18: say so, precisely).
+    if (this.signedThrough === rec.seq - 1) {
+      this.add('edited', 'error', rec.loc, rec.seq,
+        `record seq ${rec.seq} at ${where(rec.loc)} was edited: it hashes to ${rec.hash.slice(0, 16)}…, but the checkpoint at ${where(loc)}, validly signed, says ${hash.slice(0, 16)}… (every record before it matches the checkpoint through seq ${rec.seq - 1})`);
+      return;
+    }
+    const from = (this.signedThrough ?? 0) + 1;
+    this.add('edited', 'error', loc, rec.seq,
+      `checkpoint at ${where(loc)} is validly signed for seq ${rec.seq} with hash ${hash.slice(0, 16)}…, but the log's record seq ${rec.seq} hashes to ${rec.hash.slice(0, 16)}…: ` +
+      `a record in ${range(from, rec.seq)} was edited${from < rec.seq ? ' and the ones after it re-chained' : ''}`);
   }
 
   head(h: HeadLine, loc: Loc, firstLineOfFile: boolean, prevFile: string | null): void {
@@ -385,8 +400,9 @@ class ChainVerifier {
     }
     if (this.records > 0 && this.checkpoints === 0) {
       this.add('no_checkpoints', 'warning', null, null, 'the log has no checkpoints: nothing is signed, so a rewritten chain would go unnoticed');
-    } else if (this.opts.keys && this.maxSeq > (this.signedThrough ?? 0)) {
-      const from = (this.signedThrough ?? 0) + 1;
+    } else if (this.opts.keys && this.maxSeq > Math.max(this.signedThrough ?? 0, this.brokenThrough)) {
+      // Records a signed checkpoint covers are not an unsigned tail, even when it disagrees with them.
+      const from = Math.max(this.signedThrough ?? 0, this.brokenThrough) + 1;
       this.add('unsigned_tail', 'warning', this.prev?.loc ?? null, from,
         `${range(from, this.maxSeq)} come after the last valid checkpoint: protected by the hash chain only until the next checkpoint is written (normal for a log being written)`);
     }

@@ -151,6 +151,29 @@ describe('the first hour (issue 18)', function () {
     assert.match(central!.stdout, /delete_records/);
   });
 
+  it('each revision carries its content hash; policy show --revision N prints what it contained', async () => {
+    writeFileSync(join(policies, 'extra.rego'), 'package tollgate.extra\n\nmarker := "first hour"\n');
+    await up.waitFor(/policy revision (\d+) published \(content [0-9a-f]{12}\)/, 30_000);
+    const published = [...up.stdout.matchAll(/policy revision (\d+) published \(content ([0-9a-f]{12})\)/g)].at(-1)!;
+    const [rev, hash] = [Number(published[1]), published[2]!];
+    const list = await runTollgate(['policy', 'show', '--state', state], { cwd: elsewhere });
+    ok(list, 'policy show');
+    assert.match(list.stdout, new RegExp(`^${rev}\\s+\\S+\\s+${hash}\\s+\\d+$`, 'm'));
+    const shown = await runTollgate(['policy', 'show', '--revision', String(rev), '--state', state], { cwd: elsewhere });
+    ok(shown, 'policy show --revision');
+    assert.match(shown.stdout, new RegExp(`^content sha256 ${hash}[0-9a-f]{52}$`, 'm'));
+    assert.match(shown.stdout, /--- extra\.rego \(sha256 [0-9a-f]{64}\)\npackage tollgate\.extra\n\nmarker := "first hour"\n/);
+    const before = await runTollgate(['policy', 'show', '--revision', String(rev - 1), '--state', state, '--file', 'authz.rego'], { cwd: elsewhere });
+    ok(before, 'policy show --file');
+    assert.equal(before.stdout, readFileSync(join(policies, 'authz.rego'), 'utf8'));
+    const older = await runTollgate(['policy', 'show', '--revision', String(rev - 1), '--state', state, '--file', 'extra.rego'], { cwd: elsewhere });
+    assert.equal(older.code, 1);
+    assert.match(older.stderr, new RegExp(`revision ${rev - 1} has no file extra\\.rego`));
+    const missing = await runTollgate(['policy', 'show', '--revision', '999', '--state', state], { cwd: elsewhere });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /revision 999 is not in .*revisions \(it has 1…\d+\)/);
+  });
+
   it('budget status with no mesh and no budgets is an error that says what to do', async () => {
     const r = await runTollgate(['budget', 'status'], { cwd: elsewhere, env: { ...process.env, TOLLGATE_STATE_DIR: '' } });
     assert.equal(r.code, 1, r.stdout + r.stderr);
