@@ -18,6 +18,7 @@ import { NATS_FLAGS, natsSettingsFromFlags } from './nats-flags.js';
 import { findMesh } from '../mesh/mesh-file.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
+import { version as TOLLGATE_VERSION } from './version.js';
 
 /** Where `tollgate logs` writes, and what it reads the clock and environment from (tests inject these). */
 export interface LogsIo {
@@ -71,7 +72,7 @@ const FILTER_HELP = `Filters (all optional, combined with AND; NAME values match
                          parses: --annotation openWorldHint=true); repeatable`;
 
 const HELP = {
-  logs: `Usage: tollgate logs <query|tail|stats|verify> [flags]
+  logs: `Usage: tollgate logs <query|tail|stats|export|verify> [flags]
 
 Reads the decision log: one hash-chained record per authorization decision (allow, deny, and
 refusals such as bad tokens), with masked arguments, the verified identity, the reasons and the
@@ -80,6 +81,7 @@ policy revision. Schema and guarantees: docs/decision-log.md.
   query    list decisions matching filters (table, or --json lines)
   tail     the last decisions, and with -f new ones as they are written
   stats    top denied tools, denies per team and reason; --by: spend (calls, tokens, cost)
+  export   decisions for a SIEM: OCSF API Activity events or OTLP log records (docs/siem.md)
   verify   prove a log is complete and unaltered (hash chain + signed checkpoints)
 
 Example: who called delete_records on the billing server yesterday, under which policy revision,
@@ -148,6 +150,30 @@ ${FILTER_HELP}
 
 ${SOURCE_HELP}
   -h, --help             this text
+`,
+  export: `Usage: tollgate logs export --format ocsf|otlp [--endpoint URL | --out FILE] [filters] [--dir DIR | --nats URL]
+
+Exports matching decision records, oldest first, for a SIEM, without custom parsing:
+  ocsf   one OCSF API Activity event (class_uid 6003) per line
+  otlp   OpenTelemetry log records (OTLP/JSON); with --endpoint, POSTed to <URL>/v1/logs in
+         batches (an OpenTelemetry Collector's OTLP/HTTP receiver, usually port 4318); else one
+         ExportLogsServiceRequest per line, the format a collector's file receiver reads
+Field mapping: docs/siem.md. Accounting records are not exported.
+
+  --format ocsf|otlp     event format (required)
+  --out FILE             write to FILE instead of stdout (appends; created mode 0600)
+  --endpoint URL         otlp only: send to this OTLP/HTTP endpoint instead of writing
+  --header K=V           otlp --endpoint: extra HTTP header (e.g. authorization=Bearer …); repeatable
+  --batch N              records per line or request (default 500)
+  --limit N              stop after N matching records (default: all)
+
+${FILTER_HELP}
+
+${SOURCE_HELP}
+  -h, --help             this text
+
+Exit status: 0 exported (or nothing matched), 1 the endpoint refused or could not be reached
+(the records before the failing batch were sent), 2 bad usage.
 `,
   verify: `Usage: tollgate logs verify [FILE|DIR] [--key PUBKEY] [--witness FILE] [--strict] [--json]
 
@@ -558,7 +584,62 @@ function help(io: LogsIo, which: keyof typeof HELP): number {
   return 0;
 }
 
-const SUBCOMMANDS: Record<string, (argv: string[], io: LogsIo) => Promise<number>> = { query, tail, stats, verify };
+async function exportCmd(argv: string[], io: LogsIo): Promise<number> {
+  const { values: v } = parseCommandArgs(argv, {
+    ...SOURCE_OPTIONS, ...FILTER_OPTIONS, format: { type: 'string' }, out: { type: 'string' }, endpoint: { type: 'string' },
+    header: { type: 'string', multiple: true }, batch: { type: 'string' }, limit: { type: 'string' },
+  });
+  if (v.help) return help(io, 'export');
+  const format = str(v, 'format');
+  if (format !== 'ocsf' && format !== 'otlp') throw new UsageError(`--format must be ocsf or otlp${format === undefined ? '' : `, got "${format}"`}`);
+  const endpoint = str(v, 'endpoint');
+  if (endpoint !== undefined && format !== 'otlp') throw new UsageError('--endpoint sends OTLP: it goes with --format otlp');
+  if (endpoint !== undefined && str(v, 'out') !== undefined) throw new UsageError('give either --endpoint or --out, not both');
+  if (endpoint !== undefined) {
+    const { logsUrl } = await import('../siem/otlp-http.js');
+    try { logsUrl(endpoint); } catch (e) { throw new UsageError(`--endpoint: ${(e as Error).message}`); }
+  }
+  const headers = headerFlags(Array.isArray(v.header) ? v.header as string[] : []);
+  if (Object.keys(headers).length && endpoint === undefined) throw new UsageError('--header goes with --endpoint');
+  const f = filterFrom(v, io.now());
+  const batch = count('batch', str(v, 'batch'), 500, 1);
+  const limit = count('limit', str(v, 'limit'), Infinity, 1);
+  const { exportDecisions, ExportError } = await import('../siem/export.js');
+  const target = endpoint !== undefined
+    ? { kind: 'endpoint' as const, url: endpoint, headers }
+    : str(v, 'out') !== undefined ? { kind: 'file' as const, path: str(v, 'out')! } : { kind: 'stdout' as const, write: io.out };
+  const match = compileFilter(f);
+  async function* matching(): AsyncGenerator<ChainedDecisionRecord> {
+    let n = 0;
+    for await (const r of records(sourceFrom(v, io), f)) {
+      if (!match(r)) continue;
+      yield r;
+      if (++n >= limit) return;
+    }
+  }
+  try {
+    const n = await exportDecisions(matching(), { format, target, batch, version: TOLLGATE_VERSION });
+    io.err(n === 0 ? 'no matching decisions\n' : `exported ${n} decision${n === 1 ? '' : 's'} as ${format === 'ocsf' ? 'OCSF API Activity events' : 'OTLP log records'}${endpoint ? ` to ${endpoint}` : ''}\n`);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof ExportError)) throw e;
+    io.err(`tollgate logs export: ${e.message}\n`);
+    return 1;
+  }
+}
+
+/** --header K=V flags as a header map. */
+function headerFlags(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of list) {
+    const i = h.indexOf('=');
+    if (i < 1) throw new UsageError(`--header must be K=V, got "${h}"`);
+    out[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1);
+  }
+  return out;
+}
+
+const SUBCOMMANDS: Record<string, (argv: string[], io: LogsIo) => Promise<number>> = { query, tail, stats, export: exportCmd, verify };
 
 export function createLogsCommand(partial: Partial<LogsIo> = {}): Command {
   const io: LogsIo = {

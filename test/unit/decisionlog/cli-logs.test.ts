@@ -176,6 +176,7 @@ describe('tollgate logs (CLI)', () => {
       tail: ['-n, --lines', '-f, --follow', '--json', '--since', '--tool', '--dir', '--nats', '--stream', '--subject-prefix', '--help'],
       stats: ['--top', '--json', '--since', '--until', '--team', '--reason', '--dir', '--nats', '--help'],
       verify: ['FILE|DIR', '--dir', '--key', '--strict', '--json', '--help', 'Exit status'],
+      export: ['--format', '--out', '--endpoint', '--header', '--batch', '--limit', '--since', '--team', '--dir', '--nats', '--help', 'Exit status'],
     };
     for (const [sub, list] of Object.entries(flags)) {
       const { code, out } = await run([sub, '--help']);
@@ -183,7 +184,7 @@ describe('tollgate logs (CLI)', () => {
       for (const flag of list) assert.ok(out.includes(flag), `${sub} --help lacks ${flag}`);
     }
     const top = await run(['--help']);
-    assert.match(top.out, /query .*\n.*tail .*\n.*stats .*\n.*verify /);
+    assert.match(top.out, /query .*\n.*tail .*\n.*stats .*\n.*export .*\n.*verify /);
   });
 
   it('reports bad usage with exit 2 and a missing log with exit 1', async () => {
