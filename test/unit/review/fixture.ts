@@ -30,7 +30,8 @@ export function writeReviewLog(sink: { append(d: DecisionRecordDraft): void; acc
       timestamp: new Date(Date.UTC(2025, 2, 9, 0, i)).toISOString(), args: { query: `q${i}`, password: '[masked]' },
     };
     const d = sampleDraft(o);
-    used[team] = (used[team] ?? 0) + 100;
+    // A denied call is not charged: its budget standing stays where it was.
+    used[team] = (used[team] ?? 0) + (deny ? 0 : 100);
     d.budget = [{ name: `team-${team}-daily`, limit: 5000, used: used[team]!, remaining: 5000 - used[team]! }];
     d.tokens = { request: 12 + i, response: null };
     d.masked = ['input.mcp.arguments.password'];
