@@ -112,7 +112,7 @@ async function main(): Promise<void> {
     'timeline, page from the middle (cursor)': page('', Number(deep)),
     'timeline, team': page('team=team-3'),
     'timeline, team + tool glob + deny': page('team=team-3&tool=delete_*&decision=deny'),
-    'timeline, one subject + revision (scans all)': page('sub=user-7&revision=rev-8'),
+    'timeline, one subject + revision': page('sub=user-7&revision=rev-8'),
     'timeline, reason substring': page('reason=not%20allowed%20for%20team-19'),
     'timeline, time range (a day)': page('since=2025-01-15&until=2025-01-16'),
     'timeline, no match (full scan)': page('team=nobody'),
