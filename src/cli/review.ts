@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultDecisionLogDir } from '../decisionlog/config.js';
 import { listLogFiles, type LogFile } from '../decisionlog/files.js';
-import { ReviewConfigError, ReviewServer } from '../review/server.js';
+import { isLoopback, ReviewConfigError, ReviewServer } from '../review/server.js';
 import { VerifyWatch } from '../review/verify-watch.js';
 import { parseCommandArgs } from './args.js';
 import { createLogsCommand, SOURCE_HELP, SOURCE_OPTIONS } from './logs.js';
@@ -98,6 +98,7 @@ export function createReviewCommand(partial: Partial<ReviewIo> = {}): Command {
       if (!!v['tls-cert'] !== !!v['tls-key']) throw new UsageError('--tls-cert and --tls-key go together');
       const password = v['password-file'] ? readText(v['password-file'], '--password-file').split(/\r?\n/)[0]! : null;
       const tls = v['tls-cert'] && v['tls-key'] ? { cert: readText(v['tls-cert'], '--tls-cert'), key: readText(v['tls-key'], '--tls-key') } : null;
+      if (!isLoopback(host) && password === null) throw new UsageError(`refusing to serve decision records on ${host} without a login: give --password-file FILE (or bind to 127.0.0.1)`);
       const nats = typeof v.nats === 'string';
       if (nats && v.dir) throw new UsageError('give either --dir or --nats, not both');
       if (nats && (v.key || v.witness || v.strict)) throw new UsageError('--key, --witness and --strict verify local log files; they do not go with --nats');

@@ -21,7 +21,8 @@ export const FLAG_ALLOW = 1;
 /** Refused before policy (bad token, malformed body...): `result.error` is set. */
 export const FLAG_ERROR = 2;
 
-const NO_TOKENS = 0xffffffff;
+/** Token count not known (no count in the record, or no accounting record yet). */
+export const NO_TOKENS = 0xffffffff;
 
 /** Where one line is. */
 export interface LinePlace {

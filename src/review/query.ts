@@ -1,5 +1,5 @@
 import { globMatch, parseTimeArg, TimeArgError } from '../decisionlog/query.js';
-import { FIELDS, FLAG_ALLOW, FLAG_ERROR, type Field, type LogIndex } from './log-index.js';
+import { FIELDS, FLAG_ALLOW, FLAG_ERROR, NO_TOKENS, type Field, type LogIndex } from './log-index.js';
 
 /**
  * Queries over the review index: the filtered timeline a page at a time (newest first, by
@@ -185,22 +185,26 @@ export function summary(index: LogIndex, f: ReviewFilter, n = 10): Summary {
   const server = index.cols.server.data;
   const tool = index.cols.tool.data;
   const method = index.cols.method.data;
+  const flags = index.flags.data;
+  const time = index.time.data;
+  const tin = index.tokensIn.data;
+  const tout = index.tokensOut.data;
+  // Counts per team id in typed arrays: this loop runs once per record, so no Map and no allocation in it.
+  const teams = new Float64Array(index.dicts.team.size);
+  const deniedTeams = new Float64Array(index.dicts.team.size);
   const deniedTools = new Map<number, number>();
-  const deniedTeams = new Map<number, number>();
-  const teams = new Map<number, number>();
   let matched = 0, allowed = 0, errors = 0, tokensIn = 0, tokensOut = 0;
   let first = Infinity, last = -Infinity;
   for (let row = 0; row < index.size; row++) {
     if (!matches(index, c, row)) continue;
     matched++;
-    const t = index.time.data[row]!;
+    const t = time[row]!;
     if (t < first) first = t;
     if (t > last) last = t;
-    const tk = index.tokens(row);
-    tokensIn += tk.in ?? 0;
-    tokensOut += tk.out ?? 0;
-    teams.set(team[row]!, (teams.get(team[row]!) ?? 0) + 1);
-    const fl = index.flags.data[row]!;
+    if (tin[row]! !== NO_TOKENS) tokensIn += tin[row]!;
+    if (tout[row]! !== NO_TOKENS) tokensOut += tout[row]!;
+    teams[team[row]!]!++;
+    const fl = flags[row]!;
     if (fl & FLAG_ALLOW) {
       allowed++;
       continue;
@@ -210,9 +214,14 @@ export function summary(index: LogIndex, f: ReviewFilter, n = 10): Summary {
     const subject = tool[row]! !== 0 ? tool[row]! * 2 : method[row]! * 2 + 1;
     const key = server[row]! * 2 ** 32 + subject;
     deniedTools.set(key, (deniedTools.get(key) ?? 0) + 1);
-    deniedTeams.set(team[row]!, (deniedTeams.get(team[row]!) ?? 0) + 1);
+    deniedTeams[team[row]!]!++;
   }
   const teamName = (id: number): string => index.dicts.team.value(id) ?? '(no team)';
+  const ranked = (counts: Float64Array): Map<number, number> => {
+    const m = new Map<number, number>();
+    counts.forEach((count, id) => { if (count > 0) m.set(id, count); });
+    return m;
+  };
   const toolRank = [...deniedTools].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, n).map(([key, count]) => {
     const s = index.dicts.server.value(Math.floor(key / 2 ** 32)) ?? '-';
     const sub = key % 2 ** 32;
@@ -222,7 +231,7 @@ export function summary(index: LogIndex, f: ReviewFilter, n = 10): Summary {
   return {
     matched, allowed, denied: matched - allowed, errors,
     first: matched ? new Date(first).toISOString() : null, last: matched ? new Date(last).toISOString() : null,
-    tokensIn, tokensOut, topDeniedTools: toolRank, topDeniedTeams: top(deniedTeams, n, teamName), busiestTeams: top(teams, n, teamName),
+    tokensIn, tokensOut, topDeniedTools: toolRank, topDeniedTeams: top(ranked(deniedTeams), n, teamName), busiestTeams: top(ranked(teams), n, teamName),
   };
 }
 
@@ -289,9 +298,9 @@ export function burnDown(index: LogIndex, f: ReviewFilter, team: string): BurnDo
   const used = new Float64Array(BUCKETS);
   for (let row = 0; row < index.size; row++) {
     if (!matches(index, c, row)) continue;
-    const tk = index.tokens(row);
+    const a = index.tokensIn.data[row]!, z = index.tokensOut.data[row]!;
     const k = bucket(index.time.data[row]!);
-    used[k] = used[k]! + (tk.in ?? 0) + (tk.out ?? 0);
+    used[k] = used[k]! + (a === NO_TOKENS ? 0 : a) + (z === NO_TOKENS ? 0 : z);
   }
   const points: Array<[number, number]> = [];
   let sum = 0;

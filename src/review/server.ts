@@ -218,7 +218,10 @@ export class ReviewServer {
       this.send(req, res, 200, fixed.type, fixed.body);
       return;
     }
-    await this.holder.fresh();
+    // Fresh data when catching up is quick; during a long first read, what is indexed so far.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.holder.fresh(), new Promise((r) => { timer = setTimeout(r, 250); })]);
+    clearTimeout(timer);
     const index = this.holder.index;
     const q = url.searchParams;
     const json = (v: unknown): void => this.send(req, res, 200, 'application/json; charset=utf-8', jsonBody(v));

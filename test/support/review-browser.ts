@@ -2,6 +2,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { canonicalize } from '../../src/decisionlog/canonical.js';
+import { listLogFiles } from '../../src/decisionlog/files.js';
+import { fileLines, writeLines } from '../unit/decisionlog/helpers.js';
 
 /**
  * Headless Debian chromium for the review page's tests and screenshots, driven over the DevTools
@@ -60,4 +63,26 @@ export async function chainVerdict(page: Page): Promise<string> {
  */
 export async function text(page: Page, selector: string): Promise<string> {
   return page.evaluate(`document.querySelector(${JSON.stringify(selector)}).innerText`) as Promise<string>;
+}
+
+/** Edits a decision's subject in place after the fact (re-serialised, so only the hash chain can tell); returns where. */
+export function tamperWithRecord(dir: string, idSuffix: string): { file: string; line: number } {
+  const f = listLogFiles(dir)[0]!;
+  const lines = fileLines(f.path);
+  const i = lines.findIndex((l) => l.includes(idSuffix));
+  const rec = JSON.parse(lines[i]!) as { identity: { sub: string } };
+  rec.identity.sub = 'someone-else';
+  lines[i] = canonicalize(rec);
+  writeLines(f.path, lines);
+  return { file: f.name, line: i + 1 };
+}
+
+/** Reloads the page until the chain box reports the break (the watcher verifies again on change); returns its text. */
+export async function waitForBroken(page: Page, url: string): Promise<string> {
+  for (let n = 0; n < 40; n++) {
+    await page.goto(url, { waitUntil: 'networkidle0' });
+    if (/BROKEN/.test(await chainVerdict(page))) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return chainVerdict(page);
 }

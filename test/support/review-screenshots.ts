@@ -1,12 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { canonicalize } from '../../src/decisionlog/canonical.js';
 import { listLogFiles } from '../../src/decisionlog/files.js';
 import { ReviewServer } from '../../src/review/server.js';
 import { VerifyWatch } from '../../src/review/verify-watch.js';
-import { cleanupTempDirs, fileLines, openSink, tempDir, writeLines } from '../unit/decisionlog/helpers.js';
+import { cleanupTempDirs, openSink, tempDir } from '../unit/decisionlog/helpers.js';
 import { writeReviewLog } from '../unit/review/fixture.js';
-import { chainVerdict, launchChromium, openPage } from './review-browser.js';
+import { chainVerdict, launchChromium, openPage, tamperWithRecord, waitForBroken } from './review-browser.js';
 
 /**
  * `make review-screenshots`: draws the PNGs docs/review.md shows, from the same sample log the
@@ -43,18 +42,8 @@ async function main(outDir: string): Promise<void> {
     process.stdout.write(`wrote ${join(outDir, 'detail.png')}\n`);
 
     // A reviewer's nightmare: someone edited record 33 after the fact.
-    const f = listLogFiles(dir)[0]!;
-    const lines = fileLines(f.path);
-    const i = lines.findIndex((l) => l.includes('000000000033'));
-    const rec = JSON.parse(lines[i]!) as { identity: { sub: string } };
-    rec.identity.sub = 'someone-else';
-    lines[i] = canonicalize(rec);
-    writeLines(f.path, lines);
-    for (let n = 0; n < 40; n++) {
-      await page.goto(server.url, { waitUntil: 'networkidle0' });
-      if (/BROKEN/.test(await chainVerdict(page))) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    tamperWithRecord(dir, '000000000033');
+    await waitForBroken(page, server.url);
     await page.setViewport({ width: 1360, height: 420 });
     await shot('tampered.png');
   } finally {

@@ -1,12 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
-import { canonicalize } from '../../../src/decisionlog/canonical.js';
 import { listLogFiles } from '../../../src/decisionlog/files.js';
 import { ReviewServer } from '../../../src/review/server.js';
 import { VerifyWatch } from '../../../src/review/verify-watch.js';
-import { chainVerdict, launchChromium, openPage, text, type Chromium } from '../../support/review-browser.js';
-import { cleanupTempDirs, fileLines, openSink, tempDir, writeLines } from '../../unit/decisionlog/helpers.js';
+import { chainVerdict, launchChromium, openPage, tamperWithRecord, text, waitForBroken, type Chromium } from '../../support/review-browser.js';
+import { cleanupTempDirs, openSink, tempDir } from '../../unit/decisionlog/helpers.js';
 import { HOSTILE_TOOL, writeReviewLog } from '../../unit/review/fixture.js';
 
 /** Issue 16: the review page in a real browser (Debian's chromium, headless). */
@@ -106,23 +105,11 @@ describe('tollgate review in headless chromium (issue 16)', function () {
   });
 
   it('shows a tampered log as broken, at the file and line of the edit', async () => {
-    const f = listLogFiles(dir)[0]!;
-    const lines = fileLines(f.path);
-    const i = lines.findIndex((l) => l.includes('000000000033'));
-    const rec = JSON.parse(lines[i]!) as { identity: { sub: string } };
-    rec.identity.sub = 'someone-else';
-    lines[i] = canonicalize(rec);
-    writeLines(f.path, lines);
+    const at = tamperWithRecord(dir, '000000000033');
     const { page } = await openPage(chromium);
-    // The watcher notices the change and verifies again; the page polls while it runs.
-    for (let n = 0; n < 40; n++) {
-      await page.goto(server.url, { waitUntil: 'networkidle0' });
-      if (/BROKEN/.test(await chainVerdict(page))) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    const verdict = await chainVerdict(page);
-    assert.match(verdict, new RegExp(`BROKEN at ${f.name}:${i + 1}: `));
-    assert.match(verdict, new RegExp(`\nERROR edited at ${f.name}:${i + 1}: record seq \\d+ at ${f.name}:${i + 1} was altered`));
+    const verdict = await waitForBroken(page, server.url);
+    assert.match(verdict, new RegExp(`BROKEN at ${at.file}:${at.line}: `));
+    assert.match(verdict, new RegExp(`\nERROR edited at ${at.file}:${at.line}: record seq \\d+ at ${at.file}:${at.line} was altered`));
     assert.equal(await page.$eval('#chain', (e) => e.className), 'chain broken');
     await page.close();
   });

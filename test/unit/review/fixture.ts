@@ -1,6 +1,5 @@
 import { accountingRecord } from '../../../src/decisionlog/accounting.js';
-import type { FileDecisionSink } from '../../../src/decisionlog/file-sink.js';
-import type { DecisionRecordDraft } from '../../../src/decisionlog/types.js';
+import type { AccountingRecordDraft, DecisionRecordDraft } from '../../../src/decisionlog/types.js';
 import { sampleDraft, type SampleOptions } from '../decisionlog/fixtures.js';
 
 /** A caller-chosen tool name that would run script if any view put it into markup. */
@@ -17,7 +16,7 @@ export const accountFor = (d: DecisionRecordDraft, response: number) => accounti
  * that burn down, an accounting record after each allowed call, a delegated call, and a hostile
  * tool name. Returns the drafts in log order.
  */
-export function writeReviewLog(sink: FileDecisionSink, n = 60): DecisionRecordDraft[] {
+export function writeReviewLog(sink: { append(d: DecisionRecordDraft): void; account(a: AccountingRecordDraft): void }, n = 60): DecisionRecordDraft[] {
   const teams = ['payments', 'growth', 'billing-ops'];
   const out: DecisionRecordDraft[] = [];
   const used: Record<string, number> = {};
@@ -31,7 +30,8 @@ export function writeReviewLog(sink: FileDecisionSink, n = 60): DecisionRecordDr
       timestamp: new Date(Date.UTC(2025, 2, 9, 0, i)).toISOString(), args: { query: `q${i}`, password: '[masked]' },
     };
     const d = sampleDraft(o);
-    used[team] = (used[team] ?? 0) + 100;
+    // A denied call is not charged: its budget standing stays where it was.
+    used[team] = (used[team] ?? 0) + (deny ? 0 : 100);
     d.budget = [{ name: `team-${team}-daily`, limit: 5000, used: used[team]!, remaining: 5000 - used[team]! }];
     d.tokens = { request: 12 + i, response: null };
     d.masked = ['input.mcp.arguments.password'];

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { request } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createReviewCommand } from '../../../src/cli/review.js';
@@ -10,6 +11,7 @@ import { burnDown, FilterError, filterFromParams, parseCursor, summary, timeline
 import { ReviewServer } from '../../../src/review/server.js';
 import { barChart, burnChart } from '../../../src/review/svg.js';
 import { VerifyWatch } from '../../../src/review/verify-watch.js';
+import { createCa, issueCertificate } from '../../../src/pki/ca.js';
 import { cleanupTempDirs, fileLines, openSink, tempDir, writeLines } from '../decisionlog/helpers.js';
 import { HOSTILE_TOOL, writeReviewLog } from './fixture.js';
 
@@ -263,6 +265,32 @@ describe('tollgate review: exposure (issue 16)', function () {
     assert.match(String(anon.headers['www-authenticate']), /^Basic realm="tollgate review"/);
     assert.equal((await get(port, '/', { auth: 'x:wrong password!!' })).status, 401);
     assert.equal((await get(port, '/api/summary', { auth: 'reviewer:correct horse battery' })).status, 200);
+    ac.abort();
+    assert.equal(await done, 0);
+  });
+
+  it('serves HTTPS with --tls-cert/--tls-key, login still required', async () => {
+    const dir = await logDir(3);
+    const ca = await createCa('review test CA');
+    const leaf = await issueCertificate(ca, { commonName: '127.0.0.1', ips: ['127.0.0.1'], usage: 'server' });
+    const [pw, cert, key] = ['pw', 'cert.pem', 'key.pem'].map((n) => join(dir, '..', n));
+    writeFileSync(pw!, 'correct horse battery\n');
+    writeFileSync(cert!, leaf.certPem);
+    writeFileSync(key!, leaf.keyPem);
+    const ac = new AbortController();
+    let srv: ReviewServer | null = null;
+    let out = '';
+    const done = createReviewCommand({ out: (s) => { out += s; }, err: () => undefined, env: {}, signal: ac.signal, listening: (s) => { srv = s; } })
+      .run(['--dir', dir, '--host', '0.0.0.0', '--port', '0', '--password-file', pw!, '--tls-cert', cert!, '--tls-key', key!]);
+    for (let i = 0; i < 100 && !srv; i++) await new Promise((r) => setTimeout(r, 20));
+    const port = (srv as unknown as ReviewServer).port;
+    assert.match(out, /serving https:\/\/0\.0\.0\.0:\d+\/ \(read-only, login required\)/);
+    const status = (auth: string | null): Promise<number> => new Promise((resolve, reject) => {
+      const headers: Record<string, string> = auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {};
+      httpsGet({ host: '127.0.0.1', port, path: '/api/status', ca: ca.certPem, headers }, (res) => { res.resume(); resolve(res.statusCode ?? 0); }).on('error', reject);
+    });
+    assert.equal(await status(null), 401);
+    assert.equal(await status('r:correct horse battery'), 200);
     ac.abort();
     assert.equal(await done, 0);
   });
