@@ -8,7 +8,7 @@ import { validateGatewayConfig } from '../../../src/gateway/config.js';
 import { KubeClient } from '../../../src/operator/kube-client.js';
 import { Operator } from '../../../src/operator/operator.js';
 import { NatsServer } from '../../../src/util/nats-server.js';
-import { applyAll, eventually, installCrds, sharedKubeCluster, type KubeCluster } from '../../support/kube-cluster.js';
+import { applyAll, eventually, installCrds, removeTollgateObjects, sharedKubeCluster, type KubeCluster } from '../../support/kube-cluster.js';
 
 /**
  * Issue 15: a VirtualMCPServer is checked by the API server's schema, and the operator turns it
@@ -57,6 +57,10 @@ describe('VirtualMCPServer against a real kube-apiserver', function () {
   });
 
   after(async () => {
+    // The API server is shared with the other k8s tests, whose operators reconcile every
+    // namespace (TokenBudgets are published cluster-wide): leave nothing behind. The operator
+    // still runs here, so it releases its finalizers.
+    if (operator) await removeTollgateObjects(cluster.kc, NS);
     await operator?.stop();
     await nc?.close();
     await nats?.dispose();
