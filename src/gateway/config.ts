@@ -55,8 +55,8 @@ function host(listen: string): { host: string; port: number } {
 
 export function listenAddress(c: GatewayConfig): { host: string; port: number } { return host(c.listen); }
 
-/** Parses a config object; relative file paths are resolved against `baseDir`. */
-export function parseGatewayConfig(data: unknown, baseDir: string, source = 'gateway config'): GatewayConfig {
+/** Checks a config object against the schema without reading any file (configs others render). */
+export function validateGatewayConfig(data: unknown, source = 'gateway config'): z.infer<typeof Schema> {
   const r = Schema.safeParse(data);
   if (!r.success) {
     const i = r.error.issues[0]!;
@@ -68,6 +68,12 @@ export function parseGatewayConfig(data: unknown, baseDir: string, source = 'gat
     if (names.has(s.name)) throw new Error(`${source}: servers: "${s.name}" appears twice`);
     names.add(s.name);
   }
+  return c;
+}
+
+/** Parses a config object; relative file paths are resolved against `baseDir`. */
+export function parseGatewayConfig(data: unknown, baseDir: string, source = 'gateway config'): GatewayConfig {
+  const c = validateGatewayConfig(data, source);
   const secretFile = resolve(baseDir, c.delegation.client_secret_file);
   let clientSecret: string;
   try {

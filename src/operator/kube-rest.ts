@@ -32,6 +32,7 @@ const KINDS: Record<string, ResourceKind> = {
   'tollgate.dev/v1alpha1/MCPServer': { group: 'tollgate.dev', version: 'v1alpha1', plural: 'mcpservers', namespaced: true },
   'tollgate.dev/v1alpha1/MCPPolicy': { group: 'tollgate.dev', version: 'v1alpha1', plural: 'mcppolicies', namespaced: true },
   'tollgate.dev/v1alpha1/TokenBudget': { group: 'tollgate.dev', version: 'v1alpha1', plural: 'tokenbudgets', namespaced: true },
+  'tollgate.dev/v1alpha1/VirtualMCPServer': { group: 'tollgate.dev', version: 'v1alpha1', plural: 'virtualmcpservers', namespaced: true },
 };
 
 export interface ObjectRef { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }

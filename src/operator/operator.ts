@@ -12,6 +12,7 @@ import { WorkQueue } from './queue.js';
 import { reconcile, type Handler, type ReconcileLog } from './reconcile.js';
 import type { MeshSettings } from './server-objects.js';
 import { serverHandler, type PendingToolsReader } from './servers.js';
+import { virtualServerHandler } from './virtual-servers.js';
 import { Kvm } from '@nats-io/kv';
 import type { ApproverKey } from '../pins/approval.js';
 import { PINS_BUCKET, SEEN_BUCKET } from '../pins/buckets.js';
@@ -99,6 +100,7 @@ export class Operator {
     const pins = await this.pendingToolsReader();
     return new Map<Kind, AnyHandler>([
       ['MCPServer', serverHandler(this.opts.kube, this.opts.mesh, pins) as unknown as AnyHandler],
+      ['VirtualMCPServer', virtualServerHandler(this.opts.kube, this.opts.mesh) as unknown as AnyHandler],
       ['MCPPolicy', policyHandler({
         publisher,
         policiesIn: (ns) => inNamespace('MCPPolicy', ns) as unknown as McpPolicy[],
@@ -124,14 +126,14 @@ export class Operator {
   }
 
   private async lead(): Promise<void> {
-    this.opts.log.info({ identity: this.opts.identity }, 'leading: reconciling MCPServer, MCPPolicy and TokenBudget');
+    this.opts.log.info({ identity: this.opts.identity }, 'leading: reconciling MCPServer, MCPPolicy, TokenBudget and VirtualMCPServer');
     this.handlers ??= await this.buildHandlers();
     const handlers = this.handlers;
     const queue = new WorkQueue(async (key) => {
       const [kind, namespace, name] = key.split('/') as [Kind, string, string];
       await reconcile(this.opts.kube, handlers.get(kind)!, namespace, name, this.opts.log);
     }, { onError: (key, e, retryInMs) => this.opts.log.warn({ key, err: e.message, retryInMs }, 'reconcile failed; will retry') });
-    const informers = (['MCPServer', 'MCPPolicy', 'TokenBudget'] as Kind[]).map((kind) => {
+    const informers = (['MCPServer', 'MCPPolicy', 'TokenBudget', 'VirtualMCPServer'] as Kind[]).map((kind) => {
       const informer = this.opts.kube.informer<unknown, CommonStatus>(kind);
       const enqueue = (o: Watched): void => queue.add(`${kind}/${o.metadata.namespace}/${o.metadata.name}`);
       informer.on('add', enqueue);

@@ -107,5 +107,17 @@ export interface TokenBudgetSpec {
 export type TokenBudgetStatus = CommonStatus & { used?: number; remaining?: number; windowStart?: string; budgetName?: string };
 export type TokenBudget = CustomResource<TokenBudgetSpec, TokenBudgetStatus>;
 
-export type Kind = 'MCPServer' | 'MCPPolicy' | 'TokenBudget';
-export const PLURAL: Record<Kind, string> = { MCPServer: 'mcpservers', MCPPolicy: 'mcppolicies', TokenBudget: 'tokenbudgets' };
+export interface VirtualMcpServerSpec {
+  servers: { name: string; prefix?: boolean }[];
+  mode?: 'aggregate' | 'optimizer';
+  identity: { issuer: string; audience?: string[] };
+  delegation: { clientId: string; clientSecretRef: { name: string; key?: string }; tokenEndpoint?: string };
+  replicas?: number;
+  port?: number;
+}
+
+export type VirtualMcpServerStatus = CommonStatus & { endpoint?: string; members?: { name: string; url: string }[] };
+export type VirtualMcpServer = CustomResource<VirtualMcpServerSpec, VirtualMcpServerStatus>;
+
+export type Kind = 'MCPServer' | 'MCPPolicy' | 'TokenBudget' | 'VirtualMCPServer';
+export const PLURAL: Record<Kind, string> = { MCPServer: 'mcpservers', MCPPolicy: 'mcppolicies', TokenBudget: 'tokenbudgets', VirtualMCPServer: 'virtualmcpservers' };

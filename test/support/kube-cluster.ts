@@ -244,3 +244,20 @@ export async function installCrds(kc: KubeConfig): Promise<void> {
     });
   }
 }
+
+/** Deletes every Tollgate custom object of a namespace and waits until they are gone (their finalizers released). */
+export async function removeTollgateObjects(kc: KubeConfig, namespace: string, timeoutMs = 30_000): Promise<void> {
+  const { CustomObjectsApi } = await import('@kubernetes/client-node');
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const plurals = ['virtualmcpservers', 'mcppolicies', 'tokenbudgets', 'mcpservers'];
+  const left = async (): Promise<number> => {
+    let n = 0;
+    for (const plural of plurals) n += ((await custom.listNamespacedCustomObject({ group: 'tollgate.dev', version: 'v1alpha1', namespace, plural })) as { items: unknown[] }).items.length;
+    return n;
+  };
+  for (const plural of plurals) {
+    const list = (await custom.listNamespacedCustomObject({ group: 'tollgate.dev', version: 'v1alpha1', namespace, plural })) as { items: { metadata: { name: string } }[] };
+    for (const o of list.items) await custom.deleteNamespacedCustomObject({ group: 'tollgate.dev', version: 'v1alpha1', namespace, plural, name: o.metadata.name }).catch(() => undefined);
+  }
+  await eventually(`the Tollgate objects of ${namespace} to go`, async () => ((await left()) === 0 ? true : undefined), timeoutMs);
+}

@@ -22,7 +22,7 @@ import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { keyPair } from '../../unit/controlplane/fixtures.js';
 import { toolInput } from '../controlplane/support.js';
 import { MESH_COMPONENTS, SecureNats } from '../../support/secure-nats.js';
-import { applyAll, eventually, installCrds, sharedKubeCluster, type KubeCluster } from '../../support/kube-cluster.js';
+import { applyAll, eventually, installCrds, removeTollgateObjects, sharedKubeCluster, type KubeCluster } from '../../support/kube-cluster.js';
 
 /**
  * Issue 11: the operator on a secured NATS, with its own TLS client certificate and the
@@ -72,6 +72,10 @@ describe('tollgate operator on TLS NATS with its own least-privilege credential'
   });
 
   after(async () => {
+    // The API server is shared with the other k8s tests, whose operators reconcile every
+    // namespace (TokenBudgets are published cluster-wide): leave nothing behind. The operator
+    // still runs here, so it releases its finalizers.
+    if (operator) await removeTollgateObjects(cluster.kc, NS);
     await operator?.stop();
     await nats?.stop();
     if (work) rmSync(work, { recursive: true, force: true });

@@ -281,10 +281,12 @@ describe('manifests', () => {
     const writes = (name: string): string[] => ((find(base.objects, name === 'tollgate-operator' ? 'ClusterRole' : 'Role', name).rules) as { apiGroups: string[]; resources: string[]; verbs: string[] }[])
       .flatMap((r) => r.resources.map((res) => `${r.apiGroups[0] || 'core'}/${res}: ${r.verbs.filter((v) => !['get', 'list', 'watch'].includes(v)).join(',')}`));
     assert.deepEqual(writes('tollgate-operator'), [
-      'tollgate.dev/mcpservers: update', 'tollgate.dev/mcppolicies: update', 'tollgate.dev/tokenbudgets: update',
+      'tollgate.dev/mcpservers: update', 'tollgate.dev/mcppolicies: update', 'tollgate.dev/tokenbudgets: update', 'tollgate.dev/virtualmcpservers: update',
       'tollgate.dev/mcpservers/status: update,patch', 'tollgate.dev/mcppolicies/status: update,patch', 'tollgate.dev/tokenbudgets/status: update,patch',
-      'tollgate.dev/mcpservers/finalizers: update',
-      'apps/deployments: create,patch,delete', 'core/services: create,patch,delete', 'networking.k8s.io/networkpolicies: create,patch,delete',
+      'tollgate.dev/virtualmcpservers/status: update,patch',
+      'tollgate.dev/mcpservers/finalizers: update', 'tollgate.dev/virtualmcpservers/finalizers: update',
+      'apps/deployments: create,patch,delete', 'core/services: create,patch,delete', 'core/configmaps: create,patch,delete',
+      'networking.k8s.io/networkpolicies: create,patch,delete',
       'core/events: create,patch',
     ]);
     assert.deepEqual(writes('tollgate-operator-leader'), ['coordination.k8s.io/leases: create,update']);
@@ -297,8 +299,8 @@ describe('manifests', () => {
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'tollgate-controlplane', namespace: 'tollgate-system' }]);
   });
 
-  it('defines MCPServer, MCPPolicy and TokenBudget in tollgate.dev/v1alpha1 with structural, fully described schemas', () => {
-    assert.deepEqual(crds.map((c) => (c.spec as { names: { kind: string } }).names.kind).sort(), ['MCPPolicy', 'MCPServer', 'TokenBudget']);
+  it('defines MCPServer, MCPPolicy, TokenBudget and VirtualMCPServer in tollgate.dev/v1alpha1 with structural, fully described schemas', () => {
+    assert.deepEqual(crds.map((c) => (c.spec as { names: { kind: string } }).names.kind).sort(), ['MCPPolicy', 'MCPServer', 'TokenBudget', 'VirtualMCPServer']);
     for (const crd of crds) {
       const spec = crd.spec as { group: string; names: { plural: string }; versions: Obj[] };
       assert.equal(spec.group, 'tollgate.dev');
