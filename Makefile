@@ -44,7 +44,7 @@ TOLLGATE_ENVOY_IMAGE := $(TOLLGATE_ENVOY_IMAGE_REPO):$(ENVOY_VERSION)
 export CONTAINERS_CONF := $(TOOLS)/podman/containers.conf
 export TOLLGATE_BASE_IMAGE TOLLGATE_IMAGE TOLLGATE_ENVOY_IMAGE
 
-.PHONY: golden-envoy-input chromium review-screenshots bench-review help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster otelcol hydra
+.PHONY: golden-envoy-input chromium review-screenshots bench-review help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster otelcol hydra scanner-corpus
 KUBE_TOOLS := $(TOOLS)/kube-v$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 
@@ -202,6 +202,26 @@ discovery-data: $(DISCOVERY_DATA)/bfcl-catalog.json ## Fetch BFCL v4 from PyPI a
 
 bench-discovery: deps discovery-data ## Tool search quality and speed on BFCL: hybrid vs BM25 vs embeddings (docs/discovery.md)
 	tsx src/cli/main.ts tools eval --catalog $(DISCOVERY_DATA)/bfcl-catalog.json --queries $(DISCOVERY_DATA)/bfcl-queries.jsonl --mode all
+
+# Description scanner on a public labelled corpus: MCP-GuardBench's lab tool definitions (PyPI,
+# MIT). The package needs Python >= 3.12, so its fixtures are read inside the base image (Python
+# 3.13) with wheels for that Python; nothing is committed (docs/tool-pinning.md).
+GUARDBENCH_VERSION := 0.1.0
+GUARDBENCH_DIR     := $(TOOLS)/datasets/guardbench-$(GUARDBENCH_VERSION)
+SCANNER_DATA       := bench/work/pins
+$(SCANNER_DATA)/guardbench-tools.json: bench/pins/guardbench_dump.py
+	mkdir -p $(TOOLS)/datasets $(SCANNER_DATA)
+	[ -f $(TOOLS)/datasets/mcp_guardbench-$(GUARDBENCH_VERSION)-py3-none-any.whl ] || $(PYTHON) -m pip download --disable-pip-version-check -q --no-deps --ignore-requires-python -d $(TOOLS)/datasets mcp-guardbench==$(GUARDBENCH_VERSION)
+	[ -f $(GUARDBENCH_DIR)/.installed ] || { rm -rf $(GUARDBENCH_DIR) && mkdir -p $(GUARDBENCH_DIR)/src $(GUARDBENCH_DIR)/deps \
+	  && cd $(GUARDBENCH_DIR)/src && $(PYTHON) -m zipfile -e ../../mcp_guardbench-$(GUARDBENCH_VERSION)-py3-none-any.whl . \
+	  && $(PYTHON) -m pip install --disable-pip-version-check -q --target $(GUARDBENCH_DIR)/deps --only-binary=:all: --implementation cp --python-version 3.13 \
+	     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any mcp==2.3.0 jsonschema==4.26.0 \
+	  && touch $(GUARDBENCH_DIR)/.installed; }
+	podman run --rm --network none --read-only -v $(GUARDBENCH_DIR):/gb:ro -v $(ROOT)/bench/pins/guardbench_dump.py:/dump.py:ro \
+	  -e PYTHONPATH=/gb/src:/gb/deps $(TOLLGATE_BASE_IMAGE) python3 /dump.py > $@.tmp && mv $@.tmp $@
+
+scanner-corpus: $(SCANNER_DATA)/guardbench-tools.json ## Description scanner precision/recall on MCP-GuardBench and on the real test servers' tools
+	tsx bench/pins/scanner.ts $(SCANNER_DATA)/guardbench-tools.json
 
 node: node_modules/.installed
 

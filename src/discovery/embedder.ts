@@ -41,6 +41,8 @@ export class MiniLmEmbedder implements Embedder {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private failure: Error | null = null;
+  /** CPU time the worker spent embedding, in ms, summed over requests (benchmarks: load-independent cost). */
+  workerCpuMs = 0;
 
   private constructor(private readonly proc: ChildProcessWithoutNullStreams, readonly dim: number) {}
 
@@ -72,11 +74,12 @@ export class MiniLmEmbedder implements Embedder {
   }
 
   private onLine(line: string): void {
-    let msg: { id?: number; dim?: number; vectors?: string; error?: string };
+    let msg: { id?: number; dim?: number; vectors?: string; error?: string; cpu_ms?: number };
     try { msg = JSON.parse(line) as typeof msg; } catch { return; }
     const p = msg.id === undefined ? undefined : this.pending.get(msg.id);
     if (!p || msg.id === undefined) return;
     this.pending.delete(msg.id);
+    if (typeof msg.cpu_ms === 'number') this.workerCpuMs += msg.cpu_ms;
     if (msg.error !== undefined || typeof msg.vectors !== 'string') { p.reject(new Error(`embedding failed: ${msg.error ?? 'no vectors'}`)); return; }
     const buf = Buffer.from(msg.vectors, 'base64');
     const all = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);

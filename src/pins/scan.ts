@@ -130,7 +130,11 @@ export function scanText(text: string, otherTools: readonly string[] = []): Find
   return out;
 }
 
-/** Every string in a JSON schema (descriptions, titles, enum values, defaults), for scanning. */
+/**
+ * Every string in a JSON schema (descriptions, titles, enum values, defaults), for scanning. The
+ * dialect and id URIs (`$schema`, `$id`) are left out: nearly every SDK-generated schema carries
+ * `$schema`, and flagging it buried the real servers' tools under `url` notes.
+ */
 export function schemaTexts(schema: unknown, limit = 1000): string[] {
   const out: string[] = [];
   const stack: unknown[] = [schema];
@@ -138,7 +142,12 @@ export function schemaTexts(schema: unknown, limit = 1000): string[] {
     const v = stack.pop();
     if (typeof v === 'string') out.push(v);
     else if (Array.isArray(v)) stack.push(...v);
-    else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) { out.push(k); stack.push(x); }
+    else if (typeof v === 'object' && v !== null) {
+      for (const [k, x] of Object.entries(v)) {
+        out.push(k);
+        if (!((k === '$schema' || k === '$id') && typeof x === 'string')) stack.push(x);
+      }
+    }
   }
   return out;
 }

@@ -75,6 +75,15 @@ describe('discovery: BM25 and ranking', () => {
     v.add(new Float32Array([1, 0])); v.add(new Float32Array([0, 1])); v.add(new Float32Array([0.6, 0.8]));
     assert.deepEqual([...v.scores(new Float32Array([0, 1]))].map((x) => Math.round(x * 10) / 10), [0, 1, 0.8]);
     assert.throws(() => v.add(new Float32Array(3)), /3 dimensions/);
+    // Unrolled sums (dimensions 0-3 of each 4) and the tail agree with the plain dot product.
+    for (const dim of [4, 7, 384]) {
+      const idx = new VectorIndex(dim);
+      const rows = Array.from({ length: 9 }, (_, r) => Float32Array.from({ length: dim }, (_, j) => Math.sin(r * 31 + j)));
+      for (const row of rows) idx.add(row);
+      const q = Float32Array.from({ length: dim }, (_, j) => Math.cos(j));
+      const got = idx.scores(q);
+      rows.forEach((row, r) => assert.ok(Math.abs(got[r]! - row.reduce((a, x, j) => a + x * q[j]!, 0)) < 1e-9, `dim ${dim} row ${r}`));
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 /**
- * A small labelled set for the description scanner, built for this project (no public corpus of
- * poisoned MCP tool descriptions could be fetched here; MCPTox's is not published in a form this
- * machine can reach). Clean: the descriptions of the servers the tests run (the demo server) and
+ * A small labelled set for the description scanner, built for this project; the public corpus
+ * (MCP-GuardBench's lab tools) is measured by `make scanner-corpus`, not in unit tests, since it
+ * is fetched, not committed. Clean: the descriptions of the servers the tests run (the demo server) and
  * descriptions written in the style of common MCP servers (files, git, tickets, search, calendars).
  * Poisoned: variants of those carrying the attacks tool poisoning uses: orders to the model, hidden
  * characters, encoded payloads, exfiltration URLs, references to secrets and to other tools, and a

@@ -23,6 +23,12 @@ describe('description scanner', () => {
     assert.deepEqual(kinds('Full-text search over the payments handbook.'), []);
   });
 
+  it('does not flag a schema\'s $schema or $id URI, but does flag a URL in its descriptions', () => {
+    const def = (schema: Record<string, unknown>) => toolDefinition({ name: 'echo', description: 'Echo a message.', inputSchema: { type: 'object', ...schema } })!;
+    assert.deepEqual(scanDefinition(def({ $schema: 'http://json-schema.org/draft-07/schema#', $id: 'https://example.com/echo' })), []);
+    assert.deepEqual(scanDefinition(def({ properties: { m: { type: 'string', description: 'see https://evil.example/x' } } })).map((f) => f.kind), ['url']);
+  });
+
   it('reads at most MAX_SCAN_CHARS and says so', () => {
     const f = scanText('a '.repeat(MAX_SCAN_CHARS));
     assert.deepEqual(f.map((x) => x.kind), ['oversize']);
