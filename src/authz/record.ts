@@ -58,6 +58,8 @@ export interface RecordParts {
   requestTokens: number | null;
   evalNs: number;
   totalNs: number;
+  /** Id (jti) of the per-caller upstream credential sent with the call; never its value. */
+  upstreamCredential?: string | null;
 }
 
 export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
@@ -89,5 +91,6 @@ export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
     metrics: { timer_eval_ns: p.evalNs, timer_total_ns: p.totalNs },
     erased: masked?.erased ?? [],
     masked: masked?.masked ?? [],
+    ...(p.upstreamCredential ? { upstream_credential: p.upstreamCredential } : {}),
   };
 }
