@@ -157,7 +157,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     log.info({ budgets: budgets.config.budgets.length, mode: budgets.mode }, 'budgets loaded');
   }
   const verifier = createVerifier(cfg.identity);
-  const upstreamCredentials = cfg.upstreamCredentials ? await UpstreamCredentialMinter.open(cfg.upstreamCredentials) : null;
+  const upstreamCredentials = cfg.upstreamCredentials ? await UpstreamCredentialMinter.open(cfg.upstreamCredentials, Date.now, (m) => log.warn(m)) : null;
   if (upstreamCredentials) log.info({ audience: cfg.upstreamCredentials!.audience, kid: upstreamCredentials.kid }, 'per-caller upstream credentials on');
   // In the background: a slow or absent issuer must not hold up start-up (verification retries).
   verifier.warm?.().then(

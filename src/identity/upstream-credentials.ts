@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { calculateJwkThumbprint, exportJWK, importPKCS8, SignJWT, type CryptoKey } from 'jose';
 import type { Identity } from './types.js';
 
@@ -38,23 +38,64 @@ export function callerKey(id: Identity): string {
  * for them (RFC 8693 §4.1), `aud` the upstream. The agent never sees them (authz sets the header
  * after Envoy removed the caller's own token), and a leaked one is good for minutes at one server.
  */
+/** How often, at most, the key file is looked at for a replacement (a rotated mounted secret). */
+const KEY_CHECK_INTERVAL_MS = 1000;
+
+interface SigningKey { key: CryptoKey; kid: string; stamp: string }
+
+function fileStamp(path: string): string {
+  const st = statSync(path);
+  return `${st.mtimeMs}:${st.size}:${st.ino}`;
+}
+
+async function loadKey(cfg: UpstreamCredentialsConfig): Promise<SigningKey> {
+  let pem: string;
+  let stamp: string;
+  try { stamp = fileStamp(cfg.keyFile); pem = readFileSync(cfg.keyFile, 'utf8'); } catch (e) { throw new Error(`upstream_credentials.key_file: ${(e as Error).message}`); }
+  let key: CryptoKey;
+  try { key = await importPKCS8(pem, cfg.alg, { extractable: true }); } catch (e) { throw new Error(`upstream_credentials.key_file ${cfg.keyFile}: not a PKCS#8 ${cfg.alg} private key (${(e as Error).message})`); }
+  // The kid is the key's RFC 7638 thumbprint: stable across restarts, different for a new key.
+  const pub: Record<string, unknown> = { ...(await exportJWK(key)) };
+  for (const k of ['d', 'p', 'q', 'dp', 'dq', 'qi']) delete pub[k];
+  return { key, kid: await calculateJwkThumbprint(pub), stamp };
+}
+
 export class UpstreamCredentialMinter {
   private readonly cache = new Map<string, UpstreamCredential>();
   private readonly inflight = new Map<string, Promise<UpstreamCredential>>();
+  private lastCheckMs = 0;
+  private reloading: Promise<void> | null = null;
 
-  private constructor(private readonly cfg: UpstreamCredentialsConfig, private readonly key: CryptoKey, readonly kid: string, private readonly now: () => number) {}
+  private constructor(private readonly cfg: UpstreamCredentialsConfig, private signing: SigningKey, private readonly now: () => number,
+    private readonly onKeyProblem: (message: string) => void) {}
 
-  static async open(cfg: UpstreamCredentialsConfig, now: () => number = Date.now): Promise<UpstreamCredentialMinter> {
+  static async open(cfg: UpstreamCredentialsConfig, now: () => number = Date.now, onKeyProblem: (message: string) => void = () => undefined): Promise<UpstreamCredentialMinter> {
     if (!(cfg.ttlSec > cfg.renewBeforeSec && cfg.renewBeforeSec >= 0)) throw new Error('upstream_credentials: ttl_sec must be longer than renew_before_sec');
-    let pem: string;
-    try { pem = readFileSync(cfg.keyFile, 'utf8'); } catch (e) { throw new Error(`upstream_credentials.key_file: ${(e as Error).message}`); }
-    let key: CryptoKey;
-    try { key = await importPKCS8(pem, cfg.alg, { extractable: true }); } catch (e) { throw new Error(`upstream_credentials.key_file ${cfg.keyFile}: not a PKCS#8 ${cfg.alg} private key (${(e as Error).message})`); }
-    // The kid is the key's RFC 7638 thumbprint: stable across restarts, different for a new key.
-    const jwk = await exportJWK(key);
-    const pub = { ...jwk };
-    for (const k of ['d', 'p', 'q', 'dp', 'dq', 'qi']) delete (pub as Record<string, unknown>)[k];
-    return new UpstreamCredentialMinter(cfg, key, await calculateJwkThumbprint(pub), now);
+    return new UpstreamCredentialMinter(cfg, await loadKey(cfg), now, onKeyProblem);
+  }
+
+  /** The kid new credentials are signed with. */
+  get kid(): string { return this.signing.kid; }
+
+  /**
+   * Key rotation by replacing the mounted file: a changed file is loaded before the next signing.
+   * A file that does not load (half written, wrong type) leaves the current key in use, so a
+   * rotation never fails a call; credentials already handed out keep their key until they expire.
+   */
+  private async currentKey(nowMs: number): Promise<SigningKey> {
+    if (nowMs - this.lastCheckMs >= KEY_CHECK_INTERVAL_MS && !this.reloading) {
+      this.lastCheckMs = nowMs;
+      this.reloading = (async () => {
+        try {
+          if (fileStamp(this.cfg.keyFile) === this.signing.stamp) return;
+          this.signing = await loadKey(this.cfg);
+        } catch (e) {
+          this.onKeyProblem(`keeping the current upstream signing key: ${(e as Error).message}`);
+        }
+      })().finally(() => { this.reloading = null; });
+    }
+    if (this.reloading) await this.reloading;
+    return this.signing;
   }
 
   /** The caller's current credential: cached until renewBeforeSec before it expires. */
@@ -80,6 +121,7 @@ export class UpstreamCredentialMinter {
   }
 
   private async mint(identity: Identity, nowMs: number): Promise<UpstreamCredential> {
+    const signing = await this.currentKey(nowMs);
     const id = randomUUID();
     const iat = Math.floor(nowMs / 1000);
     const exp = iat + this.cfg.ttlSec;
@@ -87,10 +129,10 @@ export class UpstreamCredentialMinter {
       ...(identity.agent ? { act: { sub: identity.agent } } : {}),
       ...(identity.team ? { team: identity.team } : {}),
     })
-      .setProtectedHeader({ alg: this.cfg.alg, kid: this.kid, typ: 'at+jwt' })
+      .setProtectedHeader({ alg: this.cfg.alg, kid: signing.kid, typ: 'at+jwt' })
       .setIssuer(this.cfg.issuer).setSubject(identity.sub).setAudience(this.cfg.audience)
       .setIssuedAt(iat).setExpirationTime(exp).setJti(id)
-      .sign(this.key);
+      .sign(signing.key);
     return { id, authorization: `Bearer ${token}`, expiresAtMs: exp * 1000 };
   }
 }
