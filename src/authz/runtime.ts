@@ -159,11 +159,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   const verifier = createVerifier(cfg.identity);
   const upstreamCredentials = cfg.upstreamCredentials ? await UpstreamCredentialMinter.open(cfg.upstreamCredentials, Date.now, (m) => log.warn(m)) : null;
   if (upstreamCredentials) log.info({ audience: cfg.upstreamCredentials!.audience, kid: upstreamCredentials.kid }, 'per-caller upstream credentials on');
-  // In the background: a slow or absent issuer must not hold up start-up (verification retries).
-  verifier.warm?.().then(
-    () => log.info({ issuer: cfg.identity.issuer }, 'issuer keys loaded'),
-    (e: unknown) => log.warn({ issuer: cfg.identity.issuer, err: (e as Error).message }, 'issuer keys not loaded yet; the first token will try again'),
-  );
+
   const authorizer = new Authorizer({
     settings: {
       instanceId: cfg.instanceId, version, defaultScope: { server: cfg.server.name, namespace: cfg.server.namespace, provenance: cfg.server.provenance ?? null },
