@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AuthError, type Identity, type TokenVerifier } from '../identity/types.js';
+import type { UpstreamCredential } from '../identity/upstream-credentials.js';
 import { bearerToken } from '../identity/bearer.js';
 import { parseMcpBody, idOf, type BodyLimits, type JsonRpcId, type JsonRpcMessage } from '../mcp/jsonrpc.js';
 import { callFacts, type McpCallFacts } from '../mcp/request.js';
@@ -65,6 +66,8 @@ export interface CheckDeps {
   tracer?: CheckTracer | null;
   /** Who owns each Mcp-Session-Id (src/authz/sessions.ts); absent: sessions are not bound. */
   sessions?: SessionOwners | null;
+  /** Per-caller upstream credentials (docs/identity.md); absent: upstreamAuthorization or none. */
+  upstreamCredentials?: { credentialFor(identity: Identity): Promise<UpstreamCredential> } | null;
 }
 
 /** The methods of the MCP Streamable HTTP transport, exactly as written: HTTP methods are case-sensitive. */
@@ -221,6 +224,21 @@ export class Authorizer {
       }
       return refuse(decisionId, late, firstId);
     }
+    // The upstream credential is obtained before anything is recorded, so the record can name it,
+    // and an allowed call that cannot get one is refused (fail closed) rather than sent without.
+    let credential: UpstreamCredential | null = null;
+    if (allAllowed && this.deps.upstreamCredentials) {
+      try {
+        credential = await this.deps.upstreamCredentials.credentialFor(identity);
+      } catch (e) {
+        const why = refusal('unavailable', `no upstream credential could be obtained for this caller: ${(e as Error).message}`);
+        for (const j of judged) {
+          this.write(req, decisionId, t0, identity, scope, { ...j, allow: false, code: why.code, reasons: [...j.reasons, why.message], error: why.message },
+            policy.revision, batch, why.httpStatus, { outcome: 'not_executed', policyAllow: j.decision ? j.allow : null, lateMs: null });
+        }
+        return refuse(decisionId, why, firstId);
+      }
+    }
     for (const j of judged) {
       if (j.allow && !allAllowed) {
         // Allowed by policy, but the batch is refused as a whole: the server never sees it.
@@ -229,7 +247,7 @@ export class Authorizer {
           policy.revision, batch, status, { outcome: 'not_executed', policyAllow: true, lateMs: null });
       } else {
         this.write(req, decisionId, t0, identity, scope, j, policy.revision, batch, j.allow ? 200 : status,
-          { outcome: j.allow ? 'forwarded' : 'refused', policyAllow: j.decision ? j.decision.allow : null, lateMs: null });
+          { outcome: j.allow ? 'forwarded' : 'refused', policyAllow: j.decision ? j.decision.allow : null, lateMs: null }, credential?.id ?? null);
       }
     }
 
@@ -237,7 +255,8 @@ export class Authorizer {
       if (session.kind === 'unknown' && this.deps.sessions) this.deps.sessions.bind(session.id, ownerOf(identity), 'first_request', this.deps.clock());
       const headers: Record<string, string> = { [DECISION_ID_HEADER]: decisionId };
       for (const j of judged) Object.assign(headers, j.decision?.headers ?? {});
-      if (settings.upstreamAuthorization) headers.authorization = settings.upstreamAuthorization;
+      const upstreamAuthorization = credential?.authorization ?? settings.upstreamAuthorization;
+      if (upstreamAuthorization) headers.authorization = upstreamAuthorization;
       for (const j of judged) {
         const charge = chargeFor(j);
         if (j.subject && this.deps.budget && charge.tokens > 0) this.deps.budget.charge(j.subject, charge);
@@ -260,7 +279,7 @@ export class Authorizer {
       // The caller's token is for us, not for the MCP server behind us (no token passthrough).
       // No compressed answers: ext_proc must read a response to filter and count it, and one it
       // cannot read is refused (fail closed), so ask the server for plain bytes.
-      return { allow: true, headers, removeHeaders: settings.upstreamAuthorization ? ['accept-encoding'] : ['authorization', 'accept-encoding'] };
+      return { allow: true, headers, removeHeaders: upstreamAuthorization ? ['accept-encoding'] : ['authorization', 'accept-encoding'] };
     }
     return this.denial(judged, decisionId, status, batch !== null);
   }
@@ -334,15 +353,15 @@ export class Authorizer {
     return denyWithRpcErrors(status, errors, batch && errors.length > 1, decisionId, headers);
   }
 
-  private write(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, outcome: RecordOutcome): void {
+  private write(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, outcome: RecordOutcome, credentialId: string | null = null): void {
     const totalNs = nowNs() - t0;
     const sink = this.deps.sink;
-    if (sink) this.append(sink, req, decisionId, t0, identity, scope, j, revision, batch, status, totalNs, outcome);
+    if (sink) this.append(sink, req, decisionId, t0, identity, scope, j, revision, batch, status, totalNs, outcome, credentialId);
     // After the append: a record that could not be written is counted by check()'s catch instead.
     this.observe(req, { decisionId, allow: j.allow, code: j.code, error: j.error ?? (j.reasons.join('; ') || null), server: scope.server, team: identity?.team ?? null, message: j.message, facts: j.facts }, totalNs, j.evalNs);
   }
 
-  private append(sink: DecisionSink, req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, totalNs: number, outcome: RecordOutcome): void {
+  private append(sink: DecisionSink, req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, totalNs: number, outcome: RecordOutcome, credentialId: string | null): void {
     const parts: RecordParts = {
       decisionId, now: new Date(this.deps.clock()), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
       revision, path: 'tollgate/authz/decision', identity, scope, message: j.message, facts: j.facts,
@@ -352,7 +371,7 @@ export class Authorizer {
       budget: j.budgets.length ? j.budgets.map((b) => ({
         name: b.name, limit: b.limit, used: b.used, remaining: b.remaining, ...(j.warned.includes(b.name) ? { warning: true as const } : {}),
       })) : null,
-      requestTokens: j.message ? j.tokens : null, policyCost: j.allow ? j.decision?.cost ?? null : null, evalNs: j.evalNs, totalNs,
+      requestTokens: j.message ? j.tokens : null, policyCost: j.allow ? j.decision?.cost ?? null : null, evalNs: j.evalNs, totalNs, upstreamCredential: credentialId,
     };
     sink.append(buildRecord(parts, this.deps.mask));
   }

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseYaml } from '../util/yaml-lazy.js';
 import type { IdentityConfig } from '../identity/types.js';
-import { parseIdentityExtras } from '../identity/config-schema.js';
+import { parseIdentityExtras, parseUpstreamCredentials } from '../identity/config-schema.js';
+import type { UpstreamCredentialsConfig } from '../identity/upstream-credentials.js';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';
 import type { ServerProvenance } from '../policy/types.js';
 import { parseHostPort } from '../util/net.js';
@@ -32,6 +33,8 @@ export interface AuthzConfig {
   limits: BodyLimits;
   denyStatus: number;
   upstreamAuthorization: string | null;
+  /** Per-caller short-lived upstream credentials minted with Tollgate's key (instead of upstreamAuthorization). */
+  upstreamCredentials?: UpstreamCredentialsConfig | null;
   stateDir: string;
   decisionLogDir: string | null;
   /** The one NATS connection every capability uses: seed URLs and the client certificate (credential). */
@@ -125,7 +128,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_replicate', 'decision_log_witness', 'nats', 'budgets_file', 'pins', 'metrics_listen', 'tls']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'upstream_credentials', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_replicate', 'decision_log_witness', 'nats', 'budgets_file', 'pins', 'metrics_listen', 'tls']);
   if (doc.nats !== undefined) {
     if (!isObj(doc.nats)) err('nats', 'must be a mapping (url, ca_file, cert_file, key_file)');
     const n = doc.nats as Obj;
@@ -218,6 +221,10 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
     c.denyStatus = s;
   }
   if (doc.upstream_authorization !== undefined) c.upstreamAuthorization = str('upstream_authorization', doc.upstream_authorization);
+  if (doc.upstream_credentials !== undefined && doc.upstream_credentials !== null) {
+    if (doc.upstream_authorization !== undefined) err('upstream_credentials', 'give upstream_credentials or upstream_authorization, not both');
+    try { c.upstreamCredentials = parseUpstreamCredentials(doc.upstream_credentials); } catch (e) { err('upstream_credentials', (e as Error).message); }
+  }
   if (doc.state_dir !== undefined) c.stateDir = str('state_dir', doc.state_dir);
   if (doc.decision_log_dir !== undefined) c.decisionLogDir = doc.decision_log_dir === null ? null : str('decision_log_dir', doc.decision_log_dir);
   if (doc.decision_log_nats_url !== undefined) {

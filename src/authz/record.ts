@@ -60,6 +60,8 @@ export interface RecordParts {
   policyCost?: number | null;
   evalNs: number;
   totalNs: number;
+  /** Id (jti) of the per-caller upstream credential sent with the call; never its value. */
+  upstreamCredential?: string | null;
 }
 
 export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
@@ -91,5 +93,6 @@ export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
     metrics: { timer_eval_ns: p.evalNs, timer_total_ns: p.totalNs },
     erased: masked?.erased ?? [],
     masked: masked?.masked ?? [],
+    ...(p.upstreamCredential ? { upstream_credential: p.upstreamCredential } : {}),
   };
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { createVerifier } from '../identity/verifier.js';
+import { UpstreamCredentialMinter } from '../identity/upstream-credentials.js';
 import { PolicyHolder } from '../policy/holder.js';
 import type { WasmPolicy } from '../policy/engine.js';
 import { DirBundleSource } from '../policy/sources/dir.js';
@@ -164,11 +165,9 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     log.info({ budgets: budgets.config.budgets.length, mode: budgets.mode }, 'budgets loaded');
   }
   const verifier = createVerifier(cfg.identity);
-  // In the background: a slow or absent issuer must not hold up start-up (verification retries).
-  verifier.warm?.().then(
-    () => log.info({ issuer: cfg.identity.issuer }, 'issuer keys loaded'),
-    (e: unknown) => log.warn({ issuer: cfg.identity.issuer, err: (e as Error).message }, 'issuer keys not loaded yet; the first token will try again'),
-  );
+  const upstreamCredentials = cfg.upstreamCredentials ? await UpstreamCredentialMinter.open(cfg.upstreamCredentials, Date.now, (m) => log.warn(m)) : null;
+  if (upstreamCredentials) log.info({ audience: cfg.upstreamCredentials!.audience, kid: upstreamCredentials.kid }, 'per-caller upstream credentials on');
+
   const authorizer = new Authorizer({
     settings: {
       instanceId: cfg.instanceId, version, defaultScope: { server: cfg.server.name, namespace: cfg.server.namespace, provenance: cfg.server.provenance ?? null },
@@ -176,6 +175,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
       inputMode: cfg.policy.entrypoint,
     },
     verifier,
+    upstreamCredentials,
     policy: holder,
     budget: budgets?.gate ?? null,
     sink,

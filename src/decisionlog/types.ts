@@ -48,6 +48,8 @@ export interface DecisionRecord {
   metrics: { timer_eval_ns: number; timer_total_ns: number };
   erased: string[];
   masked: string[];
+  /** Id (jti) of the per-caller upstream credential the call was sent with (docs/identity.md). */
+  upstream_credential?: string;
   /** Hash chain (filled by the sink): SHA-256 over RFC 8785 JSON of the previous record. */
   seq?: number;
   prev_hash?: string;

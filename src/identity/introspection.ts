@@ -115,10 +115,7 @@ export class IntrospectingVerifier implements TokenVerifier {
 
 /** JWTs to the JWT verifier, everything else to introspection. */
 export function routeByTokenShape(jwt: TokenVerifier, opaque: TokenVerifier): TokenVerifier {
-  return {
-    verify: (token) => (looksLikeJwt(token) ? jwt.verify(token) : opaque.verify(token)),
-    ...(jwt.warm ? { warm: () => jwt.warm!() } : {}),
-  };
+  return { verify: (token) => (looksLikeJwt(token) ? jwt.verify(token) : opaque.verify(token)) };
 }
 
 function readSecret(path: string): string {

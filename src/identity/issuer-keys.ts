@@ -68,16 +68,6 @@ export class IssuerKeys {
     }
   };
 
-  /** Discovery and one JWKS load now; a later unknown `kid` still refetches as usual. */
-  async warm(): Promise<void> {
-    const jwks = this.jwks ?? (await this.discover());
-    try {
-      await jwks.reload();
-    } catch (e) {
-      throw new AuthError('issuer_unavailable', `cannot load the issuer's keys: ${describe(e)}`);
-    }
-  }
-
   private discover(): Promise<RemoteJWKSet> {
     if (this.pending) return this.pending;
     this.discoveryBackoff.check();

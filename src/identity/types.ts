@@ -73,10 +73,4 @@ export interface IdentityConfig {
 export interface TokenVerifier {
   /** Resolves the identity or rejects with AuthError. Never resolves for an invalid token. */
   verify(token: string): Promise<Identity>;
-  /**
-   * Loads the issuer's discovery document and keys ahead of the first token, so the first caller
-   * after a start does not pay for them inside Envoy's authz deadline. Rejects if the issuer cannot
-   * be reached; verification then retries on its own.
-   */
-  warm?(): Promise<void>;
 }

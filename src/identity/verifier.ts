@@ -73,10 +73,6 @@ class JwtVerifier implements TokenVerifier {
     });
   }
 
-  warm(): Promise<void> {
-    return this.keys.warm();
-  }
-
   verify(token: string): Promise<Identity> {
     const hit = this.cache.get(token, this.now());
     if (hit !== undefined) return Promise.resolve(hit);

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { z } from 'zod';
 import { HydraServer } from './server.js';
+import { firstIssue } from '../config-schema.js';
 import { LoginConsentApp, type LoginUser } from './login-app.js';
 
 /** The users file of `tollgate up --idp hydra` (docs/identity.md): who can sign in, with which claims. */
@@ -20,10 +21,7 @@ export function parseUsersFile(text: string, source: string): LoginUser[] {
   let doc: unknown;
   try { doc = parseYaml(text); } catch (e) { throw new Error(`${source}: ${(e as Error).message}`); }
   const r = UsersFile.safeParse(doc);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw new Error(`${source}: ${i.path.length ? i.path.map(String).join('.') + ': ' : ''}${i.message}`);
-  }
+  if (!r.success) throw new Error(`${source}: ${firstIssue('', r.error).message}`);
   const names = r.data.users.map((u) => u.username);
   const dup = names.find((n, k) => names.indexOf(n) !== k);
   if (dup !== undefined) throw new Error(`${source}: user ${dup} is listed twice`);

@@ -5,6 +5,7 @@ import { stringify as toYaml } from 'yaml';
 import { ManagedProcess } from '../../util/process.js';
 import { freePort } from '../../util/net.js';
 import { toolPath } from '../../util/tools.js';
+import { ACCESS_TOKEN_KEY_SET, NEXT_KEY_SET } from './rotate.js';
 
 export interface HydraOptions {
   /** Directory for Hydra's config file (and its sqlite database when `database` is "file"). */
@@ -50,7 +51,8 @@ export function hydraConfig(o: HydraOptions, ports: { public: number; admin: num
       dynamic_client_registration: { enabled: true, default_scope: ['openid', 'offline_access', 'offline'] },
     },
     // Hydra advertises registration_endpoint only when told where it is (RFC 8414 / RFC 7591).
-    webfinger: { oidc_discovery: { supported_scope: ['openid', 'offline_access', 'offline'], client_registration_url: `${issuer}/oauth2/register` } },
+    // The JWKS also carries the announced next access-token key (rotate.ts).
+    webfinger: { jwks: { broadcast_keys: ['hydra.openid.id-token', ACCESS_TOKEN_KEY_SET, NEXT_KEY_SET] }, oidc_discovery: { supported_scope: ['openid', 'offline_access', 'offline'], client_registration_url: `${issuer}/oauth2/register` } },
     log: { level: 'warn', format: 'json' },
   };
 }

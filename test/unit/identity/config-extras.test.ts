@@ -49,3 +49,28 @@ describe('token shape routing', () => {
     assert.equal(looksLikeJwt('opaque-token'), false);
   });
 });
+
+describe('authz config: upstream_credentials', () => {
+  let dir: string;
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'tollgate-upcfg-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const load = (yaml: string) => {
+    const f = join(dir, `c${Math.random()}.yaml`);
+    writeFileSync(f, yaml);
+    return loadConfigFile(f);
+  };
+
+  it('reads the minting settings with their defaults', () => {
+    assert.deepEqual(load('upstream_credentials:\n  key_file: /run/secrets/k.pem\n  issuer: tollgate\n  audience: https://up/mcp\n').upstreamCredentials,
+      { keyFile: '/run/secrets/k.pem', alg: 'ES256', issuer: 'tollgate', audience: 'https://up/mcp', ttlSec: 300, renewBeforeSec: 60, cacheMaxEntries: 10_000 });
+  });
+
+  it('refuses it together with a static upstream_authorization', () => {
+    assert.throws(() => load('upstream_authorization: Bearer x\nupstream_credentials:\n  key_file: k\n  issuer: t\n  audience: a\n'), /not both/);
+  });
+
+  it('refuses hours-long credentials and a renewal window longer than the lifetime', () => {
+    assert.throws(() => load('upstream_credentials:\n  key_file: k\n  issuer: t\n  audience: a\n  ttl_sec: 86400\n'), /upstream_credentials\.ttl_sec/);
+    assert.throws(() => load('upstream_credentials:\n  key_file: k\n  issuer: t\n  audience: a\n  ttl_sec: 60\n  renew_before_sec: 120\n'), /longer than renew_before_sec/);
+  });
+});
