@@ -140,9 +140,21 @@ export function authzOtelEnv(collector: string): Record<string, string> {
   return { OTEL_EXPORTER_OTLP_ENDPOINT: `http://${collector}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' };
 }
 
-async function pick(p: number | undefined, dflt: number): Promise<number> {
+/**
+ * The port to use: the default when unset, the one given, or for 0 a free one not already `taken`
+ * by this mesh (the kernel may hand the same ephemeral port to two probes in a row).
+ */
+async function pick(p: number | undefined, dflt: number, taken: Set<number>): Promise<number> {
   if (p === undefined) return dflt;
-  return p === 0 ? freePort() : p;
+  if (p !== 0) return p;
+  for (let i = 0; i < 20; i++) {
+    const port = await freePort();
+    if (!taken.has(port)) {
+      taken.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free loopback port found that this mesh does not already use');
 }
 
 interface Stoppable { stop(): Promise<void> }
@@ -194,15 +206,16 @@ export class LocalMesh {
     mkdirSync(stateDir, { recursive: true });
     const withCp = o.controlPlane ?? false;
     if (o.otelCollector && !withCp) throw new Error('otelCollector configures Envoy through the control plane: it needs controlPlane: true');
+    const taken = new Set<number>();
     const ports: MeshPorts = {
-      envoy: await pick(o.ports?.envoy, DEFAULT_PORTS.envoy),
-      envoyAdmin: await pick(o.ports?.envoyAdmin, DEFAULT_PORTS.envoyAdmin),
-      authz: await pick(o.ports?.authz, DEFAULT_PORTS.authz),
-      issuer: await pick(o.ports?.issuer, DEFAULT_PORTS.issuer),
-      xds: withCp ? await pick(o.ports?.xds, DEFAULT_PORTS.xds) : 0,
-      nats: withCp ? await pick(o.ports?.nats, DEFAULT_PORTS.nats) : 0,
+      envoy: await pick(o.ports?.envoy, DEFAULT_PORTS.envoy, taken),
+      envoyAdmin: await pick(o.ports?.envoyAdmin, DEFAULT_PORTS.envoyAdmin, taken),
+      authz: await pick(o.ports?.authz, DEFAULT_PORTS.authz, taken),
+      issuer: await pick(o.ports?.issuer, DEFAULT_PORTS.issuer, taken),
+      xds: withCp ? await pick(o.ports?.xds, DEFAULT_PORTS.xds, taken) : 0,
+      nats: withCp ? await pick(o.ports?.nats, DEFAULT_PORTS.nats, taken) : 0,
       // Unlike the others, unset means a free port: tests that predate it must not collide on 9464.
-      metrics: await pick(o.ports?.metrics ?? 0, DEFAULT_PORTS.metrics),
+      metrics: await pick(o.ports?.metrics ?? 0, DEFAULT_PORTS.metrics, taken),
     };
     await checkPortsFree([
       { port: ports.envoy, what: 'Envoy MCP listener', flag: '--envoy-port' },

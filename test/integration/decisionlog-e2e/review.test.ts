@@ -84,14 +84,15 @@ describe('decision log end to end: the security review', function () {
     const q = await tollgateLogs(['query', '--tool', 'delete_records', '--server', 'demo', '--since', '24h'], env());
     assert.equal(q.code, 0, q.err);
     const [header, ...rows] = q.out.trimEnd().split('\n').map((l) => l.split(/ {2,}/));
-    assert.deepEqual(header, ['TIME', 'DECISION', 'SUB', 'TEAM', 'SERVER', 'TOOL', 'REVISION', 'REASONS']);
+    assert.deepEqual(header, ['TIME', 'DECISION', 'SUB', 'TEAM', 'AGENT', 'GROUPS', 'SERVER', 'TOOL', 'ARGS', 'REVISION', 'REASONS']);
     assert.equal(rows.length, calls.length, q.out);
     const records = logRecords(t.logDir).filter((r) => r.mcp.tool === 'delete_records');
     rows.forEach((row, i) => {
       const { who, allow } = calls[i]!;
-      const [time, decision, sub, team, server, tool, rev, reasons] = row;
+      const [time, decision, sub, team, agent, , server, tool, args, rev, reasons] = row;
       assert.ok(Date.now() - Date.parse(time!) < 24 * 3600_000, `a time within the last day: ${time}`);
-      assert.deepEqual([decision, sub, team, server, tool, rev], [allow ? 'allow' : 'deny', who.sub, who.team, 'demo', 'delete_records', revision], q.out);
+      assert.deepEqual([decision, sub, team, agent, server, tool, rev], [allow ? 'allow' : 'deny', who.sub, who.team, who.agent ?? '-', 'demo', 'delete_records', revision], q.out);
+      assert.ok(args, 'an ARGS cell (the masked arguments, or - when the record has none)');
       // The whole reason, as the caller got it: a reviewer must not have to guess the end of it.
       assert.equal(reasons, allow ? '-' : records[i]!.result.reasons.join('; '));
       if (!allow) assert.match(reasons!, /^Tool delete_records is destructive .*needs membership of group dba\. Ask a member of dba to run it, or request membership\.$/);
