@@ -137,7 +137,9 @@ export async function startDemoPod(o: DemoPodOptions): Promise<DemoPod> {
   writeFileSync(join(dir, 'injected.yaml'), injected);
   writeFileSync(join(dir, 'pod.yaml'), playablePod(injected, { podName: o.name, image: tollgateImage(), hostPorts: ports, secretsDir: secrets }));
   writeFileSync(join(dir, 'configmap.yaml'), authzConfigMap(DEMO_NAMESPACE, DEMO_AUDIENCE, signing.publicPem));
-  await podmanOk(['kube', 'play', '--configmap', join(dir, 'configmap.yaml'), join(dir, 'pod.yaml')], { timeoutMs: 120_000 });
+  // kube play returns once every container has started; on a loaded machine (CI, two cores shared
+  // with other suites) that has taken over two minutes, so its bound is generous.
+  await podmanOk(['kube', 'play', '--configmap', join(dir, 'configmap.yaml'), join(dir, 'pod.yaml')], { timeoutMs: 240_000 });
   return {
     name: o.name, dir, ports, injectorContainersMode,
     mcpUrl: `http://127.0.0.1:${ports.mcp}/mcp`,

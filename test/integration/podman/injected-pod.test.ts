@@ -41,7 +41,7 @@ const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', param
  * configuration comes over xDS from the control plane, authz's policy as a signed bundle over NATS.
  */
 describe('injected pod under podman kube play (integration)', function () {
-  this.timeout(240_000);
+  this.timeout(420_000);
   const podName = `tollgate-it-${process.pid}-${Date.now().toString(36)}`;
   let dir = '';
   let pod: DemoPod;
