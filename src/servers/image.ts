@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { baseImage } from '../containers/images.js';
 import { imageExists, podmanOk } from '../containers/podman.js';
+import { tagPart } from './image-contract.js';
 import { npmBin, serverCacheDir, type InstalledServer } from './install.js';
 
 const run = promisify(execFile);
@@ -12,7 +13,6 @@ const run = promisify(execFile);
 /** A server image and the command that starts its stdio server inside it. */
 export interface ServerImage { image: string; command: string[] }
 
-const tagPart = (s: string): string => s.toLowerCase().replace(/[^a-z0-9._-]/g, '-').replace(/^[-.]+/, '');
 
 /**
  * Packages go into the image at build time: the install directory becomes /opt/server in a layer
