@@ -21,15 +21,18 @@ export function tagPart(s: string): string {
 }
 
 /**
- * The image a package source runs from: PREFIX/tollgate-server-npm-PKG:VERSION (or -pypi-).
- * Deterministic from the source alone, so the operator (rendering) and the builder agree without
- * talking. An image: source names its image itself.
+ * The image a package source runs from: PREFIX/tollgate-server-npm/[SCOPE/]NAME:VERSION or
+ * PREFIX/tollgate-server-pypi/NAME:VERSION. An npm scope becomes its own path component, so
+ * `@a/b` and an unscoped `a-b` can never share an image. Deterministic from the source alone, so
+ * the operator (rendering) and the builder agree without talking. An image: source names its image.
  */
 export function serverImageName(source: Exclude<ServerSource, { kind: 'registry' }>, prefix = DEFAULT_SERVER_IMAGE_PREFIX): string {
   if (source.kind === 'image') return source.ref;
   const p = prefix.replace(/\/+$/, '');
-  const eco = source.kind === 'npx' ? 'npm' : 'pypi';
-  return `${p}/tollgate-server-${eco}-${tagPart(source.pkg)}:${tagPart(source.version)}`;
+  const repo = source.kind === 'npx'
+    ? `tollgate-server-npm/${source.pkg.replace(/^@/, '').split('/').map(tagPart).join('/')}`
+    : `tollgate-server-pypi/${tagPart(source.pkg)}`;
+  return `${p}/${repo}:${tagPart(source.version)}`;
 }
 
 /** The container command that serves the image's stdio server over Streamable HTTP on `port`. */
