@@ -8,6 +8,7 @@ const COMMANDS: Entry[] = [
   { name: 'up', summary: 'Start a local mesh on loopback: OIDC issuer, NATS, control plane, authz, Envoy, demo MCP server', load: async () => (await import('./up.js')).upCommand },
   { name: 'run', summary: 'Run a stdio MCP server from npm, PyPI, an image or the registry, governed by the mesh', load: async () => (await import('./run.js')).runCommand },
   { name: 'bridge', summary: 'Serve a stdio MCP server over Streamable HTTP (the container command of MCPServer spec.source pods)', load: async () => (await import('./bridge.js')).bridgeCommand },
+  { name: 'images', summary: 'Build the server images MCPServer spec.source runs from (images build-server SOURCE)', load: async () => (await import('./images.js')).imagesCommand },
   { name: 'registry', summary: 'List, show, verify and sign entries of the signed MCP server registry', load: async () => (await import('./registry.js')).registryCommand },
   { name: 'token', summary: 'Mint a dev token from the local OIDC issuer', load: async () => (await import('./token.js')).tokenCommand },
   { name: 'authz', summary: 'Run the authz service (Envoy ext_authz + ext_proc over gRPC)', load: async () => (await import('./authz.js')).authzCommand },
