@@ -16,9 +16,10 @@ const HELP = `Usage: tollgate operator --signing-key FILE [--nats URL] [flags]
 Reconciles Tollgate's custom resources (tollgate.dev/v1alpha1), on the replica holding the Lease
 tollgate-operator in --namespace (the others stand by):
 
-  MCPServer    with spec.run: a Deployment (Envoy and authz sidecars in its pod template, the
-               permission profile as the server's securityContext), a Service to Envoy, and a
-               NetworkPolicy. Without spec.run: status only.
+  MCPServer    with spec.run or spec.source: a Deployment (Envoy and authz sidecars in its pod
+               template, the permission profile as the server's securityContext; a source's
+               stdio server behind \`tollgate bridge\`), a Service to Envoy, and a
+               NetworkPolicy. Without either: status only.
   MCPPolicy    spec.rego is built (opa build -t wasm), signed and published over NATS under
                mcppolicy.<namespace>.<name>; status carries the revision, or the build error with
                file:line while the previous revision keeps serving.
@@ -39,6 +40,9 @@ ${NATS_FLAGS_USAGE}
                          tollgate-system)
   --system-namespace NS  namespace of the control plane and NATS, which operator-run servers'
                          NetworkPolicies let the sidecars reach (default tollgate-system)
+  --server-image-prefix P  registry prefix of the images spec.source packages run from:
+                         P/tollgate-server-npm-PKG:VERSION (default localhost; see
+                         tollgate images build-server)
   --identity ID          this replica's name in the Lease (default $POD_NAME, else host-pid)
   --resync DUR           re-reconcile everything this often (default 30s); MCPServer status
                          (pending tool changes, from the tool-pinning buckets) is this fresh
@@ -56,7 +60,7 @@ export const operatorCommand: Command = {
   async run(argv: string[]): Promise<number> {
     const { values } = parseCommandArgs(argv, {
       'signing-key': { type: 'string' }, ...NATS_FLAGS, kubeconfig: { type: 'string' },
-      namespace: { type: 'string' }, 'system-namespace': { type: 'string' }, identity: { type: 'string' }, resync: { type: 'string' },
+      namespace: { type: 'string' }, 'system-namespace': { type: 'string' }, 'server-image-prefix': { type: 'string' }, identity: { type: 'string' }, resync: { type: 'string' },
       'health-listen': { type: 'string' }, 'pin-approver-key': { type: 'string' },
       ...injectionOptions,
     });
@@ -91,7 +95,7 @@ export const operatorCommand: Command = {
     const operator = new Operator({
       ...(pinApproverKeys ? { pinApproverKeys } : {}),
       kube: new KubeClient(kc), nats: nc, signingKey, resyncMs,
-      mesh: { systemNamespace: values['system-namespace'] ?? 'tollgate-system', inject },
+      mesh: { systemNamespace: values['system-namespace'] ?? 'tollgate-system', inject, ...(values['server-image-prefix'] ? { serverImagePrefix: values['server-image-prefix'] } : {}) },
       leaseNamespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'tollgate-system',
       identity: values.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
       log,

@@ -3,6 +3,9 @@ import { injectSidecars, type InjectOptions } from '../k8s/mutate.js';
 import { restrictedSecurityContext } from '../k8s/sidecars.js';
 import type { Container, PodLike } from '../k8s/types.js';
 import { API_VERSION, type McpServer, type McpServerRun } from './types.js';
+import { InvalidServerSpec, sourceRun, type ResolvedRun } from './source-run.js';
+
+export { InvalidServerSpec, type ResolvedRun };
 
 /**
  * What an MCPServer with `spec.run` turns into: a Deployment whose pod template already carries
@@ -24,7 +27,19 @@ export interface MeshSettings {
   /** Namespace of the control plane, NATS and shared authz: sidecars must reach it. */
   systemNamespace: string;
   inject: InjectOptions;
+  /** Registry prefix of the images spec.source package servers run from (docs/kubernetes.md). */
+  serverImagePrefix?: string;
 }
+
+/** What the pod runs: spec.run as written, or the bridge over the source's image (src/operator/source-run.ts). */
+export function resolvedRun(s: McpServer, mesh: Pick<MeshSettings, 'serverImagePrefix'>): ResolvedRun | null {
+  if (s.spec.source) return sourceRun(s, mesh.serverImagePrefix);
+  const run = s.spec.run;
+  if (!run) return null;
+  if (!run.image || !run.port) throw new InvalidServerSpec('spec.run needs image and port');
+  return { ...run, image: run.image, port: run.port };
+}
+
 
 function labels(s: McpServer): Record<string, string> {
   return { 'app.kubernetes.io/name': s.metadata.name, 'app.kubernetes.io/managed-by': MANAGED_BY, 'app.kubernetes.io/part-of': 'tollgate' };
@@ -53,7 +68,7 @@ function volumeName(i: number): string {
   return `writable-${i}`;
 }
 
-export function podTemplate(s: McpServer, run: McpServerRun): PodLike {
+export function podTemplate(s: McpServer, run: ResolvedRun): PodLike {
   const fs = run.permissions?.filesystem ?? [];
   const container: Container = {
     name: 'server',
@@ -62,7 +77,11 @@ export function podTemplate(s: McpServer, run: McpServerRun): PodLike {
     ...(run.args ? { args: run.args } : {}),
     // HOST/PORT follow the convention most MCP server images read; loopback keeps the server
     // unreachable except through Envoy.
-    env: [{ name: 'HOST', value: '127.0.0.1' }, { name: 'PORT', value: String(run.port) }, ...(run.env ?? [])],
+    env: [
+      { name: 'HOST', value: '127.0.0.1' }, { name: 'PORT', value: String(run.port) }, ...(run.env ?? []),
+      // Kubernetes resolves these in the kubelet: the value never passes through the operator.
+      ...(run.secretEnv ?? []).map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: e.secretName, key: e.key } } })),
+    ],
     ports: [{ name: 'mcp-server', containerPort: run.port, protocol: 'TCP' }],
     ...(run.resources ? { resources: run.resources } : {}),
     securityContext: serverSecurityContext(run),
@@ -89,7 +108,8 @@ export function podTemplate(s: McpServer, run: McpServerRun): PodLike {
 
 /** The Deployment, with the sidecars injected into its pod template the same way the webhook would. */
 export function deploymentFor(s: McpServer, mesh: MeshSettings): KubeManifest {
-  const run = s.spec.run!;
+  const run = resolvedRun(s, mesh);
+  if (!run) throw new InvalidServerSpec('neither spec.run nor spec.source: nothing to run');
   const template = podTemplate(s, run);
   const injected = injectSidecars(template, { ...mesh.inject, namespace: s.metadata.namespace, podName: `${s.metadata.name}-`, serverName: s.metadata.name });
   if (!injected.injected) throw new Error(`sidecar injection skipped the pod template: ${injected.reason}`);
@@ -127,6 +147,7 @@ export function networkPolicyFor(s: McpServer, mesh: MeshSettings): KubeManifest
     { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
     { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': mesh.systemNamespace } } }] },
   ];
+  // Nothing beyond DNS and the mesh unless permissions.egress names it: a source server gets no network by default.
   for (const e of s.spec.run?.permissions?.egress ?? []) {
     egress.push({
       to: [{ ipBlock: { cidr: e.cidr } }],

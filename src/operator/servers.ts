@@ -2,11 +2,11 @@ import { InjectionError } from '../k8s/mutate.js';
 import type { KubeClient } from './kube-client.js';
 import type { ObjectRef } from './kube-rest.js';
 import type { Handler, Outcome } from './reconcile.js';
-import { childrenFor, MANAGED_BY, type MeshSettings } from './server-objects.js';
+import { childrenFor, InvalidServerSpec, MANAGED_BY, resolvedRun, type MeshSettings } from './server-objects.js';
 import type { PendingTool } from '../pins/review.js';
 import type { Condition, McpServer, McpServerSpec, McpServerStatus, PendingToolStatus } from './types.js';
 
-/** MCPServer: with spec.run, its Deployment, Service and NetworkPolicy; without, status only. */
+/** MCPServer: with spec.run or spec.source, its Deployment, Service and NetworkPolicy; without, status only. */
 
 const CHILD_KINDS: { apiVersion: string; kind: string }[] = [
   { apiVersion: 'apps/v1', kind: 'Deployment' },
@@ -62,23 +62,27 @@ export function serverHandler(kube: KubeClient, mesh: MeshSettings, pins?: Pendi
     kind: 'MCPServer',
     async converge(s): Promise<Outcome<McpServerStatus>> {
       const tools = await review(s);
-      if (!s.spec.run) {
+      if (!s.spec.run && !s.spec.source) {
         await removeChildren(kube, s);
         const up = s.spec.upstream!;
         return { status: tools.status, extra: tools.extra, ready: { status: 'True', reason: 'ExternalServer', message: `governs the existing Service ${up.namespace ?? s.metadata.namespace}/${up.service}:${up.port}` } };
       }
       let children;
+      let image = '';
       try {
         children = childrenFor(s, mesh);
+        image = resolvedRun(s, mesh)!.image;
       } catch (e) {
-        // The spec asks for something that cannot be governed (a port clash with the sidecars):
-        // say so in status; retrying would not help until the spec changes.
-        if (!(e instanceof InjectionError)) throw e;
+        // The spec asks for something that cannot be governed (a port clash with the sidecars, a
+        // source the CRD of an older release let through): say so in status; retrying would not
+        // help until the spec changes.
+        if (!(e instanceof InjectionError) && !(e instanceof InvalidServerSpec)) throw e;
         const message = `cannot run this server: ${e.message}`;
         return { status: tools.status, extra: tools.extra, ready: { status: 'False', reason: 'InvalidSpec', message }, event: { type: 'Warning', reason: 'InvalidSpec', message } };
       }
       for (const c of children) await kube.apply(c);
-      const message = `Deployment, Service and NetworkPolicy ${s.metadata.name} applied (${s.spec.run.replicas ?? 1} replica(s), image ${s.spec.run.image})`;
+      const from = s.spec.source ? `, stdio server ${s.spec.source.package} behind the bridge` : '';
+      const message = `Deployment, Service and NetworkPolicy ${s.metadata.name} applied (${s.spec.run?.replicas ?? 1} replica(s), image ${image}${from})`;
       return { status: tools.status, extra: tools.extra, ready: { status: 'True', reason: 'Applied', message }, event: { type: 'Normal', reason: 'Applied', message } };
     },
     finalize: (s) => removeChildren(kube, s),

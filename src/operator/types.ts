@@ -48,12 +48,17 @@ export interface CommonStatus {
 
 export interface EgressRule { cidr: string; ports?: number[] }
 
+export interface SecretEnv { name: string; secretName: string; key: string }
+
 export interface McpServerRun {
-  image: string;
+  /** Required without spec.source (the CRD's rules say so). */
+  image?: string;
   command?: string[];
   args?: string[];
   env?: { name: string; value: string }[];
-  port: number;
+  secretEnv?: SecretEnv[];
+  /** Required without spec.source; with it, the bridge's port. */
+  port?: number;
   replicas?: number;
   resources?: Record<string, unknown>;
   permissions?: {
@@ -70,7 +75,11 @@ export interface McpServerSpec {
   authorizationServers?: string[];
   scopesSupported?: string[];
   run?: McpServerRun;
+  /** A stdio server from a package or image, run behind the bridge (docs/kubernetes.md). */
+  source?: McpServerSource;
 }
+
+export interface McpServerSource { package: string; image?: string; args?: string[] }
 
 /** A tool the server offers whose definition is not the approved one (issue 19). */
 export interface PendingToolStatus {

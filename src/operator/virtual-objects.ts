@@ -22,7 +22,7 @@ export class MemberError extends Error {}
 /** The governed URL of a member: its Service, which leads to its Envoy sidecar. */
 export function memberUrl(m: McpServer): string {
   const path = m.spec.upstream?.path ?? DEFAULT_MCP_PATH;
-  if (m.spec.run) return `http://${m.metadata.name}.${m.metadata.namespace}.svc:${m.spec.upstream?.port ?? 80}${path}`;
+  if (m.spec.run || m.spec.source) return `http://${m.metadata.name}.${m.metadata.namespace}.svc:${m.spec.upstream?.port ?? 80}${path}`;
   const up = m.spec.upstream!;
   return `http://${up.service}.${up.namespace ?? m.metadata.namespace}.svc:${up.port}${path}`;
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { baseImage } from '../containers/images.js';
 import { imageExists, podmanOk } from '../containers/podman.js';
+import { tagPart } from './image-contract.js';
 import { npmBin, serverCacheDir, type InstalledServer } from './install.js';
 
 const run = promisify(execFile);
@@ -12,28 +13,34 @@ const run = promisify(execFile);
 /** A server image and the command that starts its stdio server inside it. */
 export interface ServerImage { image: string; command: string[] }
 
-const tagPart = (s: string): string => s.toLowerCase().replace(/[^a-z0-9._-]/g, '-').replace(/^[-.]+/, '');
 
 /**
  * Packages go into the image at build time: the install directory becomes /opt/server in a layer
- * on the base image. The build has no network; nothing is fetched when the server runs.
+ * on `from` (the base image locally; the tollgate image for Kubernetes, which adds the bridge).
+ * The build has no network; nothing is fetched when the server runs. `force` rebuilds a tag that
+ * exists (a Kubernetes tag carries no base id, so an upgrade must rebuild it).
  */
-async function build(tag: string, context: string): Promise<void> {
-  if (await imageExists(tag)) return;
+export async function buildServerLayer(tag: string, context: string, from = baseImage(), force = false): Promise<void> {
+  if (!force && await imageExists(tag)) return;
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-image-'));
   try {
     const file = join(dir, 'Containerfile');
-    writeFileSync(file, `FROM ${baseImage()}\nCOPY . /opt/server\nLABEL org.opencontainers.image.title=${tag}\n`);
+    writeFileSync(file, `FROM ${from}\nCOPY . /opt/server\nLABEL org.opencontainers.image.title=${tag}\n`);
     await podmanOk(['build', '--quiet', '--pull=never', '--network', 'none', '-t', tag, '-f', file, context], { timeoutMs: 600_000 });
   } finally { rmSync(dir, { recursive: true, force: true }); }
 }
 
-export async function npmImage(installed: InstalledServer): Promise<ServerImage> {
-  const tag = `localhost/tollgate-server-npm-${tagPart(installed.pkg)}:${tagPart(installed.version)}-${await baseImageId()}`;
-  await build(tag, installed.dir);
+/** The command that starts an installed npm package's server from /opt/server in an image. */
+export function npmImageCommand(installed: InstalledServer): string[] {
   const pkgDir = join('node_modules', ...installed.pkg.split('/'));
   const meta = JSON.parse(readFileSync(join(installed.dir, pkgDir, 'package.json'), 'utf8')) as { bin?: string | Record<string, string> };
-  return { image: tag, command: ['node', `/opt/server/${pkgDir}/${npmBin(meta, installed.pkg)}`] };
+  return ['node', `/opt/server/${pkgDir}/${npmBin(meta, installed.pkg)}`];
+}
+
+export async function npmImage(installed: InstalledServer): Promise<ServerImage> {
+  const tag = `localhost/tollgate-server-npm-${tagPart(installed.pkg)}:${tagPart(installed.version)}-${await baseImageId()}`;
+  await buildServerLayer(tag, installed.dir);
+  return { image: tag, command: npmImageCommand(installed) };
 }
 
 let baseId: Promise<string> | null = null;
@@ -89,6 +96,14 @@ function entryPoint(target: string, pkg: string): string {
 export async function pypiImage(pkg: string, version: string): Promise<ServerImage> {
   const py = await basePythonVersion();
   const tag = `localhost/tollgate-server-pypi-${tagPart(pkg)}:${tagPart(version)}-py${py}-${await baseImageId()}`;
+  const { dir, command } = await pypiForImage(pkg, version);
+  await buildServerLayer(tag, dir);
+  return { image: tag, command };
+}
+
+/** The package installed for the image's Python, and the command that starts it from /opt/server. */
+export async function pypiForImage(pkg: string, version: string): Promise<{ dir: string; command: string[] }> {
+  const py = await basePythonVersion();
   const target = join(serverCacheDir(), 'pypi-image', `${tagPart(pkg)}==${tagPart(version)}-py${py}`);
   if (!existsSync(join(target, '.tollgate-installed'))) {
     rmSync(target, { recursive: true, force: true });
@@ -105,7 +120,6 @@ export async function pypiImage(pkg: string, version: string): Promise<ServerIma
   const entry = entryPoint(target, pkg);
   const [mod, attr] = entry.split(':');
   if (!mod || !attr || !/^[A-Za-z0-9_.]+$/.test(mod) || !/^[A-Za-z0-9_.]+$/.test(attr)) throw new Error(`unusable entry point "${entry}" in ${pkg}`);
-  await build(tag, target);
   const code = `import sys, importlib; sys.path.insert(0, "/opt/server"); sys.argv[0] = "${pkg}"; f = importlib.import_module("${mod}")\nfor p in "${attr}".split("."): f = getattr(f, p)\nsys.exit(f())`;
-  return { image: tag, command: ['python3', '-c', code] };
+  return { dir: target, command: ['python3', '-c', code] };
 }

@@ -127,10 +127,34 @@ describe('Kubernetes: CRDs and sidecar injection against a real kube-apiserver',
       /spec\.rego\.sources\[0\]\.name in body should match/);
       assert.match(await rejected(create('mcpservers', { apiVersion: 'tollgate.dev/v1alpha1', kind: 'MCPServer', metadata: { name: 'nowhere' },
         spec: { resource: 'https://x.example/mcp' } })),
-      /set spec\.upstream \(an existing Service\) or spec\.run \(a server the operator runs\)/);
+      /set spec\.upstream \(an existing Service\), spec\.run \(a server the operator runs\) or spec\.source/);
       assert.match(await rejected(create('mcpservers', { apiVersion: 'tollgate.dev/v1alpha1', kind: 'MCPServer', metadata: { name: 'root' },
         spec: { resource: 'https://x.example/mcp', run: { image: 'x', port: 8080, permissions: { runAsUser: 0 } } } })),
       /spec\.run\.permissions\.runAsUser: Invalid value: 0/);
+    });
+  });
+
+  describe('MCPServer spec.source', () => {
+    const server = (name: string, spec: object): object => ({ apiVersion: 'tollgate.dev/v1alpha1', kind: 'MCPServer', metadata: { name }, spec: { resource: 'https://x.example/mcp', ...spec } });
+    const create = (body: object): Promise<unknown> =>
+      custom.createNamespacedCustomObject({ group: 'tollgate.dev', version: 'v1alpha1', namespace: PLAIN, plural: 'mcpservers', body });
+
+    it('accepts npx:, uvx: and image: sources, alone or tuned by spec.run without image or port', async () => {
+      await create(server('src-npx', { source: { package: 'npx:@modelcontextprotocol/server-filesystem@2026.8.31', args: ['/data'] },
+        run: { replicas: 2, secretEnv: [{ name: 'API_KEY', secretName: 'keys', key: 'api' }], permissions: { filesystem: [{ path: '/data' }] } } }));
+      await create(server('src-uvx', { source: { package: 'uvx:mcp-server-time==2026.10.19' } }));
+      await create(server('src-img', { source: { package: 'image:registry.example/team/fetch:1.2', image: 'registry.example/team/fetch-bridged:1.2' } }));
+    });
+
+    it('refuses a bad source string, source with upstream, source with run.image, and run without image', async () => {
+      const bad = async (name: string, spec: object, want: RegExp): Promise<void> => assert.match(await rejected(create(server(name, spec))), want);
+      for (const [i, pkg] of ['npx:@modelcontextprotocol/server-filesystem', 'pip:requests@1', 'uvx:mcp-server-time', 'image:UPPER/Case', 'npx:x@1;rm -rf /'].entries()) {
+        await bad(`bad-src-${i}`, { source: { package: pkg } }, /spec\.source\.package: Invalid value: "string": must be npx:PKG@VERSION, uvx:PKG@VERSION or image:REF with an exact version/);
+      }
+      await bad('src-and-upstream', { source: { package: 'npx:a@1' }, upstream: { service: 's', port: 80 } }, /spec\.source and spec\.upstream exclude each other/);
+      await bad('src-and-image', { source: { package: 'npx:a@1' }, run: { image: 'x' } }, /with spec\.source the image and command come from the source/);
+      await bad('run-no-image', { run: { port: 8080 } }, /spec\.run needs image and port unless spec\.source names the server/);
+      await bad('src-no-package', { source: { image: 'x' } }, /spec\.source\.package: Required value/);
     });
   });
 

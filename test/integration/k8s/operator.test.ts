@@ -200,6 +200,51 @@ describe('tollgate operator against a real kube-apiserver, NATS and authz', func
     }
   });
 
+  it('MCPServer spec.source: the bridge over the derived image, secretEnv by reference, no egress; update; delete', async () => {
+    const depPath = `/apis/apps/v1/namespaces/${NS}/deployments/fs`;
+    await custom.createNamespacedCustomObject({ ...cr('mcpservers'), body: {
+      apiVersion: 'tollgate.dev/v1alpha1', kind: 'MCPServer', metadata: { name: 'fs' },
+      spec: {
+        resource: 'https://fs.example.com/mcp',
+        source: { package: 'npx:@modelcontextprotocol/server-filesystem@2026.8.31', args: ['/data'] },
+        run: { secretEnv: [{ name: 'API_KEY', secretName: 'fs-keys', key: 'api' }], permissions: { filesystem: [{ path: '/data' }] } },
+      },
+    } });
+    const dep = await eventually('Deployment fs', () => kubeRequest<Obj>(cluster.kc, 'GET', depPath));
+    const tpl = dep.spec!.template as { metadata: { annotations: Record<string, string> }; spec: { initContainers: { name: string }[]; containers: Obj[] } };
+    assert.deepEqual(tpl.spec.initContainers.map((c) => c.name), ['tollgate-authz', 'tollgate-envoy'], 'sidecars as for any MCPServer');
+    const c = tpl.spec.containers[0]! as { image: string; command: string[]; args: string[]; env: Obj[]; securityContext: Obj };
+    assert.equal(c.image, 'localhost/tollgate-server-npm/modelcontextprotocol/server-filesystem:2026.8.31');
+    assert.deepEqual(c.command.slice(0, 3), ['node', '/opt/tollgate/dist/src/cli/main.js', 'bridge']);
+    assert.ok(c.command.join(' ').includes('--launch-file /opt/server/tollgate-launch.json'), c.command.join(' '));
+    assert.deepEqual(c.args, ['/data']);
+    assert.equal(tpl.metadata.annotations['tollgate.dev/upstream-port'], '8080');
+    assert.deepEqual(c.env.find((e) => e.name === 'API_KEY'), { name: 'API_KEY', valueFrom: { secretKeyRef: { name: 'fs-keys', key: 'api' } } });
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+    const np = await eventually('NetworkPolicy fs', () => kubeRequest<Obj>(cluster.kc, 'GET', `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/fs`));
+    assert.ok(!JSON.stringify(np.spec!.egress).includes('ipBlock'), 'no egress beyond DNS and the mesh by default');
+    const s1 = await eventually('fs Ready', async () => { const o = await get('mcpservers', 'fs'); return ready(o)?.status === 'True' ? o : undefined; });
+    assert.match(ready(s1)!.message!, /stdio server npx:@modelcontextprotocol\/server-filesystem@2026\.8\.31 behind the bridge/);
+
+    // Update: a new pinned version is a new image; spec.source.image overrides the derived one.
+    await update('mcpservers', 'fs', (o) => { (o.spec!.source as Obj).package = 'npx:@modelcontextprotocol/server-filesystem@2026.9.1'; });
+    await eventually('image follows the version', async () => {
+      const d = await kubeRequest<Obj>(cluster.kc, 'GET', depPath);
+      return (d.spec!.template as { spec: { containers: Obj[] } }).spec.containers[0]!.image === 'localhost/tollgate-server-npm/modelcontextprotocol/server-filesystem:2026.9.1' ? true : undefined;
+    });
+    await update('mcpservers', 'fs', (o) => { (o.spec!.source as Obj).image = 'registry.example/mcp/fs:custom'; });
+    await eventually('image override', async () => {
+      const d = await kubeRequest<Obj>(cluster.kc, 'GET', depPath);
+      return (d.spec!.template as { spec: { containers: Obj[] } }).spec.containers[0]!.image === 'registry.example/mcp/fs:custom' ? true : undefined;
+    });
+
+    await custom.deleteNamespacedCustomObject({ ...cr('mcpservers'), name: 'fs' });
+    await eventually('MCPServer fs gone', async () => { try { await get('mcpservers', 'fs'); return undefined; } catch { return true; } });
+    for (const path of [depPath, `/api/v1/namespaces/${NS}/services/fs`, `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/fs`]) {
+      await assert.rejects(kubeRequest(cluster.kc, 'GET', path), /not found/, path);
+    }
+  });
+
   it('MCPPolicy: published as a signed bundle that authz serves; a broken edit shows file:line while the old revision keeps serving', async () => {
     await custom.createNamespacedCustomObject({ ...cr('mcppolicies'), body: {
       apiVersion: 'tollgate.dev/v1alpha1', kind: 'MCPPolicy', metadata: { name: 'demo-policy' },
