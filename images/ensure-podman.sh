@@ -39,4 +39,12 @@ if ! out=$(CONTAINERS_CONF=$conf podman info --format '{{.Host.OCIRuntime.Name}}
   echo "podman: \`podman info\` fails here: $out" >&2
   exit 3
 fi
+# podman hands each container and pod a numbered lock in shared memory. When that table and
+# podman's database disagree (a podman client killed mid-operation, /dev/shm reset while
+# /var/lib/containers survived, as on a restored VM), two objects share one lock and `podman kube
+# play` deadlocks on itself, for ever. Reassigning the numbers is podman's own repair; it must
+# run with no container running, so it only runs then.
+if [ -z "$(CONTAINERS_CONF=$conf podman ps -q 2>/dev/null)" ]; then
+  CONTAINERS_CONF=$conf podman system renumber >/dev/null 2>&1 || echo "podman: \`podman system renumber\` failed; a stuck \`kube play\` may follow" >&2
+fi
 echo "podman: ready ($(podman --version), runtime $out, CONTAINERS_CONF=$conf)"

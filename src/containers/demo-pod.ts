@@ -137,9 +137,17 @@ export async function startDemoPod(o: DemoPodOptions): Promise<DemoPod> {
   writeFileSync(join(dir, 'injected.yaml'), injected);
   writeFileSync(join(dir, 'pod.yaml'), playablePod(injected, { podName: o.name, image: tollgateImage(), hostPorts: ports, secretsDir: secrets }));
   writeFileSync(join(dir, 'configmap.yaml'), authzConfigMap(DEMO_NAMESPACE, DEMO_AUDIENCE, signing.publicPem));
-  // kube play returns once every container has started; on a loaded machine (CI, two cores shared
-  // with other suites) that has taken over two minutes, so its bound is generous.
-  await podmanOk(['kube', 'play', '--configmap', join(dir, 'configmap.yaml'), join(dir, 'pod.yaml')], { timeoutMs: 240_000 });
+  // kube play returns once every container has started: seconds, more on a loaded machine.
+  try {
+    await podmanOk(['kube', 'play', '--configmap', join(dir, 'configmap.yaml'), join(dir, 'pod.yaml')], { timeoutMs: 240_000 });
+  } catch (e) {
+    // A healthy kube play of this pod takes seconds; minutes with no output has been podman
+    // waiting on a lock it shares with another object (see images/ensure-podman.sh).
+    if (e instanceof Error && /did not finish within/.test(e.message)) {
+      throw new Error(`${e.message}\npodman may be deadlocked on its own lock table: with no container running, \`podman system renumber\` repairs it (make podman runs it)`, { cause: e });
+    }
+    throw e;
+  }
   return {
     name: o.name, dir, ports, injectorContainersMode,
     mcpUrl: `http://127.0.0.1:${ports.mcp}/mcp`,

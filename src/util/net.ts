@@ -1,17 +1,51 @@
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 
-/** A TCP port free on 127.0.0.1 right now (the OS picks it). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * The kernel's ephemeral range (source ports of outgoing connections). A port picked inside it can
+ * be taken by any outgoing connection between the pick and the bind (a NATS client, Envoy's
+ * upstream pool), which made components fail with EADDRINUSE on busy machines; ports are picked
+ * below it instead.
+ */
+function ephemeralRange(): { low: number; high: number } {
+  try {
+    const [low = 0, high = 0] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low > 0 && high >= low) return { low, high };
+  } catch { /* not Linux: fall through */ }
+  return { low: 32768, high: 60999 };
+}
+
+const PICK_LOW = 10000;
+
+function tryListen(port: number, host: string): Promise<number | null> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
+    srv.once('error', () => resolve(null));
+    srv.listen(port, host, () => {
       const addr = srv.address();
-      if (addr === null || typeof addr === 'string') return reject(new Error('no port assigned'));
-      srv.close(() => resolve(addr.port));
+      const got = addr === null || typeof addr === 'string' ? null : addr.port;
+      srv.close(() => resolve(got));
     });
   });
+}
+
+/**
+ * A TCP port free on host right now: a random one between 10000 and the ephemeral range when
+ * there is room (see ephemeralRange), else one the OS picks.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const { low } = ephemeralRange();
+  if (low - PICK_LOW >= 1000) {
+    for (let i = 0; i < 50; i++) {
+      const port = await tryListen(PICK_LOW + randomInt(low - PICK_LOW), host);
+      if (port !== null) return port;
+    }
+  }
+  const port = await tryListen(0, host);
+  if (port === null) throw new Error(`no free TCP port on ${host}`);
+  return port;
 }
 
 /** Resolves once something accepts TCP connections on host:port, rejects after timeoutMs. */
