@@ -34,6 +34,27 @@ export interface ServerConfigInput {
 const q = (s: string): string => JSON.stringify(s);
 const list = (xs: string[]): string => `[${xs.map(q).join(', ')}]`;
 
+/**
+ * The `authorization { users = [...] }` block for users mapped from client certificates. Also what
+ * the Kubernetes manifests ship as `authorization.conf` (a test keeps them equal).
+ */
+export function renderAuthorization(users: UserPermissions[]): string {
+  const lines = ['authorization {', '  users = ['];
+  for (const u of users) {
+    lines.push(
+      `    # ${u.role}`,
+      `    { user: ${q(u.user)}, permissions: {`,
+      `        publish: { allow: ${list(u.publish)} }`,
+      `        subscribe: { allow: ${list(u.subscribe)} }`,
+      // Nobody answers requests in Tollgate; without this a user could reply as the server does.
+      '        allow_responses: false',
+      '    } }',
+    );
+  }
+  lines.push('  ]', '}');
+  return lines.join('\n') + '\n';
+}
+
 export function renderServerConfig(c: ServerConfigInput): string {
   if (c.users.length > 0 && !c.tls) throw new Error('NATS users are mapped from client certificates: users need tls');
   const lines: string[] = [
@@ -54,21 +75,7 @@ export function renderServerConfig(c: ServerConfigInput): string {
       '}',
     );
   }
-  if (c.users.length > 0) {
-    lines.push('authorization {', '  users = [');
-    for (const u of c.users) {
-      lines.push(
-        `    # ${u.role}`,
-        `    { user: ${q(u.user)}, permissions: {`,
-        `        publish: { allow: ${list(u.publish)} }`,
-        `        subscribe: { allow: ${list(u.subscribe)} }`,
-        // Nobody answers requests in Tollgate; without this a user could reply as the server does.
-        '        allow_responses: false',
-        '    } }',
-      );
-    }
-    lines.push('  ]', '}');
-  }
+  if (c.users.length > 0) lines.push(...renderAuthorization(c.users).split('\n').slice(0, -1));
   if (c.cluster) {
     lines.push(
       'cluster {',

@@ -9,6 +9,7 @@ import { parseWebhookArgs } from '../../../src/cli/inject.js';
 import { version } from '../../../src/cli/version.js';
 import { isRecord, type Container, type KubeObject, type PodLike } from '../../../src/k8s/types.js';
 import { injectYaml } from '../../../src/k8s/yaml-docs.js';
+import { natsSeedUrls } from '../../../src/k8s/nats-cluster.js';
 
 type Obj = Record<string, unknown>;
 const ROOT = resolve('manifests');
@@ -254,7 +255,9 @@ describe('manifests', () => {
       };
       const shared = load(base.objects);
       assert.deepEqual(shared.listen, { host: '0.0.0.0', port: 9191 });
-      assert.equal(shared.policy.nats?.url, 'nats://tollgate-nats.tollgate-system.svc:4222');
+      assert.equal(shared.nats.url, natsSeedUrls('tollgate-system', 3).join(','));
+      assert.deepEqual(shared.nats.tls, { ca: '/etc/tollgate-nats/ca.crt', cert: '/etc/tollgate-nats/tls.crt', key: '/etc/tollgate-nats/tls.key' });
+      assert.equal(shared.policy.nats?.url, null, 'bundles come over the one NATS connection');
       const sidecar = load(examples.objects);
       assert.deepEqual(sidecar.listen, { host: '127.0.0.1', port: 9191 });
       assert.equal(sidecar.policy.nats?.verificationKey, '/etc/tollgate/verification.pem');

@@ -1,0 +1,51 @@
+/**
+ * Turns the nats.conf the Kubernetes manifests ship into one a nats-server on loopback can run, and
+ * changes nothing else: the ports and the route URLs (pod DNS names → 127.0.0.1 ports), and the
+ * paths (store, pid file, TLS files) into a test directory. Every rewrite must apply exactly as
+ * often as expected, so a change in the manifests' shape fails loudly instead of testing
+ * something else.
+ */
+
+export interface LoopbackMember {
+  clientPort: number;
+  httpPort: number;
+  routePort: number;
+  /** Route port of member i (tollgate-nats-i), for every member. */
+  routePorts: number[];
+  storeDir: string;
+  pidFile: string;
+  /** Directory with tls.crt, tls.key and ca.crt (the Secret's keys). */
+  tlsDir: string;
+}
+
+function replaceOnce(text: string, re: RegExp, by: string, what: string): string {
+  const hits = text.match(new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`))?.length ?? 0;
+  if (hits !== 1) throw new Error(`nats.conf: expected one ${what}, found ${hits}`);
+  return text.replace(re, by);
+}
+
+const pathSafe = (p: string): string => {
+  if (!/^[A-Za-z0-9/_.-]+$/.test(p)) throw new Error(`path ${p} has characters a bare nats.conf value cannot hold`);
+  return p;
+};
+
+export function loopbackNatsConf(conf: string, m: LoopbackMember): string {
+  let c = conf;
+  c = replaceOnce(c, /^port: 4222$/m, `listen: "127.0.0.1:${m.clientPort}"`, 'client port 4222');
+  c = replaceOnce(c, /^http_port: 8222$/m, `http: "127.0.0.1:${m.httpPort}"`, 'monitoring port 8222');
+  c = replaceOnce(c, /^pid_file: \/var\/run\/nats\/nats\.pid$/m, `pid_file: ${pathSafe(m.pidFile)}`, 'pid_file');
+  c = replaceOnce(c, /^ {2}store_dir: \/data\/jetstream$/m, `  store_dir: ${pathSafe(m.storeDir)}`, 'store_dir');
+  c = replaceOnce(c, /^ {2}port: 6222$/m, `  listen: "127.0.0.1:${m.routePort}"`, 'cluster port 6222');
+  const tlsRefs = c.match(/\/etc\/nats\/tls\//g)?.length ?? 0;
+  if (tlsRefs !== 6) throw new Error(`nats.conf: expected the TLS files named 6 times (client and route TLS), found ${tlsRefs}`);
+  c = c.split('/etc/nats/tls/').join(`${pathSafe(m.tlsDir)}/`);
+  let routes = 0;
+  c = c.replace(/nats-route:\/\/tollgate-nats-(\d+)\.[a-z0-9.-]+:6222/g, (_, i: string) => {
+    const port = m.routePorts[Number(i)];
+    if (port === undefined) throw new Error(`nats.conf routes to tollgate-nats-${i}, which has no loopback port`);
+    routes++;
+    return `nats-route://127.0.0.1:${port}`;
+  });
+  if (routes !== m.routePorts.length) throw new Error(`nats.conf: expected ${m.routePorts.length} routes, found ${routes}`);
+  return c;
+}
