@@ -6,6 +6,7 @@ import { DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY } from '.
 import type { PolicyControlPlaneOptions } from '../controlplane/serve.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { NATS_FLAGS, NATS_FLAGS_USAGE, natsSettingsFromFlags } from './nats-flags.js';
+import { natsCerts } from './nats-certs.js';
 import { UsageError, type Command } from './types.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
@@ -15,6 +16,7 @@ const USAGE = `Usage: tollgate controlplane <subcommand> [flags]
 Subcommands:
   serve   Watch a policy directory; build, sign and publish each good build over NATS
   keys    Generate a bundle signing key pair
+  nats-certs  Issue the NATS cluster's server and per-component certificates (Kubernetes)
 
 Run \`tollgate controlplane <subcommand> --help\` for its flags. See docs/bundles.md.
 `;
@@ -382,6 +384,7 @@ export const controlplaneCommand: Command = {
     }
     if (sub === 'serve') return serve(rest);
     if (sub === 'keys') return keys(rest);
-    throw new UsageError(`unknown subcommand "${sub}" (expected serve or keys)`);
+    if (sub === 'nats-certs') return natsCerts(rest);
+    throw new UsageError(`unknown subcommand "${sub}" (expected serve, keys or nats-certs)`);
   },
 };

@@ -1,0 +1,67 @@
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CLUSTER_NATS_CLIENTS, issueClusterNatsCertificates, NATS_SERVER_SECRET } from '../k8s/nats-cluster.js';
+import { DEFAULT_TRUST_DOMAIN, LocalPki, type CertFiles } from '../pki/index.js';
+import { parseCommandArgs } from './args.js';
+import { UsageError } from './types.js';
+
+export const NATS_CERTS_USAGE = `Usage: tollgate controlplane nats-certs --ca-dir DIR --out DIR [flags]
+
+Issues, from the mesh CA in --ca-dir (ca.crt, ca.key; made there if missing), the certificates
+the NATS cluster of the Kubernetes manifests needs, one directory per Secret, each holding
+tls.crt, tls.key and ca.crt:
+  ${NATS_SERVER_SECRET}            the NATS servers (client TLS and routes; every pod's DNS name)
+${CLUSTER_NATS_CLIENTS.map((c) => `  ${c.secret.padEnd(28)}${c.role}, as service account ${c.serviceAccount}`).join('\n')}
+and prints the kubectl commands that create the Secrets. Each client certificate's SPIFFE ID is
+a user of the shipped authorization.conf (docs/kubernetes.md, "NATS").
+
+  --ca-dir DIR         the mesh CA (required)
+  --out DIR            where to write the Secret directories (required)
+  --namespace NS       the mesh's namespace (default tollgate-system)
+  --trust-domain TD    trust domain of the SPIFFE IDs (default ${DEFAULT_TRUST_DOMAIN}; Helm: nats.trustDomain)
+  --days N             lifetime in days (default 365)
+  --force              overwrite existing files under --out
+  -h, --help           show this help
+`;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export async function natsCerts(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs(argv, {
+    'ca-dir': { type: 'string' }, out: { type: 'string' }, namespace: { type: 'string' }, 'trust-domain': { type: 'string' },
+    days: { type: 'string' }, force: { type: 'boolean' },
+  });
+  if (values.help) { process.stdout.write(NATS_CERTS_USAGE); return 0; }
+  if (!values['ca-dir']) throw new UsageError('--ca-dir DIR is required: the mesh CA the NATS certificates are issued from');
+  if (!values.out) throw new UsageError('--out DIR is required');
+  const namespace = values.namespace ?? 'tollgate-system';
+  if (!DNS_LABEL.test(namespace)) throw new UsageError(`--namespace "${namespace}" is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)`);
+  const trustDomain = values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN;
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(trustDomain)) throw new UsageError(`--trust-domain "${trustDomain}" is not a trust domain (lowercase letters, digits, '.', '-')`);
+  const days = values.days === undefined ? 365 : Number(values.days);
+  if (!/^\d{1,4}$/.test(values.days ?? '365') || days < 1 || days > 3650) throw new UsageError(`--days must be a whole number from 1 to 3650, got "${values.days}"`);
+
+  const out = resolve(values.out);
+  const secrets = [NATS_SERVER_SECRET, ...CLUSTER_NATS_CLIENTS.map((c) => c.secret)];
+  if (!values.force) {
+    for (const s of secrets) if (existsSync(join(out, s))) throw new UsageError(`${join(out, s)} exists; pass --force to overwrite it`);
+  }
+  const pki = await LocalPki.open(resolve(values['ca-dir']), trustDomain);
+  const certs = await issueClusterNatsCertificates(pki, { namespace, trustDomain }, { days });
+  const write = (secret: string, files: CertFiles): void => {
+    const dir = join(out, secret);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    copyFileSync(files.cert, join(dir, 'tls.crt'));
+    copyFileSync(files.key, join(dir, 'tls.key'));
+    copyFileSync(files.ca, join(dir, 'ca.crt'));
+  };
+  write(NATS_SERVER_SECRET, certs.server);
+  for (const [secret, files] of certs.clients) write(secret, files);
+  process.stdout.write([
+    `NATS certificates for namespace ${namespace} (trust domain ${trustDomain}, ${days} days) in ${out}.`,
+    'Create the Secrets (before or after applying the manifests; the pods wait for them):',
+    ...secrets.map((s) => `  kubectl -n ${namespace} create secret generic ${s} --from-file=${join(out, s)}`),
+    '',
+  ].join('\n'));
+  return 0;
+}
