@@ -32,6 +32,10 @@ describe('manifests/base: NATS clustered', () => {
     assert.ok(pod.volumes!.some((v) => v.secret?.secretName === 'tollgate-nats-tls'));
     assert.equal(find(nats, 'PodDisruptionBudget', 'tollgate-nats').spec!.maxUnavailable, 1);
     assert.ok((find(nats, 'Service', 'tollgate-nats-headless').spec!.ports as { port: number }[]).some((p) => p.port === 6222));
+    // Routes pass the NetworkPolicy from NATS pods only.
+    const ingress = find(load('networkpolicies.yaml'), 'NetworkPolicy', 'tollgate-nats').spec!.ingress as { from: { podSelector?: { matchLabels: Record<string, string> } }[]; ports: { port: number }[] }[];
+    const routes = ingress.find((r) => r.ports.some((p) => p.port === 6222));
+    assert.deepEqual(routes?.from, [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'tollgate-nats' } } }]);
   });
 
   it('requires TLS with mapped client certificates, routes to every server over TLS, and only the servers\' identity on routes', () => {
