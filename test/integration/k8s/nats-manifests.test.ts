@@ -202,6 +202,12 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
       });
       // The authz credential still cannot do what it may not, on the cluster too.
       await assert.rejects(kv.history({ key: 'usage.team-a' }), /Permissions Violation/);
+      // The operator's credential does its job on the cluster too: it publishes budget definitions,
+      // and nothing it may not (the budget limits).
+      const op = await link('tollgate-nats-operator').ready(20_000);
+      const config = await new Kvm(op).open('tollgate_budget_config');
+      assert.ok((await config.put('definitions', '[]')) > 0);
+      await assert.rejects(config.put('limits', '{}'), /Permissions Violation|timeout/i);
       console.log(`      (leader ${String(leader)} killed; first write after it ${failoverMs} ms later; new leader ${after.cluster?.leader})`);
     });
 

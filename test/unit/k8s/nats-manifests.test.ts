@@ -28,6 +28,8 @@ describe('manifests/base: NATS clustered', () => {
     const anti = pod.affinity?.podAntiAffinity as { preferredDuringSchedulingIgnoredDuringExecution?: { podAffinityTerm: { topologyKey: string } }[] };
     assert.equal(anti.preferredDuringSchedulingIgnoredDuringExecution?.[0]?.podAffinityTerm.topologyKey, 'kubernetes.io/hostname');
     assert.deepEqual(pod.containers[0]!.ports!.map((p) => p.containerPort), [4222, 6222, 8222]);
+    // Measured: a lone server of the three answers 200 here and 503 on plain /healthz (no meta leader).
+    assert.equal((pod.containers[0] as { startupProbe?: { httpGet: { path: string } } }).startupProbe?.httpGet.path, '/healthz?js-enabled-only=true');
     assert.equal((sts.spec!.volumeClaimTemplates as { metadata: { name: string } }[])[0]!.metadata.name, 'data');
     assert.ok(pod.volumes!.some((v) => v.secret?.secretName === 'tollgate-nats-tls'));
     assert.equal(find(nats, 'PodDisruptionBudget', 'tollgate-nats').spec!.maxUnavailable, 1);
