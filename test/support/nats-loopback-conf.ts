@@ -49,3 +49,44 @@ export function loopbackNatsConf(conf: string, m: LoopbackMember): string {
   if (routes !== m.routePorts.length) throw new Error(`nats.conf: expected ${m.routePorts.length} routes, found ${routes}`);
   return c;
 }
+
+export interface LoopbackClient {
+  /** Client port of member i (tollgate-nats-i), for every member. */
+  clientPorts: number[];
+  /** The credential Secret's files (tls.crt, tls.key, ca.crt) on this machine. */
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+const SEED = /^tls:\/\/tollgate-nats-(\d+)\.tollgate-nats-headless\.[a-z0-9-]+\.svc:4222$/;
+const MOUNTED = { '--nats-ca': 'ca.crt', '--nats-cert': 'tls.crt', '--nats-key': 'tls.key' } as const;
+
+/**
+ * The NATS flags of a manifest's container args (--nats, --nats-ca/-cert/-key, and --replicas when
+ * present), with the seeds moved to loopback and the mounted credential to local files. Every
+ * seed must name a StatefulSet pod and every file the credential mount, or it throws.
+ */
+export function loopbackNatsArgs(args: string[], c: LoopbackClient): string[] {
+  const value = (flag: string): string => {
+    const i = args.indexOf(flag);
+    if (i < 0 || i + 1 >= args.length) throw new Error(`the container args have no ${flag}`);
+    return args[i + 1]!;
+  };
+  const seeds = value('--nats').split(',').map((u) => {
+    const m = SEED.exec(u);
+    if (!m) throw new Error(`--nats seed ${u} is not a tollgate-nats pod's tls:// URL`);
+    const port = c.clientPorts[Number(m[1])];
+    if (port === undefined) throw new Error(`--nats names tollgate-nats-${m[1]}, which has no loopback port`);
+    return `tls://127.0.0.1:${port}`;
+  });
+  if (seeds.length !== c.clientPorts.length) throw new Error(`--nats names ${seeds.length} servers, the cluster has ${c.clientPorts.length}`);
+  const out = ['--nats', seeds.join(',')];
+  for (const [flag, file] of Object.entries(MOUNTED) as [keyof typeof MOUNTED, string][]) {
+    const v = value(flag);
+    if (!v.endsWith(`/${file}`)) throw new Error(`${flag} ${v} is not the mounted ${file}`);
+    out.push(flag, flag === '--nats-ca' ? c.ca : flag === '--nats-cert' ? c.cert : c.key);
+  }
+  if (args.includes('--replicas')) out.push('--replicas', value('--replicas'));
+  return out;
+}

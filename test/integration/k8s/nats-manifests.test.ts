@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { parseAllDocuments } from 'yaml';
-import { provisionStreams } from '../../../src/controlplane/streams.js';
+import { generateSigningKeyPair } from '../../../src/controlplane/keys.js';
 import { CLUSTER_NATS_CLIENTS, issueClusterNatsCertificates, natsSeedUrls, clusterNatsAuthorization, type ClusterNatsCertificates } from '../../../src/k8s/nats-cluster.js';
 import { NatsLink } from '../../../src/nats/connect.js';
 import { serverSideApply, type ObjectRef } from '../../../src/operator/kube-rest.js';
@@ -14,7 +14,9 @@ import { LocalPki, spiffeId, type CertFiles } from '../../../src/pki/index.js';
 import { freePort, waitForPort } from '../../../src/util/net.js';
 import { ManagedProcess } from '../../../src/util/process.js';
 import { toolPath } from '../../../src/util/tools.js';
-import { loopbackNatsConf } from '../../support/nats-loopback-conf.js';
+import { RunningCli } from '../../support/cli.js';
+import { loopbackNatsArgs, loopbackNatsConf } from '../../support/nats-loopback-conf.js';
+import { writePolicy } from '../controlplane/support.js';
 import { applyAll, kubeTool, sharedKubeCluster } from '../../support/kube-cluster.js';
 
 /**
@@ -107,6 +109,7 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
     const routePorts: number[] = [];
     const links: NatsLink[] = [];
     const extra: ManagedProcess[] = [];
+    const clis: RunningCli[] = [];
 
     before(async () => {
       work = mkdtempSync(join(tmpdir(), 'tollgate-nats-manifests-'));
@@ -144,11 +147,17 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
     });
 
     after(async () => {
+      for (const c of clis.splice(0)) await c.stop();
       for (const l of links.splice(0)) await l.close();
       for (const p of [...extra, ...members.map((m) => m.proc)]) await p.stop().catch(() => undefined);
       if (work) rmSync(work, { recursive: true, force: true });
     });
 
+    const containerArgs = (deployment: string): string[] => {
+      const d = base.find((o) => o.kind === 'Deployment' && o.metadata.name === deployment);
+      assert.ok(d, deployment);
+      return (d.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]!.args;
+    };
     const credential = (secret: string): CertFiles => {
       const c = certs.clients.get(secret);
       assert.ok(c, `no credential ${secret}`);
@@ -166,15 +175,29 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
       return [...new Set(routes.map((r) => r.remote_name ?? ''))].sort();
     };
 
-    it('form one cluster over TLS routes; the control plane creates R3 streams; authz keeps serving after the stream leader is killed', async () => {
+    it('form one cluster over TLS routes; the shipped control plane flags create R3 streams; authz keeps serving after the stream leader is killed', async () => {
       await eventually('every server routed to the other two', async () => {
         for (const m of members) if ((await routedTo(m)).length !== members.length - 1) return undefined;
         return true;
       });
+      // The real control plane, with the NATS flags of the shipped Deployment (every seed, its
+      // credential, --replicas 3), moved to loopback; it creates the streams and publishes.
+      const policies = join(work, 'policies');
+      writePolicy(policies, ['search_docs']);
+      const keyFile = join(work, 'signing.pem');
+      writeFileSync(keyFile, (await generateSigningKeyPair('EdDSA')).privatePem, { mode: 0o600 });
+      const cpCred = credential('tollgate-nats-controlplane');
+      const cpArgs = loopbackNatsArgs(containerArgs('tollgate-controlplane'), { clientPorts: members.map((m) => m.clientPort), ...cpCred });
+      assert.deepEqual(cpArgs.slice(-2), ['--replicas', '3']);
+      const serve = new RunningCli(['controlplane', 'serve', '--no-xds', '--policies', policies, '--signing-key', keyFile, '--state', join(work, 'cp-state'), ...cpArgs]);
+      clis.push(serve);
+      await serve.waitFor(/published revision 1 /, 90_000);
       const cp = await link('tollgate-nats-controlplane').ready(20_000);
-      // As `controlplane serve --replicas 3` does at start; it waits for the JetStream meta leader.
-      await eventually('streams created with 3 replicas', async () => { await provisionStreams(cp, () => undefined, 3); return true; });
       const jsm = await jetstreamManager(cp);
+      for (const stream of ['KV_tollgate_policy', 'OBJ_tollgate_bundles', 'KV_tollgate_budget_config', 'TOLLGATE_DECISIONS']) {
+        assert.equal((await jsm.streams.info(stream)).config.num_replicas, 3, stream);
+      }
+      await serve.stop();
       const info = await jsm.streams.info('KV_tollgate_budgets');
       assert.equal(info.config.num_replicas, 3);
       assert.equal((info.cluster?.replicas ?? []).length, 2, 'a leader and two followers');
@@ -204,6 +227,9 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
       await assert.rejects(kv.history({ key: 'usage.team-a' }), /Permissions Violation/);
       // The operator's credential does its job on the cluster too: it publishes budget definitions,
       // and nothing it may not (the budget limits).
+      const opCred = credential('tollgate-nats-operator');
+      const opArgs = loopbackNatsArgs(containerArgs('tollgate-operator'), { clientPorts: members.map((m) => m.clientPort), ...opCred });
+      assert.equal(opArgs[opArgs.indexOf('--nats-cert') + 1], opCred.cert, 'the operator mounts its own credential');
       const op = await link('tollgate-nats-operator').ready(20_000);
       const config = await new Kvm(op).open('tollgate_budget_config');
       // (Its stream may be electing a leader of its own after the kill: retried like the write above.)

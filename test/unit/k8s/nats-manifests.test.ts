@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { CLUSTER_NATS_CLIENTS, clusterNatsAuthorization, natsSeedUrls, natsServerDnsNames } from '../../../src/k8s/nats-cluster.js';
-import { loopbackNatsConf, type LoopbackMember } from '../../support/nats-loopback-conf.js';
+import { loopbackNatsArgs, loopbackNatsConf, type LoopbackMember } from '../../support/nats-loopback-conf.js';
 
 /** manifests/base: the NATS cluster objects and how every client reaches it. */
 
@@ -100,5 +100,23 @@ describe('loopbackNatsConf (test support: the shipped nats.conf on loopback)', (
     assert.throws(() => loopbackNatsConf(conf, { ...m, routePorts: [1, 2] }), /tollgate-nats-2, which has no loopback port/);
     assert.throws(() => loopbackNatsConf(conf, { ...m, routePorts: [1, 2, 3, 4] }), /expected 4 routes, found 3/);
     assert.throws(() => loopbackNatsConf(conf, { ...m, tlsDir: '/tmp/a b' }), /characters a bare nats.conf value cannot hold/);
+  });
+});
+
+describe('loopbackNatsArgs (test support: a manifest client\'s NATS flags on loopback)', () => {
+  const args = podSpec(find(load('controlplane.yaml'), 'Deployment', 'tollgate-controlplane')).containers[0]!.args!;
+  const c = { clientPorts: [1, 2, 3], ca: '/l/ca.crt', cert: '/l/tls.crt', key: '/l/tls.key' };
+
+  it('maps every seed to its loopback port and the mounted credential to local files', () => {
+    assert.deepEqual(loopbackNatsArgs(args, c), ['--nats', 'tls://127.0.0.1:1,tls://127.0.0.1:2,tls://127.0.0.1:3',
+      '--nats-ca', '/l/ca.crt', '--nats-cert', '/l/tls.crt', '--nats-key', '/l/tls.key', '--replicas', '3']);
+  });
+
+  it('refuses seeds that are not the StatefulSet pods, a missing server, and files other than the mount', () => {
+    const swap = (from: string, to: string): string[] => args.map((a) => a.replace(from, to));
+    assert.throws(() => loopbackNatsArgs(swap('tls://tollgate-nats-0.', 'nats://tollgate-nats-0.'), c), /is not a tollgate-nats pod's tls:\/\/ URL/);
+    assert.throws(() => loopbackNatsArgs(args, { ...c, clientPorts: [1, 2, 3, 4] }), /names 3 servers, the cluster has 4/);
+    assert.throws(() => loopbackNatsArgs(swap('/etc/tollgate/nats/tls.key', '/tmp/key.pem'), c), /--nats-key \/tmp\/key.pem is not the mounted tls.key/);
+    assert.throws(() => loopbackNatsArgs(args.filter((a) => a !== '--nats-ca'), c), /no --nats-ca|not the mounted/);
   });
 });
