@@ -62,6 +62,19 @@ export interface LoopbackClient {
 const SEED = /^tls:\/\/tollgate-nats-(\d+)\.tollgate-nats-headless\.[a-z0-9-]+\.svc:4222$/;
 const MOUNTED = { '--nats-ca': 'ca.crt', '--nats-cert': 'tls.crt', '--nats-key': 'tls.key' } as const;
 
+/** A manifest's seed list (every StatefulSet pod's tls:// URL) moved to the loopback ports. */
+export function loopbackSeeds(list: string, clientPorts: number[], field: string): string {
+  const seeds = list.split(',').map((u) => {
+    const m = SEED.exec(u);
+    if (!m) throw new Error(`${field} seed ${u} is not a tollgate-nats pod's tls:// URL`);
+    const port = clientPorts[Number(m[1])];
+    if (port === undefined) throw new Error(`${field} names tollgate-nats-${m[1]}, which has no loopback port`);
+    return `tls://127.0.0.1:${port}`;
+  });
+  if (seeds.length !== clientPorts.length) throw new Error(`${field} names ${seeds.length} servers, the cluster has ${clientPorts.length}`);
+  return seeds.join(',');
+}
+
 /**
  * The NATS flags of a manifest's container args (--nats, --nats-ca/-cert/-key, and --replicas when
  * present), with the seeds moved to loopback and the mounted credential to local files. Every
@@ -73,15 +86,7 @@ export function loopbackNatsArgs(args: string[], c: LoopbackClient): string[] {
     if (i < 0 || i + 1 >= args.length) throw new Error(`the container args have no ${flag}`);
     return args[i + 1]!;
   };
-  const seeds = value('--nats').split(',').map((u) => {
-    const m = SEED.exec(u);
-    if (!m) throw new Error(`--nats seed ${u} is not a tollgate-nats pod's tls:// URL`);
-    const port = c.clientPorts[Number(m[1])];
-    if (port === undefined) throw new Error(`--nats names tollgate-nats-${m[1]}, which has no loopback port`);
-    return `tls://127.0.0.1:${port}`;
-  });
-  if (seeds.length !== c.clientPorts.length) throw new Error(`--nats names ${seeds.length} servers, the cluster has ${c.clientPorts.length}`);
-  const out = ['--nats', seeds.join(',')];
+  const out = ['--nats', loopbackSeeds(value('--nats'), c.clientPorts, '--nats')];
   for (const [flag, file] of Object.entries(MOUNTED) as [keyof typeof MOUNTED, string][]) {
     const v = value(flag);
     if (!v.endsWith(`/${file}`)) throw new Error(`${flag} ${v} is not the mounted ${file}`);

@@ -6,7 +6,10 @@ import { join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { parseAllDocuments } from 'yaml';
+import { loadConfigFile } from '../../../src/authz/config.js';
+import { startAuthz } from '../../../src/authz/runtime.js';
 import { generateSigningKeyPair } from '../../../src/controlplane/keys.js';
+import type { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { CLUSTER_NATS_CLIENTS, issueClusterNatsCertificates, natsSeedUrls, clusterNatsAuthorization, type ClusterNatsCertificates } from '../../../src/k8s/nats-cluster.js';
 import { NatsLink } from '../../../src/nats/connect.js';
 import { serverSideApply, type ObjectRef } from '../../../src/operator/kube-rest.js';
@@ -15,7 +18,7 @@ import { freePort, waitForPort } from '../../../src/util/net.js';
 import { ManagedProcess } from '../../../src/util/process.js';
 import { toolPath } from '../../../src/util/tools.js';
 import { RunningCli } from '../../support/cli.js';
-import { loopbackNatsArgs, loopbackNatsConf } from '../../support/nats-loopback-conf.js';
+import { loopbackNatsArgs, loopbackNatsConf, loopbackSeeds } from '../../support/nats-loopback-conf.js';
 import { writePolicy } from '../controlplane/support.js';
 import { applyAll, kubeTool, sharedKubeCluster } from '../../support/kube-cluster.js';
 
@@ -185,7 +188,8 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
       const policies = join(work, 'policies');
       writePolicy(policies, ['search_docs']);
       const keyFile = join(work, 'signing.pem');
-      writeFileSync(keyFile, (await generateSigningKeyPair('EdDSA')).privatePem, { mode: 0o600 });
+      const keys = await generateSigningKeyPair('EdDSA');
+      writeFileSync(keyFile, keys.privatePem, { mode: 0o600 });
       const cpCred = credential('tollgate-nats-controlplane');
       const cpArgs = loopbackNatsArgs(containerArgs('tollgate-controlplane'), { clientPorts: members.map((m) => m.clientPort), ...cpCred });
       assert.deepEqual(cpArgs.slice(-2), ['--replicas', '3']);
@@ -196,6 +200,29 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
       const jsm = await jetstreamManager(cp);
       for (const stream of ['KV_tollgate_policy', 'OBJ_tollgate_bundles', 'KV_tollgate_budget_config', 'TOLLGATE_DECISIONS']) {
         assert.equal((await jsm.streams.info(stream)).config.num_replicas, 3, stream);
+      }
+
+      // The shared authz, from the shipped authz.yaml (every seed, its credential, bundles from
+      // NATS): only listen address, state directory and file paths moved to this machine.
+      const authzFile = join(work, 'authz.yaml');
+      writeFileSync(authzFile, (base.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'tollgate-authz')!.data as Record<string, string>)['authz.yaml']!);
+      const cfg = loadConfigFile(authzFile);
+      const authzCred = credential('tollgate-nats-authz');
+      assert.equal(cfg.nats.tls?.cert, '/etc/tollgate-nats/tls.crt', 'the shipped config names the mounted credential');
+      cfg.nats.url = loopbackSeeds(cfg.nats.url ?? '', members.map((m) => m.clientPort), 'nats.url');
+      cfg.nats.tls = { ca: authzCred.ca, cert: authzCred.cert, key: authzCred.key };
+      cfg.listen = { host: '127.0.0.1', port: await freePort() };
+      cfg.metricsListen = null;
+      cfg.stateDir = join(work, 'authz-state');
+      mkdirSync(cfg.stateDir);
+      const verification = join(work, 'verification.pem');
+      writeFileSync(verification, keys.publicPem);
+      cfg.policy.nats!.verificationKey = verification;
+      const authzRun = await startAuthz(cfg);
+      try {
+        assert.equal(await (authzRun.source as NatsBundleSource).whenLoaded(), '1', 'the shared authz loads the published bundle over the cluster');
+      } finally {
+        await authzRun.close();
       }
       await serve.stop();
       const info = await jsm.streams.info('KV_tollgate_budgets');
