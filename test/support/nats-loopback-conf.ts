@@ -36,9 +36,9 @@ export function loopbackNatsConf(conf: string, m: LoopbackMember): string {
   c = replaceOnce(c, /^pid_file: \/var\/run\/nats\/nats\.pid$/m, `pid_file: ${pathSafe(m.pidFile)}`, 'pid_file');
   c = replaceOnce(c, /^ {2}store_dir: \/data\/jetstream$/m, `  store_dir: ${pathSafe(m.storeDir)}`, 'store_dir');
   c = replaceOnce(c, /^ {2}port: 6222$/m, `  listen: "127.0.0.1:${m.routePort}"`, 'cluster port 6222');
-  const tlsRefs = c.match(/\/etc\/nats\/tls\//g)?.length ?? 0;
+  const tlsRefs = c.match(/\/etc\/nats-tls\//g)?.length ?? 0;
   if (tlsRefs !== 6) throw new Error(`nats.conf: expected the TLS files named 6 times (client and route TLS), found ${tlsRefs}`);
-  c = c.split('/etc/nats/tls/').join(`${pathSafe(m.tlsDir)}/`);
+  c = c.split('/etc/nats-tls/').join(`${pathSafe(m.tlsDir)}/`);
   let routes = 0;
   c = c.replace(/nats-route:\/\/tollgate-nats-(\d+)\.[a-z0-9.-]+:6222/g, (_, i: string) => {
     const port = m.routePorts[Number(i)];

@@ -88,7 +88,7 @@ describe('loopbackNatsConf (test support: the shipped nats.conf on loopback)', (
     assert.match(out, /^http: "127\.0\.0\.1:18222"$/m);
     assert.match(out, /^ {2}listen: "127\.0\.0\.1:16222"$/m);
     assert.deepEqual(out.match(/nats-route:\/\/\S+/g), ['nats-route://127.0.0.1:16222', 'nats-route://127.0.0.1:16223', 'nats-route://127.0.0.1:16224']);
-    assert.ok(!out.includes('/etc/nats/tls/') && !out.includes('/data/jetstream') && !out.includes('svc'));
+    assert.ok(!out.includes('/etc/nats-tls/') && !out.includes('/data/jetstream') && !out.includes('svc'));
     assert.equal(out.match(/\/tmp\/tls\/ca\.crt/g)?.length, 2);
     // Everything that is not a port, route or path is unchanged: TLS, users, cluster authorization.
     const strip = (s: string): string => s.split('\n').filter((l) => !/port|listen|http|route:|store_dir|pid_file|_file:/.test(l)).join('\n');
