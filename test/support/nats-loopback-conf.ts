@@ -10,7 +10,7 @@ export interface LoopbackMember {
   clientPort: number;
   httpPort: number;
   routePort: number;
-  /** Route port of member i (tollgate-nats-i), for every member. */
+  /** Route port of member i (tollgate-nats-i), for every member; empty: a config without a cluster. */
   routePorts: number[];
   storeDir: string;
   pidFile: string;
@@ -35,9 +35,12 @@ export function loopbackNatsConf(conf: string, m: LoopbackMember): string {
   c = replaceOnce(c, /^http_port: 8222$/m, `http: "127.0.0.1:${m.httpPort}"`, 'monitoring port 8222');
   c = replaceOnce(c, /^pid_file: \/var\/run\/nats\/nats\.pid$/m, `pid_file: ${pathSafe(m.pidFile)}`, 'pid_file');
   c = replaceOnce(c, /^ {2}store_dir: \/data\/jetstream$/m, `  store_dir: ${pathSafe(m.storeDir)}`, 'store_dir');
-  c = replaceOnce(c, /^ {2}port: 6222$/m, `  listen: "127.0.0.1:${m.routePort}"`, 'cluster port 6222');
+  const clustered = m.routePorts.length > 0;
+  if (clustered) c = replaceOnce(c, /^ {2}port: 6222$/m, `  listen: "127.0.0.1:${m.routePort}"`, 'cluster port 6222');
+  else if (/^cluster \{/m.test(c)) throw new Error('nats.conf: a cluster block, but no route ports given');
   const tlsRefs = c.match(/\/etc\/nats-tls\//g)?.length ?? 0;
-  if (tlsRefs !== 6) throw new Error(`nats.conf: expected the TLS files named 6 times (client and route TLS), found ${tlsRefs}`);
+  const expected = clustered ? 6 : 3;
+  if (tlsRefs !== expected) throw new Error(`nats.conf: expected the TLS files named ${expected} times (client${clustered ? ' and route' : ''} TLS), found ${tlsRefs}`);
   c = c.split('/etc/nats-tls/').join(`${pathSafe(m.tlsDir)}/`);
   let routes = 0;
   c = c.replace(/nats-route:\/\/tollgate-nats-(\d+)\.[a-z0-9.-]+:6222/g, (_, i: string) => {

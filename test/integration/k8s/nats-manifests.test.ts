@@ -9,6 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import { loadConfigFile } from '../../../src/authz/config.js';
 import { startAuthz } from '../../../src/authz/runtime.js';
 import { generateSigningKeyPair } from '../../../src/controlplane/keys.js';
+import { provisionStreams } from '../../../src/controlplane/streams.js';
 import type { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { CLUSTER_NATS_CLIENTS, issueClusterNatsCertificates, natsSeedUrls, clusterNatsAuthorization, type ClusterNatsCertificates } from '../../../src/k8s/nats-cluster.js';
 import { NatsLink } from '../../../src/nats/connect.js';
@@ -108,6 +109,7 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
     let work: string;
     let pki: LocalPki;
     let certs: ClusterNatsCertificates;
+    let tlsDir: string;
     const members: Member[] = [];
     const routePorts: number[] = [];
     const links: NatsLink[] = [];
@@ -120,7 +122,7 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
       // The Secret tollgate-nats-tls, as the manifests mount it (tls.crt, tls.key, ca.crt); the
       // loopback names stand in for the pods' DNS names, which the certificate also carries.
       certs = await issueClusterNatsCertificates(pki, site, { ips: ['127.0.0.1'], dnsNames: ['localhost'] });
-      const tlsDir = join(work, 'tls');
+      tlsDir = join(work, 'tls');
       mkdirSync(tlsDir);
       copyFileSync(certs.server.cert, join(tlsDir, 'tls.crt'));
       copyFileSync(certs.server.key, join(tlsDir, 'tls.key'));
@@ -287,6 +289,30 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
       await eventually('the route refused', async () => (/Route Error 'Authorization Violation'/.test(proc.output) ? true : undefined), 30_000);
       assert.deepEqual(await routedTo(alive), before, 'no route to the impostor');
       assert.ok(!(await routedTo(alive)).includes('impostor'));
+    });
+    it('Helm nats.replicas=1 renders one server without a cluster block, and it serves JetStream', async () => {
+      const h = await run(kubeTool('helm'), ['template', 'tollgate', resolve('manifests', 'helm', 'tollgate'), '--namespace', 'tollgate-system', '--kube-version', '1.34.0', '--set', 'nats.replicas=1']);
+      assert.equal(h.code, 0, h.stderr);
+      const objs = docs(h.stdout);
+      const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'tollgate-nats')!.data as Record<string, string>;
+      // Measured: with a cluster block a lone server waits for peers and never elects a meta leader.
+      assert.doesNotMatch(cm['nats.conf']!, /^ *cluster \{/m);
+      const cpArgs = (objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'tollgate-controlplane')!.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]!.args;
+      const p = { clientPort: await freePort(), httpPort: await freePort(), routePort: 0 };
+      const args = loopbackNatsArgs(cpArgs, { clientPorts: [p.clientPort], ...credential('tollgate-nats-controlplane') });
+      assert.deepEqual(args.slice(-2), ['--replicas', '1']);
+      const dir = join(work, 'single');
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'nats.conf'), loopbackNatsConf(cm['nats.conf']!, { ...p, routePorts: [], storeDir: join(dir, 'jetstream'), pidFile: join(dir, 'nats.pid'), tlsDir }));
+      writeFileSync(join(dir, 'authorization.conf'), cm['authorization.conf']!);
+      extra.push(await ManagedProcess.start('single', toolPath('nats-server'), ['-c', join(dir, 'nats.conf')], {
+        env: { ...process.env, POD_NAME: 'tollgate-nats-0' }, ready: () => waitForPort(p.clientPort, '127.0.0.1', 20_000), timeoutMs: 30_000,
+      }));
+      const l = NatsLink.open({ servers: [args[1]!], tls: credential('tollgate-nats-controlplane') }, { name: 'single' });
+      links.push(l);
+      const nc = await l.ready(20_000);
+      await eventually('streams created with 1 replica', async () => { await provisionStreams(nc, () => undefined, 1); return true; }, 30_000);
+      assert.equal((await (await jetstreamManager(nc)).streams.info('KV_tollgate_budgets')).config.num_replicas, 1);
     });
   });
 });
