@@ -100,6 +100,7 @@ describe('loopbackNatsConf (test support: the shipped nats.conf on loopback)', (
     assert.throws(() => loopbackNatsConf(conf, { ...m, routePorts: [1, 2] }), /tollgate-nats-2, which has no loopback port/);
     assert.throws(() => loopbackNatsConf(conf, { ...m, routePorts: [1, 2, 3, 4] }), /expected 4 routes, found 3/);
     assert.throws(() => loopbackNatsConf(conf, { ...m, tlsDir: '/tmp/a b' }), /characters a bare nats.conf value cannot hold/);
+    assert.throws(() => loopbackNatsConf(conf, { ...m, routePorts: [] }), /a cluster block, but no route ports given/);
   });
 });
 
