@@ -10,7 +10,7 @@ export const NATS_CERTS_USAGE = `Usage: tollgate controlplane nats-certs --ca-di
 Issues, from the mesh CA in --ca-dir (ca.crt, ca.key; made there if missing), the certificates
 the NATS cluster of the Kubernetes manifests needs, one directory per Secret, each holding
 tls.crt, tls.key and ca.crt:
-  ${NATS_SERVER_SECRET}            the NATS servers (client TLS and routes; every pod's DNS name)
+  ${NATS_SERVER_SECRET.padEnd(28)}the NATS servers (client TLS and routes; every pod's DNS name)
 ${CLUSTER_NATS_CLIENTS.map((c) => `  ${c.secret.padEnd(28)}${c.role}, as service account ${c.serviceAccount}`).join('\n')}
 and prints the kubectl commands that create the Secrets. Each client certificate's SPIFFE ID is
 a user of the shipped authorization.conf (docs/kubernetes.md, "NATS").
