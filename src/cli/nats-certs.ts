@@ -1,6 +1,6 @@
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CLUSTER_NATS_CLIENTS, issueClusterNatsCertificates, NATS_SERVER_SECRET } from '../k8s/nats-cluster.js';
+import { CLUSTER_NATS_CLIENTS, clusterNatsAuthorization, issueClusterNatsCertificates, NATS_SERVER_SECRET } from '../k8s/nats-cluster.js';
 import { DEFAULT_TRUST_DOMAIN, LocalPki, type CertFiles } from '../pki/index.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError } from './types.js';
@@ -13,7 +13,9 @@ tls.crt, tls.key and ca.crt:
   ${NATS_SERVER_SECRET.padEnd(28)}the NATS servers (client TLS and routes; every pod's DNS name)
 ${CLUSTER_NATS_CLIENTS.map((c) => `  ${c.secret.padEnd(28)}${c.role}, as service account ${c.serviceAccount}`).join('\n')}
 and prints the kubectl commands that create the Secrets. Each client certificate's SPIFFE ID is
-a user of the shipped authorization.conf (docs/kubernetes.md, "NATS").
+a user of the shipped authorization.conf (docs/kubernetes.md, "NATS"). It also writes
+DIR/authorization.conf: those users for this namespace and trust domain (what ConfigMap
+tollgate-nats holds; kustomize users installing elsewhere than tollgate-system replace it).
 
   --ca-dir DIR         the mesh CA (required)
   --out DIR            where to write the Secret directories (required)
@@ -57,10 +59,12 @@ export async function natsCerts(argv: string[]): Promise<number> {
   };
   write(NATS_SERVER_SECRET, certs.server);
   for (const [secret, files] of certs.clients) write(secret, files);
+  writeFileSync(join(out, 'authorization.conf'), clusterNatsAuthorization({ namespace, trustDomain }));
   process.stdout.write([
     `NATS certificates for namespace ${namespace} (trust domain ${trustDomain}, ${days} days) in ${out}.`,
     'Create the Secrets (before or after applying the manifests; the pods wait for them):',
     ...secrets.map((s) => `  kubectl -n ${namespace} create secret generic ${s} --from-file=${join(out, s)}`),
+    `The NATS users for these identities are in ${join(out, 'authorization.conf')} (key authorization.conf of ConfigMap tollgate-nats).`,
     '',
   ].join('\n'));
   return 0;

@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLUSTER_NATS_CLIENTS, NATS_SERVER_SECRET } from '../../../src/k8s/nats-cluster.js';
+import { CLUSTER_NATS_CLIENTS, clusterNatsAuthorization, NATS_SERVER_SECRET } from '../../../src/k8s/nats-cluster.js';
 import { runTollgate } from '../../support/cli.js';
 import { applyAll, kubeTool, sharedKubeCluster } from '../../support/kube-cluster.js';
 
@@ -41,6 +41,7 @@ describe('tollgate controlplane nats-certs', function () {
       assert.equal(x.subjectAltName, `URI:spiffe://example.org/ns/nats-certs-cli/sa/${c.serviceAccount}`);
       assert.equal(statSync(join(out, c.secret, 'tls.key')).mode & 0o077, 0, 'keys are private');
     }
+    assert.equal(readFileSync(join(out, 'authorization.conf'), 'utf8'), clusterNatsAuthorization({ namespace: 'nats-certs-cli', trustDomain: 'example.org' }));
     const commands = r.stdout.split('\n').filter((l) => l.trim().startsWith('kubectl '));
     assert.equal(commands.length, 1 + CLUSTER_NATS_CLIENTS.length);
 

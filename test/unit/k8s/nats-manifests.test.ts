@@ -53,7 +53,8 @@ describe('manifests/base: NATS clustered', () => {
 
   it('ships authorization.conf exactly as src/nats/permissions.ts grants the mesh components', () => {
     const shipped = find(nats, 'ConfigMap', 'tollgate-nats').data!['authorization.conf'];
-    assert.equal(shipped, clusterNatsAuthorization({ namespace: 'tollgate-system', trustDomain: 'tollgate.local' }));
+    assert.equal(shipped, clusterNatsAuthorization({ namespace: 'tollgate-system', trustDomain: 'tollgate.local' }),
+      'authorization.conf in manifests/base/nats.yaml differs from src/nats/permissions.ts: paste OUT/authorization.conf of `tollgate controlplane nats-certs --out OUT` into it, and into the chart\'s nats.yaml with tollgate-system and tollgate.local templated');
   });
 
   it('gives the control plane and the operator every seed and their own credential; the control plane creates R3 streams', () => {
