@@ -60,7 +60,7 @@ export interface TokenReviewer { review(token: string, audience: string): Promis
 export interface ApiServerAccess {
   /** https://… of the API server. */
   server: string;
-  /** The control plane's own bearer token (needs `create tokenreviews`: system:auth-delegator). */
+  /** The control plane's own bearer token (needs `create` on tokenreviews, as the shipped ClusterRole grants). */
   token: string;
   /** PEM CA of the API server. */
   ca: string;
@@ -111,8 +111,8 @@ export interface WorkloadCertServerOptions {
   reviewer: TokenReviewer;
   trustDomain: string;
   audience?: string;
-  /** Certificate lifetime; short, since a pod asks again on restart. Default 1 day. */
-  days?: number;
+  /** Certificate lifetime; short, since the pod renews it at half its lifetime. Default 1 day. */
+  lifetimeMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -160,7 +160,7 @@ export class WorkloadCertServer {
         const w = workloadFromReview(await o.reviewer.review(auth.slice(7).trim(), audience), audience, o.trustDomain);
         let certificate: string;
         try {
-          certificate = await o.pki.signCsr(csr, { commonName: `${w.identity.namespace}/${w.pod}`, uris: [w.spiffeId], usage: 'client', days: o.days ?? 1 });
+          certificate = await o.pki.signCsr(csr, { commonName: `${w.identity.namespace}/${w.pod}`, uris: [w.spiffeId], usage: 'client', days: (o.lifetimeMs ?? 86_400_000) / 86_400_000 });
         } catch (e) {
           throw new CertificateRefused(400, (e as Error).message);
         }
