@@ -324,8 +324,10 @@ async function serve(argv: string[]): Promise<number> {
     const { LocalPki } = await import('../pki/index.js');
     const { readFileSync } = await import('node:fs');
     const flags = apiAccessFlags(values);
+    const tokenFile = flags?.tokenFile;
+    // Re-read for every review: a projected token in that file is rotated by the kubelet.
     const access = flags
-      ? { server: flags.server, token: flags.tokenFile ? readFileSync(flags.tokenFile, 'utf8').trim() : '', ca: flags.caFile ? readFileSync(flags.caFile, 'utf8') : '' }
+      ? { server: flags.server, token: tokenFile ? () => readFileSync(tokenFile, 'utf8').trim() : '', ca: flags.caFile ? readFileSync(flags.caFile, 'utf8') : '' }
       : wc.inClusterAccess();
     const at = parseHostPort(values['workload-certs']);
     certServer = await wc.WorkloadCertServer.start({

@@ -60,8 +60,12 @@ export interface TokenReviewer { review(token: string, audience: string): Promis
 export interface ApiServerAccess {
   /** https://… of the API server. */
   server: string;
-  /** The control plane's own bearer token (needs `create` on tokenreviews, as the shipped ClusterRole grants). */
-  token: string;
+  /**
+   * The control plane's own bearer token (needs `create` on tokenreviews, as the shipped
+   * ClusterRole grants); a function is called for every review, since the kubelet rotates a
+   * projected token in its file.
+   */
+  token: string | (() => string);
   /** PEM CA of the API server. */
   ca: string;
 }
@@ -72,7 +76,7 @@ export function inClusterAccess(): ApiServerAccess {
   const host = process.env.KUBERNETES_SERVICE_HOST;
   const port = process.env.KUBERNETES_SERVICE_PORT ?? '443';
   if (!host) throw new Error('not in a cluster (KUBERNETES_SERVICE_HOST is unset): give the API server explicitly');
-  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, token: readFileSync(`${dir}/token`, 'utf8').trim(), ca: readFileSync(`${dir}/ca.crt`, 'utf8') };
+  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, token: () => readFileSync(`${dir}/token`, 'utf8').trim(), ca: readFileSync(`${dir}/ca.crt`, 'utf8') };
 }
 
 /** TokenReview against the API server. */
@@ -80,9 +84,14 @@ export function apiServerReviewer(access: ApiServerAccess): TokenReviewer {
   return {
     review: (token, audience) => new Promise((resolve, reject) => {
       const body = JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [audience] } });
+      let own: string;
+      try { own = typeof access.token === 'function' ? access.token() : access.token; } catch (e) {
+        reject(new CertificateRefused(502, `cannot read the control plane's API server token: ${(e as Error).message}`));
+        return;
+      }
       const req = request(`${access.server}/apis/authentication.k8s.io/v1/tokenreviews`, {
         method: 'POST', ca: access.ca, timeout: 5000,
-        headers: { authorization: `Bearer ${access.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        headers: { authorization: `Bearer ${own}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -167,16 +167,18 @@ describe('control plane RBAC as shipped, against a real kube-apiserver', functio
     writeFileSync(join(dir, 'pod-token'), podToken);
     const pki = await LocalPki.open(join(dir, 'pki'));
     const tls = await pki.issue('controlplane', { commonName: 'cp', uris: [`spiffe://tollgate.local/ns/${NS}/sa/tollgate-controlplane`], ips: ['127.0.0.1'], usage: 'server' });
-    const start = async (token: string): Promise<WorkloadCertServer> => WorkloadCertServer.start({
-      host: '127.0.0.1', port: 0, tls, pki, trustDomain: 'tollgate.local', reviewer: apiServerReviewer({ server: cluster.server, token, ca: apiCa }),
+    // As `controlplane serve --apiserver-token FILE` runs it: the token file is read for every review.
+    const tokenFile = join(dir, 'cp-token');
+    writeFileSync(tokenFile, saToken);
+    certs = await WorkloadCertServer.start({
+      host: '127.0.0.1', port: 0, tls, pki, trustDomain: 'tollgate.local',
+      reviewer: apiServerReviewer({ server: cluster.server, token: () => readFileSync(tokenFile, 'utf8').trim(), ca: apiCa }),
     });
-    certs = await start(saToken);
     const issued = await requestWorkloadCertificate({ url: `https://127.0.0.1:${certs.port}/v1/certificates`, ca: pki.caPem, tokenFile: join(dir, 'pod-token'), outDir: join(dir, 'out') });
     assert.equal(issued.spiffeId, `spiffe://tollgate.local/ns/${APP}/sa/weather`);
-    await certs.close();
-    // The same code with an account that has no binding: the API server refuses the review, and
-    // so the pod gets no certificate (this is the rule that makes the difference).
-    certs = await start(await tokenFor(NS, 'tollgate-controlplane-unbound'));
+    // The token of an account without the binding, in the same file: the API server refuses the
+    // review, and so the pod gets no certificate (this is the rule that makes the difference).
+    writeFileSync(tokenFile, await tokenFor(NS, 'tollgate-controlplane-unbound'));
     await assert.rejects(
       requestWorkloadCertificate({ url: `https://127.0.0.1:${certs.port}/v1/certificates`, ca: pki.caPem, tokenFile: join(dir, 'pod-token'), outDir: join(dir, 'out2') }),
       /TokenReview failed: HTTP 403/,
