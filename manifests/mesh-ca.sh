@@ -87,4 +87,4 @@ kubectl -n "$NAMESPACE" create secret tls tollgate-controlplane-tls --cert="$WOR
 for ns in "$NAMESPACE" "${INJECT[@]}"; do
   kubectl -n "$ns" create configmap tollgate-mesh-ca --from-file=ca.crt="$WORK/ca.crt" --dry-run=client -o yaml | kubectl apply -f -
 done
-echo "mesh CA installed; control plane certificate for $HOST valid $DAYS days (restart the control plane to use a renewed one)"
+echo "mesh CA installed; control plane certificate for $HOST valid $DAYS days (the control plane picks up a renewed one within a few minutes: the kubelet updates the Secret volume, then its 30 s reload)"

@@ -2,6 +2,7 @@ import { createServer, request, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { HttpsCertReloader } from '../pki/https-reload.js';
 import { spiffeId, type LocalPki, type WorkloadIdentity, type CertFiles } from '../pki/index.js';
 
 /**
@@ -120,6 +121,8 @@ export interface WorkloadCertServerOptions {
   reviewer: TokenReviewer;
   trustDomain: string;
   audience?: string;
+  /** Re-read the serving certificate files this often (default 30 s, 0: never). */
+  reloadMs?: number;
   /** Certificate lifetime; short, since the pod renews it at half its lifetime. Default 1 day. */
   lifetimeMs?: number;
   log?: (msg: string) => void;
@@ -149,12 +152,13 @@ async function readBody(req: IncomingMessage): Promise<string> {
  * answers `{"certificate": "<PEM>", "ca": "<PEM>", "spiffe_id": "…"}`.
  */
 export class WorkloadCertServer {
-  private constructor(private readonly server: Server, readonly port: number) {}
+  private constructor(private readonly server: Server, readonly port: number, private readonly reloader: HttpsCertReloader) {}
 
   static async start(o: WorkloadCertServerOptions): Promise<WorkloadCertServer> {
     const audience = o.audience ?? DEFAULT_TOKEN_AUDIENCE;
     const log = o.log ?? (() => undefined);
-    const server = createServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, (req, res) => {
+    const pem = HttpsCertReloader.read(o.tls);
+    const server = createServer({ cert: pem.cert, key: pem.key, minVersion: 'TLSv1.2' }, (req, res) => {
       void (async () => {
         if (req.url !== '/v1/certificates') { send(res, 404, { error: 'POST /v1/certificates' }); return; }
         if (req.method !== 'POST') { res.setHeader('allow', 'POST'); send(res, 405, { error: 'use POST' }); return; }
@@ -187,10 +191,14 @@ export class WorkloadCertServer {
       server.once('error', reject);
       server.listen(o.port, o.host, () => { server.off('error', reject); resolve(); });
     });
-    return new WorkloadCertServer(server, (server.address() as AddressInfo).port);
+    // The same files as the xDS server, which re-reads them too: a renewed Secret needs no restart.
+    const reloader = new HttpsCertReloader(server, o.tls, (e) => log(e.kind === 'reloaded' ? 'workload certificate endpoint: serving certificate reloaded'
+      : `workload certificate endpoint: keeping the current serving certificate (${e.kind}: ${e.error})`)).every(o.reloadMs ?? 30_000);
+    return new WorkloadCertServer(server, (server.address() as AddressInfo).port, reloader);
   }
 
   async close(): Promise<void> {
+    this.reloader.stop();
     await new Promise<void>((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
   }
 }
