@@ -97,6 +97,9 @@ describe('Helm chart (manifests/helm/tollgate) with the real helm', function () 
     const cpOff = args(off, 'tollgate-controlplane');
     assert.ok(!cpOff.includes('--registrations-from-kube') && !cpOff.includes('--workload-certs') && cpOff.includes('--registrations'));
     assert.ok(!args(off, 'tollgate-webhook').includes('--workload-certs'));
+    assert.ok(!args(off, 'tollgate-operator').includes('--workload-certs'));
+    const op = args(on, 'tollgate-operator');
+    assert.equal(op[op.indexOf('--workload-certs') + 1], 'https://tollgate-controlplane.tollgate-system.svc:18443/v1/certificates', 'operator-run pods get certificates too');
     const sa = off.find((o) => o.kind === 'ServiceAccount' && o.metadata.name === 'tollgate-controlplane')!;
     assert.equal(sa.automountServiceAccountToken, false);
   });

@@ -243,6 +243,9 @@ describe('manifests', () => {
     assert.ok(opts !== 'help');
     assert.equal(opts.inject?.workloadCerts?.url, `https://tollgate-controlplane.tollgate-system.svc:${svcPort.port}/v1/certificates`);
     assert.equal(opts.inject?.workloadCerts?.caConfigMap, 'tollgate-mesh-ca');
+    // The operator injects the pods it runs itself (the webhook skips injected pods): the same endpoint.
+    const op = podSpecOf(find(base.objects, 'Deployment', 'tollgate-operator') as KubeObject).spec!.containers[0] as Container & { args: string[] };
+    assert.equal(op.args[op.args.indexOf('--workload-certs') + 1], opts.inject?.workloadCerts?.url);
     const np = find(base.objects, 'NetworkPolicy', 'tollgate-controlplane').spec as { ingress: { ports: { port: number }[] }[] };
     assert.ok(np.ingress.some((r) => r.ports.some((p) => p.port === certPort)), 'the NetworkPolicy admits the certificate port');
     // The mesh CA key signs any identity: mounted into the control plane alone.
