@@ -82,9 +82,11 @@ ${NATS_FLAGS_USAGE}
   --workload-certs H:P issue workload certificates here (HTTPS, POST /v1/certificates) to pods
                        that present a projected service-account token (audience
                        tollgate-controlplane), checked with the API server (TokenReview; the
-                       control plane's service account needs system:auth-delegator). Serves with
+                       control plane's service account may create tokenreviews). Serves with
                        --xds-cert/--xds-key; signs with the CA in --ca-dir (docs/security.md)
   --ca-dir DIR         directory with the mesh CA (ca.crt, ca.key) for --workload-certs
+  --workload-cert-lifetime DUR  lifetime of each workload certificate issued (default 24h); the
+                       pod's tollgate-identity container renews it at half its lifetime
   --apiserver URL      API server for TokenReview and --registrations-from-kube (default:
                        in-cluster)
   --apiserver-token F  bearer token file for it        } default: the pod's own service
@@ -154,7 +156,7 @@ async function serve(argv: string[]): Promise<number> {
     'registrations-from-kube': { type: 'boolean' },
     'trust-domain': { type: 'string' }, 'forget-after': { type: 'string' }, 'metrics-listen': { type: 'string' },
     'otel-collector': { type: 'string' }, 'otel-sample-percent': { type: 'string' },
-    'workload-certs': { type: 'string' }, 'ca-dir': { type: 'string' }, apiserver: { type: 'string' }, 'apiserver-token': { type: 'string' },
+    'workload-certs': { type: 'string' }, 'ca-dir': { type: 'string' }, 'workload-cert-lifetime': { type: 'string' }, apiserver: { type: 'string' }, 'apiserver-token': { type: 'string' },
     'apiserver-ca': { type: 'string' },
     ...NATS_FLAGS, state: { type: 'string' }, budgets: { type: 'string' }, replicas: { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
@@ -177,6 +179,9 @@ async function serve(argv: string[]): Promise<number> {
   if (values['workload-certs'] && (values['no-xds'] || values.once || !values['ca-dir'])) {
     throw new UsageError('--workload-certs needs --ca-dir and the xDS certificate flags (not --no-xds or --once)');
   }
+  if (values['workload-cert-lifetime'] !== undefined && !values['workload-certs']) throw new UsageError('--workload-cert-lifetime goes with --workload-certs');
+  const certLifetimeMs = durationMs('workload-cert-lifetime', values['workload-cert-lifetime'], 86_400_000);
+  if (certLifetimeMs < 1000) throw new UsageError('--workload-cert-lifetime must be at least 1s');
   if (values['metrics-listen'] && values.once) throw new UsageError('--metrics-listen serves a running control plane\'s metrics; it cannot be combined with --once');
   const fromKube = values['registrations-from-kube'] ?? false;
   if (!values['no-xds'] && !values.once) {
@@ -321,14 +326,16 @@ async function serve(argv: string[]): Promise<number> {
     const { LocalPki } = await import('../pki/index.js');
     const { readFileSync } = await import('node:fs');
     const flags = apiAccessFlags(values);
+    const tokenFile = flags?.tokenFile;
+    // Re-read for every review: a projected token in that file is rotated by the kubelet.
     const access = flags
-      ? { server: flags.server, token: flags.tokenFile ? readFileSync(flags.tokenFile, 'utf8').trim() : '', ca: flags.caFile ? readFileSync(flags.caFile, 'utf8') : '' }
+      ? { server: flags.server, token: tokenFile ? () => readFileSync(tokenFile, 'utf8').trim() : '', ca: flags.caFile ? readFileSync(flags.caFile, 'utf8') : '' }
       : wc.inClusterAccess();
     const at = parseHostPort(values['workload-certs']);
     certServer = await wc.WorkloadCertServer.start({
       host: at.host, port: at.port, tls: { cert: values['xds-cert'] as string, key: values['xds-key'] as string, ca: values['mesh-ca'] as string },
       pki: await LocalPki.open(values['ca-dir'] as string), reviewer: wc.apiServerReviewer(access),
-      trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, log,
+      trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, lifetimeMs: certLifetimeMs, log,
     });
     log(`workload certificates on https://${at.host}:${certServer.port}/v1/certificates`);
   }

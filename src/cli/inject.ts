@@ -22,7 +22,8 @@ export const INJECTION_FLAGS = `Sidecar flags (offline and webhook):
   --shared-authz HOST:PORT   The shared authz Service (default ${shared})
   --workload-certs URL       Give Envoy a workload certificate for mTLS xDS: an init container
                              trades the pod's projected service-account token for one at URL
-                             (the control plane's https://…/v1/certificates; docs/security.md)
+                             (the control plane's https://…/v1/certificates; docs/security.md),
+                             and tollgate-identity-renew renews it at half its lifetime
   --mesh-ca-configmap NAME   ConfigMap with the mesh CA as ca.crt (default tollgate-mesh-ca)
   --sidecar-mode native|containers
                              native (default): init containers with restartPolicy: Always

@@ -114,8 +114,11 @@ export function playablePod(injectedYaml: string, o: PlayablePodOptions): string
   );
   // The workload certificate a cluster's init container would fetch is already in secrets/: mount it
   // where Envoy's bootstrap reads it, instead of the init container and its token and CA volumes.
+  // Its renewer goes too: the issued certificate outlives the demo, and there is no token to send.
+  const fetchers = new Set(['tollgate-identity', 'tollgate-identity-renew']);
+  spec.containers = spec.containers.filter((c) => !fetchers.has(c.name));
   if (spec.initContainers) {
-    spec.initContainers = spec.initContainers.filter((c) => c.name !== 'tollgate-identity');
+    spec.initContainers = spec.initContainers.filter((c) => !fetchers.has(c.name));
     if (!spec.initContainers.length) delete spec.initContainers;
   }
   const mounted: Record<string, string> = { 'tollgate-identity': 'identity', 'tollgate-mesh-ca': 'mesh-ca' };

@@ -5,7 +5,8 @@ import { pathToFileURL } from 'node:url';
 import { generateSigningKeyPair } from '../controlplane/keys.js';
 import { mintDevToken } from '../identity/issuer.js';
 import { formatRegistrations } from '../controlplane/registrations.js';
-import { CONTROL_PLANE_SPIFFE_ID } from '../k8s/identity.js';
+import { bootstrapTls, CONTROL_PLANE_SPIFFE_ID } from '../k8s/identity.js';
+import { CERT_SDS_FILE, writeCertSdsFile } from '../envoy/bootstrap.js';
 import { DEFAULT_TRUST_DOMAIN, LocalPki, spiffeId } from '../pki/index.js';
 import { freePort } from '../util/net.js';
 import { selfCommand } from '../util/self.js';
@@ -91,6 +92,9 @@ async function workloadIdentity(secrets: string, podName: string): Promise<void>
   mkdirSync(join(secrets, 'mesh-ca'), { recursive: true });
   copyFileSync(sidecar.cert, join(secrets, 'identity', 'tls.crt'));
   copyFileSync(sidecar.key, join(secrets, 'identity', 'tls.key'));
+  // The SDS document the init container would write, naming the files where the pod mounts them.
+  const inPod = bootstrapTls();
+  await writeCertSdsFile(join(secrets, 'identity', CERT_SDS_FILE), { cert: inPod.cert, key: inPod.key });
   copyFileSync(pki.caFile, join(secrets, 'mesh-ca', 'ca.crt'));
   writeFileSync(join(secrets, 'registrations.yaml'), formatRegistrations([{
     identity, nodeId: `${DEMO_NAMESPACE}/${podName}`, server: DEMO_SERVER, namespace: DEMO_NAMESPACE,

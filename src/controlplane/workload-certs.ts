@@ -2,6 +2,7 @@ import { createServer, request, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { HttpsCertReloader } from '../pki/https-reload.js';
 import { spiffeId, type LocalPki, type WorkloadIdentity, type CertFiles } from '../pki/index.js';
 
 /**
@@ -60,8 +61,12 @@ export interface TokenReviewer { review(token: string, audience: string): Promis
 export interface ApiServerAccess {
   /** https://… of the API server. */
   server: string;
-  /** The control plane's own bearer token (needs `create tokenreviews`: system:auth-delegator). */
-  token: string;
+  /**
+   * The control plane's own bearer token (needs `create` on tokenreviews, as the shipped
+   * ClusterRole grants); a function is called for every review, since the kubelet rotates a
+   * projected token in its file.
+   */
+  token: string | (() => string);
   /** PEM CA of the API server. */
   ca: string;
 }
@@ -72,7 +77,7 @@ export function inClusterAccess(): ApiServerAccess {
   const host = process.env.KUBERNETES_SERVICE_HOST;
   const port = process.env.KUBERNETES_SERVICE_PORT ?? '443';
   if (!host) throw new Error('not in a cluster (KUBERNETES_SERVICE_HOST is unset): give the API server explicitly');
-  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, token: readFileSync(`${dir}/token`, 'utf8').trim(), ca: readFileSync(`${dir}/ca.crt`, 'utf8') };
+  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, token: () => readFileSync(`${dir}/token`, 'utf8').trim(), ca: readFileSync(`${dir}/ca.crt`, 'utf8') };
 }
 
 /** TokenReview against the API server. */
@@ -80,9 +85,14 @@ export function apiServerReviewer(access: ApiServerAccess): TokenReviewer {
   return {
     review: (token, audience) => new Promise((resolve, reject) => {
       const body = JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [audience] } });
+      let own: string;
+      try { own = typeof access.token === 'function' ? access.token() : access.token; } catch (e) {
+        reject(new CertificateRefused(502, `cannot read the control plane's API server token: ${(e as Error).message}`));
+        return;
+      }
       const req = request(`${access.server}/apis/authentication.k8s.io/v1/tokenreviews`, {
         method: 'POST', ca: access.ca, timeout: 5000,
-        headers: { authorization: `Bearer ${access.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        headers: { authorization: `Bearer ${own}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -111,8 +121,10 @@ export interface WorkloadCertServerOptions {
   reviewer: TokenReviewer;
   trustDomain: string;
   audience?: string;
-  /** Certificate lifetime; short, since a pod asks again on restart. Default 1 day. */
-  days?: number;
+  /** Re-read the serving certificate files this often (default 30 s, 0: never). */
+  reloadMs?: number;
+  /** Certificate lifetime; short, since the pod renews it at half its lifetime. Default 1 day. */
+  lifetimeMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -140,12 +152,13 @@ async function readBody(req: IncomingMessage): Promise<string> {
  * answers `{"certificate": "<PEM>", "ca": "<PEM>", "spiffe_id": "…"}`.
  */
 export class WorkloadCertServer {
-  private constructor(private readonly server: Server, readonly port: number) {}
+  private constructor(private readonly server: Server, readonly port: number, private readonly reloader: HttpsCertReloader) {}
 
   static async start(o: WorkloadCertServerOptions): Promise<WorkloadCertServer> {
     const audience = o.audience ?? DEFAULT_TOKEN_AUDIENCE;
     const log = o.log ?? (() => undefined);
-    const server = createServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, (req, res) => {
+    const pem = HttpsCertReloader.read(o.tls);
+    const server = createServer({ cert: pem.cert, key: pem.key, minVersion: 'TLSv1.2' }, (req, res) => {
       void (async () => {
         if (req.url !== '/v1/certificates') { send(res, 404, { error: 'POST /v1/certificates' }); return; }
         if (req.method !== 'POST') { res.setHeader('allow', 'POST'); send(res, 405, { error: 'use POST' }); return; }
@@ -160,7 +173,7 @@ export class WorkloadCertServer {
         const w = workloadFromReview(await o.reviewer.review(auth.slice(7).trim(), audience), audience, o.trustDomain);
         let certificate: string;
         try {
-          certificate = await o.pki.signCsr(csr, { commonName: `${w.identity.namespace}/${w.pod}`, uris: [w.spiffeId], usage: 'client', days: o.days ?? 1 });
+          certificate = await o.pki.signCsr(csr, { commonName: `${w.identity.namespace}/${w.pod}`, uris: [w.spiffeId], usage: 'client', days: (o.lifetimeMs ?? 86_400_000) / 86_400_000 });
         } catch (e) {
           throw new CertificateRefused(400, (e as Error).message);
         }
@@ -178,10 +191,14 @@ export class WorkloadCertServer {
       server.once('error', reject);
       server.listen(o.port, o.host, () => { server.off('error', reject); resolve(); });
     });
-    return new WorkloadCertServer(server, (server.address() as AddressInfo).port);
+    // The same files as the xDS server, which re-reads them too: a renewed Secret needs no restart.
+    const reloader = new HttpsCertReloader(server, o.tls, (e) => log(e.kind === 'reloaded' ? 'workload certificate endpoint: serving certificate reloaded'
+      : `workload certificate endpoint: keeping the current serving certificate (${e.kind}: ${e.error})`)).every(o.reloadMs ?? 30_000);
+    return new WorkloadCertServer(server, (server.address() as AddressInfo).port, reloader);
   }
 
   async close(): Promise<void> {
+    this.reloader.stop();
     await new Promise<void>((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
   }
 }

@@ -1,6 +1,7 @@
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { JsonObject } from './protojson.js';
+import { atType, EnvoyType } from './types.js';
 import {
   http2ProtocolOptions, MESH_CA_SECRET, meshTlsTransportSocket, sidecarResources, WORKLOAD_CERT_SECRET, type HostPort, type SidecarSpec,
 } from './resources.js';
@@ -39,9 +40,25 @@ export interface WorkloadTls {
   ca: string;
   /** SPIFFE ID the control plane's certificate must carry. */
   controlPlaneIdentity: string;
+  /**
+   * A file-based SDS source for the certificate (certSdsFile() writes it): the xDS connection then
+   * follows the files as they are renewed. Unset: read once at start (fine for certificates
+   * that outlive the process, as `tollgate up` issues them).
+   */
+  sdsFile?: string;
 }
 
-/** The workload certificate and the mesh CA as static secrets, read from files Envoy watches. */
+/** Name of the SDS document `tollgate cert request` writes next to the certificate files. */
+export const CERT_SDS_FILE = 'envoy-cert-sds.json';
+
+/** The SDS document naming the certificate files, for WorkloadTls.sdsFile; written by renaming. */
+export async function writeCertSdsFile(path: string, files: { cert: string; key: string }): Promise<void> {
+  const doc = { resources: [{ '@type': atType(EnvoyType.tlsSecret), name: WORKLOAD_CERT_SECRET, tls_certificate: { certificate_chain: { filename: files.cert }, private_key: { filename: files.key } } }] };
+  await writeFile(`${path}.tmp`, JSON.stringify(doc, null, 2) + '\n', { mode: 0o644 });
+  await rename(`${path}.tmp`, path);
+}
+
+/** The workload certificate and the mesh CA as static secrets: Envoy reads the files once, at start. */
 function workloadSecrets(tls: Omit<WorkloadTls, 'controlPlaneIdentity'>): JsonObject[] {
   return [
     { name: WORKLOAD_CERT_SECRET, tls_certificate: { certificate_chain: { filename: tls.cert }, private_key: { filename: tls.key } } },
@@ -62,7 +79,7 @@ function nodeConfig(id: string, cluster: string, metadata: NodeMetadata): JsonOb
 function xdsCluster(xds: HostPort, tls: WorkloadTls | undefined): JsonObject {
   const ip = isIP(xds.host) !== 0;
   return {
-    ...(tls ? { transport_socket: meshTlsTransportSocket(tls.controlPlaneIdentity, ip ? undefined : xds.host) } : {}),
+    ...(tls ? { transport_socket: meshTlsTransportSocket(tls.controlPlaneIdentity, ip ? undefined : xds.host, tls.sdsFile) } : {}),
     name: XDS_CLUSTER,
     type: ip ? 'STATIC' : 'STRICT_DNS',
     ...(ip ? {} : { dns_lookup_family: 'V4_PREFERRED' }),

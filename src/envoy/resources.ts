@@ -182,7 +182,7 @@ export const MESH_CA_SECRET = 'tollgate_mesh_ca';
  * An upstream TLS transport socket: the workload certificate as client certificate, the mesh CA,
  * and the one SPIFFE ID the server must present. gRPC needs ALPN h2.
  */
-export function meshTlsTransportSocket(serverIdentity: string, sni?: string): JsonObject {
+export function meshTlsTransportSocket(serverIdentity: string, sni?: string, certSdsFile?: string): JsonObject {
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
@@ -190,7 +190,11 @@ export function meshTlsTransportSocket(serverIdentity: string, sni?: string): Js
       ...(sni ? { sni } : {}),
       common_tls_context: {
         alpn_protocols: ['h2'],
-        tls_certificate_sds_secret_configs: [{ name: WORKLOAD_CERT_SECRET }],
+        // From a file-based SDS source when given: Envoy re-reads it and the files it names when
+        // they are replaced, so a renewed certificate is used from the next handshake on.
+        tls_certificate_sds_secret_configs: [certSdsFile
+          ? { name: WORKLOAD_CERT_SECRET, sds_config: { path_config_source: { path: certSdsFile }, resource_api_version: 'V3' } }
+          : { name: WORKLOAD_CERT_SECRET }],
         combined_validation_context: {
           default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: serverIdentity } }] },
           validation_context_sds_secret_config: { name: MESH_CA_SECRET },

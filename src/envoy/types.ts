@@ -12,6 +12,7 @@ export const EnvoyType = {
   router: 'envoy.extensions.filters.http.router.v3.Router',
   httpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   upstreamTlsContext: 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  tlsSecret: 'envoy.extensions.transport_sockets.tls.v3.Secret',
   openTelemetryConfig: 'envoy.config.trace.v3.OpenTelemetryConfig',
 } as const;
 

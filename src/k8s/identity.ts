@@ -1,4 +1,4 @@
-import type { WorkloadTls } from '../envoy/bootstrap.js';
+import { CERT_SDS_FILE, type WorkloadTls } from '../envoy/bootstrap.js';
 import { DEFAULT_TRUST_DOMAIN, spiffeId } from '../pki/identity.js';
 import type { Container, Volume } from './types.js';
 
@@ -19,6 +19,7 @@ export interface IdentityPlan {
 }
 
 export const IDENTITY_CONTAINER = 'tollgate-identity';
+export const IDENTITY_RENEW_CONTAINER = 'tollgate-identity-renew';
 const IDENTITY_VOLUME = 'tollgate-identity';
 const TOKEN_VOLUME = 'tollgate-sa-token';
 const MESH_CA_VOLUME = 'tollgate-mesh-ca';
@@ -38,13 +39,17 @@ export function identityVolumes(p: IdentityPlan): Volume[] {
   ];
 }
 
+function certRequestArgs(p: IdentityPlan): string[] {
+  return ['cert', 'request', '--url', p.certsUrl, '--ca', `${MESH_CA_DIR}/ca.crt`, '--token-file', `${TOKEN_DIR}/token`, '--out', IDENTITY_DIR];
+}
+
 /** Runs to completion before the sidecars start; a refused request fails the pod (fail closed). */
 export function identityInitContainer(p: IdentityPlan, securityContext: Record<string, unknown>): Container {
   return {
     name: IDENTITY_CONTAINER,
     image: p.image,
     imagePullPolicy: 'IfNotPresent',
-    args: ['cert', 'request', '--url', p.certsUrl, '--ca', `${MESH_CA_DIR}/ca.crt`, '--token-file', `${TOKEN_DIR}/token`, '--out', IDENTITY_DIR],
+    args: certRequestArgs(p),
     volumeMounts: [
       { name: IDENTITY_VOLUME, mountPath: IDENTITY_DIR },
       { name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true },
@@ -52,6 +57,22 @@ export function identityInitContainer(p: IdentityPlan, securityContext: Record<s
     ],
     resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '500m', memory: '128Mi' } },
     securityContext,
+  };
+}
+
+/**
+ * Runs for the pod's life beside Envoy and renews the certificate at half its remaining lifetime
+ * (`cert request --renew`); Envoy follows the renamed files through its file-based SDS source.
+ * `restartPolicy` makes it a native sidecar; unset, a plain container.
+ */
+export function identityRenewContainer(p: IdentityPlan, securityContext: Record<string, unknown>, restart: { restartPolicy?: 'Always' }): Container {
+  const init = identityInitContainer(p, securityContext);
+  return {
+    ...init,
+    name: IDENTITY_RENEW_CONTAINER,
+    ...restart,
+    args: [...certRequestArgs(p), '--renew'],
+    resources: { requests: { cpu: '5m', memory: '48Mi' }, limits: { cpu: '200m', memory: '128Mi' } },
   };
 }
 
@@ -64,5 +85,8 @@ export function envoyIdentityMounts(): Record<string, unknown>[] {
 
 /** What Envoy's bootstrap needs to speak mTLS to the control plane. */
 export function bootstrapTls(): WorkloadTls {
-  return { cert: `${IDENTITY_DIR}/tls.crt`, key: `${IDENTITY_DIR}/tls.key`, ca: `${MESH_CA_DIR}/ca.crt`, controlPlaneIdentity: CONTROL_PLANE_SPIFFE_ID };
+  return {
+    cert: `${IDENTITY_DIR}/tls.crt`, key: `${IDENTITY_DIR}/tls.key`, ca: `${MESH_CA_DIR}/ca.crt`, controlPlaneIdentity: CONTROL_PLANE_SPIFFE_ID,
+    sdsFile: `${IDENTITY_DIR}/${CERT_SDS_FILE}`,
+  };
 }

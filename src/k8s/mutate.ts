@@ -10,7 +10,7 @@ import {
   authzContainer, authzVolumes, AUTHZ_UID, DEFAULT_AUTHZ_RESOURCES, DEFAULT_ENVOY_RESOURCES, envoyContainer, restrictedSecurityContext,
   type AuthzPlacement, type ResourceSpec, type SidecarMode, type SidecarPlan,
 } from './sidecars.js';
-import { DEFAULT_MESH_CA_CONFIGMAP, identityInitContainer, identityVolumes, IDENTITY_CONTAINER } from './identity.js';
+import { DEFAULT_MESH_CA_CONFIGMAP, identityInitContainer, identityRenewContainer, identityVolumes, IDENTITY_CONTAINER, IDENTITY_RENEW_CONTAINER } from './identity.js';
 import type { Container, PodLike, PodSpec } from './types.js';
 
 export interface InjectOptions {
@@ -143,7 +143,7 @@ function checkPorts(plan: SidecarPlan, spec: PodSpec, fail: (m: string) => never
 }
 
 function hasSidecar(spec: PodSpec): string | undefined {
-  return allContainers(spec).map((c) => c.name).find((n) => n === ENVOY_CONTAINER || n === AUTHZ_CONTAINER || n === IDENTITY_CONTAINER);
+  return allContainers(spec).map((c) => c.name).find((n) => n === ENVOY_CONTAINER || n === AUTHZ_CONTAINER || n === IDENTITY_CONTAINER || n === IDENTITY_RENEW_CONTAINER);
 }
 
 /** What the pod's own spec and annotations say about its sidecar: the facts a registration is built from too. */
@@ -181,7 +181,7 @@ export function injectedPodFacts(pod: PodLike, opts: InjectOptions = {}): Sideca
   const fail = (m: string): never => { throw new InjectionError(label, m); };
   const spec = pod.spec;
   if (!spec || !Array.isArray(spec.containers)) return fail('has no containers');
-  const ours = new Set([ENVOY_CONTAINER, AUTHZ_CONTAINER, IDENTITY_CONTAINER]);
+  const ours = new Set([ENVOY_CONTAINER, AUTHZ_CONTAINER, IDENTITY_CONTAINER, IDENTITY_RENEW_CONTAINER]);
   const own = { ...spec, containers: spec.containers.filter((c) => !ours.has(c.name)) };
   // The webhook saw a controller's pod before the API server named it: only its generateName.
   const asAdmitted = meta.generateName ? { ...meta, name: undefined } : meta;
@@ -243,6 +243,8 @@ export function injectionPatch(pod: PodLike, plan: SidecarPlan): PatchOp[] {
   // existing init container so those run with the pod's network already governed.
   const sidecars = [envoyContainer(plan)];
   if (plan.authz.mode === 'sidecar') sidecars.unshift(authzContainer({ ...plan, authz: plan.authz }));
+  // The renewer keeps the certificate the init container fetched fresh for as long as Envoy runs.
+  if (plan.identity) sidecars.unshift(identityRenewContainer(plan.identity, restrictedSecurityContext(AUTHZ_UID), plan.sidecarMode === 'native' ? { restartPolicy: 'Always' } : {}));
   // The certificate first: Envoy cannot reach the control plane without it. It runs to completion,
   // so it is an init container in both sidecar modes.
   const inits = plan.identity ? [identityInitContainer(plan.identity, restrictedSecurityContext(AUTHZ_UID))] : [];

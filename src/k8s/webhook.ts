@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { admit, parseAdmissionReview, review, ReviewError, type FailurePolicy } from './admission.js';
 import type { InjectOptions } from './mutate.js';
+import { HttpsCertReloader } from '../pki/https-reload.js';
 
 export interface WebhookLogEntry {
   level: 'info' | 'warn' | 'error';
@@ -82,18 +82,21 @@ function send(res: ServerResponse, status: number, body: unknown): void {
  * server carries on; nothing a client sends can stop it.
  */
 export class WebhookServer {
-  private timer: NodeJS.Timeout | undefined;
-  private pem: { cert: string; key: string };
+  private reloader: HttpsCertReloader;
 
-  private constructor(private readonly server: Server, private readonly opts: WebhookOptions, pem: { cert: string; key: string }, private readonly log: (e: WebhookLogEntry) => void) {
-    this.pem = pem;
+  private constructor(private readonly server: Server, private readonly opts: WebhookOptions, private readonly log: (e: WebhookLogEntry) => void) {
+    this.reloader = new HttpsCertReloader(server, { cert: opts.certFile, key: opts.keyFile }, (e) => {
+      if (e.kind === 'reloaded') log({ level: 'info', msg: 'certificate reloaded' });
+      else if (e.kind === 'unreadable') log({ level: 'warn', msg: 'cannot read certificate files; keeping the current ones', error: e.error });
+      else log({ level: 'warn', msg: 'new certificate files are not a usable pair; keeping the current ones', error: e.error });
+    });
   }
 
   static async start(opts: WebhookOptions): Promise<WebhookServer> {
-    const pem = { cert: readFileSync(opts.certFile, 'utf8'), key: readFileSync(opts.keyFile, 'utf8') };
+    const pem = HttpsCertReloader.read({ cert: opts.certFile, key: opts.keyFile });
     const log = opts.log ?? defaultLog;
     const server = createServer({ cert: pem.cert, key: pem.key, minVersion: 'TLSv1.2' });
-    const self = new WebhookServer(server, opts, pem, log);
+    const self = new WebhookServer(server, opts, log);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => void self.handle(req, res));
     // Handshake failures (scanners, a stale caBundle) are the client's problem, not a reason to stop.
     server.on('tlsClientError', (err) => log({ level: 'warn', msg: 'TLS handshake failed', error: err.message }));
@@ -107,11 +110,7 @@ export class WebhookServer {
       });
     });
     server.on('error', (err) => log({ level: 'error', msg: 'server error', error: err.message }));
-    const every = opts.reloadIntervalMs ?? 30_000;
-    if (every > 0) {
-      self.timer = setInterval(() => self.reloadCertificates(), every);
-      self.timer.unref();
-    }
+    self.reloader.every(opts.reloadIntervalMs ?? 30_000);
     return self;
   }
 
@@ -128,28 +127,12 @@ export class WebhookServer {
    * Returns true when a new certificate was loaded.
    */
   reloadCertificates(): boolean {
-    let next: { cert: string; key: string };
-    try {
-      next = { cert: readFileSync(this.opts.certFile, 'utf8'), key: readFileSync(this.opts.keyFile, 'utf8') };
-    } catch (e) {
-      this.log({ level: 'warn', msg: 'cannot read certificate files; keeping the current ones', error: (e as Error).message });
-      return false;
-    }
-    if (next.cert === this.pem.cert && next.key === this.pem.key) return false;
-    try {
-      this.server.setSecureContext({ cert: next.cert, key: next.key, minVersion: 'TLSv1.2' });
-    } catch (e) {
-      this.log({ level: 'warn', msg: 'new certificate files are not a usable pair; keeping the current ones', error: (e as Error).message });
-      return false;
-    }
-    this.pem = next;
-    this.log({ level: 'info', msg: 'certificate reloaded' });
-    return true;
+    return this.reloader.reload();
   }
 
   /** Stops accepting connections, lets requests in flight finish (at most graceMs), then returns. */
   async close(graceMs = 5000): Promise<void> {
-    clearInterval(this.timer);
+    this.reloader.stop();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => this.server.closeAllConnections(), graceMs);
       force.unref();

@@ -47,9 +47,10 @@ async function keyPem(key: CryptoKey): Promise<string> {
 }
 
 function validity(days: number): { notBefore: Date; notAfter: Date } {
-  // Back-dated a little so peers with a slightly slow clock accept a fresh certificate.
-  const notBefore = new Date(Date.now() - 5 * 60_000);
-  return { notBefore, notAfter: new Date(notBefore.getTime() + days * 86_400_000) };
+  // Back-dated a little so peers with a slightly slow clock accept a fresh certificate; the
+  // lifetime counts from now, so a certificate of a few seconds (renewal tests) is valid at all.
+  const now = Date.now();
+  return { notBefore: new Date(now - 5 * 60_000), notAfter: new Date(now + days * 86_400_000) };
 }
 
 function escapeDn(s: string): string {

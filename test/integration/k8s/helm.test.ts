@@ -82,6 +82,28 @@ describe('Helm chart (manifests/helm/tollgate) with the real helm', function () 
     assert.ok(!off.some((o) => o.metadata.name.startsWith('tollgate-operator')), 'no operator objects');
   });
 
+  it('workloadIdentity: on by default (registrations from the API server, certificates, their RBAC); off renders none of it', async () => {
+    const args = (objs: Obj[], name: string): string[] => (objs.find((o) => o.kind === 'Deployment' && o.metadata.name === name)!.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]!.args;
+    const on = await helmTemplate('--set', 'workloadIdentity.certificateLifetime=2h');
+    const cp = args(on, 'tollgate-controlplane');
+    for (const f of ['--registrations-from-kube', '--workload-certs', '--ca-dir', '--xds-cert', '--mesh-ca']) assert.ok(cp.includes(f), f);
+    assert.equal(cp[cp.indexOf('--workload-cert-lifetime') + 1], '2h');
+    assert.ok(!args(await helmTemplate(), 'tollgate-controlplane').includes('--workload-cert-lifetime'), 'the default lifetime is not spelled out');
+    const hook = args(on, 'tollgate-webhook');
+    assert.equal(hook[hook.indexOf('--workload-certs') + 1], 'https://tollgate-controlplane.tollgate-system.svc:18443/v1/certificates');
+    assert.ok(on.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'tollgate-controlplane'));
+    const off = await helmTemplate('--set', 'workloadIdentity.enabled=false');
+    assert.ok(!off.some((o) => o.kind.startsWith('ClusterRole') && o.metadata.name === 'tollgate-controlplane'), 'no control plane RBAC');
+    const cpOff = args(off, 'tollgate-controlplane');
+    assert.ok(!cpOff.includes('--registrations-from-kube') && !cpOff.includes('--workload-certs') && cpOff.includes('--registrations'));
+    assert.ok(!args(off, 'tollgate-webhook').includes('--workload-certs'));
+    assert.ok(!args(off, 'tollgate-operator').includes('--workload-certs'));
+    const op = args(on, 'tollgate-operator');
+    assert.equal(op[op.indexOf('--workload-certs') + 1], 'https://tollgate-controlplane.tollgate-system.svc:18443/v1/certificates', 'operator-run pods get certificates too');
+    const sa = off.find((o) => o.kind === 'ServiceAccount' && o.metadata.name === 'tollgate-controlplane')!;
+    assert.equal(sa.automountServiceAccountToken, false);
+  });
+
   it('refuses settings that cannot work, saying what to do', async () => {
     const old = await run(kubeTool('helm'), ['template', 'tollgate', CHART, '--kube-version', '1.28.0']);
     assert.notEqual(old.code, 0);

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { apiServerReviewer, WorkloadCertServer } from '../../../src/controlplane/workload-certs.js';
 import { SidecarXds } from '../../../src/controlplane/xds.js';
@@ -12,6 +12,7 @@ import { kubeConfigFor } from '../../../src/k8s/kubeconfig.js';
 import { injectSidecars } from '../../../src/k8s/mutate.js';
 import { sidecarBootstrap } from '../../../src/k8s/sidecars.js';
 import { startEnvoy, type RunningEnvoy } from '../../../src/envoy/run.js';
+import { CERT_SDS_FILE, writeCertSdsFile } from '../../../src/envoy/bootstrap.js';
 import { waitForListener } from '../../../src/envoy/listeners.js';
 import { LISTENER_NAME } from '../../../src/envoy/resources.js';
 import type { JsonObject } from '../../../src/envoy/protojson.js';
@@ -91,6 +92,7 @@ describe('trust: sidecar registrations derived from the API server', function ()
     writeFileSync(files.cert, got.certificate);
     writeFileSync(files.key, csr.keyPem, { mode: 0o600 });
     writeFileSync(files.ca, pki.caPem);
+    await writeCertSdsFile(join(d, CERT_SDS_FILE), files);
     return files;
   }
 
@@ -158,6 +160,7 @@ describe('trust: sidecar registrations derived from the API server', function ()
     // The injected bootstrap, run by a real Envoy with the certificate the init container fetched.
     assert.ok(plan.injected);
     const boot = JSON.stringify(sidecarBootstrap({ ...plan.plan, controlPlane: { host: '127.0.0.1', port: xds.port } }))
+      .replaceAll(`/var/run/tollgate/identity/${CERT_SDS_FILE}`, join(dirname(cert.cert), CERT_SDS_FILE))
       .replaceAll('/var/run/tollgate/identity/tls.crt', cert.cert).replaceAll('/var/run/tollgate/identity/tls.key', cert.key)
       .replaceAll('/etc/tollgate/mesh-ca/ca.crt', cert.ca);
     const bootstrap = JSON.parse(boot) as JsonObject;

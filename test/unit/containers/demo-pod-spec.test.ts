@@ -53,6 +53,19 @@ describe('podman-playable pod from injector output', () => {
     assert.deepEqual(pod.spec.volumes.find((v) => v.name === 'secrets'), { name: 'secrets', hostPath: { path: '/tmp/s', type: 'Directory' } });
   });
 
+  it('drops the certificate fetchers (init and renewer) in both sidecar modes: the demo mounts an issued certificate', () => {
+    for (const sidecarMode of ['native', 'containers'] as const) {
+      const withCerts = injectYaml(demoServerPod('img:1', 'demo', 'mcp-demo'), {
+        envoyImage: 'envoy:1', authzImage: 'img:1', controlPlane: { host: '127.0.0.1', port: POD_PORTS.xds }, sidecarMode,
+        workloadCerts: { url: 'https://127.0.0.1:1/v1/certificates' },
+      }).output;
+      assert.match(withCerts, /tollgate-identity-renew/);
+      const pod = parse(playablePod(withCerts, opts)) as { spec: { containers: C[]; initContainers?: C[] } };
+      assert.equal(pod.spec.initContainers, undefined, sidecarMode);
+      assert.deepEqual(pod.spec.containers.map((c) => c.name).sort(), ['controlplane', 'demo', 'issuer', 'nats', 'tollgate-authz', 'tollgate-envoy'], sidecarMode);
+    }
+  });
+
   it('says what is wrong with input it cannot use', () => {
     assert.throws(() => playablePod('kind: ConfigMap\n', opts), /expected one Pod in the injected YAML, found 0/);
     assert.throws(() => playablePod(demoServerPod('img:1', 'demo', 'mcp-demo'), opts), /no tollgate-envoy container/);

@@ -16,4 +16,11 @@ describe('controlplane serve: registration source flags', () => {
     // With the API server as the source no file is asked for; the files it does need must exist.
     await refused(['--registrations-from-kube', '--xds-cert', 'missing.crt', '--xds-key', 'k', '--mesh-ca', 'ca'], /--xds-cert: missing\.crt does not exist/);
   });
+
+  it('--workload-cert-lifetime goes with --workload-certs and is a duration of at least 1 s', async () => {
+    await refused(['--workload-cert-lifetime', '1h', '--no-xds'], /--workload-cert-lifetime goes with --workload-certs/);
+    const certs = ['--workload-certs', '127.0.0.1:0', '--ca-dir', 'ca', '--xds-cert', 'c', '--xds-key', 'k', '--mesh-ca', 'ca', '--registrations-from-kube'];
+    await refused([...certs, '--workload-cert-lifetime', '500ms'], /--workload-cert-lifetime must be at least 1s/);
+    await refused([...certs, '--workload-cert-lifetime', 'soon'], /./);
+  });
 });
