@@ -175,7 +175,8 @@ export interface NatsSuperclusterOptions extends Omit<NatsClusterOptions, 'size'
  * Every gateway is mutual TLS when `tls` is given, and admits only the servers' own identity.
  */
 export class NatsSupercluster {
-  private constructor(readonly regions: Map<string, NatsCluster>, private readonly ownsStore: string | null) {}
+  /** `gateways`: each region's gateway URLs, as every member was given them. */
+  private constructor(readonly regions: Map<string, NatsCluster>, readonly gateways: RemoteGateway[], private readonly ownsStore: string | null) {}
 
   static async start(o: NatsSuperclusterOptions): Promise<NatsSupercluster> {
     const names = o.regions.map((r) => r.name);
@@ -191,8 +192,8 @@ export class NatsSupercluster {
       gwPorts.set(r.name, ports);
     }
     const remotes: RemoteGateway[] = o.regions.map((r) => ({ name: r.name, urls: gwPorts.get(r.name)!.map((p) => `nats://${host}:${p}`) }));
-    const { regions: _regions, ...rest } = o;
-    const started = await Promise.allSettled(o.regions.map((r) => NatsCluster.start({
+    const { regions, ...rest } = o;
+    const started = await Promise.allSettled(regions.map((r) => NatsCluster.start({
       ...rest, host, size: r.size, name: r.name, storeDir: join(base, r.name),
       // Self-gateway entries are ignored by nats-server, so every region gets the same list.
       gateway: { ports: gwPorts.get(r.name)!, remotes },
@@ -204,7 +205,7 @@ export class NatsSupercluster {
       if (ownsStore) rmSync(ownsStore, { recursive: true, force: true });
       throw (failed as PromiseRejectedResult).reason;
     }
-    return new NatsSupercluster(new Map(ok.map((c) => [c.name, c])), ownsStore);
+    return new NatsSupercluster(new Map(ok.map((c) => [c.name, c])), remotes, ownsStore);
   }
 
   region(name: string): NatsCluster {

@@ -14,12 +14,14 @@ import { windowAt } from '../../../src/budget/window.js';
 import { PolicyControlPlane } from '../../../src/controlplane/serve.js';
 import { provisionStreams } from '../../../src/controlplane/streams.js';
 import { NatsLink } from '../../../src/nats/connect.js';
+import { certificateIdentity } from '../../../src/nats/identity.js';
 import { issueNatsCredentials, type NatsCredentials } from '../../../src/nats/credentials.js';
 import { DEFAULT_RESOURCES } from '../../../src/nats/permissions.js';
 import { LocalPki } from '../../../src/pki/index.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
-import { NatsSupercluster } from '../../../src/util/nats-server.js';
+import { freePort } from '../../../src/util/net.js';
+import { NatsServer, NatsSupercluster } from '../../../src/util/nats-server.js';
 import { keyPair } from '../../unit/controlplane/fixtures.js';
 import { waitFor, writePolicy } from '../controlplane/support.js';
 
@@ -180,6 +182,30 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
       // Stopped while both regions are up (the last test cuts east off).
       await source.stop();
       await cp.stop();
+    }
+  });
+
+  it('admits no gateway peer but the NATS servers: a mesh client certificate from the same CA is refused', async () => {
+    // A server that presents authz's certificate (valid, same CA, but not the servers' identity)
+    // tries to join west as region "rogue": a gateway would carry traffic past user permissions.
+    // It even claims the servers' identity as its user name; its certificate does not carry it.
+    const host = '127.0.0.1';
+    const routePort = await freePort(host);
+    const rogue = await NatsServer.start({
+      tls: creds.clients.get('authz-west')!.tls, storeDir: join(work, 'rogue'), serverName: 'rogue-n1',
+      cluster: { name: 'rogue', host, port: routePort, routes: [`nats-route://${host}:${routePort}`] },
+      gateway: {
+        name: 'rogue', host, port: await freePort(host), peerIdentity: certificateIdentity(creds.server.cert),
+        gateways: sc.gateways.filter((g) => g.name === 'west'),
+      },
+    });
+    try {
+      const west = sc.region('west').members[0]!;
+      await waitFor(() => /Gateway Error 'Authorization Violation'/.test(rogue.output), 'west refuses the rogue gateway', () => rogue.output.slice(-600), 20000);
+      assert.match(west.output, /gateway connection closed: Authentication Failure/i);
+      assert.doesNotMatch(west.output, /Inbound gateway connection from "rogue"[^\n]*registered/);
+    } finally {
+      await rogue.dispose();
     }
   });
 

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { controlplaneCommand } from '../../../src/cli/controlplane.js';
+import { controlplaneCommand, placementFlags } from '../../../src/cli/controlplane.js';
 import { UsageError } from '../../../src/cli/types.js';
 
 /** `controlplane serve`: where sidecar registrations come from is one explicit choice. */
@@ -15,5 +15,15 @@ describe('controlplane serve: registration source flags', () => {
     await refused(['--xds-cert', 'c'], /give --xds-key, --mesh-ca, --registrations \(or --registrations-from-kube\)/);
     // With the API server as the source no file is asked for; the files it does need must exist.
     await refused(['--registrations-from-kube', '--xds-cert', 'missing.crt', '--xds-key', 'k', '--mesh-ca', 'ca'], /--xds-cert: missing\.crt does not exist/);
+  });
+});
+
+describe('controlplane serve: region placement flags', () => {
+  it('reads the home region and the budget regions, and refuses names that are no NATS cluster name', () => {
+    assert.deepEqual(placementFlags(undefined, undefined), { home: null, budgetRegions: [] });
+    assert.deepEqual(placementFlags('east', 'east, west,west'), { home: 'east', budgetRegions: ['east', 'west'] });
+    assert.throws(() => placementFlags('us east', undefined), (e: unknown) => e instanceof UsageError && /--region: "us east" is not a region name/.test(e.message));
+    assert.throws(() => placementFlags(undefined, 'east,*'), /--budget-regions: "\*" is not a region name/);
+    assert.throws(() => placementFlags(undefined, ' , '), /needs at least one region name/);
   });
 });
