@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { certificateIdentity } from '../nats/identity.js';
+import { isRegionName } from '../nats/placement.js';
 import { renderServerConfig, type ClusterSettings, type GatewaySettings, type RemoteGateway, type ServerTls } from '../nats/server-config.js';
 import type { UserPermissions } from '../nats/permissions.js';
 import { ManagedProcess } from './process.js';
@@ -182,6 +183,8 @@ export class NatsSupercluster {
     const names = o.regions.map((r) => r.name);
     if (names.length < 2) throw new Error('a supercluster joins at least two regions');
     if (new Set(names).size !== names.length) throw new Error(`region names must differ: ${names.join(', ')}`);
+    const bad = names.find((n) => !isRegionName(n));
+    if (bad !== undefined) throw new Error(`"${bad}" is not a region name (1-32 letters, digits or "-": it becomes the NATS cluster name)`);
     const host = o.host ?? '127.0.0.1';
     const ownsStore = o.storeDir ? null : mkdtempSync(join(tmpdir(), 'tollgate-nats-super-'));
     const base = o.storeDir ?? ownsStore!;
