@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -12,7 +12,6 @@ import { openBudgetGate } from '../../../src/budget/open.js';
 import type { ChargeSubject } from '../../../src/budget/types.js';
 import { windowAt } from '../../../src/budget/window.js';
 import { PolicyControlPlane } from '../../../src/controlplane/serve.js';
-import { provisionStreams } from '../../../src/controlplane/streams.js';
 import { NatsLink } from '../../../src/nats/connect.js';
 import { certificateIdentity } from '../../../src/nats/identity.js';
 import { issueNatsCredentials, type NatsCredentials } from '../../../src/nats/credentials.js';
@@ -22,6 +21,7 @@ import { PolicyHolder } from '../../../src/policy/holder.js';
 import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { freePort } from '../../../src/util/net.js';
 import { NatsServer, NatsSupercluster } from '../../../src/util/nats-server.js';
+import { runTollgate } from '../../support/cli.js';
 import { keyPair } from '../../unit/controlplane/fixtures.js';
 import { waitFor, writePolicy } from '../controlplane/support.js';
 
@@ -137,13 +137,11 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
     sc = await NatsSupercluster.start({
       regions: [{ name: 'east', size: 1 }, { name: 'west', size: 1 }], tls: creds.server, users: creds.users, storeDir: join(work, 'nats'),
     });
-    const cp = await link('controlplane', 'east').ready(20000);
-    // The JetStream meta group spans both regions: it needs the gateway up and a leader first.
-    await waitFor(
-      () => provisionStreams(cp, () => undefined, 1, { home: 'east', budgetRegions: ['east', 'west'] }).then(() => true, () => false),
-      'streams provisioned across the supercluster', () => '', 40000,
-    );
-    console.log(`      (supercluster up and streams placed in ${Date.now() - t0} ms)`);
+    // The JetStream meta group spans both regions: it needs the gateway up and a leader before
+    // any stream can be made (account info is answered by that leader).
+    const nc = await link('controlplane', 'east').ready(20000);
+    await waitFor(() => jetstreamManager(nc).then((jsm) => jsm.getAccountInfo()).then(() => true, () => false), 'a JetStream meta leader across the regions', () => '', 40000);
+    console.log(`      (supercluster up, meta leader elected in ${Date.now() - t0} ms)`);
   });
   after(async () => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
@@ -156,6 +154,20 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
     const keys = await keyPair('EdDSA');
     const policies = join(work, 'policies');
     writePolicy(policies, ['a']);
+    const keyFile = join(work, 'signing.pem');
+    writeFileSync(keyFile, keys.signing.key.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+    const tls = creds.clients.get('controlplane')!.tls;
+    // The control plane as an operator runs it: places every stream, a usage bucket per region,
+    // and publishes revision 1.
+    const run = await runTollgate([
+      'controlplane', 'serve', '--once', '--no-xds', '--policies', policies, '--signing-key', keyFile, '--state', join(work, 'cp'),
+      '--nats', sc.region('east').urls.join(','), '--nats-ca', tls.ca, '--nats-cert', tls.cert, '--nats-key', tls.key,
+      '--region', 'east', '--budget-regions', 'east,west',
+    ], { timeoutMs: 90_000 });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /published revision 1/);
+
+    // Then live: the same control plane code, same state, publishing the next revisions.
     const cp = new PolicyControlPlane({
       policiesDir: policies, signingKey: keys.signing, nats: link('controlplane', 'east'),
       stateFile: join(work, 'cp', 'controlplane-revision.json'), debounceMs: 50, pollMs: 300, retryMs: 200, publisher: { region: 'east' },
@@ -177,7 +189,7 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
       // A new revision crosses the gateway too, live.
       writePolicy(policies, ['a', 'b']);
       await waitFor(() => holder.get()?.revision === '2', 'west on revision 2', () => source.status());
-      assert.deepEqual(published, [1, 2]);
+      assert.deepEqual(published, [2]);
     } finally {
       // Stopped while both regions are up (the last test cuts east off).
       await source.stop();
