@@ -35,6 +35,8 @@ export interface GatewaySettings {
   host: string;
   port: number;
   gateways: RemoteGateway[];
+  /** host:port the other regions are told to dial for this server (a load balancer's, a relay's); default: `listen`. */
+  advertise?: string;
   /**
    * With TLS: the only identity (SPIFFE ID in the certificate's URI SAN) a gateway peer may
    * present. A gateway link carries every account's traffic past user permissions, so a mesh
@@ -115,6 +117,7 @@ function renderGateway(g: GatewaySettings, tls: ServerTls | null, clusterName: s
   if (clusterName !== null && clusterName !== g.name) throw new Error(`gateway name "${g.name}" must equal the cluster name "${clusterName}"`);
   if (tls && !g.peerIdentity) throw new Error('a TLS gateway needs the identity its peers present (peerIdentity)');
   const lines = ['gateway {', `  name: ${q(g.name)}`, `  listen: ${q(`${g.host}:${g.port}`)}`];
+  if (g.advertise) lines.push(`  advertise: ${q(g.advertise)}`);
   if (tls) {
     // Mutual TLS, and the peer's certificate must name the NATS servers' own identity: verify_and_map
     // matches its URI SAN against the one user below (a password would be a second secret to ship).

@@ -101,7 +101,7 @@ export interface NatsClusterOptions extends Omit<NatsServerOptions, 'port' | 'cl
   /** Cluster name (a region's name in a supercluster); default "tollgate". */
   name?: string;
   /** Gateway listeners, one port per member, and the other regions to join. */
-  gateway?: { ports: number[]; remotes: RemoteGateway[] };
+  gateway?: { ports: number[]; remotes: RemoteGateway[]; advertise?: string[] };
   /** Client ports, one per member (0/unset: free ports). */
   ports?: number[];
   /** Each member's store is `<storeDir>/n<i>`; a temp dir when unset. */
@@ -137,7 +137,7 @@ export class NatsCluster {
         // supercluster refuses to start a cluster with no route configured at all.
         routes: routePorts.filter((_, j) => j !== i || o.size === 1).map((p) => `nats-route://${host}:${p}`),
       },
-      ...(gateway ? { gateway: { name, host, port: gateway.ports[i]!, gateways: gateway.remotes } } : {}),
+      ...(gateway ? { gateway: { name, host, port: gateway.ports[i]!, gateways: gateway.remotes, ...(gateway.advertise ? { advertise: gateway.advertise[i]! } : {}) } } : {}),
     })));
     return new NatsCluster(name, members, ownsStore);
   }
@@ -168,6 +168,11 @@ export class NatsCluster {
 export interface NatsSuperclusterOptions extends Omit<NatsClusterOptions, 'size' | 'name' | 'gateway' | 'ports'> {
   /** One cluster per region; a region's name is its NATS cluster name (what placement names). */
   regions: Array<{ name: string; size: number }>;
+  /**
+   * The port the other regions dial for a member's gateway listener `port` (default: `port`
+   * itself). Tests put a relay there that they can cut, to part the regions with every server up.
+   */
+  gatewayVia?: (region: string, port: number) => Promise<number>;
 }
 
 /**
@@ -194,12 +199,14 @@ export class NatsSupercluster {
       for (let i = 0; i < r.size; i++) ports.push(await freePort(host));
       gwPorts.set(r.name, ports);
     }
-    const remotes: RemoteGateway[] = o.regions.map((r) => ({ name: r.name, urls: gwPorts.get(r.name)!.map((p) => `nats://${host}:${p}`) }));
-    const { regions, ...rest } = o;
+    const { regions, gatewayVia, ...rest } = o;
+    const dialed = new Map<string, number[]>();
+    for (const r of regions) dialed.set(r.name, await Promise.all(gwPorts.get(r.name)!.map((p) => (gatewayVia ? gatewayVia(r.name, p) : p))));
+    const remotes: RemoteGateway[] = regions.map((r) => ({ name: r.name, urls: dialed.get(r.name)!.map((p) => `nats://${host}:${p}`) }));
     const started = await Promise.allSettled(regions.map((r) => NatsCluster.start({
       ...rest, host, size: r.size, name: r.name, storeDir: join(base, r.name),
       // Self-gateway entries are ignored by nats-server, so every region gets the same list.
-      gateway: { ports: gwPorts.get(r.name)!, remotes },
+      gateway: { ports: gwPorts.get(r.name)!, remotes, ...(gatewayVia ? { advertise: dialed.get(r.name)!.map((p) => `${host}:${p}`) } : {}) },
     })));
     const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = started.find((s) => s.status === 'rejected');

@@ -22,6 +22,7 @@ import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { freePort } from '../../../src/util/net.js';
 import { NatsServer, NatsSupercluster } from '../../../src/util/nats-server.js';
 import { runTollgate } from '../../support/cli.js';
+import { CuttableRelay } from '../../support/tcp-relay.js';
 import { keyPair } from '../../unit/controlplane/fixtures.js';
 import { waitFor, writePolicy } from '../controlplane/support.js';
 
@@ -100,6 +101,7 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
   let sc: NatsSupercluster;
   let creds: NatsCredentials;
   const links: NatsLink[] = [];
+  const relays: CuttableRelay[] = [];
   const closers: Array<() => Promise<void>> = [];
 
   const link = (component: string, region: string): NatsLink => {
@@ -136,6 +138,12 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
     ], { resources: { ...DEFAULT_RESOURCES, budgetRegions: ['east', 'west'] } });
     sc = await NatsSupercluster.start({
       regions: [{ name: 'east', size: 1 }, { name: 'west', size: 1 }], tls: creds.server, users: creds.users, storeDir: join(work, 'nats'),
+      // Every gateway connection runs through a relay the last test cuts: a partition with every server up.
+      gatewayVia: async (_region, port) => {
+        const relay = await CuttableRelay.start(port);
+        relays.push(relay);
+        return relay.port;
+      },
     });
     // The JetStream meta group spans both regions: it needs the gateway up and a leader before
     // any stream can be made (account info is answered by that leader).
@@ -147,6 +155,7 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
     for (const l of links.splice(0)) await l.close();
     await sc?.dispose();
+    for (const r of relays.splice(0)) await r.close();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -241,41 +250,55 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
     console.log(`      (global: east ${e.charged} + west ${w.charged} = ${total} of ${LIMIT}; overshoot ${Math.max(0, total - LIMIT)} ≤ ${bound})`);
   });
 
-  it('scope region: a bucket per region; west keeps charging with east cut off, each region within its own bound', async () => {
+  it('scope region: a bucket per region; with the gateway cut both regions keep charging, each within its own bound', async () => {
     const LIMIT = 4000;
     const regionEast = await gate('authz-east', 'east', LIMIT, 'scope: region, region: east');
     const regionWest = await gate('authz-west', 'west', LIMIT, 'scope: region, region: west');
-    // For contrast, a global-scope gate in west: its bucket is in east.
+    // For contrast, global-scope gates in both regions: their one bucket is in east.
+    const globalEast = await gate('authz-east', 'east', 1_000_000, 'scope: global');
     const globalWest = await gate('authz-west', 'west', 1_000_000, 'scope: global');
     assert.equal(await clusterOf('KV_tollgate_budgets_east'), 'east');
     assert.equal(await clusterOf('KV_tollgate_budgets_west'), 'west');
 
-    // East spends its whole regional budget and reports it; west spends part of its own.
-    const e = await spend(regionEast, 3);
-    await regionEast.close();
-    assert.equal((await usageIn(link('authz-east', 'east'), 'tollgate_budgets_east')).used, e.charged);
-    const w1 = await spend(regionWest, 4, LIMIT / 2);
-    assert.equal(globalWest.check(team, 10).exhausted, null, 'the global budget is reachable before the cut');
+    // Half of each region's budget before the cut.
+    const [e1, w1] = await Promise.all([spend(regionEast, 3, LIMIT / 2), spend(regionWest, 4, LIMIT / 2)]);
+    assert.equal(globalWest.check(team, 10).exhausted, null, 'the global budget is reachable from west before the cut');
 
-    // The cut: east's cluster goes away, and with it the gateway.
-    await sc.region('east').stop();
+    // The cut: every gateway connection is dropped and refused; all servers stay up.
+    for (const r of relays) r.cut();
+    const cutAt = Date.now();
     await waitFor(() => /unreachable/.test(globalWest.check(team, 10).reason ?? ''), 'the global budget in west fails closed', () => globalWest.check(team, 10).reason, 20000);
-    const w2 = await spend(regionWest, 5);
-    // West goes on spending its own budget. The moment east leaves, the JetStream meta group (it
-    // spans both regions) loses its leader and west's server may answer "JetStream system
-    // temporarily unavailable" for a moment: fail-closed refuses during that blip (measured below).
-    assert.ok(w2.charged >= LIMIT / 2 - 400, `west charged ${w2.charged} more during the cut`);
+    const failedClosedMs = Date.now() - cutAt;
+    // Both regions spend the rest of their own budgets during the cut.
+    const [e2, w2] = await Promise.all([spend(regionEast, 5), spend(regionWest, 6)]);
+    // East holds the global bucket: there it keeps working.
+    assert.equal(globalEast.check(team, 10).exhausted, null, 'the global budget still serves east, where its bucket is');
+    assert.match(globalWest.check(team, 10).reason ?? '', /unreachable/, 'and still refuses in west');
+
+    // Healed: west's global budget comes back by itself.
+    for (const r of relays) r.heal();
+    const healAt = Date.now();
+    await waitFor(() => globalWest.check(team, 10).exhausted === null, 'the global budget serves west again', () => globalWest.check(team, 10).reason, 30000);
+    const recoveredMs = Date.now() - healAt;
+
+    await regionEast.close();
     await regionWest.close();
+    const east = e1.charged + e2.charged;
     const west = w1.charged + w2.charged;
+    assert.equal((await usageIn(link('authz-east', 'east'), 'tollgate_budgets_east')).used, east, 'east\'s bucket accounts for every token charged in east, during the cut too');
     assert.equal((await usageIn(link('authz-west', 'west'), 'tollgate_budgets_west')).used, west, 'west\'s bucket accounts for every token charged in west, during the cut too');
     const perRegion = WORKERS * MAX_RESULT;
-    for (const [name, n] of [['east', e.charged], ['west', west]] as const) {
+    for (const [name, half, n] of [['east', e2, east], ['west', w2, west]] as const) {
+      assert.ok(half.charged >= LIMIT / 2 - 400, `${name} charged ${half.charged} more during the cut`);
       assert.ok(n <= LIMIT + perRegion, `${name} charged ${n} ≤ ${LIMIT} + ${perRegion}`);
       assert.ok(n >= LIMIT - 400, `${name} used its budget up (${n})`);
     }
     // The documented price: the regions together spend up to regions × (limit + per-region bound).
-    const total = e.charged + west;
+    const total = east + west;
     assert.ok(total > LIMIT + perRegion && total <= 2 * (LIMIT + perRegion), `total ${total} is two regions' worth`);
-    console.log(`      (per region: east ${e.charged}, west ${w1.charged} before + ${w2.charged} during the cut; total ${total} for a per-region limit of ${LIMIT}, ≤ 2 × (${LIMIT} + ${perRegion}); refusals while west's state blinked at the cut: ${w2.unreachable} over ${w2.unreachableMs} ms)`);
+    // The moment the gateway goes, the JetStream meta group (it spans both regions) loses its
+    // leader; each region's own bucket is read with direct gets, which do not need it.
+    const blinks = e2.unreachable + w2.unreachable;
+    console.log(`      (per region: east ${e1.charged} + ${e2.charged} during the cut, west ${w1.charged} + ${w2.charged}; total ${total} for a per-region limit of ${LIMIT}, ≤ 2 × (${LIMIT} + ${perRegion}); regional refusals for unreachable state during the cut: ${blinks}; global budget in west failed closed ${failedClosedMs} ms after the cut, served again ${recoveredMs} ms after the heal)`);
   });
 });
