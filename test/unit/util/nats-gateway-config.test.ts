@@ -18,6 +18,8 @@ describe('nats-server config: gateways between regions', () => {
     assert.match(block, /verify_and_map: true/);
     assert.match(block, /authorization \{ user: "spiffe:\/\/tollgate\.local\/ns\/tollgate-system\/sa\/nats" \}/);
     assert.match(block, /\{ name: "west", urls: \["nats:\/\/10\.0\.0\.2:7222"\] \}/);
+    assert.doesNotMatch(block, /advertise/);
+    assert.match(renderServerConfig({ ...base, gateway: { ...gateway, advertise: 'gw.east.example:443' } }), /advertise: "gw\.east\.example:443"/);
   });
 
   it('refuses a TLS gateway without the peer identity, and a gateway named unlike its cluster', () => {
