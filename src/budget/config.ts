@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isRegionName } from '../nats/placement.js';
 import { parseServers } from '../nats/settings.js';
 import { parseYaml } from '../util/yaml-lazy.js';
 import { DEFAULT_ENCODING, ENCODING_NAMES, isEncodingName, type EncodingName } from './tokens.js';
@@ -15,6 +16,16 @@ export type BudgetScope = Partial<Record<ScopeField, string>>;
 
 export type BudgetAction = 'deny' | 'warn';
 export type OnNatsUnavailable = 'fail-closed' | 'use-leases-until-expiry';
+/**
+ * global: one usage bucket for the whole mesh (one region holds it, the others reach it across the
+ * gateway); region: a usage bucket per region, placed in it (docs/multi-region.md).
+ */
+export type BudgetRegionScope = 'global' | 'region';
+
+/** The usage bucket of one region under `scope: region`. */
+export function regionalBucket(bucket: string, region: string): string {
+  return `${bucket}_${region}`;
+}
 
 export interface BudgetSpec {
   name: string;
@@ -42,8 +53,14 @@ export interface LeaseSettings {
 export interface NatsBudgetSettings {
   /** Servers for tools that connect on their own; '' when the process's NATS connection is used. */
   url: string;
-  /** KV bucket with usage and leases, one key per budget and window. */
+  /**
+   * KV bucket with usage and leases, one key per budget and window. Under `scope: region` this is
+   * already the region's bucket (`<bucket>_<region>`), placed in that region's NATS cluster.
+   */
   bucket: string;
+  scope: BudgetRegionScope;
+  /** This process's region (its NATS cluster name) under `scope: region`; null under global. */
+  region: string | null;
   /** KV bucket with limit overrides (`tollgate budget set`) and the declared budgets. */
   configBucket: string;
   onNatsUnavailable: OnNatsUnavailable;
@@ -68,6 +85,8 @@ export interface BudgetConfig {
 
 export const DEFAULT_NATS_SETTINGS: Omit<NatsBudgetSettings, 'url'> = {
   bucket: 'tollgate_budgets',
+  scope: 'global',
+  region: null,
   configBucket: 'tollgate_budget_config',
   onNatsUnavailable: 'fail-closed',
   lease: { fraction: 0.01, min: 1000, max: 50_000, ttlMs: 30_000 },
@@ -182,7 +201,7 @@ function parseBudget(r: Reader, field: string, v: unknown): BudgetSpec {
 function parseNats(r: Reader, v: unknown): NatsBudgetSettings | null {
   if (v === undefined || v === null) return null;
   if (!isObj(v)) r.fail('nats', `must be a mapping (url, bucket, lease, …), got ${describe(v)}`);
-  r.known('nats', v, ['url', 'bucket', 'configBucket', 'onNatsUnavailable', 'lease', 'syncInterval', 'timeout', 'definitions']);
+  r.known('nats', v, ['url', 'bucket', 'configBucket', 'onNatsUnavailable', 'lease', 'syncInterval', 'timeout', 'definitions', 'scope', 'region']);
   if (v.definitions !== undefined && typeof v.definitions !== 'boolean') r.fail('nats.definitions', `must be true or false, got ${describe(v.definitions)}`);
   const d = DEFAULT_NATS_SETTINGS;
   // Optional: authz connects once, with --nats; a url here must then name the same servers.
@@ -212,9 +231,13 @@ function parseNats(r: Reader, v: unknown): NatsBudgetSettings | null {
   }
   const syncIntervalMs = v.syncInterval === undefined ? d.syncIntervalMs : r.duration('nats.syncInterval', v.syncInterval);
   if (syncIntervalMs * 3 > lease.ttlMs) r.fail('nats.syncInterval', `must be at most a third of nats.lease.ttl (${lease.ttlMs} ms) so a lease is renewed well before it runs out`);
+  const { scope, region } = parseRegionScope(r, v);
+  const bucket = bucketName('nats.bucket', v.bucket, d.bucket);
   return {
     url,
-    bucket: bucketName('nats.bucket', v.bucket, d.bucket),
+    bucket: region === null ? bucket : regionalBucket(bucket, region),
+    scope,
+    region,
     configBucket: bucketName('nats.configBucket', v.configBucket, d.configBucket),
     onNatsUnavailable: v.onNatsUnavailable === undefined ? d.onNatsUnavailable : r.oneOf<OnNatsUnavailable>('nats.onNatsUnavailable', v.onNatsUnavailable, ['fail-closed', 'use-leases-until-expiry']),
     lease,
@@ -222,6 +245,19 @@ function parseNats(r: Reader, v: unknown): NatsBudgetSettings | null {
     timeoutMs: v.timeout === undefined ? d.timeoutMs : r.duration('nats.timeout', v.timeout),
     definitions: v.definitions === true,
   };
+}
+
+/** `scope: region` needs the region this process runs in; `region` without it would be ignored, so it is refused. */
+function parseRegionScope(r: Reader, v: Obj): { scope: BudgetRegionScope; region: string | null } {
+  const scope = v.scope === undefined ? 'global' : r.oneOf<BudgetRegionScope>('nats.scope', v.scope, ['global', 'region']);
+  if (scope === 'global') {
+    if (v.region !== undefined) r.fail('nats.region', 'is only read with nats.scope: region (under global budgets every region shares one bucket)');
+    return { scope, region: null };
+  }
+  if (v.region === undefined) r.fail('nats.region', 'is required with nats.scope: region: the NATS cluster name of the region this authz runs in');
+  const region = r.str('nats.region', v.region);
+  if (!isRegionName(region)) r.fail('nats.region', `"${region}" must be 1-32 letters, digits or "-", starting with a letter or digit (a NATS cluster name)`);
+  return { scope, region };
 }
 
 export function parseBudgetConfig(text: string, file = '<budgets>'): BudgetConfig {

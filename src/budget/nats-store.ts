@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { NatsLink } from '../nats/connect.js';
+import { placedIn } from '../nats/placement.js';
 import { parseServers } from '../nats/settings.js';
 import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
@@ -91,15 +92,20 @@ function readState(e: KvEntry | null): LeaseState {
   return decodeLeaseState(dec.decode(e.value));
 }
 
-type BucketNames = Pick<NatsBudgetSettings, 'bucket' | 'configBucket' | 'timeoutMs'>;
+type BucketNames = Pick<NatsBudgetSettings, 'bucket' | 'configBucket' | 'timeoutMs'> & Partial<Pick<NatsBudgetSettings, 'region'>>;
 
-/** Creates the budget buckets (the control plane does, at start; authz has no right to). */
-export async function createBudgetBuckets(nc: NatsConnection, s: BucketNames, replicas = 1): Promise<{ kv: KV; cfg: KV }> {
+/**
+ * Creates the budget buckets (the control plane does, at start; authz has no right to). A regional
+ * usage bucket (`s.region`) is placed in its region; the rest in `home` (the control plane's region).
+ */
+export async function createBudgetBuckets(nc: NatsConnection, s: BucketNames, replicas = 1, home: string | null = null): Promise<{ kv: KV; cfg: KV }> {
   // The JetStream client's own timeout bounds every KV call (get included), so a silent server
   // shows up as a failure after `timeoutMs`, not after the library default.
   const kvm = new Kvm(jetstream(nc, { timeout: s.timeoutMs }));
-  const kv = await kvm.create(s.bucket, { history: 1, ttl: USAGE_TTL_MS, timeout: s.timeoutMs, replicas, description: 'Tollgate budget usage and leases, per budget and window' });
-  const cfg = await kvm.create(s.configBucket, { history: 1, timeout: s.timeoutMs, replicas, description: 'Tollgate budget limit overrides and declarations' });
+  const kv = await kvm.create(s.bucket, {
+    history: 1, ttl: USAGE_TTL_MS, timeout: s.timeoutMs, replicas, description: 'Tollgate budget usage and leases, per budget and window', ...placedIn(s.region ?? home),
+  });
+  const cfg = await kvm.create(s.configBucket, { history: 1, timeout: s.timeoutMs, replicas, description: 'Tollgate budget limit overrides and declarations', ...placedIn(home) });
   return { kv, cfg };
 }
 
@@ -114,9 +120,17 @@ function isNotFound(e: unknown): boolean {
 export async function openBudgetBuckets(nc: NatsConnection, s: BucketNames): Promise<{ kv: KV; cfg: KV }> {
   const kvm = new Kvm(jetstream(nc, { timeout: s.timeoutMs }));
   try {
-    const kv = await kvm.open(s.bucket);
-    const cfg = await kvm.open(s.configBucket);
-    await Promise.all([kv.status(), cfg.status()]);
+    const open = async (bucket: string): Promise<KV> => {
+      const kv = await kvm.open(bucket);
+      // Read with direct gets when the bucket allows them (buckets made by createBudgetBuckets
+      // do): the stream's own servers answer those, while a plain message get also goes through
+      // the JetStream meta group, which a cut between regions leaves without a leader
+      // (docs/multi-region.md). A direct get may come from a lagging replica: the compare-and-set
+      // write then conflicts and is retried, as with any concurrent writer.
+      const direct = (await kv.status()).streamInfo.config.allow_direct === true;
+      return direct ? kvm.open(bucket, { allow_direct: true }) : kv;
+    };
+    const [kv, cfg] = await Promise.all([open(s.bucket), open(s.configBucket)]);
     return { kv, cfg };
   } catch (e) {
     if (!isNotFound(e)) throw e;
@@ -592,8 +606,10 @@ export async function recordDefinitions(cfg: KV, specs: BudgetSpec[]): Promise<v
   await cfg.put(SPECS_KEY, JSON.stringify(specs));
 }
 
-/** The control plane's side: creates the buckets if needed and records the declared budgets. */
+/** The control plane's side: opens the buckets (creating missing ones) and records the declared budgets. */
 export async function publishBudgetDefinitions(nc: NatsConnection, s: BucketNames, specs: BudgetSpec[]): Promise<void> {
-  const { cfg } = await createBudgetBuckets(nc, s);
+  // Opened first: provisionStreams made them with the mesh's replicas and placement, which a
+  // create with other settings would be refused for.
+  const { cfg } = await openBudgetBuckets(nc, s);
   await recordDefinitions(cfg, specs);
 }

@@ -4,6 +4,8 @@ import { join, resolve } from 'node:path';
 import { generateSigningKeyPair, isSigningAlg, loadSigningKey, SIGNING_ALGS } from '../controlplane/keys.js';
 import { DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY } from '../controlplane/pointer.js';
 import type { PolicyControlPlaneOptions } from '../controlplane/serve.js';
+import type { StreamPlacement } from '../controlplane/streams.js';
+import { isRegionName } from '../nats/placement.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { NATS_FLAGS, NATS_FLAGS_USAGE, natsSettingsFromFlags } from './nats-flags.js';
 import { natsCerts } from './nats-certs.js';
@@ -42,6 +44,12 @@ ${NATS_FLAGS_USAGE}
                        record them itself)
   --replicas N         JetStream replicas of the streams and buckets it creates: 1 (default), or 3
                        on a three-node cluster (a node's loss then loses nothing)
+  --region NAME        multi-region (NATS clusters joined by gateways): place the bundles, the
+                       pointer, the decision log, tool pins, budget config and the global budget
+                       usage bucket in this region's NATS cluster (its cluster name)
+                       (docs/multi-region.md); default: the server chooses
+  --budget-regions A,B create a budget usage bucket per region, placed in it, for authz replicas
+                       whose budgets file says nats.scope: region (docs/multi-region.md)
   --state DIR          keeps the highest revision published (anti-rollback across restarts)
                        (default $TOLLGATE_STATE_DIR or ./.state)
   --entrypoint PATH    opa build entrypoint, e.g. tollgate/authz/decision; repeatable (default:
@@ -145,6 +153,18 @@ function apiAccessFlags(values: { apiserver?: string; 'apiserver-token'?: string
   return { server: values.apiserver, ...(values['apiserver-token'] ? { tokenFile: values['apiserver-token'] } : {}), ...(values['apiserver-ca'] ? { caFile: values['apiserver-ca'] } : {}) };
 }
 
+/** --region and --budget-regions: region names are NATS cluster names (nats/placement.ts). */
+export function placementFlags(region: string | undefined, budgetRegions: string | undefined): StreamPlacement {
+  const check = (flag: string, r: string): string => {
+    if (!isRegionName(r)) throw new UsageError(`${flag}: "${r}" is not a region name (1-32 letters, digits or "-": the region's NATS cluster name)`);
+    return r;
+  };
+  const home = region === undefined ? null : check('--region', region.trim());
+  const list = budgetRegions === undefined ? [] : budgetRegions.split(',').map((r) => r.trim()).filter((r) => r !== '').map((r) => check('--budget-regions', r));
+  if (budgetRegions !== undefined && list.length === 0) throw new UsageError('--budget-regions needs at least one region name, e.g. --budget-regions east,west');
+  return { home, budgetRegions: [...new Set(list)] };
+}
+
 async function serve(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(argv, {
     policies: { type: 'string' },
@@ -159,6 +179,7 @@ async function serve(argv: string[]): Promise<number> {
     'workload-certs': { type: 'string' }, 'ca-dir': { type: 'string' }, 'workload-cert-lifetime': { type: 'string' }, apiserver: { type: 'string' }, 'apiserver-token': { type: 'string' },
     'apiserver-ca': { type: 'string' },
     ...NATS_FLAGS, state: { type: 'string' }, budgets: { type: 'string' }, replicas: { type: 'string' },
+    region: { type: 'string' }, 'budget-regions': { type: 'string' },
     entrypoint: { type: 'string', multiple: true },
     debounce: { type: 'string' },
     poll: { type: 'string' },
@@ -200,6 +221,7 @@ async function serve(argv: string[]): Promise<number> {
   const settings = natsSettingsFromFlags(values, 'nats://127.0.0.1:4222')!;
   const replicas = values.replicas === undefined ? 1 : Number(values.replicas);
   if (![1, 3, 5].includes(replicas)) throw new UsageError('--replicas must be 1, 3 or 5');
+  const placement = placementFlags(values.region, values['budget-regions']);
   const stateDir = resolve(values.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state');
   const { NatsLink } = await import('../nats/connect.js');
   const link = NatsLink.open(settings, { name: 'tollgate-controlplane' });
@@ -217,6 +239,7 @@ async function serve(argv: string[]): Promise<number> {
       pointerKey: values['policy-set'] ?? DEFAULT_POINTER_KEY,
       keep,
       replicas,
+      region: placement.home,
     },
   };
   if (values.entrypoint) opts.entrypoints = values.entrypoint;
@@ -245,7 +268,7 @@ async function serve(argv: string[]): Promise<number> {
     // A fresh cluster elects its JetStream leader first: retry for a while before giving up.
     for (let attempt = 1; ; attempt++) {
       try {
-        await provisionStreams(nc, log, replicas);
+        await provisionStreams(nc, log, replicas, placement);
         break;
       } catch (e) {
         if (attempt >= 30) throw new Error(`cannot create the mesh's streams: ${(e as Error).message}`);

@@ -2,6 +2,7 @@ import { createHash, createPublicKey } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
+import { placedIn } from '../nats/placement.js';
 import { isRevision, nextRevision, parseRevision } from '../bundle/revision.js';
 import { readBundle, writeBundle, type BundleFiles } from '../policy/bundle.js';
 import type { SigningKey, VerificationKey } from './keys.js';
@@ -24,6 +25,8 @@ export interface PublisherOptions {
   maxAttempts?: number;
   /** JetStream replicas of the buckets this creates (1, or 3 on a cluster). */
   replicas?: number;
+  /** Region (NATS cluster of a supercluster) the buckets this creates are placed in; null: any. */
+  region?: string | null;
   /**
    * false: open the buckets the control plane created, never create them (a credential that may
    * publish under some pointer keys but not manage streams: the Kubernetes operator).
@@ -69,6 +72,7 @@ export class BundlePublisher {
       keep: Math.max(2, options.keep ?? 20),
       maxAttempts: options.maxAttempts ?? 5,
       replicas: options.replicas ?? 1,
+      region: options.region ?? null,
       create: options.create ?? true,
     };
     if (!opts.create) {
@@ -78,8 +82,8 @@ export class BundlePublisher {
         throw new Error(`cannot open the bundle buckets ${opts.kvBucket}/${opts.objectBucket} (${(e as Error).message}): the control plane creates them; start it first`);
       }
     }
-    const kv = await new Kvm(nc).create(opts.kvBucket, { history: 10, replicas: opts.replicas, description: 'Tollgate policy bundle pointers' });
-    const store = await new Objm(nc).create(opts.objectBucket, { replicas: opts.replicas, description: 'Tollgate signed policy bundles' });
+    const kv = await new Kvm(nc).create(opts.kvBucket, { history: 10, replicas: opts.replicas, description: 'Tollgate policy bundle pointers', ...placedIn(opts.region) });
+    const store = await new Objm(nc).create(opts.objectBucket, { replicas: opts.replicas, description: 'Tollgate signed policy bundles', ...placedIn(opts.region) });
     return new BundlePublisher(kv, store, opts);
   }
 

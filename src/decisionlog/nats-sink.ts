@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { NatsLink } from '../nats/connect.js';
+import { placedIn } from '../nats/placement.js';
 import type { ChainedEntry } from './chain.js';
 import { chained, parseLine } from './lines.js';
 import { EntryCursor } from './reader.js';
@@ -120,6 +121,8 @@ export interface DecisionStreamSettings {
   maxAgeMs: number;
   /** Stream replicas when this creates it (default 1). */
   replicas?: number;
+  /** Region (NATS cluster of a supercluster) the stream is placed in when this creates it. */
+  region?: string | null;
 }
 
 /** Creates the decision stream if it does not exist; warns when an existing one misses our subjects. */
@@ -138,7 +141,7 @@ export async function ensureDecisionStream(nc: NatsConnection, o: DecisionStream
   await jsm.streams.add({
     name: o.stream, subjects: [wanted], storage: StorageType.File, retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old, duplicate_window: nanos(o.duplicateWindowMs), max_age: nanos(o.maxAgeMs),
-    num_replicas: o.replicas ?? 1, description: 'Tollgate decision records (hash-chained; see docs/decision-log.md)',
+    num_replicas: o.replicas ?? 1, description: 'Tollgate decision records (hash-chained; see docs/decision-log.md)', ...placedIn(o.region),
   });
 }
 

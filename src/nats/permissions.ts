@@ -1,4 +1,5 @@
 import { MCPPOLICY_POINTER_PREFIX } from '../bundle/policy-keys.js';
+import { regionalBucket } from '../budget/config.js';
 import { DEFINITIONS_KEY } from '../budget/definitions.js';
 import { identityToken, inboxPrefixFor } from './identity.js';
 
@@ -19,6 +20,11 @@ export interface NatsResources {
   pointer: string;
   /** KV bucket with budget usage and leases. */
   budgetUsage: string;
+  /**
+   * Regions with a usage bucket of their own (`<budgetUsage>_<region>`, budgets with
+   * `nats.scope: region`; docs/multi-region.md). Every right on the usage bucket covers these too.
+   */
+  budgetRegions?: readonly string[];
   /** KV bucket with budget definitions and limit overrides. */
   budgetConfig: string;
   /** Stream of decision records, and the subject prefix its records use. */
@@ -60,6 +66,11 @@ export interface UserPermissions {
 }
 
 const kvStream = (bucket: string): string => `KV_${bucket}`;
+
+/** The global usage bucket and every region's. */
+function usageBuckets(r: NatsResources): string[] {
+  return [r.budgetUsage, ...(r.budgetRegions ?? []).map((region) => regionalBucket(r.budgetUsage, region))];
+}
 const objStream = (bucket: string): string => `OBJ_${bucket}`;
 
 /** Reading a stream: its info, single-message gets, and ordered (ephemeral) consumers on it. */
@@ -111,9 +122,9 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
     case 'controlplane':
       publish = [
         ...common,
-        ...[objStream(r.bundles), kvStream(r.pointer), kvStream(r.budgetUsage), kvStream(r.budgetConfig), r.decisions, kvStream(r.pins), kvStream(r.toolsSeen)].flatMap(manageStream),
+        ...[objStream(r.bundles), kvStream(r.pointer), ...usageBuckets(r).map(kvStream), kvStream(r.budgetConfig), r.decisions, kvStream(r.pins), kvStream(r.toolsSeen)].flatMap(manageStream),
         ...readStream(objStream(r.bundles)), ...readStream(kvStream(r.pointer)), ...getOnly(kvStream(r.budgetConfig)),
-        `$JS.API.STREAM.INFO.${kvStream(r.budgetUsage)}`, `$JS.API.STREAM.INFO.${r.decisions}`,
+        ...usageBuckets(r).map((b) => `$JS.API.STREAM.INFO.${kvStream(b)}`), `$JS.API.STREAM.INFO.${r.decisions}`,
         // Object store writes, and purging a deleted (pruned) bundle's chunks.
         `$O.${r.bundles}.>`, `$JS.API.STREAM.PURGE.${objStream(r.bundles)}`,
         `$KV.${r.pointer}.>`, `$KV.${r.budgetConfig}.specs`,
@@ -123,11 +134,11 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
       publish = [
         ...common,
         ...readStream(objStream(r.bundles)), ...readStream(kvStream(r.pointer)),
-        ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)),
+        ...getOnly(kvStream(r.budgetConfig)), ...usageBuckets(r).flatMap((b) => getOnly(kvStream(b))),
         // Follows the published budget definitions live (nats.definitions: true): an ordered
         // consumer filtered to that one key; the filter is part of the request subject.
         ...watchKey(r.budgetConfig, DEFINITIONS_KEY),
-        `$KV.${r.budgetUsage}.>`,
+        ...usageBuckets(r).map((b) => `$KV.${b}.>`),
         `$JS.API.STREAM.INFO.${r.decisions}`,
         decisionWriterSubjects(r, spiffeId),
         // Reading back its own last checkpoint anchor at start (last message on its anchor subject).
@@ -143,15 +154,15 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
       publish = [
         ...common,
         ...readStream(r.decisions), ...readStream(kvStream(r.pointer)),
-        ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)),
+        ...getOnly(kvStream(r.budgetConfig)), ...usageBuckets(r).flatMap((b) => getOnly(kvStream(b))),
         ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)),
       ];
       break;
     case 'operator':
       publish = [
         ...common,
-        ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)),
-        `$KV.${r.budgetConfig}.limits`, `$KV.${r.budgetUsage}.>`,
+        ...getOnly(kvStream(r.budgetConfig)), ...usageBuckets(r).flatMap((b) => getOnly(kvStream(b))),
+        `$KV.${r.budgetConfig}.limits`, ...usageBuckets(r).map((b) => `$KV.${b}.>`),
         // `tollgate tools approve|revoke` writes signed pin statements; authz verifies them.
         ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)), `$KV.${r.pins}.>`,
       ];
@@ -167,7 +178,7 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         `$O.${r.bundles}.>`, `$JS.API.STREAM.PURGE.${objStream(r.bundles)}`,
         `$KV.${r.pointer}.${MCPPOLICY_POINTER_PREFIX}.>`,
         // TokenBudget definitions, and the usage it shows in status.
-        ...getOnly(kvStream(r.budgetConfig)), ...getOnly(kvStream(r.budgetUsage)), `$KV.${r.budgetConfig}.${DEFINITIONS_KEY}`,
+        ...getOnly(kvStream(r.budgetConfig)), ...usageBuckets(r).flatMap((b) => getOnly(kvStream(b))), `$KV.${r.budgetConfig}.${DEFINITIONS_KEY}`,
         // MCPServer status: tool definitions pending review.
         ...readStream(kvStream(r.pins)), ...readStream(kvStream(r.toolsSeen)),
       ];

@@ -19,6 +19,32 @@ export interface ClusterSettings {
   routes: string[];
 }
 
+/** A remote region's gateway: the cluster name and its members' gateway URLs. */
+export interface RemoteGateway {
+  name: string;
+  /** nats://host:port of that cluster's gateway listeners. */
+  urls: string[];
+}
+
+/**
+ * Gateways join clusters (regions) into one supercluster: one JetStream, streams placed per
+ * cluster. `name` must be this server's cluster name (nats-server requires the two to match).
+ */
+export interface GatewaySettings {
+  name: string;
+  host: string;
+  port: number;
+  gateways: RemoteGateway[];
+  /** host:port the other regions are told to dial for this server (a load balancer's, a relay's); default: `listen`. */
+  advertise?: string;
+  /**
+   * With TLS: the only identity (SPIFFE ID in the certificate's URI SAN) a gateway peer may
+   * present. A gateway link carries every account's traffic past user permissions, so a mesh
+   * client certificate from the same CA must not be able to open one.
+   */
+  peerIdentity?: string;
+}
+
 export interface ServerConfigInput {
   serverName: string;
   host: string;
@@ -29,6 +55,7 @@ export interface ServerConfigInput {
   /** Users by certificate SPIFFE ID; with tls. Nobody else can connect. */
   users: UserPermissions[];
   cluster?: ClusterSettings | null;
+  gateway?: GatewaySettings | null;
 }
 
 const q = (s: string): string => JSON.stringify(s);
@@ -89,5 +116,26 @@ export function renderServerConfig(c: ServerConfigInput): string {
     }
     lines.push('}');
   }
+  if (c.gateway) lines.push(...renderGateway(c.gateway, c.tls, c.cluster?.name ?? null));
   return lines.join('\n') + '\n';
+}
+
+function renderGateway(g: GatewaySettings, tls: ServerTls | null, clusterName: string | null): string[] {
+  if (clusterName !== null && clusterName !== g.name) throw new Error(`gateway name "${g.name}" must equal the cluster name "${clusterName}"`);
+  if (tls && !g.peerIdentity) throw new Error('a TLS gateway needs the identity its peers present (peerIdentity)');
+  const lines = ['gateway {', `  name: ${q(g.name)}`, `  listen: ${q(`${g.host}:${g.port}`)}`];
+  if (g.advertise) lines.push(`  advertise: ${q(g.advertise)}`);
+  if (tls) {
+    // Mutual TLS, and the peer's certificate must name the NATS servers' own identity: verify_and_map
+    // matches its URI SAN against the one user below (a password would be a second secret to ship).
+    lines.push(
+      '  tls {', `    cert_file: ${q(tls.cert)}`, `    key_file: ${q(tls.key)}`, `    ca_file: ${q(tls.ca)}`,
+      '    verify_and_map: true', '    timeout: 3', '  }',
+      `  authorization { user: ${q(g.peerIdentity!)} }`,
+    );
+  }
+  lines.push('  gateways: [');
+  for (const r of g.gateways) lines.push(`    { name: ${q(r.name)}, urls: ${list(r.urls)} }`);
+  lines.push('  ]', '}');
+  return lines;
 }

@@ -1,7 +1,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { renderServerConfig, type ClusterSettings, type ServerTls } from '../nats/server-config.js';
+import { certificateIdentity } from '../nats/identity.js';
+import { isRegionName } from '../nats/placement.js';
+import { renderServerConfig, type ClusterSettings, type GatewaySettings, type RemoteGateway, type ServerTls } from '../nats/server-config.js';
 import type { UserPermissions } from '../nats/permissions.js';
 import { ManagedProcess } from './process.js';
 import { freePort, waitForPort } from './net.js';
@@ -20,6 +22,8 @@ export interface NatsServerOptions {
   users?: UserPermissions[];
   /** Join a cluster (routes on loopback). */
   cluster?: ClusterSettings;
+  /** Join other clusters (regions) through gateways; needs `cluster` with the same name. */
+  gateway?: GatewaySettings;
   serverName?: string;
 }
 
@@ -47,7 +51,7 @@ export class NatsServer {
     const configFile = join(storeDir, 'nats-server.conf');
     writeFileSync(configFile, renderServerConfig({
       serverName: opts.serverName ?? `tollgate-${port}`, host, port, storeDir,
-      tls: opts.tls ?? null, users: opts.users ?? [], cluster: opts.cluster ?? null,
+      tls: opts.tls ?? null, users: opts.users ?? [], cluster: opts.cluster ?? null, gateway: gatewayWithPeer(opts),
     }), { mode: 0o600 });
     const echo = opts.echo ?? false;
     const proc = await NatsServer.spawn(configFile, host, port, echo);
@@ -85,8 +89,19 @@ export class NatsServer {
   }
 }
 
-export interface NatsClusterOptions extends Omit<NatsServerOptions, 'port' | 'cluster' | 'serverName' | 'storeDir'> {
+/** Gateway peers present the servers' own certificate: its SPIFFE ID is the one they may show. */
+function gatewayWithPeer(opts: NatsServerOptions): GatewaySettings | null {
+  if (!opts.gateway) return null;
+  if (!opts.tls || opts.gateway.peerIdentity) return opts.gateway;
+  return { ...opts.gateway, peerIdentity: certificateIdentity(opts.tls.cert) };
+}
+
+export interface NatsClusterOptions extends Omit<NatsServerOptions, 'port' | 'cluster' | 'serverName' | 'storeDir' | 'gateway'> {
   size: number;
+  /** Cluster name (a region's name in a supercluster); default "tollgate". */
+  name?: string;
+  /** Gateway listeners, one port per member, and the other regions to join. */
+  gateway?: { ports: number[]; remotes: RemoteGateway[]; advertise?: string[] };
   /** Client ports, one per member (0/unset: free ports). */
   ports?: number[];
   /** Each member's store is `<storeDir>/n<i>`; a temp dir when unset. */
@@ -98,7 +113,7 @@ export interface NatsClusterOptions extends Omit<NatsServerOptions, 'port' | 'cl
  * --nats-cluster N` and the failover tests. Clients are given every member's URL (`urls`).
  */
 export class NatsCluster {
-  private constructor(readonly members: NatsServer[], private readonly ownsStore: string | null) {}
+  private constructor(readonly name: string, readonly members: NatsServer[], private readonly ownsStore: string | null) {}
 
   static async start(o: NatsClusterOptions): Promise<NatsCluster> {
     if (!Number.isInteger(o.size) || o.size < 1) throw new Error(`a NATS cluster needs at least one member, got ${o.size}`);
@@ -111,14 +126,25 @@ export class NatsCluster {
       ports.push(o.ports?.[i] || (await freePort(host)));
       routePorts.push(await freePort(host));
     }
+    const name = o.name ?? 'tollgate';
+    const { gateway, ...serverOpts } = o;
+    if (gateway && gateway.ports.length !== o.size) throw new Error(`a gateway port per member: ${o.size} members, ${gateway.ports.length} ports`);
     const members = await Promise.all(ports.map((port, i) => NatsServer.start({
-      ...o, host, port, storeDir: join(base, `n${i + 1}`), serverName: `tollgate-n${i + 1}`,
+      ...serverOpts, host, port, storeDir: join(base, `n${i + 1}`), serverName: NatsCluster.memberName(name, i),
       cluster: {
-        name: 'tollgate', host, port: routePorts[i]!,
-        routes: routePorts.filter((_, j) => j !== i).map((p) => `nats-route://${host}:${p}`),
+        name, host, port: routePorts[i]!,
+        // A one-server region lists itself: nats-server ignores a self-route, and JetStream in a
+        // supercluster refuses to start a cluster with no route configured at all.
+        routes: routePorts.filter((_, j) => j !== i || o.size === 1).map((p) => `nats-route://${host}:${p}`),
       },
+      ...(gateway ? { gateway: { name, host, port: gateway.ports[i]!, gateways: gateway.remotes, ...(gateway.advertise ? { advertise: gateway.advertise[i]! } : {}) } } : {}),
     })));
-    return new NatsCluster(members, ownsStore);
+    return new NatsCluster(name, members, ownsStore);
+  }
+
+  /** Server names are unique across a supercluster: JetStream tells servers apart by name. */
+  private static memberName(cluster: string, i: number): string {
+    return cluster === 'tollgate' ? `tollgate-n${i + 1}` : `tollgate-${cluster}-n${i + 1}`;
   }
 
   /** Every member's client URL: what clients get as seeds. */
@@ -126,8 +152,7 @@ export class NatsCluster {
 
   /** The member whose nats-server calls itself `name` (stream info names leaders this way). */
   byName(name: string): NatsServer | undefined {
-    const i = Number(/^tollgate-n(\d+)$/.exec(name)?.[1]) - 1;
-    return this.members[i];
+    return this.members.find((_, i) => NatsCluster.memberName(this.name, i) === name);
   }
 
   async stop(): Promise<void> {
@@ -136,6 +161,71 @@ export class NatsCluster {
 
   async dispose(): Promise<void> {
     await Promise.all(this.members.map((m) => m.dispose()));
+    if (this.ownsStore) rmSync(this.ownsStore, { recursive: true, force: true });
+  }
+}
+
+export interface NatsSuperclusterOptions extends Omit<NatsClusterOptions, 'size' | 'name' | 'gateway' | 'ports'> {
+  /** One cluster per region; a region's name is its NATS cluster name (what placement names). */
+  regions: Array<{ name: string; size: number }>;
+  /**
+   * The port the other regions dial for a member's gateway listener `port` (default: `port`
+   * itself). Tests put a relay there that they can cut, to part the regions with every server up.
+   */
+  gatewayVia?: (region: string, port: number) => Promise<number>;
+}
+
+/**
+ * Several NATS clusters joined by gateways into one supercluster, one per region (docs/multi-region.md):
+ * one JetStream across them, each stream placed in one region's cluster and reachable from all.
+ * Every gateway is mutual TLS when `tls` is given, and admits only the servers' own identity.
+ */
+export class NatsSupercluster {
+  /** `gateways`: each region's gateway URLs, as every member was given them. */
+  private constructor(readonly regions: Map<string, NatsCluster>, readonly gateways: RemoteGateway[], private readonly ownsStore: string | null) {}
+
+  static async start(o: NatsSuperclusterOptions): Promise<NatsSupercluster> {
+    const names = o.regions.map((r) => r.name);
+    if (names.length < 2) throw new Error('a supercluster joins at least two regions');
+    if (new Set(names).size !== names.length) throw new Error(`region names must differ: ${names.join(', ')}`);
+    const bad = names.find((n) => !isRegionName(n));
+    if (bad !== undefined) throw new Error(`"${bad}" is not a region name (1-32 letters, digits or "-": it becomes the NATS cluster name)`);
+    const host = o.host ?? '127.0.0.1';
+    const ownsStore = o.storeDir ? null : mkdtempSync(join(tmpdir(), 'tollgate-nats-super-'));
+    const base = o.storeDir ?? ownsStore!;
+    const gwPorts = new Map<string, number[]>();
+    for (const r of o.regions) {
+      const ports: number[] = [];
+      for (let i = 0; i < r.size; i++) ports.push(await freePort(host));
+      gwPorts.set(r.name, ports);
+    }
+    const { regions, gatewayVia, ...rest } = o;
+    const dialed = new Map<string, number[]>();
+    for (const r of regions) dialed.set(r.name, await Promise.all(gwPorts.get(r.name)!.map((p) => (gatewayVia ? gatewayVia(r.name, p) : p))));
+    const remotes: RemoteGateway[] = regions.map((r) => ({ name: r.name, urls: dialed.get(r.name)!.map((p) => `nats://${host}:${p}`) }));
+    const started = await Promise.allSettled(regions.map((r) => NatsCluster.start({
+      ...rest, host, size: r.size, name: r.name, storeDir: join(base, r.name),
+      // Self-gateway entries are ignored by nats-server, so every region gets the same list.
+      gateway: { ports: gwPorts.get(r.name)!, remotes, ...(gatewayVia ? { advertise: dialed.get(r.name)!.map((p) => `${host}:${p}`) } : {}) },
+    })));
+    const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(ok.map((c) => c.dispose()));
+      if (ownsStore) rmSync(ownsStore, { recursive: true, force: true });
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    return new NatsSupercluster(new Map(ok.map((c) => [c.name, c])), remotes, ownsStore);
+  }
+
+  region(name: string): NatsCluster {
+    const c = this.regions.get(name);
+    if (!c) throw new Error(`no region ${name} (have ${[...this.regions.keys()].join(', ')})`);
+    return c;
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([...this.regions.values()].map((c) => c.dispose()));
     if (this.ownsStore) rmSync(this.ownsStore, { recursive: true, force: true });
   }
 }

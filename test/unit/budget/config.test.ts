@@ -91,4 +91,21 @@ nats:
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('scope region names the region and uses its own usage bucket; global shares one (docs/multi-region.md)', () => {
+    const global = parseBudgetConfig('budgets: []\nnats: { url: "nats://x:4222" }', FILE).nats!;
+    assert.equal(global.scope, 'global');
+    assert.equal(global.region, null);
+    assert.equal(global.bucket, 'tollgate_budgets');
+    const west = parseBudgetConfig('budgets: []\nnats: { scope: region, region: us-west }', FILE).nats!;
+    assert.equal(west.scope, 'region');
+    assert.equal(west.region, 'us-west');
+    assert.equal(west.bucket, 'tollgate_budgets_us-west');
+    assert.equal(west.configBucket, 'tollgate_budget_config', 'limits and declarations stay global');
+    assert.equal(parseBudgetConfig('budgets: []\nnats: { scope: region, region: eu, bucket: usage }', FILE).nats!.bucket, 'usage_eu');
+    fails('budgets: []\nnats: { scope: region }', 'nats.region', /required with nats.scope: region/);
+    fails('budgets: []\nnats: { region: eu }', 'nats.region', /only read with nats.scope: region/);
+    fails('budgets: []\nnats: { scope: planet }', 'nats.scope', /one of global, region, got "planet"/);
+    fails('budgets: []\nnats: { scope: region, region: "eu.west" }', 'nats.region', /"eu\.west" must be 1-32 letters, digits or "-"/);
+  });
 });

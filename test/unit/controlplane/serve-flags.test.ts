@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { controlplaneCommand } from '../../../src/cli/controlplane.js';
+import { controlplaneCommand, placementFlags } from '../../../src/cli/controlplane.js';
 import { UsageError } from '../../../src/cli/types.js';
 
 /** `controlplane serve`: where sidecar registrations come from is one explicit choice. */
@@ -22,5 +22,15 @@ describe('controlplane serve: registration source flags', () => {
     const certs = ['--workload-certs', '127.0.0.1:0', '--ca-dir', 'ca', '--xds-cert', 'c', '--xds-key', 'k', '--mesh-ca', 'ca', '--registrations-from-kube'];
     await refused([...certs, '--workload-cert-lifetime', '500ms'], /--workload-cert-lifetime must be at least 1s/);
     await refused([...certs, '--workload-cert-lifetime', 'soon'], /./);
+  });
+});
+
+describe('controlplane serve: region placement flags', () => {
+  it('reads the home region and the budget regions, and refuses names that are no NATS cluster name', () => {
+    assert.deepEqual(placementFlags(undefined, undefined), { home: null, budgetRegions: [] });
+    assert.deepEqual(placementFlags('east', 'east, west,west'), { home: 'east', budgetRegions: ['east', 'west'] });
+    assert.throws(() => placementFlags('us east', undefined), (e: unknown) => e instanceof UsageError && /--region: "us east" is not a region name/.test(e.message));
+    assert.throws(() => placementFlags(undefined, 'east,*'), /--budget-regions: "\*" is not a region name/);
+    assert.throws(() => placementFlags(undefined, ' , '), /needs at least one region name/);
   });
 });

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { connect } from 'node:net';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer, NatsSupercluster } from '../../../src/util/nats-server.js';
 
 describe('nats-server launcher', () => {
   it('starts a real server with JetStream and stops it', async () => {
@@ -16,5 +16,11 @@ describe('nats-server launcher', () => {
       await srv.dispose();
     }
     assert.equal(srv.running, false);
+  });
+
+  it('refuses a supercluster of fewer than two regions, repeated names, and names that are no cluster name', async () => {
+    await assert.rejects(NatsSupercluster.start({ regions: [{ name: 'east', size: 1 }] }), /at least two regions/);
+    await assert.rejects(NatsSupercluster.start({ regions: [{ name: 'east', size: 1 }, { name: 'east', size: 1 }] }), /must differ: east, east/);
+    await assert.rejects(NatsSupercluster.start({ regions: [{ name: 'east', size: 1 }, { name: 'us west', size: 1 }] }), /"us west" is not a region name/);
   });
 });
