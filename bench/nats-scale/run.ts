@@ -17,6 +17,7 @@ import type { NatsTlsFiles } from '../../src/nats/settings.js';
 import { DEFAULT_RESOURCES } from '../../src/nats/permissions.js';
 import { cpuSeconds, currentRss, RssSampler } from '../proc.js';
 import { budgetSpecs, checkPlan, overshootBound, sidecarsCharging, splitRanges, type TrafficPlan } from './plan.js';
+import { noRefusals, type RefusalCounts } from './refusals.js';
 import { wallNow } from './sidecar.js';
 import { cpuPercent, summarize } from './stats.js';
 import type { BudgetOutcome, FromWorker, ScaleResult, ServerUsage, ToWorker, WorkerReport, WorkerSetup } from './types.js';
@@ -209,7 +210,7 @@ async function collect(c: Collected): Promise<ScaleResult> {
     const used = e && e.operation === 'PUT' ? decodeLeaseState(new TextDecoder().decode(e.value)).used : 0;
     const charged = reports.reduce((a, r) => a + (r.charged[spec.name] ?? 0), 0);
     const n = sidecarsCharging(t, plan);
-    budgets.push({ name: spec.name, limit: spec.limit, used, charged, overshoot: Math.max(0, used - spec.limit), bound: overshootBound(n, plan.resultTokens[1]), sidecars: n });
+    budgets.push({ name: spec.name, limit: spec.limit, used, charged, overshoot: Math.max(0, charged - spec.limit), bound: overshootBound(n, plan.resultTokens[1]), sidecars: n });
   }
 
   const streams = [];
@@ -229,9 +230,15 @@ async function collect(c: Collected): Promise<ScaleResult> {
       offered, acked, inStream, perSec: offered / c.wallSec, publishMs: summarize(sidecars.flatMap((s) => s.publishMs)),
       failures: sidecars.reduce((a, s) => a + s.failures, 0),
     },
-    calls: { allowed: sidecars.reduce((a, s) => a + s.allowed, 0), refused: sidecars.reduce((a, s) => a + s.refused, 0) },
+    calls: { allowed: sidecars.reduce((a, s) => a + s.allowed, 0), refused: sumRefusals(sidecars.map((s) => s.refused)) },
     servers: c.servers, streams,
     simulator: { cpuPercent: cpuPercent(0, cpuSec, c.wallSec), peakRssMiB: reports.reduce((a, r) => a + r.peakRssBytes, 0) / 2 ** 20 },
     warnings,
   };
+}
+
+function sumRefusals(all: RefusalCounts[]): RefusalCounts {
+  const out = noRefusals();
+  for (const r of all) for (const k of Object.keys(out) as Array<keyof RefusalCounts>) out[k] += r[k];
+  return out;
 }

@@ -16,6 +16,7 @@ import { PolicyHolder } from '../../src/policy/holder.js';
 import { NatsBundleSource } from '../../src/policy/sources/nats.js';
 import type { PolicyLoader } from '../../src/policy/sources/types.js';
 import { poissonGapMs, seededRandom, teamsOf, uniformInt, type TrafficPlan } from './plan.js';
+import { noRefusals, refusalKind } from './refusals.js';
 import type { SidecarReport } from './types.js';
 import { sampleInput } from '../../test/unit/decisionlog/fixtures.js';
 
@@ -67,7 +68,7 @@ export class SimSidecar {
   constructor(private readonly o: SidecarOptions) {
     this.name = `sim-${o.runId}-${o.id}`;
     this.rand = seededRandom(o.seed * 1_000_003 + o.id);
-    this.report = { id: o.id, swaps: {}, offered: 0, acked: 0, failures: 0, publishMs: [], allowed: 0, refused: 0 };
+    this.report = { id: o.id, swaps: {}, offered: 0, acked: 0, failures: 0, publishMs: [], allowed: 0, refused: noRefusals() };
   }
 
   /** Starts the three clients; resolves once a first bundle is in force and leases are held. */
@@ -131,7 +132,7 @@ export class SimSidecar {
         // The result is charged after it was passed on, as ext_proc does.
         this.gate!.charge(subject, result);
       } else {
-        this.report.refused++;
+        this.report.refused[refusalKind(check.reason)]++;
       }
       if (this.running) await sleep(poissonGapMs(this.rand, p.callsPerSec));
     }

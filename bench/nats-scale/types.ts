@@ -1,5 +1,6 @@
 import type { Summary } from './stats.js';
 import type { TrafficPlan } from './plan.js';
+import type { RefusalCounts } from './refusals.js';
 
 /**
  * What the parent and the worker processes of `make bench-nats-scale` say to each other (Node IPC),
@@ -38,7 +39,7 @@ export interface SidecarReport {
   /** offer → ack, ms, every record. */
   publishMs: number[];
   allowed: number;
-  refused: number;
+  refused: RefusalCounts;
 }
 
 export interface WorkerReport {
@@ -76,6 +77,7 @@ export interface BudgetOutcome {
   used: number;
   /** What the simulated Checks charged (the sum the KV entry must hold). */
   charged: number;
+  /** Tokens charged past the limit (from what the Checks charged: the KV entry can under-count). */
   overshoot: number;
   bound: number;
   sidecars: number;
@@ -90,7 +92,7 @@ export interface ScaleResult {
   propagation: Array<{ revision: string; publishMs: number; toAll: Summary; reached: number }>;
   lease: { writesPerSec: number; budgets: BudgetOutcome[] };
   log: { offered: number; acked: number; inStream: number; perSec: number; publishMs: Summary; failures: number };
-  calls: { allowed: number; refused: number };
+  calls: { allowed: number; refused: RefusalCounts };
   servers: ServerUsage[];
   streams: Array<{ name: string; messages: number; bytes: number; replicas: number }>;
   simulator: { cpuPercent: number; peakRssMiB: number };
