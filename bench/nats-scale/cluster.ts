@@ -1,4 +1,3 @@
-import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKeyPair, signingKeyFromText, type SigningKey } from '../../src/controlplane/keys.js';
 import { BundlePublisher } from '../../src/controlplane/publisher.js';
@@ -10,6 +9,7 @@ import { LocalPki } from '../../src/pki/index.js';
 import { readBundle, type BundleFiles } from '../../src/policy/bundle.js';
 import { buildPolicyBundle } from '../../src/policy/build.js';
 import { NatsCluster } from '../../src/util/nats-server.js';
+import { writePolicy } from '../../test/integration/controlplane/support.js';
 
 /**
  * What `make bench-nats-scale` (and its test) runs against: a TLS NATS cluster of `size` nodes
@@ -29,17 +29,6 @@ export interface BenchCluster {
   replicas: number;
   close(): Promise<void>;
 }
-
-const POLICY = [
-  'package tollgate.authz',
-  '',
-  'default allow := false',
-  '',
-  'allow if input.mcp.tool in data.allowed_tools',
-  '',
-  'decision := {"allow": allow, "reasons": []}',
-  '',
-].join('\n');
 
 async function until<T>(what: string, ms: number, f: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + ms;
@@ -70,9 +59,7 @@ export async function startBenchCluster(workDir: string, o: { size?: number; rep
     const pair = await generateSigningKeyPair('EdDSA');
     const signing = await signingKeyFromText(pair.privatePem, 'bench signing key', { kid: pair.kid });
     const policyDir = join(workDir, 'policy');
-    mkdirSync(policyDir, { recursive: true });
-    writeFileSync(join(policyDir, 'authz.rego'), POLICY);
-    writeFileSync(join(policyDir, 'data.json'), JSON.stringify({ allowed_tools: ['search'] }));
+    writePolicy(policyDir, ['search']);
     const bundle = await readBundle(await buildPolicyBundle(policyDir));
     return {
       cluster, control, reader, publisher, signing, verificationKeyPem: pair.publicPem, bundle, authzTls: creds.clients.get('authz')!.tls, replicas,

@@ -80,13 +80,19 @@ async function main(): Promise<void> {
       });
       results.push(result);
       for (const w of result.warnings.slice(0, 5)) console.log(`  warning: ${w}`);
+      // Each count's table as soon as it is measured: a later count that fails loses nothing.
+      console.log(`\n${formatResults([result])}\n`);
+      if (values.json) writeJson(values.json, base, results);
     } finally {
       await bench.close();
       rmSync(work, { recursive: true, force: true });
     }
   }
   console.log(`\n${formatResults(results)}`);
-  if (values.json) writeFileSync(values.json, JSON.stringify({ machine: { cores: cpus().length, cpu: cpus()[0]?.model, memoryGiB: totalmem() / 2 ** 30 }, plan: base, results }, null, 2));
+}
+
+function writeJson(file: string, plan: Omit<TrafficPlan, 'sidecars'>, results: ScaleResult[]): void {
+  writeFileSync(file, JSON.stringify({ machine: { cores: cpus().length, cpu: cpus()[0]?.model, memoryGiB: totalmem() / 2 ** 30, loadavg: loadavg() }, plan, results }, null, 2));
 }
 
 main().catch((e: Error) => {

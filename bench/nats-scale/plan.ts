@@ -117,16 +117,7 @@ export function splitRanges(n: number, parts: number): Array<{ from: number; to:
 }
 
 /** A small seeded generator (mulberry32): the same seed gives the same traffic. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as seededRandom } from '../../test/support/prng.js';
 
 /** Wait before the next call of a Poisson stream of `perSec` calls a second. */
 export function poissonGapMs(rand: () => number, perSec: number): number {

@@ -74,6 +74,8 @@ export class SimSidecar {
   /** Starts the three clients; resolves once a first bundle is in force and leases are held. */
   async start(): Promise<void> {
     const { link } = this.o;
+    // On a loaded machine hundreds of TLS handshakes take a while; the budget store allows 5 s.
+    await link.ready(120_000);
     const holder = new PolicyHolder();
     this.source = new NatsBundleSource({ holder, nats: link, keys: this.o.keys, load: revisionOnly, retryMs: 500 });
     this.source.events.on('swapped', ({ revision }) => {

@@ -34,18 +34,22 @@ class Worker {
     const budgets = budgetSpecs(this.s.budgetNames, this.s.plan);
     mkdirSync(this.s.workDir, { recursive: true });
     const count = this.s.to - this.s.from;
-    for (let i = 0; i < count; i++) {
-      if (i % this.s.perConnection === 0) {
-        this.links.push(NatsLink.open({ servers: this.s.servers, tls: this.s.tls }, { name: `sim-${this.s.runId}-${this.s.from + i}`, firstConnectMs: 30_000 }));
+    // Pods do not all start in the same millisecond: a few dozen at a time, each batch connecting
+    // (TLS handshakes) only when its turn comes.
+    for (let first = 0; first < count; first += 25) {
+      const batch: SimSidecar[] = [];
+      for (let i = first; i < Math.min(count, first + 25); i++) {
+        if (i % this.s.perConnection === 0) {
+          this.links.push(NatsLink.open({ servers: this.s.servers, tls: this.s.tls }, { name: `sim-${this.s.runId}-${this.s.from + i}`, firstConnectMs: 60_000 }));
+        }
+        batch.push(new SimSidecar({
+          id: this.s.from + i, runId: this.s.runId, link: this.links[this.links.length - 1]!, keys, plan: this.s.plan, budgets, workDir: this.s.workDir,
+          seed: this.s.seed, onSwap: (revision) => this.swapped(revision), warn: (m) => this.warn(m),
+        }));
       }
-      const id = this.s.from + i;
-      this.sidecars.push(new SimSidecar({
-        id, runId: this.s.runId, link: this.links[this.links.length - 1]!, keys, plan: this.s.plan, budgets, workDir: this.s.workDir, seed: this.s.seed,
-        onSwap: (revision) => this.swapped(revision), warn: (m) => this.warn(m),
-      }));
+      this.sidecars.push(...batch);
+      await Promise.all(batch.map((sc) => sc.start()));
     }
-    // Pods do not all start in the same millisecond: a few dozen at a time.
-    for (let i = 0; i < this.sidecars.length; i += 25) await Promise.all(this.sidecars.slice(i, i + 25).map((sc) => sc.start()));
     this.cpu0 = cpuUsage();
     send({ type: 'ready', loaded: this.sidecars.filter((sc) => sc.revision !== null).length });
   }
