@@ -2,9 +2,11 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { startBenchCluster, type BenchCluster } from '../../../bench/nats-scale/cluster.js';
 import { DEFAULT_PLAN } from '../../../bench/nats-scale/plan.js';
 import { runScale } from '../../../bench/nats-scale/run.js';
+import { MESH_MAX_CONSUMERS } from '../../../src/controlplane/streams.js';
 
 /**
  * Issue 20's load tool (`make bench-nats-scale`) on a small scale: five simulated sidecars in two
@@ -57,5 +59,8 @@ describe('the NATS scale simulator against a three-node cluster', function () {
     assert.equal(r.servers.length, 3);
     for (const s of r.servers) assert.ok(s.cpuPercent > 0 && s.rssMiB > 0, `${s.name}: ${JSON.stringify(s)}`);
     assert.ok(r.streams.find((s) => s.name === 'TOLLGATE_DECISIONS')?.replicas === 3);
+    // Past nats-server 2.15's default of 1,000 consumers a stream: one watch per sidecar on the pointer.
+    const jsm = await jetstreamManager(control);
+    for (const name of ['KV_tollgate_policy', 'OBJ_tollgate_bundles']) assert.equal((await jsm.streams.info(name)).config.max_consumers, MESH_MAX_CONSUMERS, name);
   });
 });
