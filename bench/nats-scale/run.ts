@@ -76,19 +76,28 @@ class WorkerHandle {
 
   send(m: ToWorker): void { this.child.send(m); }
 
-  /** The next message of `type`; a `failed` message or an exit throws, with the worker's reason. */
-  async next<T extends FromWorker['type']>(type: T, timeoutMs: number, keep?: (m: FromWorker) => void): Promise<Extract<FromWorker, { type: T }>> {
-    const deadline = Date.now() + timeoutMs;
+  /** Sidecars started so far (progress messages). */
+  started = 0;
+
+  /**
+   * The next message of `type`; a `failed` message or an exit throws, with the worker's reason.
+   * The wait is `timeoutMs` without news: each progress message starts it again.
+   */
+  async next<T extends FromWorker['type']>(type: T, timeoutMs: number): Promise<Extract<FromWorker, { type: T }>> {
+    let deadline = Date.now() + timeoutMs;
     for (;;) {
       while (this.queue.length) {
         const m = this.queue.shift()!;
         if (m.type === 'failed') throw new Error(`simulator worker failed: ${m.message}`);
         if (m.type === type) return m as Extract<FromWorker, { type: T }>;
-        keep?.(m);
+        if (m.type === 'progress') {
+          this.started = m.started;
+          deadline = Date.now() + timeoutMs;
+        }
       }
       if (this.exitError) throw new Error(this.exitError);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`simulator worker sent no "${type}" within ${timeoutMs} ms`);
+      if (left <= 0) throw new Error(`simulator worker sent no "${type}" and no progress for ${timeoutMs} ms (${this.started} of its ${this.size} sidecars started)`);
       await new Promise<void>((r) => { const t = setTimeout(r, left); this.waiter = () => { clearTimeout(t); r(); }; });
       this.waiter = null;
     }
@@ -129,8 +138,14 @@ export async function runScale(o: ScaleRunOptions): Promise<ScaleResult> {
       };
       h.send({ type: 'setup', setup });
     });
-    const readyMs = 60_000 + plan.sidecars * 200;
-    await Promise.all(handles.map((h) => h.next('ready', readyMs)));
+    const progress = setInterval(() => {
+      log(`  ${handles.reduce((a, h) => a + h.started, 0)} of ${plan.sidecars} sidecars started after ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    }, 30_000);
+    try {
+      await Promise.all(handles.map((h) => h.next('ready', 120_000)));
+    } finally {
+      clearInterval(progress);
+    }
     log(`  ${plan.sidecars} sidecars connected, bundle loaded and leases held in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
     const kvStream = `KV_${DEFAULT_NATS_SETTINGS.bucket}`;

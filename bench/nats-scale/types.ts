@@ -59,6 +59,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready'; loaded: number }
+  | { type: 'progress'; started: number }
   | { type: 'swapped'; revision: string; count: number }
   | { type: 'done'; report: WorkerReport }
   | { type: 'failed'; message: string };

@@ -49,6 +49,7 @@ class Worker {
       }
       this.sidecars.push(...batch);
       await Promise.all(batch.map((sc) => sc.start()));
+      send({ type: 'progress', started: this.sidecars.length });
     }
     this.cpu0 = cpuUsage();
     send({ type: 'ready', loaded: this.sidecars.filter((sc) => sc.revision !== null).length });
