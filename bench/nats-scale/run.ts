@@ -146,7 +146,8 @@ export async function runScale(o: ScaleRunOptions): Promise<ScaleResult> {
     } finally {
       clearInterval(progress);
     }
-    log(`  ${plan.sidecars} sidecars connected, bundle loaded and leases held in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const startSec = (performance.now() - started) / 1000;
+    log(`  ${plan.sidecars} sidecars connected, bundle loaded and leases held in ${startSec.toFixed(1)} s`);
 
     const kvStream = `KV_${DEFAULT_NATS_SETTINGS.bucket}`;
     const seq0 = await streamSeq(jsm, kvStream);
@@ -181,7 +182,7 @@ export async function runScale(o: ScaleRunOptions): Promise<ScaleResult> {
 
     for (const h of handles) h.send({ type: 'stop' });
     const reports: WorkerReport[] = (await Promise.all(handles.map((h) => h.next('done', 120_000)))).map((m) => m.report);
-    return await collect({ o, plan, runId, budgetNames, jsm, reports, publishes, wallSec, leaseWrites: seq1 - seq0, servers });
+    return await collect({ o, plan, startSec, runId, budgetNames, jsm, reports, publishes, wallSec, leaseWrites: seq1 - seq0, servers });
   } finally {
     for (const h of handles) if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGKILL');
   }
@@ -189,6 +190,7 @@ export async function runScale(o: ScaleRunOptions): Promise<ScaleResult> {
 
 interface Collected {
   o: ScaleRunOptions;
+  startSec: number;
   plan: TrafficPlan;
   runId: string;
   budgetNames: string[];
@@ -246,6 +248,7 @@ async function collect(c: Collected): Promise<ScaleResult> {
       failures: sidecars.reduce((a, s) => a + s.failures, 0),
     },
     calls: { allowed: sidecars.reduce((a, s) => a + s.allowed, 0), refused: sumRefusals(sidecars.map((s) => s.refused)) },
+    restarts: sidecars.reduce((a, s) => a + s.restarts, 0), startSec: c.startSec,
     servers: c.servers, streams,
     simulator: { cpuPercent: cpuPercent(0, cpuSec, c.wallSec), peakRssMiB: reports.reduce((a, r) => a + r.peakRssBytes, 0) / 2 ** 20 },
     warnings,

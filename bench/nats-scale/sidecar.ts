@@ -68,7 +68,7 @@ export class SimSidecar {
   constructor(private readonly o: SidecarOptions) {
     this.name = `sim-${o.runId}-${o.id}`;
     this.rand = seededRandom(o.seed * 1_000_003 + o.id);
-    this.report = { id: o.id, swaps: {}, offered: 0, acked: 0, failures: 0, publishMs: [], allowed: 0, refused: noRefusals() };
+    this.report = { id: o.id, swaps: {}, offered: 0, acked: 0, failures: 0, publishMs: [], allowed: 0, refused: noRefusals(), restarts: 0 };
   }
 
   /** Starts the three clients; resolves once a first bundle is in force and leases are held. */
@@ -85,9 +85,20 @@ export class SimSidecar {
     });
     await this.source.start();
     const settings: NatsBudgetSettings = { ...DEFAULT_NATS_SETTINGS, url: '' };
-    const store = await NatsBudgetStore.open(this.o.budgets, settings, link, {
-      replicaId: this.name, recordDefinitions: false, logger: { warn: (obj, msg) => this.o.warn(`${this.name}: ${msg} ${JSON.stringify(obj)}`) },
-    });
+    let store: NatsBudgetStore | null = null;
+    // authz refuses to start when the budget buckets do not answer in time, and its pod restarts:
+    // a few attempts, counted, stand in for those restarts.
+    for (let attempt = 1; !store; attempt++) {
+      try {
+        store = await NatsBudgetStore.open(this.o.budgets, settings, link, {
+          replicaId: this.name, recordDefinitions: false, logger: { warn: (obj, msg) => this.o.warn(`${this.name}: ${msg} ${JSON.stringify(obj)}`) },
+        });
+      } catch (e) {
+        if (attempt >= 10) throw new Error(`${this.name}: budget store did not open after ${attempt} attempts: ${(e as Error).message}`, { cause: e });
+        this.report.restarts++;
+        await sleep(1000 * attempt);
+      }
+    }
     this.gate = createBudgetGate({ budgets: this.o.budgets }, store);
     const log = resolveDecisionLogConfig({ dir: '/unused', nats: { url: 'nats://unused:4222' } }).nats!;
     this.replica = new NatsReplica({

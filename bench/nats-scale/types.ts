@@ -40,6 +40,8 @@ export interface SidecarReport {
   publishMs: number[];
   allowed: number;
   refused: RefusalCounts;
+  /** Times opening the budget store failed at start (a real authz would exit and be restarted). */
+  restarts: number;
 }
 
 export interface WorkerReport {
@@ -94,6 +96,10 @@ export interface ScaleResult {
   lease: { writesPerSec: number; budgets: BudgetOutcome[] };
   log: { offered: number; acked: number; inStream: number; perSec: number; publishMs: Summary; failures: number };
   calls: { allowed: number; refused: RefusalCounts };
+  /** Budget-store opens that failed at start, over all sidecars (see SidecarReport.restarts). */
+  restarts: number;
+  /** Seconds from forking the workers until every sidecar had a bundle and its leases. */
+  startSec: number;
   servers: ServerUsage[];
   streams: Array<{ name: string; messages: number; bytes: number; replicas: number }>;
   simulator: { cpuPercent: number; peakRssMiB: number };
