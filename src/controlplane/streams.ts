@@ -22,7 +22,7 @@ export async function provisionStreams(nc: NatsConnection, warn: (m: string) => 
   // The bundle buckets too (default names): the Kubernetes operator publishes MCPPolicy bundles
   // into them and may only open them.
   await BundlePublisher.open(nc, { replicas });
-  await raiseConsumerLimits(nc);
+  await raiseConsumerLimits(nc, warn);
 }
 
 /**
@@ -36,14 +36,19 @@ export const MESH_MAX_CONSUMERS = 20_000;
 /** The streams sidecars open consumers on: bundle pointer and store, budget definitions, pins. */
 const CONSUMED_STREAMS = [`KV_${R.pointer}`, `OBJ_${R.bundles}`, `KV_${R.budgetConfig}`, `KV_${R.pins}`, `KV_${R.toolsSeen}`, R.decisions];
 
-async function raiseConsumerLimits(nc: NatsConnection): Promise<void> {
+async function raiseConsumerLimits(nc: NatsConnection, warn: (m: string) => void): Promise<void> {
   const jsm = await jetstreamManager(nc);
   for (const name of CONSUMED_STREAMS) {
     const info = await jsm.streams.info(name);
     if (info.config.max_consumers === MESH_MAX_CONSUMERS) continue;
-    // The client's update type predates servers that let max_consumers change (2.11 on); it sends
-    // the stream's whole config with this field replaced.
+    // The client's update type predates servers that let max_consumers change; it sends the
+    // stream's whole config with this field replaced.
     const change: Partial<StreamUpdateConfig> & { max_consumers: number } = { max_consumers: MESH_MAX_CONSUMERS };
-    await jsm.streams.update(name, change);
+    try {
+      await jsm.streams.update(name, change);
+    } catch (e) {
+      // An older server that cannot change the limit still serves a mesh below it.
+      warn(`NATS stream ${name}: cannot set max_consumers to ${MESH_MAX_CONSUMERS} (${(e as Error).message}); the server's limit (1,000 by default since 2.15) caps the sidecars that can watch bundles`);
+    }
   }
 }
