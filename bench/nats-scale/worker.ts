@@ -73,7 +73,8 @@ class Worker {
     clearInterval(this.rssTimer);
     await Promise.all(this.links.map((l) => l.close()));
     const report: WorkerReport = { sidecars: reports, charged, cpuSec: (cpu.user + cpu.system) / 1e6, peakRssBytes: Math.max(this.peakRss, memoryUsage.rss()), warnings: this.warnings };
-    send({ type: 'done', report });
+    // Disconnect only once the (large) report has been handed to the channel, or it is lost.
+    await new Promise<void>((resolve) => { if (process.send) process.send({ type: 'done', report } satisfies FromWorker, () => resolve()); else resolve(); });
   }
 }
 
