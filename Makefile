@@ -44,7 +44,7 @@ TOLLGATE_ENVOY_IMAGE := $(TOLLGATE_ENVOY_IMAGE_REPO):$(ENVOY_VERSION)
 export CONTAINERS_CONF := $(TOOLS)/podman/containers.conf
 export TOLLGATE_BASE_IMAGE TOLLGATE_IMAGE TOLLGATE_ENVOY_IMAGE
 
-.PHONY: golden-envoy-input chromium review-screenshots bench-review help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster otelcol hydra scanner-corpus
+.PHONY: golden-envoy-input chromium review-screenshots bench-review help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench bench-nats-scale clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster otelcol hydra scanner-corpus
 KUBE_TOOLS := $(TOOLS)/kube-v$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 
@@ -289,6 +289,9 @@ chromium: ## Install Debian's chromium (apt-get, when missing) for the headless 
 
 review-screenshots: node chromium ## Redraw the screenshots in docs/review/ (on demand; tests never write there)
 	node --import tsx test/support/review-screenshots.ts docs/review
+
+bench-nats-scale: node $(BIN)/nats-server $(BIN)/opa ## N simulated authz sidecars on a 3-node NATS cluster (N=10,100,1000; docs/scaling.md)
+	node --import tsx bench/nats-scale/main.ts $(BENCH_ARGS)
 
 bench-review: node ## tollgate review on 1,000,000 records: index build time and memory, query latency (docs/review.md)
 	node --expose-gc --import tsx bench/review/main.ts $(BENCH_ARGS)

@@ -65,6 +65,8 @@ export interface NatsReplicaOptions {
    * opened: records were cut from the local log (or its newest file deleted).
    */
   onGap?: (message: string) => void;
+  /** Called with each record's seq once JetStream acknowledged it (metrics, load tools). */
+  onAcked?: (seq: number) => void;
 }
 
 /** A checkpoint as the writer reports it, to be anchored in the stream. */
@@ -357,6 +359,7 @@ export class NatsReplica {
       this.spool.commit(o.spoolEnd);
     } else this.logBuf.shift();
     if (o.seq > this.acked) this.acked = o.seq;
+    this.opts.onAcked?.(o.seq);
     this.saveState(false);
     if (!this.pending()) {
       if (this.overflow) {
