@@ -25,7 +25,7 @@ import { createInputMasker } from '../src/decisionlog/mask.js';
 import type { Identity, TokenVerifier } from '../src/identity/types.js';
 import { PolicyHolder } from '../src/policy/holder.js';
 import { loadPolicyFromDir, type WasmPolicy } from '../src/policy/engine.js';
-import type { Decision, PolicyEvaluator, PolicyInput } from '../src/policy/types.js';
+import type { Decision, PolicyEvaluator, PolicyInput } from '../src/contract/policy.js';
 import { projectRoot } from '../src/util/tools.js';
 
 const payments: Identity = {

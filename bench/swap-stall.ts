@@ -12,7 +12,7 @@ import { readBundle, writeBundle } from '../src/policy/bundle.js';
 import { loadPolicy } from '../src/policy/engine.js';
 import { PolicyHolder } from '../src/policy/holder.js';
 import { BundleActivator } from '../src/policy/sources/activate.js';
-import type { PolicyInput } from '../src/policy/types.js';
+import type { PolicyInput } from '../src/contract/policy.js';
 
 const USAGE = `Usage: node --import tsx bench/swap-stall.ts [flags]
 

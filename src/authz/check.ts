@@ -6,7 +6,7 @@ import { parseMcpBody, idOf, type BodyLimits, type JsonRpcId, type JsonRpcMessag
 import { callFacts, type McpCallFacts } from '../mcp/request.js';
 import type { BudgetGate, ChargeSubject, TokenCount } from '../budget/types.js';
 import { addCounts } from '../budget/tokens.js';
-import type { Decision, PolicyInput, ToolAnnotations, BudgetInputEntry } from '../policy/types.js';
+import type { Decision, PolicyInput, ToolAnnotations, BudgetInputEntry } from '../contract/policy.js';
 import type { PolicyHolder } from '../policy/holder.js';
 import type { DecisionSink } from '../decisionlog/types.js';
 import { ErrorCode, reasonClassOf, refusal, type ErrorCodeValue, type Refusal } from '../contract/refusal.js';
@@ -18,7 +18,7 @@ import type { HttpRequestView } from './view.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
 import type { CheckSpanFacts, CheckTracer } from '../telemetry/check-span.js';
 import { MAX_SESSION_ID_LENGTH, ownerOf, type SessionOwners, type SessionStanding } from './sessions.js';
-import type { McpSessionInput } from '../policy/types.js';
+import type { McpSessionInput } from '../contract/policy.js';
 import type { RecordOutcome } from './record.js';
 import type { PinInput } from '../pins/store.js';
 

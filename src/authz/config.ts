@@ -5,7 +5,7 @@ import type { IdentityConfig } from '../identity/types.js';
 import { parseIdentityExtras, parseUpstreamCredentials } from '../identity/config-schema.js';
 import type { UpstreamCredentialsConfig } from '../identity/upstream-credentials.js';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';
-import type { ServerProvenance } from '../policy/types.js';
+import type { ServerProvenance } from '../contract/policy.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 import type { NatsTlsFiles } from '../nats/settings.js';

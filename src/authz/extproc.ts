@@ -6,7 +6,7 @@ import { bodyFormat } from '../budget/response.js';
 import { addCounts, measureValueAsync } from '../budget/tokens.js';
 import type { ToolAnnotationStore } from '../mcp/annotations.js';
 import { filterListResponse, isJsonObject, LIST_KINDS, listKindOfMethod, listKindOfResult, type JsonObject, type ListKind } from '../mcp/listfilter.js';
-import type { ToolAnnotations } from '../policy/types.js';
+import type { ToolAnnotations } from '../contract/policy.js';
 import { DECISION_ID_HEADER, type PendingCall, type PendingCalls } from './pending.js';
 import type { SessionOwners } from './sessions.js';
 import { refusal, type Refusal } from '../contract/refusal.js';

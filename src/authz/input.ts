@@ -1,7 +1,7 @@
 import type { Identity } from '../identity/types.js';
 import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
 import type { McpCallFacts } from '../mcp/request.js';
-import { POLICY_INPUT_VERSION, type BudgetInputEntry, type PluginInputVersion, type IdentityInput, type McpSessionInput, type PolicyInput, type ServerProvenance, type ToolAnnotations } from '../policy/types.js';
+import { POLICY_INPUT_VERSION, type BudgetInputEntry, type PluginInputVersion, type IdentityInput, type McpSessionInput, type PolicyInput, type ServerProvenance, type ToolAnnotations } from '../contract/policy.js';
 import type { HttpRequestView } from './view.js';
 import { attributesInput } from './attributes.js';
 import type { PinInput } from '../pins/store.js';

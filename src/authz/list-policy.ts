@@ -1,5 +1,5 @@
 import type { PolicyHolder } from '../policy/holder.js';
-import type { McpInput, PolicyInput } from '../policy/types.js';
+import type { McpInput, PolicyInput } from '../contract/policy.js';
 import type { ListedItem } from './extproc.js';
 import type { PendingCall } from './pending.js';
 import type { PinInput } from '../pins/store.js';

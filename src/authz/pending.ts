@@ -1,5 +1,5 @@
 import type { ChargeSubject } from '../budget/types.js';
-import type { PolicyInput } from '../policy/types.js';
+import type { PolicyInput } from '../contract/policy.js';
 import type { JsonRpcId } from '../mcp/jsonrpc.js';
 import type { SessionOwner } from './sessions.js';
 

@@ -1,5 +1,5 @@
 import type { Identity } from '../identity/types.js';
-import type { Decision, PolicyInput } from '../policy/types.js';
+import type { Decision, PolicyInput } from '../contract/policy.js';
 import { DECISION_RECORD_SCHEMA, type DecisionRecordDraft } from '../decisionlog/types.js';
 import type { RequestScope } from './input.js';
 import type { JsonRpcMessage } from '../mcp/jsonrpc.js';

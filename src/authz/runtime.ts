@@ -12,7 +12,7 @@ import { createDecisionSink } from '../decisionlog/config.js';
 import { createInputMasker } from '../decisionlog/mask.js';
 import { accountingRecord } from '../decisionlog/accounting.js';
 import type { TeeSink } from '../decisionlog/tee.js';
-import { version } from '../cli/version.js';
+import { version } from '../util/version.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Authorizer, type CheckDeps } from './check.js';
 import type { AuthzConfig } from './config.js';

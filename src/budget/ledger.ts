@@ -1,4 +1,4 @@
-import type { BudgetInputEntry } from '../policy/types.js';
+import type { BudgetInputEntry } from '../contract/policy.js';
 import { SCOPE_FIELDS, type BudgetSpec } from './config.js';
 import type { BudgetUsage } from './store.js';
 import type { BudgetCheck, ChargeSubject, Tokens } from './types.js';

@@ -1,4 +1,4 @@
-import type { BudgetInputEntry } from '../policy/types.js';
+import type { BudgetInputEntry } from '../contract/policy.js';
 
 /** Who a call is charged to: every budget whose scope matches is charged. */
 export interface ChargeSubject {

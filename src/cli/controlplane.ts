@@ -329,7 +329,7 @@ async function serve(argv: string[]): Promise<number> {
     const { controlPlaneMetrics } = await import('../controlplane/cp-metrics.js');
     const { PolicyBuildTracker } = await import('../controlplane/build-status.js');
     const { AdminHttpServer } = await import('../metrics/http.js');
-    const { version } = await import('./version.js');
+    const { version } = await import('../util/version.js');
     const buildRegistry = new Registry();
     const builds = new PolicyBuildTracker(cp, buildRegistry);
     const registries = [controlPlaneMetrics(cp, { version }), buildRegistry];

@@ -18,7 +18,7 @@ import { NATS_FLAGS, natsSettingsFromFlags } from './nats-flags.js';
 import { findMesh } from '../mesh/mesh-file.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
-import { version as TOLLGATE_VERSION } from './version.js';
+import { version as TOLLGATE_VERSION } from '../util/version.js';
 
 /** Where `tollgate logs` writes, and what it reads the clock and environment from (tests inject these). */
 export interface LogsIo {

@@ -46,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   if (name === '--version' || name === 'version') {
-    const { version } = await import('./version.js');
+    const { version } = await import('../util/version.js');
     process.stdout.write(`tollgate ${version}\n`);
     return 0;
   }

@@ -5,7 +5,7 @@ import { buildPolicyBundle, checkPolicies, fmtPolicies, opaCapabilitiesJson, pol
 import { readBundle } from '../policy/bundle.js';
 import { readManifest } from '../policy/bundle-content.js';
 import { loadPolicyFromDir } from '../policy/engine.js';
-import type { ToolAnnotations } from '../policy/types.js';
+import type { ToolAnnotations } from '../contract/policy.js';
 import { CallRefusedError, type CallSpec } from '../policy/toolkit/call-input.js';
 import { explainCall } from '../policy/toolkit/explain.js';
 import type { TraceMode } from '../policy/toolkit/interpreter.js';

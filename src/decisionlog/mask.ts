@@ -1,4 +1,4 @@
-import type { PolicyInput } from '../policy/types.js';
+import type { PolicyInput } from '../contract/policy.js';
 import { formatPointer, maskPathTokens, parsePointer, type PointerTokens } from './pointer.js';
 import { isSecretKey, looksLikeSecret } from './secrets.js';
 

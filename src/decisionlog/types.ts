@@ -1,4 +1,4 @@
-import type { Decision, PolicyInput } from '../policy/types.js';
+import type { Decision, PolicyInput } from '../contract/policy.js';
 
 export const DECISION_RECORD_SCHEMA = 'tollgate.decision/v1';
 

@@ -1,4 +1,4 @@
-import { version as tollgateVersion } from '../cli/version.js';
+import { version as tollgateVersion } from '../util/version.js';
 import type { HostPort } from '../envoy/resources.js';
 import {
   Annotation, APP_NAME_LABEL, AUTHZ_CONTAINER, DEFAULT_AUTHZ_CONFIGMAP, DEFAULT_AUTHZ_IMAGE_REPO, DEFAULT_AUTHZ_PORT,

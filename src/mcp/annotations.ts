@@ -1,4 +1,4 @@
-import type { ToolAnnotations } from '../policy/types.js';
+import type { ToolAnnotations } from '../contract/policy.js';
 
 /**
  * Tool annotations as each MCP server declared them in its tools/list results, so Check can give

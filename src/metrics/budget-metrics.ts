@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { BudgetMetrics } from '../budget/gate.js';
-import type { BudgetInputEntry } from '../policy/types.js';
+import type { BudgetInputEntry } from '../contract/policy.js';
 import { OVERFLOW_LABEL } from './bounded.js';
 import { scrapedCounter, scrapedGauge, type Sample } from './scrape.js';
 

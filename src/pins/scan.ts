@@ -7,23 +7,8 @@
  * MAX_SCAN_CHARS is not read, and that is itself a finding.
  */
 
-export type FindingKind =
-  | 'invisible_unicode' | 'bidi_control' | 'base64_blob' | 'url' | 'secret_reference'
-  | 'tool_reference' | 'instruction' | 'oversize';
-
-export interface Finding {
-  kind: FindingKind;
-  /**
-   * block: what clean descriptions do not contain (hidden characters, encoded blobs, orders to the
-   * model, references to key files or to other tools); the default library refuses the tool.
-   * note: worth a reviewer's look but common in honest descriptions (links, the word "password").
-   */
-  severity: 'block' | 'note';
-  /** What was found, shortened and with hidden characters shown as U+XXXX. */
-  detail: string;
-  /** Offset (UTF-16 code units) of the first occurrence. */
-  offset: number;
-}
+export type { Finding, FindingKind } from '../contract/policy.js';
+import type { Finding, FindingKind } from '../contract/policy.js';
 
 export const MAX_SCAN_CHARS = 64 * 1024;
 

@@ -1,22 +1,8 @@
 import { scanText, type Finding } from './scan.js';
-import { definitionHash, scanDefinition, toolDefinition, type ToolDefinition } from './definition.js';
+import type { PinInput } from '../contract/policy.js';
 
-/** What authz knows about one tool's pin, as the policy sees it in input.mcp.pin (docs/policy-input.md). */
-export interface PinInput {
-  /** approved: the server's current definition is the pinned one; changed: it differs; new: no pin;
-   *  unverified: pinned, but authz has not seen the server list the tool since it started. */
-  status: 'approved' | 'changed' | 'new' | 'unverified';
-  /** Hash of the definition the server last listed (null if not seen). */
-  sha256: string | null;
-  /** Hash of the approved definition (null if none). */
-  approved_sha256: string | null;
-  /** Scanner findings on the definition the server last listed. */
-  findings: Finding[];
-  /** The approver accepted the findings of the approved definition. */
-  accepted_findings: boolean;
-  /** Scanner findings on the instructions the server gave in its last initialize result. */
-  server_findings: Finding[];
-}
+export type { PinInput };
+import { definitionHash, scanDefinition, toolDefinition, type ToolDefinition } from './definition.js';
 
 /** An approved definition, as it came (verified) from the pin bucket. */
 export interface Pin {

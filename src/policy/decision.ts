@@ -1,4 +1,4 @@
-import type { Decision } from './types.js';
+import type { Decision } from '../contract/policy.js';
 
 /**
  * Turning what a policy returned into a Decision. Pure and total: any value gives a Decision, and

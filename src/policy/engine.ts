@@ -6,7 +6,7 @@ import { hostAnsweredBuiltins } from './builtin-support.js';
 import { createHostBuiltins, EvalContext, type Clock } from './builtins.js';
 import { loadSqlParser } from './builtin-sql.js';
 import { deny, normaliseDecision, normaliseEnvoyCompat } from './decision.js';
-import type { Decision, PolicyEvaluator, PolicyInput } from './types.js';
+import type { Decision, PolicyEvaluator, PolicyInput } from '../contract/policy.js';
 import { DEFAULT_LIMITS, WasmRuntime, type RuntimeLimits } from './wasm.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { PolicyEvaluator } from './types.js';
+import type { PolicyEvaluator } from '../contract/policy.js';
 
 /**
  * The policy in force. A swap is one reference assignment: a Check that started on the old

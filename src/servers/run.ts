@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StdioBridge } from '../bridge/server.js';
 import type { LaunchSpec } from '../bridge/types.js';
-import type { ServerProvenance } from '../policy/types.js';
+import type { ServerProvenance } from '../contract/policy.js';
 import { loadPinnedKeys, loadRegistryConfig } from '../registry/config.js';
 import { runnableOf } from '../registry/server-json.js';
 import { findEntry } from '../registry/store.js';

@@ -1,5 +1,5 @@
 import type { BundleFiles } from '../bundle.js';
-import type { PolicyEvaluator } from '../types.js';
+import type { PolicyEvaluator } from '../../contract/policy.js';
 
 /** Loads a bundle's WASM into an evaluator (policy/engine.ts loadPolicy in production). */
 export type PolicyLoader = (files: BundleFiles, opts: { revision?: string }) => Promise<PolicyEvaluator>;

@@ -5,7 +5,7 @@ import { countValue } from '../../budget/tokens.js';
 import type { Identity } from '../../identity/types.js';
 import { parseMcpBody, type JsonRpcMessage } from '../../mcp/jsonrpc.js';
 import { callFacts } from '../../mcp/request.js';
-import type { BudgetInputEntry, PolicyInput, ToolAnnotations } from '../types.js';
+import type { BudgetInputEntry, PolicyInput, ToolAnnotations } from '../../contract/policy.js';
 import type { BudgetSpec, EntrypointMode, IdentitySpec, RequestSpec } from './scenario-types.js';
 
 /**

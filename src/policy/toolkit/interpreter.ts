@@ -6,7 +6,7 @@ import { deny, normaliseDecision, normaliseEnvoyCompat } from '../decision.js';
 import { runOpa } from '../opa-cli.js';
 import { inDir } from './opa-paths.js';
 import { MOCK_WITH, writeHostMocks } from './host-mocks.js';
-import type { Decision } from '../types.js';
+import type { Decision } from '../../contract/policy.js';
 import type { EntrypointMode } from './scenario-types.js';
 
 /**

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PolicyInput } from '../../../src/policy/types.js';
+import type { PolicyInput } from '../../../src/contract/policy.js';
 
 /** A policy that allows the tools listed in data.json, and says so in its reasons. */
 export function writePolicy(dir: string, allowedTools: string[]): void {

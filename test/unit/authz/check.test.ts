@@ -4,7 +4,7 @@ import { PendingCalls } from '../../../src/authz/pending.js';
 import type { HttpRequestView } from '../../../src/authz/view.js';
 import { AuthError, type Identity, type TokenVerifier } from '../../../src/identity/types.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
-import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/policy/types.js';
+import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/contract/policy.js';
 import type { DecisionRecordDraft, DecisionSink } from '../../../src/decisionlog/types.js';
 import { SessionOwners } from '../../../src/authz/sessions.js';
 import { createInputMasker } from '../../../src/decisionlog/mask.js';

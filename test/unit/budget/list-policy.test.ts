@@ -3,7 +3,7 @@ import type { ListedItem } from '../../../src/authz/extproc.js';
 import { policyListFilter } from '../../../src/authz/list-policy.js';
 import type { PendingCall } from '../../../src/authz/pending.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
-import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/policy/types.js';
+import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/contract/policy.js';
 import { mcpInput, person } from '../policy/fixtures.js';
 
 const decision = (allow: boolean): Decision => ({ allow, reasons: [], headers: {}, httpStatus: null, mask: [], cost: null });

@@ -1,4 +1,4 @@
-import type { PolicyInput } from '../../../src/policy/types.js';
+import type { PolicyInput } from '../../../src/contract/policy.js';
 import { DECISION_RECORD_SCHEMA, type DecisionRecordDraft } from '../../../src/decisionlog/types.js';
 
 export interface SampleOptions {

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { applyMasks, createInputMasker, maskInput, MASK_REPLACEMENT } from '../../../src/decisionlog/mask.js';
 import { isSecretKey, looksLikeSecret } from '../../../src/decisionlog/secrets.js';
 import type { Masker } from '../../../src/authz/record.js';
-import type { PolicyInput } from '../../../src/policy/types.js';
+import type { PolicyInput } from '../../../src/contract/policy.js';
 import { sampleInput } from './fixtures.js';
 
 function deepFreeze<T>(v: T): T {

@@ -6,7 +6,7 @@ import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { loadConfigFile } from '../../../src/authz/config.js';
 import { parseWebhookArgs } from '../../../src/cli/inject.js';
-import { version } from '../../../src/cli/version.js';
+import { version } from '../../../src/util/version.js';
 import { isRecord, type Container, type KubeObject, type PodLike } from '../../../src/k8s/types.js';
 import { injectYaml } from '../../../src/k8s/yaml-docs.js';
 import { natsSeedUrls } from '../../../src/k8s/nats-cluster.js';

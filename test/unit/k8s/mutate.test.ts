@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { version } from '../../../src/cli/version.js';
+import { version } from '../../../src/util/version.js';
 import { applyPatch } from '../../../src/k8s/jsonpatch.js';
 import { InjectionError, injectSidecars } from '../../../src/k8s/mutate.js';
 import type { Container, PodLike } from '../../../src/k8s/types.js';

@@ -4,7 +4,7 @@ import { policyListFilter } from '../../../src/authz/list-policy.js';
 import type { PendingCall } from '../../../src/authz/pending.js';
 import { PinStore } from '../../../src/pins/store.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
-import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/policy/types.js';
+import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/contract/policy.js';
 import { mcpInput, person } from '../policy/fixtures.js';
 
 class Recorder implements PolicyEvaluator {

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { Authorizer, defaultMasker } from '../../../src/authz/check.js';
 import type { Identity, TokenVerifier } from '../../../src/identity/types.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
-import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/policy/types.js';
+import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/contract/policy.js';
 import { buildCallInput, CallRefusedError, identityFromSpec, jsonRpcBody, requestView, type CallSpec } from '../../../src/policy/toolkit/call-input.js';
 import { countValue } from '../../../src/budget/tokens.js';
 

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { compareDecision } from '../../../src/policy/toolkit/expect.js';
 import { decisionDifferences } from '../../../src/policy/toolkit/decision-diff.js';
-import type { Decision } from '../../../src/policy/types.js';
+import type { Decision } from '../../../src/contract/policy.js';
 
 const denied: Decision = {
   allow: false, reasons: ['Team support may not use tool run_sql.', 'Argument query is required.'], headers: { 'x-why': 'policy' },

@@ -3,7 +3,7 @@ import { gzipSync } from 'node:zlib';
 import { readBundle, writeBundle, type BundleFiles } from '../../../src/policy/bundle.js';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
 import { loadPolicy, loadPolicyFromDir, MASK_FAILURE_RESULT, type WasmPolicy } from '../../../src/policy/engine.js';
-import type { PolicyInput } from '../../../src/policy/types.js';
+import type { PolicyInput } from '../../../src/contract/policy.js';
 import { anonymous, cleanupDirs, mcpInput, person, policyDir, REPO_POLICIES, toolCall } from './fixtures.js';
 
 async function filesOf(rego: Record<string, string>, opts: { entrypoints?: string[]; revision?: string } = {}): Promise<BundleFiles> {

@@ -2,7 +2,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { IdentityInput, McpInput, PolicyInput } from '../../../src/policy/types.js';
+import type { IdentityInput, McpInput, PolicyInput } from '../../../src/contract/policy.js';
 
 /** Shared by the policy tests: temporary policy directories and realistic inputs. */
 

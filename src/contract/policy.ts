@@ -1,5 +1,3 @@
-import type { PinInput } from '../pins/store.js';
-import type { Finding } from '../pins/scan.js';
 /**
  * The policy input document: a public API, versioned. Fields are added, never renamed or removed,
  * within a version. See docs/policy-input.md.
@@ -148,4 +146,40 @@ export interface PolicyEvaluator {
   /** Revision of the loaded bundle (recorded in every decision). */
   readonly revision: string;
   evaluate(input: PolicyInput): Decision;
+}
+
+/** A scanner finding on text an MCP server writes for the model (src/pins/scan.ts produces them). */
+export type FindingKind =
+  | 'invisible_unicode' | 'bidi_control' | 'base64_blob' | 'url' | 'secret_reference'
+  | 'tool_reference' | 'instruction' | 'oversize';
+
+export interface Finding {
+  kind: FindingKind;
+  /**
+   * block: what clean descriptions do not contain (hidden characters, encoded blobs, orders to the
+   * model, references to key files or to other tools); the default library refuses the tool.
+   * note: worth a reviewer's look but common in honest descriptions (links, the word "password").
+   */
+  severity: 'block' | 'note';
+  /** What was found, shortened and with hidden characters shown as U+XXXX. */
+  detail: string;
+  /** Offset (UTF-16 code units) of the first occurrence. */
+  offset: number;
+}
+
+/** What authz knows about one tool's pin, as the policy sees it in input.mcp.pin (docs/policy-input.md). */
+export interface PinInput {
+  /** approved: the server's current definition is the pinned one; changed: it differs; new: no pin;
+   *  unverified: pinned, but authz has not seen the server list the tool since it started. */
+  status: 'approved' | 'changed' | 'new' | 'unverified';
+  /** Hash of the definition the server last listed (null if not seen). */
+  sha256: string | null;
+  /** Hash of the approved definition (null if none). */
+  approved_sha256: string | null;
+  /** Scanner findings on the definition the server last listed. */
+  findings: Finding[];
+  /** The approver accepted the findings of the approved definition. */
+  accepted_findings: boolean;
+  /** Scanner findings on the instructions the server gave in its last initialize result. */
+  server_findings: Finding[];
 }
