@@ -6,20 +6,20 @@ import { readBundle } from '../policy/bundle.js';
 import { readManifest } from '../policy/bundle-content.js';
 import { loadPolicyFromDir } from '../policy/engine.js';
 import type { ToolAnnotations } from '../contract/policy.js';
-import { CallRefusedError, type CallSpec } from '../policy/toolkit/call-input.js';
-import { explainCall } from '../policy/toolkit/explain.js';
-import type { TraceMode } from '../policy/toolkit/interpreter.js';
-import { defaultScenarioGlob, testPolicies } from '../policy/toolkit/policy-test.js';
-import { renderExplain } from '../policy/toolkit/render-explain.js';
-import { renderReplay } from '../policy/toolkit/render-replay.js';
-import { renderTestReport } from '../policy/toolkit/render-test.js';
-import { logSource, replayDecisions, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX } from '../policy/toolkit/replay-run.js';
-import type { EntrypointMode, RequestSpec } from '../policy/toolkit/scenario-types.js';
+import { CallRefusedError, type CallSpec } from '../toolkit/call-input.js';
+import { explainCall } from '../toolkit/explain.js';
+import type { TraceMode } from '../toolkit/interpreter.js';
+import { defaultScenarioGlob, testPolicies } from '../toolkit/policy-test.js';
+import { renderExplain } from '../toolkit/render-explain.js';
+import { renderReplay } from '../toolkit/render-replay.js';
+import { renderTestReport } from '../toolkit/render-test.js';
+import { logSource, replayDecisions, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX } from '../toolkit/replay-run.js';
+import type { EntrypointMode, RequestSpec } from '../toolkit/scenario-types.js';
 import { parseCommandArgs } from './args.js';
 import { showRevision } from './policy-show.js';
 import { UsageError, type Command } from './types.js';
 
-/** `tollgate policy`: build, check, fmt, test, explain, replay. Flags and output; the work is in src/policy/toolkit. */
+/** `tollgate policy`: build, check, fmt, test, explain, replay. Flags and output; the work is in src/toolkit. */
 
 export interface PolicyIo {
   out: (s: string) => void;

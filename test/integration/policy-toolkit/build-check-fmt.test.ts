@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBundle } from '../../../src/policy/bundle.js';
 import { loadPolicy } from '../../../src/policy/engine.js';
-import { buildCallInput } from '../../../src/policy/toolkit/call-input.js';
+import { buildCallInput } from '../../../src/toolkit/call-input.js';
 import { cleanup, policy, REPO_POLICIES, scratch, write } from './support.js';
 
 describe('tollgate policy build, check, fmt', function () {

@@ -4,8 +4,8 @@ import { SignJWT } from 'jose';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
 import { readBundle } from '../../../src/policy/bundle.js';
 import { loadPolicy, type WasmPolicy } from '../../../src/policy/engine.js';
-import { buildCallInput, type CallSpec } from '../../../src/policy/toolkit/call-input.js';
-import type { RequestSpec } from '../../../src/policy/toolkit/scenario-types.js';
+import { buildCallInput, type CallSpec } from '../../../src/toolkit/call-input.js';
+import type { RequestSpec } from '../../../src/toolkit/scenario-types.js';
 import { cleanup, policy, scratch, write } from './support.js';
 
 /**

@@ -11,8 +11,8 @@ import { createInputMasker } from '../../../src/decisionlog/mask.js';
 import { AuthError, type Identity, type TokenVerifier } from '../../../src/identity/types.js';
 import { loadPolicyFromDir } from '../../../src/policy/engine.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
-import { identityFromSpec, jsonRpcBody, requestView } from '../../../src/policy/toolkit/call-input.js';
-import type { IdentitySpec, RequestSpec } from '../../../src/policy/toolkit/scenario-types.js';
+import { identityFromSpec, jsonRpcBody, requestView } from '../../../src/toolkit/call-input.js';
+import type { IdentitySpec, RequestSpec } from '../../../src/toolkit/scenario-types.js';
 import { cleanup, copyOfPolicies, policy, REPO_POLICIES, scratch } from './support.js';
 
 /** When the recorded calls were decided (a Friday), as the Authorizer's clock says. */

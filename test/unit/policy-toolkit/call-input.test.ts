@@ -3,7 +3,7 @@ import { Authorizer, defaultMasker } from '../../../src/authz/check.js';
 import type { Identity, TokenVerifier } from '../../../src/identity/types.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/contract/policy.js';
-import { buildCallInput, CallRefusedError, identityFromSpec, jsonRpcBody, requestView, type CallSpec } from '../../../src/policy/toolkit/call-input.js';
+import { buildCallInput, CallRefusedError, identityFromSpec, jsonRpcBody, requestView, type CallSpec } from '../../../src/toolkit/call-input.js';
 import { countValue } from '../../../src/budget/tokens.js';
 
 const NOW = BigInt(Date.parse('2026-11-23T10:00:00Z')) * 1_000_000n;

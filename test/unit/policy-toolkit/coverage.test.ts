@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { formatRanges, isRegoTestFile, mergeCoverageReports, summariseCoverage, toRanges } from '../../../src/policy/toolkit/coverage.js';
-import { parseTestResults, summariseTests } from '../../../src/policy/toolkit/opa-results.js';
+import { formatRanges, isRegoTestFile, mergeCoverageReports, summariseCoverage, toRanges } from '../../../src/toolkit/coverage.js';
+import { parseTestResults, summariseTests } from '../../../src/toolkit/opa-results.js';
 
 const range = (a: number, b = a) => ({ start: { row: a, col: 1 }, end: { row: b, col: 9 } });
 

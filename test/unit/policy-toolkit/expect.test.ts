@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { compareDecision } from '../../../src/policy/toolkit/expect.js';
-import { decisionDifferences } from '../../../src/policy/toolkit/decision-diff.js';
+import { compareDecision } from '../../../src/toolkit/expect.js';
+import { decisionDifferences } from '../../../src/toolkit/decision-diff.js';
 import type { Decision } from '../../../src/contract/policy.js';
 
 const denied: Decision = {

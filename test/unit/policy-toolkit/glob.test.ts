@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expandGlob, globToRegExp, staticBase } from '../../../src/policy/toolkit/glob.js';
+import { expandGlob, globToRegExp, staticBase } from '../../../src/toolkit/glob.js';
 
 describe('scenario globs', () => {
   it('translates *, ?, ** and {a,b}', () => {

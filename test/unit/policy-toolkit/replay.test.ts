@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import type { DecisionRecordDraft } from '../../../src/decisionlog/types.js';
-import { bareInputUses, depsInputRefs, mayRead } from '../../../src/policy/toolkit/input-deps.js';
-import { canonicalField, classify, hiddenFieldsRead, ReplayAggregator, skipReason } from '../../../src/policy/toolkit/replay.js';
+import { bareInputUses, depsInputRefs, mayRead } from '../../../src/toolkit/input-deps.js';
+import { canonicalField, classify, hiddenFieldsRead, ReplayAggregator, skipReason } from '../../../src/toolkit/replay.js';
 import type { Decision, PolicyInput } from '../../../src/contract/policy.js';
 
 function record(o: { id: string; allow: boolean; reasons?: string[]; tool?: string; team?: string | null; code?: number | null; input?: boolean; erased?: string[]; masked?: string[]; revision?: string }): DecisionRecordDraft {

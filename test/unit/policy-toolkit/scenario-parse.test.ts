@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { parseScenarioText } from '../../../src/policy/toolkit/scenario-parse.js';
-import { formatScenarioProblem, ScenarioFormatError, type ScenarioProblem } from '../../../src/policy/toolkit/scenario-types.js';
+import { parseScenarioText } from '../../../src/toolkit/scenario-parse.js';
+import { formatScenarioProblem, ScenarioFormatError, type ScenarioProblem } from '../../../src/toolkit/scenario-types.js';
 
 function problemsOf(text: string): ScenarioProblem[] {
   try {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { contributingRules, packageOf, traceFiles, traceNotes } from '../../../src/policy/toolkit/trace.js';
+import { contributingRules, packageOf, traceFiles, traceNotes } from '../../../src/toolkit/trace.js';
 
 const rule = (name: string, file: string, row: number, op = 'Exit') => ({
   Op: op, Node: { head: { name, ref: [{ type: 'var', value: name }] }, body: [] }, Location: { file, row, col: 1 }, Message: '',

@@ -1,5 +1,5 @@
 import { LineCounter, parseDocument } from 'yaml';
-import type { ToolAnnotations } from '../../contract/policy.js';
+import type { ToolAnnotations } from '../contract/policy.js';
 import {
   ScenarioFormatError, type BudgetEntrySpec, type BudgetSpec, type EntrypointMode, type Expectation, type IdentitySpec,
   type RequestSpec, type Scenario, type ScenarioFile, type ScenarioProblem,

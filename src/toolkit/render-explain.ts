@@ -1,4 +1,4 @@
-import type { Decision } from '../../contract/policy.js';
+import type { Decision } from '../contract/policy.js';
 import { verdict } from './decision-diff.js';
 import type { ExplainResult } from './explain.js';
 import type { ContributingRule } from './trace.js';

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { resolveLogFiles } from '../../decisionlog/files.js';
-import { readStreamRecords } from '../../decisionlog/nats-reader.js';
-import { compileFilter, type RecordFilter } from '../../decisionlog/query.js';
-import { readRecordsOfFiles } from '../../decisionlog/reader.js';
-import type { DecisionRecordDraft } from '../../decisionlog/types.js';
-import { loadPolicyFromDir } from '../engine.js';
+import { resolveLogFiles } from '../decisionlog/files.js';
+import { readStreamRecords } from '../decisionlog/nats-reader.js';
+import { compileFilter, type RecordFilter } from '../decisionlog/query.js';
+import { readRecordsOfFiles } from '../decisionlog/reader.js';
+import type { DecisionRecordDraft } from '../decisionlog/types.js';
+import { loadPolicyFromDir } from '../policy/engine.js';
 import { policyInputRefs, type InputRef } from './input-deps.js';
 import { classify, ReplayAggregator, skipReason, type ReplayReport } from './replay.js';
 import type { EntrypointMode } from './scenario-types.js';

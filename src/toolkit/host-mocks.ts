@@ -1,6 +1,6 @@
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { analyzeSql, loadSqlParser } from '../builtin-sql.js';
+import { analyzeSql, loadSqlParser } from '../policy/builtin-sql.js';
 
 /**
  * Tollgate's own builtins (tollgate.sql.analyze) run in the host; OPA's interpreter has no

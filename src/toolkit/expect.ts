@@ -1,4 +1,4 @@
-import type { Decision } from '../../contract/policy.js';
+import type { Decision } from '../contract/policy.js';
 import type { Expectation } from './scenario-types.js';
 
 /** Comparing a decision with what a scenario expects. Pure. */

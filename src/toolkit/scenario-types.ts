@@ -1,5 +1,5 @@
-import type { EntrypointMode } from '../engine.js';
-import type { BudgetInputEntry, ToolAnnotations } from '../../contract/policy.js';
+import type { EntrypointMode } from '../policy/engine.js';
+import type { BudgetInputEntry, ToolAnnotations } from '../contract/policy.js';
 
 export type { EntrypointMode };
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { WasmPolicy } from '../engine.js';
-import type { Decision, PolicyInput } from '../../contract/policy.js';
+import type { WasmPolicy } from '../policy/engine.js';
+import type { Decision, PolicyInput } from '../contract/policy.js';
 import { buildCallInput, type CallSpec } from './call-input.js';
 import { decisionDifferences } from './decision-diff.js';
 import { decisionFromValues, evaluateTraced, type TraceMode } from './interpreter.js';

@@ -1,5 +1,5 @@
-import { runOpa } from '../opa-cli.js';
-import { opaCapabilitiesFile } from '../build.js';
+import { runOpa } from '../policy/opa-cli.js';
+import { opaCapabilitiesFile } from '../policy/build.js';
 import { inDir } from './opa-paths.js';
 import { isRegoTestFile, summariseCoverage, type CoverageSummary } from './coverage.js';
 import { parseTestResults, summariseTests, type RegoTestResult, type RegoTestSummary } from './opa-results.js';

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { buildPolicyBundle, checkPolicies, PolicyBuildError } from '../build.js';
-import { readBundle, type BundleFiles } from '../bundle.js';
-import { loadPolicy, type WasmPolicy } from '../engine.js';
-import { wallClockNs } from '../builtins.js';
+import { buildPolicyBundle, checkPolicies, PolicyBuildError } from '../policy/build.js';
+import { readBundle, type BundleFiles } from '../policy/bundle.js';
+import { loadPolicy, type WasmPolicy } from '../policy/engine.js';
+import { wallClockNs } from '../policy/builtins.js';
 import { MOCK_FILE } from './host-mocks.js';
 import { isRegoTestFile, mergeCoverageReports, summariseCoverage, type CoverageSummary } from './coverage.js';
 import { decisionDifferences } from './decision-diff.js';

@@ -1,9 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IGNORED_IN_BUILD, PolicyBuildError } from '../build.js';
+import { IGNORED_IN_BUILD, PolicyBuildError } from '../policy/build.js';
 import { copyWithStubbedBuiltins } from './host-mocks.js';
-import { runOpa } from '../opa-cli.js';
+import { runOpa } from '../policy/opa-cli.js';
 import { expandGlob } from './glob.js';
 import type { EntrypointMode } from './scenario-types.js';
 

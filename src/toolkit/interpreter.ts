@@ -1,12 +1,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IGNORED_IN_BUILD, opaCapabilitiesFile, policyListingRules } from '../build.js';
-import { deny, normaliseDecision, normaliseEnvoyCompat } from '../decision.js';
-import { runOpa } from '../opa-cli.js';
+import { IGNORED_IN_BUILD, opaCapabilitiesFile, policyListingRules } from '../policy/build.js';
+import { deny, normaliseDecision, normaliseEnvoyCompat } from '../policy/decision.js';
+import { runOpa } from '../policy/opa-cli.js';
 import { inDir } from './opa-paths.js';
 import { MOCK_WITH, writeHostMocks } from './host-mocks.js';
-import type { Decision } from '../../contract/policy.js';
+import type { Decision } from '../contract/policy.js';
 import type { EntrypointMode } from './scenario-types.js';
 
 /**

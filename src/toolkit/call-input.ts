@@ -1,11 +1,11 @@
-import { policyInput, sharedInput } from '../../authz/input.js';
-import { listingInput } from '../../authz/list-policy.js';
-import type { HttpRequestView } from '../../authz/view.js';
-import { countValue } from '../../budget/tokens.js';
-import type { Identity } from '../../identity/types.js';
-import { parseMcpBody, type JsonRpcMessage } from '../../mcp/jsonrpc.js';
-import { callFacts } from '../../mcp/request.js';
-import type { BudgetInputEntry, PolicyInput, ToolAnnotations } from '../../contract/policy.js';
+import { policyInput, sharedInput } from '../authz/input.js';
+import { listingInput } from '../authz/list-policy.js';
+import type { HttpRequestView } from '../authz/view.js';
+import { countValue } from '../budget/tokens.js';
+import type { Identity } from '../identity/types.js';
+import { parseMcpBody, type JsonRpcMessage } from '../mcp/jsonrpc.js';
+import { callFacts } from '../mcp/request.js';
+import type { BudgetInputEntry, PolicyInput, ToolAnnotations } from '../contract/policy.js';
 import type { BudgetSpec, EntrypointMode, IdentitySpec, RequestSpec } from './scenario-types.js';
 
 /**

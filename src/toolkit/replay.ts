@@ -1,7 +1,7 @@
-import { parsePointer } from '../../decisionlog/pointer.js';
-import { subjectOf } from '../../decisionlog/query.js';
-import type { DecisionRecordDraft } from '../../decisionlog/types.js';
-import type { Decision } from '../../contract/policy.js';
+import { parsePointer } from '../decisionlog/pointer.js';
+import { subjectOf } from '../decisionlog/query.js';
+import type { DecisionRecordDraft } from '../decisionlog/types.js';
+import type { Decision } from '../contract/policy.js';
 import { mayRead, type InputRef } from './input-deps.js';
 
 /**

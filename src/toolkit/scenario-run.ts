@@ -1,5 +1,5 @@
-import type { EvaluateOptions } from '../engine.js';
-import type { Decision, PolicyInput } from '../../contract/policy.js';
+import type { EvaluateOptions } from '../policy/engine.js';
+import type { Decision, PolicyInput } from '../contract/policy.js';
 import { buildCallInput, CallRefusedError } from './call-input.js';
 import { compareDecision, type Mismatch } from './expect.js';
 import type { EntrypointMode, Scenario, ScenarioFile } from './scenario-types.js';

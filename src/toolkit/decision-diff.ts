@@ -1,4 +1,4 @@
-import type { Decision } from '../../contract/policy.js';
+import type { Decision } from '../contract/policy.js';
 
 /** How two decisions for the same input differ (WASM vs interpreter, old vs new policy). Pure. */
 
