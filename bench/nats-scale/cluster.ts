@@ -1,12 +1,12 @@
 import { join } from 'node:path';
-import { generateSigningKeyPair, signingKeyFromText, type SigningKey } from '../../src/controlplane/keys.js';
+import { generateSigningKeyPair, signingKeyFromText, type SigningKey } from '../../src/bundle/keys.js';
 import { BundlePublisher } from '../../src/controlplane/publisher.js';
 import { provisionStreams } from '../../src/controlplane/streams.js';
 import { NatsLink } from '../../src/nats/connect.js';
 import { issueNatsCredentials } from '../../src/nats/credentials.js';
 import type { NatsTlsFiles } from '../../src/nats/settings.js';
 import { LocalPki } from '../../src/pki/index.js';
-import { readBundle, type BundleFiles } from '../../src/policy/bundle.js';
+import { readBundle, type BundleFiles } from '../../src/bundle/archive.js';
 import { buildPolicyBundle } from '../../src/policy/build.js';
 import { NatsCluster } from '../../src/util/nats-server.js';
 import { writePolicy } from '../../test/integration/controlplane/support.js';

@@ -5,7 +5,7 @@ import { DEFAULT_NATS_SETTINGS, type BudgetSpec, type NatsBudgetSettings } from 
 import { createBudgetGate, type TollgateBudgetGate } from '../../src/budget/gate.js';
 import { NatsBudgetStore } from '../../src/budget/nats-store.js';
 import type { ChargeSubject } from '../../src/budget/types.js';
-import type { VerificationKey } from '../../src/controlplane/keys.js';
+import type { VerificationKey } from '../../src/bundle/keys.js';
 import { advance, chainRecord, GENESIS, type ChainHead } from '../../src/decisionlog/chain.js';
 import { resolveDecisionLogConfig } from '../../src/decisionlog/config.js';
 import { NatsReplica } from '../../src/decisionlog/nats-sink.js';

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { cpuUsage, memoryUsage } from 'node:process';
-import { verificationKeysFromText } from '../../src/controlplane/keys.js';
+import { verificationKeysFromText } from '../../src/bundle/keys.js';
 import { NatsLink } from '../../src/nats/connect.js';
 import { budgetSpecs } from './plan.js';
 import { SimSidecar } from './sidecar.js';

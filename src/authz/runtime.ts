@@ -58,7 +58,7 @@ async function policySource(cfg: AuthzConfig, holder: PolicyHolder, link: NatsLi
   const loadOptions = { entrypoint: p.entrypoint };
   if (p.dir) return new DirBundleSource({ holder, dir: p.dir, watch: p.watch, loadOptions });
   // Remote sources and their clients are loaded only when configured: memory is paid per pod.
-  const { loadVerificationKeys } = await import('../controlplane/keys.js');
+  const { loadVerificationKeys } = await import('../bundle/keys.js');
   if (p.nats) {
     const { NatsBundleSource } = await import('../policy/sources/nats.js');
     const keys = await loadVerificationKeys(p.nats.verificationKey);
@@ -77,7 +77,7 @@ export type { BundleSourceStatus };
 /** Tool pinning: the store Check and the list filter read, fed by the verified pin bucket. */
 async function startPins(cfg: AuthzConfig, sink: TeeSink | null, log: Logger, link: NatsLink | null): Promise<{ store: PinStore; source: NatsPinSource }> {
   const p = cfg.pins!;
-  const [{ loadVerificationKeys }, { NatsPinSource }] = await Promise.all([import('../controlplane/keys.js'), import('../pins/nats-source.js')]);
+  const [{ loadVerificationKeys }, { NatsPinSource }] = await Promise.all([import('../bundle/keys.js'), import('../pins/nats-source.js')]);
   const keys = (await loadVerificationKeys(p.approverKey)).map((k) => ({ key: k.key, kid: k.kid, alg: k.alg }));
   const store = new PinStore();
   const source = new NatsPinSource({

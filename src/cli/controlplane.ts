@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { generateSigningKeyPair, isSigningAlg, loadSigningKey, SIGNING_ALGS } from '../controlplane/keys.js';
-import { DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY } from '../controlplane/pointer.js';
+import { generateSigningKeyPair, isSigningAlg, loadSigningKey, SIGNING_ALGS } from '../bundle/keys.js';
+import { DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY } from '../bundle/pointer.js';
 import type { PolicyControlPlaneOptions } from '../controlplane/serve.js';
 import type { StreamPlacement } from '../controlplane/streams.js';
 import { isRegionName } from '../nats/placement.js';

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
-import { loadSigningKey, loadVerificationKeys } from '../controlplane/keys.js';
+import { loadSigningKey, loadVerificationKeys } from '../bundle/keys.js';
 import { KubeClient } from '../operator/kube-client.js';
 import { Operator } from '../operator/operator.js';
 import { createLogger } from '../util/log.js';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { parseTimeArg, TimeArgError, type RecordFilter } from '../decisionlog/query.js';
 import { buildPolicyBundle, checkPolicies, fmtPolicies, opaCapabilitiesJson, policyListingRules, PolicyBuildError } from '../policy/build.js';
-import { readBundle } from '../policy/bundle.js';
+import { readBundle } from '../bundle/archive.js';
 import { readManifest } from '../policy/bundle-content.js';
 import { loadPolicyFromDir } from '../policy/engine.js';
 import type { ToolAnnotations } from '../contract/policy.js';

@@ -1,7 +1,7 @@
 import { openNats, type NatsLink } from '../nats/connect.js';
 import { NATS_FLAGS, natsSettingsFromFlags, type NatsFlagValues } from './nats-flags.js';
 import { Kvm, type KV } from '@nats-io/kv';
-import { loadSigningKey, loadVerificationKeys } from '../controlplane/keys.js';
+import { loadSigningKey, loadVerificationKeys } from '../bundle/keys.js';
 import { PIN_SCHEMA, signStatement, type PinEntry, type PinStatement } from '../pins/approval.js';
 import { PINS_BUCKET, SEEN_BUCKET, toolKey } from '../pins/buckets.js';
 import { definitionHash, type ToolDefinition } from '../pins/definition.js';

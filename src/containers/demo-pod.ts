@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { generateSigningKeyPair } from '../controlplane/keys.js';
+import { generateSigningKeyPair } from '../bundle/keys.js';
 import { mintDevToken } from '../identity/issuer.js';
 import { formatRegistrations } from '../controlplane/registrations.js';
 import { bootstrapTls, CONTROL_PLANE_SPIFFE_ID } from '../k8s/identity.js';

@@ -2,11 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { readBundle, type BundleFiles } from '../policy/bundle.js';
+import { readBundle, type BundleFiles } from '../bundle/archive.js';
 import { buildPolicyBundle, formatProblem, PolicyBuildError, ENVOY_ENTRYPOINT } from '../policy/build.js';
-import type { SigningKey } from './keys.js';
-import { contentDigest } from './manifest.js';
-import type { BundlePointer } from './pointer.js';
+import type { SigningKey } from '../bundle/keys.js';
+import { contentDigest } from '../bundle/manifest.js';
+import type { BundlePointer } from '../bundle/pointer.js';
 import { BundlePublisher, type PublisherOptions } from './publisher.js';
 
 /**

@@ -4,15 +4,15 @@ import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { placedIn } from '../nats/placement.js';
 import { isRevision, nextRevision, parseRevision } from '../bundle/revision.js';
-import { readBundle, writeBundle, type BundleFiles } from '../policy/bundle.js';
-import type { SigningKey, VerificationKey } from './keys.js';
-import { contentDigest, manifestRevision, withRevision } from './manifest.js';
+import { readBundle, writeBundle, type BundleFiles } from '../bundle/archive.js';
+import type { SigningKey, VerificationKey } from '../bundle/keys.js';
+import { contentDigest, manifestRevision, withRevision } from '../bundle/manifest.js';
 import {
   DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY,
   encodePointer, objectName, parseObjectName, parsePointer, revisionString, type BundlePointer,
-} from './pointer.js';
-import { signBundle, type SignOptions } from './sign.js';
-import { verifyBundle } from './verify.js';
+} from '../bundle/pointer.js';
+import { signBundle, type SignOptions } from '../bundle/sign.js';
+import { verifyBundle } from '../bundle/verify.js';
 
 export interface PublisherOptions {
   objectBucket?: string;

@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { z } from 'zod';
-import type { BundleFiles } from '../policy/bundle.js';
-import type { BundlePointer } from './pointer.js';
+import type { BundleFiles } from '../bundle/archive.js';
+import type { BundlePointer } from '../bundle/pointer.js';
 
 /**
  * <state>/revisions/<N>/: the sources of each policy revision the control plane published, with

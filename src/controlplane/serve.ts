@@ -4,13 +4,13 @@ import { KvWatchInclude, type KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import { RevisionFloor } from '../bundle/revision-floor.js';
 import type { NatsLink } from '../nats/connect.js';
-import { readBundle, type BundleFiles } from '../policy/bundle.js';
+import { readBundle, type BundleFiles } from '../bundle/archive.js';
 import { readPolicySources } from './revision-archive.js';
 import { buildPolicyBundle } from '../policy/build.js';
 import { DirWatcher, fingerprintDir } from '../policy/sources/dirwatch.js';
-import type { SigningKey } from './keys.js';
-import { contentDigest } from './manifest.js';
-import { parsePointer, type BundlePointer } from './pointer.js';
+import type { SigningKey } from '../bundle/keys.js';
+import { contentDigest } from '../bundle/manifest.js';
+import { parsePointer, type BundlePointer } from '../bundle/pointer.js';
 import { BundlePublisher, type PublisherOptions } from './publisher.js';
 
 export interface PolicyControlPlaneOptions {

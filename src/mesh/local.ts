@@ -6,7 +6,7 @@ import { DemoMcpServer } from '../demo/server.js';
 import { adsBootstrap, staticBootstrap } from '../envoy/bootstrap.js';
 import type { SidecarSpec } from '../envoy/resources.js';
 import { startEnvoy, type RunningEnvoy } from '../envoy/run.js';
-import { generateSigningKeyPair } from '../controlplane/keys.js';
+import { generateSigningKeyPair } from '../bundle/keys.js';
 import { ManagedProcess } from '../util/process.js';
 import { NatsCluster, NatsServer } from '../util/nats-server.js';
 import { freePort } from '../util/net.js';

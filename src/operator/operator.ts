@@ -3,7 +3,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { DEFAULT_NATS_SETTINGS } from '../budget/config.js';
 import { openBudgetBuckets } from '../budget/nats-store.js';
 import { InlinePolicyPublisher } from '../controlplane/inline-policy.js';
-import type { SigningKey } from '../controlplane/keys.js';
+import type { SigningKey } from '../bundle/keys.js';
 import { budgetHandler } from './budgets.js';
 import type { KubeClient } from './kube-client.js';
 import { LeaderElector } from './leader.js';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { buildPolicyBundle, checkPolicies, PolicyBuildError } from '../policy/build.js';
-import { readBundle, type BundleFiles } from '../policy/bundle.js';
+import { readBundle, type BundleFiles } from '../bundle/archive.js';
 import { loadPolicy, type WasmPolicy } from '../policy/engine.js';
 import { wallClockNs } from '../policy/builtins.js';
 import { MOCK_FILE } from './host-mocks.js';

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { verifyBundle, type VerifyOptions } from '../../controlplane/verify.js';
-import { manifestRevision } from '../../controlplane/manifest.js';
-import { SIGNATURES_PATH } from '../../controlplane/sign.js';
-import { readBundle, type BundleFiles } from '../bundle.js';
+import { verifyBundle, type VerifyOptions } from '../../bundle/verify.js';
+import { manifestRevision } from '../../bundle/manifest.js';
+import { SIGNATURES_PATH } from '../../bundle/sign.js';
+import { readBundle, type BundleFiles } from '../../bundle/archive.js';
 import type { PolicyHolder } from '../holder.js';
 import type { BundleSourceStatus, PolicyLoader, RejectionRecord } from './types.js';
 

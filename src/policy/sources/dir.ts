@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
-import { contentDigest, withRevision } from '../../controlplane/manifest.js';
-import { readBundle } from '../bundle.js';
+import { contentDigest, withRevision } from '../../bundle/manifest.js';
+import { readBundle } from '../../bundle/archive.js';
 import { buildPolicyBundle } from '../build.js';
 import { loadPolicy, type LoadOptions } from '../engine.js';
 import type { PolicyHolder } from '../holder.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-import type { VerificationKey } from '../../controlplane/keys.js';
-import { MAX_BUNDLE_BYTES } from '../bundle.js';
+import type { VerificationKey } from '../../bundle/keys.js';
+import { MAX_BUNDLE_BYTES } from '../../bundle/archive.js';
 import { loadPolicy, type LoadOptions } from '../engine.js';
 import type { PolicyHolder } from '../holder.js';
 import { BundleActivator, type ActivatorEvents } from './activate.js';

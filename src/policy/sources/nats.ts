@@ -3,15 +3,15 @@ import type { EventEmitter } from 'node:events';
 import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import type { VerificationKey } from '../../controlplane/keys.js';
+import type { VerificationKey } from '../../bundle/keys.js';
 import {
   DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY, parseObjectName, parsePointer, type BundlePointer,
-} from '../../controlplane/pointer.js';
+} from '../../bundle/pointer.js';
 import { parseRevision } from '../../bundle/revision.js';
 import { RevisionFloor } from '../../bundle/revision-floor.js';
 import type { NatsLink } from '../../nats/connect.js';
 import { loadPolicy, type LoadOptions } from '../engine.js';
-import type { BundleFiles } from '../bundle.js';
+import type { BundleFiles } from '../../bundle/archive.js';
 import type { PolicyHolder } from '../holder.js';
 import { BundleActivator, type ActivatorEvents } from './activate.js';
 import type { BundleSource, BundleSourceStatus, PolicyLoader } from './types.js';

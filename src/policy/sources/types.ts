@@ -1,4 +1,4 @@
-import type { BundleFiles } from '../bundle.js';
+import type { BundleFiles } from '../../bundle/archive.js';
 import type { PolicyEvaluator } from '../../contract/policy.js';
 
 /** Loads a bundle's WASM into an evaluator (policy/engine.ts loadPolicy in production). */

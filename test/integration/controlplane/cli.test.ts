@@ -7,7 +7,7 @@ import { controlplaneCommand } from '../../../src/cli/controlplane.js';
 import { UsageError } from '../../../src/cli/types.js';
 import { NatsServer } from '../../../src/util/nats-server.js';
 import { BundlePublisher } from '../../../src/controlplane/publisher.js';
-import { loadVerificationKeys } from '../../../src/controlplane/keys.js';
+import { loadVerificationKeys } from '../../../src/bundle/keys.js';
 import { writePolicy } from './support.js';
 
 /** Runs the command with stdout/stderr captured. */

@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
-import { readBundle, writeBundle } from '../../../src/policy/bundle.js';
+import { readBundle, writeBundle } from '../../../src/bundle/archive.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import { HttpBundleSource } from '../../../src/policy/sources/http.js';
-import { signBundle } from '../../../src/controlplane/sign.js';
-import { keyPair } from '../../unit/controlplane/fixtures.js';
+import { signBundle } from '../../../src/bundle/sign.js';
+import { keyPair } from '../../unit/bundle/fixtures.js';
 import { toolInput, writePolicy } from './support.js';
 
 /** A minimal OPA bundle server: one bundle, a strong ETag, 304 on If-None-Match. */

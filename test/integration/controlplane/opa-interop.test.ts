@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
-import { readBundle, type BundleFiles } from '../../../src/policy/bundle.js';
-import { signBundle, SIGNATURES_PATH } from '../../../src/controlplane/sign.js';
-import { verifyBundle } from '../../../src/controlplane/verify.js';
-import { generateSigningKeyPair, signingKeyFromText, verificationKeysFromText, type SigningAlg } from '../../../src/controlplane/keys.js';
+import { readBundle, type BundleFiles } from '../../../src/bundle/archive.js';
+import { signBundle, SIGNATURES_PATH } from '../../../src/bundle/sign.js';
+import { verifyBundle } from '../../../src/bundle/verify.js';
+import { generateSigningKeyPair, signingKeyFromText, verificationKeysFromText, type SigningAlg } from '../../../src/bundle/keys.js';
 import { toolPath } from '../../../src/util/tools.js';
 
 const run = promisify(execFile);

@@ -2,12 +2,12 @@ import { strict as assert } from 'node:assert';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import { NatsServer } from '../../../src/util/nats-server.js';
-import { readBundle } from '../../../src/policy/bundle.js';
+import { readBundle } from '../../../src/bundle/archive.js';
 import { BundlePublisher, RevisionConflictError } from '../../../src/controlplane/publisher.js';
-import { manifestRevision } from '../../../src/controlplane/manifest.js';
-import { verifyBundle } from '../../../src/controlplane/verify.js';
-import { DEFAULT_OBJECT_BUCKET } from '../../../src/controlplane/pointer.js';
-import { keyPair, sampleBundle } from '../../unit/controlplane/fixtures.js';
+import { manifestRevision } from '../../../src/bundle/manifest.js';
+import { verifyBundle } from '../../../src/bundle/verify.js';
+import { DEFAULT_OBJECT_BUCKET } from '../../../src/bundle/pointer.js';
+import { keyPair, sampleBundle } from '../../unit/bundle/fixtures.js';
 
 describe('bundle publisher on real NATS JetStream', function () {
   this.timeout(60000);

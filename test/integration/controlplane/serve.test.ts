@@ -6,7 +6,7 @@ import { NatsServer } from '../../../src/util/nats-server.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { PolicyControlPlane, type ControlPlaneEvents } from '../../../src/controlplane/serve.js';
-import { keyPair } from '../../unit/controlplane/fixtures.js';
+import { keyPair } from '../../unit/bundle/fixtures.js';
 import { toolInput, waitFor, writePolicy } from './support.js';
 import { closeLinks, plainLink } from '../../support/nats-link.js';
 

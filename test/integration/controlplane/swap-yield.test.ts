@@ -3,14 +3,14 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { readBundle, writeBundle } from '../../../src/policy/bundle.js';
+import { readBundle, writeBundle } from '../../../src/bundle/archive.js';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
 import { loadPolicy } from '../../../src/policy/engine.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import { BundleActivator } from '../../../src/policy/sources/activate.js';
-import { signBundle } from '../../../src/controlplane/sign.js';
-import { withRevision } from '../../../src/controlplane/manifest.js';
-import { keyPair } from '../../unit/controlplane/fixtures.js';
+import { signBundle } from '../../../src/bundle/sign.js';
+import { withRevision } from '../../../src/bundle/manifest.js';
+import { keyPair } from '../../unit/bundle/fixtures.js';
 import { REPO_POLICIES, toolCall, person } from '../../unit/policy/fixtures.js';
 
 /**

@@ -8,7 +8,7 @@ import { Kvm } from '@nats-io/kv';
 import { parseAllDocuments } from 'yaml';
 import { loadConfigFile } from '../../../src/authz/config.js';
 import { startAuthz } from '../../../src/authz/runtime.js';
-import { generateSigningKeyPair } from '../../../src/controlplane/keys.js';
+import { generateSigningKeyPair } from '../../../src/bundle/keys.js';
 import { provisionStreams } from '../../../src/controlplane/streams.js';
 import type { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { CLUSTER_NATS_CLIENTS, issueClusterNatsCertificates, natsSeedUrls, clusterNatsAuthorization, type ClusterNatsCertificates } from '../../../src/k8s/nats-cluster.js';

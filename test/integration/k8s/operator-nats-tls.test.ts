@@ -19,7 +19,7 @@ import { KubeClient } from '../../../src/operator/kube-client.js';
 import { Operator } from '../../../src/operator/operator.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
-import { keyPair } from '../../unit/controlplane/fixtures.js';
+import { keyPair } from '../../unit/bundle/fixtures.js';
 import { toolInput } from '../controlplane/support.js';
 import { MESH_COMPONENTS, SecureNats } from '../../support/secure-nats.js';
 import { applyAll, eventually, installCrds, removeTollgateObjects, sharedKubeCluster, type KubeCluster } from '../../support/kube-cluster.js';

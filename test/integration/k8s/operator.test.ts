@@ -10,7 +10,7 @@ import { startAuthz, type RunningAuthz } from '../../../src/authz/runtime.js';
 import { DEFAULT_NATS_SETTINGS, type BudgetSpec } from '../../../src/budget/config.js';
 import { NatsBudgetStore } from '../../../src/budget/nats-store.js';
 import { windowAt } from '../../../src/budget/window.js';
-import { generateSigningKeyPair, signingKeyFromText } from '../../../src/controlplane/keys.js';
+import { generateSigningKeyPair, signingKeyFromText } from '../../../src/bundle/keys.js';
 import { authorizationService } from '../../../src/envoy/protos.js';
 import { DevIssuer } from '../../../src/identity/issuer.js';
 import { KubeClient } from '../../../src/operator/kube-client.js';

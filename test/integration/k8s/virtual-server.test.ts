@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { parse as parseYaml } from 'yaml';
-import { generateSigningKeyPair, signingKeyFromText } from '../../../src/controlplane/keys.js';
+import { generateSigningKeyPair, signingKeyFromText } from '../../../src/bundle/keys.js';
 import { provisionStreams } from '../../../src/controlplane/streams.js';
 import { validateGatewayConfig } from '../../../src/gateway/config.js';
 import { KubeClient } from '../../../src/operator/kube-client.js';

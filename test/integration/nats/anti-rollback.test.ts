@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { MAX_REVISION } from '../../../src/bundle/revision.js';
-import { encodePointer, type BundlePointer } from '../../../src/controlplane/pointer.js';
+import { encodePointer, type BundlePointer } from '../../../src/bundle/pointer.js';
 import { PolicyControlPlane, type PointerCorrectedEvent } from '../../../src/controlplane/serve.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { NatsServer } from '../../../src/util/nats-server.js';
-import { keyPair } from '../../unit/controlplane/fixtures.js';
+import { keyPair } from '../../unit/bundle/fixtures.js';
 import { waitFor, writePolicy } from '../controlplane/support.js';
 import { closeLinks, plainLink } from '../../support/nats-link.js';
 

@@ -13,12 +13,12 @@ import { readRecords } from '../../../src/decisionlog/reader.js';
 import { NatsLink } from '../../../src/nats/connect.js';
 import { issueNatsCredentials } from '../../../src/nats/credentials.js';
 import { LocalPki } from '../../../src/pki/index.js';
-import { readBundle } from '../../../src/policy/bundle.js';
+import { readBundle } from '../../../src/bundle/archive.js';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { NatsCluster } from '../../../src/util/nats-server.js';
-import { keyPair } from '../../unit/controlplane/fixtures.js';
+import { keyPair } from '../../unit/bundle/fixtures.js';
 import { sampleDraft } from '../../unit/decisionlog/fixtures.js';
 import { waitFor, writePolicy } from '../controlplane/support.js';
 

@@ -23,7 +23,7 @@ import { freePort } from '../../../src/util/net.js';
 import { NatsServer, NatsSupercluster } from '../../../src/util/nats-server.js';
 import { runTollgate } from '../../support/cli.js';
 import { CuttableRelay } from '../../support/tcp-relay.js';
-import { keyPair } from '../../unit/controlplane/fixtures.js';
+import { keyPair } from '../../unit/bundle/fixtures.js';
 import { waitFor, writePolicy } from '../controlplane/support.js';
 
 /**

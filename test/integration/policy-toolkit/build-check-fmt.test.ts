@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readBundle } from '../../../src/policy/bundle.js';
+import { readBundle } from '../../../src/bundle/archive.js';
 import { loadPolicy } from '../../../src/policy/engine.js';
 import { buildCallInput } from '../../../src/toolkit/call-input.js';
 import { cleanup, policy, REPO_POLICIES, scratch, write } from './support.js';

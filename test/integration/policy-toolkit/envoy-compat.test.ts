@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
-import { readBundle } from '../../../src/policy/bundle.js';
+import { readBundle } from '../../../src/bundle/archive.js';
 import { loadPolicy, type WasmPolicy } from '../../../src/policy/engine.js';
 import { buildCallInput, type CallSpec } from '../../../src/toolkit/call-input.js';
 import type { RequestSpec } from '../../../src/toolkit/scenario-types.js';

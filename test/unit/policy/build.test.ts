@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readBundle } from '../../../src/policy/bundle.js';
+import { readBundle } from '../../../src/bundle/archive.js';
 import { buildPolicyBundle, checkPolicies, fmtPolicies, PolicyBuildError } from '../../../src/policy/build.js';
 import { cleanupDirs, policyDir, REPO_POLICIES } from './fixtures.js';
 

@@ -3,7 +3,7 @@ import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, exportJWK, type JWTPayload } from 'jose';
-import { readBundle } from '../../../src/policy/bundle.js';
+import { readBundle } from '../../../src/bundle/archive.js';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
 import { HOST_BUILTIN_NAMES } from '../../../src/policy/builtins.js';
 import { TOLLGATE_BUILTIN_DECLS } from '../../../src/policy/builtin-sql.js';

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { gzipSync } from 'node:zlib';
-import { readBundle, writeBundle } from '../../../src/policy/bundle.js';
+import { readBundle, writeBundle } from '../../../src/bundle/archive.js';
 
 describe('policy bundle archive', () => {
   it('round-trips files with stable bytes', async () => {

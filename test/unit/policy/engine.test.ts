@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { gzipSync } from 'node:zlib';
-import { readBundle, writeBundle, type BundleFiles } from '../../../src/policy/bundle.js';
+import { readBundle, writeBundle, type BundleFiles } from '../../../src/bundle/archive.js';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
 import { loadPolicy, loadPolicyFromDir, MASK_FAILURE_RESULT, type WasmPolicy } from '../../../src/policy/engine.js';
 import type { PolicyInput } from '../../../src/contract/policy.js';

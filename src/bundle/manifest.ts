@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { BundleFiles } from '../policy/bundle.js';
+import type { BundleFiles } from './archive.js';
 import { canonicalJson } from './digest.js';
 import { SIGNATURES_PATH } from './sign.js';
 

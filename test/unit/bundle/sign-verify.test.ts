@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
-import { readBundle, writeBundle, type BundleFiles } from '../../../src/policy/bundle.js';
-import { signBundle, SIGNATURES_PATH } from '../../../src/controlplane/sign.js';
-import { verifyBundle, BundleVerificationError } from '../../../src/controlplane/verify.js';
-import { withRevision } from '../../../src/controlplane/manifest.js';
-import type { SigningAlg } from '../../../src/controlplane/keys.js';
+import { readBundle, writeBundle, type BundleFiles } from '../../../src/bundle/archive.js';
+import { signBundle, SIGNATURES_PATH } from '../../../src/bundle/sign.js';
+import { verifyBundle, BundleVerificationError } from '../../../src/bundle/verify.js';
+import { withRevision } from '../../../src/bundle/manifest.js';
+import type { SigningAlg } from '../../../src/bundle/keys.js';
 import { keyPair, sampleBundle } from './fixtures.js';
 import { SignJWT } from 'jose';
 

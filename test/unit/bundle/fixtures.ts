@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
-import type { BundleFiles } from '../../../src/policy/bundle.js';
-import { keyIdOf, type SigningAlg, type SigningKey, type VerificationKey } from '../../../src/controlplane/keys.js';
+import type { BundleFiles } from '../../../src/bundle/archive.js';
+import { keyIdOf, type SigningAlg, type SigningKey, type VerificationKey } from '../../../src/bundle/keys.js';
 import { createPublicKey } from 'node:crypto';
 
 /** A bundle shaped like `opa build -t wasm` output (the WASM bytes are only a header here). */

@@ -1,5 +1,5 @@
 import { SignJWT } from 'jose';
-import type { BundleFiles } from '../policy/bundle.js';
+import type { BundleFiles } from './archive.js';
 import { fileDigest, type DigestAlgorithm } from './digest.js';
 import type { SigningKey } from './keys.js';
 

@@ -1,4 +1,4 @@
-import { isRevision, parseRevision, REVISION_DIGITS, revisionDescription, revisionString } from '../bundle/revision.js';
+import { isRevision, parseRevision, REVISION_DIGITS, revisionDescription, revisionString } from './revision.js';
 
 /**
  * The KV record naming the bundle in force. It is not trusted for anything security-relevant:

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   generateSigningKeyPair, loadSigningKey, loadVerificationKeys, signingKeyFromText, verificationKeysFromText,
-} from '../../../src/controlplane/keys.js';
-import { signBundle } from '../../../src/controlplane/sign.js';
-import { verifyBundle } from '../../../src/controlplane/verify.js';
+} from '../../../src/bundle/keys.js';
+import { signBundle } from '../../../src/bundle/sign.js';
+import { verifyBundle } from '../../../src/bundle/verify.js';
 import { sampleBundle } from './fixtures.js';
 
 describe('bundle signing keys', () => {

@@ -1,6 +1,6 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import type { BundleFiles } from '../policy/bundle.js';
+import type { BundleFiles } from './archive.js';
 import { fileDigest, isDigestAlgorithm, DIGEST_ALGORITHMS } from './digest.js';
 import type { VerificationKey } from './keys.js';
 import { SIGNATURES_PATH, type SignaturePayload, type SignedFile } from './sign.js';

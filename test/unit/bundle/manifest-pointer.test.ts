@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { contentDigest, manifestRevision, withRevision } from '../../../src/controlplane/manifest.js';
-import { encodePointer, objectName, parsePointer, parseRevision } from '../../../src/controlplane/pointer.js';
+import { contentDigest, manifestRevision, withRevision } from '../../../src/bundle/manifest.js';
+import { encodePointer, objectName, parsePointer, parseRevision } from '../../../src/bundle/pointer.js';
 import { sampleBundle } from './fixtures.js';
 
 describe('bundle manifest and pointer', () => {

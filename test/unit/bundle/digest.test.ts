@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
-import { canonicalJson, fileDigest, isStructuredFile } from '../../../src/controlplane/digest.js';
+import { canonicalJson, fileDigest, isStructuredFile } from '../../../src/bundle/digest.js';
 import { mulberry32 } from '../../support/prng.js';
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
