@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { regionalBucket } from '../nats/budget-keys.js';
 import { isRegionName } from '../nats/placement.js';
 import { parseServers } from '../nats/settings.js';
 import { parseYaml } from '../util/yaml-lazy.js';
@@ -22,10 +23,7 @@ export type OnNatsUnavailable = 'fail-closed' | 'use-leases-until-expiry';
  */
 export type BudgetRegionScope = 'global' | 'region';
 
-/** The usage bucket of one region under `scope: region`. */
-export function regionalBucket(bucket: string, region: string): string {
-  return `${bucket}_${region}`;
-}
+export { regionalBucket };
 
 export interface BudgetSpec {
   name: string;

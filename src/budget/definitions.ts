@@ -1,5 +1,6 @@
 import { KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
 import { parseBudgetList, type BudgetSpec } from './config.js';
+import { DEFINITIONS_KEY } from '../nats/budget-keys.js';
 
 /**
  * Budget definitions published over NATS (the control plane writes them from TokenBudget
@@ -12,7 +13,7 @@ import { parseBudgetList, type BudgetSpec } from './config.js';
  * the file: a malformed or older publication is refused and the last good one stays in force.
  */
 
-export const DEFINITIONS_KEY = 'definitions';
+export { DEFINITIONS_KEY };
 
 export interface PublishedDefinitions {
   revision: number;

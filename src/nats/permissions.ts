@@ -1,6 +1,5 @@
 import { MCPPOLICY_POINTER_PREFIX } from '../bundle/policy-keys.js';
-import { regionalBucket } from '../budget/config.js';
-import { DEFINITIONS_KEY } from '../budget/definitions.js';
+import { DEFINITIONS_KEY, regionalBucket } from './budget-keys.js';
 import { identityToken, inboxPrefixFor } from './identity.js';
 
 /**
