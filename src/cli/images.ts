@@ -1,6 +1,6 @@
 import { buildServerImage } from '../servers/build-server.js';
 import { DEFAULT_SERVER_IMAGE_PREFIX } from '../servers/image-contract.js';
-import { parseSource, SourceError } from '../servers/source.js';
+import { parseSource, SourceError } from '../registry/source.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
 

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { DEFAULT_PORTS } from '../mesh/local.js';
-import { parseSource, SourceError } from '../servers/source.js';
+import { parseSource, SourceError } from '../registry/source.js';
 import { parseCommandArgs } from './args.js';
 import { serveGoverned } from './serve-governed.js';
 import { SERVER_FLAGS, SERVER_FLAGS_USAGE, serverOptions, splitServerArgs } from './server-flags.js';

@@ -6,7 +6,7 @@ import { watchPolicyBuilds } from '../mesh/build-watch.js';
 import { DEFAULT_STATE_DIR, removeMeshFile, writeMeshFile } from '../mesh/mesh-file.js';
 import type { ServerRunSpec } from '../servers/run.js';
 import { loadServersFile } from '../servers/servers-file.js';
-import { parseServerSpec, SourceError } from '../servers/source.js';
+import { parseServerSpec, SourceError } from '../registry/source.js';
 import { parseCommandArgs } from './args.js';
 import { parseHostPort } from '../util/net.js';
 import { serveGoverned } from './serve-governed.js';

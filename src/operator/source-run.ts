@@ -1,5 +1,5 @@
 import { bridgeCommand, DEFAULT_BRIDGE_PORT, serverImageName } from '../servers/image-contract.js';
-import { parseSource, SourceError } from '../servers/source.js';
+import { parseSource, SourceError } from '../registry/source.js';
 import type { McpServer, McpServerRun } from './types.js';
 
 /**

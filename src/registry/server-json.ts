@@ -1,4 +1,4 @@
-import type { ServerSource } from '../servers/source.js';
+import type { ServerSource } from './source.js';
 
 /**
  * The parts of the official MCP registry's server.json (schema 2025-09-29 and later) that

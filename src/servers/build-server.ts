@@ -5,7 +5,7 @@ import { buildServerLayer, npmImageCommand, pypiForImage } from './image.js';
 import { LAUNCH_FILE, serverImageName } from './image-contract.js';
 import { installNpm } from './install.js';
 import type { LaunchFile } from './launch-file.js';
-import { formatSource, type ServerSource } from './source.js';
+import { formatSource, type ServerSource } from '../registry/source.js';
 
 /**
  * Builds the image an MCPServer spec.source runs from (the image contract in

@@ -1,4 +1,4 @@
-import type { ServerSource } from './source.js';
+import type { ServerSource } from '../registry/source.js';
 
 /**
  * The contract between a server image and whoever runs it on Kubernetes (the operator) or builds

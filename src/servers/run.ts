@@ -13,7 +13,7 @@ import { npmImage, pypiImage, type ServerImage } from './image.js';
 import { podmanRunArgs } from './podman-args.js';
 import { DEFAULT_PROFILE, type PermissionProfile } from './profile.js';
 import { installNpm, installPypi, type InstalledServer } from './install.js';
-import { formatSource, type ServerSource } from './source.js';
+import { formatSource, type ServerSource } from '../registry/source.js';
 
 export type Isolation = 'none' | 'podman';
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { loadProfile } from './profile.js';
-import { parseServerSpec } from './source.js';
+import { parseServerSpec } from '../registry/source.js';
 import type { Isolation, ServerRunSpec } from './run.js';
 
 /** One server as `tollgate up --servers FILE` lists it (docs/servers.md). */

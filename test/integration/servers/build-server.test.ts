@@ -3,7 +3,7 @@ import { tollgateImage } from '../../../src/containers/images.js';
 import { imageExists, podman, podmanAvailability, podmanOk } from '../../../src/containers/podman.js';
 import { LAUNCH_FILE, serverImageName } from '../../../src/servers/image-contract.js';
 import { parseLaunchFile } from '../../../src/servers/launch-file.js';
-import { parseSource } from '../../../src/servers/source.js';
+import { parseSource } from '../../../src/registry/source.js';
 import { runTollgate } from '../../support/cli.js';
 import { VERSIONS } from './support.js';
 

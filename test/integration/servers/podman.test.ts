@@ -12,7 +12,7 @@ import { EGRESS_RELAY_SCRIPT, EgressProxy } from '../../../src/servers/egress-pr
 import { podmanRunArgs } from '../../../src/servers/podman-args.js';
 import { startGoverned, stopGoverned, type GovernedServer } from '../../../src/servers/governed.js';
 import { parseProfile } from '../../../src/servers/profile.js';
-import { parseSource } from '../../../src/servers/source.js';
+import { parseSource } from '../../../src/registry/source.js';
 import { connectClient } from '../../support/mcp-client.js';
 import { VERSIONS } from './support.js';
 

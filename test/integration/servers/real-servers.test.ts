@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startGoverned, stopGoverned, type GovernedServer } from '../../../src/servers/governed.js';
-import { parseSource } from '../../../src/servers/source.js';
+import { parseSource } from '../../../src/registry/source.js';
 import { connectClient } from '../../support/mcp-client.js';
 import { VERSIONS } from './support.js';
 

@@ -10,7 +10,7 @@ import { newKeyPair } from '../../../src/registry/signature.js';
 import { addEntry, verifyRegistry } from '../../../src/registry/store.js';
 import { startGoverned, stopGoverned } from '../../../src/servers/governed.js';
 import { RunRefused, startServer } from '../../../src/servers/run.js';
-import { parseSource } from '../../../src/servers/source.js';
+import { parseSource } from '../../../src/registry/source.js';
 import { selfCommand } from '../../../src/util/self.js';
 import { connectClient } from '../../support/mcp-client.js';
 

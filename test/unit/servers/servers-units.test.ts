@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { podmanRunArgs } from '../../../src/servers/podman-args.js';
 import { DEFAULT_PROFILE, egressAllowed, parseProfile } from '../../../src/servers/profile.js';
-import { parseServerSpec, parseSource } from '../../../src/servers/source.js';
+import { parseServerSpec, parseSource } from '../../../src/registry/source.js';
 import { serverEnv } from '../../../src/servers/env.js';
 
 describe('servers: sources', () => {
