@@ -8,7 +8,7 @@ import type { NatsTlsFiles } from '../../src/nats/settings.js';
 import { LocalPki } from '../../src/pki/index.js';
 import { readBundle, type BundleFiles } from '../../src/bundle/archive.js';
 import { buildPolicyBundle } from '../../src/policy/build.js';
-import { NatsCluster } from '../../src/util/nats-server.js';
+import { NatsCluster } from '../../src/nats/server.js';
 import { writePolicy } from '../../test/integration/controlplane/support.js';
 
 /**

@@ -8,7 +8,7 @@ import type { SidecarSpec } from '../envoy/resources.js';
 import { startEnvoy, type RunningEnvoy } from '../envoy/run.js';
 import { generateSigningKeyPair } from '../bundle/keys.js';
 import { ManagedProcess } from '../util/process.js';
-import { NatsCluster, NatsServer } from '../util/nats-server.js';
+import { NatsCluster, NatsServer } from '../nats/server.js';
 import { freePort } from '../util/net.js';
 import { LocalPki, spiffeId, DEFAULT_TRUST_DOMAIN, type CertFiles } from '../pki/index.js';
 import { formatRegistrations } from '../controlplane/registrations.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { NatsLink } from '../../src/nats/connect.js';
 import { issueNatsCredentials, type ComponentSpec, type NatsCredentials } from '../../src/nats/credentials.js';
 import { LocalPki } from '../../src/pki/index.js';
-import { NatsServer } from '../../src/util/nats-server.js';
+import { NatsServer } from '../../src/nats/server.js';
 
 /** The components of a mesh, each with its own NATS credential (as `tollgate up` issues them). */
 export const MESH_COMPONENTS: ComponentSpec[] = [

@@ -11,7 +11,7 @@ import { windowAt } from '../../../src/budget/window.js';
 import { authorizationService, externalProcessorService } from '../../../src/envoy/protos.js';
 import { DevIssuer } from '../../../src/identity/issuer.js';
 import { freePort } from '../../../src/util/net.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { ManagedProcess } from '../../../src/util/process.js';
 import { selfCommand } from '../../../src/util/self.js';
 import { projectRoot } from '../../../src/util/tools.js';

@@ -9,7 +9,7 @@ import { NatsBudgetStore, usageKey } from '../../../src/budget/nats-store.js';
 import { openBudgetGate } from '../../../src/budget/open.js';
 import type { ChargeSubject } from '../../../src/budget/types.js';
 import { windowAt } from '../../../src/budget/window.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 
 /** One clock for every replica, moved by the test: leases expire and windows roll when it says. */
 class FakeClock {

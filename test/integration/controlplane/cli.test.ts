@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { controlplaneCommand } from '../../../src/cli/controlplane.js';
 import { UsageError } from '../../../src/cli/types.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { BundlePublisher } from '../../../src/controlplane/publisher.js';
 import { loadVerificationKeys } from '../../../src/bundle/keys.js';
 import { writePolicy } from './support.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { freePort } from '../../../src/util/net.js';
 import { readBundle, writeBundle, type BundleFiles } from '../../../src/bundle/archive.js';
 import { buildPolicyBundle } from '../../../src/policy/build.js';

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { readBundle } from '../../../src/bundle/archive.js';
 import { BundlePublisher, RevisionConflictError } from '../../../src/controlplane/publisher.js';
 import { manifestRevision } from '../../../src/bundle/manifest.js';

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { readStreamEntries, type StreamEntry } from '../../../src/decisionlog/nats-reader.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { authzStatus, eventually, Load, logEntries, RawSession, startMesh, tollgateLogs, type Step, type TestMesh } from './support.js';
 
 const STREAM = 'TOLLGATE_DECISIONS';

@@ -8,7 +8,7 @@ import { listLogFiles } from '../../../src/decisionlog/files.js';
 import { parseLine } from '../../../src/decisionlog/lines.js';
 import { anchorSubject } from '../../../src/decisionlog/nats-sink.js';
 import type { WitnessEntry } from '../../../src/decisionlog/witness.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { sampleDraft } from '../../unit/decisionlog/fixtures.js';
 import { cleanupTempDirs, tempDir } from '../../unit/decisionlog/helpers.js';
 

@@ -8,7 +8,7 @@ import { readRecords } from '../../../src/decisionlog/reader.js';
 import { readStreamRecords, type StreamRecord } from '../../../src/decisionlog/nats-reader.js';
 import { NatsReplica } from '../../../src/decisionlog/nats-sink.js';
 import type { TeeSink } from '../../../src/decisionlog/tee.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { freePort } from '../../../src/util/net.js';
 import { sampleDraft } from '../../unit/decisionlog/fixtures.js';
 import { cleanupTempDirs, tempDir } from '../../unit/decisionlog/helpers.js';

@@ -17,7 +17,7 @@ import { KubeClient } from '../../../src/operator/kube-client.js';
 import { kubeRequest } from '../../../src/operator/kube-rest.js';
 import { Operator } from '../../../src/operator/operator.js';
 import { provisionStreams } from '../../../src/controlplane/streams.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { applyAll, eventually, installCrds, sharedKubeCluster, yamlObjects, type KubeCluster } from '../../support/kube-cluster.js';
 
 /**

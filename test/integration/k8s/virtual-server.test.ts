@@ -7,7 +7,7 @@ import { provisionStreams } from '../../../src/controlplane/streams.js';
 import { validateGatewayConfig } from '../../../src/gateway/config.js';
 import { KubeClient } from '../../../src/operator/kube-client.js';
 import { Operator } from '../../../src/operator/operator.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { applyAll, eventually, installCrds, removeTollgateObjects, sharedKubeCluster, type KubeCluster } from '../../support/kube-cluster.js';
 
 /**

@@ -9,7 +9,7 @@ import { encodePointer, type BundlePointer } from '../../../src/bundle/pointer.j
 import { PolicyControlPlane, type PointerCorrectedEvent } from '../../../src/controlplane/serve.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { keyPair } from '../../unit/bundle/fixtures.js';
 import { waitFor, writePolicy } from '../controlplane/support.js';
 import { closeLinks, plainLink } from '../../support/nats-link.js';

@@ -17,7 +17,7 @@ import { readBundle } from '../../../src/bundle/archive.js';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
-import { NatsCluster } from '../../../src/util/nats-server.js';
+import { NatsCluster } from '../../../src/nats/server.js';
 import { keyPair } from '../../unit/bundle/fixtures.js';
 import { sampleDraft } from '../../unit/decisionlog/fixtures.js';
 import { waitFor, writePolicy } from '../controlplane/support.js';

@@ -20,7 +20,7 @@ import { LocalPki } from '../../../src/pki/index.js';
 import { PolicyHolder } from '../../../src/policy/holder.js';
 import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { freePort } from '../../../src/util/net.js';
-import { NatsServer, NatsSupercluster } from '../../../src/util/nats-server.js';
+import { NatsServer, NatsSupercluster } from '../../../src/nats/server.js';
 import { runTollgate } from '../../support/cli.js';
 import { CuttableRelay } from '../../support/tcp-relay.js';
 import { keyPair } from '../../unit/bundle/fixtures.js';

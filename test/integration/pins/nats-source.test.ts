@@ -8,7 +8,7 @@ import { PINS_BUCKET, SEEN_BUCKET, toolKey } from '../../../src/pins/buckets.js'
 import { definitionHash, toolDefinition } from '../../../src/pins/definition.js';
 import { NatsPinSource, type PinEvent } from '../../../src/pins/nats-source.js';
 import { PinStore } from '../../../src/pins/store.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 
 const until = async <T>(probe: () => T | null | undefined | false, what: string, ms = 10_000): Promise<T> => {
   const end = Date.now() + ms;

@@ -6,7 +6,7 @@ import { createDecisionSink } from '../../../src/decisionlog/config.js';
 import { FileDecisionSink } from '../../../src/decisionlog/file-sink.js';
 import { NatsReplica } from '../../../src/decisionlog/nats-sink.js';
 import type { DecisionSink } from '../../../src/decisionlog/types.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { createInputMasker } from '../../../src/decisionlog/mask.js';
 import { AuthError, type Identity, type TokenVerifier } from '../../../src/identity/types.js';
 import { loadPolicyFromDir } from '../../../src/policy/engine.js';

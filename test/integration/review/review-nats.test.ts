@@ -4,7 +4,7 @@ import { createReviewCommand } from '../../../src/cli/review.js';
 import { createDecisionSink } from '../../../src/decisionlog/config.js';
 import { NatsReplica } from '../../../src/decisionlog/nats-sink.js';
 import type { ReviewServer } from '../../../src/review/server.js';
-import { NatsServer } from '../../../src/util/nats-server.js';
+import { NatsServer } from '../../../src/nats/server.js';
 import { cleanupTempDirs, tempDir } from '../../unit/decisionlog/helpers.js';
 import { writeReviewLog } from '../../unit/review/fixture.js';
 

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { connect } from 'node:net';
-import { NatsServer, NatsSupercluster } from '../../../src/util/nats-server.js';
+import { NatsServer, NatsSupercluster } from '../../../src/nats/server.js';
 
 describe('nats-server launcher', () => {
   it('starts a real server with JetStream and stops it', async () => {

@@ -1,13 +1,13 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { certificateIdentity } from '../nats/identity.js';
-import { isRegionName } from '../nats/placement.js';
-import { renderServerConfig, type ClusterSettings, type GatewaySettings, type RemoteGateway, type ServerTls } from '../nats/server-config.js';
-import type { UserPermissions } from '../nats/permissions.js';
-import { ManagedProcess } from './process.js';
-import { freePort, waitForPort } from './net.js';
-import { toolPath } from './tools.js';
+import { certificateIdentity } from './identity.js';
+import { isRegionName } from './placement.js';
+import { renderServerConfig, type ClusterSettings, type GatewaySettings, type RemoteGateway, type ServerTls } from './server-config.js';
+import type { UserPermissions } from './permissions.js';
+import { ManagedProcess } from '../util/process.js';
+import { freePort, waitForPort } from '../util/net.js';
+import { toolPath } from '../util/tools.js';
 
 export interface NatsServerOptions {
   host?: string;
