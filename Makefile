@@ -246,8 +246,9 @@ build: node ## Compile TypeScript to dist/ (and make `npx tollgate` run it)
 typecheck: node ## tsc --noEmit
 	tsc -p tsconfig.json --noEmit
 
-lint: node ## ESLint over src/ and test/
+lint: node ## ESLint over src/ and test/, and the layering rule (no cycle between src/ directories)
 	eslint src test bench
+	mocha test/unit/util/layering.test.ts
 
 # opa's capabilities plus Tollgate's host builtins (tollgate.sql.analyze), so opa accepts policies
 # that call them; rebuilt when opa or the declarations change.
