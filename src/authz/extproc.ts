@@ -1,8 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { ExtProcStats } from '../metrics/extproc-metrics.js';
 import type { BudgetGate, TokenCount } from '../budget/types.js';
-import { ResponseBodyProcessor } from '../budget/response-body.js';
-import { bodyFormat } from '../budget/response.js';
+import { ResponseBodyProcessor } from '../mcp/response-body.js';
+import { bodyFormat } from '../mcp/response.js';
 import { addCounts, measureValueAsync } from '../budget/tokens.js';
 import type { ToolAnnotationStore } from '../mcp/annotations.js';
 import { filterListResponse, isJsonObject, LIST_KINDS, listKindOfMethod, listKindOfResult, type JsonObject, type ListKind } from '../mcp/listfilter.js';

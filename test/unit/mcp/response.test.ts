@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { bodyFormat, parseJsonRpcBody, replaceSseEventData, serializeJsonRpcBody, SseEventSplitter, sseEventData, sseEventMessages } from '../../../src/budget/response.js';
-import { ResponseBodyProcessor } from '../../../src/budget/response-body.js';
+import { bodyFormat, parseJsonRpcBody, replaceSseEventData, serializeJsonRpcBody, SseEventSplitter, sseEventData, sseEventMessages } from '../../../src/mcp/response.js';
+import { ResponseBodyProcessor } from '../../../src/mcp/response-body.js';
 import { filterListResponse, isJsonObject } from '../../../src/mcp/listfilter.js';
 
 const toolsList = (id: number, names: string[], cursor?: string) => ({
