@@ -3,26 +3,11 @@ import { readFileSync } from 'node:fs';
 import { identityFromClaims } from './claims.js';
 import { claimProfile } from './profiles.js';
 import { TokenCache } from './token-cache.js';
-import { AuthError, type Identity, type IdentityConfig, type TokenVerifier } from './types.js';
+import { AuthError, type Identity, type IdentityConfig, type IntrospectionConfig, type TokenVerifier } from './types.js';
 import { MAX_TOKEN_LENGTH } from './bearer.js';
 import type { FetchLike } from './issuer-keys.js';
 
-/** RFC 7662 settings (authz config `identity.introspection`, docs/identity.md). */
-export interface IntrospectionConfig {
-  /** The authorization server's introspection endpoint. */
-  endpoint: string;
-  /** Client authentication (HTTP Basic) when the endpoint requires it; the secret is read from a file. */
-  clientId?: string;
-  clientSecretFile?: string;
-  /** At most this many answers are kept (oldest first out). */
-  cacheMaxEntries: number;
-  /**
-   * An active answer is reused for at most this long (and never past the token's exp): the bound on
-   * how long a revoked token can still pass.
-   */
-  cacheTtlSec: number;
-  timeoutMs?: number;
-}
+export type { IntrospectionConfig };
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
 

@@ -1,5 +1,4 @@
 import type { ProfileName } from './profiles.js';
-import type { IntrospectionConfig } from './introspection.js';
 
 /** A caller whose bearer token was verified. Claims are as the issuer signed them. */
 export interface Identity {
@@ -73,4 +72,21 @@ export interface IdentityConfig {
 export interface TokenVerifier {
   /** Resolves the identity or rejects with AuthError. Never resolves for an invalid token. */
   verify(token: string): Promise<Identity>;
+}
+
+/** RFC 7662 settings (authz config `identity.introspection`, docs/identity.md). */
+export interface IntrospectionConfig {
+  /** The authorization server's introspection endpoint. */
+  endpoint: string;
+  /** Client authentication (HTTP Basic) when the endpoint requires it; the secret is read from a file. */
+  clientId?: string;
+  clientSecretFile?: string;
+  /** At most this many answers are kept (oldest first out). */
+  cacheMaxEntries: number;
+  /**
+   * An active answer is reused for at most this long (and never past the token's exp): the bound on
+   * how long a revoked token can still pass.
+   */
+  cacheTtlSec: number;
+  timeoutMs?: number;
 }

@@ -1,5 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { HostBuiltin } from './builtins.js';
+import type { HostBuiltin } from './builtin-context.js';
 import { stringArg } from './builtin-args.js';
 
 /** crypto.* digests and HMACs over the UTF-8 bytes of their string operands, as lowercase hex. */

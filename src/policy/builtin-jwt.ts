@@ -1,5 +1,5 @@
 import { X509Certificate, constants, createHmac, createPublicKey, timingSafeEqual, verify, type JsonWebKey, type KeyObject } from 'node:crypto';
-import type { EvalContext, HostBuiltin } from './builtins.js';
+import type { EvalContext, HostBuiltin } from './builtin-context.js';
 import { objectArg, stringArg } from './builtin-args.js';
 
 /**

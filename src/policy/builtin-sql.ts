@@ -1,4 +1,4 @@
-import type { HostBuiltin } from './builtins.js';
+import type { HostBuiltin } from './builtin-context.js';
 import { objectArg, stringArg } from './builtin-args.js';
 
 /**

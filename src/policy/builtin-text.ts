@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import type { HostBuiltin } from './builtins.js';
+import type { HostBuiltin } from './builtin-context.js';
 import { stringArg, stringsArg } from './builtin-args.js';
 
 /** String, encoding and network helpers OPA implements in Go and the WASM module does not. */

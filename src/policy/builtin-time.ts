@@ -1,4 +1,4 @@
-import type { EvalContext, HostBuiltin } from './builtins.js';
+import type { EvalContext, HostBuiltin } from './builtin-context.js';
 import { checkInt64, exactInteger, intArg, numberArg, stringArg, typeName } from './builtin-args.js';
 
 /** time.* builtins with Go's semantics (OPA implements them with Go's time package). */

@@ -3,6 +3,7 @@ import { jwtBuiltins } from './builtin-jwt.js';
 import { sqlBuiltins } from './builtin-sql.js';
 import { textBuiltins } from './builtin-text.js';
 import { timeBuiltins } from './builtin-time.js';
+import { EvalContext, wallClockNs, type Clock, type HostBuiltin } from './builtin-context.js';
 
 /**
  * Host builtins: Rego builtins that `opa build -t wasm` leaves to the host and the JS SDK does not
@@ -13,45 +14,7 @@ import { timeBuiltins } from './builtin-time.js';
  * that fails (bad argument, unparsable token, unknown time zone) makes the expression undefined
  * rather than aborting the query; the failure is kept in EvalContext.builtinErrors for tooling.
  */
-export type HostBuiltin = (...args: unknown[]) => unknown;
-
-export type Clock = () => bigint;
-
-/** Wall-clock time in ns (millisecond resolution: Date.now is the only wall clock Node offers). */
-export const wallClockNs: Clock = () => BigInt(Date.now()) * 1_000_000n;
-
-/**
- * State of the evaluation in progress. OPA reads the clock once per query, so every
- * time.now_ns() (and io.jwt.decode_verify's default time) in one evaluation sees the same value.
- */
-export class EvalContext {
-  private fixedNs: bigint | null = null;
-  private currentNs: bigint | null = null;
-  private errors: string[] | null = null;
-
-  constructor(private readonly clock: Clock = wallClockNs) {}
-
-  /** Starts an evaluation; `nowNs` pins the time (replay, tests), otherwise the clock is read lazily. */
-  begin(nowNs?: bigint): void {
-    this.fixedNs = nowNs ?? null;
-    this.currentNs = null;
-    this.errors = null;
-  }
-
-  nowNs(): bigint {
-    if (this.currentNs === null) this.currentNs = this.fixedNs ?? this.clock();
-    return this.currentNs;
-  }
-
-  recordError(message: string): void {
-    (this.errors ??= []).push(message);
-  }
-
-  /** Builtin failures of the last evaluation (each made its expression undefined). */
-  get builtinErrors(): readonly string[] {
-    return this.errors ?? [];
-  }
-}
+export { EvalContext, wallClockNs, type Clock, type HostBuiltin };
 
 /** Wraps one builtin so a failure becomes "undefined" (OPA's non-strict builtin error semantics). */
 function guarded(name: string, fn: HostBuiltin, ctx: EvalContext): HostBuiltin {

@@ -1,9 +1,9 @@
 /**
  * The layering rule of src/ (docs/architecture.md, "Layers"): no import cycle between top-level
- * directories, and a few directions forbidden outright (the data plane never imports the control
- * plane; contract/ imports nothing). Pure: it takes file texts and returns what breaks the rule;
- * test/unit/util/layering.test.ts feeds it the real tree, so `make lint` and `make test` fail on a
- * new cycle.
+ * directories, a few directions forbidden outright (the data plane never imports the control
+ * plane; contract/ imports nothing), and no cycle between files either. Pure: it takes file texts
+ * and returns what breaks the rule; test/unit/util/layering.test.ts feeds it the real tree, so
+ * `make lint` and `make test` fail on a new cycle.
  */
 
 /** One relative import, with both ends as paths from the tree's root ("authz/check.ts"). */

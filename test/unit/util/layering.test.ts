@@ -23,6 +23,11 @@ describe('layering of src/ (docs/architecture.md, "Layers")', () => {
     assert.deepEqual(problems, [], `\n${problems.join('\n')}`);
   });
 
+  it('has no import cycle between files either', () => {
+    const cycles = fileCycles(readTree(SRC));
+    assert.deepEqual(cycles, [], `\n${cycles.map((c) => `cycle between ${c.join(', ')}`).join('\n')}`);
+  });
+
   it('resolves .js specifiers to .ts files, static, dynamic, type-only and re-exports alike', () => {
     const text = [
       "import { a } from './a.js';",
