@@ -148,4 +148,6 @@ export interface PolicyEvaluator {
   /** Revision of the loaded bundle (recorded in every decision). */
   readonly revision: string;
   evaluate(input: PolicyInput): Decision;
+  /** The raw `system.log.mask` result for an input (decision-log masking); absent: no mask rule. */
+  evaluateMask?(input: PolicyInput): unknown;
 }

@@ -148,7 +148,9 @@ describe('Authorizer.check', () => {
 
   it('refuses and records as not executed a Check answered after Envoy\'s deadline', async () => {
     const { authz, sink, pending } = setup();
-    const out = await authz.check({ ...request(call('search_docs', 5)), deadline: Date.now() - 40 });
+    // Lateness is read on authz's one wall clock (deps.clock), here fixed.
+    const now = Date.parse('2026-11-23T10:00:00Z');
+    const out = await authz.check({ ...request(call('search_docs', 5)), deadline: now - 40 });
     assert.ok(!out.allow);
     assert.equal(out.status, 504);
     assert.equal(pending.size, 0, 'nothing for ext_proc: the call does not run');
@@ -159,7 +161,7 @@ describe('Authorizer.check', () => {
     assert.ok(r.late_ms! >= 40, String(r.late_ms));
     assert.match(r.reasons.join(' '), /after Envoy's ext_authz deadline/);
     // In time: forwarded.
-    const ok = await authz.check({ ...request(call('search_docs')), deadline: Date.now() + 1000 });
+    const ok = await authz.check({ ...request(call('search_docs')), deadline: now + 1000 });
     assert.ok(ok.allow);
     assert.equal(sink.records[1]!.result.outcome, 'forwarded');
   });
