@@ -24,7 +24,7 @@ export interface PrepareRequest {
   /** Wall clock (epoch ms); the input carries it as epoch nanoseconds. */
   nowMs: number;
   mode?: 'tollgate' | 'envoy' | undefined;
-  /** input.mcp.session; null when sessions are not bound. */
+  /** input.mcp.session as Check knows it; absent: as a fresh authz sees it (sharedInput). */
   session?: McpSessionInput | null;
 }
 
@@ -58,7 +58,7 @@ const UNWEIGHED: Weight = { tokens: 0, measured: null, budget: { entries: [], ex
 export function prepareCall(r: PrepareRequest, look: PrepareLookups): Prepared[] {
   const { req, identity, scope, parsed, mode } = r;
   const shared = sharedInput(req, identity, parsed ? parsed.value : null, r.nowMs * 1_000_000, mode);
-  shared.session = r.session ?? null;
+  if (r.session !== undefined) shared.session = r.session;
   const messages: Array<JsonRpcMessage | null> = parsed ? parsed.messages : [null];
   const size = parsed?.batch ? messages.length : null;
   const elements = size !== null ? parsed!.value as unknown[] : null;
