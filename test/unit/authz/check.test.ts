@@ -12,6 +12,9 @@ import { parseBudgetConfig } from '../../../src/budget/config.js';
 import { createBudgetGate } from '../../../src/budget/gate.js';
 import { LocalBudgetStore } from '../../../src/budget/local-store.js';
 import { countValue } from '../../../src/budget/tokens.js';
+import { reasonClassOf } from '../../../src/contract/refusal.js';
+import type { AuthzMetrics } from '../../../src/metrics/authz-metrics.js';
+import type { CheckTracer } from '../../../src/telemetry/check-span.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -413,5 +416,65 @@ describe('Authorizer.check: cost grows linearly with a batch', () => {
     const own = Buffer.from(http(policy.inputs[1]!).rawBody, 'base64').toString('utf8');
     assert.deepEqual(JSON.parse(own), call('search_docs', 2));
     assert.equal(http(policy.inputs[1]!).size, Buffer.byteLength(own));
+  });
+});
+
+describe('Authorizer.check: finish is the one place a decision leaves a trace', () => {
+  /** Every decision counted and traced, next to the records, to compare one for one. */
+  function observed() {
+    const decisions: Array<{ allow: boolean; reasonClass: string; code: number | null; tool: string | null }> = [];
+    const authFailures: string[] = [];
+    const spans: Array<{ decisionId: string; allow: boolean; reasonClass: string }> = [];
+    const metrics = {
+      recordDecision: (d: (typeof decisions)[number]) => { decisions.push({ allow: d.allow, reasonClass: d.reasonClass, code: d.code, tool: d.tool }); },
+      recordAuthFailure: (f: string) => { authFailures.push(f); },
+      recordBudgetStanding: () => {},
+    } as unknown as AuthzMetrics;
+    const tracer = { enabled: true, record: (_c: unknown, f: { decisionId: string; allow: boolean; reasonClass: string }) => { spans.push({ decisionId: f.decisionId, allow: f.allow, reasonClass: f.reasonClass }); } } as unknown as CheckTracer;
+    return { decisions, authFailures, spans, metrics, tracer };
+  }
+
+  it('records, counts and traces every decision exactly once, on every path', async () => {
+    const o = observed();
+    const { authz, sink } = setup({ metrics: o.metrics, tracer: o.tracer });
+    const now = Date.parse('2026-11-23T10:00:00Z');
+    await authz.check(request(call('search_docs')));
+    await authz.check(request(call('drop_tables')));
+    await authz.check(request([call('search_docs', 1), call('drop_tables', 2)]));
+    await authz.check(request(call('search_docs'), { authorization: 'Bearer expired' }));
+    await authz.check(request('{}', {}, 'GET'));
+    await authz.check({ ...request(call('search_docs')), deadline: now - 40 });
+    assert.equal(sink.records.length, 7, 'one record per message: 1 + 1 + 2 + 1 + 1 + 1');
+    assert.equal(o.decisions.length, sink.records.length, 'one count per record');
+    assert.deepEqual(o.spans.map((s) => s.decisionId), sink.records.map((r) => r.decision_id), 'one span per record, in order');
+    assert.deepEqual(o.decisions.map((d) => [d.allow, d.reasonClass, d.code]), sink.records.map((r) => [r.result.allow, reasonClassOf(r.result.code), r.result.code]));
+    assert.deepEqual(o.decisions.map((d) => d.reasonClass), ['policy', 'policy', 'policy', 'policy', 'auth', 'bad_request', 'unavailable']);
+    assert.deepEqual(o.authFailures, ['expired']);
+  });
+
+  it('still counts and traces a refusal the decision log could not take', async () => {
+    const o = observed();
+    const broken: DecisionSink = { append() { throw new Error('disk full'); }, async close() {} };
+    const { authz } = setup({ metrics: o.metrics, tracer: o.tracer, sink: broken });
+    const out = await authz.check(request(call('search_docs')));
+    assert.ok(!out.allow);
+    assert.equal(out.status, 503);
+    assert.match(out.body, /could not be recorded/);
+    assert.deepEqual(o.decisions.map((d) => [d.allow, d.reasonClass]), [[false, 'unavailable']], 'the allow that could not be recorded is never counted');
+    assert.equal(o.spans.length, 1);
+  });
+
+  it('asks the holder for the policy once per Check, and masks with that same policy', async () => {
+    const { authz, holder, sink } = setup();
+    let gets = 0;
+    const get = holder.get.bind(holder);
+    holder.get = () => { gets++; return get(); };
+    const masked: PolicyInput[] = [];
+    const masking = Object.assign(new ToolListPolicy(), { evaluateMask: (input: PolicyInput) => { masked.push(input); return ['/input/mcp/arguments/q']; } });
+    holder.swap(masking);
+    await authz.check(request([call('search_docs', 1), call('search_docs', 2)]));
+    assert.equal(gets, 1);
+    assert.equal(masked.length, 2, 'each element\'s record is masked by the policy that decided it');
+    assert.deepEqual(sink.records.map((r) => r.erased.includes('/input/mcp/arguments/q')), [true, true]);
   });
 });
