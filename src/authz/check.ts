@@ -289,8 +289,8 @@ export class Authorizer {
     for (const j of judged) {
       if (j.verdict.allow && !allAllowed) {
         // Allowed by policy, but the batch is refused as a whole: the server never sees it.
-        const why = 'not executed: another element of this batch was refused';
-        this.finish(ctx, { judged: j, verdict: { ...j.verdict, allow: false, code: ErrorCode.BatchAborted, reasons: [why] }, status, outcome: { outcome: 'not_executed', policyAllow: true, lateMs: null } });
+        const aborted = refusal('batchAborted', 'not executed: another element of this batch was refused', status);
+        this.finish(ctx, { judged: j, verdict: { ...j.verdict, allow: false, code: aborted.code, reasons: [aborted.message] }, status, outcome: { outcome: 'not_executed', policyAllow: true, lateMs: null } });
       } else {
         this.finish(ctx, {
           judged: j, verdict: j.verdict, status: j.verdict.allow ? 200 : status, credentialId: credential?.id ?? null,
@@ -344,11 +344,14 @@ export class Authorizer {
 
   /** The policy's verdict on one prepared message, unless the mesh refuses it first. */
   private judge(p: Prepared, policy: PolicyEvaluator): Judged {
-    if (p.facts?.invalid) return { prepared: p, decision: null, verdict: { allow: false, reasons: [p.facts.invalid], code: ErrorCode.InvalidParams, error: p.facts.invalid }, evalNs: 0 };
+    // The status of these is settled for the whole request later (denyStatusFor); the kind fixes the code.
+    const denyStatus = this.deps.settings.denyStatus;
+    if (p.facts?.invalid) return { prepared: p, decision: null, verdict: refusalVerdict(refusal('invalidParams', p.facts.invalid, denyStatus)), evalNs: 0 };
     const b = p.budget.exhausted;
     if (b) {
       const why = p.budget.reason ?? `budget "${b.name}" is exhausted: ${b.used} of ${b.limit} tokens used this ${b.window}; it resets at ${b.resets_at}`;
-      return { prepared: p, decision: null, verdict: { allow: false, reasons: [why], code: ErrorCode.BudgetExhausted, error: null }, evalNs: 0 };
+      // The record's `error` stays null: the budget's reason is in `reasons`.
+      return { prepared: p, decision: null, verdict: { ...refusalVerdict(refusal('budgetExhausted', why, denyStatus)), error: null }, evalNs: 0 };
     }
     const e0 = nowNs();
     const decision = policy.evaluate(p.input!);

@@ -194,6 +194,19 @@ describe('Authorizer.check', () => {
     assert.equal(sink.records.length, 3);
   });
 
+  it('refuses invalid params before policy with -32602 and the configured deny status, and records why', async () => {
+    const { authz, sink, policy } = setup();
+    const out = await authz.check(request({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { arguments: {} } }));
+    assert.ok(!out.allow);
+    assert.equal(out.status, 200);
+    const err = JSON.parse(out.body).error;
+    assert.equal(err.code, -32602);
+    const rec = sink.records[0]!;
+    assert.deepEqual([rec.result.code, rec.result.outcome, rec.result.policy_allow, rec.input], [-32602, 'refused', null, null]);
+    assert.equal(rec.result.error, rec.result.reasons[0]);
+    assert.equal(policy.inputs.length, 0);
+  });
+
   it('fails closed when no policy is loaded', async () => {
     const { authz } = setup({ policy: new PolicyHolder() });
     const out = await authz.check(request(call('search_docs')));
@@ -283,11 +296,14 @@ describe('Authorizer.check', () => {
     it('denies a call whose budget is exhausted, naming the budget, limit and reset', async () => {
       const gate = gateWith(100);
       gate.charge({ team: 'payments', agent: 'bot', sub: 'alice', server: 'billing', tool: null }, 100);
-      const { authz, policy } = setup({ budget: gate });
+      const { authz, policy, sink } = setup({ budget: gate });
       const out = await authz.check(request(call('search_docs')));
       assert.ok(!out.allow);
       const err = JSON.parse(out.body).error;
       assert.equal(err.code, -32004);
+      assert.equal(out.status, 200, 'the configured deny status');
+      const rec = sink.records[0]!.result;
+      assert.deepEqual([rec.code, rec.error, rec.http_status], [-32004, null, 200], 'the reason is in reasons; error stays null');
       assert.match(err.message, /budget "payments-daily" is exhausted: 100 of 100 tokens used this day; it resets at 2026-11-24T00:00:00\.000Z/);
       assert.equal(policy.inputs.length, 0);
       await gate.close();
