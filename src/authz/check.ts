@@ -12,7 +12,7 @@ import { ErrorCode, reasonClassOf, refusal, type ErrorCodeValue, type Refusal } 
 import type { RequestScope } from './input.js';
 import { prepareCall, type Prepared } from './prepare.js';
 import { DECISION_ID_HEADER, type PendingCalls } from './pending.js';
-import { buildRecord, eraseCredentials, type Masker, type RecordOutcome } from './record.js';
+import { buildRecord, eraseCredentials, type Masker, type RecordOutcome, type RecordParts } from './record.js';
 import { deniedMessage, denyWithRpcErrors, refuse, unauthenticated, type AuthzOutcome, type RpcError } from './respond.js';
 import type { HttpRequestView } from './view.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
@@ -412,22 +412,9 @@ export class Authorizer {
     }
     const sink = this.deps.sink;
     if (sink && !f.unrecorded) {
-      const input = p?.input ?? null;
-      const entries = p?.budget.entries ?? [];
-      const warned = new Set((p?.budget.warnings ?? []).map((w) => w.name));
+      const input = f.judged?.prepared.input ?? null;
       const policyMask = !input ? undefined : this.deps.policyMask ? this.deps.policyMask(input) : ctx.policy?.evaluateMask?.(input);
-      sink.append(buildRecord({
-        decisionId: ctx.decisionId, now: new Date(ctx.now), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
-        revision: ctx.policy?.revision ?? null, path: 'tollgate/authz/decision', identity, scope, message: p?.message ?? null, facts: p?.facts ?? null,
-        sessionId: req.headers['mcp-session-id'] ?? null, batchSize: ctx.batch, input,
-        decision: { allow: v.allow, reasons: v.reasons, httpStatus: f.status, code: v.code, error: v.error, ...f.outcome },
-        policyDecision: j?.decision ?? null, policyMask,
-        budget: entries.length ? entries.map((b) => ({
-          name: b.name, limit: b.limit, used: b.used, remaining: b.remaining, ...(warned.has(b.name) ? { warning: true as const } : {}),
-        })) : null,
-        requestTokens: p?.message ? p.tokens : null, policyCost: v.allow ? j?.decision?.cost ?? null : null, evalNs: j?.evalNs ?? 0, totalNs,
-        upstreamCredential: f.credentialId ?? null,
-      }, this.deps.mask));
+      sink.append(buildRecord(recordParts(ctx, f, this.deps.settings, policyMask, totalNs), this.deps.mask));
     }
     // Counted whether or not the log took it: the answer goes out either way.
     const code = v.code;
@@ -446,6 +433,27 @@ export class Authorizer {
 }
 
 const REFUSED: RecordOutcome = { outcome: 'refused', policyAllow: null, lateMs: null };
+
+/** What the decision record of one finished decision says (pure: building and masking it is record.ts). */
+function recordParts(ctx: CheckContext, f: Finish, settings: AuthzSettings, policyMask: unknown, totalNs: number): RecordParts {
+  const j = f.judged;
+  const p = j?.prepared ?? null;
+  const v = f.verdict;
+  const entries = p?.budget.entries ?? [];
+  const warned = new Set((p?.budget.warnings ?? []).map((w) => w.name));
+  return {
+    decisionId: ctx.decisionId, now: new Date(ctx.now), traceId: ctx.req.traceId, instance: settings.instanceId, version: settings.version,
+    revision: ctx.policy?.revision ?? null, path: 'tollgate/authz/decision', identity: ctx.identity, scope: ctx.scope, message: p?.message ?? null, facts: p?.facts ?? null,
+    sessionId: ctx.req.headers['mcp-session-id'] ?? null, batchSize: ctx.batch, input: p?.input ?? null,
+    decision: { allow: v.allow, reasons: v.reasons, httpStatus: f.status, code: v.code, error: v.error, ...f.outcome },
+    policyDecision: j?.decision ?? null, policyMask,
+    budget: entries.length ? entries.map((b) => ({
+      name: b.name, limit: b.limit, used: b.used, remaining: b.remaining, ...(warned.has(b.name) ? { warning: true as const } : {}),
+    })) : null,
+    requestTokens: p?.message ? p.tokens : null, policyCost: v.allow ? j?.decision?.cost ?? null : null, evalNs: j?.evalNs ?? 0, totalNs,
+    upstreamCredential: f.credentialId ?? null,
+  };
+}
 
 export const defaultMasker: Masker = eraseCredentials;
 
