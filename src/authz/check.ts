@@ -3,23 +3,21 @@ import { AuthError, type Identity, type TokenVerifier } from '../identity/types.
 import type { UpstreamCredential } from '../identity/upstream-credentials.js';
 import { bearerToken } from '../identity/bearer.js';
 import { parseMcpBody, idOf, type BodyLimits, type JsonRpcId, type JsonRpcMessage } from '../mcp/jsonrpc.js';
-import { callFacts, type McpCallFacts } from '../mcp/request.js';
-import type { BudgetGate, ChargeSubject, TokenCount } from '../budget/types.js';
+import type { BudgetCheck, BudgetGate, TokenCount } from '../budget/types.js';
 import { addCounts } from '../budget/tokens.js';
-import type { Decision, PolicyInput, ToolAnnotations, BudgetInputEntry } from '../contract/policy.js';
+import type { Decision, McpSessionInput, PolicyEvaluator, PolicyInput, ToolAnnotations } from '../contract/policy.js';
 import type { PolicyHolder } from '../policy/holder.js';
 import type { DecisionSink } from '../decisionlog/types.js';
 import { ErrorCode, reasonClassOf, refusal, type ErrorCodeValue, type Refusal } from '../contract/refusal.js';
-import { batchElementInput, policyInput, sharedInput, type RequestScope, type SharedInput } from './input.js';
+import type { RequestScope } from './input.js';
+import { prepareCall, type Prepared } from './prepare.js';
 import { DECISION_ID_HEADER, type PendingCalls } from './pending.js';
-import { buildRecord, eraseCredentials, type Masker, type RecordParts } from './record.js';
+import { buildRecord, eraseCredentials, type Masker, type RecordOutcome, type RecordParts } from './record.js';
 import { deniedMessage, denyWithRpcErrors, refuse, unauthenticated, type AuthzOutcome, type RpcError } from './respond.js';
 import type { HttpRequestView } from './view.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
-import type { CheckSpanFacts, CheckTracer } from '../telemetry/check-span.js';
+import type { CheckTracer } from '../telemetry/check-span.js';
 import { MAX_SESSION_ID_LENGTH, ownerOf, type SessionOwners, type SessionStanding } from './sessions.js';
-import type { McpSessionInput } from '../contract/policy.js';
-import type { RecordOutcome } from './record.js';
 import type { PinInput } from '../pins/store.js';
 
 export interface AuthzSettings {
@@ -57,8 +55,12 @@ export interface CheckDeps {
   /** Tokens a call's arguments count for (what flows into the model through MCP). */
   countTokens: ((value: unknown) => number) | null;
   mask: Masker;
-  /** Raw `system/log/mask` result for an input, when the policy defines one. */
-  policyMask: ((input: PolicyInput) => unknown) | null;
+  /**
+   * Raw `system/log/mask` result for an input. Absent or null: asked of the policy that decided the
+   * call (its evaluateMask, when it has one).
+   */
+  policyMask?: ((input: PolicyInput) => unknown) | null;
+  /** The wall clock (epoch ms), read once per Check. */
   clock: () => number;
   /** Prometheus instruments (src/metrics/authz-metrics.ts); absent: nothing is counted. */
   metrics?: AuthzMetrics | null;
@@ -80,22 +82,61 @@ const TRANSPORT_METHODS = new Set(['POST', 'GET', 'DELETE']);
  */
 export const DEADLINE_MARGIN_MS = 2;
 
-interface Judged {
-  message: JsonRpcMessage | null;
-  facts: McpCallFacts | null;
-  input: PolicyInput | null;
-  decision: Decision | null;
+/**
+ * One Check, as the pipeline knows it: filled in at the start and passed down every step, so no
+ * step takes a long list of positional parameters, reads a clock of its own or fetches the policy
+ * again.
+ */
+interface CheckContext {
+  req: HttpRequestView;
+  decisionId: string;
+  /** Monotonic start (nowNs): for durations only. */
+  t0: number;
+  /** Wall clock at the start (epoch ms, deps.clock): record time, input time, sessions, lateness. */
+  now: number;
+  scope: RequestScope;
+  /** The policy this Check is decided by, fetched once at its start (null: none loaded yet). */
+  policy: PolicyEvaluator | null;
+  identity: Identity | null;
+  /** The batch's size; null for a single message. */
+  batch: number | null;
+}
+
+/** The client-facing verdict on one message. */
+interface Verdict {
   allow: boolean;
   reasons: string[];
   code: ErrorCodeValue | null;
   error: string | null;
-  budgets: BudgetInputEntry[];
-  /** Names of `warn` budgets this call found used up (it went ahead; the record says so). */
-  warned: string[];
-  subject: ChargeSubject | null;
-  tokens: number;
-  measured?: TokenCount | null;
+}
+
+/** One judged message: what was prepared, what the policy said (null: not asked), the verdict. */
+interface Judged {
+  prepared: Prepared;
+  decision: Decision | null;
+  verdict: Verdict;
   evalNs: number;
+}
+
+/** What `finish` records, counts and traces: one decision, once. */
+interface Finish {
+  judged: Judged | null;
+  verdict: Verdict;
+  status: number;
+  outcome: RecordOutcome;
+  credentialId?: string | null;
+  /** Token verification failed this way (counted by class). */
+  authFailure?: string;
+  /** The decision log failed: count and trace the refusal, do not try to record it again. */
+  unrecorded?: boolean;
+}
+
+const NO_BUDGET: BudgetCheck = { entries: [], exhausted: null };
+
+/** The verdict of a refusal made before any message was judged; `recorded` overrides its message in the record. */
+function refusalVerdict(r: Refusal, recorded?: string): Verdict {
+  const error = recorded ?? r.message;
+  return { allow: false, reasons: [error], code: r.code, error };
 }
 
 /**
@@ -103,8 +144,8 @@ interface Judged {
  * encoding), plus the `cost` the policy put on the decision, in every encoding alike.
  */
 function chargeFor(j: Judged): TokenCount {
-  const args: TokenCount = j.measured ?? { tokens: j.tokens };
-  const cost = j.allow ? j.decision?.cost ?? 0 : 0;
+  const args: TokenCount = j.prepared.measured ?? { tokens: j.prepared.tokens };
+  const cost = j.verdict.allow ? j.decision?.cost ?? 0 : 0;
   return cost > 0 ? addCounts(args, { tokens: cost }) : args;
 }
 
@@ -119,109 +160,118 @@ function scopeOf(req: HttpRequestView, d: RequestScope): RequestScope {
 }
 
 /**
- * Decides one HTTP request Envoy holds. Every path ends in an explicit answer and a decision
- * record; any unexpected failure denies (fail closed).
+ * Decides one HTTP request Envoy holds, in one linear pipeline over one CheckContext:
+ * parse → authenticate → prepare input → judge → finish. Every path ends in an explicit answer
+ * and `finish` (record, metrics, span, once per decision); any unexpected failure denies (fail
+ * closed).
  */
 export class Authorizer {
   constructor(private readonly deps: CheckDeps) {}
 
   async check(req: HttpRequestView): Promise<AuthzOutcome> {
-    const t0 = nowNs();
-    const decisionId = randomUUID();
+    const ctx: CheckContext = {
+      req, decisionId: randomUUID(), t0: nowNs(), now: this.deps.clock(), scope: scopeOf(req, this.deps.settings.defaultScope),
+      policy: this.deps.policy.get(), identity: null, batch: null,
+    };
     try {
-      return await this.decide(req, decisionId, t0);
+      return await this.decide(ctx);
     } catch (e) {
       // Includes a decision record that could not be written: a call we cannot record is refused.
       const r = refusal('unavailable', `authorization failed internally: ${(e as Error).message}`);
+      const failed: Finish = { judged: null, verdict: refusalVerdict(r), status: r.httpStatus, outcome: REFUSED };
       try {
-        this.recordSimple(req, decisionId, t0, null, r);
+        this.finish({ ...ctx, identity: null, batch: null }, failed);
       } catch {
         // The log is what failed; the refusal itself must still go out, and still be counted, but
         // it must not send a reviewer looking for a decision id that no log holds.
-        this.observe(req, { decisionId, allow: false, code: r.code, error: r.message, server: scopeOf(req, this.deps.settings.defaultScope).server, team: null, message: null, facts: null }, nowNs() - t0, 0);
-        return refuse(decisionId, { ...r, message: `${r.message}; this refusal could not be recorded (decision log unavailable)` }, null);
+        this.finish({ ...ctx, identity: null, batch: null }, { ...failed, unrecorded: true });
+        return refuse(ctx.decisionId, { ...r, message: `${r.message}; this refusal could not be recorded (decision log unavailable)` }, null);
       }
-      return refuse(decisionId, r, null);
+      return refuse(ctx.decisionId, r, null);
     }
   }
 
-  private async decide(req: HttpRequestView, decisionId: string, t0: number): Promise<AuthzOutcome> {
+  private async decide(ctx: CheckContext): Promise<AuthzOutcome> {
     const { settings } = this.deps;
-    const scope = scopeOf(req, settings.defaultScope);
-    const metadataUrl = req.context.resource_metadata || settings.resourceMetadataUrl;
-    /** Records a refusal made before any message was judged, and answers it. */
-    const early = (r: Refusal, identity: Identity | null, id: JsonRpcId | null, recorded?: string): AuthzOutcome => {
-      this.recordSimple(req, decisionId, t0, identity, r, scope, recorded);
+    const { req, decisionId } = ctx;
+    /** Finishes a refusal made before any message was judged, and answers it. */
+    const early = (r: Refusal, id: JsonRpcId | null, recorded?: string): AuthzOutcome => {
+      this.finish(ctx, { judged: null, verdict: refusalVerdict(r, recorded), status: r.httpStatus, outcome: REFUSED });
       return refuse(decisionId, r, id);
     };
 
-    // Exactly POST, GET or DELETE: Envoy routes and forwards the method as sent, so authz must not
-    // judge an upper-cased copy of a method the server will see differently (HTTP/2 `get`).
+    // 1. Parse. Exactly POST, GET or DELETE: Envoy routes and forwards the method as sent, so authz
+    // must not judge an upper-cased copy of a method the server will see differently (HTTP/2 `get`).
     if (!TRANSPORT_METHODS.has(req.method)) {
       return early(refusal('methodNotAllowed', req.method && TRANSPORT_METHODS.has(req.method.toUpperCase())
         ? `HTTP method "${req.method}" is not "${req.method.toUpperCase()}": HTTP methods are case-sensitive, and MCP Streamable HTTP uses POST, GET and DELETE`
-        : `HTTP ${req.method} is not part of the MCP Streamable HTTP transport (use POST, GET or DELETE)`), null, null);
+        : `HTTP ${req.method} is not part of the MCP Streamable HTTP transport (use POST, GET or DELETE)`), null);
     }
-    if (req.truncated) return early(refusal('tooLarge', `request body exceeds the ${settings.limits.maxBytes}-byte limit`), null, null);
+    if (req.truncated) return early(refusal('tooLarge', `request body exceeds the ${settings.limits.maxBytes}-byte limit`), null);
     if (req.method !== 'POST' && req.body.length > 0) {
       // Only a POST body is judged: a body on GET or DELETE would reach the server unjudged.
-      return early(refusal('invalidRequest', `HTTP ${req.method} to the MCP endpoint must not carry a body (only POST bodies are JSON-RPC messages)`), null, null);
+      return early(refusal('invalidRequest', `HTTP ${req.method} to the MCP endpoint must not carry a body (only POST bodies are JSON-RPC messages)`), null);
     }
-
     // Parse before authenticating only to find the id for the error; nothing is trusted yet.
     const parsed = req.method === 'POST' ? parseMcpBody(req.body, settings.limits) : null;
-    if (parsed && !parsed.ok) return early(parsed.error, null, null);
+    if (parsed && !parsed.ok) return early(parsed.error, null);
     const firstId = parsed?.ok ? idOf(parsed.value) : null;
 
+    // 2. Authenticate.
     let identity: Identity;
     try {
       identity = await this.deps.verifier.verify(bearerToken(req.headers.authorization));
     } catch (e) {
       const failure = e instanceof AuthError ? e.failure : 'issuer_unavailable';
-      this.deps.metrics?.recordAuthFailure(failure);
       const description = e instanceof AuthError ? e.message : `token could not be verified: ${(e as Error).message}`;
-      // An unreachable issuer is not the caller's fault: 503, recorded as the client is told.
-      if (failure === 'issuer_unavailable') return early(refusal('unavailable', `identity provider unavailable: ${description}`), null, firstId, `${failure}: ${description}`);
-      this.recordSimple(req, decisionId, t0, null, refusal('unauthenticated', description), scope, `${failure}: ${description}`);
-      return unauthenticated(decisionId, firstId, failure, description, metadataUrl);
+      const r = failure === 'issuer_unavailable'
+        // An unreachable issuer is not the caller's fault: 503, recorded as the client is told.
+        ? refusal('unavailable', `identity provider unavailable: ${description}`)
+        : refusal('unauthenticated', description);
+      this.finish(ctx, { judged: null, verdict: refusalVerdict(r, `${failure}: ${description}`), status: r.httpStatus, outcome: REFUSED, authFailure: failure });
+      if (failure === 'issuer_unavailable') return refuse(decisionId, r, firstId);
+      return unauthenticated(decisionId, firstId, failure, description, req.context.resource_metadata || settings.resourceMetadataUrl);
     }
+    ctx.identity = identity;
+    const policy = ctx.policy;
+    if (!policy) return early(refusal('unavailable', 'no policy is loaded yet, so every call is refused (fail closed)'), firstId);
 
-    const policy = this.deps.policy.get();
-    if (!policy) return early(refusal('unavailable', 'no policy is loaded yet, so every call is refused (fail closed)'), identity, firstId);
-
-    const session = this.sessionStanding(req, identity);
+    const session = this.sessionStanding(ctx, identity);
     if (session.kind === 'foreign') {
-      return early(refusal('sessionNotOwned', `Mcp-Session-Id ${session.id} belongs to another identity; a session can only be used by the identity that initialized it (start your own session: initialize without Mcp-Session-Id)`), identity, firstId);
+      return early(refusal('sessionNotOwned', `Mcp-Session-Id ${session.id} belongs to another identity; a session can only be used by the identity that initialized it (start your own session: initialize without Mcp-Session-Id)`), firstId);
     }
     if (session.kind === 'unknown' && session.id.length > MAX_SESSION_ID_LENGTH) {
-      return early(refusal('invalidRequest', `Mcp-Session-Id is longer than ${MAX_SESSION_ID_LENGTH} characters`), identity, firstId);
+      return early(refusal('invalidRequest', `Mcp-Session-Id is longer than ${MAX_SESSION_ID_LENGTH} characters`), firstId);
     }
 
-    // Epoch nanoseconds, as documented (nowNs() is monotonic: only for durations).
-    const shared = sharedInput(req, identity, parsed?.ok ? parsed.value : null, this.deps.clock() * 1_000_000, settings.inputMode);
-    shared.session = sessionInput(session);
+    // 3. Prepare input, 4. judge: in order, each element's budget check counting what the earlier
+    // ones would spend, so a batch cannot overshoot a budget by its own arguments.
     const messages: Array<JsonRpcMessage | null> = parsed?.ok ? parsed.messages : [null];
-    const batch = parsed?.ok && parsed.batch ? messages.length : null;
-    // In order, each element's budget check counting what the earlier ones would spend, so a batch
-    // cannot overshoot a budget by its own arguments.
-    const judged: Judged[] = [];
-    const elements = batch !== null && parsed?.ok ? parsed.value as unknown[] : null;
-    for (let i = 0; i < messages.length; i++) {
-      const own = elements ? batchElementInput(shared, elements[i], settings.inputMode) : shared;
-      judged.push(this.judge(messages[i]!, i, batch, own, scope, req, identity, judged));
-    }
+    ctx.batch = parsed?.ok && parsed.batch ? messages.length : null;
+    const gate = this.deps.budget;
+    const countTokens = this.deps.countTokens;
+    const prepared = prepareCall({
+      req, identity, scope: ctx.scope, parsed: parsed?.ok ? parsed : null, nowMs: ctx.now, mode: settings.inputMode, session: sessionInput(session),
+    }, {
+      weigh: (subject, args, prior) => {
+        // Counted in every encoding the subject's budgets use, so each budget is charged in its own unit.
+        const measured = args && gate?.measure ? gate.measure(subject, args) : null;
+        const tokens = measured?.tokens ?? (args && countTokens ? countTokens(args) : 0);
+        return { tokens, measured, budget: gate?.check(subject, measured ?? tokens, prior) ?? NO_BUDGET };
+      },
+      annotations: this.deps.annotations, pins: this.deps.pins ?? null,
+    });
+    const judged = prepared.map((p) => this.judge(p, policy));
 
-    const allAllowed = judged.every((j) => j.allow);
+    // 5. Finish: every element is recorded, counted and traced exactly once, whatever the answer.
+    const allAllowed = judged.every((j) => j.verdict.allow);
     const status = allAllowed ? 200 : this.denyStatusFor(judged);
     // Envoy answers the client itself once its ext_authz timeout passes; an answer after that is
     // thrown away, so the call did not run whatever authz decides now.
-    const lateMs = req.deadline != null ? Date.now() - (req.deadline - DEADLINE_MARGIN_MS) : -1;
+    const lateMs = req.deadline != null ? ctx.now + (nowNs() - ctx.t0) / 1e6 - (req.deadline - DEADLINE_MARGIN_MS) : -1;
     if (lateMs >= 0) {
-      const late = refusal('late', `answered ${lateMs + DEADLINE_MARGIN_MS} ms after Envoy's ext_authz deadline: Envoy had already refused the request, so it was not executed`);
-      for (const j of judged) {
-        this.write(req, decisionId, t0, identity, scope, { ...j, allow: false, code: late.code, reasons: [...j.reasons, late.message], error: late.message },
-          policy.revision, batch, late.httpStatus, { outcome: 'not_executed', policyAllow: j.decision ? j.allow : null, lateMs: lateMs + DEADLINE_MARGIN_MS });
-      }
+      const late = refusal('late', `answered ${Math.floor(lateMs) + DEADLINE_MARGIN_MS} ms after Envoy's ext_authz deadline: Envoy had already refused the request, so it was not executed`);
+      this.finishNotExecuted(ctx, judged, late, Math.floor(lateMs) + DEADLINE_MARGIN_MS);
       return refuse(decisionId, late, firstId);
     }
     // The upstream credential is obtained before anything is recorded, so the record can name it,
@@ -232,180 +282,177 @@ export class Authorizer {
         credential = await this.deps.upstreamCredentials.credentialFor(identity);
       } catch (e) {
         const why = refusal('unavailable', `no upstream credential could be obtained for this caller: ${(e as Error).message}`);
-        for (const j of judged) {
-          this.write(req, decisionId, t0, identity, scope, { ...j, allow: false, code: why.code, reasons: [...j.reasons, why.message], error: why.message },
-            policy.revision, batch, why.httpStatus, { outcome: 'not_executed', policyAllow: j.decision ? j.allow : null, lateMs: null });
-        }
+        this.finishNotExecuted(ctx, judged, why, null);
         return refuse(decisionId, why, firstId);
       }
     }
     for (const j of judged) {
-      if (j.allow && !allAllowed) {
+      if (j.verdict.allow && !allAllowed) {
         // Allowed by policy, but the batch is refused as a whole: the server never sees it.
-        const why = 'not executed: another element of this batch was refused';
-        this.write(req, decisionId, t0, identity, scope, { ...j, allow: false, code: ErrorCode.BatchAborted, reasons: [why] },
-          policy.revision, batch, status, { outcome: 'not_executed', policyAllow: true, lateMs: null });
+        const aborted = refusal('batchAborted', 'not executed: another element of this batch was refused', status);
+        this.finish(ctx, { judged: j, verdict: { ...j.verdict, allow: false, code: aborted.code, reasons: [aborted.message] }, status, outcome: { outcome: 'not_executed', policyAllow: true, lateMs: null } });
       } else {
-        this.write(req, decisionId, t0, identity, scope, j, policy.revision, batch, j.allow ? 200 : status,
-          { outcome: j.allow ? 'forwarded' : 'refused', policyAllow: j.decision ? j.decision.allow : null, lateMs: null }, credential?.id ?? null);
-      }
-    }
-
-    if (allAllowed) {
-      if (session.kind === 'unknown' && this.deps.sessions) this.deps.sessions.bind(session.id, ownerOf(identity), 'first_request', this.deps.clock());
-      const headers: Record<string, string> = { [DECISION_ID_HEADER]: decisionId };
-      for (const j of judged) Object.assign(headers, j.decision?.headers ?? {});
-      const upstreamAuthorization = credential?.authorization ?? settings.upstreamAuthorization;
-      if (upstreamAuthorization) headers.authorization = upstreamAuthorization;
-      for (const j of judged) {
-        const charge = chargeFor(j);
-        if (j.subject && this.deps.budget && charge.tokens > 0) this.deps.budget.charge(j.subject, charge);
-      }
-      const first = judged[0];
-      // The input to judge listed items with: the list request's own, or, for a GET stream (which
-      // may replay list responses on resumption) and a batch, that of the first message that may
-      // carry one.
-      const listInput = judged.find((j) => j.input && (j.message === null || LIST_METHODS.has(j.message.method ?? '')))?.input ?? null;
-      if (this.deps.pending && first?.subject) {
-        this.deps.pending.put({
-          decisionId, subject: first.subject, method: first.message?.method ?? null, tool: first.facts?.tool ?? null,
-          methods: judged.map((j) => j.message?.method ?? null),
-          ids: judged.map((j) => j.message?.id ?? null),
-          owner: ownerOf(identity),
-          ...(listInput ? { listInput } : {}),
-          server: scope.server, namespace: scope.namespace, requestTokens: judged.reduce((n, j) => n + j.tokens, 0), createdAt: Date.now(),
+        this.finish(ctx, {
+          judged: j, verdict: j.verdict, status: j.verdict.allow ? 200 : status, credentialId: credential?.id ?? null,
+          outcome: { outcome: j.verdict.allow ? 'forwarded' : 'refused', policyAllow: j.decision ? j.decision.allow : null, lateMs: null },
         });
       }
-      // The caller's token is for us, not for the MCP server behind us (no token passthrough).
-      // No compressed answers: ext_proc must read a response to filter and count it, and one it
-      // cannot read is refused (fail closed), so ask the server for plain bytes.
-      return { allow: true, headers, removeHeaders: upstreamAuthorization ? ['accept-encoding'] : ['authorization', 'accept-encoding'] };
     }
-    return this.denial(judged, decisionId, status, batch !== null);
+    if (!allAllowed) return this.denial(judged, decisionId, status, ctx.batch !== null);
+
+    if (session.kind === 'unknown' && this.deps.sessions) this.deps.sessions.bind(session.id, ownerOf(identity), 'first_request', ctx.now);
+    for (const j of judged) {
+      const charge = chargeFor(j);
+      if (this.deps.budget && charge.tokens > 0) this.deps.budget.charge(j.prepared.subject, charge);
+    }
+    this.remember(ctx, judged);
+    const headers: Record<string, string> = { [DECISION_ID_HEADER]: decisionId };
+    for (const j of judged) Object.assign(headers, j.decision?.headers ?? {});
+    const upstreamAuthorization = credential?.authorization ?? settings.upstreamAuthorization;
+    if (upstreamAuthorization) headers.authorization = upstreamAuthorization;
+    // The caller's token is for us, not for the MCP server behind us (no token passthrough).
+    // No compressed answers: ext_proc must read a response to filter and count it, and one it
+    // cannot read is refused (fail closed), so ask the server for plain bytes.
+    return { allow: true, headers, removeHeaders: upstreamAuthorization ? ['accept-encoding'] : ['authorization', 'accept-encoding'] };
   }
 
   /** Where the request's Mcp-Session-Id stands for this caller ('none' when sessions are not bound). */
-  private sessionStanding(req: HttpRequestView, identity: Identity): SessionStanding {
+  private sessionStanding(ctx: CheckContext, identity: Identity): SessionStanding {
     const sessions = this.deps.sessions;
-    const id = req.headers['mcp-session-id'];
+    const id = ctx.req.headers['mcp-session-id'];
     if (!sessions || !id) return id ? { kind: 'unknown', id } : { kind: 'none' };
-    return sessions.standing(id, ownerOf(identity), this.deps.clock());
+    return sessions.standing(id, ownerOf(identity), ctx.now);
   }
 
-  private judge(m: JsonRpcMessage | null, index: number, batch: number | null, shared: SharedInput, scope: RequestScope, req: HttpRequestView, identity: Identity, earlier: readonly Judged[]): Judged {
-    const facts = m ? callFacts(m) : null;
-    const subject: ChargeSubject = { team: identity.team, agent: identity.agent, sub: identity.sub, server: scope.server, tool: facts?.tool ?? null };
-    const base: Judged = { message: m, facts, input: null, decision: null, allow: false, reasons: [], code: null, error: null, budgets: [], warned: [], subject, tokens: 0, evalNs: 0 };
-    if (facts?.invalid) return { ...base, reasons: [facts.invalid], code: ErrorCode.InvalidParams, error: facts.invalid };
-
-    const gate = this.deps.budget;
-    // Counted in every encoding the subject's budgets use, so each budget is charged in its own unit.
-    const measured = facts?.arguments && gate?.measure ? gate.measure(subject, facts.arguments) : null;
-    const tokens = measured?.tokens ?? (facts?.arguments && this.deps.countTokens ? this.deps.countTokens(facts.arguments) : 0);
-    const prior = earlier.filter((e) => e.subject && e.tokens > 0).map((e) => ({ subject: e.subject!, tokens: e.measured ?? e.tokens }));
-    const budget = gate?.check(subject, measured ?? tokens, prior) ?? { entries: [], exhausted: null };
-    if (budget.entries.length > 0) this.deps.metrics?.recordBudgetStanding(budget.entries);
-    const annotations = facts?.tool && this.deps.annotations ? this.deps.annotations(scope.server, facts.tool) : null;
-    // A call is judged on what the server offers now (its last tools/list), not on what the client cached.
-    const pin = this.deps.pins && m?.method === 'tools/call' ? (facts?.tool ? this.deps.pins(scope.server, facts.tool) : null) : undefined;
-    const input = policyInput(shared, scope, req, {
-      message: m, facts, batch: batch === null ? null : { index, size: batch }, annotations, pin, budgets: budget.entries, estimatedTokens: tokens,
+  /** Keeps what ext_proc needs to charge and filter the response of an allowed request. */
+  private remember(ctx: CheckContext, judged: Judged[]): void {
+    const first = judged[0]?.prepared;
+    if (!this.deps.pending || !first) return;
+    // The input to judge listed items with: the list request's own, or, for a GET stream (which
+    // may replay list responses on resumption) and a batch, that of the first message that may
+    // carry one.
+    const listInput = judged.find((j) => j.prepared.input && (j.prepared.message === null || LIST_METHODS.has(j.prepared.message.method ?? '')))?.prepared.input ?? null;
+    this.deps.pending.put({
+      decisionId: ctx.decisionId, subject: first.subject, method: first.message?.method ?? null, tool: first.facts?.tool ?? null,
+      methods: judged.map((j) => j.prepared.message?.method ?? null),
+      ids: judged.map((j) => j.prepared.message?.id ?? null),
+      owner: ownerOf(ctx.identity!),
+      ...(listInput ? { listInput } : {}),
+      server: ctx.scope.server, namespace: ctx.scope.namespace, requestTokens: judged.reduce((n, j) => n + j.prepared.tokens, 0), createdAt: ctx.now,
     });
-    const warned = (budget.warnings ?? []).map((w) => w.name);
-    if (budget.exhausted) {
-      const b = budget.exhausted;
-      const why = budget.reason ?? `budget "${b.name}" is exhausted: ${b.used} of ${b.limit} tokens used this ${b.window}; it resets at ${b.resets_at}`;
-      return { ...base, input, budgets: budget.entries, warned, tokens, measured, reasons: [why], code: ErrorCode.BudgetExhausted };
+  }
+
+  /** The policy's verdict on one prepared message, unless the mesh refuses it first. */
+  private judge(p: Prepared, policy: PolicyEvaluator): Judged {
+    // The status of these is settled for the whole request later (denyStatusFor); the kind fixes the code.
+    const denyStatus = this.deps.settings.denyStatus;
+    if (p.facts?.invalid) return { prepared: p, decision: null, verdict: refusalVerdict(refusal('invalidParams', p.facts.invalid, denyStatus)), evalNs: 0 };
+    const b = p.budget.exhausted;
+    if (b) {
+      const why = p.budget.reason ?? `budget "${b.name}" is exhausted: ${b.used} of ${b.limit} tokens used this ${b.window}; it resets at ${b.resets_at}`;
+      // The record's `error` stays null: the budget's reason is in `reasons`.
+      return { prepared: p, decision: null, verdict: { ...refusalVerdict(refusal('budgetExhausted', why, denyStatus)), error: null }, evalNs: 0 };
     }
-    const policy = this.deps.policy.get()!;
     const e0 = nowNs();
-    const decision = policy.evaluate(input);
+    const decision = policy.evaluate(p.input!);
     const evalNs = nowNs() - e0;
-    return {
-      ...base, input, decision, budgets: budget.entries, warned, tokens, measured, evalNs,
-      allow: decision.allow, reasons: decision.reasons, code: decision.allow ? null : ErrorCode.PolicyDenied,
-    };
+    return { prepared: p, decision, verdict: { allow: decision.allow, reasons: decision.reasons, code: decision.allow ? null : ErrorCode.PolicyDenied, error: null }, evalNs };
+  }
+
+  /** Every element refused after judging (late answer, no upstream credential): recorded as not executed. */
+  private finishNotExecuted(ctx: CheckContext, judged: Judged[], r: Refusal, lateMs: number | null): void {
+    for (const j of judged) {
+      this.finish(ctx, {
+        judged: j, verdict: { ...j.verdict, allow: false, code: r.code, reasons: [...j.verdict.reasons, r.message], error: r.message }, status: r.httpStatus,
+        outcome: { outcome: 'not_executed', policyAllow: j.decision ? j.verdict.allow : null, lateMs },
+      });
+    }
   }
 
   private denyStatusFor(judged: Judged[]): number {
-    const policyStatus = judged.find((j) => !j.allow && j.decision?.httpStatus)?.decision?.httpStatus;
+    const policyStatus = judged.find((j) => !j.verdict.allow && j.decision?.httpStatus)?.decision?.httpStatus;
     if (policyStatus) return policyStatus;
-    const answerable = judged.some((j) => j.message?.kind === 'request');
+    const answerable = judged.some((j) => j.prepared.message?.kind === 'request');
     return answerable ? this.deps.settings.denyStatus : 403;
   }
 
   private denial(judged: Judged[], decisionId: string, status: number, batch: boolean): AuthzOutcome {
     const headers: Record<string, string> = {};
-    for (const j of judged) if (!j.allow) Object.assign(headers, j.decision?.headers ?? {});
+    for (const j of judged) if (!j.verdict.allow) Object.assign(headers, j.decision?.headers ?? {});
+    const refused = (id: JsonRpcId | null, v: Verdict): RpcError =>
+      ({ id, code: v.code ?? ErrorCode.PolicyDenied, message: deniedMessage(v.reasons, decisionId), data: { decision_id: decisionId, reasons: v.reasons } });
     const errors: RpcError[] = judged
-      .filter((j) => j.message === null || j.message.kind === 'request' || !batch)
+      .filter((j) => j.prepared.message === null || j.prepared.message.kind === 'request' || !batch)
       .map((j) => {
-        const id = j.message?.id ?? null;
-        if (j.allow) {
+        const id = j.prepared.message?.id ?? null;
+        if (j.verdict.allow) {
           return { id, code: ErrorCode.BatchAborted, message: `Tollgate: not executed because another request in this batch was denied (decision ${decisionId})`, data: { decision_id: decisionId } };
         }
-        return { id, code: j.code ?? ErrorCode.PolicyDenied, message: deniedMessage(j.reasons, decisionId), data: { decision_id: decisionId, reasons: j.reasons } };
+        return refused(id, j.verdict);
       });
-    if (errors.length === 0) {
-      const j = judged.find((x) => !x.allow)!;
-      errors.push({ id: null, code: j.code ?? ErrorCode.PolicyDenied, message: deniedMessage(j.reasons, decisionId), data: { decision_id: decisionId, reasons: j.reasons } });
-    }
+    if (errors.length === 0) errors.push(refused(null, judged.find((x) => !x.verdict.allow)!.verdict));
     return denyWithRpcErrors(status, errors, batch && errors.length > 1, decisionId, headers);
   }
 
-  private write(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, outcome: RecordOutcome, credentialId: string | null = null): void {
-    const totalNs = nowNs() - t0;
-    const sink = this.deps.sink;
-    if (sink) this.append(sink, req, decisionId, t0, identity, scope, j, revision, batch, status, totalNs, outcome, credentialId);
-    // After the append: a record that could not be written is counted by check()'s catch instead.
-    this.observe(req, { decisionId, allow: j.allow, code: j.code, error: j.error ?? (j.reasons.join('; ') || null), server: scope.server, team: identity?.team ?? null, message: j.message, facts: j.facts }, totalNs, j.evalNs);
-  }
-
-  private append(sink: DecisionSink, req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, scope: RequestScope, j: Judged, revision: string | null, batch: number | null, status: number, totalNs: number, outcome: RecordOutcome, credentialId: string | null): void {
-    const parts: RecordParts = {
-      decisionId, now: new Date(this.deps.clock()), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
-      revision, path: 'tollgate/authz/decision', identity, scope, message: j.message, facts: j.facts,
-      sessionId: req.headers['mcp-session-id'] ?? null, batchSize: batch, input: j.input,
-      decision: { allow: j.allow, reasons: j.reasons, httpStatus: status, code: j.code, error: j.error, ...outcome },
-      policyDecision: j.decision, policyMask: j.input && this.deps.policyMask ? this.deps.policyMask(j.input) : undefined,
-      budget: j.budgets.length ? j.budgets.map((b) => ({
-        name: b.name, limit: b.limit, used: b.used, remaining: b.remaining, ...(j.warned.includes(b.name) ? { warning: true as const } : {}),
-      })) : null,
-      requestTokens: j.message ? j.tokens : null, policyCost: j.allow ? j.decision?.cost ?? null : null, evalNs: j.evalNs, totalNs, upstreamCredential: credentialId,
-    };
-    sink.append(buildRecord(parts, this.deps.mask));
-  }
-
-  /** Counts one decision and traces it: a few array increments, and nothing else when tracing is off. */
-  private observe(req: HttpRequestView, d: Omit<CheckSpanFacts, 'reasonClass'>, totalNs: number, evalNs: number): void {
-    const reasonClass = reasonClassOf(d.code);
-    this.deps.metrics?.recordDecision({ allow: d.allow, reasonClass, server: d.server, durationNs: totalNs, evalNs, method: d.message?.method ?? null, tool: d.facts?.tool ?? null, team: d.team, code: d.code });
-    const tracer = this.deps.tracer;
-    if (tracer?.enabled) tracer.record({ headers: req.headers, call: req.callTrace ?? null }, { ...d, reasonClass }, totalNs);
-  }
-
   /**
-   * Records a refusal made before any message was judged (bad token, bad body, no policy);
-   * `error` overrides the refusal's message in the record (the auth failure class, say).
+   * The one place a decision leaves a trace: its record (when there is a log), its metrics and its
+   * span. The record goes first: one that cannot be written throws, and check() counts the
+   * refusal that follows instead.
    */
-  private recordSimple(req: HttpRequestView, decisionId: string, t0: number, identity: Identity | null, r: Refusal, scope?: RequestScope, recorded?: string): void {
-    const { httpStatus: status, code } = r;
-    const error = recorded ?? r.message;
-    const totalNs = nowNs() - t0;
-    const where = scope ?? scopeOf(req, this.deps.settings.defaultScope);
-    const sink = this.deps.sink;
-    if (sink) {
-      sink.append(buildRecord({
-        decisionId, now: new Date(this.deps.clock()), traceId: req.traceId, instance: this.deps.settings.instanceId, version: this.deps.settings.version,
-        revision: this.deps.policy.get()?.revision ?? null, path: 'tollgate/authz/decision', identity, scope: where,
-        message: null, facts: null, sessionId: req.headers['mcp-session-id'] ?? null, batchSize: null, input: null,
-        decision: { allow: false, reasons: [error], httpStatus: status, code, error, outcome: 'refused', policyAllow: null, lateMs: null }, policyDecision: null, policyMask: undefined,
-        budget: null, requestTokens: null, evalNs: 0, totalNs,
-      }, this.deps.mask));
+  private finish(ctx: CheckContext, f: Finish): void {
+    const totalNs = nowNs() - ctx.t0;
+    const { req, identity, scope } = ctx;
+    const j = f.judged;
+    const p = j?.prepared ?? null;
+    const v = f.verdict;
+    const metrics = this.deps.metrics;
+    if (!f.unrecorded) {
+      if (f.authFailure) metrics?.recordAuthFailure(f.authFailure);
+      if (p && p.budget.entries.length > 0) metrics?.recordBudgetStanding(p.budget.entries);
     }
-    // Counted whether or not the log took it: this refusal goes out either way.
-    this.observe(req, { decisionId, allow: false, code, error, server: where.server, team: identity?.team ?? null, message: null, facts: null }, totalNs, 0);
+    const sink = this.deps.sink;
+    if (sink && !f.unrecorded) {
+      const input = f.judged?.prepared.input ?? null;
+      const policyMask = !input ? undefined : this.deps.policyMask ? this.deps.policyMask(input) : ctx.policy?.evaluateMask?.(input);
+      sink.append(buildRecord(recordParts(ctx, f, this.deps.settings, policyMask, totalNs), this.deps.mask));
+    }
+    // Counted whether or not the log took it: the answer goes out either way.
+    const code = v.code;
+    const error = j ? v.error ?? (v.reasons.join('; ') || null) : v.error;
+    const reasonClass = reasonClassOf(code);
+    const method = p?.message?.method ?? null;
+    const tool = p?.facts?.tool ?? null;
+    metrics?.recordDecision({ allow: v.allow, reasonClass, server: scope.server, durationNs: totalNs, evalNs: j?.evalNs ?? 0, method, tool, team: identity?.team ?? null, code });
+    const tracer = this.deps.tracer;
+    if (tracer?.enabled) {
+      tracer.record({ headers: req.headers, call: req.callTrace ?? null }, {
+        decisionId: ctx.decisionId, allow: v.allow, code, error, server: scope.server, team: identity?.team ?? null, message: p?.message ?? null, facts: p?.facts ?? null, reasonClass,
+      }, totalNs);
+    }
   }
+}
+
+const REFUSED: RecordOutcome = { outcome: 'refused', policyAllow: null, lateMs: null };
+
+/** What the decision record of one finished decision says (pure: building and masking it is record.ts). */
+function recordParts(ctx: CheckContext, f: Finish, settings: AuthzSettings, policyMask: unknown, totalNs: number): RecordParts {
+  const j = f.judged;
+  const p = j?.prepared ?? null;
+  const v = f.verdict;
+  const entries = p?.budget.entries ?? [];
+  const warned = new Set((p?.budget.warnings ?? []).map((w) => w.name));
+  return {
+    decisionId: ctx.decisionId, now: new Date(ctx.now), traceId: ctx.req.traceId, instance: settings.instanceId, version: settings.version,
+    revision: ctx.policy?.revision ?? null, path: 'tollgate/authz/decision', identity: ctx.identity, scope: ctx.scope, message: p?.message ?? null, facts: p?.facts ?? null,
+    sessionId: ctx.req.headers['mcp-session-id'] ?? null, batchSize: ctx.batch, input: p?.input ?? null,
+    decision: { allow: v.allow, reasons: v.reasons, httpStatus: f.status, code: v.code, error: v.error, ...f.outcome },
+    policyDecision: j?.decision ?? null, policyMask,
+    budget: entries.length ? entries.map((b) => ({
+      name: b.name, limit: b.limit, used: b.used, remaining: b.remaining, ...(warned.has(b.name) ? { warning: true as const } : {}),
+    })) : null,
+    requestTokens: p?.message ? p.tokens : null, policyCost: v.allow ? j?.decision?.cost ?? null : null, evalNs: j?.evalNs ?? 0, totalNs,
+    upstreamCredential: f.credentialId ?? null,
+  };
 }
 
 export const defaultMasker: Masker = eraseCredentials;

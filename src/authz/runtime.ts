@@ -3,7 +3,6 @@ import { Registry } from 'prom-client';
 import { createVerifier } from '../identity/verifier.js';
 import { UpstreamCredentialMinter } from '../identity/upstream-credentials.js';
 import { PolicyHolder } from '../policy/holder.js';
-import type { WasmPolicy } from '../policy/engine.js';
 import { DirBundleSource } from '../policy/sources/dir.js';
 import type { NatsBundleSource } from '../policy/sources/nats.js';
 import type { HttpBundleSource } from '../policy/sources/http.js';
@@ -14,7 +13,7 @@ import { accountingRecord } from '../decisionlog/accounting.js';
 import type { TeeSink } from '../decisionlog/tee.js';
 import { version } from '../util/version.js';
 import { createLogger, type Logger } from '../util/log.js';
-import { Authorizer, type CheckDeps } from './check.js';
+import { Authorizer } from './check.js';
 import type { AuthzConfig } from './config.js';
 import { resolvePointerKey } from '../bundle/policy-keys.js';
 import { PendingCalls, type PendingCall } from './pending.js';
@@ -105,7 +104,6 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   const metrics = createAuthzMetrics(new Registry(), { servers: [cfg.server.name], version });
   const tracing = await startTracing({ serviceName: 'tollgate-authz', version, logger: log });
   log.info({ tracing: tracing.reason }, tracing.enabled ? 'OpenTelemetry tracing on' : 'OpenTelemetry tracing off');
-  let policyMask: CheckDeps['policyMask'] = null;
   holder.onSwap((rev) => log.info({ revision: rev }, 'policy loaded'));
 
   // One NATS connection for the process, shared by the policy source, budgets and the log replica.
@@ -132,10 +130,6 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   // Local mode builds synchronously above; remote sources may still be fetching, and until the
   // first bundle arrives Check refuses every call (fail closed).
   if (!holder.get()) log.warn({ source: source.kind }, 'no policy loaded yet: every call is refused until one is');
-  policyMask = (input) => {
-    const p = holder.get() as Partial<WasmPolicy> | null;
-    return p && typeof p.evaluateMask === 'function' ? p.evaluateMask(input) : undefined;
-  };
 
   let sink: TeeSink | null = null;
   if (cfg.decisionLogDir) {
@@ -184,7 +178,6 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
     pins: pins?.store.lookup ?? null,
     countTokens: null,
     mask: createInputMasker(),
-    policyMask,
     clock: Date.now,
     metrics,
     tracer: tracing.checks,

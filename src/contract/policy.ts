@@ -146,6 +146,8 @@ export interface PolicyEvaluator {
   /** Revision of the loaded bundle (recorded in every decision). */
   readonly revision: string;
   evaluate(input: PolicyInput): Decision;
+  /** The raw `system.log.mask` result for an input (decision-log masking); absent: no mask rule. */
+  evaluateMask?(input: PolicyInput): unknown;
 }
 
 /** A scanner finding on text an MCP server writes for the model (src/pins/scan.ts produces them). */

@@ -1,16 +1,15 @@
-import { policyInput, sharedInput } from '../authz/input.js';
+import { prepareCall } from '../authz/prepare.js';
 import { listingInput } from '../authz/list-policy.js';
 import type { HttpRequestView } from '../authz/view.js';
 import { countValue } from '../budget/tokens.js';
 import type { Identity } from '../identity/types.js';
-import { parseMcpBody, type JsonRpcMessage } from '../mcp/jsonrpc.js';
-import { callFacts } from '../mcp/request.js';
+import { parseMcpBody } from '../mcp/jsonrpc.js';
 import type { BudgetInputEntry, PolicyInput, ToolAnnotations } from '../contract/policy.js';
 import type { BudgetSpec, EntrypointMode, IdentitySpec, RequestSpec } from './scenario-types.js';
 
 /**
- * The policy input for a described call, built the way authz builds it: an HttpRequestView with
- * the JSON-RPC body, parseMcpBody and callFacts on it, then sharedInput and policyInput. Nothing
+ * The policy input for a described call, built by authz's own "prepare input" step
+ * (authz/prepare.ts): an HttpRequestView with the JSON-RPC body, parseMcpBody, then prepareCall. Nothing
  * here writes input fields itself, so a scenario or an explain sees exactly what the mesh would
  * give the policy.
  */
@@ -119,23 +118,21 @@ export function buildCallInput(spec: CallSpec): PolicyInput {
   const body = jsonRpcBody(spec.request);
   const raw = body ? Buffer.from(JSON.stringify(body)) : Buffer.alloc(0);
   const view = requestView(spec, raw);
-  let message: JsonRpcMessage | null = null;
-  let parsedValue: unknown = null;
-  if (body) {
-    const parsed = parseMcpBody(raw);
-    if (!parsed.ok) throw new CallRefusedError(`the mesh refuses this request before the policy sees it: ${parsed.error.message}`, parsed.error.code);
-    message = parsed.messages[0] ?? null;
-    parsedValue = parsed.value;
-  }
-  const facts = message ? callFacts(message) : null;
-  if (facts?.invalid) throw new CallRefusedError(`the mesh refuses this request before the policy sees it (-32602 invalid params): ${facts.invalid}`, -32602);
+  const parsed = body ? parseMcpBody(raw) : null;
+  if (parsed && !parsed.ok) throw new CallRefusedError(`the mesh refuses this request before the policy sees it: ${parsed.error.message}`, parsed.error.code);
 
   const budgets: BudgetInputEntry[] = (spec.budget?.budgets ?? []).map((b) => ({ ...b, resets_at: b.resets_at ?? nextUtcMidnight(spec.nowNs) }));
-  // As in authz: arguments are counted only when budgets apply to the call.
-  const estimated = spec.budget?.estimatedTokens ?? (budgets.length && facts?.arguments ? countValue(facts.arguments) : 0);
-  const shared = sharedInput(view, identityFromSpec(spec.identity, spec.nowNs), parsedValue, Number(spec.nowNs), spec.mode);
-  return policyInput(shared, { server: spec.server, namespace: spec.namespace }, view, {
-    // As in authz, annotations are looked up for tool calls only.
-    message, facts, batch: null, annotations: facts?.tool ? spec.annotations : null, budgets, estimatedTokens: estimated,
+  // The same "prepare input" step as authz's Check; the scenario stands in for the budget gate.
+  const [call] = prepareCall({
+    req: view, identity: identityFromSpec(spec.identity, spec.nowNs), scope: { server: spec.server, namespace: spec.namespace },
+    parsed, nowMs: Number(spec.nowNs) / 1_000_000, mode: spec.mode,
+  }, {
+    // As in authz: arguments are counted only when budgets apply to the call.
+    weigh: (_subject, args) => ({
+      tokens: spec.budget?.estimatedTokens ?? (budgets.length && args ? countValue(args) : 0), measured: null, budget: { entries: budgets, exhausted: null },
+    }),
+    annotations: () => spec.annotations, pins: null,
   });
+  if (call!.facts?.invalid) throw new CallRefusedError(`the mesh refuses this request before the policy sees it (-32602 invalid params): ${call!.facts.invalid}`, -32602);
+  return call!.input!;
 }

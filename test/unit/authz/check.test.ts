@@ -12,6 +12,9 @@ import { parseBudgetConfig } from '../../../src/budget/config.js';
 import { createBudgetGate } from '../../../src/budget/gate.js';
 import { LocalBudgetStore } from '../../../src/budget/local-store.js';
 import { countValue } from '../../../src/budget/tokens.js';
+import { reasonClassOf } from '../../../src/contract/refusal.js';
+import type { AuthzMetrics } from '../../../src/metrics/authz-metrics.js';
+import type { CheckTracer } from '../../../src/telemetry/check-span.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -148,7 +151,9 @@ describe('Authorizer.check', () => {
 
   it('refuses and records as not executed a Check answered after Envoy\'s deadline', async () => {
     const { authz, sink, pending } = setup();
-    const out = await authz.check({ ...request(call('search_docs', 5)), deadline: Date.now() - 40 });
+    // Lateness is read on authz's one wall clock (deps.clock), here fixed.
+    const now = Date.parse('2026-11-23T10:00:00Z');
+    const out = await authz.check({ ...request(call('search_docs', 5)), deadline: now - 40 });
     assert.ok(!out.allow);
     assert.equal(out.status, 504);
     assert.equal(pending.size, 0, 'nothing for ext_proc: the call does not run');
@@ -159,7 +164,7 @@ describe('Authorizer.check', () => {
     assert.ok(r.late_ms! >= 40, String(r.late_ms));
     assert.match(r.reasons.join(' '), /after Envoy's ext_authz deadline/);
     // In time: forwarded.
-    const ok = await authz.check({ ...request(call('search_docs')), deadline: Date.now() + 1000 });
+    const ok = await authz.check({ ...request(call('search_docs')), deadline: now + 1000 });
     assert.ok(ok.allow);
     assert.equal(sink.records[1]!.result.outcome, 'forwarded');
   });
@@ -187,6 +192,19 @@ describe('Authorizer.check', () => {
     assert.ok(!cut.allow && cut.status === 413);
     assert.equal(policy.inputs.length, 0);
     assert.equal(sink.records.length, 3);
+  });
+
+  it('refuses invalid params before policy with -32602 and the configured deny status, and records why', async () => {
+    const { authz, sink, policy } = setup();
+    const out = await authz.check(request({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { arguments: {} } }));
+    assert.ok(!out.allow);
+    assert.equal(out.status, 200);
+    const err = JSON.parse(out.body).error;
+    assert.equal(err.code, -32602);
+    const rec = sink.records[0]!;
+    assert.deepEqual([rec.result.code, rec.result.outcome, rec.result.policy_allow, rec.input], [-32602, 'refused', null, null]);
+    assert.equal(rec.result.error, rec.result.reasons[0]);
+    assert.equal(policy.inputs.length, 0);
   });
 
   it('fails closed when no policy is loaded', async () => {
@@ -278,11 +296,14 @@ describe('Authorizer.check', () => {
     it('denies a call whose budget is exhausted, naming the budget, limit and reset', async () => {
       const gate = gateWith(100);
       gate.charge({ team: 'payments', agent: 'bot', sub: 'alice', server: 'billing', tool: null }, 100);
-      const { authz, policy } = setup({ budget: gate });
+      const { authz, policy, sink } = setup({ budget: gate });
       const out = await authz.check(request(call('search_docs')));
       assert.ok(!out.allow);
       const err = JSON.parse(out.body).error;
       assert.equal(err.code, -32004);
+      assert.equal(out.status, 200, 'the configured deny status');
+      const rec = sink.records[0]!.result;
+      assert.deepEqual([rec.code, rec.error, rec.http_status], [-32004, null, 200], 'the reason is in reasons; error stays null');
       assert.match(err.message, /budget "payments-daily" is exhausted: 100 of 100 tokens used this day; it resets at 2026-11-24T00:00:00\.000Z/);
       assert.equal(policy.inputs.length, 0);
       await gate.close();
@@ -411,5 +432,65 @@ describe('Authorizer.check: cost grows linearly with a batch', () => {
     const own = Buffer.from(http(policy.inputs[1]!).rawBody, 'base64').toString('utf8');
     assert.deepEqual(JSON.parse(own), call('search_docs', 2));
     assert.equal(http(policy.inputs[1]!).size, Buffer.byteLength(own));
+  });
+});
+
+describe('Authorizer.check: finish is the one place a decision leaves a trace', () => {
+  /** Every decision counted and traced, next to the records, to compare one for one. */
+  function observed() {
+    const decisions: Array<{ allow: boolean; reasonClass: string; code: number | null; tool: string | null }> = [];
+    const authFailures: string[] = [];
+    const spans: Array<{ decisionId: string; allow: boolean; reasonClass: string }> = [];
+    const metrics = {
+      recordDecision: (d: (typeof decisions)[number]) => { decisions.push({ allow: d.allow, reasonClass: d.reasonClass, code: d.code, tool: d.tool }); },
+      recordAuthFailure: (f: string) => { authFailures.push(f); },
+      recordBudgetStanding: () => {},
+    } as unknown as AuthzMetrics;
+    const tracer = { enabled: true, record: (_c: unknown, f: { decisionId: string; allow: boolean; reasonClass: string }) => { spans.push({ decisionId: f.decisionId, allow: f.allow, reasonClass: f.reasonClass }); } } as unknown as CheckTracer;
+    return { decisions, authFailures, spans, metrics, tracer };
+  }
+
+  it('records, counts and traces every decision exactly once, on every path', async () => {
+    const o = observed();
+    const { authz, sink } = setup({ metrics: o.metrics, tracer: o.tracer });
+    const now = Date.parse('2026-11-23T10:00:00Z');
+    await authz.check(request(call('search_docs')));
+    await authz.check(request(call('drop_tables')));
+    await authz.check(request([call('search_docs', 1), call('drop_tables', 2)]));
+    await authz.check(request(call('search_docs'), { authorization: 'Bearer expired' }));
+    await authz.check(request('{}', {}, 'GET'));
+    await authz.check({ ...request(call('search_docs')), deadline: now - 40 });
+    assert.equal(sink.records.length, 7, 'one record per message: 1 + 1 + 2 + 1 + 1 + 1');
+    assert.equal(o.decisions.length, sink.records.length, 'one count per record');
+    assert.deepEqual(o.spans.map((s) => s.decisionId), sink.records.map((r) => r.decision_id), 'one span per record, in order');
+    assert.deepEqual(o.decisions.map((d) => [d.allow, d.reasonClass, d.code]), sink.records.map((r) => [r.result.allow, reasonClassOf(r.result.code), r.result.code]));
+    assert.deepEqual(o.decisions.map((d) => d.reasonClass), ['policy', 'policy', 'policy', 'policy', 'auth', 'bad_request', 'unavailable']);
+    assert.deepEqual(o.authFailures, ['expired']);
+  });
+
+  it('still counts and traces a refusal the decision log could not take', async () => {
+    const o = observed();
+    const broken: DecisionSink = { append() { throw new Error('disk full'); }, async close() {} };
+    const { authz } = setup({ metrics: o.metrics, tracer: o.tracer, sink: broken });
+    const out = await authz.check(request(call('search_docs')));
+    assert.ok(!out.allow);
+    assert.equal(out.status, 503);
+    assert.match(out.body, /could not be recorded/);
+    assert.deepEqual(o.decisions.map((d) => [d.allow, d.reasonClass]), [[false, 'unavailable']], 'the allow that could not be recorded is never counted');
+    assert.equal(o.spans.length, 1);
+  });
+
+  it('asks the holder for the policy once per Check, and masks with that same policy', async () => {
+    const { authz, holder, sink } = setup();
+    let gets = 0;
+    const get = holder.get.bind(holder);
+    holder.get = () => { gets++; return get(); };
+    const masked: PolicyInput[] = [];
+    const masking = Object.assign(new ToolListPolicy(), { evaluateMask: (input: PolicyInput) => { masked.push(input); return ['/input/mcp/arguments/q']; } });
+    holder.swap(masking);
+    await authz.check(request([call('search_docs', 1), call('search_docs', 2)]));
+    assert.equal(gets, 1);
+    assert.equal(masked.length, 2, 'each element\'s record is masked by the policy that decided it');
+    assert.deepEqual(sink.records.map((r) => r.erased.includes('/input/mcp/arguments/q')), [true, true]);
   });
 });

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { toCheckResponse, toRequestView } from '../../../src/authz/grpc-check.js';
 import { deadlineMs } from '../../../src/authz/server.js';
-import { bearerChallenge, denyWithRpcErrors, refuse, unauthenticated } from '../../../src/authz/respond.js';
+import { bearerChallenge, deniedMessage, denyWithRpcErrors, refuse, unauthenticated } from '../../../src/authz/respond.js';
 import { refusal } from '../../../src/contract/refusal.js';
 
 describe('ext_authz translation (grpc-check.ts)', () => {
@@ -56,6 +56,24 @@ describe('denial bodies (respond.ts)', () => {
     assert.equal(out.status, 413);
     assert.equal(out.headers['x-tollgate-decision-id'], 'd9');
     assert.deepEqual(JSON.parse(out.body), { jsonrpc: '2.0', id: 'req-1', error: { code: -32005, message: 'Tollgate: request body exceeds the 10-byte limit (decision d9)', data: { decision_id: 'd9', reasons: ['request body exceeds the 10-byte limit'] } } });
+  });
+
+  it('tells a client without a token to send one (invalid_request), and one with a bad token that it is invalid', () => {
+    const missing = unauthenticated('d4', 'r', 'missing_token', 'no bearer token', 'http://h/m');
+    const bad = unauthenticated('d5', null, 'bad_signature', 'signature does not verify', 'http://h/m');
+    assert.ok(!missing.allow && !bad.allow);
+    assert.match(missing.headers['www-authenticate']!, /error="invalid_request"/);
+    assert.match(bad.headers['www-authenticate']!, /error="invalid_token"/);
+    assert.deepEqual(JSON.parse(bad.body).error, {
+      code: -32001, message: 'Tollgate: authentication required: signature does not verify (decision d5)',
+      data: { decision_id: 'd5', reasons: ['signature does not verify'], auth_failure: 'bad_signature' },
+    });
+    assert.equal(bad.headers['x-tollgate-decision'], 'deny');
+  });
+
+  it('says "denied by policy" when the policy gave no reason, and joins several', () => {
+    assert.equal(deniedMessage([], 'd'), 'Tollgate denied this call: denied by policy (decision d)');
+    assert.equal(deniedMessage(['a', 'b'], 'd'), 'Tollgate denied this call: a; b (decision d)');
   });
 
   it('answers a batch with an array, and quotes safely in the Bearer challenge', () => {
