@@ -1,6 +1,7 @@
 import type { PolicyInput } from '../policy/types.js';
 import { formatPointer, maskPathTokens, parsePointer, type PointerTokens } from './pointer.js';
 import { isSecretKey, looksLikeSecret } from './secrets.js';
+import { CREDENTIAL_HEADERS } from '../util/credentials.js';
 
 /**
  * Masking of what goes into a decision record. Three sources, applied in this order:
@@ -206,7 +207,7 @@ export interface InputMaskerOptions {
 /** Same shape as authz's Masker: redacts an input for the log without touching the original. */
 export type InputMasker = (input: PolicyInput, decisionMask: string[], policyMask: unknown) => { input: PolicyInput; erased: string[]; masked: string[] };
 
-export const DEFAULT_ERASED_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
+export const DEFAULT_ERASED_HEADERS = [...CREDENTIAL_HEADERS, 'set-cookie'];
 
 const HEADER_ROOTS: PointerTokens[] = [
   ['input', 'request', 'headers'],
