@@ -40,7 +40,7 @@ export interface DecisionLogConfig {
   checkpointEvery: number;
   /** ...and on this period while records are unsigned. Default 10000 ms; 0 disables the timer. */
   checkpointIntervalMs: number;
-  /** Private key for checkpoints (PKCS#8 PEM or JWK); an Ed25519 key is created if missing. Default `<dir>/../keys/decision-log.pem`. */
+  /** Private key for checkpoints (PKCS#8 PEM or JWK); an Ed25519 key is created if missing. Default `<dir>/../decision-log-key.pem` (beside the log directory: `<state_dir>/decision-log-key.pem`, where tollgate authz puts it, for the default layout). */
   signingKeyPath: string;
   /** fdatasync: "checkpoint" (default), "always" (every record), "never". */
   fsync: FsyncPolicy;
@@ -90,7 +90,7 @@ export function resolveDecisionLogConfig(input: DecisionLogConfigInput = {}, env
     maxFileBytes: positiveInt('maxFileBytes', input.maxFileBytes ?? 64 * MiB, 4096),
     checkpointEvery: positiveInt('checkpointEvery', input.checkpointEvery ?? 1000),
     checkpointIntervalMs: positiveInt('checkpointIntervalMs', input.checkpointIntervalMs ?? 10_000, 0),
-    signingKeyPath: input.signingKeyPath ?? join(base, 'keys', 'decision-log.pem'),
+    signingKeyPath: input.signingKeyPath ?? join(base, 'decision-log-key.pem'),
     fsync,
     witnessPath: input.witnessPath === undefined ? defaultWitnessPath(dir) : input.witnessPath,
     nats: null,

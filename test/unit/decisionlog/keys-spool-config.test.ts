@@ -107,7 +107,7 @@ describe('decision log config', () => {
     const c = resolveDecisionLogConfig({}, { TOLLGATE_STATE_DIR: '/var/lib/tollgate' });
     assert.deepEqual(c, {
       dir: '/var/lib/tollgate/decisions', maxFileBytes: 64 * 1024 * 1024, checkpointEvery: 1000, checkpointIntervalMs: 10000,
-      signingKeyPath: '/var/lib/tollgate/keys/decision-log.pem', fsync: 'checkpoint', nats: null,
+      signingKeyPath: '/var/lib/tollgate/decision-log-key.pem', fsync: 'checkpoint', nats: null,
       witnessPath: '/var/lib/tollgate/decisions.witness.jsonl',
     });
     assert.equal(resolveDecisionLogConfig({ dir: '/x/decisions', witnessPath: null }, {}).witnessPath, null);
