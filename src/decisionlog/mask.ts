@@ -204,7 +204,7 @@ export interface InputMaskerOptions {
   eraseHeaders?: string[];
 }
 
-/** Same shape as authz's Masker: redacts an input for the log without touching the original. */
+/** Redacts an input for the log without touching the original (authz's Masker is this type). */
 export type InputMasker = (input: PolicyInput, decisionMask: string[], policyMask: unknown) => { input: PolicyInput; erased: string[]; masked: string[] };
 
 export const DEFAULT_ERASED_HEADERS = [...CREDENTIAL_HEADERS, 'set-cookie'];
