@@ -44,7 +44,7 @@ TOLLGATE_ENVOY_IMAGE := $(TOLLGATE_ENVOY_IMAGE_REPO):$(ENVOY_VERSION)
 export CONTAINERS_CONF := $(TOOLS)/podman/containers.conf
 export TOLLGATE_BASE_IMAGE TOLLGATE_IMAGE TOLLGATE_ENVOY_IMAGE
 
-.PHONY: golden-envoy-input chromium review-screenshots bench-review help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench bench-nats-scale clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster otelcol hydra scanner-corpus
+.PHONY: config-docs golden-envoy-input chromium review-screenshots bench-review help deps tools conformance embed-model discovery-data bench-discovery node build typecheck lint policy-check test unit integration run bench bench-nats-scale clean podman base-image images test-images pod-demo pod-demo-down kube-tools dev-cluster otelcol hydra scanner-corpus
 KUBE_TOOLS := $(TOOLS)/kube-v$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 
@@ -276,6 +276,9 @@ run: deps build ## Start the local mesh on loopback with the example policies
 
 dev-cluster: kube-tools node ## A throwaway etcd + kube-apiserver on loopback for trying Tollgate by hand (docs/kubernetes.md)
 	node --import tsx test/support/dev-cluster.ts
+
+config-docs: node ## Regenerate the configuration tables in docs/ from the config schemas (a unit test fails when stale)
+	node --import tsx test/support/config-docs.ts
 
 golden-envoy-input: node $(BIN)/opa-envoy-plugin ## Regenerate test/fixtures/opa-envoy-input/golden.json from the real opa-envoy-plugin
 	node --import tsx test/fixtures/opa-envoy-input/generate.ts $(BIN)/opa-envoy-plugin

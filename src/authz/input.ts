@@ -4,6 +4,7 @@ import type { McpCallFacts } from '../mcp/request.js';
 import { POLICY_INPUT_VERSION, type BudgetInputEntry, type PluginInputVersion, type IdentityInput, type McpSessionInput, type PolicyInput, type ServerProvenance, type ToolAnnotations } from '../contract/policy.js';
 import type { HttpRequestView } from './view.js';
 import { attributesInput } from './attributes.js';
+import { CREDENTIAL_HEADERS } from '../util/credentials.js';
 import type { PinInput } from '../pins/store.js';
 
 /**
@@ -67,9 +68,7 @@ export function parseQuery(query: string): Record<string, string[]> {
   return out;
 }
 
-/** Headers a tollgate-mode policy never needs: the identity they carry is already verified. */
-const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
-
+/** A tollgate-mode policy never needs credential headers: the identity they carry is already verified. */
 function withoutCredentials(h: Record<string, string>): Record<string, string> {
   if (!CREDENTIAL_HEADERS.some((k) => k in h)) return h;
   const out: Record<string, string> = {};

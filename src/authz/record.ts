@@ -1,27 +1,23 @@
 import type { Identity } from '../identity/types.js';
 import type { Decision, PolicyInput } from '../contract/policy.js';
 import { DECISION_RECORD_SCHEMA, type DecisionRecordDraft } from '../decisionlog/types.js';
+import { createInputMasker, type InputMasker } from '../decisionlog/mask.js';
 import type { RequestScope } from './input.js';
 import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
 import type { McpCallFacts } from '../mcp/request.js';
 
-/** Redacts an input for the log; must not mutate it (the request path still holds it). */
-export type Masker = (input: PolicyInput, decisionMask: string[], policyMask: unknown) => { input: PolicyInput; erased: string[]; masked: string[] };
+/**
+ * Redacts an input for the log; must not mutate it (the request path still holds it). The one
+ * masker type: decisionlog's (issue #13 found two of the same shape).
+ */
+export type Masker = InputMasker;
 
-/** Until a policy-aware masker is configured, at least never log credentials. */
-export const eraseCredentials: Masker = (input) => {
-  const { authorization: _a, cookie: _c, ...headers } = input.request.headers;
-  const erased: string[] = [];
-  if (_a !== undefined) erased.push('/input/request/headers/authorization', '/input/attributes/request/http/headers/authorization');
-  if (_c !== undefined) erased.push('/input/request/headers/cookie', '/input/attributes/request/http/headers/cookie');
-  const attrs = input.attributes as { request?: { http?: Record<string, unknown> } };
-  const http = attrs.request?.http ?? {};
-  return {
-    input: { ...input, request: { ...input.request, headers }, attributes: { ...input.attributes, request: { http: { ...http, headers } } } },
-    erased,
-    masked: [],
-  };
-};
+/**
+ * At least never log credentials, nor what the decision and policy ask to mask: the production
+ * masker without secret detection, so its credential headers are the same list (the copy here
+ * forgot proxy-authorization).
+ */
+export const eraseCredentials: Masker = createInputMasker({ detectSecrets: false });
 
 /**
  * What happened to the call, beyond the policy's verdict: `forwarded` to the MCP server,

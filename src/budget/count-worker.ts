@@ -57,6 +57,8 @@ export class TokenCountWorker {
     const worker = this.started();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      // Held while a count is awaited (a process with nothing else to do still gets its answer).
+      if (this.waiting.size === 0) worker.ref();
       this.waiting.set(id, { resolve, reject });
       worker.postMessage({ id, text, names });
     });
@@ -73,11 +75,11 @@ export class TokenCountWorker {
   private started(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(SOURCE, { eval: true, workerData: { paths: this.paths } });
-    w.unref();
     w.on('message', (r: Reply) => {
       const waiting = this.waiting.get(r.id);
       if (!waiting) return;
       this.waiting.delete(r.id);
+      if (this.waiting.size === 0) w.unref();
       if (r.counts) waiting.resolve(r.counts);
       else waiting.reject(new Error(`token counter: ${r.error ?? 'no result'}`));
     });
@@ -87,6 +89,9 @@ export class TokenCountWorker {
     };
     w.on('error', (e: Error) => lost(`failed: ${e.message}`));
     w.on('exit', (code) => lost(`exited (code ${code})`));
+    // An idle counter never keeps the process alive. After the listeners: adding a 'message'
+    // listener refs the worker's port again, which kept every process that counted running.
+    w.unref();
     this.worker = w;
     return w;
   }

@@ -4,10 +4,12 @@ import type { NatsLink } from '../nats/connect.js';
 import { parseServers } from '../nats/settings.js';
 import { TeeSink } from './tee.js';
 import { defaultWitnessPath } from './witness.js';
+import { z } from 'zod';
+import type { FieldDoc } from '../config/doc-table.js';
 
 /**
  * Decision log configuration. Every field is documented, with its default, in
- * docs/decision-log.md ("Configuration").
+ * docs/decision-log.md ("Configuration"), generated from decisionLogConfigSchema below.
  */
 
 export interface NatsSinkConfig {
@@ -40,7 +42,7 @@ export interface DecisionLogConfig {
   checkpointEvery: number;
   /** ...and on this period while records are unsigned. Default 10000 ms; 0 disables the timer. */
   checkpointIntervalMs: number;
-  /** Private key for checkpoints (PKCS#8 PEM or JWK); an Ed25519 key is created if missing. Default `<dir>/../keys/decision-log.pem`. */
+  /** Private key for checkpoints (PKCS#8 PEM or JWK); an Ed25519 key is created if missing. Default `<dir>/../decision-log-key.pem` (beside the log directory: `<state_dir>/decision-log-key.pem`, where tollgate authz puts it, for the default layout). */
   signingKeyPath: string;
   /** fdatasync: "checkpoint" (default), "always" (every record), "never". */
   fsync: FsyncPolicy;
@@ -71,27 +73,70 @@ export function defaultDecisionLogDir(env: NodeJS.ProcessEnv = process.env): str
   return join(env.TOLLGATE_STATE_DIR || '.state', 'decisions');
 }
 
-function positiveInt(field: string, v: number, min = 1): number {
-  if (!Number.isSafeInteger(v) || v < min) throw new DecisionLogConfigError(field, `must be an integer ≥ ${min}, got ${v}`);
-  return v;
-}
+/** A field's documentation, read by scripts/config-docs.ts into docs/decision-log.md. */
+const doc = (dflt: string, text: string): FieldDoc => ({ default: dflt, doc: text });
+
+/** An integer ≥ min, with the value in the message (zod's own would not name it). */
+const intAtLeast = (min: number) => z.number().superRefine((v, ctx) => {
+  if (!Number.isSafeInteger(v) || v < min) ctx.addIssue({ code: 'custom', message: `must be an integer ≥ ${min}, got ${v}` });
+});
 
 const NAME = /^[A-Za-z0-9_-]+$/;
 const SUBJECT_PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
+const natsSchema = z.object({
+  url: z.string().superRefine((v, ctx) => {
+    if (!v) ctx.addIssue({ code: 'custom', message: 'is required to enable the NATS sink (e.g. nats://127.0.0.1:4222)' });
+  }).meta(doc('—', 'NATS server URL(s), comma-separated (required to enable)')),
+  stream: z.string().superRefine((v, ctx) => {
+    if (!NAME.test(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a valid stream name (letters, digits, _ and -)` });
+  }).optional().meta(doc('`TOLLGATE_DECISIONS`', 'JetStream stream')),
+  subjectPrefix: z.string().superRefine((v, ctx) => {
+    if (!SUBJECT_PREFIX.test(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a subject prefix (dot-separated tokens, no wildcards)` });
+  }).optional().meta(doc('`tollgate.decisions`', 'subjects are `<prefix>.<namespace>.<server>`')),
+  queueDir: z.string().optional().meta(doc('`<dir>/../decisions-spool`', 'disk spool and replication state')),
+  queueMaxBytes: intAtLeast(4096).optional().meta(doc('256 MiB', 'spool cap; when full, records are read back from the local log later')),
+  memoryMaxRecords: intAtLeast(1).optional().meta(doc('10000', 'records held in memory while NATS acks, before spilling to disk')),
+  publishTimeoutMs: intAtLeast(1).optional().meta(doc('5000', 'wait for an ack before retrying')),
+  duplicateWindowMs: intAtLeast(1).optional().meta(doc('600000', 'duplicate window of a stream the sink creates')),
+  maxAgeMs: intAtLeast(0).optional().meta(doc('0 (forever)', 'max age of a stream the sink creates')),
+});
+
+/**
+ * The decision log configuration createDecisionSink accepts: one schema checks it, and the table
+ * in docs/decision-log.md ("Configuration") is generated from it (scripts/config-docs.ts).
+ * Defaults that depend on `dir` or the environment are filled by resolveDecisionLogConfig.
+ */
+export const decisionLogConfigSchema = z.object({
+  dir: z.string().optional().meta(doc('`$TOLLGATE_STATE_DIR/decisions`, else `./.state/decisions`', 'local log directory (one writer per directory)')),
+  maxFileBytes: intAtLeast(4096).optional().meta(doc('64 MiB', 'rotate before a file would exceed this (min 4096)')),
+  checkpointEvery: intAtLeast(1).optional().meta(doc('1000', 'sign a checkpoint after this many records')),
+  checkpointIntervalMs: intAtLeast(0).optional().meta(doc('10000', '...and on this period while records are unsigned; 0 disables the timer')),
+  signingKeyPath: z.string().optional().meta(doc('`<dir>/../decision-log-key.pem`', 'checkpoint signing key; created (Ed25519, 0600) if missing. `tollgate authz` always uses `<state_dir>/decision-log-key.pem` (the same file when `decision_log_dir` is the default)')),
+  fsync: z.string().superRefine((v, ctx) => {
+    if (!['always', 'checkpoint', 'never'].includes(v)) ctx.addIssue({ code: 'custom', message: `must be always, checkpoint or never, got ${v}` });
+  }).optional().meta(doc('`checkpoint`', '`checkpoint`, `always` or `never` (see Durability)')),
+  witnessPath: z.string().nullable().optional().meta(doc('`<dir>.witness.jsonl`', 'append-only copy of every checkpoint, outside the log directory (see Witness); null = none')),
+  nats: natsSchema.nullable().optional().meta(doc('null', 'central sink; null = local log only')),
+});
+
 /** Fills defaults and checks values; errors name the field and what is accepted. */
-export function resolveDecisionLogConfig(input: DecisionLogConfigInput = {}, env: NodeJS.ProcessEnv = process.env): DecisionLogConfig {
+export function resolveDecisionLogConfig(raw: DecisionLogConfigInput = {}, env: NodeJS.ProcessEnv = process.env): DecisionLogConfig {
+  const parsed = decisionLogConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]!;
+    throw new DecisionLogConfigError(first.path.map(String).join('.'), first.message);
+  }
+  const input = parsed.data;
   const dir = input.dir ?? defaultDecisionLogDir(env);
   const base = dirname(dir);
-  const fsync = input.fsync ?? 'checkpoint';
-  if (!['always', 'checkpoint', 'never'].includes(fsync)) throw new DecisionLogConfigError('fsync', `must be always, checkpoint or never, got ${fsync}`);
   const cfg: DecisionLogConfig = {
     dir,
-    maxFileBytes: positiveInt('maxFileBytes', input.maxFileBytes ?? 64 * MiB, 4096),
-    checkpointEvery: positiveInt('checkpointEvery', input.checkpointEvery ?? 1000),
-    checkpointIntervalMs: positiveInt('checkpointIntervalMs', input.checkpointIntervalMs ?? 10_000, 0),
-    signingKeyPath: input.signingKeyPath ?? join(base, 'keys', 'decision-log.pem'),
-    fsync,
+    maxFileBytes: input.maxFileBytes ?? 64 * MiB,
+    checkpointEvery: input.checkpointEvery ?? 1000,
+    checkpointIntervalMs: input.checkpointIntervalMs ?? 10_000,
+    signingKeyPath: input.signingKeyPath ?? join(base, 'decision-log-key.pem'),
+    fsync: (input.fsync ?? 'checkpoint') as FsyncPolicy,
     witnessPath: input.witnessPath === undefined ? defaultWitnessPath(dir) : input.witnessPath,
     nats: null,
   };
@@ -100,21 +145,16 @@ export function resolveDecisionLogConfig(input: DecisionLogConfigInput = {}, env
   }
   const n = input.nats;
   if (n) {
-    if (!n.url) throw new DecisionLogConfigError('nats.url', 'is required to enable the NATS sink (e.g. nats://127.0.0.1:4222)');
-    const stream = n.stream ?? 'TOLLGATE_DECISIONS';
-    if (!NAME.test(stream)) throw new DecisionLogConfigError('nats.stream', `"${stream}" is not a valid stream name (letters, digits, _ and -)`);
-    const subjectPrefix = n.subjectPrefix ?? 'tollgate.decisions';
-    if (!SUBJECT_PREFIX.test(subjectPrefix)) throw new DecisionLogConfigError('nats.subjectPrefix', `"${subjectPrefix}" is not a subject prefix (dot-separated tokens, no wildcards)`);
     cfg.nats = {
       url: n.url,
-      stream,
-      subjectPrefix,
+      stream: n.stream ?? 'TOLLGATE_DECISIONS',
+      subjectPrefix: n.subjectPrefix ?? 'tollgate.decisions',
       queueDir: n.queueDir ?? join(base, 'decisions-spool'),
-      queueMaxBytes: positiveInt('nats.queueMaxBytes', n.queueMaxBytes ?? 256 * MiB, 4096),
-      memoryMaxRecords: positiveInt('nats.memoryMaxRecords', n.memoryMaxRecords ?? 10_000),
-      publishTimeoutMs: positiveInt('nats.publishTimeoutMs', n.publishTimeoutMs ?? 5000),
-      duplicateWindowMs: positiveInt('nats.duplicateWindowMs', n.duplicateWindowMs ?? 10 * 60_000),
-      maxAgeMs: positiveInt('nats.maxAgeMs', n.maxAgeMs ?? 0, 0),
+      queueMaxBytes: n.queueMaxBytes ?? 256 * MiB,
+      memoryMaxRecords: n.memoryMaxRecords ?? 10_000,
+      publishTimeoutMs: n.publishTimeoutMs ?? 5000,
+      duplicateWindowMs: n.duplicateWindowMs ?? 10 * 60_000,
+      maxAgeMs: n.maxAgeMs ?? 0,
     };
   }
   return cfg;

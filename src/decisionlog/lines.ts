@@ -1,3 +1,4 @@
+import { isObject } from '../util/object.js';
 import {
   ACCOUNTING_SCHEMA, CHECKPOINT_SCHEMA, DECISION_RECORD_SCHEMA, HEAD_SCHEMA,
   type ChainedAccountingRecord, type ChainedDecisionRecord, type CheckpointLine, type HeadLine,
@@ -17,10 +18,6 @@ export type ParsedLine =
   | { kind: 'invalid'; problem: string };
 
 const HEX64 = /^[0-9a-f]{64}$/;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 

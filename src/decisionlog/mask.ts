@@ -1,6 +1,7 @@
 import type { PolicyInput } from '../contract/policy.js';
 import { formatPointer, maskPathTokens, parsePointer, type PointerTokens } from './pointer.js';
 import { isSecretKey, looksLikeSecret } from './secrets.js';
+import { CREDENTIAL_HEADERS } from '../util/credentials.js';
 
 /**
  * Masking of what goes into a decision record. Three sources, applied in this order:
@@ -203,10 +204,10 @@ export interface InputMaskerOptions {
   eraseHeaders?: string[];
 }
 
-/** Same shape as authz's Masker: redacts an input for the log without touching the original. */
+/** Redacts an input for the log without touching the original (authz's Masker is this type). */
 export type InputMasker = (input: PolicyInput, decisionMask: string[], policyMask: unknown) => { input: PolicyInput; erased: string[]; masked: string[] };
 
-export const DEFAULT_ERASED_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
+export const DEFAULT_ERASED_HEADERS = [...CREDENTIAL_HEADERS, 'set-cookie'];
 
 const HEADER_ROOTS: PointerTokens[] = [
   ['input', 'request', 'headers'],

@@ -1,15 +1,12 @@
 import { claimProfile, pathName, readPath, type ClaimPath, type ClaimProfile } from './profiles.js';
 import { AuthError, type Identity, type IdentityConfig } from './types.js';
+import { isObject } from '../util/object.js';
 
 type Claims = Record<string, unknown>;
 type Actor = Identity['delegation'][number];
 
 /** Longer `act` chains are refused: nobody delegates that deep, and it bounds the work per token. */
 export const MAX_DELEGATION_DEPTH = 16;
-
-function isObject(v: unknown): v is Claims {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function bad(claim: string, problem: string): never {
   throw new AuthError('invalid_claims', `claim "${claim}" ${problem}`);

@@ -4,6 +4,8 @@
  * returns is by construction the pod the API server will build from the patch.
  */
 
+import { isObject } from '../util/object.js';
+
 export type PatchOp =
   | { op: 'add'; path: string; value: unknown }
   | { op: 'remove'; path: string }
@@ -41,10 +43,6 @@ type Container = Record<string, unknown> | unknown[];
 
 function isContainer(v: unknown): v is Container {
   return typeof v === 'object' && v !== null;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return isContainer(v) && !Array.isArray(v);
 }
 
 const INDEX = /^(0|[1-9][0-9]*)$/;

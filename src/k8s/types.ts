@@ -58,6 +58,4 @@ export interface KubeObject {
   [key: string]: unknown;
 }
 
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { isObject as isRecord } from '../util/object.js';

@@ -1,3 +1,4 @@
+import { isObject } from '../util/object.js';
 import { refusal, type Refusal } from '../contract/refusal.js';
 /**
  * Parses an MCP Streamable HTTP POST body (one JSON-RPC 2.0 message or a batch) without trusting
@@ -54,13 +55,9 @@ export function nestingDepth(text: string, limit: number): number {
   return max;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Validates one element; returns the message or a description of what is wrong with it. */
 export function toMessage(v: unknown): JsonRpcMessage | string {
-  if (!isPlainObject(v)) return 'a JSON-RPC message must be an object';
+  if (!isObject(v)) return 'a JSON-RPC message must be an object';
   if (v.jsonrpc !== '2.0') return 'missing or wrong "jsonrpc" member (must be "2.0")';
   const hasId = 'id' in v;
   const id = v.id;
@@ -69,8 +66,8 @@ export function toMessage(v: unknown): JsonRpcMessage | string {
   }
   if ('method' in v) {
     if (typeof v.method !== 'string' || v.method.length === 0) return '"method" must be a non-empty string';
-    if ('params' in v && v.params !== undefined && !isPlainObject(v.params)) return '"params" must be an object';
-    const params = isPlainObject(v.params) ? v.params : null;
+    if ('params' in v && v.params !== undefined && !isObject(v.params)) return '"params" must be an object';
+    const params = isObject(v.params) ? v.params : null;
     return { kind: hasId ? 'request' : 'notification', id: hasId ? (id as JsonRpcId) : null, method: v.method, params };
   }
   if ('result' in v || 'error' in v) {
@@ -120,6 +117,6 @@ export function parseMcpBody(body: Buffer | string, limits: BodyLimits = DEFAULT
 /** Best effort: the id of the (first) request in a body we refused, so the error can carry it. */
 export function idOf(value: unknown): JsonRpcId | null {
   const first = Array.isArray(value) ? value[0] : value;
-  if (isPlainObject(first) && (typeof first.id === 'string' || typeof first.id === 'number')) return first.id;
+  if (isObject(first) && (typeof first.id === 'string' || typeof first.id === 'number')) return first.id;
   return null;
 }

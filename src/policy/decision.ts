@@ -1,4 +1,5 @@
 import type { Decision } from '../contract/policy.js';
+import { isObject } from '../util/object.js';
 
 /**
  * Turning what a policy returned into a Decision. Pure and total: any value gives a Decision, and
@@ -10,8 +11,6 @@ export const DECISION_SHAPE = '{"allow": boolean, "reasons": [string], "headers"
 export const ENVOY_SHAPE = 'a boolean or {"allowed": boolean, "headers"?: {...}, "body"?: string, "http_status"?: number}';
 
 export const NO_REASON = 'denied by policy (the policy gave no reason)';
-
-type Json = Record<string, unknown>;
 
 export function deny(reason: string, extra: Partial<Decision> = {}): Decision {
   return { allow: false, reasons: [reason], headers: {}, httpStatus: null, mask: [], cost: null, ...extra };
@@ -28,10 +27,6 @@ function describe(v: unknown): string {
   if (typeof v === 'object') return 'an object';
   const s = JSON.stringify(v);
   return `${typeof v} ${s.length > 60 ? s.slice(0, 57) + '...' : s}`;
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Each check returns an error string, or null when the field is fine. */

@@ -37,4 +37,15 @@ describe('token counting on a worker thread', function () {
     assert.ok(out.c.byEncoding.cl100k_base! > 5);
     assert.deepEqual(out.loaded, [], 'no tokenizer module on the main thread');
   });
+
+  it('never keeps an idle process alive, and answers one that waits for nothing else', () => {
+    // No process.exit: the process must end once the count is given (it ran forever before).
+    const script = `
+      import { TokenCountWorker } from './src/budget/count-worker.ts';
+      const w = new TokenCountWorker(['o200k_base']);
+      console.log(JSON.stringify(await w.count('hello world', ['o200k_base'])));
+    `;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.deepEqual(JSON.parse(out), { o200k_base: 2 });
+  });
 });

@@ -107,7 +107,7 @@ describe('decision log config', () => {
     const c = resolveDecisionLogConfig({}, { TOLLGATE_STATE_DIR: '/var/lib/tollgate' });
     assert.deepEqual(c, {
       dir: '/var/lib/tollgate/decisions', maxFileBytes: 64 * 1024 * 1024, checkpointEvery: 1000, checkpointIntervalMs: 10000,
-      signingKeyPath: '/var/lib/tollgate/keys/decision-log.pem', fsync: 'checkpoint', nats: null,
+      signingKeyPath: '/var/lib/tollgate/decision-log-key.pem', fsync: 'checkpoint', nats: null,
       witnessPath: '/var/lib/tollgate/decisions.witness.jsonl',
     });
     assert.equal(resolveDecisionLogConfig({ dir: '/x/decisions', witnessPath: null }, {}).witnessPath, null);
@@ -126,5 +126,7 @@ describe('decision log config', () => {
     assert.throws(() => resolveDecisionLogConfig({ nats: { url: 'nats://x', stream: 'a.b' } }), /nats.stream: "a.b" is not a valid stream name/);
     assert.throws(() => resolveDecisionLogConfig({ nats: { url: 'nats://x', subjectPrefix: 'a.>' } }), /nats.subjectPrefix/);
     assert.throws(() => resolveDecisionLogConfig({ nats: { url: '' } }), /nats.url: is required/);
+    assert.throws(() => resolveDecisionLogConfig({ nats: { url: 'nats://x', queueMaxBytes: '1' as unknown as number } }), /decision log config: nats.queueMaxBytes: .*expected number/);
+    assert.throws(() => resolveDecisionLogConfig({ fsync: 'sometimes' as 'never' }), /fsync: must be always, checkpoint or never, got sometimes/);
   });
 });

@@ -5,6 +5,8 @@ import { PolicyHolder } from '../../../src/policy/holder.js';
 import type { Decision, PolicyEvaluator, PolicyInput } from '../../../src/contract/policy.js';
 import { buildCallInput, CallRefusedError, identityFromSpec, jsonRpcBody, requestView, type CallSpec } from '../../../src/toolkit/call-input.js';
 import { countValue } from '../../../src/budget/tokens.js';
+import { toRequestView, type CheckRequestMsg } from '../../../src/authz/grpc-check.js';
+import type { HttpRequestView } from '../../../src/authz/view.js';
 
 const NOW = BigInt(Date.parse('2026-11-23T10:00:00Z')) * 1_000_000n;
 
@@ -18,7 +20,23 @@ class Capture implements PolicyEvaluator {
   }
 }
 
-/** What the real Authorizer gives the policy for the same HTTP request. */
+/**
+ * The CheckRequest Envoy sends for the request a scenario describes (as @grpc/proto-loader
+ * decodes it), so authz's side of the comparison starts where production starts: toRequestView.
+ */
+function asCheckRequest(v: HttpRequestView): CheckRequestMsg {
+  const [address, port] = v.source.address.split(':');
+  const socket = { address: { socketAddress: { address: address!, portValue: Number(port ?? 0) } } };
+  return {
+    attributes: {
+      source: socket, destination: socket,
+      request: { http: { id: v.id, method: v.method, headers: v.headers, path: v.path, host: v.host, scheme: v.scheme, protocol: v.protocol, rawBody: v.body, size: v.body.length } },
+      contextExtensions: v.context,
+    },
+  };
+}
+
+/** What the real Authorizer gives the policy for the same HTTP request, arriving as a CheckRequest. */
 async function throughAuthz(spec: CallSpec): Promise<PolicyInput> {
   const identity = identityFromSpec(spec.identity, spec.nowNs) as Identity;
   const verifier: TokenVerifier = { verify: async (t) => { if (t !== 'scenario-token') throw new Error('unexpected token'); return identity; } };
@@ -34,7 +52,7 @@ async function throughAuthz(spec: CallSpec): Promise<PolicyInput> {
     mask: defaultMasker, policyMask: null, clock: () => 0,
   });
   const body = jsonRpcBody(spec.request);
-  const view = requestView({ ...spec, request: { ...spec.request, headers: { ...spec.request.headers, authorization: 'Bearer scenario-token' } } }, Buffer.from(body ? JSON.stringify(body) : ''));
+  const view = toRequestView(asCheckRequest(requestView({ ...spec, request: { ...spec.request, headers: { ...spec.request.headers, authorization: 'Bearer scenario-token' } } }, Buffer.from(body ? JSON.stringify(body) : ''))));
   const out = await authz.check(view);
   assert.ok(out.allow, JSON.stringify(out));
   assert.equal(policy.inputs.length, 1);
