@@ -52,6 +52,23 @@ function str(s: string): string {
 }
 
 /**
+ * `"name":` for a member name. Records repeat the same few dozen names (the schema's, header
+ * names), so the escaped form is kept; only short names are kept, and the map is emptied when
+ * full, as argument names are the caller's and unbounded.
+ */
+const memberPrefixes = new Map<string, string>();
+function member(k: string): string {
+  let p = memberPrefixes.get(k);
+  if (p === undefined) {
+    p = str(k) + ':';
+    if (k.length > 64) return p;
+    if (memberPrefixes.size >= 2048) memberPrefixes.clear();
+    memberPrefixes.set(k, p);
+  }
+  return p;
+}
+
+/**
  * Sorts by UTF-16 code units (`<` on strings compares code units). Insertion sort: objects have
  * few keys, and this is several times faster than Array#sort's generic comparator on them.
  */
@@ -97,16 +114,16 @@ function write(v: unknown, key: string): string | undefined {
 
 function writeArray(arr: unknown[]): string {
   let s = '[';
-  for (let i = 0; i < arr.length; i++) {
-    let item: string | undefined;
-    try {
-      item = write(arr[i], String(i));
-    } catch (e) {
-      if (e instanceof CanonicalJsonError) e.trail.unshift(i);
-      throw e;
+  let i = 0;
+  try {
+    for (; i < arr.length; i++) {
+      const item = write(arr[i], String(i));
+      if (i > 0) s += ',';
+      s += item === undefined ? 'null' : item;
     }
-    if (i > 0) s += ',';
-    s += item === undefined ? 'null' : item;
+  } catch (e) {
+    if (e instanceof CanonicalJsonError) e.trail.unshift(i);
+    throw e;
   }
   return s + ']';
 }
@@ -136,19 +153,19 @@ function writeObject(obj: Record<string, unknown>, extra?: Record<string, unknow
   }
   let s = '{';
   let first = true;
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i]!;
-    let item: string | undefined;
-    try {
-      item = write(extra && Object.prototype.hasOwnProperty.call(extra, k) ? extra[k] : obj[k], k);
-    } catch (e) {
-      if (e instanceof CanonicalJsonError) e.trail.unshift(k);
-      throw e;
+  let k = '';
+  try {
+    for (let i = 0; i < keys.length; i++) {
+      k = keys[i]!;
+      const item = write(extra && Object.prototype.hasOwnProperty.call(extra, k) ? extra[k] : obj[k], k);
+      if (item === undefined) continue;
+      if (first) first = false;
+      else s += ',';
+      s += member(k) + item;
     }
-    if (item === undefined) continue;
-    if (first) first = false;
-    else s += ',';
-    s += str(k) + ':' + item;
+  } catch (e) {
+    if (e instanceof CanonicalJsonError) e.trail.unshift(k);
+    throw e;
   }
   return s + '}';
 }

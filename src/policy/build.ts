@@ -18,6 +18,20 @@ export const DECISION_ENTRYPOINT = 'tollgate/authz/decision';
 export const ALLOW_ENTRYPOINT = 'tollgate/authz/allow';
 export const ENVOY_ENTRYPOINT = 'envoy/authz/allow';
 export const MASK_ENTRYPOINT = 'system/log/mask';
+/**
+ * Generated when a default build has both the decision and the log mask: one evaluation answers
+ * both ({"decision": ..., "mask": ...}, each key present when its rule is defined), so a logged
+ * call does not parse its input into the WASM and run it a second time for the mask.
+ */
+export const LOGGED_ENTRYPOINT = 'tollgate_generated/logged/decision_and_mask';
+const LOGGED_MODULE = `package tollgate_generated.logged
+
+decision_and_mask["decision"] := data.tollgate.authz.decision
+
+decision_and_mask["mask"] := m if {
+	m := data.system.log.mask with input as {"input": input}
+}
+`;
 
 /** Rules whose presence decides which entrypoints a default build compiles. */
 const CANDIDATE_ENTRYPOINTS = [DECISION_ENTRYPOINT, ALLOW_ENTRYPOINT, ENVOY_ENTRYPOINT, MASK_ENTRYPOINT];
@@ -292,6 +306,8 @@ export async function buildPolicyBundle(dir: string, opts: BuildOptions = {}): P
   return withTempDir(async (tmp) => {
     await checkForWasm(dir, tmp);
     const entrypoints = opts.entrypoints?.length ? opts.entrypoints : await defaultEntrypoints(dir);
+    const logged = !opts.entrypoints?.length && entrypoints.includes(DECISION_ENTRYPOINT) && entrypoints.includes(MASK_ENTRYPOINT);
+    if (logged) entrypoints.push(LOGGED_ENTRYPOINT);
     const out = join(tmp, 'bundle.tar.gz');
     const args = [
       'build', '-t', 'wasm', '-b', '--capabilities', join(tmp, 'capabilities.json'), ...ignoreArgs(IGNORED_IN_BUILD),
@@ -303,10 +319,11 @@ export async function buildPolicyBundle(dir: string, opts: BuildOptions = {}): P
     // only when their manifests declare disjoint roots, which a user's policy directory does not.
     const listing = (await policyListingRules(dir)).modules;
     let root = dir;
-    if (listing.length > 0) {
+    if (listing.length > 0 || logged) {
       root = join(tmp, 'policy');
       await cp(dir, root, { recursive: true });
       await Promise.all(listing.map((m, i) => writeFile(join(root, `tollgate_listing_generated_${i}.rego`), m)));
+      if (logged) await writeFile(join(root, 'tollgate_logged_generated.rego'), LOGGED_MODULE);
     }
     const caps = await capabilities();
     const run = await runOpa(args, { cwd: root });

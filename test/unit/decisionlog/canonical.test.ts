@@ -94,6 +94,15 @@ describe('RFC 8785 canonical JSON', () => {
     assert.equal(canonicalize(JSON.parse(text)), text);
   });
 
+  it('writes member names the same however many, however long, and with escapes', () => {
+    // Names are escaped once and remembered (short ones, up to a bounded count): the text must not depend on that.
+    const names = Array.from({ length: 5000 }, (_, i) => `k${i}${i % 7 === 0 ? '"\n' : ''}${i % 11 === 0 ? 'x'.repeat(100) : ''}`);
+    const obj = Object.fromEntries(names.map((n, i) => [n, i]));
+    const expected = '{' + [...names].sort().map((n) => `${JSON.stringify(n)}:${obj[n]}`).join(',') + '}';
+    for (let round = 0; round < 3; round++) assert.equal(canonicalize(obj), expected);
+    assert.throws(() => canonicalize({ [names[7]!]: [0, { [names[22]!]: NaN }] }), (e: unknown) => e instanceof CanonicalJsonError && e.path === `/${names[7]}/1/${names[22]}`);
+  });
+
   it('honours toJSON like JSON.stringify (dates)', () => {
     assert.equal(canonicalize({ t: new Date(Date.UTC(2025, 0, 2)) }), '{"t":"2025-01-02T00:00:00.000Z"}');
   });

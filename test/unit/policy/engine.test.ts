@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { gzipSync } from 'node:zlib';
 import { readBundle, writeBundle, type BundleFiles } from '../../../src/bundle/archive.js';
-import { buildPolicyBundle } from '../../../src/policy/build.js';
+import { buildPolicyBundle, LOGGED_ENTRYPOINT } from '../../../src/policy/build.js';
 import { loadPolicy, loadPolicyFromDir, MASK_FAILURE_RESULT, type WasmPolicy } from '../../../src/policy/engine.js';
 import type { PolicyInput } from '../../../src/contract/policy.js';
 import { anonymous, cleanupDirs, mcpInput, person, policyDir, REPO_POLICIES, toolCall } from './fixtures.js';
@@ -279,6 +279,47 @@ describe('policy engine: contract forms', () => {
     assert.ok(p.hasMask);
     assert.deepEqual(p.evaluateMask(toolCall('ok', {}, person('a'))), ['/input/a', '/input/b']);
     assert.deepEqual(p.evaluateMask(toolCall('bad', {}, person('a'))), [...MASK_FAILURE_RESULT]);
+  });
+});
+
+describe('policy engine: decision and log mask in one evaluation', () => {
+  after(cleanupDirs);
+
+  it('answers the same decision and mask as two evaluations, once the log has asked for a mask', async () => {
+    const combined = await loadPolicyFromDir(REPO_POLICIES);
+    const separate = await loadPolicyFromDir(REPO_POLICIES);
+    assert.ok(combined.entrypoints.includes(LOGGED_ENTRYPOINT));
+    const calls = [
+      toolCall('create_ticket', { title: 't', body: 'mail ada@example.com, card 4111 1111 1111 1111', priority: 'low' }, person('payments')),
+      toolCall('run_sql', { query: 'SELECT 1' }, person('support')),
+      toolCall('search_docs', { query: 'refunds', api_key: 'abc' }, person('readonly')),
+      mcpInput('initialize', anonymous),
+    ];
+    combined.evaluateMask(calls[0]!);
+    const before = combined.stats.evaluations;
+    for (const input of calls) {
+      const d = combined.evaluate(input);
+      assert.deepEqual(d, separate.evaluate(input));
+      assert.deepEqual(combined.evaluateMask(input), separate.evaluateMask(input));
+    }
+    assert.equal(combined.stats.evaluations - before, calls.length, 'one evaluation per logged call');
+    assert.deepEqual(combined.evaluateMask(calls[0]!), separate.evaluateMask(calls[0]!), 'a mask asked again is evaluated again');
+  });
+
+  it('falls back to separate evaluations when the mask rule fails, erasing the input', async () => {
+    const p = await loadPolicy(await filesOf({
+      'p.rego': 'package tollgate.authz\n\ndecision := {"allow": input.mcp.tool != "no"}\n',
+      'mask.rego': 'package system.log\n\nmask contains "/input/a" if input.input.mcp.tool == "ok"\n\nmask contains "/input/b" if two(input.input.mcp.tool) == 2\n\ntwo(_) := 2\n\ntwo(x) := 3 if x == "bad"\n',
+    }));
+    assert.ok(p.entrypoints.includes(LOGGED_ENTRYPOINT));
+    p.evaluateMask(toolCall('ok', {}, person('a')));
+    const ok = toolCall('ok', {}, person('a'));
+    assert.equal(p.evaluate(ok).allow, true);
+    assert.deepEqual(p.evaluateMask(ok), ['/input/a', '/input/b']);
+    const bad = toolCall('bad', {}, person('a'));
+    assert.equal(p.evaluate(bad).allow, true, 'the decision does not depend on the mask');
+    assert.deepEqual(p.evaluateMask(bad), [...MASK_FAILURE_RESULT]);
+    assert.equal(p.evaluate(toolCall('no', {}, person('a'))).allow, false);
   });
 });
 
