@@ -224,13 +224,53 @@ class MiniLM:
         return pooled.astype("<f4")
 
 
+class OnnxBacked(MiniLM):
+    """The tokenizer and batching of MiniLM with the forward pass run by onnxruntime
+    (minilm_onnx.py); the numpy weights are only loaded if the ONNX graph has to be built."""
+
+    def __init__(self, directory, quantize):
+        from minilm_onnx import OnnxMiniLM
+
+        weights = os.path.join(directory, "model.safetensors")
+        self.tok = WordPiece(os.path.join(directory, "vocab.txt"))
+        self.onnx = OnnxMiniLM(weights, lambda: load_safetensors(weights), quantize=quantize)
+        self.dim = 384
+        self.runtime = self.onnx.runtime
+
+    def forward(self, ids):
+        return self.onnx.forward(ids)
+
+
+def load_model(directory):
+    """TOLLGATE_EMBED_RUNTIME: auto (default: onnxruntime float32 if importable, else numpy),
+    onnx-int8, onnx (float32), numpy."""
+    runtime = os.environ.get("TOLLGATE_EMBED_RUNTIME", "auto")
+    if runtime not in ("auto", "onnx", "onnx-int8", "numpy"):
+        raise RuntimeError(f"TOLLGATE_EMBED_RUNTIME={runtime}: expected auto, onnx, onnx-int8 or numpy")
+    if runtime != "numpy":
+        try:
+            return OnnxBacked(directory, quantize=runtime == "onnx-int8"), None
+        except ImportError as e:
+            if runtime != "auto":
+                raise
+            fallback = f"onnxruntime not available ({e}); using the numpy forward pass"
+    else:
+        fallback = None
+    model = MiniLM(directory)
+    model.runtime = "numpy " + np.__version__
+    return model, fallback
+
+
 def main():
     try:
-        model = MiniLM(model_dir())
+        model, note = load_model(model_dir())
     except Exception as e:  # reported on the protocol so the caller can say what to do
         print(json.dumps({"ready": False, "error": str(e)}), flush=True)
         return 1
-    print(json.dumps({"ready": True, "model": "all-MiniLM-L6-v2", "dim": model.dim}), flush=True)
+    ready = {"ready": True, "model": "all-MiniLM-L6-v2", "dim": model.dim, "runtime": model.runtime}
+    if note:
+        ready["note"] = note
+    print(json.dumps(ready), flush=True)
     for line in sys.stdin:
         req = None
         try:
