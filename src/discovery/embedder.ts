@@ -55,12 +55,16 @@ export class MiniLmEmbedder implements Embedder {
 
   private constructor(private readonly proc: ChildProcessWithoutNullStreams, readonly dim: number) {}
 
-  static async start(timeoutMs = 60_000): Promise<MiniLmEmbedder> {
+  /**
+   * `runtime` picks the forward pass (TOLLGATE_EMBED_RUNTIME of the worker): auto (onnxruntime if
+   * importable, else numpy), onnx, onnx-int8, numpy.
+   */
+  static async start(timeoutMs = 60_000, runtime?: 'auto' | 'onnx' | 'onnx-int8' | 'numpy'): Promise<MiniLmEmbedder> {
     const python = embedPython();
     const script = join(projectRoot(), 'src', 'discovery', 'minilm_worker.py');
     // One BLAS thread: the matrices are small, and OpenBLAS's spinning threads cost more than
     // they save on a shared core (measured: 10× slower under load with the default).
-    const proc = spawn(python, [script], { env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(python, [script], { env: { ...process.env, ...(runtime ? { TOLLGATE_EMBED_RUNTIME: runtime } : {}), OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
     const lines = createInterface({ input: proc.stdout });

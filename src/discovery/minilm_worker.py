@@ -250,10 +250,10 @@ def load_model(directory):
     if runtime != "numpy":
         try:
             return OnnxBacked(directory, quantize=runtime == "onnx-int8"), None
-        except ImportError as e:
+        except Exception as e:  # not installed, or the graph cannot be built or cached: numpy still works
             if runtime != "auto":
                 raise
-            fallback = f"onnxruntime not available ({e}); using the numpy forward pass"
+            fallback = f"onnxruntime path unavailable ({e}); using the numpy forward pass"
     else:
         fallback = None
     model = MiniLM(directory)
