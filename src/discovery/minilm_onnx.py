@@ -115,11 +115,14 @@ def model_path(weights_file, load_weights, quantize):
         os.replace(tmp, fp32)
     if not quantize:
         return fp32
-    int8 = os.path.join(directory, f"minilm-{key}-int8.onnx")
+    # Per output channel: one scale per column of each weight matrix. Per tensor (one scale per
+    # matrix) moved BFCL query vectors to cosine 0.965 of float32 on average and cost 0.8 points of
+    # recall@5; per channel keeps them at 0.994.
+    int8 = os.path.join(directory, f"minilm-{key}-int8-per-channel.onnx")
     if not os.path.exists(int8):
         from onnxruntime.quantization import QuantType, quantize_dynamic
         tmp = int8 + f".{os.getpid()}.tmp.onnx"
-        quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+        quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True)
         os.replace(tmp, int8)
     return int8
 
