@@ -104,7 +104,7 @@ def model_path(weights_file, load_weights, quantize):
     import onnxruntime as ort
 
     st = os.stat(weights_file)
-    key = hashlib.sha256(f"{os.path.abspath(weights_file)}|{st.st_size}|{int(st.st_mtime)}|{ort.__version__}|v1".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{os.path.realpath(weights_file)}|{st.st_size}|{int(st.st_mtime)}|{ort.__version__}|v1".encode()).hexdigest()[:16]
     directory = cache_dir()
     os.makedirs(directory, exist_ok=True)
     fp32 = os.path.join(directory, f"minilm-{key}-fp32.onnx")
