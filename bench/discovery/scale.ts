@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   const cache = new EmbeddingCache();
   // Wall times depend on what else runs on the machine; CPU times (this process + the embedding
   // worker, per search) are what a search costs.
+  console.log(`embedding runtime: ${embedder.runtime}`);
   console.log('tools  build_s  vectors_KiB  p50_ms  p99_ms  cpu_p50_ms (node + worker)  bm25_p50_ms  manifest_tokens  find_tool_tokens  saved');
   try {
     for (const n of ns) {

