@@ -26,6 +26,8 @@ tollgate-nats holds; kustomize users installing elsewhere than tollgate-system r
   --ca-dir DIR         the mesh CA (required)
   --out DIR            where to write the Secret directories (required)
   --namespace NS       the mesh's namespace (default tollgate-system)
+  --gateway-dns NAME   an extra DNS name on the server certificate: the gateway load balancer
+                       the other regions dial (multi-region; repeatable)
   --sidecar-namespace NS  a namespace with injected authz sidecars that use NATS (repeatable)
   --trust-domain TD    trust domain of the SPIFFE IDs (default ${DEFAULT_TRUST_DOMAIN}; Helm: nats.trustDomain)
   --days N             lifetime in days (default 365)
@@ -39,6 +41,7 @@ export async function natsCerts(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(argv, {
     'ca-dir': { type: 'string' }, out: { type: 'string' }, namespace: { type: 'string' }, 'trust-domain': { type: 'string' },
     days: { type: 'string' }, force: { type: 'boolean' }, 'sidecar-namespace': { type: 'string', multiple: true },
+    'gateway-dns': { type: 'string', multiple: true },
   });
   if (values.help) { process.stdout.write(NATS_CERTS_USAGE); return 0; }
   if (!values['ca-dir']) throw new UsageError('--ca-dir DIR is required: the mesh CA the NATS certificates are issued from');
@@ -63,7 +66,11 @@ export async function natsCerts(argv: string[]): Promise<number> {
     }
   }
   const pki = await LocalPki.open(resolve(values['ca-dir']), trustDomain);
-  const certs = await issueClusterNatsCertificates(pki, { namespace, trustDomain }, { days });
+  const gatewayDns = values['gateway-dns'] ?? [];
+  for (const n of gatewayDns) {
+    if (!/^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/.test(n)) throw new UsageError(`--gateway-dns "${n}" is not a DNS name`);
+  }
+  const certs = await issueClusterNatsCertificates(pki, { namespace, trustDomain }, { days, dnsNames: gatewayDns });
   const write = (secret: string, files: CertFiles, dir = join(out, secret)): void => {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     copyFileSync(files.cert, join(dir, 'tls.crt'));
