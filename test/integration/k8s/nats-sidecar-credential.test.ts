@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -102,8 +103,11 @@ describe('the NATS credential of injected authz sidecars', function () {
     assert.deepEqual(cfg.nats.tls, { ca: `${SIDECAR_NATS_DIR}/ca.crt`, cert: `${SIDECAR_NATS_DIR}/tls.crt`, key: `${SIDECAR_NATS_DIR}/tls.key` });
 
     const out = join(work, 'out');
-    const cli = await runTollgate(['controlplane', 'nats-certs', '--ca-dir', join(work, 'cli-ca'), '--out', out, '--sidecar-namespace', 'team-a', '--sidecar-namespace', 'team-b']);
+    const cli = await runTollgate(['controlplane', 'nats-certs', '--ca-dir', join(work, 'cli-ca'), '--out', out, '--sidecar-namespace', 'team-a', '--sidecar-namespace', 'team-b',
+      '--gateway-dns', 'nats-gateway.east.example.com']);
     assert.equal(cli.code, 0, cli.stderr);
+    // (multi-region) the other region checks the gateway's certificate against its load balancer's name.
+    assert.match(new X509Certificate(readFileSync(join(out, 'tollgate-nats-tls', 'tls.crt'))).subjectAltName!, /DNS:nats-gateway\.east\.example\.com/);
     assert.match(cli.stdout, new RegExp(`kubectl -n team-a create secret generic ${SIDECAR_NATS_SECRET} --from-file=\\S+/sidecars/team-a/${SIDECAR_NATS_SECRET}`));
     const conf = readFileSync(join(out, 'authorization.conf'), 'utf8');
     for (const ns of ['team-a', 'team-b']) assert.ok(conf.includes(`user: "${sidecarNatsIdentity(site.trustDomain, ns)}"`), ns);
