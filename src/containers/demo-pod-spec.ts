@@ -124,7 +124,11 @@ export function playablePod(injectedYaml: string, o: PlayablePodOptions): string
   const mounted: Record<string, string> = { 'tollgate-identity': 'identity', 'tollgate-mesh-ca': 'mesh-ca' };
   spec.volumes = (spec.volumes ?? []).filter((v) => v.name !== 'tollgate-sa-token').map((v) => {
     const sub = mounted[String(v.name)];
-    return sub ? { name: v.name, hostPath: { path: join(o.secretsDir, sub), type: 'Directory' } } : v;
+    if (sub) return { name: v.name, hostPath: { path: join(o.secretsDir, sub), type: 'Directory' } };
+    // An optional Secret that does not exist (the sidecar's NATS credential; this demo's NATS has
+    // no TLS): Kubernetes mounts an empty directory, podman 4.3 refuses the pod (tried), so say so.
+    if ((v.secret as { optional?: boolean } | undefined)?.optional === true) return { name: v.name, emptyDir: {} };
+    return v;
   });
   spec.volumes.push({ name: 'secrets', hostPath: { path: o.secretsDir, type: 'Directory' } });
   return stringify(pod, { lineWidth: 0 });

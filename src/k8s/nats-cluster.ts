@@ -33,13 +33,35 @@ export interface ClusterNatsSite {
   trustDomain: string;
 }
 
-export function clusterNatsUsers(site: ClusterNatsSite): UserPermissions[] {
-  return CLUSTER_NATS_CLIENTS.map((c) => permissionsFor(c.role, spiffeId({ trustDomain: site.trustDomain, namespace: site.namespace, serviceAccount: c.serviceAccount }), DEFAULT_RESOURCES));
+/**
+ * Injected authz sidecars: one NATS identity per labelled namespace, the service account name
+ * below in that namespace, role `authz`. Its certificate is the Secret SIDECAR_NATS_SECRET in that
+ * namespace, which the injector mounts into every authz sidecar it adds (optional: a namespace
+ * whose authz does not use NATS needs none). Per namespace, not per pod: a NATS user is a line of
+ * authorization.conf, which the servers read at start; and the decision-log subjects it may write
+ * carry the namespace, so one team cannot write records as another.
+ */
+export const SIDECAR_NATS_SERVICE_ACCOUNT = 'tollgate-authz-sidecar';
+export const SIDECAR_NATS_SECRET = 'tollgate-nats-authz';
+/** Where the injected authz sidecar finds that Secret (its authz.yaml names the files under it). */
+export const SIDECAR_NATS_DIR = '/etc/tollgate-nats';
+
+/** The NATS user of the authz sidecars of one namespace. */
+export function sidecarNatsIdentity(trustDomain: string, namespace: string): string {
+  return spiffeId({ trustDomain, namespace, serviceAccount: SIDECAR_NATS_SERVICE_ACCOUNT });
+}
+
+/** The mesh's components, then one authz user per sidecar namespace, in the order given. */
+export function clusterNatsUsers(site: ClusterNatsSite, sidecarNamespaces: readonly string[] = []): UserPermissions[] {
+  return [
+    ...CLUSTER_NATS_CLIENTS.map((c) => permissionsFor(c.role, spiffeId({ trustDomain: site.trustDomain, namespace: site.namespace, serviceAccount: c.serviceAccount }), DEFAULT_RESOURCES)),
+    ...sidecarNamespaces.map((ns) => permissionsFor('authz', sidecarNatsIdentity(site.trustDomain, ns), DEFAULT_RESOURCES)),
+  ];
 }
 
 /** The `authorization.conf` the NATS ConfigMap carries. */
-export function clusterNatsAuthorization(site: ClusterNatsSite): string {
-  return renderAuthorization(clusterNatsUsers(site));
+export function clusterNatsAuthorization(site: ClusterNatsSite, sidecarNamespaces: readonly string[] = []): string {
+  return renderAuthorization(clusterNatsUsers(site, sidecarNamespaces));
 }
 
 /** The SPIFFE ID of the NATS servers: on their routes, only this identity is another server. */
@@ -84,4 +106,11 @@ export async function issueClusterNatsCertificates(pki: LocalPki, site: ClusterN
     clients.set(c.secret, await pki.issue(c.secret, { commonName: `tollgate ${c.role}`, uris: [id], usage: 'client', ...(o.days ? { days: o.days } : {}) }));
   }
   return { server, clients };
+}
+
+/** The client certificate of the authz sidecars of one namespace (Secret SIDECAR_NATS_SECRET there). */
+export async function issueSidecarNatsCertificate(pki: LocalPki, trustDomain: string, namespace: string, o: { days?: number } = {}): Promise<CertFiles> {
+  return pki.issue(`${SIDECAR_NATS_SECRET}-${namespace}`, {
+    commonName: `tollgate authz sidecars of ${namespace}`, uris: [sidecarNatsIdentity(trustDomain, namespace)], usage: 'client', ...(o.days ? { days: o.days } : {}),
+  });
 }

@@ -10,6 +10,9 @@ import {
 import type { Container, Volume } from './types.js';
 import { authzNodeOptions } from '../authz/node-flags.js';
 import { bootstrapTls, envoyIdentityMounts, type IdentityPlan } from './identity.js';
+import { SIDECAR_NATS_DIR, SIDECAR_NATS_SECRET } from './nats-cluster.js';
+
+const AUTHZ_NATS_VOLUME = 'tollgate-nats-authz';
 
 /** requests / limits of one container, in Kubernetes quantity strings. */
 export interface ResourceSpec {
@@ -246,6 +249,7 @@ export function authzContainer(p: SidecarPlan & { authz: { mode: 'sidecar' } }):
     volumeMounts: [
       { name: AUTHZ_CONFIG_VOLUME, mountPath: AUTHZ_CONFIG_DIR, readOnly: true },
       { name: AUTHZ_STATE_VOLUME, mountPath: AUTHZ_STATE_DIR },
+      { name: AUTHZ_NATS_VOLUME, mountPath: SIDECAR_NATS_DIR, readOnly: true },
     ],
     readinessProbe: authzProbe(p.authz.port),
     resources: structuredClone(p.authzResources),
@@ -258,5 +262,10 @@ export function authzVolumes(p: SidecarPlan & { authz: { mode: 'sidecar' } }): V
     // Not optional: without its configuration authz cannot govern, so the pod must not start.
     { name: AUTHZ_CONFIG_VOLUME, configMap: { name: p.authz.configMap } },
     { name: AUTHZ_STATE_VOLUME, emptyDir: { sizeLimit: '1Gi' } },
+    // The namespace's NATS credential (k8s/nats-cluster.ts; `controlplane nats-certs
+    // --sidecar-namespace`). Optional: an authz that does not use NATS needs none, and one whose
+    // authz.yaml names these files and finds none stops at start with the file it misses (fail closed).
+    // Only the authz container mounts it, so the default file mode (the pod sets no fsGroup) is kept.
+    { name: AUTHZ_NATS_VOLUME, secret: { secretName: SIDECAR_NATS_SECRET, optional: true } },
   ];
 }

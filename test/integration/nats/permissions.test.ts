@@ -7,23 +7,18 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/
 import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { DEFAULT_NATS_SETTINGS, parseBudgetConfig } from '../../../src/budget/config.js';
-import { NatsBudgetAdmin, NatsBudgetStore, publishBudgetDefinitions } from '../../../src/budget/nats-store.js';
-import { windowAt } from '../../../src/budget/window.js';
+import { NatsBudgetAdmin, publishBudgetDefinitions } from '../../../src/budget/nats-store.js';
 import { BundlePublisher } from '../../../src/controlplane/publisher.js';
 import { provisionStreams } from '../../../src/controlplane/streams.js';
-import { createDecisionSink } from '../../../src/decisionlog/config.js';
 import { readStreamRecords } from '../../../src/decisionlog/nats-reader.js';
-import { NatsReplica } from '../../../src/decisionlog/nats-sink.js';
 import { openNats } from '../../../src/nats/connect.js';
 import { LocalPki, spiffeId } from '../../../src/pki/index.js';
 import { readBundle } from '../../../src/bundle/archive.js';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
-import { PolicyHolder } from '../../../src/policy/holder.js';
-import { NatsBundleSource } from '../../../src/policy/sources/nats.js';
 import { keyPair } from '../../unit/bundle/fixtures.js';
-import { sampleDraft } from '../../unit/decisionlog/fixtures.js';
-import { toolInput, waitFor, writePolicy } from '../controlplane/support.js';
+import { writePolicy } from '../controlplane/support.js';
 import { SecureNats } from '../../support/secure-nats.js';
+import { assertAuthzNatsDuties } from '../../support/authz-nats-duties.js';
 
 /**
  * The NATS a secured mesh runs: TLS, a client certificate per component mapped to a user, and
@@ -69,32 +64,7 @@ describe('NATS with TLS and per-component credentials', function () {
   it('each component does its job with its own credential', async () => {
     // authz: follows signed bundles, takes a budget lease, replicates its decision records.
     const authz = nats.link('authz-demo');
-    const holder = new PolicyHolder();
-    const source = new NatsBundleSource({ holder, nats: authz, keys: [keys.verification], retryMs: 200 });
-    await source.start();
-    try {
-      assert.equal(await source.whenLoaded(), '1');
-      assert.equal(holder.get()!.evaluate(toolInput('a')).allow, true);
-    } finally {
-      await source.stop();
-    }
-    const store = await NatsBudgetStore.open(budgets.budgets, budgets.nats!, authz, { recordDefinitions: false });
-    try {
-      const spec = budgets.budgets[0]!;
-      const w = windowAt(spec.window, spec.timezone, Date.now());
-      assert.ok((store.leaseOf(spec.name, w.key)?.amount ?? 0) > 0, 'authz holds a lease');
-    } finally {
-      await store.close();
-    }
-    const dir = join(work, 'decisions');
-    const sink = await createDecisionSink({ dir, nats: { url: nats.url, queueDir: join(work, 'spool') } }, { link: authz, warn: () => undefined });
-    try {
-      sink.append(sampleDraft({ i: 1, server: 'demo' }));
-      const replica = sink.replicas[0] as NatsReplica;
-      await waitFor(() => replica.stats().ackedSeq >= 1, 'the record replicated', () => replica.stats());
-    } finally {
-      await sink.close();
-    }
+    await assertAuthzNatsDuties({ link: authz, natsUrl: nats.url, verification: keys.verification, budgets, work, record: { server: 'demo' } });
 
     // reviewer: reads the records (with the writer's identity in the subject) and budget state.
     const reviewer = nats.link('reviewer');

@@ -51,6 +51,8 @@ describe('podman-playable pod from injector output', () => {
     ]);
     assert.doesNotMatch(JSON.stringify(pod), /metadata\.namespace/);
     assert.deepEqual(pod.spec.volumes.find((v) => v.name === 'secrets'), { name: 'secrets', hostPath: { path: '/tmp/s', type: 'Directory' } });
+    // The optional NATS credential Secret, absent here, is what Kubernetes would mount: an empty directory.
+    assert.deepEqual(pod.spec.volumes.find((v) => v.name === 'tollgate-nats-authz'), { name: 'tollgate-nats-authz', emptyDir: {} });
   });
 
   it('drops the certificate fetchers (init and renewer) in both sidecar modes: the demo mounts an issued certificate', () => {

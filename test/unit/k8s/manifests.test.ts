@@ -38,16 +38,17 @@ function yamlFiles(dir: string): string[] {
 
 interface Build { objects: KubeObject[]; files: Set<string> }
 
-/** What `kustomize build DIR` reads: resources (files or directories with a kustomization), recursively. */
+/** What `kustomize build DIR` reads: resources and components (files or directories with a kustomization), recursively. */
 function accumulate(dir: string, seen: Set<string> = new Set()): Build {
   const kfile = join(dir, 'kustomization.yaml');
   assert.ok(existsSync(kfile), `${relative(ROOT, dir) || '.'}: no kustomization.yaml`);
   const [k] = parseFile(kfile) as Obj[];
   assert.ok(k, `${kfile} is empty`);
-  assert.equal(k.kind ?? 'Kustomization', 'Kustomization');
+  assert.ok(['Kustomization', 'Component'].includes(String(k.kind ?? 'Kustomization')), `${relative(ROOT, kfile)}: kind ${String(k.kind)}`);
   const objects: KubeObject[] = [];
   const files = new Set<string>([kfile]);
-  for (const r of (k.resources ?? []) as string[]) {
+  // Components (kustomize's reusable pieces, e.g. overlays/multi-region/gateway) are read like resources.
+  for (const r of [...(k.resources ?? []) as string[], ...(k.components ?? []) as string[]]) {
     const p = resolve(dir, r);
     assert.ok(existsSync(p), `${relative(ROOT, kfile)}: resource ${r} does not exist`);
     assert.ok(!seen.has(p), `${r} is included twice`);

@@ -55,7 +55,11 @@ describe('k8s/mutate: injectSidecars', () => {
     assert.deepEqual(spec.volumes, [
       { name: 'tollgate-authz-config', configMap: { name: 'tollgate-authz' } },
       { name: 'tollgate-authz-state', emptyDir: { sizeLimit: '1Gi' } },
+      { name: 'tollgate-nats-authz', secret: { secretName: 'tollgate-nats-authz', optional: true } },
     ]);
+    // The namespace's NATS credential (controlplane nats-certs --sidecar-namespace), read-only, authz only.
+    assert.deepEqual((authz.volumeMounts as Obj[]).find((m) => m.name === 'tollgate-nats-authz'), { name: 'tollgate-nats-authz', mountPath: '/etc/tollgate-nats', readOnly: true });
+    assert.ok(!(initContainer(pod, 'tollgate-envoy').volumeMounts as Obj[] | undefined ?? []).some((m) => m.name === 'tollgate-nats-authz'));
     assert.equal(pod.metadata!.annotations!['tollgate.dev/injected'], version);
   });
 
@@ -185,7 +189,7 @@ describe('k8s/mutate: injectSidecars', () => {
     p.spec!.volumes = [{ name: 'data', emptyDir: {} }];
     const pod = injected(p);
     assert.deepEqual(pod.spec!.initContainers!.map((c) => c.name), ['tollgate-authz', 'tollgate-envoy', 'migrate']);
-    assert.deepEqual(pod.spec!.volumes!.map((v) => v.name), ['data', 'tollgate-authz-config', 'tollgate-authz-state']);
+    assert.deepEqual(pod.spec!.volumes!.map((v) => v.name), ['data', 'tollgate-authz-config', 'tollgate-authz-state', 'tollgate-nats-authz']);
   });
 
   it('returns a JSON Patch of adds that rebuilds exactly the returned pod, without touching the input', () => {

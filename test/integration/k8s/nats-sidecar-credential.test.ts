@@ -1,0 +1,170 @@
+import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { parseAllDocuments } from 'yaml';
+import { loadConfigFile } from '../../../src/authz/config.js';
+import { DEFAULT_NATS_SETTINGS, parseBudgetConfig } from '../../../src/budget/config.js';
+import { publishBudgetDefinitions } from '../../../src/budget/nats-store.js';
+import { BundlePublisher } from '../../../src/controlplane/publisher.js';
+import { provisionStreams } from '../../../src/controlplane/streams.js';
+import { injectSidecars } from '../../../src/k8s/mutate.js';
+import {
+  clusterNatsAuthorization, clusterNatsUsers, issueClusterNatsCertificates, issueSidecarNatsCertificate, sidecarNatsIdentity, SIDECAR_NATS_DIR, SIDECAR_NATS_SECRET,
+} from '../../../src/k8s/nats-cluster.js';
+import { NatsLink, openNats } from '../../../src/nats/connect.js';
+import { identityToken } from '../../../src/nats/identity.js';
+import { LocalPki, type CertFiles } from '../../../src/pki/index.js';
+import { readBundle } from '../../../src/bundle/archive.js';
+import { buildPolicyBundle } from '../../../src/policy/build.js';
+import { NatsServer } from '../../../src/nats/server.js';
+import { runTollgate } from '../../support/cli.js';
+import { kubeTool } from '../../support/kube-cluster.js';
+import { assertAuthzNatsDuties } from '../../support/authz-nats-duties.js';
+import { keyPair } from '../../unit/bundle/fixtures.js';
+import { mcpPod } from '../../unit/k8s/fixtures.js';
+import { writePolicy } from '../controlplane/support.js';
+
+/**
+ * The NATS credential of injected authz sidecars (issue 20, security issue): one identity per
+ * labelled namespace, issued by `controlplane nats-certs --sidecar-namespace`, mounted by the
+ * injector where the example authz.yaml looks for it. Against a real nats-server running the
+ * users the cluster's authorization.conf lists, team-a's credential does exactly what authz needs
+ * (bundles, a budget lease, its decision records) and is refused the rest.
+ */
+
+const PERMISSION = /permission/i;
+const enc = new TextEncoder();
+const budgets = parseBudgetConfig(`
+nats: {}
+budgets:
+  - name: team-a_daily
+    scope: { team: a }
+    limit: 100000
+    window: day
+`);
+
+describe('the NATS credential of injected authz sidecars', function () {
+  this.timeout(90_000);
+  const site = { namespace: 'tollgate-system', trustDomain: 'tollgate.local' };
+  let work: string;
+  let server: NatsServer;
+  let cpCred: CertFiles;
+  let teamA: CertFiles;
+  let teamB: CertFiles;
+  let keys: Awaited<ReturnType<typeof keyPair>>;
+  const links: NatsLink[] = [];
+  const link = (cred: CertFiles, name: string): NatsLink => {
+    const l = NatsLink.open({ servers: [server.url], tls: { ca: cred.ca, cert: cred.cert, key: cred.key } }, { name });
+    links.push(l);
+    return l;
+  };
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'tollgate-nats-sidecar-'));
+    const pki = await LocalPki.open(join(work, 'pki'), site.trustDomain);
+    const certs = await issueClusterNatsCertificates(pki, site, { ips: ['127.0.0.1'], dnsNames: ['localhost'] });
+    cpCred = certs.clients.get('tollgate-nats-controlplane')!;
+    teamA = await issueSidecarNatsCertificate(pki, site.trustDomain, 'team-a');
+    teamB = await issueSidecarNatsCertificate(pki, site.trustDomain, 'team-b');
+    // The users of authorization.conf for a mesh with two sidecar namespaces.
+    server = await NatsServer.start({ tls: { cert: certs.server.cert, key: certs.server.key, ca: certs.server.ca }, users: clusterNatsUsers(site, ['team-a', 'team-b']), storeDir: join(work, 'nats') });
+    keys = await keyPair('EdDSA');
+    const cp = await link(cpCred, 'controlplane').ready(20_000);
+    await provisionStreams(cp);
+    writePolicy(join(work, 'p'), ['a']);
+    await (await BundlePublisher.open(cp)).publish(await readBundle(await buildPolicyBundle(join(work, 'p'))), keys.signing);
+    await publishBudgetDefinitions(cp, DEFAULT_NATS_SETTINGS, budgets.budgets);
+  });
+  after(async () => {
+    for (const l of links.splice(0)) await l.close();
+    await server?.dispose();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('is mounted by the injector where the example authz.yaml names it, and nats-certs issues it per namespace', async () => {
+    const r = injectSidecars(mcpPod());
+    assert.ok(r.injected);
+    const authz = r.pod.spec!.initContainers!.find((c) => c.name === 'tollgate-authz')!;
+    const mount = (authz.volumeMounts as { name: string; mountPath: string }[]).find((m) => m.mountPath === SIDECAR_NATS_DIR);
+    assert.ok(mount, 'the authz sidecar mounts the NATS credential');
+    const volume = r.pod.spec!.volumes!.find((v) => v.name === mount.name) as { secret?: { secretName: string } };
+    assert.equal(volume.secret?.secretName, SIDECAR_NATS_SECRET);
+
+    const example = parseAllDocuments(readFileSync(resolve('manifests', 'examples', 'authz-config.yaml'), 'utf8')).map((d) => d.toJS() as { data?: Record<string, string> })[0]!;
+    const file = join(work, 'authz.yaml');
+    writeFileSync(file, example.data!['authz.yaml']!);
+    const cfg = loadConfigFile(file);
+    assert.deepEqual(cfg.nats.tls, { ca: `${SIDECAR_NATS_DIR}/ca.crt`, cert: `${SIDECAR_NATS_DIR}/tls.crt`, key: `${SIDECAR_NATS_DIR}/tls.key` });
+
+    const out = join(work, 'out');
+    const cli = await runTollgate(['controlplane', 'nats-certs', '--ca-dir', join(work, 'cli-ca'), '--out', out, '--sidecar-namespace', 'team-a', '--sidecar-namespace', 'team-b',
+      '--gateway-dns', 'nats-gateway.east.example.com']);
+    assert.equal(cli.code, 0, cli.stderr);
+    // (multi-region) the other region checks the gateway's certificate against its load balancer's name.
+    assert.match(new X509Certificate(readFileSync(join(out, 'tollgate-nats-tls', 'tls.crt'))).subjectAltName!, /DNS:nats-gateway\.east\.example\.com/);
+    assert.match(cli.stdout, new RegExp(`kubectl -n team-a create secret generic ${SIDECAR_NATS_SECRET} --from-file=\\S+/sidecars/team-a/${SIDECAR_NATS_SECRET}`));
+    const conf = readFileSync(join(out, 'authorization.conf'), 'utf8');
+    for (const ns of ['team-a', 'team-b']) assert.ok(conf.includes(`user: "${sidecarNatsIdentity(site.trustDomain, ns)}"`), ns);
+    const bad = await runTollgate(['controlplane', 'nats-certs', '--ca-dir', join(work, 'cli-ca'), '--out', join(work, 'out2'), '--sidecar-namespace', 'Team_A']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--sidecar-namespace "Team_A" is not a Kubernetes namespace name/);
+  });
+
+  it('Helm nats.sidecarNamespaces renders the same users as nats-certs --sidecar-namespace', async () => {
+    const h = await new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
+      execFile(kubeTool('helm'), ['template', 'tollgate', resolve('manifests', 'helm', 'tollgate'), '--namespace', 'mesh', '--kube-version', '1.34.0',
+        '--set', 'nats.sidecarNamespaces={team-a,team-b}', '--set', 'nats.trustDomain=example.org'], { maxBuffer: 32 * 1024 * 1024 },
+      (err, stdout, stderr) => res({ code: err ? 1 : 0, stdout, stderr }));
+    });
+    assert.equal(h.code, 0, h.stderr);
+    const cm = parseAllDocuments(h.stdout).map((d) => d.toJS() as { kind?: string; metadata?: { name: string }; data?: Record<string, string> })
+      .find((o) => o?.kind === 'ConfigMap' && o.metadata?.name === 'tollgate-nats')!;
+    assert.equal(cm.data!['authorization.conf'], clusterNatsAuthorization({ namespace: 'mesh', trustDomain: 'example.org' }, ['team-a', 'team-b']));
+  });
+
+  it('does what authz needs: follows signed bundles, takes a budget lease, replicates its decision records', async () => {
+    await assertAuthzNatsDuties({ link: link(teamA, 'team-a sidecar'), natsUrl: server.url, verification: keys.verification, budgets, work, record: { namespace: 'team-a', server: 'weather' } });
+    // The record sits on the subject of team-a's sidecar identity (stream info lists subjects).
+    const info = await (await jetstreamManager(await link(cpCred, 'cp').ready())).streams.info('TOLLGATE_DECISIONS', { subjects_filter: 'tollgate.decisions.team-a.>' });
+    assert.deepEqual(Object.keys(info.state.subjects ?? {}).filter((s) => !s.includes('._anchors.')), [`tollgate.decisions.team-a.weather.${identityToken(sidecarNatsIdentity(site.trustDomain, 'team-a'))}`]);
+  });
+
+  it('is refused everything else: bundles, the pointer, budget limits and definitions, pins, streams, team-b\'s records', async () => {
+    const nc: NatsConnection = await link(teamA, 'team-a sidecar').ready();
+    const refused = async (subject: string, what: string): Promise<void> => {
+      await assert.rejects(jetstream(nc, { timeout: 2000 }).publish(subject, enc.encode('{"forged":true}')), PERMISSION, what);
+    };
+    await refused('$O.tollgate_bundles.M.current', 'bundle metadata');
+    await refused('$O.tollgate_bundles.C.forged', 'a bundle chunk');
+    await refused('$KV.tollgate_policy.current', 'the pointer');
+    await refused('$KV.tollgate_policy.mcppolicy.team-b.p', 'another namespace\'s policy pointer');
+    await refused('$KV.tollgate_budget_config.limits', 'budget limits');
+    await refused('$KV.tollgate_budget_config.definitions', 'budget definitions');
+    await refused('$KV.tollgate_budget_config.specs', 'budget specs');
+    await refused('$KV.tollgate_pins.ZGVtbw.dG9vbA', 'a tool pin');
+    const teamBToken = identityToken(sidecarNatsIdentity(site.trustDomain, 'team-b'));
+    await refused(`tollgate.decisions.team-b.weather.${teamBToken}`, 'a record as team-b\'s sidecars');
+    await refused('tollgate.decisions.team-a.weather', 'a record without its writer token');
+    const jsm = await jetstreamManager(nc);
+    await assert.rejects(jsm.streams.add({ name: 'EVIL', subjects: ['evil.>'] }), PERMISSION, 'stream create');
+    await assert.rejects(jsm.streams.purge('OBJ_tollgate_bundles'), PERMISSION, 'bundle purge');
+    await assert.rejects(jsm.streams.delete('TOLLGATE_DECISIONS'), PERMISSION, 'log stream delete');
+    // team-b's own credential writes its own records, on its own subjects.
+    const b = await link(teamB, 'team-b sidecar').ready();
+    assert.ok((await jetstream(b).publish(`tollgate.decisions.team-b.weather.${teamBToken}`, enc.encode('{}'))).seq > 0);
+    // A namespace nobody listed has no user: its certificate from the same CA is refused.
+    const pki = await LocalPki.open(join(work, 'pki'), site.trustDomain);
+    const stranger = await issueSidecarNatsCertificate(pki, site.trustDomain, 'team-c');
+    await assert.rejects(openNats({ servers: [server.url], tls: { ca: stranger.ca, cert: stranger.cert, key: stranger.key } }, { name: 'team-c', firstConnectMs: 3000 }),
+      /refused this client's credential/);
+    // Pointer unchanged by any of it.
+    const pointer = await new Kvm(await link(cpCred, 'cp').ready()).open('tollgate_policy');
+    assert.equal(JSON.parse((await pointer.get('current'))!.string()).revision, 1);
+  });
+});
