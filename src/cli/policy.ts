@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseTimeArg, TimeArgError, type RecordFilter } from '../decisionlog/query.js';
 import { buildPolicyBundle, checkPolicies, fmtPolicies, opaCapabilitiesJson, policyListingRules, PolicyBuildError } from '../policy/build.js';
 import { readBundle } from '../bundle/archive.js';
-import { readManifest } from '../policy/bundle-content.js';
+import { readManifest } from '../bundle/content.js';
 import { loadPolicyFromDir } from '../policy/engine.js';
 import type { ToolAnnotations } from '../contract/policy.js';
 import { CallRefusedError, type CallSpec } from '../toolkit/call-input.js';

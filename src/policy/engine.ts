@@ -1,6 +1,6 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { readBundle, type BundleFiles } from '../bundle/archive.js';
-import { bundleData, contentRevision, readManifest, wasmModuleBytes } from './bundle-content.js';
+import { bundleData, contentRevision, readManifest, wasmModuleBytes } from '../bundle/content.js';
 import { buildPolicyBundle, ALLOW_ENTRYPOINT, DECISION_ENTRYPOINT, ENVOY_ENTRYPOINT, LOGGED_ENTRYPOINT, MASK_ENTRYPOINT, type BuildOptions } from './build.js';
 import { hostAnsweredBuiltins } from './builtin-support.js';
 import { createHostBuiltins, EvalContext, type Clock } from './builtins.js';
