@@ -35,6 +35,12 @@ export interface BudgetSpec {
   timezone: string;
   action: BudgetAction;
   tokenizer: EncodingName;
+  /**
+   * The Kubernetes namespace that owns the budget (TokenBudget objects). Its usage keys are then
+   * `w.<namespace>.<name>.<window>`, so a NATS permission can give each namespace's sidecars its
+   * own keys only; unset: a mesh-wide budget, `w._.<name>.<window>`.
+   */
+  namespace?: string;
 }
 
 export interface LeaseSettings {
@@ -72,6 +78,12 @@ export interface NatsBudgetSettings {
    * the config bucket, live, next to the ones in this file.
    */
   definitions: boolean;
+  /**
+   * The Kubernetes namespace this authz serves (injected sidecars). Published budgets of other
+   * namespaces are not applied here: this replica neither leases nor charges them, and its NATS
+   * credential may not write their usage keys. null: every published budget (shared authz).
+   */
+  namespace: string | null;
 }
 
 export interface BudgetConfig {
@@ -91,7 +103,11 @@ export const DEFAULT_NATS_SETTINGS: Omit<NatsBudgetSettings, 'url'> = {
   syncIntervalMs: 1000,
   timeoutMs: 2000,
   definitions: false,
+  namespace: null,
 };
+
+/** A Kubernetes namespace name (DNS label): one NATS subject token, never `*`, `>` or a dot. */
+export const NAMESPACE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export class BudgetConfigError extends Error {
   constructor(readonly file: string, readonly field: string, problem: string) {
@@ -176,7 +192,7 @@ function parseScope(r: Reader, field: string, v: unknown): BudgetScope {
 
 function parseBudget(r: Reader, field: string, v: unknown): BudgetSpec {
   if (!isObj(v)) r.fail(field, `must be a mapping with name, scope, limit, window, got ${describe(v)}`);
-  r.known(field, v, ['name', 'scope', 'limit', 'window', 'timezone', 'action', 'tokenizer', 'description']);
+  r.known(field, v, ['name', 'scope', 'limit', 'window', 'timezone', 'action', 'tokenizer', 'description', 'namespace']);
   const name = r.str(`${field}.name`, v.name);
   if (!BUDGET_NAME.test(name)) r.fail(`${field}.name`, `"${name}" must be 1-64 letters, digits, "-" or "_", starting with a letter or digit`);
   if (v.limit === undefined) r.fail(`${field}.limit`, 'is required (tokens per window)');
@@ -193,13 +209,15 @@ function parseBudget(r: Reader, field: string, v: unknown): BudgetSpec {
   const tokenizer = v.tokenizer === undefined ? DEFAULT_ENCODING : r.str(`${field}.tokenizer`, v.tokenizer);
   if (!isEncodingName(tokenizer)) r.fail(`${field}.tokenizer`, `must be one of ${ENCODING_NAMES.join(', ')}, got "${tokenizer}"`);
   if (v.description !== undefined && typeof v.description !== 'string') r.fail(`${field}.description`, 'must be a string');
-  return { name, scope: parseScope(r, `${field}.scope`, v.scope), limit, window, timezone, action, tokenizer };
+  const namespace = v.namespace === undefined ? undefined : r.str(`${field}.namespace`, v.namespace);
+  if (namespace !== undefined && !NAMESPACE_NAME.test(namespace)) r.fail(`${field}.namespace`, `"${namespace}" is not a Kubernetes namespace name (lowercase letters, digits and "-", at most 63)`);
+  return { name, scope: parseScope(r, `${field}.scope`, v.scope), limit, window, timezone, action, tokenizer, ...(namespace !== undefined ? { namespace } : {}) };
 }
 
 function parseNats(r: Reader, v: unknown): NatsBudgetSettings | null {
   if (v === undefined || v === null) return null;
   if (!isObj(v)) r.fail('nats', `must be a mapping (url, bucket, lease, …), got ${describe(v)}`);
-  r.known('nats', v, ['url', 'bucket', 'configBucket', 'onNatsUnavailable', 'lease', 'syncInterval', 'timeout', 'definitions', 'scope', 'region']);
+  r.known('nats', v, ['url', 'bucket', 'configBucket', 'onNatsUnavailable', 'lease', 'syncInterval', 'timeout', 'definitions', 'scope', 'region', 'namespace']);
   if (v.definitions !== undefined && typeof v.definitions !== 'boolean') r.fail('nats.definitions', `must be true or false, got ${describe(v.definitions)}`);
   const d = DEFAULT_NATS_SETTINGS;
   // Optional: authz connects once, with --nats; a url here must then name the same servers.
@@ -242,7 +260,15 @@ function parseNats(r: Reader, v: unknown): NatsBudgetSettings | null {
     syncIntervalMs,
     timeoutMs: v.timeout === undefined ? d.timeoutMs : r.duration('nats.timeout', v.timeout),
     definitions: v.definitions === true,
+    namespace: parseNamespace(r, v.namespace),
   };
+}
+
+function parseNamespace(r: Reader, v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  const ns = r.str('nats.namespace', v);
+  if (!NAMESPACE_NAME.test(ns)) r.fail('nats.namespace', `"${ns}" is not a Kubernetes namespace name (lowercase letters, digits and "-", at most 63)`);
+  return ns;
 }
 
 /** `scope: region` needs the region this process runs in; `region` without it would be ignored, so it is refused. */
