@@ -63,6 +63,12 @@ export interface NatsBudgetSettings {
    * the config bucket, live, next to the ones in this file.
    */
   definitions: boolean;
+  /**
+   * The Kubernetes namespace this authz serves (injected sidecars). Published budgets of other
+   * namespaces are not applied here: this replica neither leases nor charges them, and its NATS
+   * credential may not write their usage keys. null: every published budget (shared authz).
+   */
+  namespace: string | null;
 }
 
 export interface BudgetConfig {
@@ -82,7 +88,16 @@ export const DEFAULT_NATS_SETTINGS: Omit<NatsBudgetSettings, 'url'> = {
   syncIntervalMs: 1000,
   timeoutMs: 2000,
   definitions: false,
+  namespace: null,
 };
+
+/** A Kubernetes namespace name (DNS label): one NATS subject token, never `*`, `>` or a dot. */
+export const NAMESPACE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** An optional Kubernetes namespace field, documented with `text`. */
+const namespaceName = (meaning: string) => text().superRefine((v, ctx) => {
+  if (!NAMESPACE_NAME.test(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a Kubernetes namespace name (lowercase letters, digits and "-", at most 63)` });
+}).optional().meta(doc('none', meaning));
 
 export class BudgetConfigError extends Error {
   constructor(readonly file: string, readonly field: string, problem: string) {
@@ -176,6 +191,7 @@ export const budgetSchema = mapping({
   action: oneOf<BudgetAction>(['deny', 'warn']).default('deny').meta(doc('`deny`', '`deny` (default): refuse calls once the budget is used up. `warn`: never refuse; used-up `warn` budgets are reported in `BudgetCheck.warnings` and the decision record.')),
   tokenizer: oneOf<EncodingName>(ENCODING_NAMES).default(DEFAULT_ENCODING).meta(doc('`o200k_base`', 'Encoding to count this budget\'s tokens in: `o200k_base` (GPT-4o and later), `cl100k_base` (GPT-4, GPT-3.5), `p50k_base`, `p50k_edit`, `r50k_base`, `gpt2`, `o200k_harmony`. Each budget is charged in its own encoding.')),
   description: z.string({ error: 'must be a string' }).optional().meta(doc('—', 'Free text for people; ignored.')),
+  namespace: namespaceName('The Kubernetes namespace that owns the budget (set for TokenBudget objects). Its usage keys are then `w.<namespace>.<name>.<window>`, so a NATS permission can give each namespace\'s sidecars its own keys only; unset: a mesh-wide budget, `w._.<name>.<window>`.'),
 }, 'a mapping with name, scope, limit, window');
 
 /** One budget as declared (file, NATS or TokenBudget): defaults filled, `description` dropped. */
@@ -199,7 +215,7 @@ export const budgetNatsSchema = mapping({
       ctx.addIssue({ code: 'custom', message: (e as Error).message });
     }
   }).optional().meta(doc('the process\'s NATS connection', 'NATS server(s) with JetStream enabled (`nats-server -js`). Optional: authz connects once (`--nats`), and a url here must then name the same servers; tools that connect on their own need it.')),
-  bucket: bucketName.optional().meta(doc('`tollgate_budgets`', 'JetStream KV bucket holding usage and leases, one key per budget and window (`w.<budget>.<window>`). Entries are kept 62 days.')),
+  bucket: bucketName.optional().meta(doc('`tollgate_budgets`', 'JetStream KV bucket holding usage and leases, one key per budget and window: `w.<namespace>.<budget>.<window>` for a TokenBudget, `w._.<budget>.<window>` for a mesh-wide budget (see "Usage keys and upgrades" below). Entries are kept 62 days.')),
   scope: oneOf<BudgetRegionScope>(['global', 'region']).optional().meta(doc('`global`', '`global`: every replica, in every region, shares one usage bucket. `region`: each region has its own usage bucket (`<bucket>_<region>`), placed in its NATS cluster, so the limit applies per region and a region keeps charging when cut off from the others. The trade-off (overshoot vs. availability) is in [multi-region](multi-region.md).')),
   region: text().superRefine((v, ctx) => {
     if (!isRegionName(v)) ctx.addIssue({ code: 'custom', message: `"${v}" must be 1-32 letters, digits or "-", starting with a letter or digit (a NATS cluster name)` });
@@ -211,6 +227,7 @@ export const budgetNatsSchema = mapping({
   timeout: duration.optional().meta(doc('`2s`', 'A KV operation that takes longer counts as NATS being unreachable.')),
   definitions: z.boolean({ error: (iss) => `must be true or false, got ${describe(iss.input)}` }).optional()
     .meta(doc('`false`', 'Also apply the budget definitions the control plane publishes in `configBucket` under the key `definitions` (one per `TokenBudget` object, written by `tollgate operator`; see docs/kubernetes.md), live: a new, changed or deleted TokenBudget takes effect on the next call after the KV watch delivers it (typically well under a second). They are added to the file\'s budgets; a published budget whose name the file also uses is ignored, with a warning. A malformed or older publication is refused and the last good one stays in force. The data plane only reads this key; it never imports control-plane code.')),
+  namespace: namespaceName('The Kubernetes namespace this authz serves (injected sidecars): published budgets of other namespaces are not applied, and usage keys of its namespace are `w.<namespace>.…` (see "Usage keys and upgrades"). A DNS label.'),
 }, 'a mapping (url, bucket, lease, …)');
 
 /**
@@ -248,7 +265,7 @@ function uniqueNames(source: string, budgets: BudgetSpec[]): BudgetSpec[] {
     if (prev !== undefined) throw new BudgetConfigError(source, `budgets[${i}].name`, `"${b.name}" is already used by budgets[${prev}]; names must be unique`);
     seen.set(b.name, i);
   });
-  return budgets.map(({ name, scope, limit, window, timezone, action, tokenizer }) => ({ name, scope, limit, window, timezone, action, tokenizer }));
+  return budgets.map(({ name, scope, limit, window, timezone, action, tokenizer, namespace }) => ({ name, scope, limit, window, timezone, action, tokenizer, ...(namespace !== undefined ? { namespace } : {}) }));
 }
 
 function resolveNats(file: string, n: z.output<typeof budgetNatsSchema> | null | undefined): NatsBudgetSettings | null {
@@ -276,6 +293,7 @@ function resolveNats(file: string, n: z.output<typeof budgetNatsSchema> | null |
     syncIntervalMs,
     timeoutMs: n.timeout ?? d.timeoutMs,
     definitions: n.definitions === true,
+    namespace: n.namespace ?? null,
   };
 }
 
