@@ -5,12 +5,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { parseAllDocuments } from 'yaml';
 import { loadConfigFile } from '../../../src/authz/config.js';
 import { DEFAULT_NATS_SETTINGS, parseBudgetConfig } from '../../../src/budget/config.js';
-import { publishBudgetDefinitions } from '../../../src/budget/nats-store.js';
+import { publishBudgetDefinitions, usageKey } from '../../../src/budget/nats-store.js';
+import { windowAt } from '../../../src/budget/window.js';
 import { BundlePublisher } from '../../../src/controlplane/publisher.js';
 import { provisionStreams } from '../../../src/controlplane/streams.js';
 import { injectSidecars } from '../../../src/k8s/mutate.js';
@@ -166,5 +167,29 @@ describe('the NATS credential of injected authz sidecars', function () {
     // Pointer unchanged by any of it.
     const pointer = await new Kvm(await link(cpCred, 'cp').ready()).open('tollgate_policy');
     assert.equal(JSON.parse((await pointer.get('current'))!.string()).revision, 1);
+  });
+
+  it('writes its own namespace\'s and mesh-wide budget usage keys, and is refused team-b\'s and old-style keys', async () => {
+    const day = windowAt('day', 'UTC', Date.now()).key;
+    const kvOf = async (cred: CertFiles, name: string): Promise<KV> => new Kvm(jetstream(await link(cred, name).ready(), { timeout: 2000 })).open('tollgate_budgets');
+    const a = await kvOf(teamA, 'team-a sidecar');
+    const mine = usageKey('team-a_daily', day, 'team-a');
+    const meshWide = usageKey('all_daily', day);
+    const theirs = usageKey('team-b_daily', day, 'team-b');
+    assert.equal(mine, `w.team-a.team-a_daily.${day}`);
+    assert.equal(meshWide, `w._.all_daily.${day}`);
+    assert.ok(await a.put(mine, '{"used":1,"leases":{}}') > 0);
+    assert.ok(await a.put(meshWide, '{"used":1,"leases":{}}') > 0);
+    // team-b's key holds real spend; team-a can neither inflate it nor reset it.
+    const b = await kvOf(teamB, 'team-b sidecar');
+    await b.put(theirs, '{"used":5000,"leases":{}}');
+    await assert.rejects(a.put(theirs, '{"used":999999999,"leases":{}}'), PERMISSION, 'inflating team-b\'s usage');
+    await assert.rejects(a.put(theirs, '{"used":0,"leases":{}}'), PERMISSION, 'resetting team-b\'s usage');
+    await assert.rejects(a.delete(theirs), PERMISSION, 'deleting team-b\'s usage');
+    await assert.rejects(a.put(`w.team-b_daily.${day}`, '{"used":0,"leases":{}}'), PERMISSION, 'an old-style key (read once to carry usage over)');
+    await assert.rejects(a.put(`w.team-b.x.${day}.extra`, '{}'), PERMISSION, 'a key of another shape');
+    assert.equal(JSON.parse((await b.get(theirs))!.string()).used, 5000);
+    // team-b's sidecar, in turn, cannot touch team-a's.
+    await assert.rejects(b.put(mine, '{"used":0,"leases":{}}'), PERMISSION, 'team-b resetting team-a');
   });
 });

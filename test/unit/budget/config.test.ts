@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BudgetConfigError, loadBudgetConfig, parseBudgetConfig } from '../../../src/budget/config.js';
+import { BudgetConfigError, loadBudgetConfig, parseBudgetConfig, parseBudgetList } from '../../../src/budget/config.js';
 
 const FILE = 'budgets.yaml';
 
@@ -78,6 +78,19 @@ nats:
     fails('budgets: []\nnats: { url: "nats://x:4222", lease: { ttl: soon } }', 'nats.lease.ttl', /duration/);
     fails('budgets: []\nnats: { url: "nats://x:4222", lease: { min: 10, max: 5 } }', 'nats.lease', /min \(10\) is larger than max \(5\)/);
     fails('budgets: []\nnats: { url: "nats://x:4222", syncInterval: 20s }', 'nats.syncInterval', /third of nats.lease.ttl/);
+  });
+
+  it('checks every section with one schema: wrong types name the field and what was given', () => {
+    fails('budgets:\n  - 42', 'budgets[0]', /must be a mapping with name, scope, limit, window, got 42/);
+    fails('budgets:\n  - { name: a, limit: "ten", window: day }', 'budgets[0].limit', /whole number ≥ 1, got "ten"/);
+    fails('budgets:\n  - { limit: 1, window: day }', 'budgets[0].name', /is required/);
+    fails('budgets: []\nnats: { url: "nats://x:4222", lease: { fraction: 2 } }', 'nats.lease.fraction', /in \(0, 1\], got 2/);
+    fails('budgets: []\nnats: { url: "nats://x:4222", lease: { tll: 5s } }', 'nats.lease.tll', /unknown field \(expected one of: fraction, min, max, ttl\)/);
+    fails('budgets: []\nnats: { definitions: yes }', 'nats.definitions', /true or false, got "yes"/);
+    fails('bugdets: []', 'bugdets', /unknown field \(expected one of: budgets, nats\)/);
+    // nats.url is optional, as the code always had it (authz uses its one --nats connection); docs said required.
+    assert.equal(parseBudgetConfig('budgets: []\nnats: { bucket: b }', FILE).nats?.url, '');
+    assert.throws(() => parseBudgetList([{ name: 'x', limit: 1, window: 'year' }], 'kv specs'), /kv specs: budgets\[0\]\.window: must be one of hour, day, month, got "year"/);
   });
 
   it('reports unreadable files and bad YAML with the path', () => {
