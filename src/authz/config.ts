@@ -5,7 +5,7 @@ import type { IdentityConfig } from '../identity/types.js';
 import { z } from 'zod';
 import { IdentityExtrasSchema, UpstreamCredentialsSchema, toUpstreamCredentials } from '../identity/config-schema.js';
 import { PROFILES } from '../identity/profiles.js';
-import { fieldDoc, firstProblem, strictMapping } from '../config/schema.js';
+import { fieldDoc as doc, firstProblem, strictMapping as mapping } from '../config/schema.js';
 import type { UpstreamCredentialsConfig } from '../identity/upstream-credentials.js';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from '../mcp/jsonrpc.js';
 import type { ServerProvenance } from '../contract/policy.js';
@@ -106,8 +106,6 @@ export class ConfigError extends Error {
   }
 }
 
-const doc = fieldDoc;
-
 const NON_EMPTY = 'must be a non-empty string';
 const str = () => z.string({ error: NON_EMPTY }).min(1, NON_EMPTY);
 const NON_NEGATIVE = 'must be a non-negative number';
@@ -125,8 +123,6 @@ const hostPort = () => str().transform((v, ctx) => {
     return z.NEVER;
   }
 });
-
-const mapping = strictMapping;
 
 /** server.provenance and --server-provenance (docs/servers.md): where a server Tollgate runs came from. */
 export const provenanceSchema = mapping({
