@@ -9,6 +9,7 @@ import type { ServerProvenance } from '../contract/policy.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 import type { NatsTlsFiles } from '../nats/settings.js';
+import { NAMESPACE_NAME } from '../budget/config.js';
 
 /**
  * authz configuration. Every field is documented in docs/configuration.md; the YAML file uses the
@@ -46,6 +47,12 @@ export interface AuthzConfig {
   /** Append-only checkpoint witness outside the log directory; unset: `<decision log dir>.witness.jsonl`, null: none. */
   decisionLogWitness?: string | null;
   budgetsFile: string | null;
+  /**
+   * The Kubernetes namespace this authz serves (`budget_namespace`, `--budget-namespace`; the
+   * injector sets it to the pod's namespace): becomes the budgets file's `nats.namespace`, and a
+   * file naming another namespace is refused. null: the file decides.
+   */
+  budgetNamespace?: string | null;
   /** Tool pinning (docs/tool-pinning.md): pins from NATS KV, trusted when signed by an approver key. */
   pins: { natsUrl: string; approverKey: string } | null;
   metricsListen: { host: string; port: number } | null;
@@ -128,7 +135,7 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   const known = (f: string, o: Obj, keys: string[]): void => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) err(`${f}${f ? '.' : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
   };
-  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'upstream_credentials', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_replicate', 'decision_log_witness', 'nats', 'budgets_file', 'pins', 'metrics_listen', 'tls']);
+  known('', doc, ['listen', 'instance', 'server', 'resource_metadata_url', 'identity', 'policy', 'limits', 'deny_status', 'upstream_authorization', 'upstream_credentials', 'state_dir', 'decision_log_dir', 'decision_log_nats_url', 'decision_log_replicate', 'decision_log_witness', 'nats', 'budgets_file', 'budget_namespace', 'pins', 'metrics_listen', 'tls']);
   if (doc.nats !== undefined) {
     if (!isObj(doc.nats)) err('nats', 'must be a mapping (url, ca_file, cert_file, key_file)');
     const n = doc.nats as Obj;
@@ -234,6 +241,11 @@ export function loadConfigFile(path: string, base: AuthzConfig = defaultConfig()
   if (doc.decision_log_replicate !== undefined) c.decisionLogReplicate = doc.decision_log_replicate === true;
   if (doc.decision_log_witness !== undefined) c.decisionLogWitness = doc.decision_log_witness === null ? null : str('decision_log_witness', doc.decision_log_witness);
   if (doc.budgets_file !== undefined) c.budgetsFile = str('budgets_file', doc.budgets_file);
+  if (doc.budget_namespace !== undefined && doc.budget_namespace !== null) {
+    const ns = str('budget_namespace', doc.budget_namespace);
+    if (!NAMESPACE_NAME.test(ns)) err('budget_namespace', `"${ns}" is not a Kubernetes namespace name (lowercase letters, digits and "-", at most 63)`);
+    c.budgetNamespace = ns;
+  }
   if (doc.pins !== undefined) {
     if (!isObj(doc.pins)) err('pins', 'must be a mapping');
     const pn = doc.pins as Obj;
