@@ -12,6 +12,7 @@ import type { ServerProvenance } from '../contract/policy.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 import type { NatsTlsFiles } from '../nats/settings.js';
+import { NAMESPACE_NAME } from '../budget/config.js';
 
 /**
  * authz configuration. Every field is documented in docs/configuration.md; the YAML file uses the
@@ -49,6 +50,12 @@ export interface AuthzConfig {
   /** Append-only checkpoint witness outside the log directory; unset: `<decision log dir>.witness.jsonl`, null: none. */
   decisionLogWitness?: string | null;
   budgetsFile: string | null;
+  /**
+   * The Kubernetes namespace this authz serves (`budget_namespace`, `--budget-namespace`; the
+   * injector sets it to the pod's namespace): becomes the budgets file's `nats.namespace`, and a
+   * file naming another namespace is refused. null: the file decides.
+   */
+  budgetNamespace?: string | null;
   /** Tool pinning (docs/tool-pinning.md): pins from NATS KV, trusted when signed by an approver key. */
   pins: { natsUrl: string; approverKey: string } | null;
   metricsListen: { host: string; port: number } | null;
@@ -206,6 +213,9 @@ export const authzConfigSchema = mapping({
   decision_log_nats_url: str().optional().meta(doc('none', 'older form naming the URL (turns replication on); must name `nats.url`\'s servers')),
   decision_log_witness: str().nullable().optional().meta(doc('`<decision_log_dir>.witness.jsonl`', 'append-only checkpoint copies outside the log directory; null: none (docs/decision-log.md)')),
   budgets_file: str().optional().meta(doc('none', 'token budgets (docs/budgets.md)')),
+  budget_namespace: str().superRefine((v, ctx) => {
+    if (!NAMESPACE_NAME.test(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a Kubernetes namespace name (lowercase letters, digits and "-", at most 63)` });
+  }).nullable().optional().meta(doc('none', 'the Kubernetes namespace this authz serves (the injector passes `--budget-namespace`): becomes the budgets file\'s `nats.namespace`; a budgets file naming another namespace is refused')),
   pins: mapping({
     nats_url: str().meta(doc('required', 'NATS holding the `tollgate_pins` and `tollgate_tools_seen` KV buckets')),
     approver_key: str().meta(doc('required', 'public key(s) (PEM, JWK or JWK set) whose signed approvals are trusted')),
@@ -314,6 +324,7 @@ function applyConfigFile(f: AuthzConfigFile, base: AuthzConfig, err: (field: str
   if (f.decision_log_replicate !== undefined) c.decisionLogReplicate = f.decision_log_replicate;
   if (f.decision_log_witness !== undefined) c.decisionLogWitness = f.decision_log_witness;
   if (f.budgets_file !== undefined) c.budgetsFile = f.budgets_file;
+  if (f.budget_namespace) c.budgetNamespace = f.budget_namespace;
   if (f.pins) c.pins = { natsUrl: f.pins.nats_url, approverKey: f.pins.approver_key };
   if (f.metrics_listen) c.metricsListen = f.metrics_listen;
   if (f.tls) {

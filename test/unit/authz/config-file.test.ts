@@ -29,7 +29,7 @@ describe('authz config file (one schema)', () => {
   };
 
   it('refuses an unknown field, at the top and nested, naming it and the known ones', () => {
-    assert.match(problem('listn: 127.0.0.1:9191\n'), /^listn: unknown field \(known: listen, instance, server, resource_metadata_url, identity, nats, policy, limits, deny_status, upstream_authorization, upstream_credentials, state_dir, decision_log_dir, decision_log_replicate, decision_log_nats_url, decision_log_witness, budgets_file, pins, metrics_listen, tls\)$/);
+    assert.match(problem('listn: 127.0.0.1:9191\n'), /^listn: unknown field \(known: listen, instance, server, resource_metadata_url, identity, nats, policy, limits, deny_status, upstream_authorization, upstream_credentials, state_dir, decision_log_dir, decision_log_replicate, decision_log_nats_url, decision_log_witness, budgets_file, budget_namespace, pins, metrics_listen, tls\)$/);
     assert.equal(problem('policy:\n  entrypiont: envoy\n'), 'policy.entrypiont: unknown field (known: dir, bundle_url, bundle_verification_key, from_nats, nats_url, verification_key, nats_pointer_key, entrypoint, watch)');
     assert.equal(problem('identity:\n  claims:\n    tenant: tid\n'), 'identity.claims.tenant: unknown field (known: team, groups, agent)');
     assert.equal(problem('identity:\n  introspection:\n    endpoint: https://idp/i\n    client_secret: s3cret\n'), 'identity.introspection.client_secret: unknown field (known: endpoint, client_id, client_secret_file, cache_max_entries, cache_ttl_sec, timeout_ms)');
@@ -118,6 +118,7 @@ describe('authz config file (one schema)', () => {
       decisionLogNatsUrl: 'nats://…',
       decisionLogWitness: '.state/decisions.witness.jsonl',
       budgetsFile: 'budgets.yaml',
+      budgetNamespace: 'mcp-demo',
       pins: { natsUrl: 'nats://127.0.0.1:4222', approverKey: 'keys/approvers.jwks' },
       metricsListen: { host: '127.0.0.1', port: 9464 },
       tls: { cert: '/etc/tollgate/tls/tls.crt', key: '/etc/tollgate/tls/tls.key', clientCa: '/etc/tollgate/tls/ca.crt', trustDomain: 'tollgate.local', allowedPeers: ['spiffe://tollgate.local/ns/default/sa/demo'] },
