@@ -4,15 +4,20 @@
  * Catalogues of N tools are BFCL's tools spread over servers (srv0, srv1, ...), so N can exceed
  * the benchmark's 1,096 distinct tools; the embedding cache embeds each distinct text once.
  *
+ * Also prints where a search's wall time goes (worker: tokenising, forward pass, similarity;
+ * this process: BM25 + filter + lexical ranking, waiting, semantic ranking, merge; the rest of the
+ * round trip is IPC and framing) and checks that scoring in the worker ranks exactly like scoring
+ * in this process (the fallback for embedders without a scorer).
+ *
  *   tsx bench/discovery/scale.ts bench/work/discovery [N ...]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseCatalog, type ToolEntry } from '../../src/discovery/catalog.js';
-import { MiniLmEmbedder } from '../../src/discovery/embedder.js';
+import { MiniLmEmbedder, type Embedder } from '../../src/discovery/embedder.js';
 import { percentile } from '../../src/discovery/metrics.js';
-import { EmbeddingCache, ToolSearch } from '../../src/discovery/search.js';
+import { EmbeddingCache, ToolSearch, type SearchTiming } from '../../src/discovery/search.js';
 import { manifestTokens } from '../../src/cli/tools-discovery.js';
 
 async function main(): Promise<void> {
@@ -35,6 +40,15 @@ async function main(): Promise<void> {
       const hybrid = await ToolSearch.build(tools, 'hybrid', embedder, cache);
       const build = (performance.now() - t0) / 1000;
       const bm25 = await ToolSearch.build(tools, 'bm25', null);
+      // The same embedder without a scorer: vectors held and scored in this process.
+      const plain: Embedder = { model: embedder.model, dim: embedder.dim, embed: (t) => embedder.embed(t), close: async () => undefined };
+      const local = await ToolSearch.build(tools, 'hybrid', plain, cache);
+      let same = 0;
+      for (const q of queries) {
+        const [a, b] = [await hybrid.search(q, { k: 5 }), await local.search(q, { k: 5 })];
+        if (JSON.stringify(a.map((h) => [h.tool.server, h.tool.name, h.score])) === JSON.stringify(b.map((h) => [h.tool.server, h.tool.name, h.score]))) same++;
+      }
+      const parts: Record<string, number[]> = { tok: [], fwd: [], sim: [], lexical: [], wait: [], semrank: [], merge: [], ipc: [] };
       const lat: number[] = [];
       const lexLat: number[] = [];
       const cpu: number[] = [];
@@ -45,8 +59,13 @@ async function main(): Promise<void> {
         let t = performance.now();
         const c0 = process.cpuUsage();
         const w0 = embedder.workerCpuMs;
-        const hits = await hybrid.search(q, { k: 5 });
+        const timing = {} as SearchTiming;
+        const hits = await hybrid.search(q, { k: 5, timing });
         lat.push(performance.now() - t);
+        const w = embedder.lastTiming;
+        parts.tok!.push(w.tokMs); parts.fwd!.push(w.fwdMs); parts.sim!.push(w.simMs);
+        parts.lexical!.push(timing.lexicalMs); parts.wait!.push(timing.embedWaitMs); parts.semrank!.push(timing.semanticRankMs); parts.merge!.push(timing.mergeMs);
+        parts.ipc!.push(timing.lexicalMs + timing.embedWaitMs - w.tokMs - w.fwdMs - w.simMs);
         const c = process.cpuUsage(c0);
         nodeCpu.push((c.user + c.system) / 1000);
         workerCpu.push(embedder.workerCpuMs - w0);
@@ -60,6 +79,9 @@ async function main(): Promise<void> {
       lexLat.sort((a, b) => a - b);
       for (const a of [cpu, nodeCpu, workerCpu]) a.sort((x, y) => x - y);
       const tok = manifestTokens(tools, answers);
+      const med = (a: number[]): string => percentile([...a].sort((x, y) => x - y), 50).toFixed(2);
+      console.log(`  ${n} tools: same top 5 and scores as scoring in this process for ${same}/${queries.length} queries; p50 ms: ${Object.entries(parts).map(([k, v]) => `${k} ${med(v)}`).join(', ')} (ipc = round trip - worker compute)`);
+      await hybrid.close();
       console.log([n, build.toFixed(1), (hybrid.vectorBytes / 1024).toFixed(0), percentile(lat, 50).toFixed(2), percentile(lat, 99).toFixed(2), `${percentile(cpu, 50).toFixed(2)} (${percentile(nodeCpu, 50).toFixed(2)} + ${percentile(workerCpu, 50).toFixed(2)})`, percentile(lexLat, 50).toFixed(2), tok.manifest, tok.findTool, `${tok.savedPercent}%`].join('  '));
     }
   } finally {

@@ -165,11 +165,17 @@ export async function runScale(o: ScaleRunOptions): Promise<ScaleResult> {
       publishes.push({ revision, startedAt, publishMs: wallNow() - startedAt });
       // Waits for every worker to say all its sidecars run the new revision (or gives up after 60 s).
       const deadline = Date.now() + 60_000;
+      let everywhere = true;
       for (const h of handles) {
         const seen = (): boolean => h.take('swapped').some((m) => m.type === 'swapped' && m.revision === revision);
-        while (!seen() && Date.now() < deadline) await sleep(20);
+        // take() consumes the messages: remember the answer rather than asking twice.
+        let got = seen();
+        while (!got && Date.now() < deadline) { await sleep(20); got = seen(); }
+        // Said as it is: a worker still waiting at the deadline means not every sidecar had it.
+        if (!got) everywhere = false;
       }
-      log(`  revision ${revision} published (${publishes.at(-1)!.publishMs.toFixed(0)} ms) and in force everywhere after ${(wallNow() - startedAt).toFixed(0)} ms`);
+      const where = everywhere ? 'in force everywhere after' : 'NOT in force everywhere within the 60 s wait; gave up after';
+      log(`  revision ${revision} published (${publishes.at(-1)!.publishMs.toFixed(0)} ms) and ${where} ${(wallNow() - startedAt).toFixed(0)} ms`);
     }
     await sleep(Math.max(0, t0 + plan.trafficSec * 1000 - performance.now()));
     const wallSec = (performance.now() - t0) / 1000;

@@ -8,7 +8,7 @@ import { addCounts } from '../budget/tokens.js';
 import type { Decision, McpSessionInput, PolicyEvaluator, PolicyInput, ToolAnnotations } from '../contract/policy.js';
 import type { PolicyHolder } from '../policy/holder.js';
 import type { DecisionSink } from '../decisionlog/types.js';
-import { ErrorCode, reasonClassOf, refusal, type ErrorCodeValue, type Refusal } from '../contract/refusal.js';
+import { refusal, type Refusal } from '../contract/refusal.js';
 import type { RequestScope } from './input.js';
 import { prepareCall, type Prepared } from './prepare.js';
 import { DECISION_ID_HEADER, type PendingCalls } from './pending.js';
@@ -102,11 +102,14 @@ interface CheckContext {
   batch: number | null;
 }
 
-/** The client-facing verdict on one message. */
+/**
+ * The client-facing verdict on one message. Every deny carries its Refusal (code, status, reason
+ * class, from the one table in contract/refusal.ts), the policy's own deny included; null: allowed.
+ */
 interface Verdict {
   allow: boolean;
   reasons: string[];
-  code: ErrorCodeValue | null;
+  refusal: Refusal | null;
   error: string | null;
 }
 
@@ -136,7 +139,7 @@ const NO_BUDGET: BudgetCheck = { entries: [], exhausted: null };
 /** The verdict of a refusal made before any message was judged; `recorded` overrides its message in the record. */
 function refusalVerdict(r: Refusal, recorded?: string): Verdict {
   const error = recorded ?? r.message;
-  return { allow: false, reasons: [error], code: r.code, error };
+  return { allow: false, reasons: [error], refusal: r, error };
 }
 
 /**
@@ -230,7 +233,7 @@ export class Authorizer {
         : refusal('unauthenticated', description);
       this.finish(ctx, { judged: null, verdict: refusalVerdict(r, `${failure}: ${description}`), status: r.httpStatus, outcome: REFUSED, authFailure: failure });
       if (failure === 'issuer_unavailable') return refuse(decisionId, r, firstId);
-      return unauthenticated(decisionId, firstId, failure, description, req.context.resource_metadata || settings.resourceMetadataUrl);
+      return unauthenticated(decisionId, firstId, r, failure, req.context.resource_metadata || settings.resourceMetadataUrl);
     }
     ctx.identity = identity;
     const policy = ctx.policy;
@@ -290,7 +293,7 @@ export class Authorizer {
       if (j.verdict.allow && !allAllowed) {
         // Allowed by policy, but the batch is refused as a whole: the server never sees it.
         const aborted = refusal('batchAborted', 'not executed: another element of this batch was refused', status);
-        this.finish(ctx, { judged: j, verdict: { ...j.verdict, allow: false, code: aborted.code, reasons: [aborted.message] }, status, outcome: { outcome: 'not_executed', policyAllow: true, lateMs: null } });
+        this.finish(ctx, { judged: j, verdict: { ...j.verdict, allow: false, refusal: aborted, reasons: [aborted.message] }, status, outcome: { outcome: 'not_executed', policyAllow: true, lateMs: null } });
       } else {
         this.finish(ctx, {
           judged: j, verdict: j.verdict, status: j.verdict.allow ? 200 : status, credentialId: credential?.id ?? null,
@@ -356,14 +359,16 @@ export class Authorizer {
     const e0 = nowNs();
     const decision = policy.evaluate(p.input!);
     const evalNs = nowNs() - e0;
-    return { prepared: p, decision, verdict: { allow: decision.allow, reasons: decision.reasons, code: decision.allow ? null : ErrorCode.PolicyDenied, error: null }, evalNs };
+    // A policy deny is answered with the policy's http_status when it set one (denyStatusFor).
+    const denied = decision.allow ? null : refusal('policyDenied', decision.reasons.join('; ') || 'denied by policy', decision.httpStatus ?? denyStatus);
+    return { prepared: p, decision, verdict: { allow: decision.allow, reasons: decision.reasons, refusal: denied, error: null }, evalNs };
   }
 
   /** Every element refused after judging (late answer, no upstream credential): recorded as not executed. */
   private finishNotExecuted(ctx: CheckContext, judged: Judged[], r: Refusal, lateMs: number | null): void {
     for (const j of judged) {
       this.finish(ctx, {
-        judged: j, verdict: { ...j.verdict, allow: false, code: r.code, reasons: [...j.verdict.reasons, r.message], error: r.message }, status: r.httpStatus,
+        judged: j, verdict: { ...j.verdict, allow: false, refusal: r, reasons: [...j.verdict.reasons, r.message], error: r.message }, status: r.httpStatus,
         outcome: { outcome: 'not_executed', policyAllow: j.decision ? j.verdict.allow : null, lateMs },
       });
     }
@@ -380,13 +385,14 @@ export class Authorizer {
     const headers: Record<string, string> = {};
     for (const j of judged) if (!j.verdict.allow) Object.assign(headers, j.decision?.headers ?? {});
     const refused = (id: JsonRpcId | null, v: Verdict): RpcError =>
-      ({ id, code: v.code ?? ErrorCode.PolicyDenied, message: deniedMessage(v.reasons, decisionId), data: { decision_id: decisionId, reasons: v.reasons } });
+      ({ id, code: v.refusal!.code, message: deniedMessage(v.reasons, decisionId), data: { decision_id: decisionId, reasons: v.reasons } });
+    const aborted = refusal('batchAborted', `not executed because another request in this batch was denied (decision ${decisionId})`, status);
     const errors: RpcError[] = judged
       .filter((j) => j.prepared.message === null || j.prepared.message.kind === 'request' || !batch)
       .map((j) => {
         const id = j.prepared.message?.id ?? null;
         if (j.verdict.allow) {
-          return { id, code: ErrorCode.BatchAborted, message: `Tollgate: not executed because another request in this batch was denied (decision ${decisionId})`, data: { decision_id: decisionId } };
+          return { id, code: aborted.code, message: `Tollgate: ${aborted.message}`, data: { decision_id: decisionId } };
         }
         return refused(id, j.verdict);
       });
@@ -417,9 +423,10 @@ export class Authorizer {
       sink.append(buildRecord(recordParts(ctx, f, this.deps.settings, policyMask, totalNs), this.deps.mask));
     }
     // Counted whether or not the log took it: the answer goes out either way.
-    const code = v.code;
+    const code = v.refusal?.code ?? null;
     const error = j ? v.error ?? (v.reasons.join('; ') || null) : v.error;
-    const reasonClass = reasonClassOf(code);
+    // Allows are counted under "policy": the policy is what let them through.
+    const reasonClass = v.refusal?.reasonClass ?? 'policy';
     const method = p?.message?.method ?? null;
     const tool = p?.facts?.tool ?? null;
     metrics?.recordDecision({ allow: v.allow, reasonClass, server: scope.server, durationNs: totalNs, evalNs: j?.evalNs ?? 0, method, tool, team: identity?.team ?? null, code });
@@ -445,7 +452,7 @@ function recordParts(ctx: CheckContext, f: Finish, settings: AuthzSettings, poli
     decisionId: ctx.decisionId, now: new Date(ctx.now), traceId: ctx.req.traceId, instance: settings.instanceId, version: settings.version,
     revision: ctx.policy?.revision ?? null, path: 'tollgate/authz/decision', identity: ctx.identity, scope: ctx.scope, message: p?.message ?? null, facts: p?.facts ?? null,
     sessionId: ctx.req.headers['mcp-session-id'] ?? null, batchSize: ctx.batch, input: p?.input ?? null,
-    decision: { allow: v.allow, reasons: v.reasons, httpStatus: f.status, code: v.code, error: v.error, ...f.outcome },
+    decision: { allow: v.allow, reasons: v.reasons, httpStatus: f.status, code: v.refusal?.code ?? null, error: v.error, ...f.outcome },
     policyDecision: j?.decision ?? null, policyMask,
     budget: entries.length ? entries.map((b) => ({
       name: b.name, limit: b.limit, used: b.used, remaining: b.remaining, ...(warned.has(b.name) ? { warning: true as const } : {}),

@@ -1,7 +1,8 @@
 import type { Identity } from '../identity/types.js';
 import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
-import type { McpCallFacts } from '../mcp/request.js';
-import { POLICY_INPUT_VERSION, type BudgetInputEntry, type PluginInputVersion, type IdentityInput, type McpSessionInput, type PolicyInput, type ServerProvenance, type ToolAnnotations } from '../contract/policy.js';
+import { callFacts, type McpCallFacts } from '../mcp/request.js';
+import type { Finding } from '../pins/scan.js';
+import { POLICY_INPUT_VERSION, type BudgetInputEntry, type PluginInputVersion, type IdentityInput, type McpInput, type McpSessionInput, type PolicyInput, type ServerProvenance, type ToolAnnotations } from '../contract/policy.js';
 import type { HttpRequestView } from './view.js';
 import { attributesInput } from './attributes.js';
 import { CREDENTIAL_HEADERS } from '../util/credentials.js';
@@ -138,19 +139,27 @@ export interface MessageContext {
   estimatedTokens: number;
 }
 
+/** The fields of input.mcp that describe the message itself (the rest describe where it goes). */
+type MessageFields = Pick<McpInput, 'method' | 'kind' | 'tool' | 'arguments' | 'resource' | 'prompt' | 'params' | 'id'>;
+
+function messageFields(msg: JsonRpcMessage | null, facts: McpCallFacts | null): MessageFields {
+  return {
+    method: msg?.method ?? null,
+    kind: msg ? msg.kind : 'transport',
+    tool: facts?.tool ?? null,
+    arguments: facts?.arguments ?? null,
+    resource: facts?.resource ?? null,
+    prompt: facts?.prompt ?? null,
+    params: msg?.params ?? null,
+    id: msg?.id ?? null,
+  };
+}
+
 export function policyInput(shared: SharedInput, scope: RequestScope, req: HttpRequestView, m: MessageContext): PolicyInput {
-  const msg = m.message;
   return {
     version: shared.version,
     mcp: {
-      method: msg?.method ?? null,
-      kind: msg ? msg.kind : 'transport',
-      tool: m.facts?.tool ?? null,
-      arguments: m.facts?.arguments ?? null,
-      resource: m.facts?.resource ?? null,
-      prompt: m.facts?.prompt ?? null,
-      params: msg?.params ?? null,
-      id: msg?.id ?? null,
+      ...messageFields(m.message, m.facts),
       session_id: req.headers['mcp-session-id'] ?? null,
       session: shared.session ?? null,
       protocol_version: req.headers['mcp-protocol-version'] ?? null,
@@ -169,5 +178,35 @@ export function policyInput(shared: SharedInput, scope: RequestScope, req: HttpR
     parsed_path: shared.parsed_path,
     parsed_query: shared.parsed_query,
     truncated_body: shared.truncated_body,
+  };
+}
+
+/** What a listing question adds to input.mcp beyond the call the item stands for. */
+export interface ListingContext {
+  annotations: ToolAnnotations | null;
+  /** As in MessageContext: undefined when pinning is off. */
+  pin?: PinInput | null;
+  /** Scanner findings on a listed prompt's or resource's description; undefined when pinning is off. */
+  findings?: Finding[];
+}
+
+/**
+ * The input of a listing question: would the policy allow `call` (the request a listed item stands
+ * for, e.g. tools/call of a listed tool) to this caller? It is the list request's own input (`base`:
+ * identity, server, session, budgets and the request fields as Check saw them) with input.mcp
+ * describing `call`, built by the same fields policyInput uses, and `listing: true`. `request`,
+ * `attributes` and `parsed_body` still describe the list request, which is what went over the wire.
+ */
+export function listingCallInput(base: PolicyInput, call: JsonRpcMessage, l: ListingContext): PolicyInput {
+  return {
+    ...base,
+    mcp: {
+      ...base.mcp,
+      ...messageFields(call, callFacts(call)),
+      annotations: l.annotations,
+      listing: true,
+      ...(l.pin !== undefined ? { pin: l.pin } : {}),
+      ...(l.findings !== undefined ? { findings: l.findings } : {}),
+    },
   };
 }

@@ -1,5 +1,7 @@
 import type { PolicyHolder } from '../policy/holder.js';
-import type { McpInput, PolicyInput } from '../contract/policy.js';
+import type { PolicyInput } from '../contract/policy.js';
+import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
+import { listingCallInput } from './input.js';
 import type { ListedItem } from './extproc.js';
 import type { PendingCall } from './pending.js';
 import type { PinInput } from '../pins/store.js';
@@ -41,12 +43,33 @@ export function policyListFilter(holder: PolicyHolder, pins: ((server: string, t
 
 /**
  * The policy input of the question asked for one listed item: the list request's input with
- * `input.mcp` describing the call the item stands for. Null when the item cannot be judged. The
- * policy toolkit asks the same question for scenario cases with `listed:`.
+ * `input.mcp` describing the call the item stands for (built by authz/input.ts, the one input
+ * builder). Null when the item cannot be judged. The policy toolkit asks the same question for
+ * scenario cases with `listed:`.
  */
 export function listingInput(base: PolicyInput, item: ListedItem, pins: ((server: string, tool: string) => PinInput) | null = null): PolicyInput | null {
-  const mcp = askFor(base.mcp, item, pins);
-  return mcp ? { ...base, mcp } : null;
+  // The call keeps the list request's id: the question is asked on that request's behalf.
+  const id = base.mcp.id;
+  const call = (method: string, params: Record<string, unknown>): JsonRpcMessage => ({ kind: 'request', id, method, params });
+  switch (item.kind) {
+    case 'tool':
+      if (!item.name) return null;
+      return listingCallInput(base, call('tools/call', { name: item.name }), {
+        annotations: item.annotations ?? null,
+        // The list being filtered was observed before filtering, so this is the status of what it offers.
+        ...(pins ? { pin: pins(base.mcp.server, item.name) } : {}),
+      });
+    case 'prompt':
+      if (!item.name) return null;
+      return listingCallInput(base, call('prompts/get', { name: item.name }), { annotations: null, ...describedFindings(item, pins) });
+    case 'resource':
+    case 'resourceTemplate':
+      // A template is judged by its uriTemplate, so a policy matching URI prefixes covers both.
+      if (!item.uri) return null;
+      return listingCallInput(base, call('resources/read', { uri: item.uri }), { annotations: null, ...describedFindings(item, pins) });
+    default:
+      return null;
+  }
 }
 
 /**
@@ -57,28 +80,4 @@ function describedFindings(item: ListedItem, pins: unknown): { findings?: Findin
   if (!pins) return {};
   const texts = [item.raw.title, item.raw.description].filter((t): t is string => typeof t === 'string');
   return { findings: texts.flatMap((t) => scanText(t)) };
-}
-
-/** The `input.mcp` of the call a listed item stands for; null when the item cannot be judged. */
-function askFor(list: McpInput, item: ListedItem, pins: ((server: string, tool: string) => PinInput) | null): McpInput | null {
-  const common: McpInput = { ...list, kind: 'request', arguments: null, tool: null, prompt: null, resource: null, annotations: null, listing: true };
-  switch (item.kind) {
-    case 'tool':
-      if (!item.name) return null;
-      return {
-        ...common, method: 'tools/call', tool: item.name, params: { name: item.name }, annotations: item.annotations ?? null,
-        // The list being filtered was observed before filtering, so this is the status of what it offers.
-        ...(pins ? { pin: pins(list.server, item.name) } : {}),
-      };
-    case 'prompt':
-      if (!item.name) return null;
-      return { ...common, method: 'prompts/get', prompt: item.name, params: { name: item.name }, ...describedFindings(item, pins) };
-    case 'resource':
-    case 'resourceTemplate':
-      // A template is judged by its uriTemplate, so a policy matching URI prefixes covers both.
-      if (!item.uri) return null;
-      return { ...common, method: 'resources/read', resource: item.uri, params: { uri: item.uri }, ...describedFindings(item, pins) };
-    default:
-      return null;
-  }
 }

@@ -1,5 +1,5 @@
 import type { JsonRpcId } from '../mcp/jsonrpc.js';
-import { ErrorCode, type Refusal } from '../contract/refusal.js';
+import type { Refusal } from '../contract/refusal.js';
 
 /** What authz tells Envoy, before it is put into a CheckResponse. */
 export type AuthzOutcome =
@@ -46,10 +46,12 @@ export function bearerChallenge(resourceMetadataUrl: string, error: string, desc
   return `Bearer resource_metadata="${q(resourceMetadataUrl)}", error="${q(error)}", error_description="${q(description)}"`;
 }
 
-export function unauthenticated(decisionId: string, id: JsonRpcId | null, failure: string, description: string, resourceMetadataUrl: string): AuthzOutcome {
+/** An `unauthenticated` refusal, with the challenge that tells the client where to get a token. */
+export function unauthenticated(decisionId: string, id: JsonRpcId | null, r: Refusal, failure: string, resourceMetadataUrl: string): AuthzOutcome {
   const error = failure === 'missing_token' ? 'invalid_request' : 'invalid_token';
-  return denyWithRpcErrors(401, [{
-    id, code: ErrorCode.Unauthenticated,
+  const description = r.message;
+  return denyWithRpcErrors(r.httpStatus, [{
+    id, code: r.code,
     message: `Tollgate: authentication required: ${description} (decision ${decisionId})`,
     data: { decision_id: decisionId, reasons: [description], auth_failure: failure },
   }], false, decisionId, { 'www-authenticate': bearerChallenge(resourceMetadataUrl, error, description) });

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { LOOPBACK_HOSTNAMES, refuseHost } from './host-check.js';
 import { BridgeSession } from './session.js';
 import { BridgeErrorCode, type LaunchSpec } from './types.js';
+import { isInitializeBody } from '../mcp/jsonrpc.js';
 
 export interface BridgeOptions {
   /** The governed server's name. */
@@ -35,11 +36,6 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
-}
-
-function isInitialize(body: unknown): boolean {
-  const one = Array.isArray(body) && body.length === 1 ? body[0] : body;
-  return typeof one === 'object' && one !== null && (one as { method?: unknown }).method === 'initialize';
 }
 
 /**
@@ -110,7 +106,7 @@ export class StdioBridge {
       if (!s) return this.fail(res, 404, BridgeErrorCode.InvalidRequest, 'unknown or expired MCP session: initialize a new one');
       return s.transport.handleRequest(req, res, body);
     }
-    if (req.method !== 'POST' || !isInitialize(body)) {
+    if (req.method !== 'POST' || !isInitializeBody(body)) {
       return this.fail(res, 400, BridgeErrorCode.InvalidRequest, 'no Mcp-Session-Id: the first request of a session must be initialize');
     }
     if (this.sessions.size + this.starting.size >= (this.o.maxSessions ?? 32)) {

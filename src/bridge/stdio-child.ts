@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { LineFramer } from './lines.js';
+import { isJsonRpcMessage } from '../mcp/jsonrpc.js';
 import type { LaunchSpec } from './types.js';
 
 /** Largest single JSON-RPC message accepted from a server (larger: the process is killed). */
@@ -14,8 +15,9 @@ export interface ChildEvents {
   exit: (code: number | null, signal: NodeJS.Signals | null) => void;
 }
 
+/** The SDK's type for what jsonrpc.ts recognises; the SDK's transport validates the rest. */
 function isMessage(v: unknown): v is JSONRPCMessage {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && (v as { jsonrpc?: unknown }).jsonrpc === '2.0';
+  return isJsonRpcMessage(v);
 }
 
 /**

@@ -27,9 +27,29 @@ export const USAGE_TTL_MS = 62 * 24 * 3_600_000;
 const LIMITS_KEY = 'limits';
 const SPECS_KEY = 'specs';
 
-export function usageKey(budget: string, windowKey: string): string {
+/**
+ * The KV key of one budget's usage in one window: `w.<ns>.<budget>.<window>`, where `<ns>` is the
+ * Kubernetes namespace owning the budget (TokenBudget) or `_` for a mesh-wide budget (no namespace
+ * is named `_`). The namespace is a subject token of its own so that a NATS permission can give
+ * each namespace's sidecars their own keys (`w.<ns>.*.*`) and mesh-wide ones (`w._.*.*`) and
+ * nothing else. Budget names, namespaces and window keys hold no dots.
+ */
+export function usageKey(budget: string, windowKey: string, namespace?: string): string {
+  return `w.${namespace ?? MESH_WIDE}.${budget}.${windowKey}`;
+}
+
+/** The namespace token of mesh-wide budgets' usage keys. */
+export const MESH_WIDE = '_';
+
+/**
+ * The key a budget's usage had before usage keys named a namespace, `w.<budget>.<window>` (read
+ * once per window, to carry its usage over; see NatsBudgetStore.carriedOver).
+ */
+export function legacyUsageKey(budget: string, windowKey: string): string {
   return `w.${budget}.${windowKey}`;
 }
+
+const specKey = (spec: BudgetSpec, windowKey: string): string => usageKey(spec.name, windowKey, spec.namespace);
 
 export interface NatsStoreLogger {
   warn(obj: Record<string, unknown>, msg: string): void;
@@ -241,7 +261,7 @@ export class NatsBudgetStore implements BudgetStore {
     const pending: Promise<void>[] = [];
     for (const [key, s] of this.slots) {
       const next = byName.get(s.spec.name);
-      if (next && next.window === s.spec.window && next.timezone === s.spec.timezone) {
+      if (next && next.window === s.spec.window && next.timezone === s.spec.timezone && next.namespace === s.spec.namespace) {
         s.spec = next;
         s.starved = false;
         continue;
@@ -262,7 +282,8 @@ export class NatsBudgetStore implements BudgetStore {
 
   /** The lease this replica holds on a budget's window (for tests and status). */
   leaseOf(name: string, windowKey: string): LeaseRecord | null {
-    return this.slots.get(usageKey(name, windowKey))?.lease ?? null;
+    const spec = this.specs.find((x) => x.name === name);
+    return spec ? this.slots.get(specKey(spec, windowKey))?.lease ?? null : null;
   }
 
   private limitOf(spec: BudgetSpec): number {
@@ -270,7 +291,7 @@ export class NatsBudgetStore implements BudgetStore {
   }
 
   private slot(spec: BudgetSpec, window: BudgetWindow): Slot {
-    const key = usageKey(spec.name, window.key);
+    const key = specKey(spec, window.key);
     let s = this.slots.get(key);
     if (!s) {
       s = {
@@ -289,7 +310,7 @@ export class NatsBudgetStore implements BudgetStore {
 
   usage(spec: BudgetSpec, window: BudgetWindow, now: number, need = 0): BudgetUsage {
     const limit = this.limitOf(spec);
-    const s = this.slots.get(usageKey(spec.name, window.key));
+    const s = this.slots.get(specKey(spec, window.key));
     const unreachable = !this.healthy;
     if (unreachable && this.settings.onNatsUnavailable === 'fail-closed') {
       return {
@@ -396,7 +417,8 @@ export class NatsBudgetStore implements BudgetStore {
     for (let attempt = 0; attempt < 20; attempt++) {
       const entry = await this.kv.get(s.key);
       const now = this.clock();
-      const r = settle(readState(entry), {
+      const base = entry ? readState(entry) : await this.carriedOver(s);
+      const r = settle(base, {
         replica: this.replicaId, held, spent: snapSpent, want, limit: this.limitOf(s.spec), now,
         ttlMs: this.settings.lease.ttlMs, skewMs: this.skewMs, newId: randomBytes(6).toString('base64url'),
       });
@@ -417,6 +439,23 @@ export class NatsBudgetStore implements BudgetStore {
       return;
     }
     throw new Error(`gave up on ${s.key} after 20 compare-and-set conflicts`);
+  }
+
+  /**
+   * The first state of a budget's key in a window. Before usage keys named a namespace, the same
+   * budget's window lived at `w.<budget>.<window>`: what it says was used, and every lease it still
+   * lists (counted as spent, as an expired unreported lease is), carries over, so an upgrade never
+   * starts a window's spend again from zero; the log says when it happens. A legacy entry that
+   * cannot be read or decoded fails the sync (the store then counts NATS as unreachable and
+   * budgets fail closed), never a silent zero.
+   */
+  private async carriedOver(s: Slot): Promise<LeaseState> {
+    const legacyKey = legacyUsageKey(s.spec.name, s.window.key);
+    const old = readState(await this.kv.get(legacyKey));
+    const carried = old.used + leasedTotal(old);
+    if (carried === 0) return emptyLeaseState();
+    this.opts.logger?.warn({ budget: s.spec.name, from: legacyKey, to: s.key, tokens: carried }, 'budget usage carried over from the key used before usage keys named a namespace');
+    return { ...emptyLeaseState(), used: carried };
   }
 
   private noteFailure(e: Error, s: Slot): void {
@@ -507,7 +546,9 @@ export class NatsBudgetStore implements BudgetStore {
  */
 export async function budgetStatusRow(kv: KV, spec: BudgetSpec, limits: Record<string, number>, now: number): Promise<BudgetStatusRow> {
   const w = windowAt(spec.window, spec.timezone, now);
-  const st = readState(await kv.get(usageKey(spec.name, w.key)));
+  // Until a replica first writes the key, a window begun before the upgrade is still at the old one.
+  const e = (await kv.get(specKey(spec, w.key))) ?? (await kv.get(legacyUsageKey(spec.name, w.key)));
+  const st = readState(e);
   let leased = 0;
   for (const l of Object.values(st.leases)) if (l.expiresAt > now) leased += l.amount;
   const expired = leasedTotal(st) - leased;
@@ -593,7 +634,7 @@ export class NatsBudgetAdmin implements BudgetAdmin {
   async reset(name: string, now: number): Promise<void> {
     const spec = await this.spec(name);
     const w = windowAt(spec.window, spec.timezone, now);
-    await this.casUpdate(usageKey(name, w.key), (e) => encodeLeaseState(resetState(readState(e), now)));
+    await this.casUpdate(specKey(spec, w.key), (e) => encodeLeaseState(resetState(readState(e), now)));
   }
 
   async close(): Promise<void> {

@@ -50,7 +50,11 @@ export async function openBudgetGate(configOrFile: BudgetConfig | string, opts: 
     const logger = opts.logger;
     const follower = await followDefinitions(store.configBucket, {
       apply: async (d) => {
-        const merged = mergeDefinitions(config.budgets, d.budgets);
+        // A namespaced sidecar takes only its namespace's budgets (and mesh-wide ones): another
+        // namespace's are not charged here, and its credential may not write their usage keys.
+        const ns = config.nats?.namespace ?? null;
+        const mine = ns === null ? d.budgets : d.budgets.filter((b) => b.namespace === undefined || b.namespace === ns);
+        const merged = mergeDefinitions(config.budgets, mine);
         if (merged.clashes.length) logger?.warn({ budgets: merged.clashes }, 'published budgets share a name with budgets in the file; the file\'s declarations are kept');
         preloadEncodings(merged.budgets.map((b) => b.tokenizer));
         await store.setSpecs(merged.budgets);

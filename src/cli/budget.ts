@@ -9,6 +9,7 @@ import type { BudgetAdmin, BudgetStatusRow } from '../budget/store.js';
 import { findMesh, noMeshHint } from '../mesh/mesh-file.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
+import { unknownSubcommand } from './subcommands.js';
 
 const USAGE = `Usage: tollgate budget <command> [flags]
 
@@ -132,6 +133,8 @@ function oneName(positionals: string[], cmd: string): string {
   return positionals[0]!;
 }
 
+const SUBCOMMANDS: readonly string[] = ['status', 'set', 'reset'];
+
 export const budgetCommand: Command = {
   name: 'budget',
   summary: 'Show, set and reset token budgets',
@@ -139,8 +142,9 @@ export const budgetCommand: Command = {
     const { values, positionals } = parseCommandArgs(argv, FLAGS, true);
     if (values.help) { process.stdout.write(USAGE); return 0; }
     const [sub, ...rest] = positionals;
-    if (!sub) throw new UsageError('name a command: status, set or reset');
-    if (!['status', 'set', 'reset'].includes(sub)) throw new UsageError(`unknown budget command "${sub}" (status, set or reset)`);
+    // Flags may come before the subcommand here, so it is looked up after parsing (same wording as dispatch).
+    if (!sub) throw new UsageError(`name a subcommand (one of: ${SUBCOMMANDS.join(', ')})`);
+    if (!SUBCOMMANDS.includes(sub)) throw new UsageError(unknownSubcommand(sub, SUBCOMMANDS));
     if (sub === 'status' && rest.length) throw new UsageError('budget status takes no names; filter with --team, --agent, --server, --tool');
     let limit = 0;
     if (sub === 'set') {

@@ -5,6 +5,7 @@ import { requestWorkloadCertificate, type IssuedFiles } from '../pki/request.js'
 import { join } from 'node:path';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
+import { dispatch } from './subcommands.js';
 
 const USAGE = `Usage: tollgate cert request --url URL --ca FILE --token-file FILE --out DIR [--renew]
 
@@ -30,27 +31,29 @@ export const certCommand: Command = {
   name: 'cert',
   summary: 'Get this pod\'s workload certificate from the control plane',
   async run(argv) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h') { process.stdout.write(USAGE); return sub === undefined ? 2 : 0; }
-    if (sub !== 'request') throw new UsageError(`unknown subcommand "${sub}" (expected request)`);
-    const { values } = parseCommandArgs(rest, { url: { type: 'string' }, ca: { type: 'string' }, 'token-file': { type: 'string' }, out: { type: 'string' }, renew: { type: 'boolean' } });
-    if (values.help) { process.stdout.write(USAGE); return 0; }
-    for (const f of ['url', 'ca', 'token-file', 'out'] as const) if (!values[f]) throw new UsageError(`--${f} is required`);
-    let ca: string;
-    try { ca = readFileSync(values.ca as string, 'utf8'); } catch (e) { throw new UsageError(`--ca: ${(e as Error).message}`); }
-    const req = { url: values.url as string, ca, tokenFile: values['token-file'] as string, outDir: values.out as string };
-    // Renamed into place after the certificate files: the last event Envoy's watch sees.
-    const sds = (f: IssuedFiles): Promise<void> => writeCertSdsFile(join(req.outDir, CERT_SDS_FILE), f);
-    if (values.renew) {
-      const stop = new AbortController();
-      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
-      const log = (m: string): void => { process.stderr.write(`${new Date().toISOString()} cert ${m}\n`); };
-      await keepRenewing(req, { onIssued: sds, log, signal: stop.signal });
-      return 0;
-    }
-    const got = await requestWorkloadCertificate(req);
-    await sds(got);
-    process.stdout.write(`${got.spiffeId}: ${got.cert}, ${got.key}, ${got.ca}\n`);
-    return 0;
+    return dispatch({ command: 'cert', usage: USAGE, names: ['request'] }, argv, (_sub, rest) => request(rest));
   },
 };
+
+/** `tollgate cert request`. */
+async function request(rest: string[]): Promise<number> {
+  const { values } = parseCommandArgs(rest, { url: { type: 'string' }, ca: { type: 'string' }, 'token-file': { type: 'string' }, out: { type: 'string' }, renew: { type: 'boolean' } });
+  if (values.help) { process.stdout.write(USAGE); return 0; }
+  for (const f of ['url', 'ca', 'token-file', 'out'] as const) if (!values[f]) throw new UsageError(`--${f} is required`);
+  let ca: string;
+  try { ca = readFileSync(values.ca as string, 'utf8'); } catch (e) { throw new UsageError(`--ca: ${(e as Error).message}`); }
+  const req = { url: values.url as string, ca, tokenFile: values['token-file'] as string, outDir: values.out as string };
+  // Renamed into place after the certificate files: the last event Envoy's watch sees.
+  const sds = (f: IssuedFiles): Promise<void> => writeCertSdsFile(join(req.outDir, CERT_SDS_FILE), f);
+  if (values.renew) {
+    const stop = new AbortController();
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
+    const log = (m: string): void => { process.stderr.write(`${new Date().toISOString()} cert ${m}\n`); };
+    await keepRenewing(req, { onIssued: sds, log, signal: stop.signal });
+    return 0;
+  }
+  const got = await requestWorkloadCertificate(req);
+  await sds(got);
+  process.stdout.write(`${got.spiffeId}: ${got.cert}, ${got.key}, ${got.ca}\n`);
+  return 0;
+}

@@ -10,6 +10,7 @@ import { parseCommandArgs, parseDuration } from './args.js';
 import { NATS_FLAGS, NATS_FLAGS_USAGE, natsSettingsFromFlags } from './nats-flags.js';
 import { natsCerts } from './nats-certs.js';
 import { UsageError, type Command } from './types.js';
+import { dispatch } from './subcommands.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
 
@@ -407,14 +408,7 @@ export const controlplaneCommand: Command = {
   name: 'controlplane',
   summary: 'Build, sign and publish policy bundles; serve xDS to sidecars',
   async run(argv) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-      process.stdout.write(USAGE);
-      return sub === undefined ? 2 : 0;
-    }
-    if (sub === 'serve') return serve(rest);
-    if (sub === 'keys') return keys(rest);
-    if (sub === 'nats-certs') return natsCerts(rest);
-    throw new UsageError(`unknown subcommand "${sub}" (expected serve, keys or nats-certs)`);
+    const subs: Record<string, (rest: string[]) => Promise<number>> = { serve, keys, 'nats-certs': natsCerts };
+    return dispatch({ command: 'controlplane', usage: USAGE, names: Object.keys(subs) }, argv, (sub, rest) => subs[sub]!(rest));
   },
 };

@@ -3,6 +3,7 @@ import { DEFAULT_SERVER_IMAGE_PREFIX } from '../servers/image-contract.js';
 import { parseSource, SourceError } from '../registry/source.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
+import { unknownSubcommand } from './subcommands.js';
 
 const USAGE = `Usage: tollgate images build-server SOURCE [--prefix P] [--from IMAGE]
 
@@ -28,7 +29,7 @@ export const imagesCommand: Command = {
     const { values, positionals } = parseCommandArgs(argv, { prefix: { type: 'string' }, from: { type: 'string' } }, true);
     if (values.help || positionals.length === 0) { process.stdout.write(USAGE); return values.help ? 0 : 2; }
     const [sub, src, ...extra] = positionals;
-    if (sub !== 'build-server') throw new UsageError(`unknown subcommand "${sub}" (known: build-server)`);
+    if (sub !== 'build-server') throw new UsageError(unknownSubcommand(sub!, ['build-server']));
     if (!src || extra.length) throw new UsageError('build-server takes exactly one SOURCE (npx:PKG@VER or uvx:PKG@VER)');
     let source;
     try { source = parseSource(src); } catch (e) { if (e instanceof SourceError) throw new UsageError(e.message); throw e; }

@@ -18,6 +18,7 @@ import { NATS_FLAGS, natsSettingsFromFlags } from './nats-flags.js';
 import { findMesh } from '../mesh/mesh-file.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
+import { dispatch } from './subcommands.js';
 import { version as TOLLGATE_VERSION } from '../util/version.js';
 
 /** Where `tollgate logs` writes, and what it reads the clock and environment from (tests inject these). */
@@ -653,18 +654,9 @@ export function createLogsCommand(partial: Partial<LogsIo> = {}): Command {
     name: 'logs',
     summary: 'Query, tail, summarise and verify decision logs',
     async run(argv: string[]): Promise<number> {
-      const [sub, ...rest] = argv;
-      if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-        io.out(HELP.logs);
-        return sub ? 0 : 2;
-      }
-      const handler = SUBCOMMANDS[sub];
-      if (!handler) {
-        io.err(`tollgate logs: unknown subcommand "${sub}"\n\n${HELP.logs}`);
-        return 2;
-      }
+      return dispatch({ command: 'logs', usage: HELP.logs, names: Object.keys(SUBCOMMANDS), io }, argv, async (sub, rest) => {
       try {
-        return await handler(rest, io);
+        return await SUBCOMMANDS[sub]!(rest, io);
       } catch (e) {
         if (e instanceof UsageError) {
           io.err(`tollgate logs ${sub}: ${e.message}\nRun \`tollgate logs ${sub} --help\` for usage.\n`);
@@ -676,6 +668,7 @@ export function createLogsCommand(partial: Partial<LogsIo> = {}): Command {
         }
         throw e;
       }
+      });
     },
   };
 }

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseTimeArg, TimeArgError, type RecordFilter } from '../decisionlog/query.js';
 import { buildPolicyBundle, checkPolicies, fmtPolicies, opaCapabilitiesJson, policyListingRules, PolicyBuildError } from '../policy/build.js';
 import { readBundle } from '../bundle/archive.js';
-import { readManifest } from '../policy/bundle-content.js';
+import { readManifest } from '../bundle/content.js';
 import { loadPolicyFromDir } from '../policy/engine.js';
 import type { ToolAnnotations } from '../contract/policy.js';
 import { CallRefusedError, type CallSpec } from '../toolkit/call-input.js';
@@ -18,6 +18,7 @@ import type { EntrypointMode, RequestSpec } from '../toolkit/scenario-types.js';
 import { parseCommandArgs } from './args.js';
 import { showRevision } from './policy-show.js';
 import { UsageError, type Command } from './types.js';
+import { dispatch } from './subcommands.js';
 
 /** `tollgate policy`: build, check, fmt, test, explain, replay. Flags and output; the work is in src/toolkit. */
 
@@ -418,18 +419,9 @@ export function createPolicyCommand(partial: Partial<PolicyIo> = {}): Command {
     name: 'policy',
     summary: 'Build, check, test, explain and replay policies',
     async run(argv: string[]): Promise<number> {
-      const [sub, ...rest] = argv;
-      if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-        io.out(HELP.policy!);
-        return sub ? 0 : 2;
-      }
-      const fn = SUBCOMMANDS[sub];
-      if (!fn) {
-        io.err(`tollgate policy: unknown subcommand "${sub}"\n\n${HELP.policy!}`);
-        return 2;
-      }
+      return dispatch({ command: 'policy', usage: HELP.policy!, names: Object.keys(SUBCOMMANDS), io }, argv, async (sub, rest) => {
       try {
-        return await fn(rest, io);
+        return await SUBCOMMANDS[sub]!(rest, io);
       } catch (e) {
         if (e instanceof UsageError) {
           io.err(`tollgate policy ${sub}: ${e.message}\nRun \`tollgate policy ${sub} --help\` for usage.\n`);
@@ -439,6 +431,7 @@ export function createPolicyCommand(partial: Partial<PolicyIo> = {}): Command {
         io.err(`tollgate policy ${sub}: ${(e as Error).message}\n`);
         return 1;
       }
+      });
     },
   };
 }

@@ -5,6 +5,7 @@ import { newKeyPair } from '../registry/signature.js';
 import { addEntry, findEntry, verifyRegistry, type EntryStatus } from '../registry/store.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
+import { unknownSubcommand } from './subcommands.js';
 
 const USAGE = `Usage: tollgate registry <list|show|verify|add|keygen> [flags]
 
@@ -74,6 +75,6 @@ export const registryCommand: Command = {
       else process.stdout.write(`${line(s)}\nfile: ${join(cfg.dir, s.file)}\n${JSON.stringify(s.entry, null, 2)}\n`);
       return s.verified ? 0 : 1;
     }
-    throw new UsageError(`unknown subcommand "${sub}"`);
+    throw new UsageError(unknownSubcommand(sub, ['keygen', 'add', 'list', 'verify', 'show']));
   },
 };

@@ -1,6 +1,7 @@
 import { EVAL_USAGE, SEARCH_USAGE, toolsEval, toolsSearch } from './tools-discovery.js';
 import { PIN_SUBCOMMANDS, PINS_USAGE, runPins } from './tools-pins.js';
-import { UsageError, type Command } from './types.js';
+import type { Command } from './types.js';
+import { dispatch } from './subcommands.js';
 
 const USAGE = `Usage: tollgate tools <command> [flags]
 
@@ -24,12 +25,9 @@ export const toolsCommand: Command = {
   name: 'tools',
   summary: 'Tool discovery (search, eval) and tool pinning (pending, diff, approve, revoke)',
   async run(argv) {
-    const [sub, ...rest] = argv;
-    if (!sub || sub === '--help' || sub === '-h' || sub === 'help') { process.stdout.write(USAGE); return sub ? 0 : 2; }
-    const discovery = DISCOVERY[sub];
-    if (discovery) return discovery(rest);
-    const pin = PIN_SUBCOMMANDS.find((p) => p === sub);
-    if (pin) return runPins(pin, rest);
-    throw new UsageError(`unknown subcommand "${sub}" (one of: search, eval, ${PIN_SUBCOMMANDS.join(', ')})`);
+    return dispatch({ command: 'tools', usage: USAGE, names: [...Object.keys(DISCOVERY), ...PIN_SUBCOMMANDS] }, argv, (sub, rest) => {
+      const pin = PIN_SUBCOMMANDS.find((p) => p === sub);
+      return pin ? runPins(pin, rest) : DISCOVERY[sub]!(rest);
+    });
   },
 };

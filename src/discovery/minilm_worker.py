@@ -6,10 +6,22 @@ products. By default onnxruntime runs them from a graph built from the weights (
 about 4x less CPU per query); the numpy pass below is the fallback and gives the same vectors.
 Nothing is downloaded at run time.
 
-Protocol (one JSON object per line): stdin {"id": N, "texts": [..]} -> stdout
-{"id": N, "dim": 384, "cpu_ms": <CPU time of the forward pass>, "vectors": "<base64 little-endian float32,
-row-major>"} or {"id": N, "error": ".."}.
-The first line written is {"ready": true, "model": .., "dim": ..}.
+Protocol: requests are JSON lines on stdin; every answer (and the first message) is a binary
+frame on stdout: <u32 LE header length><u32 LE body length><header: UTF-8 JSON><body: bytes>, so
+vectors and scores travel as raw little-endian float32 with no base64 or JSON number parsing.
+  {"id": N, "texts": [..]}  -> header {"id", "dim", "count", "cpu_ms", "tok_ms", "fwd_ms"},
+                               body: count x dim float32, row-major
+  {"id": N, "op": "load", "index": H, "count": C, "vectors": "<base64 float32, C x dim>"}
+                            -> header {"id", "ok": true}: the worker keeps the C vectors as one
+                               contiguous float32 matrix under the name H (replacing any earlier)
+  {"id": N, "op": "search", "index": H, "text": ".."}
+                            -> header {"id", "count", "cpu_ms", "tok_ms", "fwd_ms", "sim_ms"},
+                               body: C float32 cosine similarities of the text with matrix H
+  {"id": N, "op": "drop", "index": H} -> header {"id", "ok": true}
+  any failure               -> header {"id", "error": ".."}, empty body
+The first frame is {"ready": true, "model": .., "dim": .., "runtime": ..} (or {"ready": false,
+"error": ..}). The worker writes frames to a private copy of stdout and points file descriptor 1
+at stderr, so a library that prints cannot corrupt the framing.
 """
 import base64
 import importlib.util
@@ -185,15 +197,21 @@ class MiniLM:
             i += 1
         self.scale = F32(1.0 / np.sqrt(self.dim // HEADS))
 
-    def embed(self, texts, batch=32):
+    def embed(self, texts, batch=32, timing=None):
         """Unit vectors of texts, in order. Texts are batched by token count, so a batch is
-        padded only to its own longest text and a single query runs at its own length."""
+        padded only to its own longest text and a single query runs at its own length.
+        `timing`, if given, receives the wall milliseconds of tokenising and of the forward pass."""
+        t0 = time.perf_counter()
         ids = [self.tok.encode(t) for t in texts]
+        t1 = time.perf_counter()
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.zeros((len(ids), self.dim), dtype="<f4")
         for start in range(0, len(order), batch):
             part = order[start:start + batch]
             out[part] = self.forward([ids[i] for i in part])
+        if timing is not None:
+            timing["tok_ms"] = round((t1 - t0) * 1000.0, 3)
+            timing["fwd_ms"] = round((time.perf_counter() - t1) * 1000.0, 3)
         return out
 
     def forward(self, ids):
@@ -263,30 +281,94 @@ def load_model(directory):
     return model, fallback
 
 
+MAX_INDEXES = 256  # the gateway keeps at most 32 indexes; this only bounds a misbehaving client
+
+
+class Worker:
+    def __init__(self, model, out):
+        self.model = model
+        self.out = out
+        self.indexes = {}
+
+    def send(self, header, body=b""):
+        head = json.dumps(header).encode()
+        self.out.write(struct.pack("<II", len(head), len(body)) + head)
+        if body:
+            self.out.write(body)
+        self.out.flush()
+
+    def handle(self, req):
+        op = req.get("op", "embed")
+        rid = req.get("id")
+        if op == "embed":
+            texts = req["texts"]
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise ValueError("texts must be a list of strings")
+            timing = {}
+            started = time.process_time()
+            vec = self.model.embed(texts, timing=timing) if texts else np.zeros((0, self.model.dim), dtype="<f4")
+            cpu_ms = (time.process_time() - started) * 1000.0
+            self.send({"id": rid, "dim": self.model.dim, "count": len(texts), "cpu_ms": round(cpu_ms, 3), **timing}, vec.tobytes())
+        elif op == "load":
+            name, count = req["index"], req["count"]
+            if not isinstance(name, str) or not isinstance(count, int) or count < 0:
+                raise ValueError("load needs a string index name and a non-negative count")
+            raw = base64.b64decode(req["vectors"], validate=True)
+            if len(raw) != count * self.model.dim * 4:
+                raise ValueError(f"load: {len(raw)} bytes for {count} vectors of {self.model.dim} float32")
+            if name not in self.indexes and len(self.indexes) >= MAX_INDEXES:
+                raise ValueError(f"more than {MAX_INDEXES} indexes loaded; drop one first")
+            # One contiguous, owned float32 matrix: the product below reads it front to back.
+            self.indexes[name] = np.frombuffer(raw, dtype="<f4").reshape(count, self.model.dim).copy()
+            self.send({"id": rid, "ok": True})
+        elif op == "search":
+            matrix = self.indexes.get(req["index"])
+            text = req["text"]
+            if matrix is None:
+                raise ValueError(f"no index named {req['index']!r} is loaded")
+            if not isinstance(text, str):
+                raise ValueError("text must be a string")
+            timing = {}
+            started = time.process_time()
+            q = self.model.embed([text], timing=timing)[0]
+            t = time.perf_counter()
+            # One float32 matrix-vector product (BLAS sgemv) over the contiguous matrix.
+            scores = matrix @ q
+            timing["sim_ms"] = round((time.perf_counter() - t) * 1000.0, 3)
+            cpu_ms = (time.process_time() - started) * 1000.0
+            self.send({"id": rid, "count": len(scores), "cpu_ms": round(cpu_ms, 3), **timing}, scores.astype("<f4").tobytes())
+        elif op == "drop":
+            self.indexes.pop(req["index"], None)
+            self.send({"id": rid, "ok": True})
+        else:
+            raise ValueError(f"unknown op {op!r}")
+
+
 def main():
+    # Frames go to a private duplicate of stdout; fd 1 becomes stderr so stray prints (from any
+    # library) end up in the log instead of inside a frame.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     try:
         model, note = load_model(model_dir())
     except Exception as e:  # reported on the protocol so the caller can say what to do
-        print(json.dumps({"ready": False, "error": str(e)}), flush=True)
+        Worker(None, out).send({"ready": False, "error": str(e)})
         return 1
+    worker = Worker(model, out)
     ready = {"ready": True, "model": "all-MiniLM-L6-v2", "dim": model.dim, "runtime": model.runtime}
     if note:
         ready["note"] = note
-    print(json.dumps(ready), flush=True)
+    worker.send(ready)
     for line in sys.stdin:
         req = None
         try:
             req = json.loads(line)
-            texts = req["texts"]
-            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-                raise ValueError("texts must be a list of strings")
-            started = time.process_time()
-            vec = model.embed(texts) if texts else np.zeros((0, model.dim), dtype="<f4")
-            cpu_ms = (time.process_time() - started) * 1000.0
-            print(json.dumps({"id": req.get("id"), "dim": model.dim, "cpu_ms": round(cpu_ms, 3),
-                              "vectors": base64.b64encode(vec.tobytes()).decode()}), flush=True)
+            if not isinstance(req, dict):
+                raise ValueError("a request is a JSON object")
+            worker.handle(req)
         except Exception as e:
-            print(json.dumps({"id": req.get("id") if isinstance(req, dict) else None, "error": str(e)}), flush=True)
+            worker.send({"id": req.get("id") if isinstance(req, dict) else None, "error": f"{type(e).__name__}: {e}"})
     return 0
 
 

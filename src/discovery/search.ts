@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { Bm25Index, topK } from './bm25.js';
 import { toolKey, type ToolEntry } from './catalog.js';
-import type { Embedder } from './embedder.js';
+import type { Embedder, VectorScorer } from './embedder.js';
 import { embeddingText, terms, toolText } from './text.js';
 import { VectorIndex } from './vectors.js';
 
@@ -20,7 +21,15 @@ export interface SearchOptions {
   k: number;
   /** Only tools this returns true for are ranked (the caller's permitted tools). */
   filter?: (t: ToolEntry) => boolean;
+  /** If given, filled with where this search's wall time went in this process (benchmarks). */
+  timing?: SearchTiming;
 }
+
+/**
+ * Wall milliseconds of one search in this process. `embedWaitMs` is the time spent waiting for
+ * the query's scores after the lexical side was done (the worker runs while BM25 does).
+ */
+export interface SearchTiming { totalMs: number; lexicalMs: number; embedWaitMs: number; semanticRankMs: number; mergeMs: number }
 
 /**
  * The hybrid is reciprocal rank fusion, 1/(K + rank by BM25) + 1/(K + rank by embedding): ranks,
@@ -72,7 +81,11 @@ export class ToolSearch {
     private readonly bm25: Bm25Index,
     private readonly vectors: VectorIndex | null,
     private readonly embedder: Embedder | null,
+    private readonly scorer: VectorScorer | null,
   ) {}
+
+  private inflight = 0;
+  private closing: (() => void) | null = null;
 
   static async build(tools: ToolEntry[], mode: SearchMode, embedder: Embedder | null, cache = new EmbeddingCache()): Promise<ToolSearch> {
     if (mode !== 'bm25' && !embedder) throw new Error(`search mode "${mode}" needs an embedding model`);
@@ -89,37 +102,79 @@ export class ToolSearch {
         missing.forEach((k, i) => cache.set(k, got[i]!));
       }
       for (const k of keys) vectors.add(cache.get(k)!);
+      // An embedder that can hold the vectors next to the model scores there (one round trip, a
+      // BLAS product); this process then keeps no copy of the matrix.
+      if (embedder.scorer) {
+        const scorer = await embedder.scorer(vectors.matrix, vectors.size);
+        return new ToolSearch(tools, mode, bm25, null, embedder, scorer);
+      }
     }
-    return new ToolSearch(tools, mode, bm25, vectors, embedder);
+    return new ToolSearch(tools, mode, bm25, vectors, embedder, null);
   }
 
-  /** Bytes held by the index's vectors (BM25 postings are small next to them). */
-  get vectorBytes(): number { return this.vectors?.bytes ?? 0; }
+  /** Bytes held by the index's vectors, wherever they are held (BM25 postings are small next to them). */
+  get vectorBytes(): number { return this.scorer?.bytes ?? this.vectors?.bytes ?? 0; }
+
+  /** Releases the vectors held by the embedder, after searches in flight have finished. */
+  async close(): Promise<void> {
+    if (!this.scorer) return;
+    if (this.inflight) await new Promise<void>((r) => { this.closing = r; });
+    await this.scorer.close();
+  }
+
+  private semanticScores(query: string): Promise<Float64Array> {
+    if (this.scorer) return this.scorer.scores(query);
+    return this.embedder!.embed([query]).then(([q]) => this.vectors!.scores(q!));
+  }
 
   async search(query: string, o: SearchOptions): Promise<SearchHit[]> {
+    this.inflight++;
+    try { return await this.rank(query, o); } finally {
+      if (--this.inflight === 0 && this.closing) { this.closing(); this.closing = null; }
+    }
+  }
+
+  private async rank(query: string, o: SearchOptions): Promise<SearchHit[]> {
+    const t0 = performance.now();
     const k = Math.max(1, Math.min(o.k, 100));
     const n = this.tools.length;
+    // The query goes to the embedder first, so its forward pass runs in the worker while this
+    // process does BM25, the filter and the lexical ranking.
+    const semanticP = this.mode !== 'bm25' ? this.semanticScores(query) : null;
     let lexical: Float64Array | null = null;
     let semantic: Float64Array | null = null;
-    if (this.mode !== 'embedding') lexical = this.bm25.scores(terms(query));
-    if (this.mode !== 'bm25') {
-      const [q] = await this.embedder!.embed([query]);
-      semantic = this.vectors!.scores(q!);
-    }
+    let lr: Float64Array | null = null;
     const allowed = new Uint8Array(n);
-    for (let i = 0; i < n; i++) allowed[i] = !o.filter || o.filter(this.tools[i]!) ? 1 : 0;
+    let t1: number;
+    try {
+      if (this.mode !== 'embedding') lexical = this.bm25.scores(terms(query));
+      for (let i = 0; i < n; i++) allowed[i] = !o.filter || o.filter(this.tools[i]!) ? 1 : 0;
+      if (this.mode === 'hybrid') lr = ranks(lexical!, allowed);
+    } finally {
+      t1 = performance.now();
+      // Awaited on every path, so a failed embedding is never an unhandled rejection.
+      if (semanticP) semantic = await semanticP;
+    }
+    const t2 = performance.now();
     const combined = new Float64Array(n);
     if (this.mode === 'hybrid') {
-      const lr = ranks(lexical!, allowed);
       const sr = ranks(semantic!, allowed);
-      for (let i = 0; i < n; i++) combined[i] = allowed[i] ? 1 / (RRF_K + lr[i]!) + 1 / (RRF_K + sr[i]!) : -Infinity;
+      const t3 = performance.now();
+      for (let i = 0; i < n; i++) combined[i] = allowed[i] ? 1 / (RRF_K + lr![i]!) + 1 / (RRF_K + sr[i]!) : -Infinity;
+      if (o.timing) o.timing.semanticRankMs = t3 - t2;
     } else {
       const source = this.mode === 'bm25' ? lexical! : semantic!;
       for (let i = 0; i < n; i++) combined[i] = allowed[i] ? source[i]! : -Infinity;
+      if (o.timing) o.timing.semanticRankMs = 0;
     }
     // BM25 alone ranks only tools sharing a term with the query; the others say nothing.
     const floor = this.mode === 'bm25' ? 0 : -Infinity;
-    return topK(combined, k, floor).filter((s) => s.score > -Infinity).map((s) => ({ tool: this.tools[s.doc]!, score: Math.round(s.score * 1e6) / 1e6 }));
+    const hits = topK(combined, k, floor).filter((s) => s.score > -Infinity).map((s) => ({ tool: this.tools[s.doc]!, score: Math.round(s.score * 1e6) / 1e6 }));
+    if (o.timing) {
+      const end = performance.now();
+      Object.assign(o.timing, { totalMs: end - t0, lexicalMs: t1 - t0, embedWaitMs: t2 - t1, mergeMs: end - t2 - o.timing.semanticRankMs });
+    }
+    return hits;
   }
 
   /** Whether `other` holds exactly the same tools (by server, name and text). */

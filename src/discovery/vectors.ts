@@ -12,6 +12,9 @@ export class VectorIndex {
 
   get size(): number { return this.count; }
 
+  /** The stored vectors, row-major, as a view (no copy). */
+  get matrix(): Float32Array { return this.data.subarray(0, this.count * this.dim); }
+
   /** Memory held by the vectors, in bytes. */
   get bytes(): number { return this.data.byteLength; }
 

@@ -19,7 +19,14 @@ export class SearchIndexes {
     const key = h.digest('base64');
     let p = this.indexes.get(key);
     if (!p) {
-      if (this.indexes.size >= this.max) this.indexes.delete(this.indexes.keys().next().value!);
+      if (this.indexes.size >= this.max) {
+        const oldest = this.indexes.keys().next().value!;
+        const evicted = this.indexes.get(oldest)!;
+        this.indexes.delete(oldest);
+        // The evicted index's vectors live in the embedding worker: release them once searches
+        // already running on it are done (a failed build has nothing to release).
+        evicted.then((i) => i.close()).catch(() => undefined);
+      }
       p = this.embedder().then((e) => ToolSearch.build(tools, e ? this.mode : 'bm25', e, this.cache));
       p.catch(() => this.indexes.delete(key));
       this.indexes.set(key, p);

@@ -55,7 +55,7 @@ export function sidecarNatsIdentity(trustDomain: string, namespace: string): str
 export function clusterNatsUsers(site: ClusterNatsSite, sidecarNamespaces: readonly string[] = []): UserPermissions[] {
   return [
     ...CLUSTER_NATS_CLIENTS.map((c) => permissionsFor(c.role, spiffeId({ trustDomain: site.trustDomain, namespace: site.namespace, serviceAccount: c.serviceAccount }), DEFAULT_RESOURCES)),
-    ...sidecarNamespaces.map((ns) => permissionsFor('authz', sidecarNatsIdentity(site.trustDomain, ns), DEFAULT_RESOURCES)),
+    ...sidecarNamespaces.map((ns) => permissionsFor('authz', sidecarNatsIdentity(site.trustDomain, ns), DEFAULT_RESOURCES, { namespace: ns })),
   ];
 }
 

@@ -1,12 +1,19 @@
 import { isObject } from '../util/object.js';
 import { refusal, type Refusal } from '../contract/refusal.js';
 /**
- * Parses an MCP Streamable HTTP POST body (one JSON-RPC 2.0 message or a batch) without trusting
- * it: size, nesting depth and batch length are bounded before JSON.parse runs, and anything that
- * is not a well-formed message is refused rather than guessed at.
+ * The one JSON-RPC 2.0 parser of the mesh, for both directions:
+ * - requests (parseMcpBody): an MCP Streamable HTTP POST body from a client, one message or a
+ *   batch, parsed without trusting it: size, nesting depth and batch length are bounded before
+ *   JSON.parse runs, and anything that is not a well-formed message is refused rather than
+ *   guessed at;
+ * - responses (parseJsonRpcBody): what a server sent back, read so it can be filtered and
+ *   re-serialised. Lenient on purpose: the server is the one we relay, and a message the filter
+ *   does not understand is passed on as it came, not refused on the client's behalf.
  */
 
 export type JsonRpcId = string | number;
+
+const JSONRPC_VERSION = '2.0';
 
 export interface JsonRpcMessage {
   kind: 'request' | 'notification' | 'response';
@@ -58,7 +65,7 @@ export function nestingDepth(text: string, limit: number): number {
 /** Validates one element; returns the message or a description of what is wrong with it. */
 export function toMessage(v: unknown): JsonRpcMessage | string {
   if (!isObject(v)) return 'a JSON-RPC message must be an object';
-  if (v.jsonrpc !== '2.0') return 'missing or wrong "jsonrpc" member (must be "2.0")';
+  if (v.jsonrpc !== JSONRPC_VERSION) return 'missing or wrong "jsonrpc" member (must be "2.0")';
   const hasId = 'id' in v;
   const id = v.id;
   if (hasId && !(typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)))) {
@@ -119,4 +126,39 @@ export function idOf(value: unknown): JsonRpcId | null {
   const first = Array.isArray(value) ? value[0] : value;
   if (isObject(first) && (typeof first.id === 'string' || typeof first.id === 'number')) return first.id;
   return null;
+}
+
+/** An object claiming to be JSON-RPC 2.0; the shape of the rest is the receiver's business. */
+export function isJsonRpcMessage(v: unknown): v is Record<string, unknown> & { jsonrpc: '2.0' } {
+  return isObject(v) && v.jsonrpc === JSONRPC_VERSION;
+}
+
+/** Whether a parsed POST body opens a session: an initialize request, alone or as a batch of one. */
+export function isInitializeBody(body: unknown): boolean {
+  const one = Array.isArray(body) && body.length === 1 ? body[0] as unknown : body;
+  return isObject(one) && one.method === 'initialize';
+}
+
+/** A response body as read for filtering: its messages unvalidated, and whether they came as a batch. */
+export interface JsonRpcBody {
+  batch: boolean;
+  messages: unknown[];
+}
+
+/**
+ * null when the text is not JSON. A leading byte order mark is skipped, as clients' UTF-8
+ * decoders (fetch's `.json()`) skip it: what a client can read, the filter must read too.
+ */
+export function parseJsonRpcBody(text: string): JsonRpcBody | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch {
+    return null;
+  }
+  return Array.isArray(v) ? { batch: true, messages: v } : { batch: false, messages: [v] };
+}
+
+export function serializeJsonRpcBody(b: JsonRpcBody): string {
+  return JSON.stringify(b.batch ? b.messages : b.messages[0]);
 }

@@ -1,4 +1,5 @@
-import { parseJsonRpcBody, replaceSseEventData, serializeJsonRpcBody, SseEventSplitter, sseEventContent } from './response.js';
+import { parseJsonRpcBody, serializeJsonRpcBody } from './jsonrpc.js';
+import { replaceSseEventData, SseEventSplitter, sseEventContent } from './response.js';
 
 /**
  * One response body on its way to the client, chunk by chunk, as Envoy's ext_proc hands it over

@@ -1,8 +1,10 @@
+import { parseJsonRpcBody, type JsonRpcBody } from './jsonrpc.js';
+
 /**
  * MCP Streamable HTTP response bodies: one JSON-RPC message or a batch as `application/json`, or a
- * `text/event-stream` whose events carry JSON-RPC messages in their `data` lines. Pure parsing and
- * re-serialisation; rewriting an SSE event touches only its data lines, so event names, ids,
- * comments and line endings pass through byte for byte.
+ * `text/event-stream` whose events carry JSON-RPC messages in their `data` lines. The framing
+ * only: the messages themselves are read by jsonrpc.ts. Rewriting an SSE event touches only its
+ * data lines, so event names, ids, comments and line endings pass through byte for byte.
  */
 
 export type BodyFormat = 'json' | 'sse' | 'other';
@@ -12,29 +14,6 @@ export function bodyFormat(contentType: string | null | undefined): BodyFormat {
   if (ct === 'text/event-stream') return 'sse';
   if (ct === 'application/json' || ct.endsWith('+json')) return 'json';
   return 'other';
-}
-
-export interface JsonRpcBody {
-  batch: boolean;
-  messages: unknown[];
-}
-
-/**
- * null when the text is not JSON. A leading byte order mark is skipped, as clients' UTF-8
- * decoders (fetch's `.json()`) skip it: what a client can read, the filter must read too.
- */
-export function parseJsonRpcBody(text: string): JsonRpcBody | null {
-  let v: unknown;
-  try {
-    v = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
-  } catch {
-    return null;
-  }
-  return Array.isArray(v) ? { batch: true, messages: v } : { batch: false, messages: [v] };
-}
-
-export function serializeJsonRpcBody(b: JsonRpcBody): string {
-  return JSON.stringify(b.batch ? b.messages : b.messages[0]);
 }
 
 const LF = 0x0a;

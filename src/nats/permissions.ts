@@ -113,8 +113,26 @@ export function decisionWriterSubjects(r: NatsResources, spiffeId: string): stri
   return `${r.decisionPrefix}.*.*.${identityToken(spiffeId)}`;
 }
 
+/**
+ * Budget usage keys an authz identity may write (`w.<ns>.<budget>.<window>`, budget/nats-store.ts):
+ * mesh-wide budgets' (`w._.…`), and namespaced budgets' of its own namespace only, or of every
+ * namespace for an authz that serves them all (no namespace). Old-style keys
+ * (`w.<budget>.<window>`) are read, never written.
+ */
+function usageWrites(r: NatsResources, namespace: string | undefined): string[] {
+  return usageBuckets(r).flatMap((b) => namespace === undefined ? [`$KV.${b}.w.*.*.*`] : [`$KV.${b}.w._.*.*`, `$KV.${b}.w.${namespace}.*.*`]);
+}
+
+export interface PermissionOptions {
+  /** authz only: the Kubernetes namespace whose sidecars hold this identity (see usageWrites). */
+  namespace?: string;
+}
+
 /** The permissions of one component identity. */
-export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResources = DEFAULT_RESOURCES): UserPermissions {
+export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResources = DEFAULT_RESOURCES, o: PermissionOptions = {}): UserPermissions {
+  if (o.namespace !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(o.namespace)) {
+    throw new Error(`"${o.namespace}" is not a Kubernetes namespace name: it would not be one NATS subject token`);
+  }
   const common = ['$JS.API.INFO'];
   let publish: string[];
   switch (role) {
@@ -137,7 +155,7 @@ export function permissionsFor(role: NatsRole, spiffeId: string, r: NatsResource
         // Follows the published budget definitions live (nats.definitions: true): an ordered
         // consumer filtered to that one key; the filter is part of the request subject.
         ...watchKey(r.budgetConfig, DEFINITIONS_KEY),
-        ...usageBuckets(r).map((b) => `$KV.${b}.>`),
+        ...usageWrites(r, o.namespace),
         `$JS.API.STREAM.INFO.${r.decisions}`,
         decisionWriterSubjects(r, spiffeId),
         // Reading back its own last checkpoint anchor at start (last message on its anchor subject).

@@ -24,7 +24,7 @@ export function budgetNameOf(b: { metadata: { namespace: string; name: string } 
 /** The definition of one TokenBudget; throws BudgetConfigError naming the field. */
 export function definitionOf(b: TokenBudget): BudgetSpec {
   const [spec] = parseBudgetList([{
-    name: budgetNameOf(b), scope: b.spec.scope, limit: b.spec.limit, window: b.spec.window,
+    name: budgetNameOf(b), namespace: b.metadata.namespace, scope: b.spec.scope, limit: b.spec.limit, window: b.spec.window,
     ...(b.spec.timezone !== undefined ? { timezone: b.spec.timezone } : {}), ...(b.spec.action !== undefined ? { action: b.spec.action } : {}),
   }], `TokenBudget ${b.metadata.namespace}/${b.metadata.name}`);
   return spec!;

@@ -1,6 +1,6 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { readBundle, type BundleFiles } from '../bundle/archive.js';
-import { bundleData, contentRevision, readManifest, wasmModuleBytes } from './bundle-content.js';
+import { bundleData, contentRevision, readManifest, wasmModuleBytes } from '../bundle/content.js';
 import { buildPolicyBundle, ALLOW_ENTRYPOINT, DECISION_ENTRYPOINT, ENVOY_ENTRYPOINT, LOGGED_ENTRYPOINT, MASK_ENTRYPOINT, type BuildOptions } from './build.js';
 import { hostAnsweredBuiltins } from './builtin-support.js';
 import { createHostBuiltins, EvalContext, type Clock } from './builtins.js';
@@ -115,17 +115,17 @@ export class WasmPolicy implements PolicyEvaluator {
     }
     if (this.maskId !== null) this.lastInput = { input, json };
     this.pendingMask = null;
-    if (this.loggedId !== null && this.maskWanted) {
-      this.evaluations++;
-      this.ctx.begin(opts?.nowNs);
-      try {
-        return this.decideLogged(input, json);
-      } catch (e) {
-        this.failures++;
-        return deny(`policy evaluation failed: ${(e as Error).message}`);
-      }
+    // With a log mask wanted, one evaluation yields both the decision and the mask.
+    const logged = this.loggedId !== null && this.maskWanted;
+    this.evaluations++;
+    this.ctx.begin(opts?.nowNs);
+    try {
+      if (logged) return this.decideLogged(input, json);
+      return this.mode === 'envoy' ? this.decideEnvoy(json) : this.decideTollgate(json);
+    } catch (e) {
+      this.failures++;
+      return deny(`policy evaluation failed: ${(e as Error).message}`);
     }
-    return this.evaluateJson(json, opts);
   }
 
   /**
@@ -153,18 +153,6 @@ export class WasmPolicy implements PolicyEvaluator {
    * are not changed after evaluation (Check builds one per call), so a hit is the same document.
    */
   private lastInput: { input: PolicyInput; json: string } | null = null;
-
-  /** Same as evaluate() for an input already serialised (saves a stringify per batch element). */
-  evaluateJson(inputJson: string, opts?: EvaluateOptions): Decision {
-    this.evaluations++;
-    this.ctx.begin(opts?.nowNs);
-    try {
-      return this.mode === 'envoy' ? this.decideEnvoy(inputJson) : this.decideTollgate(inputJson);
-    } catch (e) {
-      this.failures++;
-      return deny(`policy evaluation failed: ${(e as Error).message}`);
-    }
-  }
 
   private run(id: number, json: string): { defined: false } | { defined: true; value: unknown } {
     const r = singleResult(this.runtime.evaluate(id, json));

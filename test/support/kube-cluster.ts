@@ -1,12 +1,13 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ApiextensionsV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { serverSideApply, type ObjectRef } from '../../src/operator/kube-rest.js';
 import { parseAllDocuments } from 'yaml';
 import { freePort } from '../../src/util/net.js';
+import { afterRun } from './root-hooks.js';
 
 /**
  * A real control plane for tests: etcd and kube-apiserver (built by `make kube-tools`) on free
@@ -43,6 +44,7 @@ export function kubeTool(name: 'etcd' | 'kube-apiserver' | 'helm' | 'kubectl' | 
 function spawnLogged(bin: string, args: string[], log: string): ChildProcess {
   const fd = openSync(log, 'a');
   const child = spawn(bin, args, { stdio: ['ignore', fd, fd] });
+  closeSync(fd); // the child holds its own copy
   return child;
 }
 
@@ -191,13 +193,20 @@ let shared: Promise<KubeCluster> | null = null;
 
 /**
  * One API server for every test file that needs one (starting it costs ~15 s on a loaded
- * machine). It is stopped when the test process exits; each file uses its own namespaces.
+ * machine). It is stopped after the last test file; each file uses its own namespaces.
  */
 export function sharedKubeCluster(): Promise<KubeCluster> {
   if (!shared) {
-    // startKubeCluster's own exit handler kills the processes and removes the directory.
-    shared = startKubeCluster();
-    shared.catch(() => { shared = null; });
+    const started = startKubeCluster();
+    shared = started;
+    // Stopped (and awaited) after the last test file: etcd and kube-apiserver are child processes
+    // whose handles would otherwise keep the test process alive.
+    afterRun('the shared kube-apiserver and etcd', async () => {
+      const c = await started.catch(() => null);
+      if (shared === started) shared = null;
+      await c?.stop();
+    });
+    started.catch(() => { if (shared === started) shared = null; });
   }
   return shared;
 }

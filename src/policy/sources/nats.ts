@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
-import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { VerificationKey } from '../../bundle/keys.js';
 import {
   DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY, parseObjectName, parsePointer, type BundlePointer,
@@ -14,6 +13,7 @@ import { loadPolicy, type LoadOptions } from '../engine.js';
 import type { BundleFiles } from '../../bundle/archive.js';
 import type { PolicyHolder } from '../holder.js';
 import { BundleActivator, type ActivatorEvents } from './activate.js';
+import { BundleObjectReader } from './object-reader.js';
 import type { BundleSource, BundleSourceStatus, PolicyLoader } from './types.js';
 
 export interface NatsBundleSourceOptions {
@@ -65,7 +65,7 @@ export class NatsBundleSource implements BundleSource {
   private readonly pointerKey: string;
   private nc: NatsConnection | null = null;
   private kv: KV | null = null;
-  private store: ObjectStore | null = null;
+  private store: BundleObjectReader | null = null;
   private stopped = true;
   private loop: Promise<void> | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
@@ -162,7 +162,8 @@ export class NatsBundleSource implements BundleSource {
         // Open (not create): authz has no business creating the control plane's buckets.
         const kv = await new Kvm(this.nc).open(this.kvBucket);
         await kv.status();
-        this.store = await new Objm(this.nc).open(this.objectBucket);
+        // Listing and fetching use stream info and message gets, never a consumer (object-reader.ts).
+        this.store = await BundleObjectReader.open(this.nc, this.objectBucket);
         this.kv = kv;
         this.sourceError = null;
         await this.reconcile();
@@ -263,7 +264,7 @@ export class NatsBundleSource implements BundleSource {
     if (!store) return;
     let bytes: Uint8Array | null;
     try {
-      bytes = await store.getBlob(pointer.object);
+      bytes = await store.get(pointer.object);
     } catch (e) {
       // Transport trouble, not a bad bundle: not marked seen, so the next reconcile retries.
       this.sourceError = `cannot fetch ${pointer.object}: ${(e as Error).message}`;
@@ -322,10 +323,13 @@ export class NatsBundleSource implements BundleSource {
     let names: { name: string; revision: number }[];
     try {
       names = [];
-      for (const info of await store.list()) {
-        const parsed = info.deleted ? null : parseObjectName(this.pointerKey, info.name);
-        const settled = Date.now() - Date.parse(info.mtime) >= (this.opts.settleMs ?? 5000);
-        if (parsed && settled && parsed.revision > above && !this.refuses(parsed.revision)) names.push({ name: info.name, revision: parsed.revision });
+      // Names come from the stream's subjects; only a name newer than `above` costs a meta read.
+      for (const name of await store.names()) {
+        const parsed = parseObjectName(this.pointerKey, name);
+        if (!parsed || parsed.revision <= above || this.refuses(parsed.revision)) continue;
+        const info = await store.meta(name);
+        const settled = info !== null && Date.now() - Date.parse(info.mtime) >= (this.opts.settleMs ?? 5000);
+        if (info && !info.deleted && settled) names.push({ name, revision: parsed.revision });
       }
     } catch (e) {
       this.sourceError = `cannot list ${this.objectBucket}: ${(e as Error).message}`;
@@ -333,7 +337,7 @@ export class NatsBundleSource implements BundleSource {
     }
     names.sort((a, b) => b.revision - a.revision);
     for (const c of names) {
-      const bytes = await store.getBlob(c.name).catch(() => null);
+      const bytes = await store.get(c.name).catch(() => null);
       if (!bytes) continue;
       const buf = Buffer.from(bytes);
       const sha = createHash('sha256').update(buf).digest('hex');

@@ -5,7 +5,7 @@ import { budgetCommand } from '../../../src/cli/budget.js';
 import { DEFAULT_NATS_SETTINGS, parseBudgetConfig, type BudgetConfig, type NatsBudgetSettings, type OnNatsUnavailable } from '../../../src/budget/config.js';
 import { createBudgetGate, type TollgateBudgetGate } from '../../../src/budget/gate.js';
 import { decodeLeaseState, leasedTotal, type LeaseState } from '../../../src/budget/lease.js';
-import { NatsBudgetStore, usageKey } from '../../../src/budget/nats-store.js';
+import { createBudgetBuckets, legacyUsageKey, NatsBudgetStore, usageKey } from '../../../src/budget/nats-store.js';
 import { openBudgetGate } from '../../../src/budget/open.js';
 import type { ChargeSubject } from '../../../src/budget/types.js';
 import { windowAt } from '../../../src/budget/window.js';
@@ -79,6 +79,37 @@ describe('budgets shared through NATS JetStream KV', function () {
   function teamBudget(limit: number, window = 'day'): BudgetConfig {
     return parseBudgetConfig(`budgets:\n  - { name: payments, scope: { team: payments }, limit: ${limit}, window: ${window} }\n`, 'budgets.yaml');
   }
+
+  it('carries a window\'s usage over from the old key (used plus leases still listed), says so, and writes only the new key', async () => {
+    const config = teamBudget(10_000);
+    const settings = settingsFor();
+    const day = windowAt('day', 'UTC', T0).key;
+    const nc = await connect({ servers: settings.url });
+    try {
+      const { kv } = await createBudgetBuckets(nc, settings);
+      // What a replica of the previous version left: 700 reported, a lease of 300 still out.
+      await kv.put(legacyUsageKey('payments', day), JSON.stringify({ used: 700, leases: { old: { id: 'x', amount: 300, expiresAt: T0 + 60_000 } } }));
+    } finally {
+      await nc.close();
+    }
+    const warnings: Array<Record<string, unknown>> = [];
+    const clock = new FakeClock(T0);
+    const store = await NatsBudgetStore.open(config.budgets, settings, null, { replicaId: 'new', clock: clock.read, logger: { warn: (o) => warnings.push(o) } });
+    const gate = createBudgetGate(config, store, { clock: clock.read });
+    open.push({ gate, store });
+    assert.equal(usageKey('payments', day), `w._.payments.${day}`);
+    const fresh = await readEntry(settings, usageKey('payments', day));
+    assert.equal(fresh.used, 1000, 'the new key starts from what was used and leased under the old one, not from zero');
+    assert.deepEqual(warnings.map((w) => [w.from, w.to, w.tokens]), [[`w.payments.${day}`, `w._.payments.${day}`, 1000]]);
+    const c = gate.check(team, 50);
+    assert.equal(c.exhausted, null);
+    assert.ok(c.entries[0]!.used >= 1000, `the gate sees the carried usage: ${c.entries[0]!.used}`);
+    gate.charge(team, 50);
+    await gate.close();
+    open.splice(0);
+    assert.equal((await readEntry(settings, usageKey('payments', day))).used, 1050);
+    assert.equal((await readEntry(settings, legacyUsageKey('payments', day))).used, 700, 'the old key is read, never written');
+  });
 
   it('three replicas under concurrent load end within limit + one response per in-flight call, and never allow after exhaustion', async () => {
     const LIMIT = 30_000;

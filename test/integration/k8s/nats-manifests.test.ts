@@ -233,8 +233,8 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
 
       const authz = await link('tollgate-nats-authz').ready(20_000);
       const kv = await new Kvm(authz).open('tollgate_budgets');
-      await kv.put('usage.team-b', '7');
-      const before = await kv.put('usage.team-a', '41');
+      await kv.put('w.team-b.team-b_daily.2026-12-05', '7');
+      const before = await kv.put('w.team-a.team-a_daily.2026-12-05', '41');
       const leader = (await jsm.streams.info('KV_tollgate_budgets')).cluster?.leader;
       const victim = members.find((m) => m.name === leader);
       assert.ok(victim, `the stream leader ${String(leader)} is one of the three`);
@@ -243,17 +243,17 @@ describe('the NATS cluster of the manifests and the Helm chart', function () {
 
       const t0 = Date.now();
       // Writes and reads continue on the two servers left, under the same credential.
-      const rev = await eventually('a write after the kill', async () => kv.put('usage.team-a', '42'));
+      const rev = await eventually('a write after the kill', async () => kv.put('w.team-a.team-a_daily.2026-12-05', '42'));
       const failoverMs = Date.now() - t0;
       assert.equal(rev, before + 1, 'the write after the kill follows the one before it: nothing lost, nothing doubled');
-      assert.equal((await kv.get('usage.team-a'))?.string(), '42');
-      assert.equal((await kv.get('usage.team-b'))?.string(), '7', 'a write from before the kill survived');
+      assert.equal((await kv.get('w.team-a.team-a_daily.2026-12-05'))?.string(), '42');
+      assert.equal((await kv.get('w.team-b.team-b_daily.2026-12-05'))?.string(), '7', 'a write from before the kill survived');
       const after = await eventually('a new stream leader', async () => {
         const i = await jsm.streams.info('KV_tollgate_budgets');
         return i.cluster?.leader && i.cluster.leader !== leader ? i : undefined;
       });
       // The authz credential still cannot do what it may not, on the cluster too.
-      await assert.rejects(kv.history({ key: 'usage.team-a' }), /Permissions Violation/);
+      await assert.rejects(kv.history({ key: 'w.team-a.team-a_daily.2026-12-05' }), /Permissions Violation/);
       // The operator's credential does its job on the cluster too: it publishes budget definitions,
       // and nothing it may not (the budget limits).
       const opCred = credential('tollgate-nats-operator');

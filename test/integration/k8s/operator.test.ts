@@ -307,7 +307,7 @@ describe('tollgate operator against a real kube-apiserver, NATS and authz', func
     await eventually('authz applies the budget', async () => (authz.holder.get() && (await check('search_docs')) === 0 ? true : undefined));
 
     // Another replica charges 400 tokens to the shared state; the operator's status shows it.
-    const spec: BudgetSpec = { name: budgetName, scope: { team: 'payments' }, limit: 100000, window: 'day', timezone: 'UTC', action: 'deny', tokenizer: 'o200k_base' };
+    const spec: BudgetSpec = { name: budgetName, namespace: NS, scope: { team: 'payments' }, limit: 100000, window: 'day', timezone: 'UTC', action: 'deny', tokenizer: 'o200k_base' };
     const replica = await NatsBudgetStore.open([spec], { ...DEFAULT_NATS_SETTINGS, url: nats.url }, null);
     replica.spend(spec, windowAt('day', 'UTC', Date.now()), 400);
     await replica.close();

@@ -43,7 +43,7 @@ describe('ext_authz translation (grpc-check.ts)', () => {
     const denied = toCheckResponse(refuse('d2', refusal('sessionNotOwned', 'not yours'), 4));
     assert.equal(denied.status.code, 7);
     assert.equal(denied.deniedResponse!.status.code, 404);
-    const unauth = toCheckResponse(unauthenticated('d3', 1, 'expired', 'token expired', 'http://h/.well-known/oauth-protected-resource/mcp'));
+    const unauth = toCheckResponse(unauthenticated('d3', 1, refusal('unauthenticated', 'token expired'), 'expired', 'http://h/.well-known/oauth-protected-resource/mcp'));
     assert.equal(unauth.status.code, 16);
     assert.equal(unauth.deniedResponse!.status.code, 401);
   });
@@ -59,8 +59,8 @@ describe('denial bodies (respond.ts)', () => {
   });
 
   it('tells a client without a token to send one (invalid_request), and one with a bad token that it is invalid', () => {
-    const missing = unauthenticated('d4', 'r', 'missing_token', 'no bearer token', 'http://h/m');
-    const bad = unauthenticated('d5', null, 'bad_signature', 'signature does not verify', 'http://h/m');
+    const missing = unauthenticated('d4', 'r', refusal('unauthenticated', 'no bearer token'), 'missing_token', 'http://h/m');
+    const bad = unauthenticated('d5', null, refusal('unauthenticated', 'signature does not verify'), 'bad_signature', 'http://h/m');
     assert.ok(!missing.allow && !bad.allow);
     assert.match(missing.headers['www-authenticate']!, /error="invalid_request"/);
     assert.match(bad.headers['www-authenticate']!, /error="invalid_token"/);

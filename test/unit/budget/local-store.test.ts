@@ -149,7 +149,7 @@ describe('local budget store and gate', () => {
       assert.ok(help.out.includes(flag), `--help documents ${flag}`);
     }
     await assert.rejects(budgetCommand.run(['set', 'payments-daily', '--state', stateDir]), /needs --limit/);
-    await assert.rejects(budgetCommand.run(['frobnicate']), /unknown budget command/);
+    await assert.rejects(budgetCommand.run(['frobnicate']), /unknown subcommand "frobnicate" \(one of: status, set, reset\)/);
     await assert.rejects(budgetCommand.run(['reset', 'nope', '--state', stateDir]), /no budget named "nope"/);
   });
 

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { parseMcpBody, nestingDepth, idOf } from '../../../src/mcp/jsonrpc.js';
+import { parseMcpBody, nestingDepth, idOf, isInitializeBody, isJsonRpcMessage, parseJsonRpcBody, serializeJsonRpcBody } from '../../../src/mcp/jsonrpc.js';
 import { callFacts } from '../../../src/mcp/request.js';
 
 const limits = { maxBytes: 1024, maxDepth: 8, maxBatch: 3 };
@@ -33,6 +33,16 @@ describe('MCP JSON-RPC body parsing', () => {
     ['batch too long', '[' + Array(4).fill('{"jsonrpc":"2.0","method":"n"}').join(',') + ']', -32600, /over the limit of 3/],
     ['bad batch element', '[{"jsonrpc":"2.0","method":"n"},42]', -32600, /batch index 1/],
     ['a bare string', '"hello"', -32600, /must be an object/],
+    ['a bare number', '42', -32600, /must be an object/],
+    ['null', 'null', -32600, /must be an object/],
+    ['a version that is a number', '{"jsonrpc":2.0,"id":1,"method":"x"}', -32600, /jsonrpc/],
+    ['no version at all', '{"id":1,"method":"x"}', -32600, /jsonrpc/],
+    ['an empty method', '{"jsonrpc":"2.0","id":1,"method":""}', -32600, /non-empty string/],
+    ['a response without an id', '{"jsonrpc":"2.0","result":{}}', -32600, /needs an "id"/],
+    ['a non-finite id', '{"jsonrpc":"2.0","id":1e999,"method":"x"}', -32600, /"id"/],
+    ['a batch holding a batch', '[[{"jsonrpc":"2.0","method":"n"}]]', -32600, /batch index 0: a JSON-RPC message must be an object/],
+    ['a batch with a wrong version inside', '[{"jsonrpc":"2.0","method":"n"},{"jsonrpc":"1.0","method":"n"}]', -32600, /batch index 1: missing or wrong "jsonrpc"/],
+    ['a batch of null', '[null]', -32600, /batch index 0/],
     ['neither request nor response', '{"jsonrpc":"2.0","id":1}', -32600, /neither/],
   ];
   for (const [name, body, code, msg] of refused) {
@@ -49,6 +59,28 @@ describe('MCP JSON-RPC body parsing', () => {
     assert.ok(!r.ok && r.error.httpStatus === 413 && /over the 1024-byte limit/.test(r.error.message));
   });
 
+  it('takes a batch of exactly the limit', () => {
+    const r = parseMcpBody('[' + Array(3).fill('{"jsonrpc":"2.0","method":"n"}').join(',') + ']', limits);
+    assert.ok(r.ok && r.batch && r.messages.length === 3);
+  });
+
+  it('treats a single message and a batch of one differently', () => {
+    const one = parseMcpBody('{"jsonrpc":"2.0","id":1,"method":"ping"}', limits);
+    const batch = parseMcpBody('[{"jsonrpc":"2.0","id":1,"method":"ping"}]', limits);
+    assert.ok(one.ok && !one.batch && batch.ok && batch.batch);
+    assert.deepEqual(one.messages, batch.messages);
+  });
+
+  it('measures the size limit in bytes, not characters', () => {
+    // 400 three-byte characters: 400 characters, 1,200 bytes.
+    const text = `{"jsonrpc":"2.0","id":1,"method":"x","params":{"s":"${'€'.repeat(400)}"}}`;
+    assert.ok(text.length < limits.maxBytes);
+    for (const body of [text, Buffer.from(text)]) {
+      const r = parseMcpBody(body, limits);
+      assert.ok(!r.ok && r.error.httpStatus === 413, `refused as ${typeof body}`);
+    }
+  });
+
   it('refuses deep nesting without recursing into it', () => {
     const deep = '{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":' + '['.repeat(500) + ']'.repeat(500) + '}}';
     const r = parseMcpBody(deep, { ...limits, maxBytes: 10_000 });
@@ -63,6 +95,53 @@ describe('MCP JSON-RPC body parsing', () => {
     assert.equal(idOf({ id: 'x' }), 'x');
     assert.equal(idOf([{ id: 3 }]), 3);
     assert.equal(idOf('nope'), null);
+  });
+});
+
+describe('JSON-RPC message checks', () => {
+  it('recognises a message by its version, whatever else it holds', () => {
+    assert.equal(isJsonRpcMessage({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'x' } }), true);
+    for (const v of [null, 42, 'x', [], [{ jsonrpc: '2.0' }], {}, { jsonrpc: '1.0' }, { jsonrpc: 2 }]) {
+      assert.equal(isJsonRpcMessage(v), false, JSON.stringify(v));
+    }
+  });
+
+  it('knows an initialize body, alone or as a batch of one only', () => {
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} };
+    assert.equal(isInitializeBody(init), true);
+    assert.equal(isInitializeBody([init]), true);
+    assert.equal(isInitializeBody([init, init]), false);
+    assert.equal(isInitializeBody([]), false);
+    assert.equal(isInitializeBody({ ...init, method: 'ping' }), false);
+    assert.equal(isInitializeBody(undefined), false);
+    assert.equal(isInitializeBody('initialize'), false);
+  });
+});
+
+describe('JSON-RPC response bodies', () => {
+  it('parses and re-serialises single messages and batches', () => {
+    const b = parseJsonRpcBody('[{"jsonrpc":"2.0","id":1,"result":{}}]')!;
+    assert.equal(b.batch, true);
+    assert.equal(serializeJsonRpcBody(b), '[{"jsonrpc":"2.0","id":1,"result":{}}]');
+    const one = parseJsonRpcBody('{"jsonrpc":"2.0","id":1,"result":{}}')!;
+    assert.deepEqual(one, { batch: false, messages: [{ jsonrpc: '2.0', id: 1, result: {} }] });
+    assert.equal(serializeJsonRpcBody(one), '{"jsonrpc":"2.0","id":1,"result":{}}');
+  });
+
+  it('returns null for text that is not JSON', () => {
+    for (const t of ['{"a":', '', 'data: {}', '\ufeff\ufeff{}']) assert.equal(parseJsonRpcBody(t), null, JSON.stringify(t));
+  });
+
+  it('skips one leading byte order mark, as clients do', () => {
+    assert.deepEqual(parseJsonRpcBody('\ufeff{"jsonrpc":"2.0","id":1,"result":{}}')?.messages, [{ jsonrpc: '2.0', id: 1, result: {} }]);
+  });
+
+  it('passes non-messages and empty batches through unvalidated, to be relayed as they came', () => {
+    assert.deepEqual(parseJsonRpcBody('42'), { batch: false, messages: [42] });
+    assert.deepEqual(parseJsonRpcBody('{"jsonrpc":"1.0"}'), { batch: false, messages: [{ jsonrpc: '1.0' }] });
+    const empty = parseJsonRpcBody('[]')!;
+    assert.deepEqual(empty, { batch: true, messages: [] });
+    assert.equal(serializeJsonRpcBody(empty), '[]');
   });
 });
 

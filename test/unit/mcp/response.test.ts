@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { bodyFormat, parseJsonRpcBody, replaceSseEventData, serializeJsonRpcBody, SseEventSplitter, sseEventData, sseEventMessages } from '../../../src/mcp/response.js';
+import { bodyFormat, replaceSseEventData, SseEventSplitter, sseEventData, sseEventMessages } from '../../../src/mcp/response.js';
 import { ResponseBodyProcessor } from '../../../src/mcp/response-body.js';
 import { filterListResponse, isJsonObject } from '../../../src/mcp/listfilter.js';
 
@@ -34,13 +34,6 @@ describe('response bodies', () => {
     assert.equal(bodyFormat('text/event-stream'), 'sse');
     assert.equal(bodyFormat('text/html'), 'other');
     assert.equal(bodyFormat(null), 'other');
-  });
-
-  it('parses and re-serialises single messages and batches', () => {
-    const b = parseJsonRpcBody('[{"jsonrpc":"2.0","id":1,"result":{}}]')!;
-    assert.equal(b.batch, true);
-    assert.equal(serializeJsonRpcBody(b), '[{"jsonrpc":"2.0","id":1,"result":{}}]');
-    assert.equal(parseJsonRpcBody('{"a":'), null);
   });
 
   it('reads SSE data the way a browser does and rewrites only the data lines', () => {

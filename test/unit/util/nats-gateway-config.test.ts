@@ -32,7 +32,12 @@ describe('nats-server config: gateways between regions', () => {
     const one = permissionsFor('authz', id);
     const regional = permissionsFor('authz', id, { ...DEFAULT_RESOURCES, budgetRegions: ['east', 'west'] });
     for (const region of ['east', 'west']) {
-      assert.ok(regional.publish.includes(`$KV.tollgate_budgets_${region}.>`), region);
+      assert.ok(regional.publish.includes(`$KV.tollgate_budgets_${region}.w.*.*.*`), region);
+      // A namespace's sidecars: mesh-wide and their own namespace's usage keys in every region's bucket.
+      const sidecar = permissionsFor('authz', id, { ...DEFAULT_RESOURCES, budgetRegions: ['east', 'west'] }, { namespace: 'team-a' });
+      assert.ok(sidecar.publish.includes(`$KV.tollgate_budgets_${region}.w.team-a.*.*`), region);
+      assert.ok(sidecar.publish.includes(`$KV.tollgate_budgets_${region}.w._.*.*`), region);
+      assert.ok(!sidecar.publish.some((s) => s.startsWith(`$KV.tollgate_budgets_${region}.`) && !s.includes('.w.team-a.') && !s.includes('.w._.')), region);
       assert.ok(regional.publish.includes(`$JS.API.DIRECT.GET.KV_tollgate_budgets_${region}.>`), region);
       assert.ok(!one.publish.some((s) => s.includes(`tollgate_budgets_${region}`)), `no ${region} rights without regions`);
     }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parseYaml } from '../util/yaml-lazy.js';
-import type { BundleFiles } from '../bundle/archive.js';
+import type { BundleFiles } from './archive.js';
 
 /** What the engine needs out of an OPA bundle: its manifest, its WASM module and its data. */
 
