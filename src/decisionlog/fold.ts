@@ -25,11 +25,11 @@ export interface Fold {
  * The copies authz folds, in the order they are restored: mcp.params.arguments first, because
  * parsed_body.params is restored from the whole of mcp.params.
  */
-const FOLDS: ReadonlyArray<{ path: PointerTokens; from: PointerTokens }> = [
+const FOLDS: ReadonlyArray<{ path: PointerTokens; from: PointerTokens; pointer: Fold }> = [
   { path: ['mcp', 'params', 'arguments'], from: ['mcp', 'arguments'] },
   { path: ['parsed_body', 'params'], from: ['mcp', 'params'] },
   { path: ['attributes', 'request', 'http', 'headers'], from: ['request', 'headers'] },
-];
+].map((f) => ({ ...f, pointer: Object.freeze({ path: formatPointer(['input', ...f.path]), from: formatPointer(['input', ...f.from]) }) }));
 
 function get(root: unknown, tokens: PointerTokens): unknown {
   let cur = root;
@@ -63,18 +63,17 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   return n === m;
 }
 
-/** `root` without the field at `tokens`: containers on the way are copied, the rest shared. */
-function without(root: Record<string, unknown>, tokens: PointerTokens): Record<string, unknown> {
-  const copy = { ...root };
-  const [head, ...rest] = tokens;
-  if (rest.length === 0) delete copy[head!];
-  else copy[head!] = without(copy[head!] as Record<string, unknown>, rest);
+/** A copy of `o` without member `key`, built without `delete` (which would leave a slow dictionary-mode object). */
+function copyWithout(o: Record<string, unknown>, key: string): Record<string, unknown> {
+  const copy: Record<string, unknown> = {};
+  for (const k of Object.keys(o)) if (k !== key) copy[k] = o[k];
   return copy;
 }
 
 /**
  * The masked input with its duplicate copies left out, and the list of what was left out. Does
- * not mutate `input` (the request path still holds parts of it).
+ * not mutate `input` (the request path still holds parts of it): the containers on the way to a
+ * left-out copy are copied once each, everything else is shared.
  */
 export function foldInput(input: PolicyInput): { input: PolicyInput; folded: Fold[] } {
   // Decide every fold on the whole input first: later folds compare values earlier ones remove.
@@ -83,11 +82,31 @@ export function foldInput(input: PolicyInput): { input: PolicyInput; folded: Fol
     return isObject(from) && jsonEqual(get(input, f.path), from);
   });
   if (chosen.length === 0) return { input, folded: [] };
-  let out = input as unknown as Record<string, unknown>;
-  for (const f of chosen) out = without(out, f.path);
+  // Copies made so far, by the original container they replace; a container shared by two
+  // paths gets one copy, so the result keeps the input's sharing.
+  const copies = new Map<object, Record<string, unknown>>();
+  const root = { ...(input as unknown as Record<string, unknown>) };
+  copies.set(input, root);
+  for (const f of chosen) {
+    // Every fold path is at least two deep and, being chosen, runs through objects only.
+    let parent = root;
+    for (let i = 0; i < f.path.length - 1; i++) {
+      const t = f.path[i]!;
+      const child = parent[t] as Record<string, unknown>;
+      let copy = copies.get(child);
+      if (copy === undefined) {
+        copy = i === f.path.length - 2 ? copyWithout(child, f.path[i + 1]!) : { ...child };
+        copies.set(child, copy);
+      } else if (i === f.path.length - 2) {
+        delete copy[f.path[i + 1]!];
+      }
+      parent[t] = copy;
+      parent = copy;
+    }
+  }
   return {
-    input: out as unknown as PolicyInput,
-    folded: chosen.map((f) => ({ path: formatPointer(['input', ...f.path]), from: formatPointer(['input', ...f.from]) })),
+    input: root as unknown as PolicyInput,
+    folded: chosen.map((f) => f.pointer),
   };
 }
 
