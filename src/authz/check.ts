@@ -100,8 +100,6 @@ interface CheckContext {
   identity: Identity | null;
   /** The batch's size; null for a single message. */
   batch: number | null;
-  /** Records of this Check still being written (group commit): the answer waits for them. */
-  writes: Array<Promise<void>>;
 }
 
 /**
@@ -176,26 +174,20 @@ export class Authorizer {
   async check(req: HttpRequestView): Promise<AuthzOutcome> {
     const ctx: CheckContext = {
       req, decisionId: randomUUID(), t0: nowNs(), now: this.deps.clock(), scope: scopeOf(req, this.deps.settings.defaultScope),
-      policy: this.deps.policy.get(), identity: null, batch: null, writes: [],
+      policy: this.deps.policy.get(), identity: null, batch: null,
     };
     try {
-      const outcome = await this.decide(ctx);
-      // The record is written before the answer: with group commit, at the end of this turn.
-      await Promise.all(ctx.writes);
-      return outcome;
+      return await this.decide(ctx);
     } catch (e) {
       // Includes a decision record that could not be written: a call we cannot record is refused.
-      // (With group commit its decision was already counted in the metrics; the refusal is too.)
       const r = refusal('unavailable', `authorization failed internally: ${(e as Error).message}`);
       const failed: Finish = { judged: null, verdict: refusalVerdict(r), status: r.httpStatus, outcome: REFUSED };
-      const again: CheckContext = { ...ctx, identity: null, batch: null, writes: [] };
       try {
-        this.finish(again, failed);
-        await Promise.all(again.writes);
+        this.finish({ ...ctx, identity: null, batch: null }, failed);
       } catch {
         // The log is what failed; the refusal itself must still go out, and still be counted, but
         // it must not send a reviewer looking for a decision id that no log holds.
-        this.finish({ ...again, writes: [] }, { ...failed, unrecorded: true });
+        this.finish({ ...ctx, identity: null, batch: null }, { ...failed, unrecorded: true });
         return refuse(ctx.decisionId, { ...r, message: `${r.message}; this refusal could not be recorded (decision log unavailable)` }, null);
       }
       return refuse(ctx.decisionId, r, null);
@@ -428,12 +420,7 @@ export class Authorizer {
     if (sink && !f.unrecorded) {
       const input = f.judged?.prepared.input ?? null;
       const policyMask = !input ? undefined : this.deps.policyMask ? this.deps.policyMask(input) : ctx.policy?.evaluateMask?.(input);
-      const written = sink.append(buildRecord(recordParts(ctx, f, this.deps.settings, policyMask, totalNs), this.deps.mask));
-      if (written) {
-        // Awaited by check(); handled here too, so a Check that fails before awaiting cannot leave it unhandled.
-        written.catch(() => undefined);
-        ctx.writes.push(written);
-      }
+      sink.append(buildRecord(recordParts(ctx, f, this.deps.settings, policyMask, totalNs), this.deps.mask));
     }
     // Counted whether or not the log took it: the answer goes out either way.
     const code = v.refusal?.code ?? null;

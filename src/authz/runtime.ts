@@ -84,10 +84,7 @@ async function startPins(cfg: AuthzConfig, sink: TeeSink | null, log: Logger, li
     onEvent: (e) => {
       log.info({ pin: e }, 'tool pin change');
       // An approval this instance enforces without a record would be a hole in the audit trail.
-      // A write that fails at once throws into the pin source, as before; with group commit a
-      // write that fails at the end of the turn can only be reported.
-      const written = sink?.append(pinRecord(e, { instance: cfg.instanceId, version }));
-      written?.catch((err: Error) => log.error({ err: err.message, pin: e }, 'tool pin change could not be recorded'));
+      sink?.append(pinRecord(e, { instance: cfg.instanceId, version }));
     },
     onError: (m) => log.warn({ err: m }, 'tool pins'),
   });
@@ -144,7 +141,7 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
       signingKeyPath: join(cfg.stateDir, 'decision-log-key.pem'),
       nats: cfg.decisionLogReplicate && link ? { url: link.settings.servers.join(',') } : null,
       ...(cfg.decisionLogWitness !== undefined ? { witnessPath: cfg.decisionLogWitness } : {}),
-    }, { warn: (m) => log.warn(m), groupCommit: true, ...(link ? { link } : {}) });
+    }, { warn: (m) => log.warn(m), ...(link ? { link } : {}) });
     sink = opened;
     closers.push(() => opened.close());
     metrics.readFrom({ decisionLog: () => opened.stats() });

@@ -169,12 +169,6 @@ export interface CreateSinkOptions {
    * to on its own, without TLS: for tools and tests against a NATS without users.
    */
   link?: NatsLink;
-  /**
-   * Group commit (FileSinkOptions.groupCommit): the records of one event-loop turn share one
-   * write(2), and append() returns a promise the caller awaits before answering. Authz turns it
-   * on; tools and tests that append and read back at once leave it off.
-   */
-  groupCommit?: boolean;
 }
 
 /**
@@ -184,7 +178,7 @@ export interface CreateSinkOptions {
 export async function createDecisionSink(input: DecisionLogConfigInput = {}, opts: CreateSinkOptions = {}): Promise<TeeSink> {
   const cfg = resolveDecisionLogConfig(input, opts.env);
   const warn = opts.warn ?? ((m: string) => process.stderr.write(`tollgate decision log: ${m}\n`));
-  const file = FileDecisionSink.open({ ...cfg, warn, groupCommit: opts.groupCommit === true });
+  const file = FileDecisionSink.open({ ...cfg, warn });
   const replicas = [];
   if (cfg.nats) {
     try {

@@ -37,19 +37,6 @@ export interface FileSinkOptions {
    * Unset or null: no witness.
    */
   witnessPath?: string | null;
-  /**
-   * Group commit: records appended in one turn of the event loop are written with one write(2)
-   * at its end, and append() returns a promise that settles once they are in the file (the
-   * caller answers after it: the record is still written before the answer). Off: one write(2)
-   * per record inside append().
-   */
-  groupCommit?: boolean;
-}
-
-/** A record appended to the log; `durable` settles once it is in the file (null: it already is). */
-export interface AppendedEntry {
-  entry: ChainedEntry;
-  durable: Promise<void> | null;
 }
 
 /** Told of every checkpoint once it is in the log (and the witness): replicas anchor it too. */
@@ -142,12 +129,6 @@ export class FileDecisionSink implements DecisionSink {
   private logIdValue = '';
   private refusal: string | null = null;
   private readonly listeners: CheckpointListener[] = [];
-  /** Group commit: the records of this turn, not yet written, with where the chain stood after each. */
-  private pending: Array<{ bytes: Buffer; head: ChainHead; done: { resolve: () => void; reject: (e: Error) => void } }> = [];
-  private pendingBytes = 0;
-  private flushScheduled = false;
-  /** The chain head as far as the file holds it (head runs ahead by the pending records). */
-  private durableHead: ChainHead = GENESIS;
   readonly resume: ResumeReport;
 
   private constructor(private readonly opts: FileSinkOptions) {
@@ -162,7 +143,6 @@ export class FileDecisionSink implements DecisionSink {
       const { file, head, report } = this.openNewest();
       this.file = file;
       this.head = head;
-      this.durableHead = head;
       this.resume = report;
     } catch (e) {
       this.witness?.close();
@@ -189,8 +169,8 @@ export class FileDecisionSink implements DecisionSink {
   onCheckpoint(l: CheckpointListener): void { this.listeners.push(l); }
   get chainHead(): ChainHead { return { ...this.head }; }
 
-  append(draft: DecisionRecordDraft): void | Promise<void> {
-    return this.appendEntry(draft).durable ?? undefined;
+  append(draft: DecisionRecordDraft): void {
+    this.appendEntry(draft);
   }
 
   /**
@@ -202,107 +182,32 @@ export class FileDecisionSink implements DecisionSink {
   }
 
   account(draft: AccountingRecordDraft): void {
-    const { durable } = this.appendEntry(draft);
-    durable?.catch((e: Error) => this.warn(`could not write the accounting record of decision ${draft.decision_id}: ${e.message}`));
+    this.appendEntry(draft);
   }
 
-  /**
-   * Appends a record and returns it as written (for replication). Throws if it could not be
-   * written; with group commit, `durable` rejects instead when the turn's write fails.
-   */
-  appendEntry(draft: LogEntryDraft): AppendedEntry {
+  /** Appends and returns the record as written (for replication). Throws if it could not be written. */
+  appendEntry(draft: LogEntryDraft): ChainedEntry {
     if (this.closed) throw new Error('decision log is closed');
     if (this.refusal) throw new Error(this.refusal);
-    // Once per write: with group commit at the first record of a turn (the rest join its write).
-    if (this.pending.length === 0) {
-      this.checkFile();
-      if (this.damaged) this.rotate('recover', { file: this.file.name, ...this.damaged });
-    }
-    let entry = chainRecord(draft, this.head);
-    if (this.recordsInFile + this.pending.length > 0 && this.size + this.pendingBytes + entry.bytes.length > this.opts.maxFileBytes) {
-      const chainedOn = this.head;
-      this.flushNow();
-      this.rotate('rotate', null);
-      // A failed write moved the head back to the last record written: link to that one.
-      if (this.head !== chainedOn) entry = chainRecord(draft, this.head);
-    }
-    if (!this.opts.groupCommit) {
-      this.write(entry.bytes);
-      this.head = advance(entry);
-      this.durableHead = this.head;
-      this.recordsInFile++;
-      this.counters.records++;
-      if (this.opts.fsync === 'always') this.sync();
-      // The record is written: from here on nothing may throw, or the caller would refuse a call
-      // whose record says it was decided.
-      if (++this.sinceCheckpoint >= this.opts.checkpointEvery) this.checkpointIfDue();
-      return { entry, durable: null };
-    }
+    this.checkFile();
+    if (this.damaged) this.rotate('recover', { file: this.file.name, ...this.damaged });
+    const entry = chainRecord(draft, this.head);
+    if (this.recordsInFile > 0 && this.size + entry.bytes.length > this.opts.maxFileBytes) this.rotate('rotate', null);
+    this.write(entry.bytes);
     this.head = advance(entry);
-    let done!: { resolve: () => void; reject: (e: Error) => void };
-    const durable = new Promise<void>((resolve, reject) => { done = { resolve, reject }; });
-    // Whoever appended awaits it; this keeps a rejection nobody awaits from ending the process.
-    durable.catch(() => undefined);
-    this.pending.push({ bytes: entry.bytes, head: this.head, done });
-    this.pendingBytes += entry.bytes.length;
-    if (++this.sinceCheckpoint >= this.opts.checkpointEvery) {
-      // A checkpoint signs what the file holds: the turn's records are written first.
-      this.checkpointIfDue();
-    } else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flushNow());
-    }
-    return { entry, durable };
-  }
-
-  /**
-   * Writes the pending records with one write(2) and settles their promises. On a failed or
-   * partial write, the records wholly in the file are settled as written, the rest are refused
-   * and the chain continues from the last one written (nothing was signed or replicated past it).
-   */
-  private flushNow(): void {
-    this.flushScheduled = false;
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
-    const data = batch.length === 1 ? batch[0]!.bytes : Buffer.concat(batch.map((b) => b.bytes));
-    const before = this.size;
-    let error: Error | null = null;
-    try {
-      this.write(data);
-    } catch (e) {
-      error = e as Error;
-    }
-    // How many records are wholly in the file (all of them unless the write failed).
-    let written = batch.length;
-    if (error) {
-      const got = this.size - before;
-      let end = 0;
-      written = 0;
-      while (written < batch.length && end + batch[written]!.bytes.length <= got) end += batch[written++]!.bytes.length;
-      // A partial write: what follows the last whole record is torn (the next file's head says so).
-      this.damaged = got > end ? { offset: before + end, bytes: got - end } : null;
-      this.head = written > 0 ? batch[written - 1]!.head : this.durableHead;
-      this.sinceCheckpoint = Math.max(0, this.sinceCheckpoint - (batch.length - written));
-    }
-    if (written > 0) this.durableHead = batch[written - 1]!.head;
-    this.recordsInFile += written;
-    this.counters.records += written;
-    if (written > 0 && this.opts.fsync === 'always') this.sync();
-    for (let i = 0; i < batch.length; i++) {
-      if (i < written) batch[i]!.done.resolve();
-      else batch[i]!.done.reject(error!);
-    }
+    this.recordsInFile++;
+    this.counters.records++;
+    if (this.opts.fsync === 'always') this.sync();
+    // The record is written: from here on nothing may throw, or the caller would refuse a call
+    // whose record says it was decided.
+    if (++this.sinceCheckpoint >= this.opts.checkpointEvery) this.checkpointIfDue();
+    return entry;
   }
 
   /** Signs a checkpoint now if records were appended since the last one. */
   checkpointIfDue(): void {
     if (this.closed) return;
     try {
-      this.flushNow();
-      // After a torn write nothing more goes to this file: the next append rotates first.
-      if (this.damaged) return;
       this.checkFile();
       if (this.sinceCheckpoint === 0) return;
       this.checkpoint();
@@ -317,7 +222,6 @@ export class FileDecisionSink implements DecisionSink {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    // checkpointIfDue writes the pending records first.
     this.checkpointIfDue();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);

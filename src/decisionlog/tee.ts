@@ -24,8 +24,8 @@ export class TeeSink implements DecisionSink {
 
   constructor(readonly file: FileDecisionSink, readonly replicas: readonly Replica[], private readonly warn: (m: string) => void) {}
 
-  append(record: DecisionRecordDraft): void | Promise<void> {
-    return this.appendAndOffer(record);
+  append(record: DecisionRecordDraft): void {
+    this.appendAndOffer(record);
   }
 
   /**
@@ -33,25 +33,15 @@ export class TeeSink implements DecisionSink {
    * failure is reported, not thrown into the response path.
    */
   account(record: AccountingRecordDraft): void {
-    const failed = (e: Error): void => this.warn(`could not write the accounting record of decision ${record.decision_id}: ${e.message}`);
     try {
-      this.appendAndOffer(record)?.catch(failed);
+      this.appendAndOffer(record);
     } catch (e) {
-      failed(e as Error);
+      this.warn(`could not write the accounting record of decision ${record.decision_id}: ${(e as Error).message}`);
     }
   }
 
-  /** Replicas get a record once the local file holds it (with group commit, after the turn's write). */
-  private appendAndOffer(record: LogEntryDraft): void | Promise<void> {
-    const { entry, durable } = this.file.appendEntry(record);
-    if (!durable) {
-      this.offer(entry);
-      return;
-    }
-    return durable.then(() => this.offer(entry));
-  }
-
-  private offer(entry: ChainedEntry): void {
+  private appendAndOffer(record: LogEntryDraft): void {
+    const entry = this.file.appendEntry(record);
     for (const r of this.replicas) {
       try {
         r.offer(entry);

@@ -68,11 +68,7 @@ export type DecisionRecordDraft = Omit<DecisionRecord, 'seq' | 'prev_hash'>;
  * the Check handler calls it before answering Envoy.
  */
 export interface DecisionSink {
-  /**
-   * Writes a record, or throws. A promise means the record is written once it settles (group
-   * commit): the caller must not answer the call before, and must refuse it if it rejects.
-   */
-  append(record: DecisionRecordDraft): void | Promise<void>;
+  append(record: DecisionRecordDraft): void;
   /** Appends an accounting record (after the response); never throws. Optional for older sinks. */
   account?(record: AccountingRecordDraft): void;
   close(): Promise<void>;

@@ -389,64 +389,6 @@ describe('Authorizer.check when the decision log fails', () => {
   });
 });
 
-describe('Authorizer.check with a group-commit log (append returns a promise)', () => {
-  /** A sink whose writes settle when the test says so, as the file sink's do at the end of a turn. */
-  class DeferredSink implements DecisionSink {
-    records: DecisionRecordDraft[] = [];
-    private settle: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
-    append(r: DecisionRecordDraft): Promise<void> {
-      this.records.push(r);
-      return new Promise((resolve, reject) => this.settle.push({ resolve, reject }));
-    }
-    writeAll(): void { for (const s of this.settle.splice(0)) s.resolve(); }
-    failAll(e: Error): void { for (const s of this.settle.splice(0)) s.reject(e); }
-    async close(): Promise<void> {}
-  }
-  const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-  it('answers only once the record is written', async () => {
-    const sink = new DeferredSink();
-    const { authz } = setup({ sink });
-    let answered = false;
-    const out = authz.check(request(call('search_docs'))).then((o) => { answered = true; return o; });
-    for (let i = 0; i < 5; i++) await tick();
-    assert.equal(sink.records.length, 1, 'the record was appended');
-    assert.equal(answered, false, 'but the answer waits for its write');
-    sink.writeAll();
-    assert.equal((await out).allow, true);
-  });
-
-  it('refuses the call when the turn\'s write fails, and records the refusal instead', async () => {
-    const sink = new DeferredSink();
-    const { authz } = setup({ sink });
-    const out = authz.check(request(call('search_docs')));
-    for (let i = 0; i < 5; i++) await tick();
-    sink.failAll(new Error('EIO: i/o error'));
-    for (let i = 0; i < 5; i++) await tick();
-    assert.equal(sink.records.length, 2, 'the allow that was not written, then the refusal');
-    sink.writeAll();
-    const o = await out;
-    assert.ok(!o.allow);
-    assert.equal(o.status, 503);
-    assert.match(JSON.parse(o.body).error.message, /EIO/);
-    assert.doesNotMatch(JSON.parse(o.body).error.message, /could not be recorded/, 'the refusal itself is in the log');
-    assert.equal(sink.records[1]!.result.allow, false);
-  });
-
-  it('says so when the refusal cannot be written either', async () => {
-    const sink = new DeferredSink();
-    const { authz } = setup({ sink });
-    const out = authz.check(request(call('search_docs')));
-    for (let round = 0; round < 2; round++) {
-      for (let i = 0; i < 5; i++) await tick();
-      sink.failAll(new Error('EIO: i/o error'));
-    }
-    const o = await out;
-    assert.ok(!o.allow);
-    assert.match(JSON.parse(o.body).error.message, /could not be recorded/);
-  });
-});
-
 describe('Authorizer.check request time', () => {
   it('gives the policy epoch nanoseconds from the clock, as documented', async () => {
     const { authz, policy } = setup();
