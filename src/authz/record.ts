@@ -2,7 +2,7 @@ import type { Identity } from '../identity/types.js';
 import type { Decision, PolicyInput } from '../contract/policy.js';
 import { DECISION_RECORD_SCHEMA, type DecisionRecordDraft } from '../decisionlog/types.js';
 import { createInputMasker, type InputMasker } from '../decisionlog/mask.js';
-import { foldInput } from '../decisionlog/fold.js';
+import { FOLD_MIN_BODY_BYTES, foldInput } from '../decisionlog/fold.js';
 import type { RequestScope } from './input.js';
 import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
 import type { McpCallFacts } from '../mcp/request.js';
@@ -63,8 +63,8 @@ export interface RecordParts {
 
 export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
   const masked = p.input ? mask(p.input, p.policyDecision?.mask ?? [], p.policyMask) : null;
-  // One copy of the arguments and headers is written and hashed; the others are listed in `folded`.
-  const folded = masked ? foldInput(masked.input) : null;
+  // Above FOLD_MIN_BODY_BYTES one copy of the arguments and headers is written and hashed; the others are listed in `folded`.
+  const folded = masked ? foldInput(masked.input, FOLD_MIN_BODY_BYTES) : null;
   return {
     schema: DECISION_RECORD_SCHEMA,
     decision_id: p.decisionId,

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { canonicalize } from '../../../src/decisionlog/canonical.js';
-import { foldInput, jsonEqual, unfoldRecord } from '../../../src/decisionlog/fold.js';
+import { FOLD_MIN_BODY_BYTES, foldInput, jsonEqual, unfoldRecord } from '../../../src/decisionlog/fold.js';
 import { RECORD_COLUMNS, recordRow } from '../../../src/decisionlog/format.js';
 import { listLogFiles } from '../../../src/decisionlog/files.js';
 import { parseLine } from '../../../src/decisionlog/lines.js';
@@ -59,6 +59,19 @@ describe('decision log folding of duplicate input copies', () => {
     assert.deepStrictEqual(back.input, masked);
     assert.ok(!('folded' in back), 'an unfolded record no longer claims folds');
     assert.ok(canonicalize(f.input).length < canonicalize(masked).length * 0.5, 'the written input holds the 1.6 KB argument once, not three times');
+  });
+
+  it('writes small calls unfolded: below FOLD_MIN_BODY_BYTES folding costs more than it saves', () => {
+    const withSize = (args: Obj, size: number): PolicyInput => {
+      const input = maskInput(sampleInput(args), [], undefined).input;
+      const http = at(input, 'attributes', 'request', 'http') as Obj;
+      return { ...input, attributes: { request: { http: { ...http, size } } } };
+    };
+    const small = withSize({ q: 'x' }, 200);
+    assert.deepEqual(foldInput(small, FOLD_MIN_BODY_BYTES), { input: small, folded: [] });
+    const large = withSize({ q: 'x'.repeat(5000) }, 5200);
+    assert.equal(foldInput(large, FOLD_MIN_BODY_BYTES).folded.length, 3);
+    assert.equal(foldInput(small).folded.length, 3, 'without a minimum every call is folded');
   });
 
   it('does not mutate a frozen input (copies are made on the way to what is left out)', () => {
