@@ -29,14 +29,7 @@ export function recordHash(record: unknown): string {
 }
 
 export interface ChainedEntry {
-  /** This record's place in the chain. */
-  seq: number;
-  /**
-   * The draft with seq and prev_hash, as an object (what replicas read their subject and message id
-   * from). Built when first read: without a replica nothing reads it, and copying a record's ~20
-   * members for every append was ~10% of chainRecord (issue 12).
-   */
-  readonly record: ChainedLogEntry;
+  record: ChainedLogEntry;
   /** The canonical JSON text, without newline: what is hashed and written. */
   line: string;
   /** `line` + "\n" in UTF-8, encoded once for both the hash and the write. */
@@ -50,16 +43,9 @@ export function chainRecord(draft: LogEntryDraft, head: ChainHead): ChainedEntry
   const line = canonicalizeWith(draft as unknown as Record<string, unknown>, link);
   const bytes = Buffer.from(line + '\n', 'utf8');
   const hash = createHash('sha256').update(bytes.subarray(0, bytes.length - 1)).digest('hex');
-  let record: ChainedLogEntry | null = null;
-  return {
-    seq: link.seq, line, bytes, hash,
-    get record(): ChainedLogEntry {
-      record ??= { ...draft, ...link } as ChainedLogEntry;
-      return record;
-    },
-  };
+  return { record: { ...draft, ...link } as ChainedLogEntry, line, bytes, hash };
 }
 
 export function advance(entry: ChainedEntry): ChainHead {
-  return { seq: entry.seq, hash: entry.hash };
+  return { seq: entry.record.seq, hash: entry.hash };
 }

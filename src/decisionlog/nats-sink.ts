@@ -218,7 +218,7 @@ export class NatsReplica {
 
   /** Queues a record that is already in the local log. Never throws, never waits. */
   offer(entry: ChainedEntry): void {
-    const seq = entry.seq;
+    const seq = entry.record.seq;
     this.lastOffered = seq;
     if (this.deferredFrom !== null) {
       this.counters.deferred++;

@@ -46,7 +46,7 @@ export class TeeSink implements DecisionSink {
       try {
         r.offer(entry);
       } catch (e) {
-        if (this.replicaErrors++ === 0) this.warn(`decision log replica failed to take seq ${entry.seq}: ${(e as Error).message} (the local log has it)`);
+        if (this.replicaErrors++ === 0) this.warn(`decision log replica failed to take seq ${entry.record.seq}: ${(e as Error).message} (the local log has it)`);
       }
     }
   }
