@@ -27,7 +27,7 @@ import { createAuthzMetrics, type AuthzMetrics } from '../metrics/authz-metrics.
 import { AdminHttpServer } from '../metrics/http.js';
 import { createStatusProvider } from '../metrics/status.js';
 import { startTracing } from '../telemetry/tracing.js';
-import { loadBudgetConfig, type BudgetConfig } from '../budget/config.js';
+import { loadBudgetConfig, withServedNamespace, type BudgetConfig } from '../budget/config.js';
 import type { NatsLink } from '../nats/connect.js';
 import { resolveProcessNats } from '../nats/settings.js';
 import { PinStore } from '../pins/store.js';
@@ -107,7 +107,10 @@ export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('t
   holder.onSwap((rev) => log.info({ revision: rev }, 'policy loaded'));
 
   // One NATS connection for the process, shared by the policy source, budgets and the log replica.
-  const budgetConfig: BudgetConfig | null = cfg.budgetsFile ? loadBudgetConfig(cfg.budgetsFile) : null;
+  const loaded: BudgetConfig | null = cfg.budgetsFile ? loadBudgetConfig(cfg.budgetsFile) : null;
+  // An injected sidecar is told its namespace (--budget-namespace): only that namespace's usage
+  // keys are its credential's to write, whatever the ConfigMap's budgets file says.
+  const budgetConfig = loaded && cfg.budgetNamespace ? withServedNamespace(loaded, cfg.budgetNamespace, '--budget-namespace') : loaded;
   const natsSettings = resolveProcessNats([
     { field: '--nats (nats.url)', url: cfg.nats.url },
     { field: '--policy-nats (policy.nats_url)', url: cfg.policy.nats?.url },

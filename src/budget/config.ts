@@ -326,3 +326,20 @@ export function loadBudgetConfig(path: string): BudgetConfig {
   }
   return parseBudgetConfig(text, path);
 }
+
+/**
+ * The budgets file of an authz that serves one Kubernetes namespace (an injected sidecar, told by
+ * `--budget-namespace`, which the injector sets from the namespace the API server admitted the pod
+ * into). Its NATS credential may write only that namespace's (and mesh-wide) usage keys, so
+ * `nats.namespace` becomes that namespace; a file naming another one is refused rather than left
+ * to fail every sync. Local budgets (no `nats` section) have no usage keys and are returned as they are.
+ */
+export function withServedNamespace(config: BudgetConfig, namespace: string, origin: string): BudgetConfig {
+  if (!NAMESPACE_NAME.test(namespace)) throw new BudgetConfigError(config.file, 'nats.namespace', `${origin}: "${namespace}" is not a Kubernetes namespace name (lowercase letters, digits and "-", at most 63)`);
+  if (config.nats === null) return config;
+  const named = config.nats.namespace;
+  if (named !== null && named !== namespace) {
+    throw new BudgetConfigError(config.file, 'nats.namespace', `is "${named}", but this authz serves namespace "${namespace}" (${origin}): its NATS credential may write only that namespace's usage keys; remove nats.namespace or set it to "${namespace}"`);
+  }
+  return { ...config, nats: { ...config.nats, namespace } };
+}

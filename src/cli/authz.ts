@@ -6,6 +6,7 @@ import { parseCommandArgs } from './args.js';
 import { NATS_FLAGS, NATS_FLAGS_USAGE } from './nats-flags.js';
 import { NatsSettingsError, tlsFiles } from '../nats/settings.js';
 import { UsageError, type Command } from './types.js';
+import { NAMESPACE_NAME } from '../budget/config.js';
 
 const USAGE = `Usage: tollgate authz [--config FILE] [flags]
 
@@ -40,6 +41,9 @@ ${NATS_FLAGS_USAGE.replace(/^ {2}/gm, '  ')}
   --decision-log-witness PATH  append-only copy of every checkpoint, outside the log directory
                                (default <decision log dir>.witness.jsonl; "off" for none)
   --budgets FILE               token budgets (docs/budgets.md); none: no budgets enforced
+  --budget-namespace NS        the Kubernetes namespace this authz serves: the budgets file's
+                               nats.namespace (refused if the file names another); the injector
+                               sets it to the pod's namespace
   --pins-nats URL              enforce tool pins kept in NATS KV (docs/tool-pinning.md); needs --pin-approver-key
   --pin-approver-key FILE      public key(s) (PEM / JWK / JWKS) whose signed approvals of tool pins are trusted
   --no-decision-log            write no decision log (not for production)
@@ -64,7 +68,7 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   const { values } = parseCommandArgs(argv, {
     config: { type: 'string' }, listen: { type: 'string' }, policies: { type: 'string' }, entrypoint: { type: 'string' },
     watch: { type: 'boolean' }, 'policy-nats': { type: 'string' }, 'verification-key': { type: 'string' }, 'bundle-url': { type: 'string' },
-    'decision-log-nats': { type: 'string' }, 'decision-log-witness': { type: 'string' }, budgets: { type: 'string' }, 'metrics-listen': { type: 'string' },
+    'decision-log-nats': { type: 'string' }, 'decision-log-witness': { type: 'string' }, budgets: { type: 'string' }, 'budget-namespace': { type: 'string' }, 'metrics-listen': { type: 'string' },
     'pins-nats': { type: 'string' }, 'pin-approver-key': { type: 'string' },
     issuer: { type: 'string' }, audience: { type: 'string', multiple: true }, server: { type: 'string' }, namespace: { type: 'string' }, 'server-provenance': { type: 'string' },
     'resource-metadata': { type: 'string' }, 'decision-log': { type: 'string' }, 'no-decision-log': { type: 'boolean' },
@@ -100,6 +104,10 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
   if (values['decision-log-witness']) c.decisionLogWitness = values['decision-log-witness'] === 'off' ? null : values['decision-log-witness'];
   if (values['decision-log-nats'] || values['replicate-decisions']) c.decisionLogReplicate = true;
   if (values.budgets) c.budgetsFile = values.budgets;
+  if (values['budget-namespace'] !== undefined) {
+    if (!NAMESPACE_NAME.test(values['budget-namespace'])) throw new UsageError(`--budget-namespace: "${values['budget-namespace']}" is not a Kubernetes namespace name (lowercase letters, digits and "-", at most 63)`);
+    c.budgetNamespace = values['budget-namespace'];
+  }
   if (values['pins-nats']) {
     if (!values['pin-approver-key']) throw new UsageError('--pins-nats needs --pin-approver-key: pins are only trusted when an approver signed them');
     c.pins = { natsUrl: values['pins-nats'], approverKey: values['pin-approver-key'] };

@@ -111,6 +111,13 @@ export function admit(req: AdmissionRequest, opts: AdmitOptions = {}): AdmitOutc
   if (req.operation !== 'CREATE') return allow(`operation ${req.operation}`);
   if (!isRecord(req.object)) throw new ReviewError('request.object must be the pod being created');
 
+  // The namespace is the request's, which the API server decides: it is written into the
+  // sidecars (node id, policy key, budget namespace), so a pod claiming another is refused.
+  const claimed = (req.object as PodLike).metadata?.namespace;
+  if (req.namespace && claimed && claimed !== req.namespace) {
+    const message = `tollgate: the pod names namespace "${claimed}" but is being created in "${req.namespace}"`;
+    return { response: { uid: req.uid, allowed: false, status: { code: 400, reason: 'BadRequest', message } }, outcome: 'denied', detail: message };
+  }
   try {
     const res = injectSidecars(req.object as PodLike, { ...opts.inject, namespace: req.namespace || opts.inject?.namespace });
     if (!res.injected) return allow(res.reason, 'skipped');

@@ -239,7 +239,9 @@ export function authzContainer(p: SidecarPlan & { authz: { mode: 'sidecar' } }):
     image: p.authzImage,
     imagePullPolicy: 'IfNotPresent',
     ...nativeRestart(p),
-    args: ['authz', '--config', AUTHZ_CONFIG_PATH],
+    // The namespace the pod was admitted into (the admission request's, not anything the pod
+    // says of itself): the budgets its namespace's NATS credential may charge (docs/budgets.md).
+    args: ['authz', '--config', AUTHZ_CONFIG_PATH, '--budget-namespace', p.namespace],
     // V8 heap flags (src/authz/node-flags.ts): the memory every governed pod pays.
     env: [
       ...podEnv(), { name: 'TOLLGATE_STATE_DIR', value: AUTHZ_STATE_DIR }, { name: 'NODE_OPTIONS', value: authzNodeOptions() },

@@ -9,10 +9,12 @@ import type { z } from 'zod';
 import { configTable, replaceGenerated } from '../../src/config/doc-table.js';
 import { decisionLogConfigSchema } from '../../src/decisionlog/config.js';
 import { budgetNatsSchema, budgetSchema } from '../../src/budget/config.js';
+import { authzConfigSchema } from '../../src/authz/config.js';
 
 interface GeneratedTable { file: string; name: string; schema: z.ZodType }
 
 export const TABLES: GeneratedTable[] = [
+  { file: 'docs/configuration.md', name: 'authz-config', schema: authzConfigSchema },
   { file: 'docs/decision-log.md', name: 'decision-log-config', schema: decisionLogConfigSchema },
   { file: 'docs/budgets.md', name: 'budget-fields', schema: budgetSchema },
   { file: 'docs/budgets.md', name: 'budget-nats-fields', schema: budgetNatsSchema },

@@ -168,6 +168,10 @@ describe('Kubernetes: CRDs and sidecar injection against a real kube-apiserver',
       const stored = await core.readNamespacedPod({ namespace: GOVERNED, name: 'governed' });
       assert.deepEqual(names(stored).init, ['tollgate-authz', 'tollgate-envoy']);
       assert.equal(stored.spec!.initContainers![1]!.ports!.find((x) => x.name === 'tollgate-mcp')!.containerPort, 10000);
+      // The pod body names no namespace: authz's budget namespace is the one the API server put
+      // in the admission request.
+      const args = stored.spec!.initContainers![0]!.args!;
+      assert.deepEqual(args.slice(args.indexOf('--budget-namespace')), ['--budget-namespace', GOVERNED]);
     });
 
     it('a pod in an unlabelled namespace, or opted out by annotation or label, gets nothing', async () => {

@@ -1,43 +1,17 @@
 import { strict as assert } from 'node:assert';
-import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { serverSideApply, type ObjectRef } from '../../../src/operator/kube-rest.js';
 import { applyAll, kubeTool, sharedKubeCluster } from '../../support/kube-cluster.js';
+import {
+  CHART, helmTemplate, objectId as id, runTool as run, withoutToolLabels as normalise, yamlDocs as docs, type RenderedObject as Obj,
+} from '../../support/manifest-render.js';
 
 /**
  * The Helm chart, with the real helm: it lints, renders the same objects as `kustomize build
  * manifests/base` by default, honours its values, refuses settings that cannot work, and every
- * object it renders is accepted by a real kube-apiserver (server-side dry run).
+ * object it renders is accepted by a real kube-apiserver (server-side dry run). Multi-region
+ * values: helm-multi-region.test.ts.
  */
-
-const CHART = resolve('manifests', 'helm', 'tollgate');
-type Obj = Record<string, unknown> & { kind: string; apiVersion: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } };
-
-function run(bin: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile(bin, args, { maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => res({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
-}
-
-function docs(text: string): Obj[] {
-  return parseAllDocuments(text).map((d) => d.toJS() as Obj).filter((o) => o && o.kind);
-}
-
-async function helmTemplate(...extra: string[]): Promise<Obj[]> {
-  const r = await run(kubeTool('helm'), ['template', 'tollgate', CHART, '--namespace', 'tollgate-system', '--include-crds', '--kube-version', '1.34.0', ...extra]);
-  assert.equal(r.code, 0, r.stderr);
-  return docs(r.stdout);
-}
-
-/** Labels the two tools add on their own (kustomize's instance label, Helm's chart labels). */
-function normalise(o: Obj): Obj {
-  const c = structuredClone(o);
-  for (const k of ['helm.sh/chart', 'app.kubernetes.io/managed-by', 'app.kubernetes.io/instance']) delete c.metadata.labels?.[k];
-  return c;
-}
-
-const id = (o: Obj): string => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
 describe('Helm chart (manifests/helm/tollgate) with the real helm', function () {
   this.timeout(120_000);

@@ -1,17 +1,21 @@
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { parseAllDocuments } from 'yaml';
+import { pino } from 'pino';
+import { parseAllDocuments, stringify } from 'yaml';
 import { loadConfigFile } from '../../../src/authz/config.js';
+import { startAuthz } from '../../../src/authz/runtime.js';
+import { configFromArgs } from '../../../src/cli/authz.js';
 import { DEFAULT_NATS_SETTINGS, parseBudgetConfig } from '../../../src/budget/config.js';
 import { publishBudgetDefinitions, usageKey } from '../../../src/budget/nats-store.js';
 import { windowAt } from '../../../src/budget/window.js';
+import { publishDefinitions } from '../../../src/controlplane/budget-definitions.js';
 import { BundlePublisher } from '../../../src/controlplane/publisher.js';
 import { provisionStreams } from '../../../src/controlplane/streams.js';
 import { injectSidecars } from '../../../src/k8s/mutate.js';
@@ -24,12 +28,13 @@ import { LocalPki, type CertFiles } from '../../../src/pki/index.js';
 import { readBundle } from '../../../src/bundle/archive.js';
 import { buildPolicyBundle } from '../../../src/policy/build.js';
 import { NatsServer } from '../../../src/nats/server.js';
+import { freePort } from '../../../src/util/net.js';
 import { runTollgate } from '../../support/cli.js';
 import { kubeTool } from '../../support/kube-cluster.js';
 import { assertAuthzNatsDuties } from '../../support/authz-nats-duties.js';
 import { keyPair } from '../../unit/bundle/fixtures.js';
 import { mcpPod } from '../../unit/k8s/fixtures.js';
-import { writePolicy } from '../controlplane/support.js';
+import { waitFor, writePolicy } from '../controlplane/support.js';
 
 /**
  * The NATS credential of injected authz sidecars (issue 20, security issue): one identity per
@@ -56,6 +61,7 @@ describe('the NATS credential of injected authz sidecars', function () {
   let work: string;
   let server: NatsServer;
   let cpCred: CertFiles;
+  let opCred: CertFiles;
   let teamA: CertFiles;
   let teamB: CertFiles;
   let keys: Awaited<ReturnType<typeof keyPair>>;
@@ -71,6 +77,7 @@ describe('the NATS credential of injected authz sidecars', function () {
     const pki = await LocalPki.open(join(work, 'pki'), site.trustDomain);
     const certs = await issueClusterNatsCertificates(pki, site, { ips: ['127.0.0.1'], dnsNames: ['localhost'] });
     cpCred = certs.clients.get('tollgate-nats-controlplane')!;
+    opCred = certs.clients.get('tollgate-nats-operator')!;
     teamA = await issueSidecarNatsCertificate(pki, site.trustDomain, 'team-a');
     teamB = await issueSidecarNatsCertificate(pki, site.trustDomain, 'team-b');
     // The users of authorization.conf for a mesh with two sidecar namespaces.
@@ -191,5 +198,55 @@ describe('the NATS credential of injected authz sidecars', function () {
     assert.equal(JSON.parse((await b.get(theirs))!.string()).used, 5000);
     // team-b's sidecar, in turn, cannot touch team-a's.
     await assert.rejects(b.put(mine, '{"used":0,"leases":{}}'), PERMISSION, 'team-b resetting team-a');
+  });
+  it('authz started with the injector\'s args applies only its namespace\'s published budgets, and charges them with its credential', async () => {
+    const day = windowAt('day', 'UTC', Date.now()).key;
+    const tokenBudget = (ns: string) => ({ name: `${ns}_hourly`, scope: {}, limit: 100000, window: 'day' as const, timezone: 'UTC', action: 'deny' as const, tokenizer: 'o200k_base' as const, namespace: ns });
+    // As the operator publishes TokenBudgets of two namespaces (with its own credential).
+    await publishDefinitions(await new Kvm(await link(opCred, 'operator').ready()).open('tollgate_budget_config'), [tokenBudget('team-a'), tokenBudget('team-b')]);
+    // The args the injector gives the authz sidecar of a pod created in team-a, with the config
+    // path moved to this machine.
+    const pod = mcpPod();
+    pod.metadata!.namespace = 'team-a';
+    const r = injectSidecars(pod);
+    assert.ok(r.injected);
+    const injected = r.pod.spec!.initContainers!.find((c) => c.name === 'tollgate-authz')!.args as string[];
+    assert.deepEqual(injected.slice(-2), ['--budget-namespace', 'team-a']);
+    const dir = join(work, 'authz-team-a');
+    mkdirSync(dir);
+    const verification = join(dir, 'verification.pem');
+    writeFileSync(verification, keys.verification.key.export({ type: 'spki', format: 'pem' }));
+    // The namespace's budgets file says nothing of namespaces: the injected flag does.
+    writeFileSync(join(dir, 'budgets.yaml'), 'nats:\n  definitions: true\n');
+    const port = await freePort();
+    const authzYaml = (budgets: string): string => {
+      const f = join(dir, `authz-${budgets}`);
+      writeFileSync(f, stringify({
+        listen: `127.0.0.1:${port}`, state_dir: join(dir, 'state'), decision_log_dir: null, budgets_file: join(dir, budgets),
+        nats: { url: server.url, ca_file: teamA.ca, cert_file: teamA.cert, key_file: teamA.key },
+        policy: { from_nats: true, verification_key: verification },
+      }));
+      return f;
+    };
+    const args = injected.slice(1).map((a) => (a === '/etc/tollgate/authz.yaml' ? authzYaml('budgets.yaml') : a));
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => { lines.push(l); } });
+    const authz = await startAuthz(configFromArgs(args)!, logger);
+    try {
+      const applied = (): { budgets: number } | undefined => lines.map((l) => JSON.parse(l) as { msg: string; budgets: number }).find((l) => l.msg === 'budget definitions from NATS applied');
+      await waitFor(() => applied() !== undefined, 'the published definitions applied', () => lines.slice(-5));
+      assert.equal(applied()!.budgets, 1, 'team-a\'s TokenBudget only, not team-b\'s');
+      // It leases team-a's budget under team-a's key, which its credential may write.
+      const kv = await new Kvm(jetstream(await link(teamA, 'team-a reader').ready(), { timeout: 2000 })).open('tollgate_budgets');
+      await waitFor(async () => (await kv.get(usageKey('team-a_hourly', day, 'team-a')))?.operation === 'PUT', 'team-a\'s usage key written', () => lines.slice(-5));
+      assert.equal(await kv.get(usageKey('team-b_hourly', day, 'team-b')), null, 'team-b\'s budget is not this sidecar\'s');
+      assert.ok(!lines.some((l) => PERMISSION.test(l)), 'no write was refused');
+    } finally {
+      await authz.close();
+    }
+    // A budgets file naming another namespace is refused at start, with both names.
+    writeFileSync(join(dir, 'budgets-b.yaml'), 'nats:\n  definitions: true\n  namespace: team-b\n');
+    const wrong = injected.slice(1).map((a) => (a === '/etc/tollgate/authz.yaml' ? authzYaml('budgets-b.yaml') : a));
+    await assert.rejects(startAuthz(configFromArgs(wrong)!, logger), /nats\.namespace: is "team-b", but this authz serves namespace "team-a" \(--budget-namespace\)/);
   });
 });

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BudgetConfigError, loadBudgetConfig, parseBudgetConfig, parseBudgetList } from '../../../src/budget/config.js';
+import { BudgetConfigError, loadBudgetConfig, parseBudgetConfig, parseBudgetList, withServedNamespace } from '../../../src/budget/config.js';
 
 const FILE = 'budgets.yaml';
 
@@ -120,5 +120,27 @@ nats:
     fails('budgets: []\nnats: { region: eu }', 'nats.region', /only read with nats.scope: region/);
     fails('budgets: []\nnats: { scope: planet }', 'nats.scope', /one of global, region, got "planet"/);
     fails('budgets: []\nnats: { scope: region, region: "eu.west" }', 'nats.region', /"eu\.west" must be 1-32 letters, digits or "-"/);
+  });
+});
+
+describe('budget config of an authz serving one namespace (--budget-namespace)', () => {
+  const nats = 'nats:\n  url: nats://127.0.0.1:4222\n  definitions: true\n';
+
+  it('sets nats.namespace when the file names none, and keeps it when the file names the same', () => {
+    const c = withServedNamespace(parseBudgetConfig(nats, FILE), 'shop', '--budget-namespace');
+    assert.equal(c.nats!.namespace, 'shop');
+    assert.equal(c.nats!.url, 'nats://127.0.0.1:4222', 'the rest of the file is kept');
+    assert.equal(withServedNamespace(parseBudgetConfig(`${nats}  namespace: shop\n`, FILE), 'shop', '--budget-namespace').nats!.namespace, 'shop');
+  });
+
+  it('refuses a file naming another namespace, saying which and what to do', () => {
+    assert.throws(() => withServedNamespace(parseBudgetConfig(`${nats}  namespace: billing\n`, FILE), 'shop', '--budget-namespace'),
+      /^BudgetConfigError: budgets\.yaml: nats\.namespace: is "billing", but this authz serves namespace "shop" \(--budget-namespace\): .*set it to "shop"/);
+  });
+
+  it('refuses a namespace that is not a DNS label, and leaves local budgets (no usage keys) alone', () => {
+    assert.throws(() => withServedNamespace(parseBudgetConfig(nats, FILE), 'a.b', '--budget-namespace'), /"a\.b" is not a Kubernetes namespace name/);
+    const local = parseBudgetConfig('budgets: []\n', FILE);
+    assert.equal(withServedNamespace(local, 'shop', '--budget-namespace'), local);
   });
 });

@@ -1,5 +1,9 @@
 import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse } from 'yaml';
+import { loadConfigFile } from '../../../src/authz/config.js';
 import { authzConfigMap, demoServerPod, plainSidecars, playablePod, POD_PORTS, resolveNamespaceFieldRefs } from '../../../src/containers/demo-pod-spec.js';
 import { injectYaml } from '../../../src/k8s/yaml-docs.js';
 
@@ -81,5 +85,20 @@ describe('podman-playable pod from injector output', () => {
     assert.equal(authz.listen, `127.0.0.1:${POD_PORTS.authz}`);
     assert.deepEqual(authz.policy, { nats_url: `nats://127.0.0.1:${POD_PORTS.nats}`, verification_key: '/etc/tollgate/verification.pem' });
     assert.equal(authz.decision_log_nats_url, `nats://127.0.0.1:${POD_PORTS.nats}`);
+  });
+
+  it('writes an authz.yaml that authz itself accepts', () => {
+    const cm = parse(authzConfigMap('mcp-demo', 'http://aud/mcp', 'PEM')) as { data: Record<string, string> };
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-demo-authz-'));
+    try {
+      const file = join(dir, 'authz.yaml');
+      writeFileSync(file, cm.data['authz.yaml']!);
+      const c = loadConfigFile(file);
+      assert.deepEqual(c.policy.nats, { url: `nats://127.0.0.1:${POD_PORTS.nats}`, verificationKey: '/etc/tollgate/verification.pem' });
+      assert.deepEqual(c.metricsListen, { host: '127.0.0.1', port: 9464 });
+      assert.equal(c.decisionLogReplicate, true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -18,6 +18,25 @@ describe('k8s/admission', () => {
     assert.deepEqual(applyPatch(pod, patch), injectSidecars(pod, { namespace: 'mcp-demo' }).pod);
   });
 
+  it('names the request\'s namespace in the authz sidecar (budgets), and refuses a pod claiming another', () => {
+    const pod = mcpPod();
+    delete pod.metadata!.namespace;
+    const budgetNamespace = (review: Record<string, unknown>): string => {
+      const { response } = admit(parseAdmissionReview(review));
+      const injected = applyPatch(pod, parsePatch(JSON.parse(Buffer.from(response.patch!, 'base64').toString('utf8'))));
+      const args = injected.spec!.initContainers!.find((c) => c.name === 'tollgate-authz')!.args as string[];
+      return args[args.indexOf('--budget-namespace') + 1]!;
+    };
+    assert.equal(budgetNamespace(podCreateReview(pod, { namespace: 'shop' })), 'shop');
+    assert.equal(budgetNamespace(podCreateReview(pod, { namespace: 'billing' })), 'billing');
+    const other = mcpPod();
+    other.metadata!.namespace = 'billing';
+    const denied = admit(parseAdmissionReview(podCreateReview(other, { namespace: 'shop' })));
+    assert.equal(denied.outcome, 'denied');
+    assert.equal(denied.response.allowed, false);
+    assert.match(denied.response.status!.message, /names namespace "billing" but is being created in "shop"/);
+  });
+
   it('allows without a patch what it does not mutate', () => {
     const skipped = admit(parseAdmissionReview(podCreateReview(mcpPod({ annotations: { 'tollgate.dev/inject': 'false' } }))));
     assert.deepEqual(skipped.response, { uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });

@@ -49,7 +49,8 @@ describe('k8s/mutate: injectSidecars', () => {
 
     const authz = initContainer(pod, 'tollgate-authz');
     assert.equal(authz.image, `ghcr.io/tollgate/tollgate:${version}`);
-    assert.deepEqual(authz.args, ['authz', '--config', '/etc/tollgate/authz.yaml']);
+    // The pod's namespace: the budgets its namespace's NATS credential may charge.
+    assert.deepEqual(authz.args, ['authz', '--config', '/etc/tollgate/authz.yaml', '--budget-namespace', 'mcp-demo']);
     // Its V8 young generation is capped: the memory every governed pod pays (src/authz/node-flags.ts).
     assert.match(String(envOf(authz).NODE_OPTIONS), /(^| )--max-semi-space-size=2( |$)/);
     assert.deepEqual(spec.volumes, [
