@@ -13,7 +13,7 @@ import {
 import { scopeRecord } from './ledger.js';
 import type { BudgetAdmin, BudgetStatusRow, BudgetStore, BudgetUsage } from './store.js';
 import { nextWindow, windowAt, type BudgetWindow } from './window.js';
-import { conflictBackoffMs, MAX_CAS_ROUNDS, nextReportInterval } from './contention.js';
+import { conflictBackoffMs, MAX_CAS_ROUNDS, MAX_GIVE_BACK_ROUNDS, nextReportInterval } from './contention.js';
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -99,7 +99,10 @@ interface Slot {
   reportEveryMs: number;
   /** Monotonic ms of this replica's last write to the key. */
   lastWrite: number;
-  /** The last sync lost every compare-and-set round to other replicas. */
+  /**
+   * The last sync lost every compare-and-set round to other replicas. Until a sync lands, only the
+   * tick retries (not every call that finds the lease low), so a crowded key is not hammered.
+   */
   contended: boolean;
 }
 
@@ -212,7 +215,8 @@ export class NatsBudgetStore implements BudgetStore {
   private unreachableSince: number | null = null;
   private ticker: NodeJS.Timeout | null = null;
   private closed = false;
-  private contentionGiveUps = 0;
+  /** Per budget name: syncs that lost every compare-and-set round (contention, not unreachability). */
+  private readonly contention = new Map<string, number>();
   private readonly clock: () => number;
   private readonly skewMs: number;
   private readonly prefetchMs: number;
@@ -368,7 +372,7 @@ export class NatsBudgetStore implements BudgetStore {
 
   /** Renews a lease that runs low before it runs out, unless the budget has nothing more to give. */
   private maybeRefill(s: Slot, left: number): void {
-    if (!s.starved && !s.syncing && left < this.wantFor(s) / 2) this.kick(s);
+    if (!s.starved && !s.syncing && !s.contended && left < this.wantFor(s) / 2) this.kick(s);
   }
 
   private wantFor(s: Slot): number {
@@ -388,13 +392,15 @@ export class NatsBudgetStore implements BudgetStore {
   }
 
   private sync(s: Slot, giveBack = false): Promise<void> {
-    if (s.syncing) return s.syncing;
+    // A give-back must not be answered by a sync (or re-read) already under way that keeps the lease.
+    if (s.syncing) return giveBack ? s.syncing.then(() => this.sync(s, true)) : s.syncing;
     s.syncing = (async () => {
       try {
         do {
           s.again = false;
           try {
-            await this.syncOnce(s, giveBack);
+            // Lost to other writers: retrying at once would only crowd the key more; the tick retries.
+            if (!(await this.syncOnce(s, giveBack))) break;
           } catch (e) {
             this.noteFailure(e as Error, s);
             // Asked again meanwhile (NATS came back): try again now rather than at the next tick.
@@ -408,7 +414,8 @@ export class NatsBudgetStore implements BudgetStore {
     return s.syncing;
   }
 
-  private async syncOnce(s: Slot, giveBack: boolean): Promise<void> {
+  /** One report-and-renew. True when it landed; false when other replicas won every round, or on close. */
+  private async syncOnce(s: Slot, giveBack: boolean): Promise<boolean> {
     // Rates and staleness run on the monotonic clock; the injected clock is wall time, for lease
     // expiry and windows, which all replicas must agree on.
     const mono = performance.now();
@@ -425,9 +432,10 @@ export class NatsBudgetStore implements BudgetStore {
     // write is in flight, and the new lease must cover that (see docs/budgets.md).
     const heldUnspent = held && now0 < held.expiresAt ? Math.max(0, held.amount - snapSpent) : 0;
     const want = giveBack ? 0 : Math.max(this.wantFor(s), heldUnspent);
-    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      if (round > 0) await pause(conflictBackoffMs(round - 1));
-      if (this.closed && !giveBack) return;
+    const rounds = giveBack ? MAX_GIVE_BACK_ROUNDS : MAX_CAS_ROUNDS;
+    for (let round = 0; round < rounds; round++) {
+      if (round > 0) await pause(conflictBackoffMs(round));
+      if (this.closed && !giveBack) return false;
       const entry = await this.kv.get(s.key);
       const now = this.clock();
       const base = entry ? readState(entry) : await this.carriedOver(s);
@@ -452,15 +460,23 @@ export class NatsBudgetStore implements BudgetStore {
       s.reportEveryMs = nextReportInterval(s.reportEveryMs, round, false, this.settings.syncIntervalMs, this.settings.lease.ttlMs / 3);
       s.contended = false;
       this.noteSuccess();
-      return;
+      return true;
     }
-    // Other replicas won every round. That is not NATS being unreachable: the store stays healthy,
-    // this slot keeps the lease it holds (calls spend from it; once it is used up they are refused
-    // as "renewing its share"), reports less often, and tries again on a later tick.
-    s.reportEveryMs = nextReportInterval(s.reportEveryMs, MAX_CAS_ROUNDS, true, this.settings.syncIntervalMs, this.settings.lease.ttlMs / 3);
-    this.contentionGiveUps++;
-    if (!s.contended) this.opts.logger?.warn({ key: s.key, rounds: MAX_CAS_ROUNDS }, 'budget usage key: other replicas won every compare-and-set round; keeping the current lease and retrying later');
+    // Other replicas won every round. That is not NATS being unreachable (every get and update
+    // answered): the store stays healthy. Nothing was written, so the KV entry still lists the
+    // lease this slot holds, and every other replica still counts it: calls may spend what is left
+    // of it until it is used up or expires (then they are refused as "renewing its share"), exactly
+    // as if this sync had not started. No new tokens are taken, and the unreported spending stays
+    // in `spent` for the next sync that lands. The slot reports less often and the tick retries.
+    s.reportEveryMs = nextReportInterval(s.reportEveryMs, rounds, true, this.settings.syncIntervalMs, this.settings.lease.ttlMs / 3);
+    this.contention.set(s.spec.name, (this.contention.get(s.spec.name) ?? 0) + 1);
+    if (!s.contended || giveBack) {
+      this.opts.logger?.warn({ key: s.key, rounds, giveBack }, giveBack
+        ? 'budget usage key: other replicas won every compare-and-set round; the lease could not be given back and counts as spent once it expires'
+        : 'budget usage key: other replicas won every compare-and-set round; keeping the current lease and retrying later');
+    }
     s.contended = true;
+    return false;
   }
 
   /**
@@ -487,8 +503,15 @@ export class NatsBudgetStore implements BudgetStore {
     })();
   }
 
-  /** Syncs that lost every compare-and-set round (contention, not unreachability). */
-  get contentionCount(): number { return this.contentionGiveUps; }
+  /** Syncs that lost every compare-and-set round (contention, not unreachability), in total. */
+  get contentionCount(): number {
+    let n = 0;
+    for (const v of this.contention.values()) n += v;
+    return n;
+  }
+
+  /** The same, per budget name (live: the metrics read it at scrape). */
+  get leaseContention(): ReadonlyMap<string, number> { return this.contention; }
 
   /**
    * The first state of a budget's key in a window. Before usage keys named a namespace, the same
