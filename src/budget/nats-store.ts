@@ -246,19 +246,28 @@ export class NatsBudgetStore implements BudgetStore {
     const nc = conn.nc;
     try {
       const { kv, cfg } = await openBudgetBuckets(nc, settings);
-      const store = new NatsBudgetStore(specs, settings, nc, kv, cfg, { ...opts, replicaId }, conn.owned ? conn.link : null);
-      if (opts.recordDefinitions ?? true) await recordDefinitions(cfg, specs);
-      store.limits = readLimits(await cfg.get(LIMITS_KEY));
-      const now = store.clock();
-      await Promise.all(specs.map((s) => store.sync(store.slot(s, windowAt(s.window, s.timezone, now)))));
-      void store.watchStatus();
-      store.ticker = setInterval(() => store.tick(), settings.syncIntervalMs);
-      store.ticker.unref();
-      return store;
+      return await NatsBudgetStore.over({ nc, kv, cfg }, specs, settings, { ...opts, replicaId }, conn.owned ? conn.link : null);
     } catch (e) {
       if (conn.owned) await conn.link.close();
       throw e;
     }
+  }
+
+  /**
+   * The part of open() after the buckets are open: records the declared budgets, takes the first
+   * leases and starts the sync tick. Separate so the sync logic can be driven over a KV stand-in
+   * (unit tests of contention) without a server; `link` is closed by close() when given.
+   */
+  static async over(parts: { nc: NatsConnection; kv: KV; cfg: KV }, specs: BudgetSpec[], settings: NatsBudgetSettings, opts: NatsStoreOptions = {}, link: { close(): Promise<void> } | null = null): Promise<NatsBudgetStore> {
+    const store = new NatsBudgetStore(specs, settings, parts.nc, parts.kv, parts.cfg, opts, link);
+    if (opts.recordDefinitions ?? true) await recordDefinitions(parts.cfg, specs);
+    store.limits = readLimits(await parts.cfg.get(LIMITS_KEY));
+    const now = store.clock();
+    await Promise.all(specs.map((s) => store.sync(store.slot(s, windowAt(s.window, s.timezone, now)))));
+    void store.watchStatus();
+    store.ticker = setInterval(() => store.tick(), settings.syncIntervalMs);
+    store.ticker.unref();
+    return store;
   }
 
   /** The config bucket (limit overrides, declarations), for the definitions follower to share this connection. */
