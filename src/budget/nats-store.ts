@@ -84,7 +84,7 @@ interface Slot {
   /** Spent against `lease` (or without one) and not yet reported; may exceed the lease. */
   spent: number;
   /** What the KV entry said at the last successful sync (`at`: monotonic ms). */
-  view: { used: number; others: number; at: number } | null;
+  view: View | null;
   syncing: Promise<void> | null;
   again: boolean;
   /** The last sync could not get the lease it asked for: the budget is (nearly) used up. */
@@ -104,6 +104,23 @@ interface Slot {
    * tick retries (not every call that finds the lease low), so a crowded key is not hammered.
    */
   contended: boolean;
+}
+
+/** What a slot last read of its KV entry. */
+interface View {
+  used: number;
+  /** Tokens leased to other replicas. */
+  others: number;
+  /** Monotonic ms of the read. */
+  at: number;
+  /** The earliest expiry (wall ms) among other replicas' leases; Infinity when there are none. */
+  othersExpireAt: number;
+}
+
+function viewOf(state: LeaseState, self: string): View {
+  let othersExpireAt = Number.POSITIVE_INFINITY;
+  for (const [rid, l] of Object.entries(state.leases)) if (rid !== self && l.expiresAt < othersExpireAt) othersExpireAt = l.expiresAt;
+  return { used: state.used, others: leasedTotal(state, self), at: performance.now(), othersExpireAt };
 }
 
 export function defaultReplicaId(): string {
@@ -358,7 +375,9 @@ export class NatsBudgetStore implements BudgetStore {
       // A call larger than this replica's lease: the next lease must hold it, or it never passes.
       s.demand = need;
       s.starved = false;
-      this.kick(s);
+      // Nothing left to lease: the tick's re-read notices when there is again, and the next
+      // lease is sized for this call then.
+      if (!this.usedUp(s)) this.kick(s);
     }
     this.maybeRefill(s, spendable);
     if (unreachable && spendable <= 0 && used < limit) {
@@ -381,7 +400,20 @@ export class NatsBudgetStore implements BudgetStore {
 
   /** Renews a lease that runs low before it runs out, unless the budget has nothing more to give. */
   private maybeRefill(s: Slot, left: number): void {
-    if (!s.starved && !s.syncing && !s.contended && left < this.wantFor(s) / 2) this.kick(s);
+    if (!s.starved && !s.syncing && !s.contended && !this.usedUp(s) && left < this.wantFor(s) / 2) this.kick(s);
+  }
+
+  /**
+   * As of the last read, the budget has nothing left to lease, and this slot has no lease and
+   * nothing to report: a write could only say so again. Such a slot re-reads the key instead
+   * (tick), and writes once the read shows room (a reset, a raised limit, a lease given back), so
+   * a used-up budget costs its replicas reads, not compare-and-set rounds against each other.
+   * Once another replica's lease is past its expiry (plus the skew grace) a write is due again:
+   * it writes the dead lease off as spent (lease.ts), as the next writer always does.
+   */
+  private usedUp(s: Slot): boolean {
+    return s.view !== null && s.lease === null && s.spent === 0 && s.view.used + s.view.others >= this.limitOf(s.spec)
+      && this.clock() < s.view.othersExpireAt + this.skewMs;
   }
 
   private wantFor(s: Slot): number {
@@ -463,7 +495,7 @@ export class NatsBudgetStore implements BudgetStore {
       s.lease = r.grant;
       s.spent -= snapSpent;
       if (r.grant && r.grant.amount >= s.demand) s.demand = 0;
-      s.view = { used: r.state.used, others: leasedTotal(r.state, this.replicaId), at: performance.now() };
+      s.view = viewOf(r.state, this.replicaId);
       s.starved = !giveBack && (r.grant?.amount ?? 0) < want;
       s.lastWrite = performance.now();
       s.reportEveryMs = nextReportInterval(s.reportEveryMs, round, false, this.settings.syncIntervalMs, this.settings.lease.ttlMs / 3);
@@ -497,10 +529,7 @@ export class NatsBudgetStore implements BudgetStore {
     s.syncing = (async () => {
       try {
         const entry = await this.kv.get(s.key);
-        if (entry) {
-          const state = readState(entry);
-          s.view = { used: state.used, others: leasedTotal(state, this.replicaId), at: performance.now() };
-        }
+        if (entry) s.view = viewOf(readState(entry), this.replicaId);
         this.noteSuccess();
       } catch (e) {
         this.noteFailure(e as Error, s);
@@ -591,6 +620,10 @@ export class NatsBudgetStore implements BudgetStore {
       const renewDue = s.lease === null || s.lease.expiresAt - now < (this.settings.lease.ttlMs * 2) / 3;
       const low = (s.lease ? s.lease.amount - s.spent : 0) < this.wantFor(s) / 2;
       const mono = performance.now();
+      if (this.usedUp(s)) {
+        this.refresh(s);
+        continue;
+      }
       const reportDue = s.spent > 0 && mono - s.lastWrite >= s.reportEveryMs;
       if (!s.view || reportDue || renewDue || low) void this.sync(s);
       else if (mono - s.view.at >= this.settings.syncIntervalMs * 5) this.refresh(s);

@@ -65,6 +65,7 @@ class FakeKv {
   private seq = 0;
   rivals = 0;
   updates = 0;
+  gets = 0;
   broken: Error | null = null;
 
   state(key: string): LeaseState {
@@ -74,6 +75,7 @@ class FakeKv {
 
   get(key: string): Promise<KvEntry | null> {
     if (this.broken) return Promise.reject(this.broken);
+    this.gets++;
     const e = this.entries.get(key);
     if (!e) return Promise.resolve(null);
     return Promise.resolve({ key, value: e.value, revision: e.revision, operation: 'PUT' } as unknown as KvEntry);
@@ -190,6 +192,22 @@ describe('NatsBudgetStore under compare-and-set contention (KV stand-in)', funct
     assert.equal(store.contentionCount, 0);
     assert.match(gate.check(team, 1).reason ?? '', /is unreachable since .*\(TIMEOUT\).*fail closed/);
     kv.broken = null;
+  });
+
+  it('a used-up budget is re-read, not rewritten, every tick; a reset makes the replica take a lease again', async () => {
+    const kv = new FakeKv();
+    await kv.put(key, JSON.stringify({ used: 10_000, leases: {} }));
+    const store = await open(kv);
+    const gate = createBudgetGate(config, store, { clock: () => T0 });
+    assert.match(gate.check(team, 1).reason ?? '', /is exhausted/);
+    const [updates, gets] = [kv.updates, kv.gets];
+    await pause(settings.syncIntervalMs * 6);
+    for (let i = 0; i < 50; i++) gate.check(team, 1); // calls that find it used up do not write either
+    assert.equal(kv.updates, updates, 'no compare-and-set while nothing is left');
+    assert.ok(kv.gets - gets >= 3, `the key is still read every tick (${kv.gets - gets} reads)`);
+    await kv.put(key, JSON.stringify({ used: 0, leases: {}, resets: 1 })); // tollgate budget reset
+    await until(() => gate.check(team, 1).exhausted === null, 'a lease after the reset');
+    assert.equal(store.leaseOf('payments', windowAt('day', 'UTC', T0).key)?.amount, LEASE);
   });
 
   it('a give-back at close outlasts more conflicts than a renewal would try, and reports everything', async () => {
