@@ -56,6 +56,7 @@ export const wallNow = (): number => performance.timeOrigin + performance.now();
 export class SimSidecar {
   private source: NatsBundleSource | null = null;
   private gate: TollgateBudgetGate | null = null;
+  private store: NatsBudgetStore | null = null;
   private replica: NatsReplica | null = null;
   private head: ChainHead = GENESIS;
   private readonly offeredAt = new Map<number, number>();
@@ -68,7 +69,7 @@ export class SimSidecar {
   constructor(private readonly o: SidecarOptions) {
     this.name = `sim-${o.runId}-${o.id}`;
     this.rand = seededRandom(o.seed * 1_000_003 + o.id);
-    this.report = { id: o.id, swaps: {}, offered: 0, acked: 0, failures: 0, publishMs: [], allowed: 0, refused: noRefusals(), restarts: 0 };
+    this.report = { id: o.id, swaps: {}, offered: 0, acked: 0, failures: 0, publishMs: [], allowed: 0, refused: noRefusals(), restarts: 0, crowdedOut: 0 };
   }
 
   /** Starts the three clients; resolves once a first bundle is in force and leases are held. */
@@ -99,6 +100,7 @@ export class SimSidecar {
         await sleep(1000 * attempt);
       }
     }
+    this.store = store;
     this.gate = createBudgetGate({ budgets: this.o.budgets }, store);
     const log = resolveDecisionLogConfig({ dir: '/unused', nats: { url: 'nats://unused:4222' } }).nats!;
     this.replica = new NatsReplica({
@@ -188,6 +190,7 @@ export class SimSidecar {
       await this.replica.close(1000);
     }
     await this.gate?.close();
+    this.report.crowdedOut = this.store?.contentionCount ?? 0;
     await this.source?.stop();
     return this.report;
   }
