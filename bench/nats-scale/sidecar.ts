@@ -92,7 +92,10 @@ export class SimSidecar {
     for (let attempt = 1; !store; attempt++) {
       try {
         store = await NatsBudgetStore.open(this.o.budgets, settings, link, {
-          replicaId: this.name, recordDefinitions: false, logger: { warn: (obj, msg) => this.o.warn(`${this.name}: ${msg} ${JSON.stringify(obj)}`) },
+          replicaId: this.name, recordDefinitions: false, logger: {
+            // Crowded-out syncs are counted (crowdedOut); logging each would push every other warning out.
+            warn: (obj, msg) => { if (!/compare-and-set round/.test(msg)) this.o.warn(`${this.name}: ${msg} ${JSON.stringify(obj)}`); },
+          },
         });
       } catch (e) {
         if (attempt >= 10) throw new Error(`${this.name}: budget store did not open after ${attempt} attempts: ${(e as Error).message}`, { cause: e });
