@@ -26,32 +26,17 @@ export const MAX_GIVE_BACK_ROUNDS = 40;
 /** The longest wait between two rounds, in ms, while few replicas share the key. */
 export const MAX_BACKOFF_MS = 250;
 
-/** Per replica writing the key: the wait ceiling grows by this much (ms) past 125 writers. */
-const MS_PER_WRITER = 2;
-
-/**
- * The wait ceiling for a key `writers` replicas write (the leases its entry lists, plus this one).
- * A fixed ceiling lets a thousand replicas each read a large entry every quarter second, which
- * is what saturated the cluster at N = 1,000 (docs/scaling.md); so past 125 writers it grows with
- * them, never beyond two sync intervals so that a give-up still ends well inside a lease's life.
- */
-export function backoffCapMs(writers: number, syncIntervalMs: number): number {
-  const byWriters = Number.isFinite(writers) && writers > 0 ? writers * MS_PER_WRITER : 0;
-  return Math.max(MAX_BACKOFF_MS, Math.min(byWriters, 2 * syncIntervalMs));
-}
-
 /** The first round's wait ceiling, in ms; doubles per lost round up to MAX_BACKOFF_MS. */
 const BASE_BACKOFF_MS = 4;
 
 /**
  * Wait before round `lost + 1` after `lost` rounds (1-based count) lost in a row: uniform in
- * [0, min(cap, 4·2^(lost-1))), `capMs` from backoffCapMs(). `random` must return [0, 1), as Math.random does; anything else
+ * [0, min(cap, 4·2^(lost-1))). `random` must return [0, 1), as Math.random does; anything else
  * (NaN, out of range, a broken stub) is clamped rather than turned into a negative or endless wait.
  */
-export function conflictBackoffMs(lost: number, random: () => number = Math.random, capMs: number = MAX_BACKOFF_MS): number {
+export function conflictBackoffMs(lost: number, random: () => number = Math.random): number {
   if (!(lost >= 1)) return 0;
-  const cap = Number.isFinite(capMs) && capMs > 0 ? capMs : MAX_BACKOFF_MS;
-  const ceiling = Math.min(cap, BASE_BACKOFF_MS * 2 ** Math.min(lost - 1, 16));
+  const ceiling = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(lost - 1, 16));
   const r = random();
   const u = Number.isFinite(r) ? Math.min(Math.max(r, 0), 1 - Number.EPSILON) : 0;
   return Math.floor(u * ceiling);

@@ -13,7 +13,7 @@ import {
 import { scopeRecord } from './ledger.js';
 import type { BudgetAdmin, BudgetStatusRow, BudgetStore, BudgetUsage } from './store.js';
 import { nextWindow, windowAt, type BudgetWindow } from './window.js';
-import { backoffCapMs, conflictBackoffMs, MAX_CAS_ROUNDS, MAX_GIVE_BACK_ROUNDS, nextReportInterval } from './contention.js';
+import { conflictBackoffMs, MAX_CAS_ROUNDS, MAX_GIVE_BACK_ROUNDS, nextReportInterval } from './contention.js';
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -474,15 +474,12 @@ export class NatsBudgetStore implements BudgetStore {
     const heldUnspent = held && now0 < held.expiresAt ? Math.max(0, held.amount - snapSpent) : 0;
     const want = giveBack ? 0 : Math.max(this.wantFor(s), heldUnspent);
     const rounds = giveBack ? MAX_GIVE_BACK_ROUNDS : MAX_CAS_ROUNDS;
-    // Replicas writing this key, as its entry last said: they set how long a lost round waits.
-    let writers = 1;
     for (let round = 0; round < rounds; round++) {
-      if (round > 0) await pause(conflictBackoffMs(round, Math.random, backoffCapMs(writers, this.settings.syncIntervalMs)));
+      if (round > 0) await pause(conflictBackoffMs(round));
       if (this.closed && !giveBack) return false;
       const entry = await this.kv.get(s.key);
       const now = this.clock();
       const base = entry ? readState(entry) : await this.carriedOver(s);
-      writers = Object.keys(base.leases).length + 1;
       const r = settle(base, {
         replica: this.replicaId, held, spent: snapSpent, want, limit: this.limitOf(s.spec), now,
         ttlMs: this.settings.lease.ttlMs, skewMs: this.skewMs, newId: randomBytes(6).toString('base64url'),

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { DEFAULT_NATS_SETTINGS, parseBudgetConfig, type NatsBudgetSettings } from '../../../src/budget/config.js';
-import { backoffCapMs, conflictBackoffMs, MAX_BACKOFF_MS, MAX_CAS_ROUNDS, MAX_GIVE_BACK_ROUNDS, nextReportInterval } from '../../../src/budget/contention.js';
+import { conflictBackoffMs, MAX_BACKOFF_MS, MAX_CAS_ROUNDS, MAX_GIVE_BACK_ROUNDS, nextReportInterval } from '../../../src/budget/contention.js';
 import { createBudgetGate } from '../../../src/budget/gate.js';
 import { decodeLeaseState, leasedTotal, type LeaseState } from '../../../src/budget/lease.js';
 import { NatsBudgetStore, usageKey } from '../../../src/budget/nats-store.js';
@@ -16,18 +16,6 @@ describe('budget lease contention (pure)', () => {
     const ceilings = [1, 2, 3, 4, 5, 6, 7, 8, 30].map((lost) => conflictBackoffMs(lost, almostOne) + 1);
     assert.deepEqual(ceilings, [4, 8, 16, 32, 64, 128, MAX_BACKOFF_MS, MAX_BACKOFF_MS, MAX_BACKOFF_MS]);
     for (let lost = 1; lost < 50; lost++) assert.equal(conflictBackoffMs(lost, () => 0), 0, 'full jitter: the wait can be 0');
-  });
-
-  it('waits longer when the entry lists many writers, within two sync intervals', () => {
-    assert.equal(backoffCapMs(1, 1000), MAX_BACKOFF_MS);
-    assert.equal(backoffCapMs(100, 1000), MAX_BACKOFF_MS);
-    assert.equal(backoffCapMs(500, 1000), 1000);
-    assert.equal(backoffCapMs(1000, 1000), 2000);
-    assert.equal(backoffCapMs(10_000, 1000), 2000);
-    assert.equal(backoffCapMs(1000, 50), MAX_BACKOFF_MS, 'never under the few-writers ceiling');
-    for (const w of [Number.NaN, -5, 0]) assert.equal(backoffCapMs(w, 1000), MAX_BACKOFF_MS);
-    assert.equal(conflictBackoffMs(30, () => 1 - 1e-9, 2000), 1999);
-    assert.equal(conflictBackoffMs(30, () => 1 - 1e-9, Number.NaN), MAX_BACKOFF_MS - 1, 'a broken cap falls back to the default');
   });
 
   it('stays a whole number in [0, cap) whatever the random source returns', () => {
