@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { natsServerIdentity } from '../../../src/k8s/nats-cluster.js';
+import { clusterNatsAuthorization, natsServerIdentity } from '../../../src/k8s/nats-cluster.js';
 import { GATEWAY_PORT, regionNatsConf } from '../../../src/k8s/nats-regions.js';
 import { serverSideApply, type ObjectRef } from '../../../src/operator/kube-rest.js';
 import { applyAll, kubeTool, sharedKubeCluster } from '../../support/kube-cluster.js';
@@ -94,6 +94,25 @@ describe('Helm chart: multi-region (nats.region, gateways) with the real helm', 
     assert.deepEqual(args(find(objs, 'Deployment', 'tollgate-controlplane')).slice(-2), ['--region', 'west']);
   });
 
+  it('nats.budgetRegions: the control plane creates a usage bucket per region, and every NATS user has the rights on it the code grants', async () => {
+    const site = { namespace: 'mesh', trustDomain: 'example.org' };
+    const objs = await helmTemplate('--namespace', site.namespace, '--set', `nats.trustDomain=${site.trustDomain}`, '-f', valuesFile('budget-regions', {
+      region: 'east', gatewayAdvertise: lb('east'), gateways: [{ name: 'west', urls: [`nats://${lb('west')}`] }], homeRegion: 'east',
+      budgetRegions: ['west', 'east'], sidecarNamespaces: ['team-a'],
+    }));
+    const cp = args(find(objs, 'Deployment', 'tollgate-controlplane'));
+    assert.deepEqual(cp.slice(-4), ['--region', 'east', '--budget-regions', 'west,east']);
+    const auth = find(objs, 'ConfigMap', 'tollgate-nats').data!['authorization.conf']!;
+    // What src/nats/permissions.ts grants (test/integration/nats/multi-region.test.ts runs those
+    // rights against real servers), for the mesh's components and the team-a sidecars alike.
+    assert.equal(auth, clusterNatsAuthorization({ ...site, budgetRegions: ['west', 'east'] }, ['team-a']));
+    assert.match(auth, /"\$KV\.tollgate_budgets_west\.w\.team-a\.\*\.\*"/);
+    // Without the value, the users are the one-region release's: no regional bucket anywhere.
+    const plain = find(await region(overlayValues('east', 'west'), '--namespace', site.namespace, '--set', `nats.trustDomain=${site.trustDomain}`), 'ConfigMap', 'tollgate-nats').data!['authorization.conf']!;
+    assert.equal(plain, clusterNatsAuthorization(site));
+    assert.doesNotMatch(plain, /tollgate_budgets_/);
+  });
+
   it('two releases\' configs, one server per region on loopback, join over TLS gateways; a client certificate cannot open one', async () => {
     // Another namespace and trust domain than the overlays', so the identities come from the values.
     const site = { namespace: 'mesh', trustDomain: 'example.org' };
@@ -114,7 +133,11 @@ describe('Helm chart: multi-region (nats.region, gateways) with the real helm', 
       assert.match(r.stderr, message);
     };
     const ok = { region: 'east', gatewayAdvertise: lb('east'), gateways: [{ name: 'west', urls: [`nats://${lb('west')}`] }], homeRegion: 'east' };
-    await fails({ gateways: ok.gateways }, /nats\.gatewayAdvertise, nats\.gateways and nats\.homeRegion need nats\.region/);
+    await fails({ gateways: ok.gateways }, /nats\.gatewayAdvertise, nats\.gateways, nats\.homeRegion and nats\.budgetRegions need nats\.region/);
+    await fails({ budgetRegions: ['east'] }, /nats\.budgetRegions need nats\.region/);
+    await fails({ ...ok, budgetRegions: ['east', 'north'] }, /nats\.budgetRegions: "north" is not a region of this mesh \(nats\.region or one of nats\.gateways: east, west\)/);
+    await fails({ ...ok, budgetRegions: ['west', 'west'] }, /nats\.budgetRegions: region west is listed twice/);
+    await fails({ ...ok, budgetRegions: 'east' }, /nats\.budgetRegions must be a list of region names/);
     await fails({ ...ok, region: 'east.1' }, /nats\.region "east\.1" is not a region name/);
     await fails({ ...ok, gatewayAdvertise: '' }, /nats\.gatewayAdvertise "" must be HOST:PORT/);
     await fails({ ...ok, gateways: [] }, /nats\.gateways must list every other region/);
