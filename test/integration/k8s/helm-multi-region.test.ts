@@ -1,11 +1,13 @@
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { clusterNatsAuthorization, natsServerIdentity } from '../../../src/k8s/nats-cluster.js';
 import { GATEWAY_PORT, regionNatsConf } from '../../../src/k8s/nats-regions.js';
 import { serverSideApply, type ObjectRef } from '../../../src/operator/kube-rest.js';
+import { runTollgate } from '../../support/cli.js';
 import { applyAll, kubeTool, sharedKubeCluster } from '../../support/kube-cluster.js';
 import {
   CHART, findObject as find, helmTemplate, kustomizeBuild, objectId as id, runTool, withoutToolLabels, type RenderedObject as Obj,
@@ -124,6 +126,37 @@ describe('Helm chart: multi-region (nats.region, gateways) with the real helm', 
     regions = await startShippedRegions(work, site, shipped, lb);
     await regions.joined();
     await regions.assertRogueRefused('west');
+  });
+
+  it('the notes helm install prints give the nats-certs command that puts every region\'s gateway name on the server certificate', async () => {
+    // NOTES are rendered by install, not template; a client dry run asks the API server only its version.
+    const cluster = await sharedKubeCluster();
+    const r: Region = {
+      region: 'east', advertise: lb('east'), homeRegion: 'east',
+      gateways: [{ name: 'west', urls: [`nats://${lb('west')}`] }, { name: 'south', urls: ['nats://gw-a.south.example.net:7222', 'nats://gw-b.south.example.net:7222'] }],
+    };
+    const install = await runTool(kubeTool('helm'), ['install', 'tollgate', CHART, '--dry-run=client', '--kubeconfig', cluster.kubeconfigPath, '--namespace', 'mesh',
+      // The test API server is built without a version stamp (v0.0.0), which the native-sidecar check cannot compare.
+      '--set', 'sidecarMode=containers', '--set', 'nats.trustDomain=example.org', '-f', valuesFile('notes', { region: r.region, gatewayAdvertise: r.advertise, gateways: r.gateways, homeRegion: r.homeRegion })]);
+    assert.equal(install.code, 0, install.stderr);
+    const notes = install.stdout.slice(install.stdout.indexOf('NOTES:'));
+    assert.ok(notes.startsWith('NOTES:'), install.stdout.slice(0, 500));
+    assert.match(notes, /region east: the same CA and trust domain in every region; the streams live in east/);
+    // The printed command: one line, the --gateway-dns flags at its end.
+    const lines = notes.split('\n');
+    const at = lines.findIndex((l) => l.trim().startsWith('tollgate controlplane nats-certs'));
+    assert.ok(at >= 0, notes);
+    const command = lines[at]!.trim().split(/\s+/);
+    const dns = command.flatMap((w, i) => (command[i - 1] === '--gateway-dns' ? [w] : []));
+    assert.deepEqual(dns.sort(), ['gw-a.south.example.net', 'gw-b.south.example.net', 'nats-gateway.east.example.com', 'nats-gateway.west.example.com']);
+    // Run it as a user would (paths moved into the test's directory): the certificate carries them all.
+    const out = join(work, 'notes-out');
+    const args = command.slice(1).map((w, i, all) => (all[i - 1] === '--ca-dir' ? join(work, 'notes-ca') : all[i - 1] === '--out' ? out : w));
+    const run = await runTollgate(args);
+    assert.equal(run.code, 0, run.stderr);
+    const server = new X509Certificate(readFileSync(join(out, 'tollgate-nats-tls', 'tls.crt')));
+    for (const n of dns) assert.ok(server.subjectAltName!.split(', ').includes(`DNS:${n}`), `${n} on the server certificate: ${server.subjectAltName}`);
+    assert.match(server.subjectAltName!, /URI:spiffe:\/\/example\.org\/ns\/mesh\/sa\/tollgate-nats/);
   });
 
   it('refuses region values that cannot work, saying what to set', async () => {
