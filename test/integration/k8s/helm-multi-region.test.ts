@@ -129,13 +129,15 @@ describe('Helm chart: multi-region (nats.region, gateways) with the real helm', 
   });
 
   it('the notes helm install prints give the nats-certs command that puts every region\'s gateway name on the server certificate', async () => {
-    // NOTES are rendered by install, not template; a client dry run asks the API server only its version.
+    // NOTES are rendered by install, not template. Even a client dry run checks who owns the
+    // cluster-wide objects other tests applied to the shared API server; --take-ownership skips
+    // that check, and a dry run changes nothing.
     const cluster = await sharedKubeCluster();
     const r: Region = {
       region: 'east', advertise: lb('east'), homeRegion: 'east',
       gateways: [{ name: 'west', urls: [`nats://${lb('west')}`] }, { name: 'south', urls: ['nats://gw-a.south.example.net:7222', 'nats://gw-b.south.example.net:7222'] }],
     };
-    const install = await runTool(kubeTool('helm'), ['install', 'tollgate', CHART, '--dry-run=client', '--kubeconfig', cluster.kubeconfigPath, '--namespace', 'mesh',
+    const install = await runTool(kubeTool('helm'), ['install', 'tollgate', CHART, '--dry-run=client', '--take-ownership', '--kubeconfig', cluster.kubeconfigPath, '--namespace', 'mesh',
       // The test API server is built without a version stamp (v0.0.0), which the native-sidecar check cannot compare.
       '--set', 'sidecarMode=containers', '--set', 'nats.trustDomain=example.org', '-f', valuesFile('notes', { region: r.region, gatewayAdvertise: r.advertise, gateways: r.gateways, homeRegion: r.homeRegion })]);
     assert.equal(install.code, 0, install.stderr);
