@@ -38,11 +38,11 @@ describe('authz config file (one schema)', () => {
 
   it('says what a wrong type should have been', () => {
     const cases: [string, string][] = [
-      ['- a\n', '(top level): must be a mapping'],
+      ['- a\n', '(top level): must be a mapping, got a list'],
       ['listen: 9191.5\n', 'listen: must be a non-empty string'],
       ['listen: "localhost"\n', 'listen: expected host:port, got "localhost"'],
       ['instance: ""\n', 'instance: must be a non-empty string'],
-      ['policy: [a]\n', 'policy: must be a mapping'],
+      ['policy: [a]\n', 'policy: must be a mapping, got a list'],
       ['policy:\n  watch: "yes"\n', 'policy.watch: must be true or false'],
       ['policy:\n  entrypoint: opa\n', 'policy.entrypoint: must be "tollgate" or "envoy"'],
       ['deny_status: "403"\n', 'deny_status: must be a non-negative number'],
@@ -50,7 +50,7 @@ describe('authz config file (one schema)', () => {
       ['limits:\n  max_depth: -1\n', 'limits.max_depth: must be a non-negative number'],
       ['identity:\n  audience: [a, 3]\n', 'identity.audience: must be a string or a list of strings'],
       ['identity:\n  algorithms: [ES256, NONE]\n', 'identity.algorithms: "none" is never accepted'],
-      ['nats: tls://n:4222\n', 'nats: must be a mapping (url, ca_file, cert_file, key_file)'],
+      ['nats: tls://n:4222\n', 'nats: must be a mapping (url, ca_file, cert_file, key_file), got "tls://n:4222"'],
       ['nats:\n  ca_file: ca.crt\n', 'nats: ca_file, cert_file and key_file go together (the client certificate is the NATS credential)'],
       ['pins:\n  nats_url: nats://n:4222\n', 'pins.approver_key: must be a non-empty string'],
       ['tls:\n  cert: c\n  key: k\n', 'tls.client_ca: must be a non-empty string'],
