@@ -18,13 +18,11 @@ import { NATS_FLAGS, natsSettingsFromFlags } from './nats-flags.js';
 import { findMesh } from '../mesh/mesh-file.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError, type Command } from './types.js';
-import { dispatch } from './subcommands.js';
+import { dispatchTable, STDIO, type CommandIo } from './subcommands.js';
 import { version as TOLLGATE_VERSION } from '../util/version.js';
 
 /** Where `tollgate logs` writes, and what it reads the clock and environment from (tests inject these). */
-export interface LogsIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
+export interface LogsIo extends CommandIo {
   env: NodeJS.ProcessEnv;
   now: () => Date;
   /** Ends `tail -f`; by default SIGINT/SIGTERM do. */
@@ -643,33 +641,15 @@ function headerFlags(list: readonly string[]): Record<string, string> {
 const SUBCOMMANDS: Record<string, (argv: string[], io: LogsIo) => Promise<number>> = { query, tail, stats, export: exportCmd, verify };
 
 export function createLogsCommand(partial: Partial<LogsIo> = {}): Command {
-  const io: LogsIo = {
-    out: (s) => { process.stdout.write(s); },
-    err: (s) => { process.stderr.write(s); },
-    env: process.env,
-    now: () => new Date(),
-    ...partial,
-  };
+  const io: LogsIo = { ...STDIO, env: process.env, now: () => new Date(), ...partial };
   return {
     name: 'logs',
     summary: 'Query, tail, summarise and verify decision logs',
-    async run(argv: string[]): Promise<number> {
-      return dispatch({ command: 'logs', usage: HELP.logs, names: Object.keys(SUBCOMMANDS), io }, argv, async (sub, rest) => {
-      try {
-        return await SUBCOMMANDS[sub]!(rest, io);
-      } catch (e) {
-        if (e instanceof UsageError) {
-          io.err(`tollgate logs ${sub}: ${e.message}\nRun \`tollgate logs ${sub} --help\` for usage.\n`);
-          return 2;
-        }
-        if (e instanceof NoLogError) {
-          io.err(`tollgate logs ${sub}: ${e.message}\n`);
-          return sub === 'verify' ? 2 : 1;
-        }
-        throw e;
-      }
-      });
-    },
+    run: (argv) => dispatchTable({ command: 'logs', usage: HELP.logs, io }, SUBCOMMANDS, argv, (e, sub) => {
+      if (!(e instanceof NoLogError)) throw e;
+      io.err(`tollgate logs ${sub}: ${e.message}\n`);
+      return sub === 'verify' ? 2 : 1;
+    }),
   };
 }
 

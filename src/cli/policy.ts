@@ -18,13 +18,11 @@ import type { EntrypointMode, RequestSpec } from '../toolkit/scenario-types.js';
 import { parseCommandArgs } from './args.js';
 import { showRevision } from './policy-show.js';
 import { UsageError, type Command } from './types.js';
-import { dispatch } from './subcommands.js';
+import { dispatchTable, STDIO, type CommandIo } from './subcommands.js';
 
 /** `tollgate policy`: build, check, fmt, test, explain, replay. Flags and output; the work is in src/toolkit. */
 
-export interface PolicyIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
+export interface PolicyIo extends CommandIo {
   now: () => Date;
 }
 
@@ -409,30 +407,15 @@ function help(io: PolicyIo, topic: string): number {
 const SUBCOMMANDS: Record<string, (argv: string[], io: PolicyIo) => Promise<number>> = { build, check, fmt, test, explain, replay, capabilities, show: (argv, io) => showRevision(argv, io) };
 
 export function createPolicyCommand(partial: Partial<PolicyIo> = {}): Command {
-  const io: PolicyIo = {
-    out: (s) => { process.stdout.write(s); },
-    err: (s) => { process.stderr.write(s); },
-    now: () => new Date(),
-    ...partial,
-  };
+  const io: PolicyIo = { ...STDIO, now: () => new Date(), ...partial };
   return {
     name: 'policy',
     summary: 'Build, check, test, explain and replay policies',
-    async run(argv: string[]): Promise<number> {
-      return dispatch({ command: 'policy', usage: HELP.policy!, names: Object.keys(SUBCOMMANDS), io }, argv, async (sub, rest) => {
-      try {
-        return await SUBCOMMANDS[sub]!(rest, io);
-      } catch (e) {
-        if (e instanceof UsageError) {
-          io.err(`tollgate policy ${sub}: ${e.message}\nRun \`tollgate policy ${sub} --help\` for usage.\n`);
-          return 2;
-        }
-        if (e instanceof PolicyBuildError) return problemsOut(io, e);
-        io.err(`tollgate policy ${sub}: ${(e as Error).message}\n`);
-        return 1;
-      }
-      });
-    },
+    run: (argv) => dispatchTable({ command: 'policy', usage: HELP.policy!, io }, SUBCOMMANDS, argv, (e, sub) => {
+      if (e instanceof PolicyBuildError) return problemsOut(io, e);
+      io.err(`tollgate policy ${sub}: ${(e as Error).message}\n`);
+      return 1;
+    }),
   };
 }
 
