@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { parseTimeArg, TimeArgError, type RecordFilter } from '../decisionlog/query.js';
+import type { RecordFilter } from '../decisionlog/query.js';
 import { buildPolicyBundle, checkPolicies, fmtPolicies, opaCapabilitiesJson, policyListingRules, PolicyBuildError } from '../policy/build.js';
 import { readBundle } from '../bundle/archive.js';
 import { readManifest } from '../bundle/content.js';
@@ -15,7 +15,7 @@ import { renderReplay } from '../toolkit/render-replay.js';
 import { renderTestReport } from '../toolkit/render-test.js';
 import { logSource, replayDecisions, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX } from '../toolkit/replay-run.js';
 import type { EntrypointMode, RequestSpec } from '../toolkit/scenario-types.js';
-import { parseCommandArgs } from './args.js';
+import { parseCommandArgs, timeFlag } from './args.js';
 import { showRevision } from './policy-show.js';
 import { UsageError, type Command } from './types.js';
 import { dispatchTable, STDIO, type CommandIo } from './subcommands.js';
@@ -303,15 +303,6 @@ async function test(argv: string[], io: PolicyIo): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-function parseTime(s: string | undefined, flag: string, now: Date): Date | null {
-  if (s === undefined) return null;
-  try {
-    return parseTimeArg(s, now);
-  } catch (e) {
-    if (e instanceof TimeArgError) throw new UsageError(`--${flag}: ${e.message}`);
-    throw e;
-  }
-}
 
 async function explain(argv: string[], io: PolicyIo): Promise<number> {
   const { values: v, positionals } = parseCommandArgs(argv, {
@@ -330,7 +321,7 @@ async function explain(argv: string[], io: PolicyIo): Promise<number> {
   const trace = v.trace;
   if (trace !== undefined && !['notes', 'fails', 'full', 'debug'].includes(trace)) throw new UsageError(`--trace must be notes, fails, full or debug, got "${trace}"`);
   const mode = entrypointMode(v.entrypoint);
-  const at = parseTime(v.time, 'time', io.now()) ?? io.now();
+  const at = timeFlag(v.time, 'time', io.now()) ?? io.now();
   const headers = headerFlags(v.header ?? []);
   const request: RequestSpec = {
     ...(v.tool ? { tool: v.tool, arguments: jsonObjectFlag(v, 'args') ?? {} } : { method: v.method!, ...(v.params !== undefined ? { params: jsonObjectFlag(v, 'params') } : {}) }),
@@ -388,7 +379,7 @@ async function replay(argv: string[], io: PolicyIo): Promise<number> {
   if (!v.policies) throw new UsageError('--policies NEWDIR is required: the policy to replay the decisions under');
   const now = io.now();
   const filter: RecordFilter = {
-    since: parseTime(v.since, 'since', now), until: parseTime(v.until, 'until', now), tool: v.tool ?? null, team: v.team ?? null, server: v.server ?? null,
+    since: timeFlag(v.since, 'since', now), until: timeFlag(v.until, 'until', now), tool: v.tool ?? null, team: v.team ?? null, server: v.server ?? null,
   };
   if (filter.since && filter.until && filter.since >= filter.until) throw new UsageError('--since must be before --until');
   const source = logSource(v.logs, v.stream ?? DEFAULT_STREAM, v['subject-prefix'] ?? DEFAULT_SUBJECT_PREFIX);
