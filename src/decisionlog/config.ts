@@ -1,5 +1,6 @@
 import { dirname, join, resolve, sep } from 'node:path';
-import { FileDecisionSink, type FsyncPolicy } from './file-sink.js';
+import { FileDecisionSink, type FileSinkOptions, type FsyncPolicy } from './file-sink.js';
+import type { NatsReplicaOptions } from './nats-sink.js';
 import type { NatsLink } from '../nats/connect.js';
 import { parseServers } from '../nats/settings.js';
 import { TeeSink } from './tee.js';
@@ -12,48 +13,22 @@ import { describeValue, fieldDoc as doc, firstProblem, strictMapping } from '../
  * docs/decision-log.md ("Configuration"), generated from decisionLogConfigSchema below.
  */
 
-export interface NatsSinkConfig {
-  /** NATS server URL(s), comma-separated. Required to enable the central sink. */
+/**
+ * The NATS replica as configured: the fields keep their meaning from NatsReplicaOptions (declared
+ * once, where they are used); their defaults are in the schema below and the docs table.
+ */
+export type NatsSinkConfig = {
+  /** NATS server URL(s), comma-separated. */
   url: string;
-  /** JetStream stream; created (file storage, limits retention) if missing. Default TOLLGATE_DECISIONS. */
-  stream: string;
-  /** Records go to `<subjectPrefix>.<namespace>.<server>`. Default tollgate.decisions. */
-  subjectPrefix: string;
-  /** Disk spool and replication state. Default `<dir>/../decisions-spool`. */
-  queueDir: string;
-  /** Size cap of the spool. Default 256 MiB. When full, later records are read back from the local log instead. */
-  queueMaxBytes: number;
-  /** Records held in memory while NATS answers before spilling to the spool. Default 10000. */
-  memoryMaxRecords: number;
-  /** Wait for a publish ack before retrying. Default 5000 ms. */
-  publishTimeoutMs: number;
-  /** Duplicate window of a stream this creates. Default 10 min. */
-  duplicateWindowMs: number;
-  /** Max age of a stream this creates, 0 = forever. Default 0. */
-  maxAgeMs: number;
-}
+} & Pick<NatsReplicaOptions, 'stream' | 'subjectPrefix' | 'queueDir' | 'queueMaxBytes' | 'memoryMaxRecords' | 'publishTimeoutMs' | 'duplicateWindowMs' | 'maxAgeMs'>;
 
-export interface DecisionLogConfig {
-  /** Local log directory. Default `$TOLLGATE_STATE_DIR/decisions`, or `./.state/decisions`. */
-  dir: string;
-  /** Rotate before a file would exceed this. Default 64 MiB. */
-  maxFileBytes: number;
-  /** Sign a checkpoint after this many records. Default 1000. */
-  checkpointEvery: number;
-  /** ...and on this period while records are unsigned. Default 10000 ms; 0 disables the timer. */
-  checkpointIntervalMs: number;
-  /** Private key for checkpoints (PKCS#8 PEM or JWK); an Ed25519 key is created if missing. Default `<dir>/../decision-log-key.pem` (beside the log directory: `<state_dir>/decision-log-key.pem`, where tollgate authz puts it, for the default layout). */
-  signingKeyPath: string;
-  /** fdatasync: "checkpoint" (default), "always" (every record), "never". */
-  fsync: FsyncPolicy;
-  /**
-   * Append-only copy of every checkpoint, outside the log directory; null = none. Default
-   * `<dir>.witness.jsonl` beside the directory (e.g. `.state/decisions.witness.jsonl`).
-   */
+/** The decision log as configured: the local log's settings (meanings on FileSinkOptions) and the NATS replica. */
+export type DecisionLogConfig = Pick<FileSinkOptions, 'dir' | 'maxFileBytes' | 'checkpointEvery' | 'checkpointIntervalMs' | 'signingKeyPath' | 'fsync'> & {
+  /** Resolved: a path, or null for no witness (never left unset). */
   witnessPath: string | null;
-  /** Central sink; null (default) = local log only. */
+  /** Central sink; null = local log only. */
   nats: NatsSinkConfig | null;
-}
+};
 
 export type DecisionLogConfigInput = Partial<Omit<DecisionLogConfig, 'nats'>> & {
   nats?: (Partial<NatsSinkConfig> & { url: string }) | null;
