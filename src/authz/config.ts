@@ -166,7 +166,7 @@ const policySchema = mapping({
   bundle_url: str().optional().meta(doc('none', 'poll an OPA bundle server (ETag)')),
   bundle_verification_key: str().optional().meta(doc('none (unsigned accepted)', 'public key(s) that bundles from `bundle_url` must be signed with; refused without `bundle_url` (nothing else would read it)')),
   from_nats: bool().optional().meta(doc('`false`', 'follow the signed bundles the control plane publishes, over `nats.url`')),
-  nats_url: str().optional().meta(doc('none', 'older form of `from_nats` naming the URL; must name `nats.url`\'s servers')),
+  nats_url: str().optional().meta(doc('none', 'older form of `from_nats` naming the URL; must name `nats.url`\'s servers; refused next to `from_nats: false`')),
   verification_key: str().optional().meta(doc('—', 'public key for signed bundles from NATS; required with `from_nats` or `nats_url`, refused without them (a `dir` is never signed; `bundle_url` uses `bundle_verification_key`)')),
   nats_pointer_key: str().superRefine((v, ctx) => {
     if (!POINTER_KEY.test(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a NATS KV key (letters, digits, - / _ = .)` });
@@ -210,7 +210,7 @@ export const authzConfigSchema = mapping({
   state_dir: str().optional().meta(doc('`$TOLLGATE_STATE_DIR`, else `.state`', 'issuer keys, decision-log signing key (`decision-log-key.pem`), budget and policy state')),
   decision_log_dir: str().nullable().optional().meta(doc('`$TOLLGATE_STATE_DIR/decisions`, else `.state/decisions`', 'decision log directory (not moved by `state_dir` in the file, only by `--state`); null: no decision log (not for production)')),
   decision_log_replicate: bool().optional().meta(doc('`false`', 'also replicate decision records to NATS JetStream (over `nats.url`); refused when `decision_log_dir` is null')),
-  decision_log_nats_url: str().optional().meta(doc('none', 'older form naming the URL (turns replication on); must name `nats.url`\'s servers')),
+  decision_log_nats_url: str().optional().meta(doc('none', 'older form naming the URL (turns replication on); must name `nats.url`\'s servers; refused next to `decision_log_replicate: false`')),
   decision_log_witness: str().nullable().optional().meta(doc('`<decision_log_dir>.witness.jsonl`', 'append-only checkpoint copies outside the log directory; null: none (docs/decision-log.md); a path is refused when `decision_log_dir` is null')),
   budgets_file: str().optional().meta(doc('none', 'token budgets (docs/budgets.md)')),
   budget_namespace: str().superRefine((v, ctx) => {
@@ -293,6 +293,8 @@ function applyConfigFile(f: AuthzConfigFile, base: AuthzConfig, err: (field: str
     if (p.dir !== undefined) c.policy.dir = p.dir;
     if (p.bundle_url !== undefined) c.policy.bundleUrl = p.bundle_url;
     if (p.bundle_verification_key !== undefined) c.policy.bundleKey = p.bundle_verification_key;
+    // The older URL form turns NATS on; saying from_nats: false next to it leaves one of the two unheeded.
+    if (p.nats_url !== undefined && p.from_nats === false) err('policy.from_nats', 'is false, but policy.nats_url turns policy from NATS on: remove one of the two');
     if (p.nats_url !== undefined || p.from_nats === true) {
       if (p.verification_key === undefined) err('policy.verification_key', `${NON_EMPTY} (signed bundles from NATS are always verified)`);
       c.policy.nats = { url: p.nats_url ?? null, verificationKey: p.verification_key };
@@ -322,6 +324,9 @@ function applyConfigFile(f: AuthzConfigFile, base: AuthzConfig, err: (field: str
   }
   if (f.state_dir !== undefined) c.stateDir = f.state_dir;
   if (f.decision_log_dir !== undefined) c.decisionLogDir = f.decision_log_dir;
+  if (f.decision_log_nats_url !== undefined && f.decision_log_replicate === false) {
+    err('decision_log_replicate', 'is false, but decision_log_nats_url turns replication on: remove one of the two');
+  }
   if (f.decision_log_nats_url !== undefined) {
     c.decisionLogNatsUrl = f.decision_log_nats_url;
     c.decisionLogReplicate = true;

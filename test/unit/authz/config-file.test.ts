@@ -59,6 +59,8 @@ describe('authz config file (one schema)', () => {
       ['policy:\n  dir: p\n  verification_key: k.pem\n', 'policy.verification_key: verifies bundles from NATS only: set policy.from_nats: true (a policy dir is built locally and never signed)'],
       ['policy:\n  bundle_url: https://b/x.tar.gz\n  verification_key: k.pem\n', 'policy.verification_key: verifies bundles from NATS only (from_nats); bundles from bundle_url are verified with policy.bundle_verification_key'],
       ['policy:\n  from_nats: false\n  verification_key: k.pem\n', 'policy.verification_key: verifies bundles from NATS only: set policy.from_nats: true (a policy dir is built locally and never signed)'],
+      ['policy:\n  nats_url: nats://n:4222\n  from_nats: false\n  verification_key: k.pem\n', 'policy.from_nats: is false, but policy.nats_url turns policy from NATS on: remove one of the two'],
+      ['decision_log_nats_url: nats://n:4222\ndecision_log_replicate: false\n', 'decision_log_replicate: is false, but decision_log_nats_url turns replication on: remove one of the two'],
       ['policy:\n  dir: p\n  nats_pointer_key: current\n', 'policy.nats_pointer_key: only applies with policy.nats_url or policy.from_nats'],
       ['policy:\n  from_nats: true\n  verification_key: k\n  nats_pointer_key: "a b"\n', 'policy.nats_pointer_key: "a b" is not a NATS KV key (letters, digits, - / _ = .)'],
       ['upstream_authorization: Bearer x\nupstream_credentials:\n  key_file: k\n  issuer: t\n  audience: a\n', 'upstream_credentials: give upstream_credentials or upstream_authorization, not both'],
