@@ -7,6 +7,7 @@ SHELL := /bin/bash
 ROOT   := $(abspath .)
 TOOLS  := $(ROOT)/.tools
 BIN    := $(TOOLS)/bin
+NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json | sha256sum | cut -c1-16)
 OPA_VERSION   := v1.22.2
 NATS_VERSION  := v2.15.2
 ENVOY_VERSION := 1.40.0
@@ -235,7 +236,7 @@ $(SCANNER_DATA)/guardbench-tools.json: bench/pins/guardbench_dump.py
 scanner-corpus: $(SCANNER_DATA)/guardbench-tools.json ## Description scanner precision/recall on MCP-GuardBench and on the real test servers' tools
 	tsx bench/pins/scanner.ts $(SCANNER_DATA)/guardbench-tools.json
 
-node: node_modules/.installed
+node: $(NODE_STAMP)
 
 conformance: $(CONFORMANCE_DIR)/.installed
 
@@ -246,7 +247,10 @@ $(CONFORMANCE_DIR)/.installed: test/support/conformance/hooks.mjs test/support/c
 	cp test/support/conformance/*.mjs $(CONFORMANCE_DIR)/
 	@touch $@
 
-node_modules/.installed: package.json package-lock.json
+# The stamp is named by what was installed (package.json + package-lock.json), not dated: a fresh
+# checkout or git worktree has newer files than an install that matches them, and an mtime rule
+# would re-run npm ci there (through a node_modules symlink, emptying the shared install).
+$(NODE_STAMP):
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -266,7 +270,7 @@ lint: node ## ESLint over src/ and test/, and the layering rule (no cycle betwee
 # that call them; rebuilt when opa or the declarations change.
 CAPABILITIES := $(TOOLS)/tollgate-capabilities.json
 
-$(CAPABILITIES): $(BIN)/opa src/policy/builtin-sql.ts node_modules/.installed
+$(CAPABILITIES): $(BIN)/opa src/policy/builtin-sql.ts $(NODE_STAMP)
 	node --import tsx src/cli/main.ts policy capabilities -o $@
 
 policy-check: $(BIN)/opa $(CAPABILITIES) ## opa fmt --fail, opa check --strict, opa test on policies/ (bundle mode: scenario YAML is not data)
@@ -329,7 +333,7 @@ pod-demo-down: ## Remove the pod `make pod-demo` started
 	node dist/src/containers/demo-pod.js down
 
 # The images need dist/ but not a fresh tsc run each time: rebuild only when a source changed.
-dist/.built: $(shell find src test bench -name '*.ts') tsconfig.json node_modules/.installed
+dist/.built: $(shell find src test bench -name '*.ts') tsconfig.json $(NODE_STAMP)
 	$(MAKE) --no-print-directory build
 	@touch $@
 

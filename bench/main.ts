@@ -11,7 +11,7 @@ import { runGhz, type LoadResult } from './ghz.js';
 import { describeMachine } from './machine.js';
 import { cpuSeconds, currentRss, LOAD_CORE, peakRss, SERVER_CORE } from './proc.js';
 import { renderReport, evaluateTargets, perCore, type EndToEndResult, type ServerResult } from './report.js';
-import { SERVER_KINDS, startOpaEnvoy, startServer, startTollgate, type ServerKind, type ServerSetup, type ServerUnderTest } from './servers.js';
+import { SERVER_KINDS, startOpaEnvoy, startServer, startTollgate, stopServer, type ServerKind, type ServerSetup, type ServerUnderTest } from './servers.js';
 import { verifyDecisions } from './verify.js';
 
 const run = promisify(execFile);
@@ -24,6 +24,7 @@ end to end through Envoy. Prints a table and writes bench/results/<timestamp>.js
 
   --quick               short phases (about a minute in all), for a smoke run
   --servers LIST        comma-separated subset of ceiling,tollgate,opa-envoy,tollgate-nolog,
+                        tollgate-budgets (per-team token budgets over NATS leases),
                         opa-envoy-jwt (peer behind jwt_authn), opa-envoy-log (peer with its decision log)
                         (default: ceiling,tollgate,opa-envoy; all of them without --quick)
   --duration SEC        seconds per measured phase (default 10, quick 4)
@@ -36,6 +37,22 @@ end to end through Envoy. Prints a table and writes bench/results/<timestamp>.js
   --node-flags=FLAGS    extra node flags for tollgate authz, e.g. --node-flags="--max-old-space-size=96"
   --echo                show the servers' own output
 `;
+
+/** Why the budgets variant's run did not exercise its budgets, or null when it did. */
+async function budgetsUnused(adminUrl: string | undefined): Promise<string | null> {
+  if (!adminUrl) return 'no admin endpoint to read the budgets from';
+  try {
+    const status = (await (await fetch(`${adminUrl}/status`, { signal: AbortSignal.timeout(5000) })).json()) as { budgets?: { mode?: string; budgets?: { name: string; chargedTokens?: number }[] } | null };
+    const b = status.budgets;
+    if (!b) return 'authz reports no budgets';
+    if (b.mode !== 'nats') return `budgets in mode ${String(b.mode)}, not shared through NATS`;
+    const charged = (b.budgets ?? []).reduce((n, x) => n + (x.chargedTokens ?? 0), 0);
+    process.stderr.write(`[bench] tollgate-budgets charged ${charged} tokens over NATS leases (${(b.budgets ?? []).map((x) => `${x.name} ${x.chargedTokens ?? 0}`).join(', ')})\n`);
+    return charged > 0 ? null : 'no tokens were charged to the budgets';
+  } catch (e) {
+    return `cannot read authz's /status: ${(e as Error).message}`;
+  }
+}
 
 interface Phases { durationSec: number; warmupSec: number; rounds: number; rates: number[]; e2eCalls: number; e2eWarmup: number }
 
@@ -146,7 +163,12 @@ async function measureAll(running: Running[], dataFile: string, ghz: string, p: 
     bestFixed(r, p.rates);
     if (r.server) {
       r.result.peakRssBytes = peakRss(r.server.proc.pid!);
-      await r.server.proc.stop();
+      if (r.kind === 'tollgate-budgets') {
+        // The variant means something only if its budgets were charged over NATS: say so otherwise.
+        const why = await budgetsUnused(r.server.adminUrl);
+        if (why) r.result.error = why;
+      }
+      await stopServer(r.server);
     }
   }
 }
@@ -207,7 +229,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       await measureAll(running, dataFile, ghz, phases, workDir);
     } finally {
-      for (const r of running) await r.server?.proc.stop();
+      for (const r of running) if (r.server) await stopServer(r.server);
     }
     const results = running.map((r) => r.result);
 

@@ -73,6 +73,12 @@ function ratio(a: number | null | undefined, b: number | null | undefined): numb
 }
 
 /** The issue's targets, evaluated on this run's numbers (null: not measured, so neither pass nor fail). */
+/** 1 − (per-core throughput with the log) / (without it): the share of the work the log adds. */
+function logCost(withLog: ServerResult | undefined, without: ServerResult | undefined): number | null {
+  const r = ratio(capacity(withLog), capacity(without));
+  return r == null ? null : 1 - r;
+}
+
 export function evaluateTargets(results: readonly ServerResult[]): Target[] {
   const tg = findServer(results, 'tollgate');
   const peer = findServer(results, 'opa-envoy');
@@ -88,7 +94,14 @@ export function evaluateTargets(results: readonly ServerResult[]): Target[] {
     // Issue 12: against the peer as deployed (behind jwt_authn, with its decision log), and the ceiling.
     check('throughput on one core, tollgate / opa-envoy-plugin behind jwt_authn', ratio(capacity(tg), capacity(findServer(results, 'opa-envoy-jwt'))), '≥ 3.0', (v) => v >= 3.0),
     check('throughput on one core, tollgate / opa-envoy-plugin with its decision log', ratio(capacity(tg), capacity(findServer(results, 'opa-envoy-log'))), '≥ 3.0', (v) => v >= 3.0),
+    check('throughput on one core, tollgate / opa-envoy-plugin (issue 12)', ratio(capacity(tg), capacity(peer)), '≥ 3.0', (v) => v >= 3.0),
+    check('throughput on one core, tollgate / ceiling (issue 12)', ratio(capacity(tg), capacity(ceiling)), '≥ 0.25', (v) => v >= 0.25),
     check('p99 at 1,000 req/s, tollgate / ceiling', ratio(tgP99, atRate(ceiling, 1000)?.latencyMs.p99), '≤ 2.0', (v) => v <= 2.0),
+    // Only with 500 among --rates.
+    check('p99 at 500 req/s, tollgate / ceiling', ratio(atRate(tg, 500)?.latencyMs.p99, atRate(ceiling, 500)?.latencyMs.p99), '≤ 1.5', (v) => v <= 1.5),
+    // What the decision log costs: the throughput per core it takes away (tollgate against tollgate-nolog).
+    check('decision log: share of throughput per core it costs', logCost(tg, findServer(results, 'tollgate-nolog')), '≤ 0.15', (v) => v <= 0.15),
+    check('p99 at 1,000 req/s, tollgate with budgets over NATS / tollgate', ratio(atRate(findServer(results, 'tollgate-budgets'), 1000)?.latencyMs.p99, tgP99), '≤ 1.10', (v) => v <= 1.10),
     // Issue 12: authz runs in every MCP server pod, so its memory is paid once per pod.
     check('idle RSS, tollgate (MB)', tg?.idleRssBytes != null ? tg.idleRssBytes / MB : null, '≤ 60', (v) => v <= 60),
     check('peak RSS under load, tollgate (MB)', tg?.peakRssBytes != null ? tg.peakRssBytes / MB : null, '≤ 100', (v) => v <= 100),

@@ -7,11 +7,12 @@ import { projectRoot } from '../src/util/tools.js';
 import { selfCommand } from '../src/util/self.js';
 import { AUTHZ_NODE_FLAGS } from '../src/authz/node-flags.js';
 import { SERVER_CORE, startPinned } from './proc.js';
+import { NatsServer } from '../src/nats/server.js';
 
 /** The three ext_authz servers compared, each started the same way: its own process on SERVER_CORE. */
-export type ServerKind = 'ceiling' | 'tollgate' | 'tollgate-nolog' | 'opa-envoy' | 'opa-envoy-jwt' | 'opa-envoy-log';
+export type ServerKind = 'ceiling' | 'tollgate' | 'tollgate-nolog' | 'tollgate-budgets' | 'opa-envoy' | 'opa-envoy-jwt' | 'opa-envoy-log';
 
-export const SERVER_KINDS: readonly ServerKind[] = ['ceiling', 'tollgate', 'opa-envoy', 'tollgate-nolog', 'opa-envoy-jwt', 'opa-envoy-log'];
+export const SERVER_KINDS: readonly ServerKind[] = ['ceiling', 'tollgate', 'opa-envoy', 'tollgate-nolog', 'tollgate-budgets', 'opa-envoy-jwt', 'opa-envoy-log'];
 
 /**
  * The peer as users deploy it: `jwtAuthn` behind Envoy's jwt_authn filter (the policy only
@@ -28,6 +29,35 @@ export interface ServerUnderTest {
   proc: ManagedProcess;
   /** Tollgate's admin endpoint (/metrics), when the server has one. */
   adminUrl?: string;
+  /** What runs beside it for this configuration (the budgets' NATS server), stopped with it. */
+  companions?: { dispose(): Promise<void> }[];
+}
+
+/** Stops a server and whatever was started for it. */
+export async function stopServer(s: ServerUnderTest): Promise<void> {
+  await s.proc.stop();
+  for (const c of s.companions ?? []) await c.dispose();
+}
+
+/**
+ * Token budgets as a team deploys them (docs/budgets.md): one per team of the workload, shared
+ * through NATS leases (several replicas would share them), limits far above what a run spends so
+ * that every decision stays the policy's. What the budgets cost is the tokenizer on every call's
+ * arguments and the lease bookkeeping; Check never waits on NATS.
+ */
+function budgetsFile(natsUrl: string): string {
+  return [
+    'budgets:',
+    ...['payments', 'support'].flatMap((team) => [
+      `  - name: ${team}-daily`,
+      `    scope: { team: ${team} }`,
+      '    limit: 1000000000000',
+      '    window: day',
+    ]),
+    'nats:',
+    `  url: ${natsUrl}`,
+    '',
+  ].join('\n');
 }
 
 export interface IdentitySetup {
@@ -72,15 +102,17 @@ export async function startCeiling(s: ServerSetup): Promise<ServerUnderTest> {
   return { kind: 'ceiling', title: 'ceiling (no-op grpc-js)', target: `127.0.0.1:${port}`, proc };
 }
 
-export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean } = { decisionLog: true }): Promise<ServerUnderTest> {
+export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean; budgets?: boolean } = { decisionLog: true }): Promise<ServerUnderTest> {
   const port = await freePort();
   // Each instance needs its own admin port: two on the default 9464 (tollgate and tollgate-nolog
   // run side by side) made the second exit with EADDRINUSE right after its gRPC listener came up.
   // Kept on rather than "off" so the measured process is the one a pod runs, metrics included.
   const metricsPort = await freePort();
-  const kind: ServerKind = opts.decisionLog ? 'tollgate' : 'tollgate-nolog';
+  const kind: ServerKind = opts.budgets ? 'tollgate-budgets' : opts.decisionLog ? 'tollgate' : 'tollgate-nolog';
   const state = join(s.workDir, kind);
   mkdirSync(state, { recursive: true });
+  const nats = opts.budgets ? await NatsServer.start({ storeDir: join(state, 'nats') }) : null;
+  if (nats) writeFileSync(join(state, 'budgets.yaml'), budgetsFile(nats.url));
   const self = selfCommand();
   const args = [
     // The flags every launcher gives authz (a pod's, the local mesh's), then the run's own (later wins).
@@ -93,11 +125,19 @@ export async function startTollgate(s: ServerSetup, opts: { decisionLog: boolean
     '--state', state,
     '--metrics-listen', `127.0.0.1:${metricsPort}`,
     ...(opts.decisionLog ? ['--decision-log', join(state, 'decisions')] : ['--no-decision-log']),
+    ...(nats ? ['--budgets', join(state, 'budgets.yaml')] : []),
   ];
-  const proc = await startPinned({
-    name: kind, cmd: self.cmd, args, core: SERVER_CORE, readyPattern: /authz listening on/, cwd: projectRoot(), echo: s.echo,
-  });
-  return { kind, title: opts.decisionLog ? 'tollgate authz' : 'tollgate (no decision log)', target: `127.0.0.1:${port}`, proc, adminUrl: `http://127.0.0.1:${metricsPort}` };
+  let proc: ManagedProcess;
+  try {
+    proc = await startPinned({
+      name: kind, cmd: self.cmd, args, core: SERVER_CORE, readyPattern: /authz listening on/, cwd: projectRoot(), echo: s.echo,
+    });
+  } catch (e) {
+    await nats?.dispose();
+    throw e;
+  }
+  const title = opts.budgets ? 'tollgate, budgets over NATS leases' : opts.decisionLog ? 'tollgate authz' : 'tollgate (no decision log)';
+  return { kind, title, target: `127.0.0.1:${port}`, proc, adminUrl: `http://127.0.0.1:${metricsPort}`, ...(nats ? { companions: [nats] } : {}) };
 }
 
 /** The peer's policy directory: bench/policies/envoy, found from source or from dist/. */
@@ -158,6 +198,7 @@ export function startServer(kind: ServerKind, s: ServerSetup): Promise<ServerUnd
     case 'ceiling': return startCeiling(s);
     case 'tollgate': return startTollgate(s, { decisionLog: true });
     case 'tollgate-nolog': return startTollgate(s, { decisionLog: false });
+    case 'tollgate-budgets': return startTollgate(s, { decisionLog: true, budgets: true });
     case 'opa-envoy': return startOpaEnvoy(s);
     case 'opa-envoy-jwt': return startOpaEnvoy(s, { jwtAuthn: true, decisionLog: false });
     case 'opa-envoy-log': return startOpaEnvoy(s, { jwtAuthn: false, decisionLog: true });

@@ -29,7 +29,7 @@ if [ ! -d "$prod/node_modules" ]; then
   rm -rf "$prod.tmp" && mkdir -p "$prod.tmp"
   cp package.json package-lock.json "$prod.tmp/"
   cp -a node_modules "$prod.tmp/"
-  rm -f "$prod.tmp/node_modules/.installed"
+  rm -f "$prod.tmp/node_modules/.installed"*
   (cd "$prod.tmp" && npm prune --omit=dev --no-audit --no-fund --ignore-scripts >/dev/null)
   rm -f "$prod.tmp/node_modules/.bin/tollgate"
   # Type declarations, source maps and docs are never loaded at run time.

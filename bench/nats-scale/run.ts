@@ -248,7 +248,7 @@ async function collect(c: Collected): Promise<ScaleResult> {
   return {
     sidecars: plan.sidecars, workers: reports.length, connections: reports.reduce((a, r) => a + Math.ceil(r.sidecars.length / c.o.perConnection), 0),
     trafficSec: c.wallSec, propagation,
-    lease: { writesPerSec: c.leaseWrites / c.wallSec, budgets },
+    lease: { writesPerSec: c.leaseWrites / c.wallSec, budgets, crowdedOut: sidecars.reduce((a, s) => a + s.crowdedOut, 0) },
     log: {
       offered, acked, inStream, perSec: offered / c.wallSec, publishMs: summarize(sidecars.flatMap((s) => s.publishMs)),
       failures: sidecars.reduce((a, s) => a + s.failures, 0),

@@ -56,6 +56,7 @@ export const wallNow = (): number => performance.timeOrigin + performance.now();
 export class SimSidecar {
   private source: NatsBundleSource | null = null;
   private gate: TollgateBudgetGate | null = null;
+  private store: NatsBudgetStore | null = null;
   private replica: NatsReplica | null = null;
   private head: ChainHead = GENESIS;
   private readonly offeredAt = new Map<number, number>();
@@ -68,7 +69,7 @@ export class SimSidecar {
   constructor(private readonly o: SidecarOptions) {
     this.name = `sim-${o.runId}-${o.id}`;
     this.rand = seededRandom(o.seed * 1_000_003 + o.id);
-    this.report = { id: o.id, swaps: {}, offered: 0, acked: 0, failures: 0, publishMs: [], allowed: 0, refused: noRefusals(), restarts: 0 };
+    this.report = { id: o.id, swaps: {}, offered: 0, acked: 0, failures: 0, publishMs: [], allowed: 0, refused: noRefusals(), restarts: 0, crowdedOut: 0 };
   }
 
   /** Starts the three clients; resolves once a first bundle is in force and leases are held. */
@@ -91,7 +92,10 @@ export class SimSidecar {
     for (let attempt = 1; !store; attempt++) {
       try {
         store = await NatsBudgetStore.open(this.o.budgets, settings, link, {
-          replicaId: this.name, recordDefinitions: false, logger: { warn: (obj, msg) => this.o.warn(`${this.name}: ${msg} ${JSON.stringify(obj)}`) },
+          replicaId: this.name, recordDefinitions: false, logger: {
+            // Crowded-out syncs are counted (crowdedOut); logging each would push every other warning out.
+            warn: (obj, msg) => { if (!/compare-and-set round/.test(msg)) this.o.warn(`${this.name}: ${msg} ${JSON.stringify(obj)}`); },
+          },
         });
       } catch (e) {
         if (attempt >= 10) throw new Error(`${this.name}: budget store did not open after ${attempt} attempts: ${(e as Error).message}`, { cause: e });
@@ -99,6 +103,7 @@ export class SimSidecar {
         await sleep(1000 * attempt);
       }
     }
+    this.store = store;
     this.gate = createBudgetGate({ budgets: this.o.budgets }, store);
     const log = resolveDecisionLogConfig({ dir: '/unused', nats: { url: 'nats://unused:4222' } }).nats!;
     this.replica = new NatsReplica({
@@ -188,6 +193,7 @@ export class SimSidecar {
       await this.replica.close(1000);
     }
     await this.gate?.close();
+    this.report.crowdedOut = this.store?.contentionCount ?? 0;
     await this.source?.stop();
     return this.report;
   }

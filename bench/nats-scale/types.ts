@@ -42,6 +42,8 @@ export interface SidecarReport {
   refused: RefusalCounts;
   /** Times opening the budget store failed at start (a real authz would exit and be restarted). */
   restarts: number;
+  /** Lease syncs that lost every compare-and-set round to other sidecars (the store's contentionCount). */
+  crowdedOut: number;
 }
 
 export interface WorkerReport {
@@ -93,7 +95,8 @@ export interface ScaleResult {
   trafficSec: number;
   /** One entry per publish under load: propagation from the publish call to each sidecar's swap. */
   propagation: Array<{ revision: string; publishMs: number; toAll: Summary; reached: number }>;
-  lease: { writesPerSec: number; budgets: BudgetOutcome[] };
+  /** crowdedOut: lease syncs that lost every compare-and-set round, over all sidecars. */
+  lease: { writesPerSec: number; budgets: BudgetOutcome[]; crowdedOut: number };
   log: { offered: number; acked: number; inStream: number; perSec: number; publishMs: Summary; failures: number };
   calls: { allowed: number; refused: RefusalCounts };
   /** Budget-store opens that failed at start, over all sidecars (see SidecarReport.restarts). */

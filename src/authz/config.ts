@@ -164,16 +164,16 @@ const POINTER_KEY = /^[-/_=.a-zA-Z0-9]+$/;
 const policySchema = mapping({
   dir: str().optional().meta(doc('none', 'local mode: build this directory with opa and enforce it')),
   bundle_url: str().optional().meta(doc('none', 'poll an OPA bundle server (ETag)')),
-  bundle_verification_key: str().optional().meta(doc('none (unsigned accepted)', 'public key(s) that bundles from `bundle_url` must be signed with')),
+  bundle_verification_key: str().optional().meta(doc('none (unsigned accepted)', 'public key(s) that bundles from `bundle_url` must be signed with; refused without `bundle_url` (nothing else would read it)')),
   from_nats: bool().optional().meta(doc('`false`', 'follow the signed bundles the control plane publishes, over `nats.url`')),
-  nats_url: str().optional().meta(doc('none', 'older form of `from_nats` naming the URL; must name `nats.url`\'s servers')),
-  verification_key: str().optional().meta(doc('—', 'public key for signed bundles from NATS; required with `from_nats` or `nats_url`')),
+  nats_url: str().optional().meta(doc('none', 'older form of `from_nats` naming the URL; must name `nats.url`\'s servers; refused next to `from_nats: false`')),
+  verification_key: str().optional().meta(doc('—', 'public key for signed bundles from NATS; required with `from_nats` or `nats_url`, refused without them (a `dir` is never signed; `bundle_url` uses `bundle_verification_key`)')),
   nats_pointer_key: str().superRefine((v, ctx) => {
     if (!POINTER_KEY.test(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a NATS KV key (letters, digits, - / _ = .)` });
   }).optional().meta(doc('`current`', 'from NATS: the policy set to follow (an MCPPolicy\'s is `mcppolicy.<namespace>.<name>`); `auto`: the key in `$TOLLGATE_POLICY_POINTER_KEY`, which the injector sets (docs/kubernetes.md)')),
   entrypoint: z.enum(['tollgate', 'envoy'], { error: 'must be "tollgate" or "envoy"' }).optional()
     .meta(doc('`tollgate`', '`tollgate` (`tollgate.authz.decision`) or `envoy` (opa-envoy-plugin\'s `envoy.authz.allow`)')),
-  watch: bool().optional().meta(doc('`false`', 'local mode: rebuild when files under `dir` change')),
+  watch: bool().optional().meta(doc('`false`', 'local mode: rebuild when files under `dir` change; refused without `dir`')),
 });
 
 /**
@@ -209,9 +209,9 @@ export const authzConfigSchema = mapping({
   upstream_credentials: UpstreamCredentialsSchema.nullable().optional().meta(doc('none', 'instead: a short-lived credential per caller (docs/identity.md); not with `upstream_authorization`')),
   state_dir: str().optional().meta(doc('`$TOLLGATE_STATE_DIR`, else `.state`', 'issuer keys, decision-log signing key (`decision-log-key.pem`), budget and policy state')),
   decision_log_dir: str().nullable().optional().meta(doc('`$TOLLGATE_STATE_DIR/decisions`, else `.state/decisions`', 'decision log directory (not moved by `state_dir` in the file, only by `--state`); null: no decision log (not for production)')),
-  decision_log_replicate: bool().optional().meta(doc('`false`', 'also replicate decision records to NATS JetStream (over `nats.url`)')),
-  decision_log_nats_url: str().optional().meta(doc('none', 'older form naming the URL (turns replication on); must name `nats.url`\'s servers')),
-  decision_log_witness: str().nullable().optional().meta(doc('`<decision_log_dir>.witness.jsonl`', 'append-only checkpoint copies outside the log directory; null: none (docs/decision-log.md)')),
+  decision_log_replicate: bool().optional().meta(doc('`false`', 'also replicate decision records to NATS JetStream (over `nats.url`); refused when `decision_log_dir` is null')),
+  decision_log_nats_url: str().optional().meta(doc('none', 'older form naming the URL (turns replication on); must name `nats.url`\'s servers; refused next to `decision_log_replicate: false`')),
+  decision_log_witness: str().nullable().optional().meta(doc('`<decision_log_dir>.witness.jsonl`', 'append-only checkpoint copies outside the log directory; null: none (docs/decision-log.md); a path is refused when `decision_log_dir` is null')),
   budgets_file: str().optional().meta(doc('none', 'token budgets (docs/budgets.md)')),
   budget_namespace: str().superRefine((v, ctx) => {
     if (!NAMESPACE_NAME.test(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a Kubernetes namespace name (lowercase letters, digits and "-", at most 63)` });
@@ -293,9 +293,16 @@ function applyConfigFile(f: AuthzConfigFile, base: AuthzConfig, err: (field: str
     if (p.dir !== undefined) c.policy.dir = p.dir;
     if (p.bundle_url !== undefined) c.policy.bundleUrl = p.bundle_url;
     if (p.bundle_verification_key !== undefined) c.policy.bundleKey = p.bundle_verification_key;
+    // The older URL form turns NATS on; saying from_nats: false next to it leaves one of the two unheeded.
+    if (p.nats_url !== undefined && p.from_nats === false) err('policy.from_nats', 'is false, but policy.nats_url turns policy from NATS on: remove one of the two');
     if (p.nats_url !== undefined || p.from_nats === true) {
       if (p.verification_key === undefined) err('policy.verification_key', `${NON_EMPTY} (signed bundles from NATS are always verified)`);
       c.policy.nats = { url: p.nats_url ?? null, verificationKey: p.verification_key };
+    } else if (p.verification_key !== undefined) {
+      // Whoever sets a key expects bundles to be verified with it; no other source reads this one.
+      err('policy.verification_key', p.bundle_url !== undefined
+        ? 'verifies bundles from NATS only (from_nats); bundles from bundle_url are verified with policy.bundle_verification_key'
+        : 'verifies bundles from NATS only: set policy.from_nats: true (a policy dir is built locally and never signed)');
     }
     if (p.nats_pointer_key !== undefined) {
       if (!c.policy.nats) err('policy.nats_pointer_key', 'only applies with policy.nats_url or policy.from_nats');
@@ -317,6 +324,9 @@ function applyConfigFile(f: AuthzConfigFile, base: AuthzConfig, err: (field: str
   }
   if (f.state_dir !== undefined) c.stateDir = f.state_dir;
   if (f.decision_log_dir !== undefined) c.decisionLogDir = f.decision_log_dir;
+  if (f.decision_log_nats_url !== undefined && f.decision_log_replicate === false) {
+    err('decision_log_replicate', 'is false, but decision_log_nats_url turns replication on: remove one of the two');
+  }
   if (f.decision_log_nats_url !== undefined) {
     c.decisionLogNatsUrl = f.decision_log_nats_url;
     c.decisionLogReplicate = true;
@@ -332,6 +342,25 @@ function applyConfigFile(f: AuthzConfigFile, base: AuthzConfig, err: (field: str
     c.tls = { cert: t.cert, key: t.key, clientCa: t.client_ca, trustDomain: t.trust_domain ?? DEFAULT_TRUST_DOMAIN, allowedPeers: t.allowed_peers ?? [] };
   }
   return c;
+}
+
+/**
+ * A setting of the resolved config (file, then flags) that nothing configured would read: whoever
+ * set it expects it to act (a key to verify bundles, a replica of the log), so the config is
+ * refused rather than the setting dropped. Returns [field, problem], or null when every setting is used.
+ */
+export function unusedSetting(c: AuthzConfig): [field: string, problem: string] | null {
+  const p = c.policy;
+  if (p.bundleKey !== null && p.bundleUrl === null) {
+    return ['policy.bundle_verification_key (--verification-key)', `verifies bundles from policy.bundle_url only, and none is set${p.nats ? ' (bundles from NATS are verified with policy.verification_key)' : ''}`];
+  }
+  if (p.watch && p.dir === null) return ['policy.watch (--watch)', 'rebuilds policy.dir (--policies) only, and none is set'];
+  if (c.decisionLogDir === null) {
+    const off = 'the decision log is off (decision_log_dir: null, --no-decision-log)';
+    if (c.decisionLogReplicate) return ['decision_log_replicate (--replicate-decisions)', `replicates the local decision log, but ${off}`];
+    if (c.decisionLogWitness) return ['decision_log_witness (--decision-log-witness)', `copies the decision log's checkpoints, but ${off}`];
+  }
+  return null;
 }
 
 function toProvenance(p: z.output<typeof provenanceSchema>): ServerProvenance {

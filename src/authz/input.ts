@@ -19,17 +19,11 @@ export interface RequestScope {
   provenance?: ServerProvenance | null;
 }
 
-/** Per-HTTP-request parts, shared by every message of a batch. */
-export interface SharedInput {
-  /** POLICY_INPUT_VERSION, or in "envoy" mode opa-envoy-plugin's own version object. */
-  version: PolicyInput['version'];
-  request: PolicyInput['request'];
-  identity: IdentityInput;
-  attributes: Record<string, unknown>;
-  parsed_body: unknown;
-  parsed_path: string[];
-  parsed_query: Record<string, string[]>;
-  truncated_body: boolean;
+/**
+ * Per-HTTP-request parts, shared by every message of a batch: the policy input without `mcp` and
+ * `budget`, which are per message (fields as the contract declares them).
+ */
+export interface SharedInput extends Omit<PolicyInput, 'mcp' | 'budget'> {
   /** input.mcp.session, set by Check once it knows where the session stands. */
   session?: McpSessionInput | null;
 }

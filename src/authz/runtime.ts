@@ -14,7 +14,7 @@ import type { TeeSink } from '../decisionlog/tee.js';
 import { version } from '../util/version.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Authorizer } from './check.js';
-import type { AuthzConfig } from './config.js';
+import { unusedSetting, type AuthzConfig } from './config.js';
 import { resolvePointerKey } from '../bundle/policy-keys.js';
 import { PendingCalls, type PendingCall } from './pending.js';
 import { SessionOwners } from './sessions.js';
@@ -98,6 +98,8 @@ async function startPins(cfg: AuthzConfig, sink: TeeSink | null, log: Logger, li
  * server. Refuses to start on a config that cannot work, rather than starting and denying.
  */
 export async function startAuthz(cfg: AuthzConfig, log: Logger = createLogger('tollgate-authz')): Promise<RunningAuthz> {
+  const unused = unusedSetting(cfg);
+  if (unused) throw new Error(`authz config: ${unused[0]}: ${unused[1]}`);
   const closers: Array<() => Promise<void>> = [];
   const startedAt = new Date();
   const holder = new PolicyHolder();

@@ -6,7 +6,7 @@ import { parseYaml } from '../util/yaml-lazy.js';
 import { DEFAULT_ENCODING, ENCODING_NAMES, type EncodingName } from './tokens.js';
 import { assertTimeZone, WINDOW_KINDS } from './window.js';
 import { z } from 'zod';
-import type { FieldDoc } from '../config/doc-table.js';
+import { describeValue as describe, fieldDoc as doc, firstProblem, strictMapping } from '../config/schema.js';
 
 /**
  * Budget declarations (YAML). Every field is documented in docs/budgets.md. Errors name the file
@@ -109,28 +109,6 @@ export class BudgetConfigError extends Error {
 /** Budget names become NATS KV key tokens and file keys: keep them to a safe alphabet. */
 export const BUDGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
-function describe(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'null';
-  if (typeof v === 'string') return `"${v}"`;
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  return String(v);
-}
-
-const doc = (dflt: string, text: string): FieldDoc => ({ default: dflt, doc: text });
-
-/**
- * A mapping with exactly these fields: an unknown one is refused with the list of known ones
- * (typos must not pass silently), anything but a mapping with what was expected.
- */
-function mapping<S extends Record<string, z.ZodType>>(shape: S, expected: string) {
-  const known = Object.keys(shape).join(', ');
-  return z.strictObject(shape, {
-    error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field (expected one of: ${known})` : `must be ${expected}, got ${describe(iss.input)}`),
-  });
-}
-
 /** A trimmed non-empty string; `missing`: what to say when it is absent. */
 const text = (missing?: string) => z.string({
   error: (iss) => (iss.input === undefined && missing ? missing : `must be a non-empty string, got ${describe(iss.input)}`),
@@ -167,13 +145,13 @@ const bucketName = text().superRefine((v, ctx) => {
 /** YAML turns `team: 42` into a number; a scope value is an identity string. */
 const scopeValue = z.union([z.number().transform(String), text()], { error: (iss) => `must be a non-empty string, got ${describe(iss.input)}` });
 
-const scopeSchema = mapping(
+const scopeSchema = strictMapping(
   Object.fromEntries(SCOPE_FIELDS.map((f) => [f, scopeValue.optional().meta(doc('—', `the caller's ${f} must equal this`))])) as Record<ScopeField, z.ZodOptional<typeof scopeValue>>,
-  `a mapping of ${SCOPE_FIELDS.join(', ')} to values`,
+  `must be a mapping of ${SCOPE_FIELDS.join(', ')} to values`,
 );
 
 /** One budget (docs/budgets.md, "Budget fields"). */
-export const budgetSchema = mapping({
+export const budgetSchema = strictMapping({
   name: text('is required').superRefine((v, ctx) => {
     if (!BUDGET_NAME.test(v)) ctx.addIssue({ code: 'custom', message: `"${v}" must be 1-64 letters, digits, "-" or "_", starting with a letter or digit` });
   }).meta(doc('required', 'Unique name: 1–64 letters, digits, `-`, `_`, starting with a letter or digit. Shown to clients in denials, used as the key of its state.')),
@@ -192,22 +170,22 @@ export const budgetSchema = mapping({
   tokenizer: oneOf<EncodingName>(ENCODING_NAMES).default(DEFAULT_ENCODING).meta(doc('`o200k_base`', 'Encoding to count this budget\'s tokens in: `o200k_base` (GPT-4o and later), `cl100k_base` (GPT-4, GPT-3.5), `p50k_base`, `p50k_edit`, `r50k_base`, `gpt2`, `o200k_harmony`. Each budget is charged in its own encoding.')),
   description: z.string({ error: 'must be a string' }).optional().meta(doc('—', 'Free text for people; ignored.')),
   namespace: namespaceName('The Kubernetes namespace that owns the budget (set for TokenBudget objects). Its usage keys are then `w.<namespace>.<name>.<window>`, so a NATS permission can give each namespace\'s sidecars its own keys only; unset: a mesh-wide budget, `w._.<name>.<window>`.'),
-}, 'a mapping with name, scope, limit, window');
+}, 'must be a mapping with name, scope, limit, window');
 
 /** One budget as declared (file, NATS or TokenBudget): defaults filled, `description` dropped. */
 export type BudgetSpec = Omit<z.output<typeof budgetSchema>, 'description'>;
 
-const leaseSchema = mapping({
+const leaseSchema = strictMapping({
   fraction: z.number({ error: (iss) => `must be a number in (0, 1], got ${describe(iss.input)}` }).superRefine((v, ctx) => {
     if (!(v > 0 && v <= 1)) ctx.addIssue({ code: 'custom', message: `must be a number in (0, 1], got ${v}` });
   }).optional().meta(doc('`0.01`', 'Size of a lease as a fraction of the limit ...')),
   min: wholeNumber(1).optional().meta(doc('`1000`', '... at least this many tokens ...')),
   max: wholeNumber(1).optional().meta(doc('`50000`', '... at most this many (also the most a replica can hold back from others). Leases grow within this range to cover two sync intervals at the replica\'s observed spending rate. Never more than the limit.')),
   ttl: duration.optional().meta(doc('`30s`', 'A lease that is not renewed for this long is void (a crashed or cut-off replica).')),
-}, 'a mapping (fraction, min, max, ttl)');
+}, 'must be a mapping (fraction, min, max, ttl)');
 
 /** The `nats` section (docs/budgets.md, "`nats` fields"). */
-export const budgetNatsSchema = mapping({
+export const budgetNatsSchema = strictMapping({
   url: text().superRefine((v, ctx) => {
     try {
       parseServers(v, 'nats.url');
@@ -228,34 +206,26 @@ export const budgetNatsSchema = mapping({
   definitions: z.boolean({ error: (iss) => `must be true or false, got ${describe(iss.input)}` }).optional()
     .meta(doc('`false`', 'Also apply the budget definitions the control plane publishes in `configBucket` under the key `definitions` (one per `TokenBudget` object, written by `tollgate operator`; see docs/kubernetes.md), live: a new, changed or deleted TokenBudget takes effect on the next call after the KV watch delivers it (typically well under a second). They are added to the file\'s budgets; a published budget whose name the file also uses is ignored, with a warning. A malformed or older publication is refused and the last good one stays in force. The data plane only reads this key; it never imports control-plane code.')),
   namespace: namespaceName('The Kubernetes namespace this authz serves (injected sidecars): published budgets of other namespaces are not applied, and usage keys of its namespace are `w.<namespace>.…` (see "Usage keys and upgrades"). A DNS label.'),
-}, 'a mapping (url, bucket, lease, …)');
+}, 'must be a mapping (url, bucket, lease, …)');
 
 /**
  * The budgets file. One schema checks it and types it, and the tables in docs/budgets.md are
  * generated from it (`make config-docs`). Cross-field rules (unique names, lease min ≤ max,
  * sync interval vs. lease ttl, region with scope) are checked after it, in parseBudgetConfig.
  */
-export const budgetFileSchema = mapping({
+export const budgetFileSchema = strictMapping({
   budgets: z.array(budgetSchema, { error: (iss) => `must be a list of budgets, got ${describe(iss.input)}` }).nullable().optional().meta(doc('`[]`', 'the budgets (see Budget fields)')),
   nats: budgetNatsSchema.nullable().optional().meta(doc('null', 'shared state in NATS JetStream; null: in-process state under the state directory')),
-}, 'a mapping with a "budgets" list');
+}, 'must be a mapping with a "budgets" list');
 
 export type BudgetFile = z.output<typeof budgetFileSchema>;
-
-/** `budgets[1].window`: a zod issue's path as the docs and the old errors write it. */
-function fieldOf(path: readonly PropertyKey[], extra?: string): string {
-  let out = '';
-  for (const k of [...path, ...(extra === undefined ? [] : [extra])]) out += typeof k === 'number' ? `[${k}]` : `${out ? '.' : ''}${String(k)}`;
-  return out;
-}
 
 /** The schema's verdict on `value`, or the first problem as a BudgetConfigError naming the field. */
 function check<S extends z.ZodType>(schema: S, value: unknown, source: string, at: readonly PropertyKey[] = []): z.output<S> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const key = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
-  throw new BudgetConfigError(source, fieldOf([...at, ...issue.path], key), issue.message);
+  const [field, problem] = firstProblem(r.error, at);
+  throw new BudgetConfigError(source, field, problem);
 }
 
 function uniqueNames(source: string, budgets: BudgetSpec[]): BudgetSpec[] {

@@ -11,6 +11,8 @@ export interface BudgetMetrics {
   readonly chargedTokens: Map<string, number>;
   /** Calls refused by each budget. */
   readonly denials: Map<string, number>;
+  /** Shared state only: lease syncs that other replicas' writes crowded out, per budget (the store's). */
+  readonly leaseContention?: ReadonlyMap<string, number>;
 }
 
 export interface TollgateBudgetGate extends BudgetGate {
@@ -43,7 +45,9 @@ export function createBudgetGate(cfg: { budgets: readonly BudgetSpec[] }, store:
   const windows = new WindowCache();
   const budgets = [...cfg.budgets];
   const applicable = new Map<string, { specs: BudgetSpec[]; encodings: string[] }>();
-  const metrics: BudgetMetrics = { chargedTokens: new Map(), denials: new Map() };
+  const metrics: BudgetMetrics = {
+    chargedTokens: new Map(), denials: new Map(), ...(store.leaseContention ? { leaseContention: store.leaseContention } : {}),
+  };
 
   const forSubject = (subject: ChargeSubject): { specs: BudgetSpec[]; encodings: string[] } => {
     const key = subjectKey(subject);

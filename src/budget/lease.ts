@@ -1,4 +1,5 @@
 import type { LeaseSettings } from './config.js';
+import { isObject } from '../util/object.js';
 
 /**
  * Lease accounting for budgets shared by many authz replicas: pure functions over the value stored
@@ -39,7 +40,6 @@ export function emptyLeaseState(): LeaseState {
   return { used: 0, leases: {} };
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
 /** Reads a stored entry; anything unreadable becomes empty fields rather than a crash. */
@@ -50,11 +50,11 @@ export function decodeLeaseState(text: string): LeaseState {
   } catch {
     return emptyLeaseState();
   }
-  if (!isObj(raw)) return emptyLeaseState();
+  if (!isObject(raw)) return emptyLeaseState();
   const leases: Record<string, LeaseRecord> = {};
-  if (isObj(raw.leases)) {
+  if (isObject(raw.leases)) {
     for (const [k, v] of Object.entries(raw.leases)) {
-      if (isObj(v) && typeof v.id === 'string') leases[k] = { id: v.id, amount: num(v.amount), expiresAt: num(v.expiresAt) };
+      if (isObject(v) && typeof v.id === 'string') leases[k] = { id: v.id, amount: num(v.amount), expiresAt: num(v.expiresAt) };
     }
   }
   const s: LeaseState = { used: num(raw.used), leases };

@@ -5,6 +5,7 @@ import { BUDGET_NAME, type BudgetSpec } from './config.js';
 import { scopeRecord } from './ledger.js';
 import type { BudgetAdmin, BudgetStatusRow, BudgetStore, BudgetUsage } from './store.js';
 import { windowAt, type BudgetWindow } from './window.js';
+import { isObject } from '../util/object.js';
 
 /**
  * Budget state of a standalone authz: in memory, exact, persisted to `<dir>/budgets.json` a moment
@@ -38,8 +39,6 @@ export interface AdminFile {
   resets: Record<string, { seq: number; window: string }>;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 function readJson(path: string): unknown {
   let text: string;
   try {
@@ -58,13 +57,13 @@ function readJson(path: string): unknown {
 export function readAdminFile(dir: string): AdminFile {
   const raw = readJson(join(dir, ADMIN_FILE));
   const out: AdminFile = { version: 1, limits: {}, resets: {} };
-  if (!isObj(raw)) return out;
-  if (isObj(raw.limits)) {
+  if (!isObject(raw)) return out;
+  if (isObject(raw.limits)) {
     for (const [k, v] of Object.entries(raw.limits)) if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) out.limits[k] = v;
   }
-  if (isObj(raw.resets)) {
+  if (isObject(raw.resets)) {
     for (const [k, v] of Object.entries(raw.resets)) {
-      if (isObj(v) && typeof v.seq === 'number' && typeof v.window === 'string') out.resets[k] = { seq: v.seq, window: v.window };
+      if (isObject(v) && typeof v.seq === 'number' && typeof v.window === 'string') out.resets[k] = { seq: v.seq, window: v.window };
     }
   }
   return out;
@@ -72,18 +71,18 @@ export function readAdminFile(dir: string): AdminFile {
 
 function readStateFile(dir: string): StateFile | null {
   const raw = readJson(join(dir, STATE_FILE));
-  if (!isObj(raw)) return null;
+  if (!isObject(raw)) return null;
   const usage: Record<string, WindowUsage> = {};
-  if (isObj(raw.usage)) {
+  if (isObject(raw.usage)) {
     for (const [k, v] of Object.entries(raw.usage)) {
-      if (isObj(v) && typeof v.window === 'string' && typeof v.used === 'number' && typeof v.start === 'number' && typeof v.end === 'number') {
+      if (isObject(v) && typeof v.window === 'string' && typeof v.used === 'number' && typeof v.start === 'number' && typeof v.end === 'number') {
         usage[k] = { window: v.window, start: v.start, end: v.end, used: v.used };
       }
     }
   }
   const appliedResets: Record<string, number> = {};
-  if (isObj(raw.appliedResets)) for (const [k, v] of Object.entries(raw.appliedResets)) if (typeof v === 'number') appliedResets[k] = v;
-  const specs = Array.isArray(raw.specs) ? (raw.specs.filter((s) => isObj(s) && typeof s.name === 'string') as BudgetSpec[]) : [];
+  if (isObject(raw.appliedResets)) for (const [k, v] of Object.entries(raw.appliedResets)) if (typeof v === 'number') appliedResets[k] = v;
+  const specs = Array.isArray(raw.specs) ? (raw.specs.filter((s) => isObject(s) && typeof s.name === 'string') as BudgetSpec[]) : [];
   return { version: 1, updatedAt: typeof raw.updatedAt === 'string' ? raw.updatedAt : '', specs, usage, appliedResets };
 }
 

@@ -13,6 +13,9 @@ import {
 import { scopeRecord } from './ledger.js';
 import type { BudgetAdmin, BudgetStatusRow, BudgetStore, BudgetUsage } from './store.js';
 import { nextWindow, windowAt, type BudgetWindow } from './window.js';
+import { conflictBackoffMs, MAX_CAS_ROUNDS, MAX_GIVE_BACK_ROUNDS, nextReportInterval } from './contention.js';
+
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Budget state shared by authz replicas through NATS JetStream KV (see lease.ts for the protocol).
@@ -81,7 +84,7 @@ interface Slot {
   /** Spent against `lease` (or without one) and not yet reported; may exceed the lease. */
   spent: number;
   /** What the KV entry said at the last successful sync (`at`: monotonic ms). */
-  view: { used: number; others: number; at: number } | null;
+  view: View | null;
   syncing: Promise<void> | null;
   again: boolean;
   /** The last sync could not get the lease it asked for: the budget is (nearly) used up. */
@@ -92,6 +95,32 @@ interface Slot {
   demand: number;
   periodSpent: number;
   periodStart: number;
+  /** Report spending still covered by the lease at most this often (contention.ts). */
+  reportEveryMs: number;
+  /** Monotonic ms of this replica's last write to the key. */
+  lastWrite: number;
+  /**
+   * The last sync lost every compare-and-set round to other replicas. Until a sync lands, only the
+   * tick retries (not every call that finds the lease low), so a crowded key is not hammered.
+   */
+  contended: boolean;
+}
+
+/** What a slot last read of its KV entry. */
+interface View {
+  used: number;
+  /** Tokens leased to other replicas. */
+  others: number;
+  /** Monotonic ms of the read. */
+  at: number;
+  /** The earliest expiry (wall ms) among other replicas' leases; Infinity when there are none. */
+  othersExpireAt: number;
+}
+
+function viewOf(state: LeaseState, self: string): View {
+  let othersExpireAt = Number.POSITIVE_INFINITY;
+  for (const [rid, l] of Object.entries(state.leases)) if (rid !== self && l.expiresAt < othersExpireAt) othersExpireAt = l.expiresAt;
+  return { used: state.used, others: leasedTotal(state, self), at: performance.now(), othersExpireAt };
 }
 
 export function defaultReplicaId(): string {
@@ -203,6 +232,8 @@ export class NatsBudgetStore implements BudgetStore {
   private unreachableSince: number | null = null;
   private ticker: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Per budget name: syncs that lost every compare-and-set round (contention, not unreachability). */
+  private readonly contention = new Map<string, number>();
   private readonly clock: () => number;
   private readonly skewMs: number;
   private readonly prefetchMs: number;
@@ -232,19 +263,28 @@ export class NatsBudgetStore implements BudgetStore {
     const nc = conn.nc;
     try {
       const { kv, cfg } = await openBudgetBuckets(nc, settings);
-      const store = new NatsBudgetStore(specs, settings, nc, kv, cfg, { ...opts, replicaId }, conn.owned ? conn.link : null);
-      if (opts.recordDefinitions ?? true) await recordDefinitions(cfg, specs);
-      store.limits = readLimits(await cfg.get(LIMITS_KEY));
-      const now = store.clock();
-      await Promise.all(specs.map((s) => store.sync(store.slot(s, windowAt(s.window, s.timezone, now)))));
-      void store.watchStatus();
-      store.ticker = setInterval(() => store.tick(), settings.syncIntervalMs);
-      store.ticker.unref();
-      return store;
+      return await NatsBudgetStore.over({ nc, kv, cfg }, specs, settings, { ...opts, replicaId }, conn.owned ? conn.link : null);
     } catch (e) {
       if (conn.owned) await conn.link.close();
       throw e;
     }
+  }
+
+  /**
+   * The part of open() after the buckets are open: records the declared budgets, takes the first
+   * leases and starts the sync tick. Separate so the sync logic can be driven over a KV stand-in
+   * (unit tests of contention) without a server; `link` is closed by close() when given.
+   */
+  static async over(parts: { nc: NatsConnection; kv: KV; cfg: KV }, specs: BudgetSpec[], settings: NatsBudgetSettings, opts: NatsStoreOptions = {}, link: { close(): Promise<void> } | null = null): Promise<NatsBudgetStore> {
+    const store = new NatsBudgetStore(specs, settings, parts.nc, parts.kv, parts.cfg, opts, link);
+    if (opts.recordDefinitions ?? true) await recordDefinitions(parts.cfg, specs);
+    store.limits = readLimits(await parts.cfg.get(LIMITS_KEY));
+    const now = store.clock();
+    await Promise.all(specs.map((s) => store.sync(store.slot(s, windowAt(s.window, s.timezone, now)))));
+    void store.watchStatus();
+    store.ticker = setInterval(() => store.tick(), settings.syncIntervalMs);
+    store.ticker.unref();
+    return store;
   }
 
   /** The config bucket (limit overrides, declarations), for the definitions follower to share this connection. */
@@ -297,6 +337,7 @@ export class NatsBudgetStore implements BudgetStore {
       s = {
         spec, window, key, lease: null, spent: 0, view: null, syncing: null, again: false, starved: false,
         demand: 0, rate: 0, periodSpent: 0, periodStart: performance.now(),
+        reportEveryMs: this.settings.syncIntervalMs, lastWrite: 0, contended: false,
       };
       this.slots.set(key, s);
     }
@@ -334,7 +375,9 @@ export class NatsBudgetStore implements BudgetStore {
       // A call larger than this replica's lease: the next lease must hold it, or it never passes.
       s.demand = need;
       s.starved = false;
-      this.kick(s);
+      // Nothing left to lease: the tick's re-read notices when there is again, and the next
+      // lease is sized for this call then.
+      if (!this.usedUp(s)) this.kick(s);
     }
     this.maybeRefill(s, spendable);
     if (unreachable && spendable <= 0 && used < limit) {
@@ -357,7 +400,20 @@ export class NatsBudgetStore implements BudgetStore {
 
   /** Renews a lease that runs low before it runs out, unless the budget has nothing more to give. */
   private maybeRefill(s: Slot, left: number): void {
-    if (!s.starved && !s.syncing && left < this.wantFor(s) / 2) this.kick(s);
+    if (!s.starved && !s.syncing && !s.contended && !this.usedUp(s) && left < this.wantFor(s) / 2) this.kick(s);
+  }
+
+  /**
+   * As of the last read, the budget has nothing left to lease, and this slot has no lease and
+   * nothing to report: a write could only say so again. Such a slot re-reads the key instead
+   * (tick), and writes once the read shows room (a reset, a raised limit, a lease given back), so
+   * a used-up budget costs its replicas reads, not compare-and-set rounds against each other.
+   * Once another replica's lease is past its expiry (plus the skew grace) a write is due again:
+   * it writes the dead lease off as spent (lease.ts), as the next writer always does.
+   */
+  private usedUp(s: Slot): boolean {
+    return s.view !== null && s.lease === null && s.spent === 0 && s.view.used + s.view.others >= this.limitOf(s.spec)
+      && this.clock() < s.view.othersExpireAt + this.skewMs;
   }
 
   private wantFor(s: Slot): number {
@@ -377,13 +433,15 @@ export class NatsBudgetStore implements BudgetStore {
   }
 
   private sync(s: Slot, giveBack = false): Promise<void> {
-    if (s.syncing) return s.syncing;
+    // A give-back must not be answered by a sync (or re-read) already under way that keeps the lease.
+    if (s.syncing) return giveBack ? s.syncing.then(() => this.sync(s, true)) : s.syncing;
     s.syncing = (async () => {
       try {
         do {
           s.again = false;
           try {
-            await this.syncOnce(s, giveBack);
+            // Lost to other writers: retrying at once would only crowd the key more; the tick retries.
+            if (!(await this.syncOnce(s, giveBack))) break;
           } catch (e) {
             this.noteFailure(e as Error, s);
             // Asked again meanwhile (NATS came back): try again now rather than at the next tick.
@@ -397,7 +455,8 @@ export class NatsBudgetStore implements BudgetStore {
     return s.syncing;
   }
 
-  private async syncOnce(s: Slot, giveBack: boolean): Promise<void> {
+  /** One report-and-renew. True when it landed; false when other replicas won every round, or on close. */
+  private async syncOnce(s: Slot, giveBack: boolean): Promise<boolean> {
     // Rates and staleness run on the monotonic clock; the injected clock is wall time, for lease
     // expiry and windows, which all replicas must agree on.
     const mono = performance.now();
@@ -414,7 +473,10 @@ export class NatsBudgetStore implements BudgetStore {
     // write is in flight, and the new lease must cover that (see docs/budgets.md).
     const heldUnspent = held && now0 < held.expiresAt ? Math.max(0, held.amount - snapSpent) : 0;
     const want = giveBack ? 0 : Math.max(this.wantFor(s), heldUnspent);
-    for (let attempt = 0; attempt < 20; attempt++) {
+    const rounds = giveBack ? MAX_GIVE_BACK_ROUNDS : MAX_CAS_ROUNDS;
+    for (let round = 0; round < rounds; round++) {
+      if (round > 0) await pause(conflictBackoffMs(round));
+      if (this.closed && !giveBack) return false;
       const entry = await this.kv.get(s.key);
       const now = this.clock();
       const base = entry ? readState(entry) : await this.carriedOver(s);
@@ -433,13 +495,61 @@ export class NatsBudgetStore implements BudgetStore {
       s.lease = r.grant;
       s.spent -= snapSpent;
       if (r.grant && r.grant.amount >= s.demand) s.demand = 0;
-      s.view = { used: r.state.used, others: leasedTotal(r.state, this.replicaId), at: performance.now() };
+      s.view = viewOf(r.state, this.replicaId);
       s.starved = !giveBack && (r.grant?.amount ?? 0) < want;
+      s.lastWrite = performance.now();
+      s.reportEveryMs = nextReportInterval(s.reportEveryMs, round, false, this.settings.syncIntervalMs, this.settings.lease.ttlMs / 3);
+      s.contended = false;
       this.noteSuccess();
-      return;
+      return true;
     }
-    throw new Error(`gave up on ${s.key} after 20 compare-and-set conflicts`);
+    // Other replicas won every round. That is not NATS being unreachable (every get and update
+    // answered): the store stays healthy. Nothing was written, so the KV entry still lists the
+    // lease this slot holds, and every other replica still counts it: calls may spend what is left
+    // of it until it is used up or expires (then they are refused as "renewing its share"), exactly
+    // as if this sync had not started. No new tokens are taken, and the unreported spending stays
+    // in `spent` for the next sync that lands. The slot reports less often and the tick retries.
+    s.reportEveryMs = nextReportInterval(s.reportEveryMs, rounds, true, this.settings.syncIntervalMs, this.settings.lease.ttlMs / 3);
+    this.contention.set(s.spec.name, (this.contention.get(s.spec.name) ?? 0) + 1);
+    if (!s.contended || giveBack) {
+      this.opts.logger?.warn({ key: s.key, rounds, giveBack }, giveBack
+        ? 'budget usage key: other replicas won every compare-and-set round; the lease could not be given back and counts as spent once it expires'
+        : 'budget usage key: other replicas won every compare-and-set round; keeping the current lease and retrying later');
+    }
+    s.contended = true;
+    return false;
   }
+
+  /**
+   * Re-reads a slot's key without writing it: keeps the view of what others used fresh when this
+   * replica has nothing to report, at no cost to the replicas that do write.
+   */
+  private refresh(s: Slot): void {
+    if (s.syncing || this.closed) return;
+    s.syncing = (async () => {
+      try {
+        const entry = await this.kv.get(s.key);
+        if (entry) s.view = viewOf(readState(entry), this.replicaId);
+        this.noteSuccess();
+      } catch (e) {
+        this.noteFailure(e as Error, s);
+      } finally {
+        s.syncing = null;
+      }
+      // Asked for a real sync meanwhile (a lease ran low): do it now.
+      if (s.again) this.kick(s);
+    })();
+  }
+
+  /** Syncs that lost every compare-and-set round (contention, not unreachability), in total. */
+  get contentionCount(): number {
+    let n = 0;
+    for (const v of this.contention.values()) n += v;
+    return n;
+  }
+
+  /** The same, per budget name (live: the metrics read it at scrape). */
+  get leaseContention(): ReadonlyMap<string, number> { return this.contention; }
 
   /**
    * The first state of a budget's key in a window. Before usage keys named a namespace, the same
@@ -509,8 +619,16 @@ export class NatsBudgetStore implements BudgetStore {
       if (s.syncing) continue;
       const renewDue = s.lease === null || s.lease.expiresAt - now < (this.settings.lease.ttlMs * 2) / 3;
       const low = (s.lease ? s.lease.amount - s.spent : 0) < this.wantFor(s) / 2;
-      const stale = !s.view || performance.now() - s.view.at >= this.settings.syncIntervalMs * 5;
-      if (s.spent > 0 || renewDue || low || stale) void this.sync(s);
+      const mono = performance.now();
+      if (this.usedUp(s)) {
+        // Every few ticks, not every one: with many replicas the entry is large, and a used-up
+        // budget's replicas would otherwise read it all the time for news that is rare.
+        if (mono - s.view!.at >= this.settings.syncIntervalMs * 3) this.refresh(s);
+        continue;
+      }
+      const reportDue = s.spent > 0 && mono - s.lastWrite >= s.reportEveryMs;
+      if (!s.view || reportDue || renewDue || low) void this.sync(s);
+      else if (mono - s.view.at >= this.settings.syncIntervalMs * 5) this.refresh(s);
     }
   }
 

@@ -28,6 +28,11 @@ export interface BudgetStore {
   usage(spec: BudgetSpec, window: BudgetWindow, now: number, need?: number): BudgetUsage;
   spend(spec: BudgetSpec, window: BudgetWindow, tokens: number, now: number): void;
   close(): Promise<void>;
+  /**
+   * Shared stores only: per budget name, lease syncs that lost every compare-and-set round to
+   * other replicas since start (a live map, read at scrape).
+   */
+  readonly leaseContention?: ReadonlyMap<string, number>;
 }
 
 /** What `tollgate budget status` shows for one budget. */

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { calculateJwkThumbprint } from 'jose';
+import { isObject } from '../util/object.js';
 
 /** JWS algorithms for bundle signatures. All three are ones OPA can verify too. */
 export type SigningAlg = 'RS256' | 'ES256' | 'EdDSA';
@@ -54,10 +55,6 @@ export async function keyIdOf(key: KeyObject): Promise<string> {
 
 interface JwkLike { kty?: unknown; kid?: unknown; alg?: unknown; d?: unknown; keys?: unknown }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Parses a key file's text: PEM (PKCS#8 / SPKI / PKCS#1 / SEC1 / certificate) or JSON JWK / JWKS. */
 function parseKeyText(text: string, source: string): Array<{ jwk: JwkLike | null; pem: string | null }> {
   const trimmed = text.trim();
@@ -68,9 +65,9 @@ function parseKeyText(text: string, source: string): Array<{ jwk: JwkLike | null
     } catch (e) {
       throw new Error(`${source}: not valid JSON: ${(e as Error).message}`);
     }
-    if (!isRecord(doc)) throw new Error(`${source}: expected a JWK or a JWK set`);
+    if (!isObject(doc)) throw new Error(`${source}: expected a JWK or a JWK set`);
     if (Array.isArray(doc.keys)) return doc.keys.map((k) => {
-      if (!isRecord(k)) throw new Error(`${source}: every entry of "keys" must be a JWK object`);
+      if (!isObject(k)) throw new Error(`${source}: every entry of "keys" must be a JWK object`);
       return { jwk: k, pem: null };
     });
     return [{ jwk: doc, pem: null }];

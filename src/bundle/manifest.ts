@@ -2,12 +2,9 @@ import { createHash } from 'node:crypto';
 import type { BundleFiles } from './archive.js';
 import { canonicalJson } from './digest.js';
 import { SIGNATURES_PATH } from './sign.js';
+import { isObject } from '../util/object.js';
 
 export const MANIFEST_PATH = '/.manifest';
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** The bundle's `.manifest` object, `{}` when absent; throws when it is not a JSON object. */
 export function readManifestObject(files: BundleFiles): Record<string, unknown> {
@@ -19,7 +16,7 @@ export function readManifestObject(files: BundleFiles): Record<string, unknown> 
   } catch (e) {
     throw new Error(`/.manifest is not valid JSON: ${(e as Error).message}`);
   }
-  if (!isRecord(doc)) throw new Error('/.manifest must be a JSON object');
+  if (!isObject(doc)) throw new Error('/.manifest must be a JSON object');
   return doc;
 }
 

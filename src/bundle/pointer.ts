@@ -1,4 +1,5 @@
 import { isRevision, parseRevision, REVISION_DIGITS, revisionDescription, revisionString } from './revision.js';
+import { isObject } from '../util/object.js';
 
 /**
  * The KV record naming the bundle in force. It is not trusted for anything security-relevant:
@@ -43,10 +44,6 @@ export function parseObjectName(pointerKey: string, name: string): { revision: n
 
 export { parseRevision, revisionString };
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Parses and checks a pointer record; the message says which field is wrong. */
 export function parsePointer(bytes: Uint8Array): BundlePointer {
   let doc: unknown;
@@ -55,7 +52,7 @@ export function parsePointer(bytes: Uint8Array): BundlePointer {
   } catch (e) {
     throw new Error(`bundle pointer is not valid JSON: ${(e as Error).message}`);
   }
-  if (!isRecord(doc)) throw new Error('bundle pointer must be a JSON object');
+  if (!isObject(doc)) throw new Error('bundle pointer must be a JSON object');
   const { revision, object, sha256, size, published_at, content_sha256, kid } = doc;
   if (!isRevision(revision)) throw new Error(`bundle pointer: "revision" must be ${revisionDescription()}, got ${JSON.stringify(revision)}`);
   if (typeof object !== 'string' || !object) throw new Error('bundle pointer: "object" must be a non-empty string');

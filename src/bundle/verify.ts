@@ -4,6 +4,7 @@ import type { BundleFiles } from './archive.js';
 import { fileDigest, isDigestAlgorithm, DIGEST_ALGORITHMS } from './digest.js';
 import type { VerificationKey } from './keys.js';
 import { SIGNATURES_PATH, type SignaturePayload, type SignedFile } from './sign.js';
+import { isObject } from '../util/object.js';
 
 /** Why a bundle was refused; `problems` lists each file-level finding. */
 export class BundleVerificationError extends Error {
@@ -36,10 +37,6 @@ function fail(problem: string): never {
   throw new BundleVerificationError([problem]);
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Extracts the one JWT from `.signatures.json`, refusing anything else precisely. */
 function signatureToken(files: BundleFiles): string {
   const raw = files.get(SIGNATURES_PATH);
@@ -50,7 +47,7 @@ function signatureToken(files: BundleFiles): string {
   } catch (e) {
     fail(`/.signatures.json is not valid JSON: ${(e as Error).message}`);
   }
-  if (!isRecord(doc) || !Array.isArray(doc.signatures)) fail('/.signatures.json must be {"signatures": ["<JWT>"]}');
+  if (!isObject(doc) || !Array.isArray(doc.signatures)) fail('/.signatures.json must be {"signatures": ["<JWT>"]}');
   if (doc.signatures.length !== 1) fail(`/.signatures.json holds ${doc.signatures.length} signatures; exactly one is supported`);
   const jwt: unknown = doc.signatures[0];
   if (typeof jwt !== 'string' || jwt.split('.').length !== 3) fail('/.signatures.json: the signature is not a compact JWT');
@@ -90,7 +87,7 @@ function chooseKey(jwt: string, keys: readonly VerificationKey[]): VerificationK
 function signedFiles(payload: Record<string, unknown>): SignedFile[] {
   if (!Array.isArray(payload.files)) fail('signature payload has no "files" list');
   return payload.files.map((f, i) => {
-    if (!isRecord(f) || typeof f.name !== 'string' || typeof f.hash !== 'string' || typeof f.algorithm !== 'string') {
+    if (!isObject(f) || typeof f.name !== 'string' || typeof f.hash !== 'string' || typeof f.algorithm !== 'string') {
       fail(`signature payload: files[${i}] must have string "name", "hash" and "algorithm"`);
     }
     return { name: f.name, hash: f.hash, algorithm: f.algorithm };

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseTimeArg, TimeArgError } from '../decisionlog/query.js';
 import { UsageError } from './types.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -23,4 +24,15 @@ export function parseDuration(s: string): number {
   const unit = m[2] ?? 's';
   const mult = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[unit] ?? 1;
   return n * mult;
+}
+
+/** A time flag (`--since 2h`, an ISO instant, …) as a Date, null when not given; a bad one is a usage error naming the flag. */
+export function timeFlag(value: string | undefined, flag: string, now: Date): Date | null {
+  if (value === undefined) return null;
+  try {
+    return parseTimeArg(value, now);
+  } catch (e) {
+    if (e instanceof TimeArgError) throw new UsageError(`--${flag}: ${e.message}`);
+    throw e;
+  }
 }

@@ -1,4 +1,4 @@
-import { defaultConfig, loadConfigFile, parseProvenance, type AuthzConfig } from '../authz/config.js';
+import { defaultConfig, loadConfigFile, parseProvenance, unusedSetting, type AuthzConfig } from '../authz/config.js';
 import { startAuthz } from '../authz/runtime.js';
 import { parseHostPort } from '../util/net.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/identity.js';
@@ -23,7 +23,9 @@ ${NATS_FLAGS_USAGE.replace(/^ {2}/gm, '  ')}
                                the highest revision accepted is kept in the state dir, and an older
                                one is refused even after a restart
   --policy-nats URL            the same, naming the URL (must equal --nats when both are given)
-  --verification-key FILE      public key (PEM or JWK/JWKS) that signed bundles must verify with
+  --verification-key FILE      public key (PEM or JWK/JWKS) that signed bundles must verify with:
+                               those from NATS or from the bundle URL (flag or file); refused
+                               without either
   --bundle-url URL             poll an OPA bundle server (ETag); signed bundles are checked
                                against --verification-key when given
   --entrypoint tollgate|envoy  policy contract: tollgate.authz.decision (default) or
@@ -96,10 +98,12 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     if (!values['verification-key']) throw new UsageError('--policy-from-nats needs --verification-key: bundles from NATS are always signature-checked');
     c.policy.nats = { url: values['policy-nats'] ?? null, verificationKey: values['verification-key'] };
   }
-  if (values['bundle-url']) {
-    c.policy.bundleUrl = values['bundle-url'];
-    if (values['verification-key']) c.policy.bundleKey = values['verification-key'];
-  }
+  if (values['bundle-url']) c.policy.bundleUrl = values['bundle-url'];
+  const key = values['verification-key'];
+  // The one key flag serves the source of signed bundles configured, by flag or in the file.
+  if (key && c.policy.bundleUrl) c.policy.bundleKey = key;
+  else if (key && c.policy.nats) c.policy.nats.verificationKey = key;
+  else if (key) throw new UsageError('--verification-key needs a source of signed bundles to verify: --policy-from-nats or --bundle-url (or from_nats / bundle_url in the config file)');
   if (values['decision-log-nats']) c.decisionLogNatsUrl = values['decision-log-nats'];
   if (values['decision-log-witness']) c.decisionLogWitness = values['decision-log-witness'] === 'off' ? null : values['decision-log-witness'];
   if (values['decision-log-nats'] || values['replicate-decisions']) c.decisionLogReplicate = true;
@@ -150,6 +154,8 @@ export function configFromArgs(argv: string[]): AuthzConfig | null {
     if (values['trust-domain']) c.tls.trustDomain = values['trust-domain'];
     if (values['allow-peer']) c.tls.allowedPeers = values['allow-peer'];
   }
+  const unused = unusedSetting(c);
+  if (unused) throw new UsageError(`${unused[0]}: ${unused[1]}`);
   return c;
 }
 

@@ -4,11 +4,10 @@ import { join, resolve } from 'node:path';
 import { generateSigningKeyPair, isSigningAlg, loadSigningKey, SIGNING_ALGS } from '../bundle/keys.js';
 import { DEFAULT_KV_BUCKET, DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY } from '../bundle/pointer.js';
 import type { PolicyControlPlaneOptions } from '../controlplane/serve.js';
-import type { StreamPlacement } from '../controlplane/streams.js';
-import { isRegionName } from '../nats/placement.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { NATS_FLAGS, NATS_FLAGS_USAGE, natsSettingsFromFlags } from './nats-flags.js';
 import { natsCerts } from './nats-certs.js';
+import { placementFlags } from './region-flags.js';
 import { UsageError, type Command } from './types.js';
 import { dispatch } from './subcommands.js';
 import { parseHostPort } from '../util/net.js';
@@ -152,18 +151,6 @@ function durationMs(flag: string, v: string | undefined, dflt: number): number {
 function apiAccessFlags(values: { apiserver?: string; 'apiserver-token'?: string; 'apiserver-ca'?: string }): { server: string; tokenFile?: string; caFile?: string } | null {
   if (!values.apiserver) return null;
   return { server: values.apiserver, ...(values['apiserver-token'] ? { tokenFile: values['apiserver-token'] } : {}), ...(values['apiserver-ca'] ? { caFile: values['apiserver-ca'] } : {}) };
-}
-
-/** --region and --budget-regions: region names are NATS cluster names (nats/placement.ts). */
-export function placementFlags(region: string | undefined, budgetRegions: string | undefined): StreamPlacement {
-  const check = (flag: string, r: string): string => {
-    if (!isRegionName(r)) throw new UsageError(`${flag}: "${r}" is not a region name (1-32 letters, digits or "-": the region's NATS cluster name)`);
-    return r;
-  };
-  const home = region === undefined ? null : check('--region', region.trim());
-  const list = budgetRegions === undefined ? [] : budgetRegions.split(',').map((r) => r.trim()).filter((r) => r !== '').map((r) => check('--budget-regions', r));
-  if (budgetRegions !== undefined && list.length === 0) throw new UsageError('--budget-regions needs at least one region name, e.g. --budget-regions east,west');
-  return { home, budgetRegions: [...new Set(list)] };
 }
 
 async function serve(argv: string[]): Promise<number> {

@@ -5,7 +5,7 @@ import { listLogFiles, LOCK_FILE, PUBLIC_KEYS_FILE, resolveLogFiles } from '../d
 import { ARGS_WIDTH, clip, GROUPS_WIDTH, recordRow, renderRecords, renderSpend, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
 import { jwkThumbprint, publicJwksFromFile } from '../decisionlog/keys.js';
 import { readStreamEntries } from '../decisionlog/nats-reader.js';
-import { AccountingJoin, compileFilter, parseTimeArg, StatsBuilder, TimeArgError, TOOL_CLASSES, type RecordFilter, type RecordPredicate, type ToolClass } from '../decisionlog/query.js';
+import { AccountingJoin, compileFilter, StatsBuilder, TOOL_CLASSES, type RecordFilter, type RecordPredicate, type ToolClass } from '../decisionlog/query.js';
 import { LogCursor, readEntriesOfFiles, readRecordsOfFiles } from '../decisionlog/reader.js';
 import { parseDimensions, parsePriceTable, PriceTableError, SpendBuilder, spendCsv, type PriceTable } from '../decisionlog/spend.js';
 import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from '../decisionlog/types.js';
@@ -16,15 +16,13 @@ import { openNats } from '../nats/connect.js';
 import type { NatsSettings } from '../nats/settings.js';
 import { NATS_FLAGS, natsSettingsFromFlags } from './nats-flags.js';
 import { findMesh } from '../mesh/mesh-file.js';
-import { parseCommandArgs } from './args.js';
+import { parseCommandArgs, timeFlag } from './args.js';
 import { UsageError, type Command } from './types.js';
-import { dispatch } from './subcommands.js';
+import { dispatchTable, STDIO, type CommandIo } from './subcommands.js';
 import { version as TOLLGATE_VERSION } from '../util/version.js';
 
 /** Where `tollgate logs` writes, and what it reads the clock and environment from (tests inject these). */
-export interface LogsIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
+export interface LogsIo extends CommandIo {
   env: NodeJS.ProcessEnv;
   now: () => Date;
   /** Ends `tail -f`; by default SIGINT/SIGTERM do. */
@@ -233,16 +231,7 @@ type Values = Record<string, string | boolean | string[] | boolean[] | undefined
 const str = (v: Values, k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
 
 function filterFrom(v: Values, now: Date): RecordFilter {
-  const time = (flag: string): Date | null => {
-    const s = str(v, flag);
-    if (s === undefined) return null;
-    try {
-      return parseTimeArg(s, now);
-    } catch (e) {
-      if (e instanceof TimeArgError) throw new UsageError(`--${flag}: ${e.message}`);
-      throw e;
-    }
-  };
+  const time = (flag: string): Date | null => timeFlag(str(v, flag), flag, now);
   const decision = str(v, 'decision');
   if (decision !== undefined && decision !== 'allow' && decision !== 'deny') throw new UsageError(`--decision must be allow or deny, got "${decision}"`);
   const f: RecordFilter = {
@@ -643,33 +632,15 @@ function headerFlags(list: readonly string[]): Record<string, string> {
 const SUBCOMMANDS: Record<string, (argv: string[], io: LogsIo) => Promise<number>> = { query, tail, stats, export: exportCmd, verify };
 
 export function createLogsCommand(partial: Partial<LogsIo> = {}): Command {
-  const io: LogsIo = {
-    out: (s) => { process.stdout.write(s); },
-    err: (s) => { process.stderr.write(s); },
-    env: process.env,
-    now: () => new Date(),
-    ...partial,
-  };
+  const io: LogsIo = { ...STDIO, env: process.env, now: () => new Date(), ...partial };
   return {
     name: 'logs',
     summary: 'Query, tail, summarise and verify decision logs',
-    async run(argv: string[]): Promise<number> {
-      return dispatch({ command: 'logs', usage: HELP.logs, names: Object.keys(SUBCOMMANDS), io }, argv, async (sub, rest) => {
-      try {
-        return await SUBCOMMANDS[sub]!(rest, io);
-      } catch (e) {
-        if (e instanceof UsageError) {
-          io.err(`tollgate logs ${sub}: ${e.message}\nRun \`tollgate logs ${sub} --help\` for usage.\n`);
-          return 2;
-        }
-        if (e instanceof NoLogError) {
-          io.err(`tollgate logs ${sub}: ${e.message}\n`);
-          return sub === 'verify' ? 2 : 1;
-        }
-        throw e;
-      }
-      });
-    },
+    run: (argv) => dispatchTable({ command: 'logs', usage: HELP.logs, io }, SUBCOMMANDS, argv, (e, sub) => {
+      if (!(e instanceof NoLogError)) throw e;
+      io.err(`tollgate logs ${sub}: ${e.message}\n`);
+      return sub === 'verify' ? 2 : 1;
+    }),
   };
 }
 

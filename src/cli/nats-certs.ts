@@ -6,6 +6,7 @@ import {
 } from '../k8s/nats-cluster.js';
 import { DEFAULT_TRUST_DOMAIN, LocalPki, type CertFiles } from '../pki/index.js';
 import { parseCommandArgs } from './args.js';
+import { regionListFlag } from './region-flags.js';
 import { UsageError } from './types.js';
 
 export const NATS_CERTS_USAGE = `Usage: tollgate controlplane nats-certs --ca-dir DIR --out DIR [flags]
@@ -29,6 +30,9 @@ tollgate-nats holds; kustomize users installing elsewhere than tollgate-system r
   --gateway-dns NAME   an extra DNS name on the server certificate: the gateway load balancer
                        the other regions dial (multi-region; repeatable)
   --sidecar-namespace NS  a namespace with injected authz sidecars that use NATS (repeatable)
+  --budget-regions A,B regions with regional budgets (the control plane's --budget-regions; Helm:
+                       nats.budgetRegions): every user gets the same rights on each region's
+                       usage bucket as on the global one
   --trust-domain TD    trust domain of the SPIFFE IDs (default ${DEFAULT_TRUST_DOMAIN}; Helm: nats.trustDomain)
   --days N             lifetime in days (default 365)
   --force              overwrite existing files under --out
@@ -41,7 +45,7 @@ export async function natsCerts(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(argv, {
     'ca-dir': { type: 'string' }, out: { type: 'string' }, namespace: { type: 'string' }, 'trust-domain': { type: 'string' },
     days: { type: 'string' }, force: { type: 'boolean' }, 'sidecar-namespace': { type: 'string', multiple: true },
-    'gateway-dns': { type: 'string', multiple: true },
+    'gateway-dns': { type: 'string', multiple: true }, 'budget-regions': { type: 'string' },
   });
   if (values.help) { process.stdout.write(NATS_CERTS_USAGE); return 0; }
   if (!values['ca-dir']) throw new UsageError('--ca-dir DIR is required: the mesh CA the NATS certificates are issued from');
@@ -52,6 +56,7 @@ export async function natsCerts(argv: string[]): Promise<number> {
   for (const ns of sidecarNamespaces) {
     if (!DNS_LABEL.test(ns)) throw new UsageError(`--sidecar-namespace "${ns}" is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)`);
   }
+  const budgetRegions = regionListFlag('--budget-regions', values['budget-regions']);
   const trustDomain = values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN;
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(trustDomain)) throw new UsageError(`--trust-domain "${trustDomain}" is not a trust domain (lowercase letters, digits, '.', '-')`);
   const days = values.days === undefined ? 365 : Number(values.days);
@@ -80,7 +85,7 @@ export async function natsCerts(argv: string[]): Promise<number> {
   write(NATS_SERVER_SECRET, certs.server);
   for (const [secret, files] of certs.clients) write(secret, files);
   for (const ns of sidecarNamespaces) write(SIDECAR_NATS_SECRET, await issueSidecarNatsCertificate(pki, trustDomain, ns, { days }), sidecarDir(ns));
-  writeFileSync(join(out, 'authorization.conf'), clusterNatsAuthorization({ namespace, trustDomain }, sidecarNamespaces));
+  writeFileSync(join(out, 'authorization.conf'), clusterNatsAuthorization({ namespace, trustDomain, budgetRegions }, sidecarNamespaces));
   process.stdout.write([
     `NATS certificates for namespace ${namespace} (trust domain ${trustDomain}, ${days} days) in ${out}.`,
     'Create the Secrets (before or after applying the manifests; the pods wait for them):',

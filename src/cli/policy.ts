@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { parseTimeArg, TimeArgError, type RecordFilter } from '../decisionlog/query.js';
+import type { RecordFilter } from '../decisionlog/query.js';
 import { buildPolicyBundle, checkPolicies, fmtPolicies, opaCapabilitiesJson, policyListingRules, PolicyBuildError } from '../policy/build.js';
 import { readBundle } from '../bundle/archive.js';
 import { readManifest } from '../bundle/content.js';
@@ -15,16 +15,14 @@ import { renderReplay } from '../toolkit/render-replay.js';
 import { renderTestReport } from '../toolkit/render-test.js';
 import { logSource, replayDecisions, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX } from '../toolkit/replay-run.js';
 import type { EntrypointMode, RequestSpec } from '../toolkit/scenario-types.js';
-import { parseCommandArgs } from './args.js';
+import { parseCommandArgs, timeFlag } from './args.js';
 import { showRevision } from './policy-show.js';
 import { UsageError, type Command } from './types.js';
-import { dispatch } from './subcommands.js';
+import { dispatchTable, STDIO, type CommandIo } from './subcommands.js';
 
 /** `tollgate policy`: build, check, fmt, test, explain, replay. Flags and output; the work is in src/toolkit. */
 
-export interface PolicyIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
+export interface PolicyIo extends CommandIo {
   now: () => Date;
 }
 
@@ -305,15 +303,6 @@ async function test(argv: string[], io: PolicyIo): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-function parseTime(s: string | undefined, flag: string, now: Date): Date | null {
-  if (s === undefined) return null;
-  try {
-    return parseTimeArg(s, now);
-  } catch (e) {
-    if (e instanceof TimeArgError) throw new UsageError(`--${flag}: ${e.message}`);
-    throw e;
-  }
-}
 
 async function explain(argv: string[], io: PolicyIo): Promise<number> {
   const { values: v, positionals } = parseCommandArgs(argv, {
@@ -332,7 +321,7 @@ async function explain(argv: string[], io: PolicyIo): Promise<number> {
   const trace = v.trace;
   if (trace !== undefined && !['notes', 'fails', 'full', 'debug'].includes(trace)) throw new UsageError(`--trace must be notes, fails, full or debug, got "${trace}"`);
   const mode = entrypointMode(v.entrypoint);
-  const at = parseTime(v.time, 'time', io.now()) ?? io.now();
+  const at = timeFlag(v.time, 'time', io.now()) ?? io.now();
   const headers = headerFlags(v.header ?? []);
   const request: RequestSpec = {
     ...(v.tool ? { tool: v.tool, arguments: jsonObjectFlag(v, 'args') ?? {} } : { method: v.method!, ...(v.params !== undefined ? { params: jsonObjectFlag(v, 'params') } : {}) }),
@@ -390,7 +379,7 @@ async function replay(argv: string[], io: PolicyIo): Promise<number> {
   if (!v.policies) throw new UsageError('--policies NEWDIR is required: the policy to replay the decisions under');
   const now = io.now();
   const filter: RecordFilter = {
-    since: parseTime(v.since, 'since', now), until: parseTime(v.until, 'until', now), tool: v.tool ?? null, team: v.team ?? null, server: v.server ?? null,
+    since: timeFlag(v.since, 'since', now), until: timeFlag(v.until, 'until', now), tool: v.tool ?? null, team: v.team ?? null, server: v.server ?? null,
   };
   if (filter.since && filter.until && filter.since >= filter.until) throw new UsageError('--since must be before --until');
   const source = logSource(v.logs, v.stream ?? DEFAULT_STREAM, v['subject-prefix'] ?? DEFAULT_SUBJECT_PREFIX);
@@ -409,30 +398,15 @@ function help(io: PolicyIo, topic: string): number {
 const SUBCOMMANDS: Record<string, (argv: string[], io: PolicyIo) => Promise<number>> = { build, check, fmt, test, explain, replay, capabilities, show: (argv, io) => showRevision(argv, io) };
 
 export function createPolicyCommand(partial: Partial<PolicyIo> = {}): Command {
-  const io: PolicyIo = {
-    out: (s) => { process.stdout.write(s); },
-    err: (s) => { process.stderr.write(s); },
-    now: () => new Date(),
-    ...partial,
-  };
+  const io: PolicyIo = { ...STDIO, now: () => new Date(), ...partial };
   return {
     name: 'policy',
     summary: 'Build, check, test, explain and replay policies',
-    async run(argv: string[]): Promise<number> {
-      return dispatch({ command: 'policy', usage: HELP.policy!, names: Object.keys(SUBCOMMANDS), io }, argv, async (sub, rest) => {
-      try {
-        return await SUBCOMMANDS[sub]!(rest, io);
-      } catch (e) {
-        if (e instanceof UsageError) {
-          io.err(`tollgate policy ${sub}: ${e.message}\nRun \`tollgate policy ${sub} --help\` for usage.\n`);
-          return 2;
-        }
-        if (e instanceof PolicyBuildError) return problemsOut(io, e);
-        io.err(`tollgate policy ${sub}: ${(e as Error).message}\n`);
-        return 1;
-      }
-      });
-    },
+    run: (argv) => dispatchTable({ command: 'policy', usage: HELP.policy!, io }, SUBCOMMANDS, argv, (e, sub) => {
+      if (e instanceof PolicyBuildError) return problemsOut(io, e);
+      io.err(`tollgate policy ${sub}: ${(e as Error).message}\n`);
+      return 1;
+    }),
   };
 }
 

@@ -1,3 +1,5 @@
+import { UsageError } from './types.js';
+
 /** Where a command writes: the process's stdout/stderr, or a test's buffers. */
 export interface CommandIo {
   out(text: string): void;
@@ -44,4 +46,26 @@ export async function dispatch(set: SubcommandSet, argv: readonly string[], run:
     return 2;
   }
   return run(sub, rest);
+}
+
+/**
+ * `dispatch` over a table of subcommands sharing one io, for commands whose subcommands throw
+ * UsageError: that is answered alike everywhere (the problem and a pointer to the subcommand's
+ * --help on stderr, exit 2). Any other error goes to `failed`, which returns the exit code or rethrows.
+ */
+export function dispatchTable<Io extends CommandIo>(
+  set: { command: string; usage: string; io: Io },
+  table: Readonly<Record<string, (argv: string[], io: Io) => Promise<number>>>,
+  argv: readonly string[],
+  failed: (e: unknown, sub: string) => number,
+): Promise<number> {
+  return dispatch({ ...set, names: Object.keys(table) }, argv, async (sub, rest) => {
+    try {
+      return await table[sub]!(rest, set.io);
+    } catch (e) {
+      if (!(e instanceof UsageError)) return failed(e, sub);
+      set.io.err(`tollgate ${set.command} ${sub}: ${e.message}\nRun \`tollgate ${set.command} ${sub} --help\` for usage.\n`);
+      return 2;
+    }
+  });
 }

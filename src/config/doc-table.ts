@@ -54,7 +54,3 @@ export function replaceGenerated(text: string, name: string, body: string): stri
   return text.slice(0, a + open.length) + body + text.slice(b);
 }
 
-/** A zod issue as the config's own errors read: `field.path: reason`. */
-export function issueText(issue: { path: PropertyKey[]; message: string }): string {
-  return `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`;
-}

@@ -78,18 +78,30 @@ export interface ServerProvenance {
   verified: boolean;
 }
 
-export interface IdentityInput {
+/**
+ * What a verified token says about the caller, as identity/ produces it and policy reads it in
+ * `input.identity`: one declaration, so the two cannot drift apart.
+ */
+export interface CallerAttributes {
+  team: string | null;
+  groups: string[];
+  /** Roles from the profile's role claims (Entra app roles, Keycloak realm and client roles); [] if none. */
+  roles: string[];
+  /** Tenant / organisation from the profile (Entra `tid`, Google Workspace `hd`); null if none. */
+  tenant: string | null;
+  /** The agent (OAuth client / workload) acting; from the configured claim, else the profile's client claims. */
+  agent: string | null;
+  scopes: string[];
+  /** All claims, as the issuer signed them. */
+  claims: Record<string, unknown>;
+}
+
+/** `input.identity`: the caller's attributes, and nulls for a caller without a (verified) token. */
+export interface IdentityInput extends CallerAttributes {
   authenticated: boolean;
   sub: string | null;
   iss: string | null;
-  team: string | null;
-  groups: string[];
-  roles: string[];
-  tenant: string | null;
-  agent: string | null;
-  scopes: string[];
   delegation: Array<Record<string, unknown>>;
-  claims: Record<string, unknown>;
 }
 
 export interface BudgetInputEntry {

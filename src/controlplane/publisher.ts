@@ -110,6 +110,12 @@ export class BundlePublisher {
    * trusted.
    */
   async distrust(pointer: BundlePointer, key: SigningKey, signOpts: SignOptions = {}): Promise<string | null> {
+    const v = await this.verified(pointer, key, signOpts);
+    return typeof v === 'string' ? v : null;
+  }
+
+  /** The files of the bundle `pointer` names once it passes distrust()'s checks, or why not. */
+  private async verified(pointer: BundlePointer, key: SigningKey, signOpts: SignOptions): Promise<BundleFiles | string> {
     let bytes: Uint8Array | null;
     try {
       bytes = await this.store.getBlob(pointer.object);
@@ -124,10 +130,10 @@ export class BundlePublisher {
       const { files } = await verifyBundle(await readBundle(buf), { keys: [publicOf(key)], ...(signOpts.scope !== undefined ? { scope: signOpts.scope } : {}) });
       const signed = parseRevision(manifestRevision(files));
       if (signed !== pointer.revision) return `the bundle's signed revision is ${signed ?? 'missing'}, the pointer says ${pointer.revision}`;
+      return files;
     } catch (e) {
       return `bundle ${pointer.object} does not verify with key ${key.kid}: ${(e as Error).message}`;
     }
-    return null;
   }
 
   /**
@@ -187,21 +193,48 @@ export class BundlePublisher {
    * moved back or set to a made-up revision neither repeats revisions nor freezes publishing.
    */
   async publish(files: BundleFiles, key: SigningKey, signOpts: SignOptions = {}, floor = 0): Promise<BundlePointer> {
+    return (await this.attempt(files, key, signOpts, floor, false)).pointer;
+  }
+
+  /**
+   * publish(), unless the pointer already names a bundle this key signed with the same content
+   * (revision and signature aside): then that pointer, and `published: false`. Several control
+   * planes with one key and the same sources (one per region, docs/multi-region.md) then publish
+   * one revision per change whatever the interleaving: the check runs before every attempt, so
+   * the one that loses the race finds the winner's bundle instead of numbering the same content
+   * again. The content is recomputed from the verified bundle, not read from the pointer's claim.
+   */
+  async publishOnce(files: BundleFiles, key: SigningKey, signOpts: SignOptions = {}, floor = 0): Promise<{ pointer: BundlePointer; published: boolean }> {
+    return this.attempt(files, key, signOpts, floor, true);
+  }
+
+  private async attempt(files: BundleFiles, key: SigningKey, signOpts: SignOptions, floor: number, adopt: boolean): Promise<{ pointer: BundlePointer; published: boolean }> {
     const content = contentDigest(files);
     let lastError: Error | null = null;
     for (let attempt = 0; attempt < this.opts.maxAttempts; attempt++) {
-      const { seq } = await this.currentEntry();
+      const { seq, pointer: current } = await this.currentEntry();
+      if (adopt && current && current.revision >= floor && (await this.holdsContent(current, content, key, signOpts))) {
+        return { pointer: current, published: false };
+      }
       const revision = nextRevision(Math.max(floor, await this.highestStoredRevision()));
       const signed = await signBundle(withRevision(files, revisionString(revision)), key, signOpts);
       const bytes = await writeBundle(signed);
       try {
-        return await this.storeAndPoint(bytes, revision, seq, { content_sha256: content, kid: key.kid });
+        return { pointer: await this.storeAndPoint(bytes, revision, seq, { content_sha256: content, kid: key.kid }), published: true };
       } catch (e) {
         if (!(e instanceof RevisionConflictError)) throw e;
         lastError = e;
       }
     }
     throw new Error(`could not publish after ${this.opts.maxAttempts} attempts: ${lastError?.message ?? 'conflict'}`);
+  }
+
+  /** Whether `pointer` names a verified bundle of this key whose content digest is `content`. */
+  private async holdsContent(pointer: BundlePointer, content: string, key: SigningKey, signOpts: SignOptions): Promise<boolean> {
+    // The pointer's own claim is only a hint that saves reading the bundle when it differs.
+    if (pointer.content_sha256 !== content || pointer.kid !== key.kid) return false;
+    const files = await this.verified(pointer, key, signOpts);
+    return typeof files !== 'string' && contentDigest(files) === content;
   }
 
   /**

@@ -258,9 +258,18 @@ export class PolicyControlPlane extends EventEmitter<ControlPlaneEvents> {
         this.emit('unchanged', { contentSha256: p.content, revision: cur.revision });
         return;
       }
-      const pointer = await publisher.publish(p.files, this.opts.signingKey, this.signOpts(), this.floor?.get(this.pointerKey) ?? 0);
+      // Another control plane with this key (another region's) may have published these sources
+      // while this one built them: then there is nothing to publish.
+      const { pointer, published } = await publisher.publishOnce(p.files, this.opts.signingKey, this.signOpts(), this.floor?.get(this.pointerKey) ?? 0);
       this.accept(pointer);
       if (this.pending === p) this.pending = null;
+      if (!published) {
+        this.st.revision = pointer.revision;
+        this.st.lastPublishError = null;
+        this.retryDelay = this.opts.retryMs ?? 2000;
+        this.emit('unchanged', { contentSha256: p.content, revision: pointer.revision });
+        return;
+      }
       this.st.revision = pointer.revision;
       this.st.published++;
       this.st.lastPublishError = null;

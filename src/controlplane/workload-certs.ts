@@ -1,9 +1,10 @@
-import { createServer, request, type Server } from 'node:https';
+import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { HttpsCertReloader } from '../pki/https-reload.js';
 import { spiffeId, type LocalPki, type WorkloadIdentity, type CertFiles } from '../pki/index.js';
+import { postWithBearer } from '../util/https-post.js';
 
 /**
  * Workload certificates in a cluster, bound to the pod's service account and checked with the API
@@ -83,32 +84,21 @@ export function inClusterAccess(): ApiServerAccess {
 /** TokenReview against the API server. */
 export function apiServerReviewer(access: ApiServerAccess): TokenReviewer {
   return {
-    review: (token, audience) => new Promise((resolve, reject) => {
+    async review(token, audience) {
       const body = JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [audience] } });
       let own: string;
       try { own = typeof access.token === 'function' ? access.token() : access.token; } catch (e) {
-        reject(new CertificateRefused(502, `cannot read the control plane's API server token: ${(e as Error).message}`));
-        return;
+        throw new CertificateRefused(502, `cannot read the control plane's API server token: ${(e as Error).message}`);
       }
-      const req = request(`${access.server}/apis/authentication.k8s.io/v1/tokenreviews`, {
-        method: 'POST', ca: access.ca, timeout: 5000,
-        headers: { authorization: `Bearer ${own}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 201 && res.statusCode !== 200) {
-            reject(new CertificateRefused(502, `TokenReview failed: HTTP ${res.statusCode}: ${text.slice(0, 300)}`));
-            return;
-          }
-          try { resolve(((JSON.parse(text) as { status?: TokenReviewStatus }).status) ?? {}); } catch { reject(new CertificateRefused(502, 'TokenReview answer is not JSON')); }
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error('TokenReview timed out')));
-      req.on('error', (e) => reject(e instanceof CertificateRefused ? e : new CertificateRefused(502, `TokenReview: ${e.message}`)));
-      req.end(body);
-    }),
+      let answer: { status: number; text: string };
+      try {
+        answer = await postWithBearer({ url: `${access.server}/apis/authentication.k8s.io/v1/tokenreviews`, ca: access.ca, token: own, body, timeoutMs: 5000 });
+      } catch (e) {
+        throw new CertificateRefused(502, `TokenReview: ${(e as Error).message}`);
+      }
+      if (answer.status !== 201 && answer.status !== 200) throw new CertificateRefused(502, `TokenReview failed: HTTP ${answer.status}: ${answer.text.slice(0, 300)}`);
+      try { return ((JSON.parse(answer.text) as { status?: TokenReviewStatus }).status) ?? {}; } catch { throw new CertificateRefused(502, 'TokenReview answer is not JSON'); }
+    },
   };
 }
 

@@ -1,59 +1,34 @@
 import { dirname, join, resolve, sep } from 'node:path';
-import { FileDecisionSink, type FsyncPolicy } from './file-sink.js';
+import { FileDecisionSink, type FileSinkOptions, type FsyncPolicy } from './file-sink.js';
+import type { NatsReplicaOptions } from './nats-sink.js';
 import type { NatsLink } from '../nats/connect.js';
 import { parseServers } from '../nats/settings.js';
 import { TeeSink } from './tee.js';
 import { defaultWitnessPath } from './witness.js';
 import { z } from 'zod';
-import type { FieldDoc } from '../config/doc-table.js';
+import { describeValue, fieldDoc as doc, firstProblem, strictMapping } from '../config/schema.js';
 
 /**
  * Decision log configuration. Every field is documented, with its default, in
  * docs/decision-log.md ("Configuration"), generated from decisionLogConfigSchema below.
  */
 
-export interface NatsSinkConfig {
-  /** NATS server URL(s), comma-separated. Required to enable the central sink. */
+/**
+ * The NATS replica as configured: the fields keep their meaning from NatsReplicaOptions (declared
+ * once, where they are used); their defaults are in the schema below and the docs table.
+ */
+export type NatsSinkConfig = {
+  /** NATS server URL(s), comma-separated. */
   url: string;
-  /** JetStream stream; created (file storage, limits retention) if missing. Default TOLLGATE_DECISIONS. */
-  stream: string;
-  /** Records go to `<subjectPrefix>.<namespace>.<server>`. Default tollgate.decisions. */
-  subjectPrefix: string;
-  /** Disk spool and replication state. Default `<dir>/../decisions-spool`. */
-  queueDir: string;
-  /** Size cap of the spool. Default 256 MiB. When full, later records are read back from the local log instead. */
-  queueMaxBytes: number;
-  /** Records held in memory while NATS answers before spilling to the spool. Default 10000. */
-  memoryMaxRecords: number;
-  /** Wait for a publish ack before retrying. Default 5000 ms. */
-  publishTimeoutMs: number;
-  /** Duplicate window of a stream this creates. Default 10 min. */
-  duplicateWindowMs: number;
-  /** Max age of a stream this creates, 0 = forever. Default 0. */
-  maxAgeMs: number;
-}
+} & Pick<NatsReplicaOptions, 'stream' | 'subjectPrefix' | 'queueDir' | 'queueMaxBytes' | 'memoryMaxRecords' | 'publishTimeoutMs' | 'duplicateWindowMs' | 'maxAgeMs'>;
 
-export interface DecisionLogConfig {
-  /** Local log directory. Default `$TOLLGATE_STATE_DIR/decisions`, or `./.state/decisions`. */
-  dir: string;
-  /** Rotate before a file would exceed this. Default 64 MiB. */
-  maxFileBytes: number;
-  /** Sign a checkpoint after this many records. Default 1000. */
-  checkpointEvery: number;
-  /** ...and on this period while records are unsigned. Default 10000 ms; 0 disables the timer. */
-  checkpointIntervalMs: number;
-  /** Private key for checkpoints (PKCS#8 PEM or JWK); an Ed25519 key is created if missing. Default `<dir>/../decision-log-key.pem` (beside the log directory: `<state_dir>/decision-log-key.pem`, where tollgate authz puts it, for the default layout). */
-  signingKeyPath: string;
-  /** fdatasync: "checkpoint" (default), "always" (every record), "never". */
-  fsync: FsyncPolicy;
-  /**
-   * Append-only copy of every checkpoint, outside the log directory; null = none. Default
-   * `<dir>.witness.jsonl` beside the directory (e.g. `.state/decisions.witness.jsonl`).
-   */
+/** The decision log as configured: the local log's settings (meanings on FileSinkOptions) and the NATS replica. */
+export type DecisionLogConfig = Pick<FileSinkOptions, 'dir' | 'maxFileBytes' | 'checkpointEvery' | 'checkpointIntervalMs' | 'signingKeyPath' | 'fsync'> & {
+  /** Resolved: a path, or null for no witness (never left unset). */
   witnessPath: string | null;
-  /** Central sink; null (default) = local log only. */
+  /** Central sink; null = local log only. */
   nats: NatsSinkConfig | null;
-}
+};
 
 export type DecisionLogConfigInput = Partial<Omit<DecisionLogConfig, 'nats'>> & {
   nats?: (Partial<NatsSinkConfig> & { url: string }) | null;
@@ -61,7 +36,7 @@ export type DecisionLogConfigInput = Partial<Omit<DecisionLogConfig, 'nats'>> & 
 
 export class DecisionLogConfigError extends Error {
   constructor(field: string, problem: string) {
-    super(`decision log config: ${field}: ${problem}`);
+    super(`decision log config: ${field ? `${field}: ` : ''}${problem}`);
     this.name = 'DecisionLogConfigError';
   }
 }
@@ -73,60 +48,56 @@ export function defaultDecisionLogDir(env: NodeJS.ProcessEnv = process.env): str
   return join(env.TOLLGATE_STATE_DIR || '.state', 'decisions');
 }
 
-/** A field's documentation, read by scripts/config-docs.ts into docs/decision-log.md. */
-const doc = (dflt: string, text: string): FieldDoc => ({ default: dflt, doc: text });
-
 /** An integer ≥ min, with the value in the message (zod's own would not name it). */
-const intAtLeast = (min: number) => z.number().superRefine((v, ctx) => {
+const intAtLeast = (min: number) => z.number({ error: (iss) => `must be an integer ≥ ${min}, got ${describeValue(iss.input)}` }).superRefine((v, ctx) => {
   if (!Number.isSafeInteger(v) || v < min) ctx.addIssue({ code: 'custom', message: `must be an integer ≥ ${min}, got ${v}` });
 });
+/** A string field (paths, names), saying what was given instead. */
+const str = () => z.string({ error: (iss) => `must be a string, got ${describeValue(iss.input)}` });
 
 const NAME = /^[A-Za-z0-9_-]+$/;
 const SUBJECT_PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
-const natsSchema = z.object({
-  url: z.string().superRefine((v, ctx) => {
+const natsSchema = strictMapping({
+  url: str().superRefine((v, ctx) => {
     if (!v) ctx.addIssue({ code: 'custom', message: 'is required to enable the NATS sink (e.g. nats://127.0.0.1:4222)' });
   }).meta(doc('—', 'NATS server URL(s), comma-separated (required to enable)')),
-  stream: z.string().superRefine((v, ctx) => {
+  stream: str().superRefine((v, ctx) => {
     if (!NAME.test(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a valid stream name (letters, digits, _ and -)` });
   }).optional().meta(doc('`TOLLGATE_DECISIONS`', 'JetStream stream')),
-  subjectPrefix: z.string().superRefine((v, ctx) => {
+  subjectPrefix: str().superRefine((v, ctx) => {
     if (!SUBJECT_PREFIX.test(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a subject prefix (dot-separated tokens, no wildcards)` });
   }).optional().meta(doc('`tollgate.decisions`', 'subjects are `<prefix>.<namespace>.<server>`')),
-  queueDir: z.string().optional().meta(doc('`<dir>/../decisions-spool`', 'disk spool and replication state')),
+  queueDir: str().optional().meta(doc('`<dir>/../decisions-spool`', 'disk spool and replication state')),
   queueMaxBytes: intAtLeast(4096).optional().meta(doc('256 MiB', 'spool cap; when full, records are read back from the local log later')),
   memoryMaxRecords: intAtLeast(1).optional().meta(doc('10000', 'records held in memory while NATS acks, before spilling to disk')),
   publishTimeoutMs: intAtLeast(1).optional().meta(doc('5000', 'wait for an ack before retrying')),
   duplicateWindowMs: intAtLeast(1).optional().meta(doc('600000', 'duplicate window of a stream the sink creates')),
   maxAgeMs: intAtLeast(0).optional().meta(doc('0 (forever)', 'max age of a stream the sink creates')),
-});
+}, 'must be a mapping with url, or null');
 
 /**
  * The decision log configuration createDecisionSink accepts: one schema checks it, and the table
  * in docs/decision-log.md ("Configuration") is generated from it (scripts/config-docs.ts).
  * Defaults that depend on `dir` or the environment are filled by resolveDecisionLogConfig.
  */
-export const decisionLogConfigSchema = z.object({
-  dir: z.string().optional().meta(doc('`$TOLLGATE_STATE_DIR/decisions`, else `./.state/decisions`', 'local log directory (one writer per directory)')),
+export const decisionLogConfigSchema = strictMapping({
+  dir: str().optional().meta(doc('`$TOLLGATE_STATE_DIR/decisions`, else `./.state/decisions`', 'local log directory (one writer per directory)')),
   maxFileBytes: intAtLeast(4096).optional().meta(doc('64 MiB', 'rotate before a file would exceed this (min 4096)')),
   checkpointEvery: intAtLeast(1).optional().meta(doc('1000', 'sign a checkpoint after this many records')),
   checkpointIntervalMs: intAtLeast(0).optional().meta(doc('10000', '...and on this period while records are unsigned; 0 disables the timer')),
-  signingKeyPath: z.string().optional().meta(doc('`<dir>/../decision-log-key.pem`', 'checkpoint signing key; created (Ed25519, 0600) if missing. `tollgate authz` always uses `<state_dir>/decision-log-key.pem` (the same file when `decision_log_dir` is the default)')),
-  fsync: z.string().superRefine((v, ctx) => {
+  signingKeyPath: str().optional().meta(doc('`<dir>/../decision-log-key.pem`', 'checkpoint signing key; created (Ed25519, 0600) if missing. `tollgate authz` always uses `<state_dir>/decision-log-key.pem` (the same file when `decision_log_dir` is the default)')),
+  fsync: str().superRefine((v, ctx) => {
     if (!['always', 'checkpoint', 'never'].includes(v)) ctx.addIssue({ code: 'custom', message: `must be always, checkpoint or never, got ${v}` });
   }).optional().meta(doc('`checkpoint`', '`checkpoint`, `always` or `never` (see Durability)')),
-  witnessPath: z.string().nullable().optional().meta(doc('`<dir>.witness.jsonl`', 'append-only copy of every checkpoint, outside the log directory (see Witness); null = none')),
+  witnessPath: str().nullable().optional().meta(doc('`<dir>.witness.jsonl`', 'append-only copy of every checkpoint, outside the log directory (see Witness); null = none')),
   nats: natsSchema.nullable().optional().meta(doc('null', 'central sink; null = local log only')),
 });
 
 /** Fills defaults and checks values; errors name the field and what is accepted. */
 export function resolveDecisionLogConfig(raw: DecisionLogConfigInput = {}, env: NodeJS.ProcessEnv = process.env): DecisionLogConfig {
   const parsed = decisionLogConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const first = parsed.error.issues[0]!;
-    throw new DecisionLogConfigError(first.path.map(String).join('.'), first.message);
-  }
+  if (!parsed.success) throw new DecisionLogConfigError(...firstProblem(parsed.error));
   const input = parsed.data;
   const dir = input.dir ?? defaultDecisionLogDir(env);
   const base = dirname(dir);

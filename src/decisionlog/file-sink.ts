@@ -13,6 +13,7 @@ import { lineAt, WitnessFile } from './witness.js';
 export type FsyncPolicy = 'always' | 'checkpoint' | 'never';
 
 export interface FileSinkOptions {
+  /** The log directory; one writer at a time (a lock file keeps a second out). */
   dir: string;
   /** A file is rotated before a record would take it past this size. */
   maxFileBytes: number;
@@ -20,6 +21,7 @@ export interface FileSinkOptions {
   checkpointEvery: number;
   /** ...and on this period while records are unsigned (0: no timer). */
   checkpointIntervalMs: number;
+  /** Private key for checkpoints (PKCS#8 PEM or JWK); an Ed25519 key is created (0600) if missing. */
   signingKeyPath: string;
   /**
    * When to fdatasync. A record is in the OS once append() returns, which survives a crash of

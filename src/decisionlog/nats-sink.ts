@@ -33,6 +33,7 @@ export interface NatsReplicaOptions {
   link: NatsLink;
   /** Close the link with the replica (a link opened for the replica alone). */
   ownsLink?: boolean;
+  /** JetStream stream; created (file storage, limits retention) if missing. */
   stream: string;
   /** Subjects are `<prefix>.<namespace>.<server>[.<writer>]`. */
   subjectPrefix: string;
@@ -43,10 +44,11 @@ export interface NatsReplicaOptions {
   writer: string | null;
   /** Spool and replication state. */
   queueDir: string;
-  /** Cap of the spool file. */
+  /** Cap of the spool file; when full, later records are read back from the local log instead. */
   queueMaxBytes: number;
   /** Records held in memory while NATS answers; beyond this they go to the spool. */
   memoryMaxRecords: number;
+  /** Wait this long for a publish ack before retrying. */
   publishTimeoutMs: number;
   /** Stream duplicate window (only used when this creates the stream). */
   duplicateWindowMs: number;

@@ -1,3 +1,5 @@
+import { isObject } from '../util/object.js';
+
 /**
  * Readers for Envoy's admin `/config_dump` (snake_case proto JSON), so tests and `tollgate status`
  * can ask "which version of which resource is live" without walking the dump by hand.
@@ -5,17 +7,13 @@
 
 type Obj = Record<string, unknown>;
 
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function list(v: unknown): Obj[] {
-  return Array.isArray(v) ? v.filter(isObj) : [];
+  return Array.isArray(v) ? v.filter(isObject) : [];
 }
 
 /** The dump section whose `@type` ends with `suffix`, e.g. `ListenersConfigDump`. */
 export function dumpSection(dump: unknown, suffix: string): Obj | undefined {
-  if (!isObj(dump)) return undefined;
+  if (!isObject(dump)) return undefined;
   return list(dump.configs).find((c) => typeof c['@type'] === 'string' && c['@type'].endsWith('.' + suffix));
 }
 
@@ -40,9 +38,9 @@ export interface DumpedResource {
 }
 
 function entry(name: string, versionInfo: unknown, config: unknown, errorState: unknown): DumpedResource | undefined {
-  if (!isObj(config)) return undefined;
+  if (!isObject(config)) return undefined;
   const r: DumpedResource = { name, versionInfo: typeof versionInfo === 'string' ? versionInfo : '', config };
-  if (isObj(errorState)) r.errorState = errorState;
+  if (isObject(errorState)) r.errorState = errorState;
   return r;
 }
 
@@ -50,7 +48,7 @@ function entry(name: string, versionInfo: unknown, config: unknown, errorState: 
 export function dynamicListeners(dump: unknown): DumpedResource[] {
   const out: DumpedResource[] = [];
   for (const l of list(dumpSection(dump, 'ListenersConfigDump')?.dynamic_listeners)) {
-    const active = isObj(l.active_state) ? l.active_state : undefined;
+    const active = isObject(l.active_state) ? l.active_state : undefined;
     const e = active && entry(String(l.name ?? ''), active.version_info, active.listener, l.error_state);
     if (e) out.push(e);
   }
@@ -60,39 +58,35 @@ export function dynamicListeners(dump: unknown): DumpedResource[] {
 /** Listeners that failed validation with no earlier version to keep (only `error_state`). */
 export function listenerErrors(dump: unknown): Array<{ name: string; errorState: Obj }> {
   return list(dumpSection(dump, 'ListenersConfigDump')?.dynamic_listeners)
-    .filter((l) => isObj(l.error_state))
+    .filter((l) => isObject(l.error_state))
     .map((l) => ({ name: String(l.name ?? ''), errorState: l.error_state as Obj }));
 }
 
-export function dynamicRouteConfigs(dump: unknown): DumpedResource[] {
+/**
+ * The resources of one section received over xDS: each item of `items` holds its resource under
+ * `resource`, named by the resource's `nameField`.
+ */
+function dynamicResources(dump: unknown, section: string, items: string, resource: string, nameField = 'name'): DumpedResource[] {
   const out: DumpedResource[] = [];
-  for (const r of list(dumpSection(dump, 'RoutesConfigDump')?.dynamic_route_configs)) {
-    const cfg = r.route_config;
-    const e = entry(isObj(cfg) ? String(cfg.name ?? '') : '', r.version_info, cfg, r.error_state);
+  for (const item of list(dumpSection(dump, section)?.[items])) {
+    const cfg = item[resource];
+    const e = entry(isObject(cfg) ? String(cfg[nameField] ?? '') : '', item.version_info, cfg, item.error_state);
     if (e) out.push(e);
   }
   return out;
 }
 
+export function dynamicRouteConfigs(dump: unknown): DumpedResource[] {
+  return dynamicResources(dump, 'RoutesConfigDump', 'dynamic_route_configs', 'route_config');
+}
+
 export function dynamicClusters(dump: unknown): DumpedResource[] {
-  const out: DumpedResource[] = [];
-  for (const c of list(dumpSection(dump, 'ClustersConfigDump')?.dynamic_active_clusters)) {
-    const cfg = c.cluster;
-    const e = entry(isObj(cfg) ? String(cfg.name ?? '') : '', c.version_info, cfg, c.error_state);
-    if (e) out.push(e);
-  }
-  return out;
+  return dynamicResources(dump, 'ClustersConfigDump', 'dynamic_active_clusters', 'cluster');
 }
 
 /** Endpoint assignments received over EDS (present when dumped with `include_eds`). */
 export function dynamicEndpoints(dump: unknown): DumpedResource[] {
-  const out: DumpedResource[] = [];
-  for (const c of list(dumpSection(dump, 'EndpointsConfigDump')?.dynamic_endpoint_configs)) {
-    const cfg = c.endpoint_config;
-    const e = entry(isObj(cfg) ? String(cfg.cluster_name ?? '') : '', c.version_info, cfg, c.error_state);
-    if (e) out.push(e);
-  }
-  return out;
+  return dynamicResources(dump, 'EndpointsConfigDump', 'dynamic_endpoint_configs', 'endpoint_config', 'cluster_name');
 }
 
 /** The typed_config of an HTTP filter in a dumped listener's first HTTP connection manager. */
@@ -100,9 +94,9 @@ export function httpFilterConfig(listener: Obj, filterName: string): Obj | undef
   for (const chain of list(listener.filter_chains)) {
     for (const f of list(chain.filters)) {
       const hcm = f.typed_config;
-      if (!isObj(hcm)) continue;
+      if (!isObject(hcm)) continue;
       const hf = list(hcm.http_filters).find((h) => h.name === filterName);
-      if (hf && isObj(hf.typed_config)) return hf.typed_config;
+      if (hf && isObject(hf.typed_config)) return hf.typed_config;
     }
   }
   return undefined;

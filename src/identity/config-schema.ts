@@ -23,13 +23,6 @@ export const IdentityExtrasSchema = strictMapping({
 
 export type IdentityExtras = z.infer<typeof IdentityExtrasSchema>;
 
-/** The first problem zod found, as "<where>.<field path>: <message>". */
-export function firstIssue(where: string, error: z.ZodError): Error {
-  const i = error.issues[0]!;
-  const at = [where, ...i.path.map(String)].filter((x) => x !== '').join('.');
-  return new Error(at ? `${at}: ${i.message}` : i.message);
-}
-
 /** authz config `upstream_credentials` (docs/identity.md, "Per-call upstream credentials"). */
 export const UpstreamCredentialsSchema = strictMapping({
   key_file: z.string().min(1).meta(doc('required', 'PKCS#8 PEM signing key, a mounted secret')),

@@ -6,19 +6,18 @@ import { TokenCache } from './token-cache.js';
 import { AuthError, type Identity, type IdentityConfig, type IntrospectionConfig, type TokenVerifier } from './types.js';
 import { MAX_TOKEN_LENGTH } from './bearer.js';
 import type { FetchLike } from './issuer-keys.js';
+import { isObject } from '../util/object.js';
 
 export type { IntrospectionConfig };
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
-
-function isObj(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
 /**
  * The claims an introspection answer stands for. Hydra returns session claims under `ext`; they are
  * lifted to the top without overriding the standard members.
  */
 export function claimsFromIntrospection(answer: Record<string, unknown>, cfg: IdentityConfig): Record<string, unknown> {
-  const ext = isObj(answer.ext) ? answer.ext : {};
+  const ext = isObject(answer.ext) ? answer.ext : {};
   const { active: _active, ext: _ext, ...standard } = answer;
   const claims: Record<string, unknown> = { ...ext, ...standard };
   if (claims.iss === undefined) claims.iss = cfg.issuer;
@@ -27,7 +26,7 @@ export function claimsFromIntrospection(answer: Record<string, unknown>, cfg: Id
 
 /** Checks an introspection answer the way a JWT's claims are checked; returns the identity. */
 export function identityFromIntrospection(answer: unknown, cfg: IdentityConfig, nowSec: number): Identity {
-  if (!isObj(answer)) throw new AuthError('issuer_unavailable', 'introspection answer is not a JSON object');
+  if (!isObject(answer)) throw new AuthError('issuer_unavailable', 'introspection answer is not a JSON object');
   if (answer.active !== true) throw new AuthError('inactive_token', 'the authorization server says this token is not active (expired, revoked or unknown)');
   const claims = claimsFromIntrospection(answer, cfg);
   if (claims.iss !== cfg.issuer) throw new AuthError('wrong_issuer', `token issued by ${JSON.stringify(claims.iss)}, expected "${cfg.issuer}"`);

@@ -1,3 +1,5 @@
+import { isObject } from '../util/object.js';
+
 /**
  * Where enterprise identity providers put groups, roles, tenant and the acting client in their
  * access tokens. A profile only says which claims to read; the values still go through the same
@@ -42,14 +44,12 @@ export function claimProfile(name: ProfileName): ClaimProfile {
   return PROFILE_TABLE[name];
 }
 
-function isObj(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
-
 /** The value at a path, or undefined where any step is missing. Own properties only. */
 export function readPath(payload: Record<string, unknown>, path: ClaimPath): unknown {
   let cur: unknown = payload;
   for (const raw of path) {
     const key = raw === '$azp' ? payload.azp : raw;
-    if (typeof key !== 'string' || !isObj(cur) || !Object.hasOwn(cur, key)) return undefined;
+    if (typeof key !== 'string' || !isObject(cur) || !Object.hasOwn(cur, key)) return undefined;
     cur = cur[key];
   }
   return cur;

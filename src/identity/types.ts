@@ -1,25 +1,16 @@
+import type { CallerAttributes } from '../contract/policy.js';
 import type { ProfileName } from './profiles.js';
 
 /** A caller whose bearer token was verified. Claims are as the issuer signed them. */
-export interface Identity {
+export interface Identity extends CallerAttributes {
   sub: string;
   iss: string;
   /** Audience(s) the token was issued for (already checked against ours). */
   aud: string[];
-  team: string | null;
-  groups: string[];
-  /** Roles from the profile's role claims (Entra app roles, Keycloak realm and client roles); [] if none. */
-  roles: string[];
-  /** Tenant / organisation from the profile (Entra `tid`, Google Workspace `hd`); null if none. */
-  tenant: string | null;
-  /** The agent (OAuth client / workload) acting; from the configured claim, else the profile's client claims. */
-  agent: string | null;
-  scopes: string[];
   /** RFC 8693 `act` chain, outermost actor first: [{sub: "agent-x"}, {sub: "orchestrator"}]. */
   delegation: Array<Record<string, unknown> & { sub?: string }>;
   /** Seconds since epoch. */
   expiresAt: number;
-  claims: Record<string, unknown>;
 }
 
 /** Why a token was refused; stable strings, shown to clients and recorded in decision logs. */

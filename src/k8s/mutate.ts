@@ -8,7 +8,7 @@ import {
 import { applyPatch, pointer, type PatchOp } from './jsonpatch.js';
 import {
   authzContainer, authzVolumes, AUTHZ_UID, DEFAULT_AUTHZ_RESOURCES, DEFAULT_ENVOY_RESOURCES, envoyContainer, restrictedSecurityContext,
-  type AuthzPlacement, type ResourceSpec, type SidecarMode, type SidecarPlan,
+  type AuthzPlacement, type ResourceSpec, type SidecarFacts, type SidecarMode, type SidecarPlan,
 } from './sidecars.js';
 import { DEFAULT_MESH_CA_CONFIGMAP, identityInitContainer, identityRenewContainer, identityVolumes, IDENTITY_CONTAINER, IDENTITY_RENEW_CONTAINER } from './identity.js';
 import type { Container, PodLike, PodSpec } from './types.js';
@@ -144,15 +144,6 @@ function checkPorts(plan: SidecarPlan, spec: PodSpec, fail: (m: string) => never
 
 function hasSidecar(spec: PodSpec): string | undefined {
   return allContainers(spec).map((c) => c.name).find((n) => n === ENVOY_CONTAINER || n === AUTHZ_CONTAINER || n === IDENTITY_CONTAINER || n === IDENTITY_RENEW_CONTAINER);
-}
-
-/** What the pod's own spec and annotations say about its sidecar: the facts a registration is built from too. */
-export interface SidecarFacts {
-  server: string;
-  mcpPort: number;
-  mcpPath: string;
-  upstreamPort: number;
-  authz: AuthzPlacement;
 }
 
 function resolveFacts(meta: PodLike['metadata'] & object, spec: PodSpec, opts: InjectOptions, fail: (m: string) => never): SidecarFacts {

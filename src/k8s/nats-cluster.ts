@@ -1,5 +1,5 @@
 import { spiffeId, type CertFiles, type LocalPki } from '../pki/index.js';
-import { DEFAULT_RESOURCES, permissionsFor, type NatsRole, type UserPermissions } from '../nats/permissions.js';
+import { DEFAULT_RESOURCES, permissionsFor, type NatsResources, type NatsRole, type UserPermissions } from '../nats/permissions.js';
 import { renderAuthorization } from '../nats/server-config.js';
 
 /**
@@ -31,6 +31,11 @@ export interface ClusterNatsSite {
   /** Namespace of the mesh (tollgate-system in manifests/base). */
   namespace: string;
   trustDomain: string;
+  /**
+   * Regions with a usage bucket of their own (regional budgets; the control plane's
+   * `--budget-regions`, Helm's nats.budgetRegions): every user's rights on the usage bucket cover them.
+   */
+  budgetRegions?: readonly string[];
 }
 
 /**
@@ -53,9 +58,10 @@ export function sidecarNatsIdentity(trustDomain: string, namespace: string): str
 
 /** The mesh's components, then one authz user per sidecar namespace, in the order given. */
 export function clusterNatsUsers(site: ClusterNatsSite, sidecarNamespaces: readonly string[] = []): UserPermissions[] {
+  const resources: NatsResources = site.budgetRegions?.length ? { ...DEFAULT_RESOURCES, budgetRegions: site.budgetRegions } : DEFAULT_RESOURCES;
   return [
-    ...CLUSTER_NATS_CLIENTS.map((c) => permissionsFor(c.role, spiffeId({ trustDomain: site.trustDomain, namespace: site.namespace, serviceAccount: c.serviceAccount }), DEFAULT_RESOURCES)),
-    ...sidecarNamespaces.map((ns) => permissionsFor('authz', sidecarNatsIdentity(site.trustDomain, ns), DEFAULT_RESOURCES, { namespace: ns })),
+    ...CLUSTER_NATS_CLIENTS.map((c) => permissionsFor(c.role, spiffeId({ trustDomain: site.trustDomain, namespace: site.namespace, serviceAccount: c.serviceAccount }), resources)),
+    ...sidecarNamespaces.map((ns) => permissionsFor('authz', sidecarNatsIdentity(site.trustDomain, ns), resources, { namespace: ns })),
   ];
 }
 

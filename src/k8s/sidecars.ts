@@ -40,16 +40,20 @@ export type AuthzPlacement =
   | { mode: 'sidecar'; port: number; configMap: string }
   | { mode: 'shared'; address: HostPort };
 
-/** Everything decided about one pod before any container is written. */
-export interface SidecarPlan {
-  namespace: string;
-  /** The pod's name, or its generateName when the API server has not named it yet. */
-  podName: string;
+/** What the pod's own spec and annotations say about its sidecar: the facts a registration is built from too. */
+export interface SidecarFacts {
   server: string;
   mcpPort: number;
   mcpPath: string;
   upstreamPort: number;
   authz: AuthzPlacement;
+}
+
+/** Everything decided about one pod before any container is written: its facts, and the injector's settings. */
+export interface SidecarPlan extends SidecarFacts {
+  namespace: string;
+  /** The pod's name, or its generateName when the API server has not named it yet. */
+  podName: string;
   sidecarMode: SidecarMode;
   controlPlane: HostPort;
   envoyImage: string;

@@ -106,6 +106,11 @@ export function registerBudgetMetrics(registry: Registry, prefix: string, opts: 
     help: 'Calls this instance refused because the budget was exhausted or its shared state unreachable.',
     read: () => perBudget(opts.read()?.denials, opts.max),
   });
+  scrapedCounter({
+    registry, name: `${prefix}budget_lease_contention_total`, labelNames: ['budget'],
+    help: 'Shared budgets only: lease syncs of this instance that lost every compare-and-set round to other replicas (the lease held is kept, the sync retried later; not counted as NATS unreachable).',
+    read: () => perBudget(opts.read()?.leaseContention, opts.max),
+  });
   scrapedGauge({
     registry, name: `${prefix}budget_remaining_tokens`, labelNames: ['budget'],
     help: 'Tokens left in each budget\'s current window, as this instance last saw it minus what it charged since.',

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { CompactSign, compactVerify, decodeProtectedHeader } from 'jose';
 import { definitionHash, type ToolDefinition } from './definition.js';
 import type { Pin } from './store.js';
+import { isObject } from '../util/object.js';
 
 /**
  * Signed approvals and revocations of tool pins. An approver signs (compact JWS) the server, tool
@@ -40,10 +41,8 @@ export type Verified =
   | { ok: true; statement: PinStatement; kid: string; pin: Pin | null }
   | { ok: false; error: string };
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 function statementOf(v: unknown): PinStatement | null {
-  if (!isObj(v) || v.schema !== PIN_SCHEMA || (v.action !== 'approve' && v.action !== 'revoke')) return null;
+  if (!isObject(v) || v.schema !== PIN_SCHEMA || (v.action !== 'approve' && v.action !== 'revoke')) return null;
   for (const k of ['server', 'tool', 'sha256', 'approver', 'at']) if (typeof v[k] !== 'string') return null;
   if (typeof v.accept_findings !== 'boolean') return null;
   return v as unknown as PinStatement;
@@ -51,7 +50,7 @@ function statementOf(v: unknown): PinStatement | null {
 
 /** Verifies an entry stored under (server, tool); never throws. */
 export async function verifyEntry(raw: unknown, server: string, tool: string, keys: readonly ApproverKey[]): Promise<Verified> {
-  if (!isObj(raw) || typeof raw.jws !== 'string') return { ok: false, error: 'entry is not {"jws": ..., "definition": ...}' };
+  if (!isObject(raw) || typeof raw.jws !== 'string') return { ok: false, error: 'entry is not {"jws": ..., "definition": ...}' };
   let kid: string | undefined;
   try {
     kid = decodeProtectedHeader(raw.jws).kid;
@@ -77,7 +76,7 @@ export async function verifyEntry(raw: unknown, server: string, tool: string, ke
     if (s.server !== server || s.tool !== tool) return { ok: false, error: `statement is for ${s.server}/${s.tool}, stored under ${server}/${tool}` };
     if (s.action === 'revoke') return { ok: true, statement: s, kid: k.kid, pin: null };
     const def = raw.definition;
-    if (!isObj(def) || def.name !== tool) return { ok: false, error: 'approval carries no definition of this tool' };
+    if (!isObject(def) || def.name !== tool) return { ok: false, error: 'approval carries no definition of this tool' };
     const sha = definitionHash(def as unknown as ToolDefinition);
     if (sha !== s.sha256) return { ok: false, error: `stored definition hashes to ${sha}, the approval signed ${s.sha256}` };
     return {

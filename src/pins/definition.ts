@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalize } from '../decisionlog/canonical.js';
 import { scanText, schemaTexts, type Finding } from './scan.js';
+import { isObject } from '../util/object.js';
 
 /**
  * A tool's definition as the model sees it, and its pin hash: SHA-256 over the RFC 8785 canonical
@@ -16,11 +17,9 @@ export interface ToolDefinition {
   annotations: unknown;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** The definition of a tools/list item; null when the item has no name. */
 export function toolDefinition(raw: unknown): ToolDefinition | null {
-  if (!isObj(raw) || typeof raw.name !== 'string' || raw.name === '') return null;
+  if (!isObject(raw) || typeof raw.name !== 'string' || raw.name === '') return null;
   return {
     name: raw.name,
     title: typeof raw.title === 'string' ? raw.title : null,

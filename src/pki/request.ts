@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { createCsr } from './ca.js';
+import { postWithBearer } from '../util/https-post.js';
 
 /**
  * The workload side of the cluster certificate flow: make a key, send a certificate request with
@@ -20,23 +20,14 @@ export interface WorkloadCertRequest {
 
 export interface IssuedFiles { cert: string; key: string; ca: string; spiffeId: string }
 
-function postJson(url: string, ca: string, token: string, body: string): Promise<{ status: number; json: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method: 'POST', ca, timeout: 10_000,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        try { resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }); } catch { resolve({ status: res.statusCode ?? 0, json: { error: text.slice(0, 300) } }); }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 10 s`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+/** The control plane's answer: its JSON, or the start of a text that is not JSON as `error`. */
+async function postJson(url: string, ca: string, token: string, body: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const { status, text } = await postWithBearer({ url, ca, token, body, timeoutMs: 10_000 });
+  try {
+    return { status, json: JSON.parse(text) as Record<string, unknown> };
+  } catch {
+    return { status, json: { error: text.slice(0, 300) } };
+  }
 }
 
 /** Files are written next to their final names and renamed, so Envoy never reads half a pair. */

@@ -1,4 +1,5 @@
 import type { ServerSource } from './source.js';
+import { isObject } from '../util/object.js';
 
 /**
  * The parts of the official MCP registry's server.json (schema 2025-09-29 and later) that
@@ -21,24 +22,22 @@ export interface RegistryPackage {
   environmentVariables?: Array<{ name: string; description?: string; isRequired?: boolean; isSecret?: boolean; default?: string }>;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** Checks a parsed server.json; every problem is named with its JSON path. */
 export function validateServerJson(v: unknown): ServerJson {
   const problems: string[] = [];
-  if (!isObj(v)) throw new Error('server.json must be a JSON object');
+  if (!isObject(v)) throw new Error('server.json must be a JSON object');
   if (typeof v.name !== 'string' || !/^[A-Za-z0-9.-]+\/[A-Za-z0-9._-]+$/.test(v.name)) problems.push('name must be "namespace/name", e.g. "io.github.owner/server"');
   if (typeof v.version !== 'string' || !v.version) problems.push('version must be a non-empty string');
   if (!Array.isArray(v.packages) || v.packages.length === 0) problems.push('packages must list at least one package (remote-only servers are not run by Tollgate)');
   for (const [i, p] of (Array.isArray(v.packages) ? v.packages : []).entries()) {
     const at = `packages[${i}]`;
-    if (!isObj(p)) { problems.push(`${at} must be an object`); continue; }
+    if (!isObject(p)) { problems.push(`${at} must be an object`); continue; }
     if (!['npm', 'pypi', 'oci'].includes(p.registryType as string)) problems.push(`${at}.registryType must be npm, pypi or oci (got ${JSON.stringify(p.registryType)})`);
     if (typeof p.identifier !== 'string' || !p.identifier) problems.push(`${at}.identifier must be a non-empty string`);
     if (p.registryType !== 'oci' && (typeof p.version !== 'string' || !p.version)) problems.push(`${at}.version must pin the package version`);
-    if (!isObj(p.transport) || typeof p.transport.type !== 'string') problems.push(`${at}.transport.type is required`);
+    if (!isObject(p.transport) || typeof p.transport.type !== 'string') problems.push(`${at}.transport.type is required`);
     for (const [j, e] of (Array.isArray(p.environmentVariables) ? p.environmentVariables : []).entries()) {
-      if (!isObj(e) || typeof e.name !== 'string') problems.push(`${at}.environmentVariables[${j}].name is required`);
+      if (!isObject(e) || typeof e.name !== 'string') problems.push(`${at}.environmentVariables[${j}].name is required`);
     }
   }
   if (problems.length) throw new Error(`invalid server.json: ${problems.join('; ')}`);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { isObject } from '../util/object.js';
 
 /**
  * Permission profile of a server Tollgate runs, in ToolHive's JSON format so existing profiles
@@ -15,8 +16,6 @@ export interface PermissionProfile {
 
 export const DEFAULT_PROFILE: PermissionProfile = Object.freeze({ mounts: [], outbound: { allowAll: false, hosts: [], ports: [] } }) as PermissionProfile;
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 function mount(spec: unknown, writable: boolean, at: string): Mount {
   if (typeof spec !== 'string' || !spec) throw new Error(`${at} must be a path or "host:container"`);
   const i = spec.indexOf(':');
@@ -28,7 +27,7 @@ function mount(spec: unknown, writable: boolean, at: string): Mount {
 }
 
 export function parseProfile(doc: unknown, where = 'profile'): PermissionProfile {
-  if (!isObj(doc)) throw new Error(`${where}: must be a JSON object`);
+  if (!isObject(doc)) throw new Error(`${where}: must be a JSON object`);
   for (const k of Object.keys(doc)) {
     if (!['read', 'write', 'network', 'privileged', 'name'].includes(k)) throw new Error(`${where}: unknown field "${k}" (known: read, write, network)`);
   }
@@ -41,10 +40,10 @@ export function parseProfile(doc: unknown, where = 'profile'): PermissionProfile
   const mounts = [...list('read').map((m, i) => mount(m, false, `${where}: read[${i}]`)), ...list('write').map((m, i) => mount(m, true, `${where}: write[${i}]`))];
   const out = { allowAll: false, hosts: [] as string[], ports: [] as number[] };
   if (doc.network !== undefined) {
-    if (!isObj(doc.network)) throw new Error(`${where}: network must be an object`);
+    if (!isObject(doc.network)) throw new Error(`${where}: network must be an object`);
     const o = doc.network.outbound;
     if (o !== undefined) {
-      if (!isObj(o)) throw new Error(`${where}: network.outbound must be an object`);
+      if (!isObject(o)) throw new Error(`${where}: network.outbound must be an object`);
       out.allowAll = o.insecure_allow_all === true;
       const hosts = o.allow_host ?? [];
       const ports = o.allow_port ?? [];

@@ -4,8 +4,8 @@ import type { HttpRequestView } from '../authz/view.js';
 import { countValue } from '../budget/tokens.js';
 import type { Identity } from '../identity/types.js';
 import { parseMcpBody } from '../mcp/jsonrpc.js';
-import type { BudgetInputEntry, PolicyInput, ToolAnnotations } from '../contract/policy.js';
-import type { BudgetSpec, EntrypointMode, IdentitySpec, RequestSpec } from './scenario-types.js';
+import type { BudgetInputEntry, PolicyInput } from '../contract/policy.js';
+import type { CallDescription, EntrypointMode, IdentitySpec, RequestSpec } from './scenario-types.js';
 
 /**
  * The policy input for a described call, built by authz's own "prepare input" step
@@ -14,13 +14,7 @@ import type { BudgetSpec, EntrypointMode, IdentitySpec, RequestSpec } from './sc
  * give the policy.
  */
 
-export interface CallSpec {
-  server: string;
-  namespace: string;
-  identity: IdentitySpec;
-  request: RequestSpec;
-  budget: BudgetSpec | null;
-  annotations: ToolAnnotations | null;
+export interface CallSpec extends CallDescription {
   nowNs: bigint;
   /** Which contract the policy is evaluated under: the input differs (authz's inputMode). */
   mode: EntrypointMode;

@@ -52,7 +52,7 @@ class Checker {
     if (!isObject(v)) return this.fail(path, `must be a mapping, not ${typeOf(v)}`);
     if (keys) {
       for (const k of Object.keys(v)) {
-        if (!keys.includes(k)) this.fail([...path, k], `unknown field "${k}" (expected one of: ${keys.join(', ')})`);
+        if (!keys.includes(k)) this.fail([...path, k], `unknown field (known: ${keys.join(', ')})`);
       }
     }
     return v;

@@ -70,18 +70,22 @@ export interface Expectation {
   cost?: number | null;
 }
 
-export interface Scenario {
-  name: string;
-  /** 0-based position in the file's `cases`. */
-  index: number;
-  /** 1-based line of the case in its file (0 when unknown). */
-  line: number;
+/** The call a scenario describes, as the toolkit turns it into policy input (toolkit/call-input.ts). */
+export interface CallDescription {
   server: string;
   namespace: string;
   identity: IdentitySpec;
   request: RequestSpec;
   budget: BudgetSpec | null;
   annotations: ToolAnnotations | null;
+}
+
+export interface Scenario extends CallDescription {
+  name: string;
+  /** 0-based position in the file's `cases`. */
+  index: number;
+  /** 1-based line of the case in its file (0 when unknown). */
+  line: number;
   /** Evaluation time in ns since the epoch (time.now_ns, input.request.time_ns); null = now. */
   timeNs: bigint | null;
   expect: Expectation;

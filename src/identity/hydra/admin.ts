@@ -1,3 +1,5 @@
+import { isObject } from '../../util/object.js';
+
 /**
  * The parts of Hydra's admin API the login/consent app uses. Every response is checked for the
  * fields we read, so a Hydra that answers something else fails with a clear message.
@@ -28,7 +30,6 @@ export interface ConsentGrant {
   session: { access_token: Record<string, unknown>; id_token: Record<string, unknown> };
 }
 
-function isObj(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 function strList(v: unknown): string[] { return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []; }
 
 export class HydraAdmin {
@@ -43,8 +44,8 @@ export class HydraAdmin {
     const text = await res.text();
     let doc: unknown;
     try { doc = JSON.parse(text); } catch { doc = null; }
-    if (res.status !== 200 || !isObj(doc)) {
-      const why = isObj(doc) ? String(doc.error_description ?? doc.error ?? text) : text.slice(0, 200);
+    if (res.status !== 200 || !isObject(doc)) {
+      const why = isObject(doc) ? String(doc.error_description ?? doc.error ?? text) : text.slice(0, 200);
       throw new Error(`Hydra admin ${method} ${path.split('?')[0]}: HTTP ${res.status}: ${why}`);
     }
     return doc;
@@ -52,7 +53,7 @@ export class HydraAdmin {
 
   async loginRequest(challenge: string): Promise<LoginRequest> {
     const d = await this.call('GET', `/admin/oauth2/auth/requests/login?login_challenge=${encodeURIComponent(challenge)}`);
-    const client = isObj(d.client) ? d.client : {};
+    const client = isObject(d.client) ? d.client : {};
     return { challenge, skip: d.skip === true, subject: String(d.subject ?? ''), client: { client_id: String(client.client_id ?? ''), ...(typeof client.client_name === 'string' ? { client_name: client.client_name } : {}) } };
   }
 
@@ -63,7 +64,7 @@ export class HydraAdmin {
 
   async consentRequest(challenge: string): Promise<ConsentRequest> {
     const d = await this.call('GET', `/admin/oauth2/auth/requests/consent?consent_challenge=${encodeURIComponent(challenge)}`);
-    const client = isObj(d.client) ? d.client : {};
+    const client = isObject(d.client) ? d.client : {};
     return {
       challenge, skip: d.skip === true, subject: String(d.subject ?? ''),
       requested_scope: strList(d.requested_scope), requested_access_token_audience: strList(d.requested_access_token_audience),

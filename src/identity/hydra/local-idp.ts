@@ -4,24 +4,27 @@ import { randomBytes } from 'node:crypto';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { z } from 'zod';
 import { HydraServer } from './server.js';
-import { firstIssue } from '../config-schema.js';
+import { firstProblem, strictMapping } from '../../config/schema.js';
 import { LoginConsentApp, type LoginUser } from './login-app.js';
 
 /** The users file of `tollgate up --idp hydra` (docs/identity.md): who can sign in, with which claims. */
-const UsersFile = z.object({
-  users: z.array(z.object({
+const UsersFile = strictMapping({
+  users: z.array(strictMapping({
     username: z.string().min(1).max(128),
     password: z.string().min(8, 'must be at least 8 characters'),
     /** Copied into the access token (team and groups are what the example policies read). */
     claims: z.record(z.string(), z.unknown()).default({}),
-  }).strict()).min(1, 'list at least one user'),
-}).strict();
+  }, 'must be a mapping with username, password, claims')).min(1, 'list at least one user'),
+});
 
 export function parseUsersFile(text: string, source: string): LoginUser[] {
   let doc: unknown;
   try { doc = parseYaml(text); } catch (e) { throw new Error(`${source}: ${(e as Error).message}`); }
   const r = UsersFile.safeParse(doc);
-  if (!r.success) throw new Error(`${source}: ${firstIssue('', r.error).message}`);
+  if (!r.success) {
+    const [field, problem] = firstProblem(r.error);
+    throw new Error(`${source}: ${field ? `${field}: ` : ''}${problem}`);
+  }
   const names = r.data.users.map((u) => u.username);
   const dup = names.find((n, k) => names.indexOf(n) !== k);
   if (dup !== undefined) throw new Error(`${source}: user ${dup} is listed twice`);

@@ -203,10 +203,15 @@ export class NatsBundleSource implements BundleSource {
     return this.serial(async () => {
       const kv = this.kv;
       if (!kv || this.stopped) return;
+      let readFailed = false;
       const e = await kv.get(this.pointerKey).catch((err: Error) => {
+        readFailed = true;
         this.sourceError = `cannot read pointer ${this.kvBucket}/${this.pointerKey}: ${err.message}`;
         return undefined;
       });
+      // A read that failed once (a timeout while the cluster elected a new leader after a node
+      // died) stayed in the status for good although the pointer was readable again.
+      if (!readFailed && this.sourceError?.startsWith(`cannot read pointer ${this.kvBucket}/`)) this.sourceError = null;
       if (!e) return;
       await this.consider(e);
       // The store check again: a bundle still settling when the pointer was last looked at
@@ -230,10 +235,26 @@ export class NatsBundleSource implements BundleSource {
     return next;
   }
 
+  /**
+   * An entry at or below the last sequence seen that names a newer bundle than the one in force:
+   * the bucket was deleted and made again (a NATS cluster rebuilt without its data), so its
+   * sequence numbers started over. Without this a running authz ignored every pointer until the
+   * new sequence passed the old one. The entry then takes the normal path, whose revision floor
+   * still refuses anything older than what was accepted.
+   */
+  private afterReset(entry: KvEntry): boolean {
+    if (entry.operation !== 'PUT') return false;
+    try {
+      return parsePointer(entry.value).revision > (this.current?.revision ?? 0);
+    } catch {
+      return false;
+    }
+  }
+
   private async consider(entry: KvEntry): Promise<void> {
     // The watch, the poll and reconnects can all deliver the same or an older KV entry; only a
     // newer entry is news. An entry is marked seen once it is decided (loaded or refused).
-    if (this.stopped || entry.revision <= this.lastSeq) return;
+    if (this.stopped || (entry.revision <= this.lastSeq && !this.afterReset(entry))) return;
     if (entry.operation !== 'PUT') { this.lastSeq = entry.revision; return; }
     const origin = `nats ${this.kvBucket}/${this.pointerKey}`;
     let pointer: BundlePointer;

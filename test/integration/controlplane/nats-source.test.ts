@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsServer } from '../../../src/nats/server.js';
 import { freePort } from '../../../src/util/net.js';
 import { readBundle, writeBundle, type BundleFiles } from '../../../src/bundle/archive.js';
@@ -164,6 +165,25 @@ describe('NATS bundle source with real nats-server', function () {
     await pub2.publish(bundleB, keys.signing);
     await waitFor(() => holder.get()!.revision === '2', 'revision 2 after restart', () => src.status());
     assert.equal(allows(holder, 'b'), true);
+  });
+
+  it('the pointer bucket deleted and made again (a NATS rebuilt without its data): the read error clears and the new pointer is followed', async () => {
+    const pub = await publisher();
+    await pub.publish(bundleA, keys.signing);
+    const holder = new PolicyHolder();
+    const src = new NatsBundleSource({ holder, nats: plainLink(srv.url), keys: [keys.verification], retryMs: 200, pollMs: 200 });
+    sources.push(src);
+    await src.start();
+    await src.whenLoaded();
+    // The pointer's stream goes away under the source (as a leader change makes reads time out).
+    const jsm = await jetstreamManager(conns[0]!);
+    await jsm.streams.delete('KV_tollgate_policy');
+    await waitFor(() => /cannot read pointer tollgate_policy\/current/.test(src.status().sourceError ?? ''), 'the failed read to show', () => src.status());
+    // Made again by the control plane, with sequence numbers starting over: followed, and the
+    // failed read no longer reported.
+    const again = await publisher();
+    await again.publish(bundleB, keys.signing);
+    await waitFor(() => holder.get()!.revision === '2' && src.status().sourceError === null, 'revision 2 and no source error', () => src.status());
   });
 
   it('starts with NATS down: holder stays empty (fail closed) until NATS and a bundle arrive', async () => {

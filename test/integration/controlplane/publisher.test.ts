@@ -4,9 +4,9 @@ import { Objm } from '@nats-io/obj';
 import { NatsServer } from '../../../src/nats/server.js';
 import { readBundle } from '../../../src/bundle/archive.js';
 import { BundlePublisher, RevisionConflictError } from '../../../src/controlplane/publisher.js';
-import { manifestRevision } from '../../../src/bundle/manifest.js';
+import { contentDigest, manifestRevision } from '../../../src/bundle/manifest.js';
 import { verifyBundle } from '../../../src/bundle/verify.js';
-import { DEFAULT_OBJECT_BUCKET } from '../../../src/bundle/pointer.js';
+import { DEFAULT_OBJECT_BUCKET, DEFAULT_POINTER_KEY, encodePointer } from '../../../src/bundle/pointer.js';
 import { keyPair, sampleBundle } from '../../unit/bundle/fixtures.js';
 
 describe('bundle publisher on real NATS JetStream', function () {
@@ -68,6 +68,46 @@ describe('bundle publisher on real NATS JetStream', function () {
     assert.equal(new Set(revs).size, 4, `two publishes shared a revision: ${revs.join(', ')}`);
     assert.equal(revs[0], 1);
     assert.equal((await a.current())?.revision, revs[3], "the pointer names the highest revision");
+  });
+
+  it('publishOnce: control planes with one key and the same sources publish them once, whatever the interleaving', async () => {
+    const keys = await keyPair('ES256');
+    const [a, b, c] = await Promise.all([BundlePublisher.open(await nc()), BundlePublisher.open(await nc()), BundlePublisher.open(await nc())]);
+    // Concurrent: both read an empty pointer; whichever loses the race finds the winner's bundle.
+    const raced = await Promise.all([a.publishOnce(sampleBundle(), keys.signing), b.publishOnce(sampleBundle(), keys.signing)]);
+    assert.deepEqual(raced.map((r) => r.published).sort(), [false, true]);
+    assert.deepEqual(raced.map((r) => r.pointer.revision), [1, 1]);
+    // Later, with no race: nothing new either.
+    const later = await c.publishOnce(sampleBundle(), keys.signing);
+    assert.deepEqual([later.published, later.pointer.revision], [false, 1]);
+    // Other sources are a new revision, published by whoever builds them first.
+    const other = sampleBundle();
+    other.set('/data.json', Buffer.from('{"tools": {}}\n'));
+    const changed = await Promise.all([b.publishOnce(other, keys.signing), c.publishOnce(other, keys.signing), a.publishOnce(other, keys.signing)]);
+    assert.equal(changed.filter((r) => r.published).length, 1);
+    assert.deepEqual(changed.map((r) => r.pointer.revision), [2, 2, 2]);
+    const stored = (await (await new Objm(await nc()).open(DEFAULT_OBJECT_BUCKET)).list()).filter((i) => !i.deleted);
+    assert.equal(stored.length, 2, `one bundle per content: ${stored.map((i) => i.name).join(', ')}`);
+  });
+
+  it('publishOnce adopts only a verified bundle of its own key whose content really matches', async () => {
+    const keys = await keyPair('EdDSA');
+    const other = await keyPair('EdDSA');
+    const pub = await BundlePublisher.open(await nc());
+    const first = await pub.publishOnce(sampleBundle(), keys.signing);
+    // Same content under another key: that key's control plane publishes its own revision.
+    const byOther = await pub.publishOnce(sampleBundle(), other.signing);
+    assert.deepEqual([byOther.published, byOther.pointer.revision], [true, 2]);
+    // A pointer that claims new content but names the old bundle: the claim is not believed.
+    const changed = sampleBundle();
+    changed.set('/data.json', Buffer.from('{"tools": {"c": 3}}\n'));
+    await pub.pointerKv.put(DEFAULT_POINTER_KEY, encodePointer({ ...first.pointer, revision: 2, content_sha256: contentDigest(changed), kid: keys.signing.kid }));
+    const r = await pub.publishOnce(changed, keys.signing);
+    assert.equal(r.published, true);
+    assert.equal(r.pointer.revision, 3);
+    const bytes = await (await new Objm(await nc()).open(DEFAULT_OBJECT_BUCKET)).getBlob(r.pointer.object);
+    const v = await verifyBundle(await readBundle(Buffer.from(bytes!)), { keys: [keys.verification] });
+    assert.equal(contentDigest(v.files), contentDigest(changed));
   });
 
   it('refuses to point at a revision that is not newer', async () => {

@@ -41,8 +41,8 @@ describe('control plane serve: directory → opa build → sign → NATS → aut
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const controlPlane = (): PolicyControlPlane => {
-    const cp = new PolicyControlPlane({ policiesDir: dir, signingKey: keys.signing, nats: plainLink(srv.url), debounceMs: 50, pollMs: 500, retryMs: 200 });
+  const controlPlane = (policiesDir = dir): PolicyControlPlane => {
+    const cp = new PolicyControlPlane({ policiesDir, signingKey: keys.signing, nats: plainLink(srv.url), debounceMs: 50, pollMs: 500, retryMs: 200 });
     running.push(cp);
     return cp;
   };
@@ -96,6 +96,31 @@ describe('control plane serve: directory → opa build → sign → NATS → aut
     const seen3 = record(third);
     await third.start();
     assert.deepEqual(seen3, [['built', ''], ['published', '2']]);
+  });
+
+  it('two control planes with one key and the same sources (one per region) publish each change once and never correct each other', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'tollgate-serve-b-'));
+    try {
+      writePolicy(dir, ['a']);
+      writePolicy(other, ['a']);
+      const east = controlPlane();
+      const west = controlPlane(other);
+      const seen = [record(east), record(west)];
+      const corrected: string[] = [];
+      for (const cp of [east, west]) cp.on('pointer-corrected', (e) => corrected.push(e.found));
+      await Promise.all([east.start(), west.start()]);
+      const published = (): string[] => seen.flat().filter(([k]) => k === 'published').map(([, r]) => r);
+      assert.deepEqual(published(), ['1'], JSON.stringify(seen));
+      // The same edit lands in both regions' ConfigMaps at about the same time.
+      writePolicy(dir, ['a', 'b']);
+      writePolicy(other, ['a', 'b']);
+      await waitFor(() => east.status().revision === 2 && west.status().revision === 2, 'both at revision 2', () => seen);
+      await new Promise((r) => setTimeout(r, 1500)); // a late rebuild would publish a revision 3
+      assert.deepEqual(published(), ['1', '2'], JSON.stringify(seen));
+      assert.deepEqual(corrected, []);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 
   it('retries a publish that failed while NATS was down', async () => {

@@ -1,11 +1,13 @@
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { natsServerIdentity } from '../../../src/k8s/nats-cluster.js';
+import { clusterNatsAuthorization, natsServerIdentity } from '../../../src/k8s/nats-cluster.js';
 import { GATEWAY_PORT, regionNatsConf } from '../../../src/k8s/nats-regions.js';
 import { serverSideApply, type ObjectRef } from '../../../src/operator/kube-rest.js';
+import { runTollgate } from '../../support/cli.js';
 import { applyAll, kubeTool, sharedKubeCluster } from '../../support/kube-cluster.js';
 import {
   CHART, findObject as find, helmTemplate, kustomizeBuild, objectId as id, runTool, withoutToolLabels, type RenderedObject as Obj,
@@ -94,6 +96,25 @@ describe('Helm chart: multi-region (nats.region, gateways) with the real helm', 
     assert.deepEqual(args(find(objs, 'Deployment', 'tollgate-controlplane')).slice(-2), ['--region', 'west']);
   });
 
+  it('nats.budgetRegions: the control plane creates a usage bucket per region, and every NATS user has the rights on it the code grants', async () => {
+    const site = { namespace: 'mesh', trustDomain: 'example.org' };
+    const objs = await helmTemplate('--namespace', site.namespace, '--set', `nats.trustDomain=${site.trustDomain}`, '-f', valuesFile('budget-regions', {
+      region: 'east', gatewayAdvertise: lb('east'), gateways: [{ name: 'west', urls: [`nats://${lb('west')}`] }], homeRegion: 'east',
+      budgetRegions: ['west', 'east'], sidecarNamespaces: ['team-a'],
+    }));
+    const cp = args(find(objs, 'Deployment', 'tollgate-controlplane'));
+    assert.deepEqual(cp.slice(-4), ['--region', 'east', '--budget-regions', 'west,east']);
+    const auth = find(objs, 'ConfigMap', 'tollgate-nats').data!['authorization.conf']!;
+    // What src/nats/permissions.ts grants (test/integration/nats/multi-region.test.ts runs those
+    // rights against real servers), for the mesh's components and the team-a sidecars alike.
+    assert.equal(auth, clusterNatsAuthorization({ ...site, budgetRegions: ['west', 'east'] }, ['team-a']));
+    assert.match(auth, /"\$KV\.tollgate_budgets_west\.w\.team-a\.\*\.\*"/);
+    // Without the value, the users are the one-region release's: no regional bucket anywhere.
+    const plain = find(await region(overlayValues('east', 'west'), '--namespace', site.namespace, '--set', `nats.trustDomain=${site.trustDomain}`), 'ConfigMap', 'tollgate-nats').data!['authorization.conf']!;
+    assert.equal(plain, clusterNatsAuthorization(site));
+    assert.doesNotMatch(plain, /tollgate_budgets_/);
+  });
+
   it('two releases\' configs, one server per region on loopback, join over TLS gateways; a client certificate cannot open one', async () => {
     // Another namespace and trust domain than the overlays', so the identities come from the values.
     const site = { namespace: 'mesh', trustDomain: 'example.org' };
@@ -107,6 +128,39 @@ describe('Helm chart: multi-region (nats.region, gateways) with the real helm', 
     await regions.assertRogueRefused('west');
   });
 
+  it('the notes helm install prints give the nats-certs command that puts every region\'s gateway name on the server certificate', async () => {
+    // NOTES are rendered by install, not template. Even a client dry run checks who owns the
+    // cluster-wide objects other tests applied to the shared API server; --take-ownership skips
+    // that check, and a dry run changes nothing.
+    const cluster = await sharedKubeCluster();
+    const r: Region = {
+      region: 'east', advertise: lb('east'), homeRegion: 'east',
+      gateways: [{ name: 'west', urls: [`nats://${lb('west')}`] }, { name: 'south', urls: ['nats://gw-a.south.example.net:7222', 'nats://gw-b.south.example.net:7222'] }],
+    };
+    const install = await runTool(kubeTool('helm'), ['install', 'tollgate', CHART, '--dry-run=client', '--take-ownership', '--kubeconfig', cluster.kubeconfigPath, '--namespace', 'mesh',
+      // The test API server is built without a version stamp (v0.0.0), which the native-sidecar check cannot compare.
+      '--set', 'sidecarMode=containers', '--set', 'nats.trustDomain=example.org', '-f', valuesFile('notes', { region: r.region, gatewayAdvertise: r.advertise, gateways: r.gateways, homeRegion: r.homeRegion })]);
+    assert.equal(install.code, 0, install.stderr);
+    const notes = install.stdout.slice(install.stdout.indexOf('NOTES:'));
+    assert.ok(notes.startsWith('NOTES:'), install.stdout.slice(0, 500));
+    assert.match(notes, /region east: the same CA and trust domain in every region; the streams live in east/);
+    // The printed command: one line, the --gateway-dns flags at its end.
+    const lines = notes.split('\n');
+    const at = lines.findIndex((l) => l.trim().startsWith('tollgate controlplane nats-certs'));
+    assert.ok(at >= 0, notes);
+    const command = lines[at]!.trim().split(/\s+/);
+    const dns = command.flatMap((w, i) => (command[i - 1] === '--gateway-dns' ? [w] : []));
+    assert.deepEqual(dns.sort(), ['gw-a.south.example.net', 'gw-b.south.example.net', 'nats-gateway.east.example.com', 'nats-gateway.west.example.com']);
+    // Run it as a user would (paths moved into the test's directory): the certificate carries them all.
+    const out = join(work, 'notes-out');
+    const args = command.slice(1).map((w, i, all) => (all[i - 1] === '--ca-dir' ? join(work, 'notes-ca') : all[i - 1] === '--out' ? out : w));
+    const run = await runTollgate(args);
+    assert.equal(run.code, 0, run.stderr);
+    const server = new X509Certificate(readFileSync(join(out, 'tollgate-nats-tls', 'tls.crt')));
+    for (const n of dns) assert.ok(server.subjectAltName!.split(', ').includes(`DNS:${n}`), `${n} on the server certificate: ${server.subjectAltName}`);
+    assert.match(server.subjectAltName!, /URI:spiffe:\/\/example\.org\/ns\/mesh\/sa\/tollgate-nats/);
+  });
+
   it('refuses region values that cannot work, saying what to set', async () => {
     const fails = async (values: Record<string, unknown>, message: RegExp, ...extra: string[]): Promise<void> => {
       const r = await runTool(kubeTool('helm'), ['template', 'tollgate', CHART, '--kube-version', '1.34.0', '-f', valuesFile('bad', values), ...extra]);
@@ -114,7 +168,11 @@ describe('Helm chart: multi-region (nats.region, gateways) with the real helm', 
       assert.match(r.stderr, message);
     };
     const ok = { region: 'east', gatewayAdvertise: lb('east'), gateways: [{ name: 'west', urls: [`nats://${lb('west')}`] }], homeRegion: 'east' };
-    await fails({ gateways: ok.gateways }, /nats\.gatewayAdvertise, nats\.gateways and nats\.homeRegion need nats\.region/);
+    await fails({ gateways: ok.gateways }, /nats\.gatewayAdvertise, nats\.gateways, nats\.homeRegion and nats\.budgetRegions need nats\.region/);
+    await fails({ budgetRegions: ['east'] }, /nats\.budgetRegions need nats\.region/);
+    await fails({ ...ok, budgetRegions: ['east', 'north'] }, /nats\.budgetRegions: "north" is not a region of this mesh \(nats\.region or one of nats\.gateways: east, west\)/);
+    await fails({ ...ok, budgetRegions: ['west', 'west'] }, /nats\.budgetRegions: region west is listed twice/);
+    await fails({ ...ok, budgetRegions: 'east' }, /nats\.budgetRegions must be a list of region names/);
     await fails({ ...ok, region: 'east.1' }, /nats\.region "east\.1" is not a region name/);
     await fails({ ...ok, gatewayAdvertise: '' }, /nats\.gatewayAdvertise "" must be HOST:PORT/);
     await fails({ ...ok, gateways: [] }, /nats\.gateways must list every other region/);

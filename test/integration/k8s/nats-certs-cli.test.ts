@@ -66,5 +66,18 @@ describe('tollgate controlplane nats-certs', function () {
     const again = await runTollgate(['controlplane', 'nats-certs', '--ca-dir', join(work, 'ca'), '--out', join(work, 'out')]);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /exists; pass --force to overwrite it/);
+    const badRegion = await runTollgate(['controlplane', 'nats-certs', '--ca-dir', join(work, 'ca'), '--out', join(work, 'y'), '--budget-regions', 'east,eu west']);
+    assert.equal(badRegion.code, 2);
+    assert.match(badRegion.stderr, /--budget-regions: "eu west" is not a region name/);
+  });
+
+  it('--budget-regions: authorization.conf grants every user the same rights on each region\'s usage bucket', async () => {
+    const out = join(work, 'regions');
+    const r = await runTollgate(['controlplane', 'nats-certs', '--ca-dir', join(work, 'ca'), '--out', out, '--namespace', 'mesh', '--sidecar-namespace', 'team-a', '--budget-regions', 'east,west']);
+    assert.equal(r.code, 0, r.stderr);
+    const conf = readFileSync(join(out, 'authorization.conf'), 'utf8');
+    assert.equal(conf, clusterNatsAuthorization({ namespace: 'mesh', trustDomain: 'tollgate.local', budgetRegions: ['east', 'west'] }, ['team-a']));
+    assert.match(conf, /"\$KV\.tollgate_budgets_east\.w\.team-a\.\*\.\*"/);
+    assert.match(conf, /"\$JS\.API\.STREAM\.CREATE\.KV_tollgate_budgets_west"/);
   });
 });

@@ -27,6 +27,18 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
   }
 }
 
+/** Every container of the pod with its state, and the tail of its log. */
+async function dumpPod(podName: string): Promise<void> {
+  const ps = await podman(['ps', '-a', '--filter', `pod=${podName}`, '--format', '{{.Names}}\t{{.Status}}']).catch(() => null);
+  console.log(`--- containers of pod ${podName}\n${ps ? ps.stdout + ps.stderr : '(podman ps failed)'}`);
+  for (const line of (ps?.stdout ?? '').split('\n')) {
+    const name = line.split('\t')[0]?.trim();
+    if (!name || name.endsWith('-infra')) continue;
+    const logs = await podman(['logs', '--tail', '40', name]).catch(() => null);
+    if (logs) console.log(`--- ${name}\n${logs.stdout}${logs.stderr}`);
+  }
+}
+
 async function httpGet(url: string): Promise<{ status: number; body: string }> {
   const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
   return { status: r.status, body: await r.text() };
@@ -67,20 +79,21 @@ describe('injected pod under podman kube play (integration)', function () {
     mcpUrl = pod.mcpUrl;
     if (pod.injectorContainersMode) assert.doesNotMatch(readFileSync(join(dir, 'injected.yaml'), 'utf8'), /restartPolicy: Always/, '--sidecar-mode containers writes plain containers');
     // Serving once Envoy has its xDS config and authz its first signed bundle.
-    await eventually('the governed path to answer', async () => {
-      const r = await rawPost(mcpUrl, INIT, { authorization: `Bearer ${await pod.token('probe', 'payments')}` });
-      return r.status === 200 ? true : undefined;
-    }, 120_000);
+    try {
+      await eventually('the governed path to answer', async () => {
+        const r = await rawPost(mcpUrl, INIT, { authorization: `Bearer ${await pod.token('probe', 'payments')}` });
+        return r.status === 200 ? true : undefined;
+      }, 180_000);
+    } catch (e) {
+      // A start-up that never serves says why only in the containers' own logs.
+      await dumpPod(podName);
+      throw e;
+    }
   });
 
   after(async function () {
     if (played) {
-      if (this.currentTest?.state === 'failed' || process.env.TOLLGATE_TEST_ECHO === '1') {
-        for (const c of ['tollgate-authz', 'tollgate-envoy', 'controlplane']) {
-          const logs = await podman(['logs', '--tail', '30', `${podName}-${c}`]).catch(() => null);
-          if (logs) console.log(`--- ${c}\n${logs.stdout}${logs.stderr}`);
-        }
-      }
+      if (this.currentTest?.state === 'failed' || process.env.TOLLGATE_TEST_ECHO === '1') await dumpPod(podName);
       await stopDemoPod(podName);
     }
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { controlplaneCommand, placementFlags } from '../../../src/cli/controlplane.js';
+import { controlplaneCommand } from '../../../src/cli/controlplane.js';
+import { placementFlags } from '../../../src/cli/region-flags.js';
 import { UsageError } from '../../../src/cli/types.js';
 
 /** `controlplane serve`: where sidecar registrations come from is one explicit choice. */

@@ -126,7 +126,7 @@ describe('decision log config', () => {
     assert.throws(() => resolveDecisionLogConfig({ nats: { url: 'nats://x', stream: 'a.b' } }), /nats.stream: "a.b" is not a valid stream name/);
     assert.throws(() => resolveDecisionLogConfig({ nats: { url: 'nats://x', subjectPrefix: 'a.>' } }), /nats.subjectPrefix/);
     assert.throws(() => resolveDecisionLogConfig({ nats: { url: '' } }), /nats.url: is required/);
-    assert.throws(() => resolveDecisionLogConfig({ nats: { url: 'nats://x', queueMaxBytes: '1' as unknown as number } }), /decision log config: nats.queueMaxBytes: .*expected number/);
+    assert.throws(() => resolveDecisionLogConfig({ nats: { url: 'nats://x', queueMaxBytes: '1' as unknown as number } }), /^DecisionLogConfigError: decision log config: nats\.queueMaxBytes: must be an integer ≥ 4096, got "1"$/);
     assert.throws(() => resolveDecisionLogConfig({ fsync: 'sometimes' as 'never' }), /fsync: must be always, checkpoint or never, got sometimes/);
   });
 });

@@ -173,11 +173,27 @@ describe('authz metrics', () => {
     assert.equal(valueOf(expo, 'tollgate_budget_remaining_tokens', { budget: 'payments-daily' }), 3_400);
     assert.equal(valueOf(expo, 'tollgate_budget_limit_tokens', { budget: 'payments-daily' }), 10_000);
     assert.equal(m.budgetRemaining().get('payments-daily'), 3_400);
+    // A local store has no lease contention: the series is absent, not a made-up 0.
+    assert.equal(seriesOf(expo, 'tollgate_budget_lease_contention_total').length, 0);
 
     // Past the reset time with no Check since: the new window has not been spent from here.
     now = Date.parse('2025-03-11T00:00:01Z');
     expo = await scrape(m);
     assert.equal(valueOf(expo, 'tollgate_budget_remaining_tokens', { budget: 'payments-daily' }), 10_000);
+  });
+
+  it('exposes lease syncs crowded out by other replicas, per budget, live from the shared store', async () => {
+    const m = createAuthzMetrics(new Registry(), { processMetrics: false, clock: () => NOW });
+    const contention = new Map([['payments-daily', 3]]);
+    const gate: BudgetMetrics = { chargedTokens: new Map(), denials: new Map(), leaseContention: contention };
+    m.readFrom({ budgets: () => gate });
+    assert.equal(valueOf(await scrape(m), 'tollgate_budget_lease_contention_total', { budget: 'payments-daily' }), 3);
+    contention.set('payments-daily', 5);
+    contention.set('search-daily', 1);
+    const expo = await scrape(m);
+    assert.equal(valueOf(expo, 'tollgate_budget_lease_contention_total', { budget: 'payments-daily' }), 5);
+    assert.equal(valueOf(expo, 'tollgate_budget_lease_contention_total', { budget: 'search-daily' }), 1);
+    assert.equal(expo.types.get('tollgate_budget_lease_contention_total'), 'counter');
   });
 
   it('serves a well-formed exposition with HELP and TYPE for every metric, process metrics included', async () => {

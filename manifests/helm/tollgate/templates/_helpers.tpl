@@ -35,8 +35,8 @@ because each ends up in nats.conf or the control plane's args. */}}
 {{- $n := .Values.nats -}}
 {{- $regionRe := "^[A-Za-z0-9][A-Za-z0-9-]{0,31}$" -}}
 {{- if not $n.region -}}
-{{- if or $n.gatewayAdvertise $n.gateways $n.homeRegion -}}
-{{- fail "nats.gatewayAdvertise, nats.gateways and nats.homeRegion need nats.region (this release's region): without it the chart renders one region" -}}
+{{- if or $n.gatewayAdvertise $n.gateways $n.homeRegion $n.budgetRegions -}}
+{{- fail "nats.gatewayAdvertise, nats.gateways, nats.homeRegion and nats.budgetRegions need nats.region (this release's region): without it the chart renders one region" -}}
 {{- end -}}
 {{- else -}}
 {{- if not (regexMatch $regionRe (toString $n.region)) -}}
@@ -77,6 +77,19 @@ because each ends up in nats.conf or the control plane's args. */}}
 {{- end -}}
 {{- if not (has $n.homeRegion $seen) -}}
 {{- fail (printf "nats.homeRegion %q must be nats.region or one of nats.gateways (%s), and the same in every region" (toString $n.homeRegion) (join ", " $seen)) -}}
+{{- end -}}
+{{- if not (kindIs "slice" (default (list) $n.budgetRegions)) -}}
+{{- fail (printf "nats.budgetRegions must be a list of region names, not %v" $n.budgetRegions) -}}
+{{- end -}}
+{{- $budgetSeen := list -}}
+{{- range $r := $n.budgetRegions -}}
+{{- if not (has (toString $r) $seen) -}}
+{{- fail (printf "nats.budgetRegions: %q is not a region of this mesh (nats.region or one of nats.gateways: %s)" (toString $r) (join ", " $seen)) -}}
+{{- end -}}
+{{- if has $r $budgetSeen -}}
+{{- fail (printf "nats.budgetRegions: region %s is listed twice" $r) -}}
+{{- end -}}
+{{- $budgetSeen = append $budgetSeen $r -}}
 {{- end -}}
 {{- if not $n.gatewayAllowedCIDRs -}}
 {{- fail "nats.gatewayAllowedCIDRs must list the addresses allowed to reach the gateway port (the other regions' egress)" -}}
