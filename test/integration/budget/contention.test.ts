@@ -1,24 +1,12 @@
 import { strict as assert } from 'node:assert';
-import { connect } from '@nats-io/transport-node';
-import { Kvm } from '@nats-io/kv';
 import { DEFAULT_NATS_SETTINGS, parseBudgetConfig, type NatsBudgetSettings } from '../../../src/budget/config.js';
 import { createBudgetGate, type TollgateBudgetGate } from '../../../src/budget/gate.js';
-import { decodeLeaseState, leasedTotal, type LeaseState } from '../../../src/budget/lease.js';
+import { leasedTotal } from '../../../src/budget/lease.js';
 import { NatsBudgetStore, usageKey } from '../../../src/budget/nats-store.js';
-import type { ChargeSubject } from '../../../src/budget/types.js';
 import { windowAt } from '../../../src/budget/window.js';
 import { NatsServer } from '../../../src/nats/server.js';
+import { pause, readEntry, sizes, T0, team } from './support.js';
 
-const pause = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Deterministic pseudo-random sizes (the run is repeatable). */
-function sizes(seed: number): () => number {
-  let x = seed;
-  return () => { x = (x * 1103515245 + 12345) & 0x7fffffff; return x; };
-}
-
-const team: ChargeSubject = { team: 'payments', agent: 'bot', sub: 'alice', server: 'ledger', tool: 'query' };
-const T0 = Date.parse('2031-03-12T12:00:00Z');
 
 /**
  * Many replicas on one budget key (issue #20): every lease sync is a compare-and-set on the same
@@ -36,17 +24,6 @@ describe('a budget shared by many replicas (compare-and-set contention)', functi
     for (const s of stores.splice(0)) await s.abandon().catch(() => undefined);
     await nats.dispose();
   });
-
-  async function readEntry(settings: NatsBudgetSettings, key: string): Promise<LeaseState> {
-    const nc = await connect({ servers: settings.url });
-    try {
-      const kv = await new Kvm(nc).open(settings.bucket);
-      const e = await kv.get(key);
-      return decodeLeaseState(e ? new TextDecoder().decode(e.value) : '{}');
-    } finally {
-      await nc.close();
-    }
-  }
 
   it('40 replicas charging one budget: no replica fails closed, total ≤ limit + one response per in-flight call, nothing lost', async () => {
     const REPLICAS = 40;

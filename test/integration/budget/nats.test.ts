@@ -1,23 +1,20 @@
 import { strict as assert } from 'node:assert';
 import { connect } from '@nats-io/transport-node';
-import { Kvm } from '@nats-io/kv';
 import { budgetCommand } from '../../../src/cli/budget.js';
 import { DEFAULT_NATS_SETTINGS, parseBudgetConfig, type BudgetConfig, type NatsBudgetSettings, type OnNatsUnavailable } from '../../../src/budget/config.js';
 import { createBudgetGate, type TollgateBudgetGate } from '../../../src/budget/gate.js';
-import { decodeLeaseState, leasedTotal, type LeaseState } from '../../../src/budget/lease.js';
+import { leasedTotal, type LeaseState } from '../../../src/budget/lease.js';
 import { createBudgetBuckets, legacyUsageKey, NatsBudgetStore, usageKey } from '../../../src/budget/nats-store.js';
 import { openBudgetGate } from '../../../src/budget/open.js';
-import type { ChargeSubject } from '../../../src/budget/types.js';
 import { windowAt } from '../../../src/budget/window.js';
 import { NatsServer } from '../../../src/nats/server.js';
+import { pause, readEntry, sizes, T0, team } from './support.js';
 
 /** One clock for every replica, moved by the test: leases expire and windows roll when it says. */
 class FakeClock {
   constructor(public now: number) {}
   readonly read = (): number => this.now;
 }
-
-const pause = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits for a condition driven by background work (NATS round trips); fails after `ms`. */
 async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 15000): Promise<void> {
@@ -28,14 +25,6 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
   }
 }
 
-/** Deterministic pseudo-random sizes (the run is repeatable). */
-function sizes(seed: number): () => number {
-  let x = seed;
-  return () => { x = (x * 1103515245 + 12345) & 0x7fffffff; return x; };
-}
-
-const team: ChargeSubject = { team: 'payments', agent: 'bot', sub: 'alice', server: 'ledger', tool: 'query' };
-const T0 = Date.parse('2031-03-12T12:00:00Z');
 
 describe('budgets shared through NATS JetStream KV', function () {
   this.timeout(60000);
@@ -63,17 +52,6 @@ describe('budgets shared through NATS JetStream KV', function () {
     const r = { gate: createBudgetGate(config, store, { clock: clock.read }), store };
     open.push(r);
     return r;
-  }
-
-  async function readEntry(settings: NatsBudgetSettings, key: string): Promise<LeaseState> {
-    const nc = await connect({ servers: settings.url });
-    try {
-      const kv = await new Kvm(nc).open(settings.bucket);
-      const e = await kv.get(key);
-      return decodeLeaseState(e ? new TextDecoder().decode(e.value) : '{}');
-    } finally {
-      await nc.close();
-    }
   }
 
   function teamBudget(limit: number, window = 'day'): BudgetConfig {
