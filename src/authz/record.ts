@@ -2,6 +2,7 @@ import type { Identity } from '../identity/types.js';
 import type { Decision, PolicyInput } from '../contract/policy.js';
 import { DECISION_RECORD_SCHEMA, type DecisionRecordDraft } from '../decisionlog/types.js';
 import { createInputMasker, type InputMasker } from '../decisionlog/mask.js';
+import { FOLD_MIN_BODY_BYTES, foldInput } from '../decisionlog/fold.js';
 import type { RequestScope } from './input.js';
 import type { JsonRpcMessage } from '../mcp/jsonrpc.js';
 import type { McpCallFacts } from '../mcp/request.js';
@@ -62,6 +63,8 @@ export interface RecordParts {
 
 export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
   const masked = p.input ? mask(p.input, p.policyDecision?.mask ?? [], p.policyMask) : null;
+  // Above FOLD_MIN_BODY_BYTES one copy of the arguments and headers is written and hashed; the others are listed in `folded`.
+  const folded = masked ? foldInput(masked.input, FOLD_MIN_BODY_BYTES) : null;
   return {
     schema: DECISION_RECORD_SCHEMA,
     decision_id: p.decisionId,
@@ -78,7 +81,7 @@ export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
       server: p.scope.server, namespace: p.scope.namespace, method: p.message?.method ?? null, tool: p.facts?.tool ?? null,
       id: p.message?.id ?? null, session_id: p.sessionId, batch_size: p.batchSize,
     },
-    input: masked?.input ?? null,
+    input: folded?.input ?? null,
     result: {
       allow: p.decision.allow, reasons: p.decision.reasons, http_status: p.decision.httpStatus,
       code: p.decision.code, error: p.decision.error,
@@ -89,6 +92,7 @@ export function buildRecord(p: RecordParts, mask: Masker): DecisionRecordDraft {
     metrics: { timer_eval_ns: p.evalNs, timer_total_ns: p.totalNs },
     erased: masked?.erased ?? [],
     masked: masked?.masked ?? [],
+    ...(folded && folded.folded.length > 0 ? { folded: folded.folded } : {}),
     ...(p.upstreamCredential ? { upstream_credential: p.upstreamCredential } : {}),
   };
 }

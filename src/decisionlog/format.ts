@@ -61,8 +61,11 @@ function groupsOf(r: DecisionRecordDraft): string {
 
 /** The call's (masked) arguments as compact JSON, cut at ARGS_WIDTH. */
 function argsOf(r: DecisionRecordDraft): string {
-  const params = (r.input?.mcp as { params?: unknown } | undefined)?.params;
-  const args = typeof params === 'object' && params !== null ? (params as { arguments?: unknown }).arguments : undefined;
+  const mcp = r.input?.mcp as { params?: unknown; arguments?: unknown } | undefined;
+  const params = mcp?.params;
+  // A folded record keeps the arguments only in mcp.arguments (fold.ts); older ones have both.
+  const args = typeof params === 'object' && params !== null && (params as { arguments?: unknown }).arguments !== undefined
+    ? (params as { arguments?: unknown }).arguments : mcp?.arguments;
   if (args === undefined || args === null) return '-';
   let text: string;
   try {

@@ -282,15 +282,26 @@ export function createInputMasker(opts: InputMaskerOptions = {}): InputMasker {
       for (const t of mirrors(tokens)) if (doc.set(t, MASK_REPLACEMENT, false)) rec.add('masked', t);
     }
 
+    // Authz passes one headers object as both request.headers and attributes' headers: judged once.
+    const headerVerdicts = new Map<object, Array<[string, 'erase' | 'mask']>>();
     for (const root of HEADER_ROOTS) {
       const headers = doc.get(root).value;
       if (!isContainer(headers) || Array.isArray(headers)) continue;
-      for (const name of Object.keys(headers)) {
+      let verdicts = headerVerdicts.get(headers);
+      if (!verdicts) {
+        verdicts = [];
+        for (const name of Object.keys(headers)) {
+          if (eraseHeaders.has(name.toLowerCase())) verdicts.push([name, 'erase']);
+          else if (detect && (isSecretKey(name) || looksLikeSecret(String(headers[name])))) verdicts.push([name, 'mask']);
+        }
+        headerVerdicts.set(headers, verdicts);
+      }
+      for (const [name, verdict] of verdicts) {
         const t = [...root, name];
-        if (eraseHeaders.has(name.toLowerCase())) {
+        if (verdict === 'erase') {
           if (doc.erase(t)) rec.add('erased', t);
-        } else if (detect && (isSecretKey(name) || looksLikeSecret(String(headers[name])))) {
-          if (doc.set(t, MASK_REPLACEMENT, false)) rec.add('masked', t);
+        } else if (doc.set(t, MASK_REPLACEMENT, false)) {
+          rec.add('masked', t);
         }
       }
     }

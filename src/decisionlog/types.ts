@@ -22,7 +22,7 @@ export interface DecisionRecord {
     server: string; namespace: string; method: string | null; tool: string | null;
     id: string | number | null; session_id: string | null; batch_size: number | null;
   };
-  /** The policy input after masking. */
+  /** The policy input after masking, with the copies listed in `folded` left out. */
   input: PolicyInput | null;
   result: {
     allow: boolean; reasons: string[]; http_status: number;
@@ -50,6 +50,12 @@ export interface DecisionRecord {
   masked: string[];
   /** Id (jti) of the per-caller upstream credential the call was sent with (docs/identity.md). */
   upstream_credential?: string;
+  /**
+   * Copies inside `input` left out because they equalled another value of it after masking
+   * (fold.ts; `unfoldRecord` puts them back). Absent when nothing was folded, and in records
+   * written before folding existed, whose input holds every copy.
+   */
+  folded?: Array<{ path: string; from: string }>;
   /** Hash chain (filled by the sink): SHA-256 over RFC 8785 JSON of the previous record. */
   seq?: number;
   prev_hash?: string;

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { LogFile } from '../decisionlog/files.js';
 import type { Finding } from '../decisionlog/verify.js';
 import { parseLine } from '../decisionlog/lines.js';
+import { unfoldRecord } from '../decisionlog/fold.js';
 import { revisionOf } from '../decisionlog/query.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_ICON, PAGE_JS } from './assets.js';
 import { LogIndex } from './log-index.js';
@@ -272,7 +273,14 @@ export class ReviewServer {
     const parsedAt = (p: typeof place): unknown => {
       const line = index.readLine(p);
       const parsed = line === null ? null : parseLine(line);
-      return parsed && (parsed.kind === 'record' || parsed.kind === 'accounting') ? parsed.record : null;
+      if (!parsed || (parsed.kind !== 'record' && parsed.kind !== 'accounting')) return null;
+      if (parsed.kind === 'accounting') return parsed.record;
+      // Shown as authz had it: the copies the record folded are put back (as written if they do not resolve).
+      try {
+        return unfoldRecord(parsed.record);
+      } catch {
+        return parsed.record;
+      }
     };
     const record = parsedAt(place) as Parameters<typeof revisionOf>[0] | null;
     if (record === null) throw new HttpError(409, `${place.file}:${place.line} no longer holds this record: the log changed under the index; reload`);

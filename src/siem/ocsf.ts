@@ -1,4 +1,5 @@
 import type { ChainedDecisionRecord } from '../decisionlog/types.js';
+import { unfoldRecord } from '../decisionlog/fold.js';
 
 /**
  * A decision record as an OCSF API Activity event (class_uid 6003, category 6 Application
@@ -71,6 +72,16 @@ function severityOf(r: ChainedDecisionRecord): Pick<OcsfApiActivity, 'severity_i
   return { severity_id: 3, severity: 'Medium' };
 }
 
+/** The masked input with its folded copies restored, so the export shows what authz evaluated. */
+function inputOf(r: ChainedDecisionRecord): unknown {
+  try {
+    return unfoldRecord(r).input;
+  } catch {
+    // A record whose folds do not resolve is exported as written (logs verify reports tampering).
+    return r.input;
+  }
+}
+
 export function toOcsfApiActivity(r: ChainedDecisionRecord): OcsfApiActivity {
   const method = r.mcp.method ?? 'none';
   const read = READ_METHODS.has(method);
@@ -116,7 +127,7 @@ export function toOcsfApiActivity(r: ChainedDecisionRecord): OcsfApiActivity {
     unmapped: {
       policy_revision: revision, reasons: r.result.reasons, outcome: r.result.outcome ?? null, policy_allow: r.result.policy_allow ?? null,
       mcp_session_id: r.mcp.session_id, batch_size: r.mcp.batch_size, delegation: r.identity.delegation,
-      budget: r.budget, tokens: r.tokens, masked: r.masked, erased: r.erased, input: r.input,
+      budget: r.budget, tokens: r.tokens, masked: r.masked, erased: r.erased, input: inputOf(r),
       chain: { seq: r.seq, prev_hash: r.prev_hash },
     },
   };

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolveLogFiles } from '../decisionlog/files.js';
 import { readStreamRecords } from '../decisionlog/nats-reader.js';
 import { compileFilter, type RecordFilter } from '../decisionlog/query.js';
+import { unfoldRecord } from '../decisionlog/fold.js';
 import { readRecordsOfFiles } from '../decisionlog/reader.js';
 import type { DecisionRecordDraft } from '../decisionlog/types.js';
 import { loadPolicyFromDir } from '../policy/engine.js';
@@ -70,9 +71,17 @@ export async function replayDecisions(o: ReplayOptions): Promise<ReplayRun> {
       agg.skip(r, skip);
       continue;
     }
+    // The policy reads every copy of the arguments and headers, so the ones the record folded are put back.
+    let full: DecisionRecordDraft;
+    try {
+      full = unfoldRecord(r);
+    } catch (e) {
+      agg.skip(r, `recorded input cannot be restored: ${(e as Error).message}`);
+      continue;
+    }
     // Time-dependent rules (change windows, token expiry) judge the call as of when it was made.
-    const next = policy.evaluate(r.input!, { nowNs: recordTimeNs(r) });
-    agg.add(classify(r, next, reads, policy.revision));
+    const next = policy.evaluate(full.input!, { nowNs: recordTimeNs(full) });
+    agg.add(classify(full, next, reads, policy.revision));
   }
   return { report: agg.result(), revision: policy.revision, reads };
 }

@@ -31,8 +31,8 @@ function fileSink(logDir: string): DecisionSink {
   });
 }
 
-/** Runs calls through the production Authorizer with the example policy, writing a real decision log. */
-async function recordTraffic(sink: DecisionSink): Promise<void> {
+/** A caller through the production Authorizer with the example policy, writing a real decision log. */
+async function recorder(sink: DecisionSink): Promise<(who: string, request: RequestSpec) => Promise<boolean>> {
   const old = await loadPolicyFromDir(REPO_POLICIES);
   const holder = new PolicyHolder();
   holder.swap(old);
@@ -57,6 +57,12 @@ async function recordTraffic(sink: DecisionSink): Promise<void> {
     const spec = { server: 'demo', namespace: 'default', identity: {}, request: { ...request, headers: { authorization: `Bearer tok-${who}` } }, budget: null, annotations: null, nowNs: now, mode: 'tollgate' as const };
     return (await authz.check(requestView(spec, Buffer.from(JSON.stringify(body))))).allow;
   };
+  return call;
+}
+
+/** Runs calls through the production Authorizer with the example policy, writing a real decision log. */
+async function recordTraffic(sink: DecisionSink): Promise<void> {
+  const call = await recorder(sink);
   const sql = { tool: 'run_sql', arguments: { query: 'SELECT id FROM orders WHERE id = 7' } };
   assert.equal(await call('alice', sql), true);
   assert.equal(await call('bob', sql), true);
@@ -149,6 +155,22 @@ describe('tollgate policy replay', function () {
     assert.equal(r.code, 0, r.out + r.err);
     assert.match(r.out, /^ {2}unchanged +8 {3}\(8 decided by this same revision\)$/m);
     assert.match(r.out, /^ {2}uncertain +0$/m);
+  });
+
+  it('replays records that fold their copies (bodies of 4 KiB or more) to the decisions they record', async () => {
+    const dir = join(scratch(), 'folded');
+    const sink = fileSink(dir);
+    const call = await recorder(sink);
+    const long = 'refund window for enterprise plans paid by card '.repeat(100);
+    // Whatever the policy decides (the catalogue limits argument length), replay must decide it again.
+    await call('alice', { tool: 'search_docs', arguments: { query: long } });
+    await call('carol', { tool: 'run_sql', arguments: { query: `SELECT id FROM orders WHERE note = '${long}'` } });
+    await sink.close();
+    const text = readFileSync(join(dir, 'decisions-000001.jsonl'), 'utf8');
+    assert.equal((text.match(/"folded":\[/g) ?? []).length, 2, 'both records are written folded');
+    const r = await policy(['replay', '--logs', join(dir, 'decisions-000001.jsonl'), '--policies', REPO_POLICIES, '--fail-on-change']);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /^ {2}unchanged +2 {3}\(2 decided by this same revision\)$/m);
   });
 
   it('judges each record as of the time it was decided', async () => {

@@ -193,6 +193,41 @@ describe('decision log masking', () => {
     });
   });
 
+  describe('headers shared by request.headers and attributes (issue 12)', () => {
+    it('judges one headers object once, and masks both places it appears', () => {
+      const reads = new Map<string, number>();
+      const plain: Record<string, string> = { 'x-api-key': 'k-1234567890abcdef', 'x-trace': 'ghp_' + 'a'.repeat(36), accept: 'application/json' };
+      const headers = new Proxy(plain, {
+        get(t, k, r) {
+          if (typeof k === 'string') reads.set(k, (reads.get(k) ?? 0) + 1);
+          return Reflect.get(t, k, r) as unknown;
+        },
+      });
+      const input = sampleInput({ q: 'x' });
+      const shared: PolicyInput = { ...input, request: { ...input.request, headers }, attributes: { request: { http: { method: 'POST', headers } } } };
+      const out = maskInput(shared, [], undefined);
+      for (const root of [['request', 'headers'], ['attributes', 'request', 'http', 'headers']]) {
+        assert.equal(at(out.input, ...root, 'x-trace'), MASK_REPLACEMENT, root.join('.'));
+        assert.equal(at(out.input, ...root, 'x-api-key'), MASK_REPLACEMENT, root.join('.'));
+        assert.equal(at(out.input, ...root, 'accept'), 'application/json');
+      }
+      // One read to judge the value, one for each of the two masked copies (judging per place read it twice more).
+      assert.equal(reads.get('x-trace'), 3, JSON.stringify([...reads]));
+    });
+
+    it('judges two different headers objects each on its own', () => {
+      const input = sampleInput({ q: 'x' });
+      const mixed: PolicyInput = {
+        ...input,
+        request: { ...input.request, headers: { accept: 'ghp_' + 'b'.repeat(36) } },
+        attributes: { request: { http: { headers: { accept: 'text/plain' } } } },
+      };
+      const out = maskInput(mixed, [], undefined);
+      assert.equal(at(out.input, 'request', 'headers', 'accept'), MASK_REPLACEMENT);
+      assert.equal(at(out.input, 'attributes', 'request', 'http', 'headers', 'accept'), 'text/plain');
+    });
+  });
+
   describe('secret heuristics', () => {
     it('recognises secret field names without flagging token counts', () => {
       for (const k of ['password', 'Passwd', 'client_secret', 'access_token', 'refresh-token', 'apiKey', 'API_KEY', 'AWS_ACCESS_KEY_ID', 'private_key', 'Authorization', 'credentials', 'x-api-key', 'pwd']) {
