@@ -161,7 +161,7 @@ describe('tollgate operator against a real kube-apiserver, NATS and authz', func
     // The reconcile writes the Deployment first: the Service may follow a moment later.
     const svc = await eventually('Service notes', () => kubeRequest<Obj>(cluster.kc, 'GET', `/api/v1/namespaces/${NS}/services/notes`));
     assert.deepEqual((svc.spec!.ports as Obj[]).map((p) => [p.port, p.targetPort]), [[80, 10000]]);
-    const np = await kubeRequest<Obj>(cluster.kc, 'GET', `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/notes`);
+    const np = await eventually('NetworkPolicy notes', () => kubeRequest<Obj>(cluster.kc, 'GET', `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/notes`));
     assert.deepEqual((np.spec!.ingress as { ports: Obj[] }[])[0]!.ports.map((p) => p.port), [10000, 9902], 'only Envoy is reachable');
     const egress = (np.spec!.egress as Obj[]).find((e) => JSON.stringify(e.to ?? []).includes('203.0.113.0/24'));
     assert.deepEqual(egress, { to: [{ ipBlock: { cidr: '203.0.113.0/24' } }], ports: [{ protocol: 'TCP', port: 443 }] }, 'the permission profile\'s egress');
