@@ -44,11 +44,13 @@ export function formatResults(results: readonly ScaleResult[]): string {
     }),
   );
   const checks = table(
-    ['N sidecars', 'start-up s (store restarts)', 'publishes reached', 'records offered / acked / in stream', 'calls allowed / refused: used up, renewing lease, state unreachable', 'lease syncs crowded out', 'every budget: KV used = charged', 'publish failures'],
+    ['N sidecars', 'start-up s (store restarts)', 'publishes reached', 'records offered / acked / in stream', 'calls allowed / refused: used up, renewing lease, state unreachable', 'lease syncs crowded out', 'every budget: KV reported = charged', 'every budget: KV committed ≥ charged', 'publish failures'],
     results.map((r) => [
       String(r.sidecars), `${num(r.startSec)} (${r.restarts})`, pooledPropagation(r).reached, `${r.log.offered} / ${r.log.acked} / ${r.log.inStream}`, `${r.calls.allowed} / ${r.calls.refused.exhausted}, ${r.calls.refused.renewing}, ${r.calls.refused.unreachable}`,
       String(r.lease.crowdedOut),
-      r.lease.budgets.every((b) => b.used === b.charged) ? 'yes' : `no: ${r.lease.budgets.filter((b) => b.used !== b.charged).map((b) => `${b.used} ≠ ${b.charged}`).join(', ')}`, String(r.log.failures),
+      r.lease.budgets.every((b) => b.used === b.charged) ? 'yes' : `no: ${r.lease.budgets.filter((b) => b.used !== b.charged).map((b) => `${b.used} ≠ ${b.charged}`).join(', ')}`,
+      r.lease.budgets.every((b) => b.committed >= b.charged) ? 'yes' : `no: ${r.lease.budgets.filter((b) => b.committed < b.charged).map((b) => `${b.committed} < ${b.charged}`).join(', ')}`,
+      String(r.log.failures),
     ]),
   );
   const names = [...new Set(results.flatMap((r) => r.streams.map((s) => s.name)))];

@@ -7,7 +7,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DEFAULT_NATS_SETTINGS } from '../../src/budget/config.js';
-import { decodeLeaseState } from '../../src/budget/lease.js';
+import { decodeUsageState } from '../../src/budget/lease.js';
 import { usageKey } from '../../src/budget/nats-store.js';
 import { windowAt } from '../../src/budget/window.js';
 import type { SigningKey } from '../../src/bundle/keys.js';
@@ -230,10 +230,11 @@ async function collect(c: Collected): Promise<ScaleResult> {
   const budgets: BudgetOutcome[] = [];
   for (const [t, spec] of specs.entries()) {
     const e = await kv.get(usageKey(spec.name, windowAt(spec.window, spec.timezone, Date.now()).key));
-    const used = e && e.operation === 'PUT' ? decodeLeaseState(new TextDecoder().decode(e.value)).used : 0;
+    const st = e && e.operation === 'PUT' ? decodeUsageState(new TextDecoder().decode(e.value)) : null;
+    const [used, committed] = [st?.reported ?? 0, st?.committed ?? 0];
     const charged = reports.reduce((a, r) => a + (r.charged[spec.name] ?? 0), 0);
     const n = sidecarsCharging(t, plan);
-    budgets.push({ name: spec.name, limit: spec.limit, used, charged, overshoot: Math.max(0, charged - spec.limit), bound: overshootBound(n, plan.resultTokens[1]), sidecars: n });
+    budgets.push({ name: spec.name, limit: spec.limit, used, committed, charged, overshoot: Math.max(0, charged - spec.limit), bound: overshootBound(n, plan.resultTokens[1]), sidecars: n });
   }
 
   const streams = [];

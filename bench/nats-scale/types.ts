@@ -78,8 +78,14 @@ export interface ServerUsage {
 export interface BudgetOutcome {
   name: string;
   limit: number;
-  /** `used` in the KV entry once every sidecar has reported and given its leases back. */
+  /** `reported` in the KV entry once every sidecar has reported and given its leases back. */
   used: number;
+  /**
+   * `committed` in the KV entry then: what was reported plus leases never given back (a give-back
+   * crowded out at shutdown leaves its lease counted as spent). Never less than `charged`, or the
+   * budget lost track of spending.
+   */
+  committed: number;
   /** What the simulated Checks charged (the sum the KV entry must hold). */
   charged: number;
   /** Tokens charged past the limit (from what the Checks charged: the KV entry can under-count). */

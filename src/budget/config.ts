@@ -35,7 +35,7 @@ export interface LeaseSettings {
   min: number;
   /** ... and at most this many. */
   max: number;
-  /** A lease not renewed for this long is void (crashed or cut-off replica). */
+  /** How long a replica cut off from NATS may still spend its lease (use-leases-until-expiry). */
   ttlMs: number;
 }
 
@@ -181,7 +181,7 @@ const leaseSchema = strictMapping({
   }).optional().meta(doc('`0.01`', 'Size of a lease as a fraction of the limit ...')),
   min: wholeNumber(1).optional().meta(doc('`1000`', '... at least this many tokens ...')),
   max: wholeNumber(1).optional().meta(doc('`50000`', '... at most this many (also the most a replica can hold back from others). Leases grow within this range to cover two sync intervals at the replica\'s observed spending rate. Never more than the limit.')),
-  ttl: duration.optional().meta(doc('`30s`', 'A lease that is not renewed for this long is void (a crashed or cut-off replica).')),
+  ttl: duration.optional().meta(doc('`30s`', 'How long a replica cut off from NATS may still spend its lease (under `onNatsUnavailable: use-leases-until-expiry`), counted from when NATS last answered it. While NATS answers, a lease does not expire.')),
 }, 'must be a mapping (fraction, min, max, ttl)');
 
 /** The `nats` section (docs/budgets.md, "`nats` fields"). */
@@ -201,7 +201,7 @@ export const budgetNatsSchema = strictMapping({
   configBucket: bucketName.optional().meta(doc('`tollgate_budget_config`', 'KV bucket holding limit overrides (`limits`) and the declared budgets (`specs`) for `tollgate budget`.')),
   onNatsUnavailable: oneOf<OnNatsUnavailable>(['fail-closed', 'use-leases-until-expiry']).optional().meta(doc('`fail-closed`', 'What Check does while NATS cannot be reached; see [NATS unreachable](#nats-unreachable).')),
   lease: leaseSchema.optional().meta(doc('see below', 'lease sizing')),
-  syncInterval: duration.optional().meta(doc('`1s`', 'How often each replica reports what it spent and renews its leases. At most a third of `lease.ttl`.')),
+  syncInterval: duration.optional().meta(doc('`1s`', 'How often each replica reports what it spent (while it spends) and checks its leases. At most a third of `lease.ttl`.')),
   timeout: duration.optional().meta(doc('`2s`', 'A KV operation that takes longer counts as NATS being unreachable.')),
   definitions: z.boolean({ error: (iss) => `must be true or false, got ${describe(iss.input)}` }).optional()
     .meta(doc('`false`', 'Also apply the budget definitions the control plane publishes in `configBucket` under the key `definitions` (one per `TokenBudget` object, written by `tollgate operator`; see docs/kubernetes.md), live: a new, changed or deleted TokenBudget takes effect on the next call after the KV watch delivers it (typically well under a second). They are added to the file\'s budgets; a published budget whose name the file also uses is ignored, with a warning. A malformed or older publication is refused and the last good one stays in force. The data plane only reads this key; it never imports control-plane code.')),

@@ -8,7 +8,7 @@ import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstr
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { BudgetSpec, NatsBudgetSettings } from './config.js';
 import {
-  decodeLeaseState, emptyLeaseState, encodeLeaseState, leasedTotal, leaseSize, resetState, settle, type LeaseRecord, type LeaseState,
+  decodeUsageState, emptyUsageState, encodeUsageState, fairShare, leaseSize, resetState, settle, unknownOutcome, type LeaseRecord, type UsageState,
 } from './lease.js';
 import { scopeRecord } from './ledger.js';
 import type { BudgetAdmin, BudgetStatusRow, BudgetStore, BudgetUsage } from './store.js';
@@ -17,13 +17,15 @@ import { conflictBackoffMs, MAX_CAS_ROUNDS, MAX_GIVE_BACK_ROUNDS, nextReportInte
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+
 /**
  * Budget state shared by authz replicas through NATS JetStream KV (see lease.ts for the protocol).
  *
  * Check never waits on NATS: usage() and spend() read and update this replica's lease in memory.
- * A background loop, per budget and window, reports what was spent and renews the lease every
- * sync interval, at once when the lease runs low, and takes the next window's lease shortly before
- * rollover so the first call of a new hour/day/month finds one waiting.
+ * A background loop, per budget and window, takes a new lease when the lease runs low, reports
+ * what was spent every sync interval (less often on a crowded key), and takes the next window's
+ * lease shortly before rollover so the first call of a new hour/day/month finds one waiting. A
+ * lease does not expire while NATS answers; it has nothing to renew.
  */
 
 export const USAGE_TTL_MS = 62 * 24 * 3_600_000;
@@ -63,8 +65,6 @@ export interface NatsStoreOptions {
   replicaId?: string;
   clock?: () => number;
   logger?: NatsStoreLogger;
-  /** Grace before another replica's lease counts as expired (default 2000 ms). */
-  clockSkewMs?: number;
   /** How long before a window ends its successor's lease is taken (default 5 sync intervals, at least 10 s). */
   prefetchMs?: number;
   /** Give up connecting on start after this long (default 5000 ms). */
@@ -100,6 +100,11 @@ interface Slot {
   /** Monotonic ms of this replica's last write to the key. */
   lastWrite: number;
   /**
+   * While a write that shrinks the lease is in flight: calls may spend up to this (counting
+   * `spent`), the size asked for, not the larger lease still held. Null otherwise.
+   */
+  ceiling: number | null;
+  /**
    * The last sync lost every compare-and-set round to other replicas. Until a sync lands, only the
    * tick retries (not every call that finds the lease low), so a crowded key is not hammered.
    */
@@ -108,19 +113,17 @@ interface Slot {
 
 /** What a slot last read of its KV entry. */
 interface View {
-  used: number;
-  /** Tokens leased to other replicas. */
+  /** Committed by everyone but this slot's lease: spent, or leased to other replicas. */
   others: number;
+  /** Replicas holding a lease on the key (fairShare). */
+  holders: number;
   /** Monotonic ms of the read. */
   at: number;
-  /** The earliest expiry (wall ms) among other replicas' leases; Infinity when there are none. */
-  othersExpireAt: number;
 }
 
-function viewOf(state: LeaseState, self: string): View {
-  let othersExpireAt = Number.POSITIVE_INFINITY;
-  for (const [rid, l] of Object.entries(state.leases)) if (rid !== self && l.expiresAt < othersExpireAt) othersExpireAt = l.expiresAt;
-  return { used: state.used, others: leasedTotal(state, self), at: performance.now(), othersExpireAt };
+function viewOf(state: UsageState, lease: LeaseRecord | null): View {
+  const own = lease && lease.epoch === state.epoch ? lease.amount : 0;
+  return { others: Math.max(0, state.committed - own), holders: state.holders, at: performance.now() };
 }
 
 export function defaultReplicaId(): string {
@@ -136,9 +139,9 @@ function isConflict(e: unknown): boolean {
 
 const dec = new TextDecoder();
 
-function readState(e: KvEntry | null): LeaseState {
-  if (!e || e.operation !== 'PUT') return emptyLeaseState();
-  return decodeLeaseState(dec.decode(e.value));
+function readState(e: KvEntry | null): UsageState {
+  if (!e || e.operation !== 'PUT') return emptyUsageState();
+  return decodeUsageState(dec.decode(e.value));
 }
 
 type BucketNames = Pick<NatsBudgetSettings, 'bucket' | 'configBucket' | 'timeoutMs'> & Partial<Pick<NatsBudgetSettings, 'region'>>;
@@ -235,8 +238,9 @@ export class NatsBudgetStore implements BudgetStore {
   /** Per budget name: syncs that lost every compare-and-set round (contention, not unreachability). */
   private readonly contention = new Map<string, number>();
   private readonly clock: () => number;
-  private readonly skewMs: number;
   private readonly prefetchMs: number;
+  /** Wall ms of the last KV call that answered: a lease is spent without NATS for lease.ttl after it. */
+  private lastContact: number;
 
   private constructor(
     private specs: BudgetSpec[],
@@ -249,7 +253,7 @@ export class NatsBudgetStore implements BudgetStore {
   ) {
     this.replicaId = opts.replicaId ?? defaultReplicaId();
     this.clock = opts.clock ?? Date.now;
-    this.skewMs = opts.clockSkewMs ?? 2000;
+    this.lastContact = this.clock();
     this.prefetchMs = opts.prefetchMs ?? Math.max(settings.syncIntervalMs * 5, 10_000);
   }
 
@@ -337,7 +341,7 @@ export class NatsBudgetStore implements BudgetStore {
       s = {
         spec, window, key, lease: null, spent: 0, view: null, syncing: null, again: false, starved: false,
         demand: 0, rate: 0, periodSpent: 0, periodStart: performance.now(),
-        reportEveryMs: this.settings.syncIntervalMs, lastWrite: 0, contended: false,
+        reportEveryMs: this.settings.syncIntervalMs, lastWrite: 0, contended: false, ceiling: null,
       };
       this.slots.set(key, s);
     }
@@ -355,7 +359,7 @@ export class NatsBudgetStore implements BudgetStore {
     const unreachable = !this.healthy;
     if (unreachable && this.settings.onNatsUnavailable === 'fail-closed') {
       return {
-        limit, used: s?.view ? s.view.used + s.view.others + s.spent : 0, spendable: 0,
+        limit, used: s?.view ? s.view.others + s.spent : 0, spendable: 0,
         unavailable: `budget "${spec.name}": ${this.unreachableReason()}, and budgets fail closed (nats.onNatsUnavailable: fail-closed); calls under this budget are refused until NATS is back`,
       };
     }
@@ -368,9 +372,11 @@ export class NatsBudgetStore implements BudgetStore {
           : `budget "${spec.name}": this authz replica is still loading the budget's ${spec.window} ${window.key} from NATS; retry in a moment`,
       };
     }
-    const used = s.view.used + s.view.others + s.spent;
-    const leaseLive = s.lease !== null && now < s.lease.expiresAt;
-    const spendable = leaseLive ? s.lease!.amount - s.spent : 0;
+    const used = s.view.others + s.spent;
+    // While NATS answers a lease has no end; cut off, it is spent for at most lease.ttl.
+    const expiresAt = this.lastContact + this.settings.lease.ttlMs;
+    const leaseLive = s.lease !== null && (!unreachable || now < expiresAt);
+    const spendable = leaseLive ? Math.min(s.lease!.amount, s.ceiling ?? Number.POSITIVE_INFINITY) - s.spent : 0;
     if (need > spendable && need > s.demand) {
       // A call larger than this replica's lease: the next lease must hold it, or it never passes.
       s.demand = need;
@@ -381,7 +387,7 @@ export class NatsBudgetStore implements BudgetStore {
     }
     this.maybeRefill(s, spendable);
     if (unreachable && spendable <= 0 && used < limit) {
-      const why = s.lease === null ? 'holds no lease' : leaseLive ? 'has used up its lease' : `let its lease expire at ${new Date(s.lease.expiresAt).toISOString()}`;
+      const why = s.lease === null ? 'holds no lease' : leaseLive ? 'has used up its lease' : `let its lease expire at ${new Date(expiresAt).toISOString()}, lease.ttl after NATS last answered`;
       return {
         limit, used, spendable: 0,
         unavailable: `budget "${spec.name}": ${this.unreachableReason()}, and this replica ${why} (nats.onNatsUnavailable: use-leases-until-expiry); calls under this budget are refused until NATS is back`,
@@ -400,7 +406,7 @@ export class NatsBudgetStore implements BudgetStore {
 
   /** Renews a lease that runs low before it runs out, unless the budget has nothing more to give. */
   private maybeRefill(s: Slot, left: number): void {
-    if (!s.starved && !s.syncing && !s.contended && !this.usedUp(s) && left < this.wantFor(s) / 2) this.kick(s);
+    if (!s.starved && !s.syncing && !s.contended && !this.usedUp(s) && left < this.targetFor(s) / 2) this.kick(s);
   }
 
   /**
@@ -408,17 +414,41 @@ export class NatsBudgetStore implements BudgetStore {
    * nothing to report: a write could only say so again. Such a slot re-reads the key instead
    * (tick), and writes once the read shows room (a reset, a raised limit, a lease given back), so
    * a used-up budget costs its replicas reads, not compare-and-set rounds against each other.
-   * Once another replica's lease is past its expiry (plus the skew grace) a write is due again:
-   * it writes the dead lease off as spent (lease.ts), as the next writer always does.
    */
   private usedUp(s: Slot): boolean {
-    return s.view !== null && s.lease === null && s.spent === 0 && s.view.used + s.view.others >= this.limitOf(s.spec)
-      && this.clock() < s.view.othersExpireAt + this.skewMs;
+    return s.view !== null && s.lease === null && s.spent === 0 && s.view.others >= this.limitOf(s.spec);
   }
 
   private wantFor(s: Slot): number {
     const size = leaseSize(this.limitOf(s.spec), this.settings.lease, s.rate, this.settings.syncIntervalMs);
     return Math.max(size, s.demand);
+  }
+
+  /** What a lease keeps past the fair share: a call larger than the usual lease, or the spending rate. */
+  private keepFor(s: Slot): number {
+    return Math.max(s.demand, Math.ceil(s.rate * this.settings.syncIntervalMs * 2));
+  }
+
+  /**
+   * The lease this slot should hold: wantFor(), within the fair share of the replicas the last read
+   * showed holding leases (settle() applies the same rule to the entry it writes).
+   */
+  private targetFor(s: Slot): number {
+    const limit = this.limitOf(s.spec);
+    const holders = (s.view?.holders ?? 0) + (s.lease ? 0 : 1);
+    return Math.min(this.wantFor(s), Math.max(this.keepFor(s), fairShare(limit, holders)));
+  }
+
+  /**
+   * The lease is more than twice its fair share, and what is left unleased would not give a
+   * fair share to two more replicas: shrink it (syncOnce). While the budget has room to spare,
+   * leases granted when fewer replicas held one are left alone, so a start-up of many replicas
+   * does not turn into a round of shrinking writes on the key they all share.
+   */
+  private shrinkDue(s: Slot, left: number, target: number): boolean {
+    if (s.lease === null || s.view === null || left <= 2 * target) return false;
+    const unleased = this.limitOf(s.spec) - s.view.others - s.lease.amount;
+    return unleased < 2 * target;
   }
 
   /** Starts a sync of one slot now, or right after the one under way. */
@@ -466,13 +496,27 @@ export class NatsBudgetStore implements BudgetStore {
       s.periodSpent = 0;
       s.periodStart = mono;
     }
-    const now0 = this.clock();
     const held = s.lease;
     const snapSpent = s.spent;
     // Ask for at least the unspent rest of the current lease: calls keep spending it while this
     // write is in flight, and the new lease must cover that (see docs/budgets.md).
-    const heldUnspent = held && now0 < held.expiresAt ? Math.max(0, held.amount - snapSpent) : 0;
-    const want = giveBack ? 0 : Math.max(this.wantFor(s), heldUnspent);
+    const heldUnspent = held ? Math.max(0, held.amount - snapSpent) : 0;
+    let want = giveBack ? 0 : Math.max(this.wantFor(s), heldUnspent);
+    let keep = Math.max(this.keepFor(s), heldUnspent);
+    const target = this.targetFor(s);
+    if (!giveBack && this.shrinkDue(s, heldUnspent, target)) {
+      // Calls spend at most the new size while the write is in flight, so the new lease covers them.
+      s.ceiling = snapSpent + target;
+      want = keep = target;
+    }
+    try {
+      return await this.writeLease(s, giveBack, held, snapSpent, want, keep);
+    } finally {
+      s.ceiling = null;
+    }
+  }
+
+  private async writeLease(s: Slot, giveBack: boolean, held: LeaseRecord | null, snapSpent: number, want: number, keep: number): Promise<boolean> {
     const rounds = giveBack ? MAX_GIVE_BACK_ROUNDS : MAX_CAS_ROUNDS;
     for (let round = 0; round < rounds; round++) {
       if (round > 0) await pause(conflictBackoffMs(round));
@@ -481,22 +525,25 @@ export class NatsBudgetStore implements BudgetStore {
       const now = this.clock();
       const base = entry ? readState(entry) : await this.carriedOver(s);
       const r = settle(base, {
-        replica: this.replicaId, held, spent: snapSpent, want, limit: this.limitOf(s.spec), now,
-        ttlMs: this.settings.lease.ttlMs, skewMs: this.skewMs, newId: randomBytes(6).toString('base64url'),
+        held, spent: snapSpent, want, keep, limit: this.limitOf(s.spec), now, newEpoch: randomBytes(6).toString('base64url'), fresh: !entry,
       });
       try {
-        const value = encodeLeaseState(r.state);
+        const value = encodeUsageState(r.state);
         if (entry) await this.kv.update(s.key, value, entry.revision);
         else await this.kv.create(s.key, value);
       } catch (e) {
         if (isConflict(e)) continue;
+        // The write may have landed with its reply lost: continue from what is safe either way.
+        s.spent = unknownOutcome(held, snapSpent, s.spent - snapSpent);
+        s.lease = null;
         throw e;
       }
       s.lease = r.grant;
       s.spent -= snapSpent;
       if (r.grant && r.grant.amount >= s.demand) s.demand = 0;
-      s.view = viewOf(r.state, this.replicaId);
-      s.starved = !giveBack && (r.grant?.amount ?? 0) < want;
+      s.view = viewOf(r.state, r.grant);
+      // Starved: it got less than it asked for because nothing more was left (not because of the fair share).
+      s.starved = !giveBack && (r.grant?.amount ?? 0) < want && r.available <= 0;
       s.lastWrite = performance.now();
       s.reportEveryMs = nextReportInterval(s.reportEveryMs, round, false, this.settings.syncIntervalMs, this.settings.lease.ttlMs / 3);
       s.contended = false;
@@ -504,16 +551,17 @@ export class NatsBudgetStore implements BudgetStore {
       return true;
     }
     // Other replicas won every round. That is not NATS being unreachable (every get and update
-    // answered): the store stays healthy. Nothing was written, so the KV entry still lists the
-    // lease this slot holds, and every other replica still counts it: calls may spend what is left
-    // of it until it is used up or expires (then they are refused as "renewing its share"), exactly
-    // as if this sync had not started. No new tokens are taken, and the unreported spending stays
-    // in `spent` for the next sync that lands. The slot reports less often and the tick retries.
+    // answered): the store stays healthy. Nothing was written, so the KV entry still counts the
+    // lease this slot holds as committed: calls may spend what is left of it until it is used up
+    // (then they are refused as "renewing its share"), exactly as if this sync had not started.
+    // No new tokens are taken, and the unreported spending stays in `spent` for the next sync that
+    // lands. The slot reports less often and the tick retries. Nobody writes another replica's
+    // lease off, so waiting costs this one nothing it holds.
     s.reportEveryMs = nextReportInterval(s.reportEveryMs, rounds, true, this.settings.syncIntervalMs, this.settings.lease.ttlMs / 3);
     this.contention.set(s.spec.name, (this.contention.get(s.spec.name) ?? 0) + 1);
     if (!s.contended || giveBack) {
       this.opts.logger?.warn({ key: s.key, rounds, giveBack }, giveBack
-        ? 'budget usage key: other replicas won every compare-and-set round; the lease could not be given back and counts as spent once it expires'
+        ? 'budget usage key: other replicas won every compare-and-set round; the unspent rest of the lease could not be given back and stays counted as spent'
         : 'budget usage key: other replicas won every compare-and-set round; keeping the current lease and retrying later');
     }
     s.contended = true;
@@ -529,7 +577,7 @@ export class NatsBudgetStore implements BudgetStore {
     s.syncing = (async () => {
       try {
         const entry = await this.kv.get(s.key);
-        if (entry) s.view = viewOf(readState(entry), this.replicaId);
+        if (entry) s.view = viewOf(readState(entry), s.lease);
         this.noteSuccess();
       } catch (e) {
         this.noteFailure(e as Error, s);
@@ -554,18 +602,17 @@ export class NatsBudgetStore implements BudgetStore {
   /**
    * The first state of a budget's key in a window. Before usage keys named a namespace, the same
    * budget's window lived at `w.<budget>.<window>`: what it says was used, and every lease it still
-   * lists (counted as spent, as an expired unreported lease is), carries over, so an upgrade never
+   * lists (counted as spent, as a lease never given back is), carries over, so an upgrade never
    * starts a window's spend again from zero; the log says when it happens. A legacy entry that
    * cannot be read or decoded fails the sync (the store then counts NATS as unreachable and
    * budgets fail closed), never a silent zero.
    */
-  private async carriedOver(s: Slot): Promise<LeaseState> {
+  private async carriedOver(s: Slot): Promise<UsageState> {
     const legacyKey = legacyUsageKey(s.spec.name, s.window.key);
-    const old = readState(await this.kv.get(legacyKey));
-    const carried = old.used + leasedTotal(old);
-    if (carried === 0) return emptyLeaseState();
+    const carried = readState(await this.kv.get(legacyKey)).committed;
+    if (carried === 0) return emptyUsageState();
     this.opts.logger?.warn({ budget: s.spec.name, from: legacyKey, to: s.key, tokens: carried }, 'budget usage carried over from the key used before usage keys named a namespace');
-    return { ...emptyLeaseState(), used: carried };
+    return { ...emptyUsageState(), committed: carried, reported: carried };
   }
 
   private noteFailure(e: Error, s: Slot): void {
@@ -575,6 +622,7 @@ export class NatsBudgetStore implements BudgetStore {
   }
 
   private noteSuccess(): void {
+    this.lastContact = this.clock();
     if (this.failure !== null && this.connected) this.unreachableSince = null;
     this.failure = null;
   }
@@ -617,17 +665,18 @@ export class NatsBudgetStore implements BudgetStore {
       }
       s.starved = false;
       if (s.syncing) continue;
-      const renewDue = s.lease === null || s.lease.expiresAt - now < (this.settings.lease.ttlMs * 2) / 3;
-      const low = (s.lease ? s.lease.amount - s.spent : 0) < this.wantFor(s) / 2;
+      const left = s.lease ? s.lease.amount - s.spent : 0;
+      const target = this.targetFor(s);
+      const low = left < target / 2 || this.shrinkDue(s, left, target);
       const mono = performance.now();
       if (this.usedUp(s)) {
-        // Every few ticks, not every one: with many replicas the entry is large, and a used-up
-        // budget's replicas would otherwise read it all the time for news that is rare.
+        // Every few ticks, not every one: a used-up budget's replicas would otherwise read it all
+        // the time for news that is rare (a reset, a raised limit, a lease given back).
         if (mono - s.view!.at >= this.settings.syncIntervalMs * 3) this.refresh(s);
         continue;
       }
       const reportDue = s.spent > 0 && mono - s.lastWrite >= s.reportEveryMs;
-      if (!s.view || reportDue || renewDue || low) void this.sync(s);
+      if (!s.view || reportDue || low) void this.sync(s);
       else if (mono - s.view.at >= this.settings.syncIntervalMs * 5) this.refresh(s);
     }
   }
@@ -647,7 +696,7 @@ export class NatsBudgetStore implements BudgetStore {
 
   /**
    * Drops the NATS connection without reporting or giving anything back, as a crash would: the
-   * leases stay until they expire. For failure drills and tests.
+   * leases stay committed, as spent. For failure drills and tests.
    */
   async abandon(): Promise<void> {
     this.closed = true;
@@ -659,22 +708,21 @@ export class NatsBudgetStore implements BudgetStore {
 }
 
 /**
- * How one budget stands in its current window, from the shared usage bucket: tokens reported
- * used (plus leases that expired unreported, which count as spent) and tokens leased out now.
+ * How one budget stands in its current window, from the shared usage bucket: tokens replicas
+ * reported used, and the rest of what is committed: leases out now, spending inside them not yet
+ * reported, and leases of replicas that stopped without giving them back (spent, for the budget).
  */
 export async function budgetStatusRow(kv: KV, spec: BudgetSpec, limits: Record<string, number>, now: number): Promise<BudgetStatusRow> {
   const w = windowAt(spec.window, spec.timezone, now);
   // Until a replica first writes the key, a window begun before the upgrade is still at the old one.
   const e = (await kv.get(specKey(spec, w.key))) ?? (await kv.get(legacyUsageKey(spec.name, w.key)));
   const st = readState(e);
-  let leased = 0;
-  for (const l of Object.values(st.leases)) if (l.expiresAt > now) leased += l.amount;
-  const expired = leasedTotal(st) - leased;
-  const used = st.used + expired;
+  const used = Math.min(st.reported, st.committed);
+  const leased = st.committed - used;
   const limit = limits[spec.name] ?? spec.limit;
   return {
     name: spec.name, scope: scopeRecord(spec), window: spec.window, windowKey: w.key, timezone: spec.timezone, action: spec.action,
-    limit, declaredLimit: spec.limit, used, leased, remaining: Math.max(0, limit - used - leased), resetsAt: new Date(w.end).toISOString(),
+    limit, declaredLimit: spec.limit, used, leased, remaining: Math.max(0, limit - st.committed), resetsAt: new Date(w.end).toISOString(),
   };
 }
 
@@ -752,7 +800,7 @@ export class NatsBudgetAdmin implements BudgetAdmin {
   async reset(name: string, now: number): Promise<void> {
     const spec = await this.spec(name);
     const w = windowAt(spec.window, spec.timezone, now);
-    await this.casUpdate(specKey(spec, w.key), (e) => encodeLeaseState(resetState(readState(e), now)));
+    await this.casUpdate(specKey(spec, w.key), (e) => encodeUsageState(resetState(readState(e), now)));
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { decodeLeaseState, leasedTotal, type LeaseState } from '../../../src/budget/lease.js';
+import { decodeUsageState, type UsageState } from '../../../src/budget/lease.js';
 import { usageKey } from '../../../src/budget/nats-store.js';
 import { countValue } from '../../../src/budget/tokens.js';
 import { windowAt } from '../../../src/budget/window.js';
@@ -191,12 +191,12 @@ describe('three authz replicas (real processes) sharing a team budget over NATS'
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function entry(budget: string): Promise<LeaseState> {
+  async function entry(budget: string): Promise<UsageState> {
     const nc = await connect({ servers: nats.url });
     try {
       const kv = await new Kvm(nc).open(bucket);
       const e = await kv.get(usageKey(budget, windowAt('day', 'UTC', Date.now()).key));
-      return decodeLeaseState(e ? new TextDecoder().decode(e.value) : '{}');
+      return decodeUsageState(e ? new TextDecoder().decode(e.value) : '{}');
     } finally {
       await nc.close();
     }
@@ -286,12 +286,12 @@ describe('three authz replicas (real processes) sharing a team budget over NATS'
     assert.equal(load.allowedAfterExhausted, 0, 'no replica allowed a call after it had seen the budget exhausted');
 
     // Every token served is in the shared state once the replicas have reported (next syncs).
-    const st = await until(async () => { const e = await entry('payments-daily'); return e.used === load.served ? e : null; }, 'KV to hold every charged token');
+    const st = await until(async () => { const e = await entry('payments-daily'); return e.reported === load.served ? e : null; }, 'KV to hold every charged token');
     const bound = 3 * WORKERS * RESULT_MAX;
-    assert.ok(st.used <= LIMIT + bound, `charged ${st.used} ≤ limit ${LIMIT} + ${3 * WORKERS} calls in flight × ${RESULT_MAX}-token results = ${LIMIT + bound}`);
-    assert.ok(st.used + leasedTotal(st) >= LIMIT - 3 * ARG_TOKENS, `the budget was used up (${st.used} used, ${leasedTotal(st)} leased)`);
+    assert.ok(st.reported <= LIMIT + bound, `charged ${st.reported} ≤ limit ${LIMIT} + ${3 * WORKERS} calls in flight × ${RESULT_MAX}-token results = ${LIMIT + bound}`);
+    assert.ok(st.committed >= LIMIT - 3 * ARG_TOKENS, `the budget was used up (${st.reported} used, ${st.committed - st.reported} leased)`);
     await allRefuse(token, replicas);
-    console.log(`      (charged ${st.used} of ${LIMIT}; overshoot ${Math.max(0, st.used - LIMIT)} ≤ ${bound}; calls ${load.allowed.join('/')}; lease-renewal refusals ${load.renewing.join('/')})`);
+    console.log(`      (charged ${st.reported} of ${LIMIT}; overshoot ${Math.max(0, st.reported - LIMIT)} ≤ ${bound}; calls ${load.allowed.join('/')}; lease-renewal refusals ${load.renewing.join('/')})`);
   });
 
   it('a replica SIGKILLed mid-load loses at most its lease, and the budget still ends within its bound', async () => {
@@ -311,21 +311,16 @@ describe('three authz replicas (real processes) sharing a team budget over NATS'
     victim.close();
     assert.ok(load.allowed[2]! > 0, 'the victim had served calls');
 
-    // Its lease stays reserved (the survivors count it as used) until it expires; then a survivor
-    // writes it off as fully spent.
-    const dead = (await entry('support-daily')).leases[victim.replicaId];
-    assert.ok(dead && dead.amount > 0 && dead.amount <= LEASE_MAX, `the dead replica held a lease: ${JSON.stringify(dead)}`);
-    const st = await until(async () => { const e = await entry('support-daily'); return e.leases[victim.replicaId] === undefined ? e : null; }, 'the dead lease to be written off', 30_000);
+    // Its lease is never given back: it stays committed, as spent (the survivors count it as used).
+    const st = await until(async () => { const e = await entry('support-daily'); return e.committed >= LIMIT - 2 * ARG_TOKENS ? e : null; }, 'the survivors to report', 30_000);
+    const leased = st.committed - st.reported; // the dead lease, and the survivors' own
 
     const lost = Math.max(0, LIMIT - load.served);
-    assert.ok(lost <= dead.amount + 2 * ARG_TOKENS, `capacity lost to the crash (${lost}) ≤ the dead replica's lease (${dead.amount})`);
+    assert.ok(lost <= LEASE_MAX + 2 * ARG_TOKENS, `capacity lost to the crash (${lost}) ≤ the dead replica's lease (at most ${LEASE_MAX})`);
     const bound = 3 * WORKERS * RESULT_MAX;
     assert.ok(load.served <= LIMIT + bound, `served ${load.served} ≤ ${LIMIT + bound}`);
-    // The shared state counts everything the survivors served plus the whole dead lease, so it is
-    // at least what was really served, minus what the victim had spent and not reported.
-    assert.ok(st.used >= LIMIT - 2 * ARG_TOKENS, `used ${st.used} after the write-off`);
     await allRefuse(token, live);
     replicas = live;
-    console.log(`      (killed at ${killedAt} tokens; dead lease ${dead.amount}; served ${load.served} of ${LIMIT}, lost ${lost}; KV used ${st.used}; calls ${load.allowed.join('/')})`);
+    console.log(`      (killed at ${killedAt} tokens; leased ${leased}; served ${load.served} of ${LIMIT}, lost ${lost}; KV used ${st.reported}; calls ${load.allowed.join('/')})`);
   });
 });

@@ -1,7 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { DEFAULT_NATS_SETTINGS, parseBudgetConfig, type NatsBudgetSettings } from '../../../src/budget/config.js';
 import { createBudgetGate, type TollgateBudgetGate } from '../../../src/budget/gate.js';
-import { leasedTotal } from '../../../src/budget/lease.js';
 import { NatsBudgetStore, usageKey } from '../../../src/budget/nats-store.js';
 import { windowAt } from '../../../src/budget/window.js';
 import { NatsServer } from '../../../src/nats/server.js';
@@ -102,14 +101,14 @@ describe('a budget shared by many replicas (compare-and-set contention)', functi
     const bound = REPLICAS * WORKERS * MAX_RESPONSE;
     console.log(`      (${REPLICAS} replicas, ${seconds.toFixed(1)} s: charged ${charged} of ${LIMIT}, overshoot ${Math.max(0, charged - LIMIT)} ≤ ${bound}; `
       + `calls allowed ${allowed.reduce((a, b) => a + b, 0)}, refused ${refusals.exhausted} used up / ${refusals.renewing} renewing / ${refusals.unreachable} unreachable; `
-      + `crowded-out syncs ${contention}; KV used ${entry.used})`);
+      + `crowded-out syncs ${contention}; KV reported ${entry.reported}, committed ${entry.committed})`);
 
     assert.equal(refusals.unreachable, 0, `no call refused as "shared state unreachable" while NATS was up: ${[...unreachableReasons].join(' | ')}`);
     assert.equal(unhealthySeen, 0, 'no store counted NATS as unreachable');
     assert.ok(charged <= LIMIT + bound, `charged ${charged} ≤ limit ${LIMIT} + bound ${bound}`);
     assert.ok(charged >= LIMIT * 0.95, `the budget was used up (${charged} of ${LIMIT}), not stranded in leases`);
     assert.ok(allowed.every((n) => n > 0), 'every replica served calls');
-    assert.equal(entry.used, charged, 'the shared state accounts for every token charged');
-    assert.equal(leasedTotal(entry), 0, 'all leases were given back');
+    assert.equal(entry.reported, charged, 'the shared state accounts for every token charged');
+    assert.equal(entry.committed, charged, 'all leases were given back');
   });
 });

@@ -3,14 +3,14 @@ import { connect } from '@nats-io/transport-node';
 import { budgetCommand } from '../../../src/cli/budget.js';
 import { DEFAULT_NATS_SETTINGS, parseBudgetConfig, type BudgetConfig, type NatsBudgetSettings, type OnNatsUnavailable } from '../../../src/budget/config.js';
 import { createBudgetGate, type TollgateBudgetGate } from '../../../src/budget/gate.js';
-import { leasedTotal, type LeaseState } from '../../../src/budget/lease.js';
+import type { UsageState } from '../../../src/budget/lease.js';
 import { createBudgetBuckets, legacyUsageKey, NatsBudgetStore, usageKey } from '../../../src/budget/nats-store.js';
 import { openBudgetGate } from '../../../src/budget/open.js';
 import { windowAt } from '../../../src/budget/window.js';
 import { NatsServer } from '../../../src/nats/server.js';
 import { pause, readEntry, sizes, T0, team } from './support.js';
 
-/** One clock for every replica, moved by the test: leases expire and windows roll when it says. */
+/** One clock for every replica, moved by the test: windows roll when it says. */
 class FakeClock {
   constructor(public now: number) {}
   readonly read = (): number => this.now;
@@ -77,7 +77,7 @@ describe('budgets shared through NATS JetStream KV', function () {
     open.push({ gate, store });
     assert.equal(usageKey('payments', day), `w._.payments.${day}`);
     const fresh = await readEntry(settings, usageKey('payments', day));
-    assert.equal(fresh.used, 1000, 'the new key starts from what was used and leased under the old one, not from zero');
+    assert.equal(fresh.reported, 1000, 'the new key starts from what was used and leased under the old one, not from zero');
     assert.deepEqual(warnings.map((w) => [w.from, w.to, w.tokens]), [[`w.payments.${day}`, `w._.payments.${day}`, 1000]]);
     const c = gate.check(team, 50);
     assert.equal(c.exhausted, null);
@@ -85,8 +85,8 @@ describe('budgets shared through NATS JetStream KV', function () {
     gate.charge(team, 50);
     await gate.close();
     open.splice(0);
-    assert.equal((await readEntry(settings, usageKey('payments', day))).used, 1050);
-    assert.equal((await readEntry(settings, legacyUsageKey('payments', day))).used, 700, 'the old key is read, never written');
+    assert.equal((await readEntry(settings, usageKey('payments', day))).committed, 1050);
+    assert.equal((await readEntry(settings, legacyUsageKey('payments', day))).reported, 700, 'the old key is read, never written');
   });
 
   it('three replicas under concurrent load end within limit + one response per in-flight call, and never allow after exhaustion', async () => {
@@ -141,8 +141,8 @@ describe('budgets shared through NATS JetStream KV', function () {
     // Shut down cleanly: every replica reports its spending and returns its lease.
     for (const r of open.splice(0)) await r.gate.close();
     const entry = await readEntry(settings, usageKey('payments', windowAt('day', 'UTC', T0).key));
-    assert.equal(entry.used, charged, 'the shared state accounts for every token charged');
-    assert.equal(leasedTotal(entry), 0, 'all leases were given back');
+    assert.equal(entry.reported, charged, 'the shared state accounts for every token charged');
+    assert.equal(entry.committed, charged, 'all leases were given back');
     const bound = 3 * WORKERS * MAX_RESPONSE;
     assert.ok(charged <= LIMIT + bound, `charged ${charged} ≤ limit ${LIMIT} + bound ${bound}`);
     // Stranded capacity is tiny: whatever is left is smaller than a call's arguments on each replica.
@@ -218,14 +218,11 @@ describe('budgets shared through NATS JetStream KV', function () {
     await Promise.all([run(a!.gate, 1), run(b!.gate, 2)]);
     // The dead lease is still reserved, so the survivors stopped short of it.
     assert.ok(survivorsCharged <= LIMIT - LEASE + 2 * 60, `survivors ${survivorsCharged}`);
-    assert.equal((await readEntry(settings, key)).leases.victim?.amount, LEASE);
-
-    // Once the lease has expired (plus the skew grace), a survivor writes it off as used.
-    clock.now += 30_000 + 2_001;
-    await until(async () => (await readEntry(settings, key)).leases.victim === undefined, 'the dead lease to be written off');
+    // Nobody gives it back or writes it off: it stays committed, as spent, with no wait for expiry.
     for (const r of open.splice(0)) await r.gate.close();
     const entry = await readEntry(settings, key);
-    assert.equal(entry.used, survivorsCharged + LEASE, 'the dead lease counts as fully spent');
+    assert.equal(entry.reported, survivorsCharged);
+    assert.equal(entry.committed, survivorsCharged + LEASE, 'the dead lease counts as fully spent');
     const actuallyServed = survivorsCharged + victimCharged;
     const lost = LIMIT - actuallyServed;
     assert.ok(lost <= LEASE, `capacity lost to the crash (${lost}) is at most the dead replica's lease (${LEASE})`);
@@ -269,8 +266,8 @@ describe('budgets shared through NATS JetStream KV', function () {
       open.splice(0);
       const entry = await readEntry(settings, usageKey('payments', windowAt('day', 'UTC', T0).key));
       // Nothing spent during the outage is lost: reported exactly, or written off with its lease.
-      assert.ok(entry.used >= (mode === 'fail-closed' ? 10 : 210), `used ${entry.used}`);
-      assert.equal(leasedTotal(entry), 0);
+      assert.ok(entry.reported >= (mode === 'fail-closed' ? 10 : 210), `used ${entry.reported}`);
+      assert.equal(entry.committed, entry.reported);
     });
   }
 
@@ -287,13 +284,13 @@ describe('budgets shared through NATS JetStream KV', function () {
     assert.equal(r.entries[0]!.used, 0);
     assert.equal(r.entries[0]!.resets_at, '2031-03-12T14:00:00.000Z');
     gate.charge(team, 5);
-    let old: LeaseState | null = null;
-    await until(async () => { old = await readEntry(settings, usageKey('payments', '2031-03-12T12Z')); return leasedTotal(old) === 0; }, 'the old hour\'s lease to be returned');
+    let old: UsageState | null = null;
+    await until(async () => { old = await readEntry(settings, usageKey('payments', '2031-03-12T12Z')); return old.committed === old.reported; }, 'the old hour\'s lease to be returned');
     old = old!;
-    assert.equal(old.used, 40, 'the old hour keeps what was spent in it');
+    assert.equal(old.reported, 40, 'the old hour keeps what was spent in it');
     await gate.close();
     open.splice(0);
-    assert.equal((await readEntry(settings, usageKey('payments', '2031-03-12T13Z'))).used, 5);
+    assert.equal((await readEntry(settings, usageKey('payments', '2031-03-12T13Z'))).reported, 5);
   });
 
   it('tollgate budget status / set / reset work against NATS, and replicas follow', async () => {

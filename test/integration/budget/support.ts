@@ -1,7 +1,7 @@
 import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import type { NatsBudgetSettings } from '../../../src/budget/config.js';
-import { decodeLeaseState, type LeaseState } from '../../../src/budget/lease.js';
+import { decodeUsageState, type UsageState } from '../../../src/budget/lease.js';
 import type { ChargeSubject } from '../../../src/budget/types.js';
 
 /** Shared by the budget integration tests: one caller, one fixed instant, repeatable sizes. */
@@ -18,12 +18,12 @@ export const team: ChargeSubject = { team: 'payments', agent: 'bot', sub: 'alice
 export const T0 = Date.parse('2031-03-12T12:00:00Z');
 
 /** The usage entry of `key` as NATS holds it, read on a connection of its own. */
-export async function readEntry(settings: NatsBudgetSettings, key: string): Promise<LeaseState> {
+export async function readEntry(settings: NatsBudgetSettings, key: string): Promise<UsageState> {
   const nc = await connect({ servers: settings.url });
   try {
     const kv = await new Kvm(nc).open(settings.bucket);
     const e = await kv.get(key);
-    return decodeLeaseState(e ? new TextDecoder().decode(e.value) : '{}');
+    return decodeUsageState(e ? new TextDecoder().decode(e.value) : '{}');
   } finally {
     await nc.close();
   }

@@ -6,7 +6,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { parseBudgetConfig } from '../../../src/budget/config.js';
 import type { TollgateBudgetGate } from '../../../src/budget/gate.js';
-import { decodeLeaseState, leasedTotal, type LeaseState } from '../../../src/budget/lease.js';
+import { decodeUsageState, type UsageState } from '../../../src/budget/lease.js';
 import { usageKey } from '../../../src/budget/nats-store.js';
 import { openBudgetGate } from '../../../src/budget/open.js';
 import type { ChargeSubject } from '../../../src/budget/types.js';
@@ -111,9 +111,9 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
   };
 
   /** The usage entry of today's window, read through `l` (an authz link: it may read usage) with a direct get, as the store does. */
-  async function usageIn(l: NatsLink, bucket: string): Promise<LeaseState> {
+  async function usageIn(l: NatsLink, bucket: string): Promise<UsageState> {
     const e = await (await new Kvm(await l.ready()).open(bucket, { allow_direct: true })).get(usageKey('payments', windowAt('day', 'UTC', Date.now()).key));
-    return decodeLeaseState(e ? new TextDecoder().decode(e.value) : '{}');
+    return decodeUsageState(e ? new TextDecoder().decode(e.value) : '{}');
   }
 
   /** The cluster (region) holding a stream, as the control plane's link (in east) sees it. */
@@ -241,8 +241,8 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
     const state = await usageIn(link('authz-west', 'west'), 'tollgate_budgets');
     assert.equal(await clusterOf('KV_tollgate_budgets'), 'east');
     const total = e.charged + w.charged;
-    assert.equal(state.used, total, 'the one bucket accounts for every token charged in either region');
-    assert.equal(leasedTotal(state), 0, 'all leases given back');
+    assert.equal(state.reported, total, 'the one bucket accounts for every token charged in either region');
+    assert.equal(state.committed, total, 'all leases given back');
     // docs/budgets.md: past the limit only by results of calls in flight, over all replicas.
     const bound = 2 * WORKERS * MAX_RESULT;
     assert.ok(total <= LIMIT + bound, `charged ${total} ≤ ${LIMIT} + ${bound}`);
@@ -285,8 +285,8 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
     await regionWest.close();
     const east = e1.charged + e2.charged;
     const west = w1.charged + w2.charged;
-    assert.equal((await usageIn(link('authz-east', 'east'), 'tollgate_budgets_east')).used, east, 'east\'s bucket accounts for every token charged in east, during the cut too');
-    assert.equal((await usageIn(link('authz-west', 'west'), 'tollgate_budgets_west')).used, west, 'west\'s bucket accounts for every token charged in west, during the cut too');
+    assert.equal((await usageIn(link('authz-east', 'east'), 'tollgate_budgets_east')).reported, east, 'east\'s bucket accounts for every token charged in east, during the cut too');
+    assert.equal((await usageIn(link('authz-west', 'west'), 'tollgate_budgets_west')).reported, west, 'west\'s bucket accounts for every token charged in west, during the cut too');
     const perRegion = WORKERS * MAX_RESULT;
     for (const [name, half, n] of [['east', e2, east], ['west', w2, west]] as const) {
       assert.ok(half.charged >= LIMIT / 2 - 400, `${name} charged ${half.charged} more during the cut`);

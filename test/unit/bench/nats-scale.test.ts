@@ -93,8 +93,8 @@ describe('bench-nats-scale: report', () => {
     sidecars: n, workers: 1, connections: n, trafficSec: 30,
     propagation: [{ revision: '2', publishMs: 40, toAll: { n, p50: 120, p99: 180, max: 190 }, reached: n }, { revision: '3', publishMs: 41, toAll: { n, p50: 150, p99: 170, max: 175 }, reached: n }],
     lease: { writesPerSec: 24.4, budgets: [
-      { name: 'a', limit: 1000, used: 1100, charged: 1100, overshoot: 100, bound: 2000, sidecars: 1 },
-      { name: 'b', limit: 1000, used: 900, charged: 1300, overshoot: 300, bound: 1000, sidecars: 1 },
+      { name: 'a', limit: 1000, used: 1100, committed: 1100, charged: 1100, overshoot: 100, bound: 2000, sidecars: 1 },
+      { name: 'b', limit: 1000, used: 900, committed: 1250, charged: 1300, overshoot: 300, bound: 1000, sidecars: 1 },
     ], crowdedOut: 17 },
     log: { offered: 300, acked: 300, inStream: 300, perSec: 10, publishMs: { n: 300, p50: 2.25, p99: 11, max: 20 }, failures: 0 },
     calls: { allowed: 250, refused: { exhausted: 40, renewing: 6, unreachable: 4 } }, restarts: 2, startSec: 1.6,
@@ -107,7 +107,7 @@ describe('bench-nats-scale: report', () => {
     assert.equal(worstOvershoot(result(10)), '300 of 1000 (30%)');
     const text = formatResults([result(10)]);
     assert.match(text, /\| 10 \| 1 \/ 10 \| 150 \/ 180 \| 24 \| 300 of 1000 \(30%\) \| 10 \| 2\.3 \/ 11\.0 \| 2 \| 35 \| 6 \|/);
-    assert.match(text, /\| 10 \| 2 \(2\) \| 10\/10, 10\/10 \| 300 \/ 300 \/ 300 \| 250 \/ 40, 6, 4 \| 17 \| no: 900 ≠ 1300 \| 0 \|/);
+    assert.match(text, /\| 10 \| 2 \(2\) \| 10\/10, 10\/10 \| 300 \/ 300 \/ 300 \| 250 \/ 40, 6, 4 \| 17 \| no: 900 ≠ 1300 \| no: 1250 < 1300 \| 0 \|/);
     assert.match(text, /\| TOLLGATE_DECISIONS \| 300, 3\.0 \(R3\) \|/);
   });
 });

@@ -4,7 +4,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { DEFAULT_NATS_SETTINGS, parseBudgetConfig, type NatsBudgetSettings } from '../../../src/budget/config.js';
 import { conflictBackoffMs, MAX_BACKOFF_MS, MAX_CAS_ROUNDS, MAX_GIVE_BACK_ROUNDS, nextReportInterval } from '../../../src/budget/contention.js';
 import { createBudgetGate } from '../../../src/budget/gate.js';
-import { decodeLeaseState, leasedTotal, type LeaseState } from '../../../src/budget/lease.js';
+import { decodeUsageState, type UsageState } from '../../../src/budget/lease.js';
 import { NatsBudgetStore, usageKey } from '../../../src/budget/nats-store.js';
 import type { ChargeSubject } from '../../../src/budget/types.js';
 import { windowAt } from '../../../src/budget/window.js';
@@ -58,7 +58,8 @@ describe('budget lease contention (pure)', () => {
  * A stand-in for the usage bucket: entries with revisions, compare-and-set as JetStream does it.
  * `rivals`: how many of the next updates another replica's write gets in ahead of (the revision
  * moves, the update is refused as a wrong last sequence). `broken`: every call fails as a server
- * that does not answer would.
+ * that does not answer would. `lostReplies`: how many of the next updates land but answer with a
+ * timeout, as a write whose acknowledgement was lost does.
  */
 class FakeKv {
   private readonly entries = new Map<string, { value: Uint8Array; revision: number }>();
@@ -67,10 +68,11 @@ class FakeKv {
   updates = 0;
   gets = 0;
   broken: Error | null = null;
+  lostReplies = 0;
 
-  state(key: string): LeaseState {
+  state(key: string): UsageState {
     const e = this.entries.get(key);
-    return decodeLeaseState(e ? new TextDecoder().decode(e.value) : '{}');
+    return decodeUsageState(e ? new TextDecoder().decode(e.value) : '{}');
   }
 
   get(key: string): Promise<KvEntry | null> {
@@ -96,7 +98,12 @@ class FakeKv {
       e.revision = ++this.seq; // someone else's write landed first
     }
     if (!e || e.revision !== revision) return Promise.reject(new Error('wrong last sequence: ' + (e?.revision ?? 0)));
-    return Promise.resolve(this.write(key, value));
+    const seq = this.write(key, value);
+    if (this.lostReplies > 0) {
+      this.lostReplies--;
+      return Promise.reject(new Error('TIMEOUT'));
+    }
+    return Promise.resolve(seq);
   }
 
   create(key: string, value: string | Uint8Array): Promise<number> {
@@ -164,9 +171,9 @@ describe('NatsBudgetStore under compare-and-set contention (KV stand-in)', funct
     assert.equal(store.leaseContention.get('payments'), store.contentionCount);
     assert.ok(gate.metrics.leaseContention?.get('payments'), 'the gate hands the count to the metrics');
     assert.equal(warnings.filter((w) => /other replicas won every compare-and-set round/.test(w)).length, 1, 'warned once per episode');
-    // The KV entry is as the last landed sync left it: the lease still counted for everyone else.
-    assert.equal(kv.state(key).leases.me?.id, lease!.id);
-    assert.equal(kv.state(key).used, 0);
+    // The KV entry is as the last landed sync left it: the lease still committed for everyone else.
+    assert.equal(kv.state(key).committed, LEASE);
+    assert.equal(kv.state(key).reported, 0);
 
     // Ticks keep trying (and losing) without ever failing the store.
     const before = store.contentionCount;
@@ -175,11 +182,11 @@ describe('NatsBudgetStore under compare-and-set contention (KV stand-in)', funct
 
     kv.rivals = 0;
     await until(() => gate.check(team, 10).exhausted === null, 'a sync to land once the key is free');
-    assert.equal(kv.state(key).used, charged, 'the spending held back while crowded out is reported in full');
+    assert.equal(kv.state(key).reported, charged, 'the spending held back while crowded out is reported in full');
     await store.close();
     stores.splice(0);
-    assert.equal(kv.state(key).used, charged);
-    assert.equal(leasedTotal(kv.state(key)), 0);
+    assert.equal(kv.state(key).reported, charged);
+    assert.equal(kv.state(key).committed, charged, 'every lease given back');
   });
 
   it('a KV call that fails (not a conflict) still counts as NATS unreachable: budgets fail closed', async () => {
@@ -210,6 +217,61 @@ describe('NatsBudgetStore under compare-and-set contention (KV stand-in)', funct
     assert.equal(store.leaseOf('payments', windowAt('day', 'UTC', T0).key)?.amount, LEASE);
   });
 
+  it('a replica that holds a lease and spends nothing does not write, however many ticks pass', async () => {
+    const kv = new FakeKv();
+    // Time runs 50× fast: the 0.8 s below are 40 s, longer than lease.ttl.
+    const p0 = performance.now();
+    const clock = (): number => T0 + Math.round((performance.now() - p0) * 50);
+    const store = await NatsBudgetStore.over({ nc, kv: kv as unknown as KV, cfg: new FakeKv() as unknown as KV }, config.budgets, settings, { replicaId: 'me', clock });
+    stores.push(store);
+    const writes = kv.updates + 1; // the create
+    await pause(settings.syncIntervalMs * 8);
+    assert.equal(kv.updates + 1, writes, 'no renewals: a lease has nothing to renew');
+    assert.equal(store.leaseOf('payments', windowAt('day', 'UTC', T0).key)?.amount, LEASE);
+    const gate = createBudgetGate(config, store, { clock });
+    assert.equal(gate.check(team, 10).exhausted, null, 'the lease is still good');
+    gate.charge(team, 40);
+    await until(() => kv.state(key).reported === 40, 'spending to be reported');
+  });
+
+  it('shrinks a lease to the fair share once more replicas hold leases and the budget runs short, and not before', async () => {
+    const kv = new FakeKv();
+    const store = await open(kv);
+    const day = windowAt('day', 'UTC', T0).key;
+    assert.equal(store.leaseOf('payments', day)?.amount, LEASE);
+    const fair = 10_000 / (2 * 100);
+    const others = async (tokens: number): Promise<void> => {
+      // 99 other replicas hold leases (and have spent) this much, as the entry would show them.
+      const e = kv.state(key);
+      await kv.put(key, JSON.stringify({ v: 2, epoch: e.epoch, committed: LEASE + tokens, reported: 0, holders: 100 }));
+    };
+    await others(99 * 40);
+    await pause(settings.syncIntervalMs * 8);
+    assert.equal(store.leaseOf('payments', day)?.amount, LEASE, 'with room to spare the lease is left alone');
+    await others(9450);
+    await until(() => store.leaseOf('payments', day)?.amount === fair, 'the lease to shrink to the fair share');
+    assert.equal(kv.state(key).committed, 9450 + fair, 'the rest went back');
+    assert.equal(kv.state(key).holders, 100);
+  });
+
+  it('a write whose reply is lost (it landed) is followed by one that commits at least what was spent, never less', async () => {
+    const kv = new FakeKv();
+    const store = await open(kv);
+    const gate = createBudgetGate(config, store, { clock: () => T0 });
+    kv.lostReplies = 1;
+    gate.charge(team, 300);
+    await until(() => !store.healthy, 'the unanswered write to be noticed');
+    assert.equal(store.leaseOf('payments', windowAt('day', 'UTC', T0).key), null, 'the lease it may have given back is not spent again');
+    assert.match(gate.check(team, 1).reason ?? '', /unreachable.*TIMEOUT/);
+    gate.charge(team, 50); // a response of a call allowed before
+    await until(() => store.healthy && gate.check(team, 10).exhausted === null, 'the next write to land');
+    await store.close();
+    stores.splice(0);
+    const final = kv.state(key);
+    assert.ok(final.committed >= 350, `committed ${final.committed} covers the 350 spent`);
+    assert.ok(final.committed <= 350 + LEASE, `and wastes at most one lease (${final.committed})`);
+  });
+
   it('a give-back at close outlasts more conflicts than a renewal would try, and reports everything', async () => {
     const kv = new FakeKv();
     const store = await open(kv);
@@ -221,7 +283,7 @@ describe('NatsBudgetStore under compare-and-set contention (KV stand-in)', funct
     stores.splice(0);
     assert.equal(kv.updates - updatesBefore, MAX_CAS_ROUNDS + 9, 'lost every contended round, then landed');
     assert.equal(store.contentionCount, 0);
-    assert.equal(kv.state(key).used, 120);
-    assert.equal(leasedTotal(kv.state(key)), 0);
+    assert.equal(kv.state(key).reported, 120);
+    assert.equal(kv.state(key).committed, 120);
   });
 });

@@ -1,69 +1,108 @@
 import { strict as assert } from 'node:assert';
-import { decodeLeaseState, emptyLeaseState, encodeLeaseState, leasedTotal, leaseSize, resetState, settle, type LeaseState, type SettleRequest } from '../../../src/budget/lease.js';
+import {
+  decodeUsageState, emptyUsageState, encodeUsageState, fairShare, leaseSize, resetState, settle, unknownOutcome, type LeaseRecord, type SettleRequest, type UsageState,
+} from '../../../src/budget/lease.js';
 
-const base = (over: Partial<SettleRequest>): SettleRequest => ({
-  replica: 'a', held: null, spent: 0, want: 100, limit: 1000, now: 10_000, ttlMs: 30_000, skewMs: 2000, newId: 'L1', ...over,
-});
+const base = (over: Partial<SettleRequest>): SettleRequest => ({ held: null, spent: 0, want: 100, limit: 1000, now: 10_000, newEpoch: 'E2', ...over });
+const lease = (amount: number, epoch = 'E1'): LeaseRecord => ({ epoch, amount, grantedAt: 1 });
+const st = (committed: number, reported = 0, epoch = 'E1', holders = 1): UsageState => ({ epoch, committed, reported, holders });
 
 describe('budget leases (pure)', () => {
-  it('grants a lease from what is neither used nor leased', () => {
-    const s: LeaseState = { used: 600, leases: { b: { id: 'x', amount: 300, expiresAt: 50_000 } } };
+  it('grants a lease from what is not committed, and counts it committed', () => {
+    const s = st(900);
     const r = settle(s, base({ want: 500 }));
-    assert.deepEqual(r.grant, { id: 'L1', amount: 100, expiresAt: 40_000 });
+    assert.deepEqual(r.grant, { epoch: 'E1', amount: 100, grantedAt: 10_000 });
     assert.equal(r.available, 0);
-    assert.equal(r.state.used + leasedTotal(r.state), 1000);
-    assert.deepEqual(s.leases.a, undefined, 'input is not modified');
+    assert.equal(r.state.committed, 1000);
+    assert.equal(s.committed, 900, 'input is not modified');
   });
 
-  it('reports spending, returns the unspent rest and renews, keeping used + leased ≤ limit', () => {
-    const held = { id: 'L0', amount: 100, expiresAt: 20_000 };
-    const s: LeaseState = { used: 0, leases: { a: held } };
-    const r = settle(s, base({ held, spent: 70, want: 100 }));
-    assert.equal(r.state.used, 70);
+  it('reports spending, returns the unspent rest and renews, keeping committed ≤ limit', () => {
+    const r = settle(st(300, 200), base({ held: lease(100), spent: 70, want: 100 }));
+    assert.equal(r.state.committed, 300 - 100 + 70 + 100);
+    assert.equal(r.state.reported, 270);
     assert.equal(r.grant?.amount, 100);
-    assert.ok(r.state.used + leasedTotal(r.state) <= 1000);
   });
 
-  it('counts spending past the lease (a response larger than what was left) as used', () => {
-    const held = { id: 'L0', amount: 100, expiresAt: 20_000 };
-    const r = settle({ used: 900, leases: { a: held } }, base({ held, spent: 140, want: 100 }));
-    assert.equal(r.state.used, 1040);
+  it('counts spending past the lease (a response larger than what was left) as committed', () => {
+    const r = settle(st(1000, 900), base({ held: lease(100), spent: 140, want: 100 }));
+    assert.equal(r.state.committed, 1040);
     assert.equal(r.grant, null);
     assert.equal(r.available, -40);
   });
 
-  it('writes off an expired lease of another replica in full, after the skew grace', () => {
-    const s: LeaseState = { used: 100, leases: { dead: { id: 'd', amount: 200, expiresAt: 9_000 } } };
-    // 1 s past expiry is within the 2 s grace: kept.
-    assert.equal(settle(s, base({ now: 10_000 })).folded, 0);
-    const r = settle(s, base({ now: 11_000 }));
-    assert.equal(r.folded, 200);
-    assert.equal(r.state.used, 300);
-    assert.equal(r.state.leases.dead, undefined);
-  });
-
-  it('does not count twice when this replica\'s own lease was written off while it was cut off', () => {
-    const held = { id: 'L0', amount: 100, expiresAt: 5_000 };
-    // Another replica folded our lease (used already includes its 100).
-    const s: LeaseState = { used: 100, leases: {} };
-    assert.equal(settle(s, base({ held, spent: 60, want: 0 })).state.used, 100);
-    assert.equal(settle(s, base({ held, spent: 130, want: 0 })).state.used, 130);
-  });
-
-  it('writes off an unknown lease under its own name (a write whose reply was lost)', () => {
-    const held = { id: 'L0', amount: 100, expiresAt: 50_000 };
-    const s: LeaseState = { used: 40, leases: { a: { id: 'L-lost', amount: 100, expiresAt: 50_000 } } };
-    const r = settle(s, base({ held, spent: 40, want: 0 }));
-    assert.equal(r.state.used, 140);
-    assert.equal(leasedTotal(r.state), 0);
-  });
-
   it('gives everything back with want 0', () => {
-    const held = { id: 'L0', amount: 100, expiresAt: 50_000 };
-    const r = settle({ used: 0, leases: { a: held } }, base({ held, spent: 30, want: 0 }));
+    const r = settle(st(100), base({ held: lease(100), spent: 30, want: 0 }));
     assert.equal(r.grant, null);
-    assert.deepEqual(r.state.leases, {});
-    assert.equal(r.state.used, 30);
+    assert.equal(r.state.committed, 30);
+    assert.equal(r.state.reported, 30);
+  });
+
+  it('the size of the entry does not depend on how many replicas hold leases', () => {
+    let s = emptyUsageState();
+    for (let i = 0; i < 1000; i++) s = settle(s, base({ want: 1, limit: 1_000_000, newEpoch: 'E' })).state;
+    assert.equal(s.committed, 1000);
+    assert.ok(encodeUsageState(s).length < 200, encodeUsageState(s));
+  });
+
+  it('takes a lease back only in the epoch that granted it; an entry made again counts it spent', () => {
+    // The bucket was recreated: the new entry never counted our lease.
+    const fresh = settle(emptyUsageState(), base({ held: lease(100), spent: 30, want: 50, fresh: true, newEpoch: 'E9' }));
+    assert.equal(fresh.state.epoch, 'E9');
+    assert.equal(fresh.state.committed, 50, 'the 30 spent were inside a lease this entry never counted');
+    const past = settle(emptyUsageState(), base({ held: lease(100), spent: 130, want: 0, fresh: true }));
+    assert.equal(past.state.committed, 30, 'only spending past the old lease is new');
+    // An entry in the earlier format (no epoch) never subtracts a lease either.
+    const old = decodeUsageState(JSON.stringify({ used: 100, leases: {} }));
+    assert.equal(settle(old, base({ held: lease(100, ''), spent: 10, want: 0 })).state.committed, 100);
+  });
+
+  it('counts the replicas holding leases, and grants no more than a fair share past what a replica must keep', () => {
+    let s = emptyUsageState();
+    const grants: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const r = settle(s, base({ want: 44_000, limit: 4_400_000, fresh: i === 0 }));
+      s = r.state;
+      grants.push(r.grant?.amount ?? 0);
+    }
+    assert.equal(s.holders, 100);
+    assert.deepEqual(grants.slice(0, 3), [44_000, 44_000, 44_000], 'the first replicas get what they ask for');
+    grants.forEach((g, i) => assert.equal(g, Math.min(44_000, fairShare(4_400_000, i + 1)), `replica ${i + 1}`));
+    // Once all hold the share for their number (the store shrinks bigger leases), half is free.
+    assert.ok(1000 * fairShare(4_400_000, 1000) <= 2_200_000);
+    // A replica that must keep more (calls in flight, its spending rate) gets it past the share.
+    const busy = settle(s, base({ want: 30_000, keep: 30_000, limit: 4_400_000 }));
+    assert.equal(busy.grant?.amount, Math.min(30_000, 4_400_000 - s.committed));
+    // Giving a lease back, or not getting one, is one holder fewer.
+    const held = { epoch: s.epoch, amount: grants[99]!, grantedAt: 1 };
+    assert.equal(settle(s, base({ held, want: 0, limit: 4_400_000 })).state.holders, 99);
+    assert.equal(fairShare(1000, 0), 500);
+    assert.equal(fairShare(3, 1000), 1, 'never 0');
+  });
+
+  it('after a write with an unknown outcome, the next write is safe whether it landed or not', () => {
+    const held = lease(100);
+    for (const spentInWrite of [0, 60, 100, 160]) {
+      const spentSince = 25;
+      const before = st(500, 100);
+      const first = settle(before, base({ held, spent: spentInWrite, want: 100 }));
+      const carry = unknownOutcome(held, spentInWrite, spentSince);
+      // The true total: everything spent, plus the lease granted by the retry.
+      for (const landed of [true, false]) {
+        const r = settle(landed ? first.state : before, base({ held: null, spent: carry, want: 100 }));
+        const truth = 400 + spentInWrite + spentSince + (r.grant?.amount ?? 0);
+        assert.ok(r.state.committed >= truth, `landed ${landed}, spent ${spentInWrite}: committed ${r.state.committed} < ${truth}`);
+      }
+    }
+  });
+
+  it('reads the earlier format (used plus listed leases, all committed) and anything unreadable as empty', () => {
+    const s = decodeUsageState(JSON.stringify({ used: 500, leases: { a: { id: 'x', amount: 10, expiresAt: 1 }, b: { id: 'y', amount: 20, expiresAt: 1 } }, resets: 2 }));
+    assert.deepEqual(s, { epoch: '', committed: 530, reported: 500, holders: 2, resets: 2 });
+    assert.deepEqual(decodeUsageState('not json'), emptyUsageState());
+    assert.deepEqual(decodeUsageState('{"v":2,"committed":-5,"reported":"x"}'), emptyUsageState());
+    // Older replicas read `used`: they see every lease as spent.
+    assert.equal(JSON.parse(encodeUsageState(st(700, 300))).used, 700);
   });
 
   it('sizes leases by fraction within [min, max], up to the spending rate, never above the limit', () => {
@@ -75,12 +114,11 @@ describe('budget leases (pure)', () => {
     assert.equal(leaseSize(50, s), 50);
   });
 
-  it('resets usage but keeps leases, and round-trips through JSON', () => {
-    const s: LeaseState = { used: 500, leases: { a: { id: 'x', amount: 10, expiresAt: 1 } } };
-    const r = resetState(s, 5);
-    assert.equal(r.used, 0);
+  it('a reset forgets what was reported and keeps leases committed, and round-trips through JSON', () => {
+    const r = resetState({ ...st(530, 500), limit: 1000 }, 5);
+    assert.equal(r.committed, 30);
+    assert.equal(r.reported, 0);
     assert.equal(r.resets, 1);
-    assert.deepEqual(decodeLeaseState(encodeLeaseState(r)), r);
-    assert.deepEqual(decodeLeaseState('not json'), emptyLeaseState());
+    assert.deepEqual(decodeUsageState(encodeUsageState(r)), r);
   });
 });
