@@ -147,7 +147,7 @@ export async function runScale(o: ScaleRunOptions): Promise<ScaleResult> {
       clearInterval(progress);
     }
     const startSec = (performance.now() - started) / 1000;
-    log(`  ${plan.sidecars} sidecars connected, bundle loaded and leases held in ${startSec.toFixed(1)} s`);
+    log(`  ${plan.sidecars} sidecars connected and bundle loaded in ${startSec.toFixed(1)} s`);
 
     const kvStream = `KV_${DEFAULT_NATS_SETTINGS.bucket}`;
     const seq0 = await streamSeq(jsm, kvStream);

@@ -72,7 +72,7 @@ export class SimSidecar {
     this.report = { id: o.id, swaps: {}, offered: 0, acked: 0, failures: 0, publishMs: [], allowed: 0, refused: noRefusals(), restarts: 0, crowdedOut: 0 };
   }
 
-  /** Starts the three clients; resolves once a first bundle is in force and leases are held. */
+  /** Starts the three clients; resolves once a first bundle is in force (leases come with the first calls). */
   async start(): Promise<void> {
     const { link } = this.o;
     // On a loaded machine hundreds of TLS handshakes take a while; the budget store allows 5 s.
@@ -140,6 +140,9 @@ export class SimSidecar {
       const subject: ChargeSubject = { team: `team-${team}`, agent: 'agent', sub: `user-${this.o.id}`, server: this.name, tool: 'search' };
       const args = uniformInt(this.rand, p.argsTokens);
       const result = uniformInt(this.rand, p.resultTokens);
+      // As Check does: the first call of a team waits for this sidecar's first lease on its budget.
+      const loading = this.gate!.prepare(subject);
+      if (loading) await loading;
       const check = this.gate!.check(subject, args);
       const allow = check.exhausted === null;
       this.record(call, subject, allow, args);

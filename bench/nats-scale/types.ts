@@ -107,7 +107,7 @@ export interface ScaleResult {
   calls: { allowed: number; refused: RefusalCounts };
   /** Budget-store opens that failed at start, over all sidecars (see SidecarReport.restarts). */
   restarts: number;
-  /** Seconds from forking the workers until every sidecar had a bundle and its leases. */
+  /** Seconds from forking the workers until every sidecar had a bundle (leases are taken on first use). */
   startSec: number;
   servers: ServerUsage[];
   streams: Array<{ name: string; messages: number; bytes: number; replicas: number }>;

@@ -253,6 +253,10 @@ export class Authorizer {
     ctx.batch = parsed?.ok && parsed.batch ? messages.length : null;
     const gate = this.deps.budget;
     const countTokens = this.deps.countTokens;
+    // The first call of a caller under a budget this replica has not leased yet waits for the
+    // lease (one KV round trip, bounded); every later call finds it ready and awaits nothing.
+    const loading = gate?.prepare?.({ team: identity?.team ?? null, agent: identity?.agent ?? null, sub: identity?.sub ?? null, server: ctx.scope.server, tool: null });
+    if (loading) await loading;
     const prepared = prepareCall({
       req, identity, scope: ctx.scope, parsed: parsed?.ok ? parsed : null, nowMs: ctx.now, mode: settings.inputMode, session: sessionInput(session),
     }, {

@@ -1,5 +1,5 @@
 import type { BudgetSpec } from './config.js';
-import { applicableBudgets, evaluateBudgets, scopeMatches, tokensIn, type BudgetStanding } from './ledger.js';
+import { applicableBudgets, budgetsForAnyTool, evaluateBudgets, scopeMatches, tokensIn, type BudgetStanding } from './ledger.js';
 import type { BudgetStore } from './store.js';
 import { DEFAULT_ENCODING, measureValue, measureValueAsync } from './tokens.js';
 import type { BudgetCheck, BudgetGate, ChargeSubject, PriorClaim, TokenCount, Tokens } from './types.js';
@@ -16,6 +16,7 @@ export interface BudgetMetrics {
 }
 
 export interface TollgateBudgetGate extends BudgetGate {
+  prepare(subject: ChargeSubject): Promise<void> | null;
   measure(subject: ChargeSubject, value: unknown): TokenCount;
   /** Like measure(), without holding the event loop on large values (results, manifests). */
   measureAsync(subject: ChargeSubject, value: unknown): Promise<TokenCount>;
@@ -63,6 +64,19 @@ export function createBudgetGate(cfg: { budgets: readonly BudgetSpec[] }, store:
 
   const bump = (m: Map<string, number>, k: string, n: number): void => { m.set(k, (m.get(k) ?? 0) + n); };
 
+  // Per caller (any tool): the budgets prepare() makes ready. Same bounds as `applicable`.
+  const anyTool = new Map<string, BudgetSpec[]>();
+  const forAnyTool = (subject: ChargeSubject): BudgetSpec[] => {
+    const key = subjectKey({ ...subject, tool: null });
+    let hit = anyTool.get(key);
+    if (!hit) {
+      hit = budgetsForAnyTool(budgets, subject);
+      if (anyTool.size >= SUBJECT_CACHE_MAX) anyTool.clear();
+      anyTool.set(key, hit);
+    }
+    return hit;
+  };
+
   return {
     budgets,
     metrics,
@@ -83,6 +97,19 @@ export function createBudgetGate(cfg: { budgets: readonly BudgetSpec[] }, store:
       const result = evaluateBudgets(standings, estimatedTokens);
       if (result.exhausted) bump(metrics.denials, result.exhausted.name, 1);
       return result;
+    },
+
+    prepare(subject: ChargeSubject): Promise<void> | null {
+      if (!store.prepare) return null;
+      const specs = forAnyTool(subject);
+      if (specs.length === 0) return null;
+      const now = clock();
+      let waits: Array<Promise<void>> | null = null;
+      for (const spec of specs) {
+        const w = store.prepare(spec, windows.get(spec.window, spec.timezone, now));
+        if (w) (waits ??= []).push(w);
+      }
+      return waits === null ? null : Promise.all(waits).then(() => undefined);
     },
 
     charge(subject: ChargeSubject, tokens: Tokens): void {
@@ -115,6 +142,7 @@ export function createBudgetGate(cfg: { budgets: readonly BudgetSpec[] }, store:
       // In place: `budgets` is the array status and metrics already hold.
       budgets.splice(0, budgets.length, ...specs);
       applicable.clear();
+      anyTool.clear();
     },
 
     close(): Promise<void> {

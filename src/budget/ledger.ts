@@ -18,6 +18,11 @@ export function applicableBudgets(specs: readonly BudgetSpec[], subject: ChargeS
   return specs.filter((s) => scopeMatches(s, subject));
 }
 
+/** The budgets that apply to a caller's call of some tool: the scope's `tool` is not looked at. */
+export function budgetsForAnyTool(specs: readonly BudgetSpec[], subject: ChargeSubject): BudgetSpec[] {
+  return specs.filter((s) => scopeMatches(s, { ...subject, tool: s.scope.tool ?? null }));
+}
+
 /** Tokens to charge a budget counting in `encoding`. */
 export function tokensIn(t: Tokens, encoding: string): number {
   if (typeof t === 'number') return t;

@@ -21,7 +21,11 @@ const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /**
  * Budget state shared by authz replicas through NATS JetStream KV (see lease.ts for the protocol).
  *
- * Check never waits on NATS: usage() and spend() read and update this replica's lease in memory.
+ * A replica leases a budget when a caller it serves first may charge it (prepare(), awaited by
+ * Check: one KV round trip, once per budget and window), and gives the lease back after the
+ * budget has gone unused for a while (idleMs), so replicas hold leases only on budgets their
+ * callers use. Otherwise Check never waits on NATS: usage() and spend() read and update this
+ * replica's lease in memory.
  * A background loop, per budget and window, takes a new lease when the lease runs low, reports
  * what was spent every sync interval (less often on a crowded key), and takes the next window's
  * lease shortly before rollover so the first call of a new hour/day/month finds one waiting. A
@@ -69,6 +73,8 @@ export interface NatsStoreOptions {
   prefetchMs?: number;
   /** Give up connecting on start after this long (default 5000 ms). */
   connectTimeoutMs?: number;
+  /** A budget nothing here has checked or charged for this long gives its lease back (default 5 min). */
+  idleMs?: number;
   /**
    * Record the declared budgets in NATS for `tollgate budget status` (default true). Under
    * per-component credentials the control plane records them and authz may not.
@@ -99,6 +105,8 @@ interface Slot {
   reportEveryMs: number;
   /** Monotonic ms of this replica's last write to the key. */
   lastWrite: number;
+  /** Monotonic ms of the last check, charge or prepare of this budget here (idle give-back). */
+  lastUse: number;
   /**
    * While a write that shrinks the lease is in flight: calls may spend up to this (counting
    * `spent`), the size asked for, not the larger lease still held. Null otherwise.
@@ -239,6 +247,7 @@ export class NatsBudgetStore implements BudgetStore {
   private readonly contention = new Map<string, number>();
   private readonly clock: () => number;
   private readonly prefetchMs: number;
+  private readonly idleMs: number;
   /** Wall ms of the last KV call that answered: a lease is spent without NATS for lease.ttl after it. */
   private lastContact: number;
 
@@ -255,11 +264,12 @@ export class NatsBudgetStore implements BudgetStore {
     this.clock = opts.clock ?? Date.now;
     this.lastContact = this.clock();
     this.prefetchMs = opts.prefetchMs ?? Math.max(settings.syncIntervalMs * 5, 10_000);
+    this.idleMs = opts.idleMs ?? 300_000;
   }
 
   /**
-   * Connects, records the declared budgets, and takes a first lease on every budget, so Check has
-   * something to spend from the first call. Fails (with what to do) when NATS is not reachable.
+   * Connects, opens the buckets and records the declared budgets; leases are taken on first use
+   * (prepare). Fails (with what to do) when NATS is not reachable.
    */
   static async open(specs: BudgetSpec[], settings: NatsBudgetSettings, link: NatsLink | null, opts: NatsStoreOptions = {}): Promise<NatsBudgetStore> {
     const replicaId = opts.replicaId ?? defaultReplicaId();
@@ -275,16 +285,14 @@ export class NatsBudgetStore implements BudgetStore {
   }
 
   /**
-   * The part of open() after the buckets are open: records the declared budgets, takes the first
-   * leases and starts the sync tick. Separate so the sync logic can be driven over a KV stand-in
+   * The part of open() after the buckets are open: records the declared budgets, reads the limit
+   * overrides and starts the sync tick. Separate so the sync logic can be driven over a KV stand-in
    * (unit tests of contention) without a server; `link` is closed by close() when given.
    */
   static async over(parts: { nc: NatsConnection; kv: KV; cfg: KV }, specs: BudgetSpec[], settings: NatsBudgetSettings, opts: NatsStoreOptions = {}, link: { close(): Promise<void> } | null = null): Promise<NatsBudgetStore> {
     const store = new NatsBudgetStore(specs, settings, parts.nc, parts.kv, parts.cfg, opts, link);
     if (opts.recordDefinitions ?? true) await recordDefinitions(parts.cfg, specs);
     store.limits = readLimits(await parts.cfg.get(LIMITS_KEY));
-    const now = store.clock();
-    await Promise.all(specs.map((s) => store.sync(store.slot(s, windowAt(s.window, s.timezone, now)))));
     void store.watchStatus();
     store.ticker = setInterval(() => store.tick(), settings.syncIntervalMs);
     store.ticker.unref();
@@ -295,9 +303,9 @@ export class NatsBudgetStore implements BudgetStore {
   get configBucket(): KV { return this.cfg; }
 
   /**
-   * Replaces the budgets this replica keeps leases for (published definitions changed). Budgets
-   * that stay keep their leases and take the new limit at once; new ones get their first lease
-   * before this resolves, so the next Check can spend from it; removed ones give theirs back.
+   * Replaces the budgets in force (published definitions changed). Budgets that stay keep their
+   * leases and take the new limit at once; new ones are leased on first use; removed ones give
+   * theirs back before this resolves.
    */
   async setSpecs(specs: BudgetSpec[]): Promise<void> {
     const byName = new Map(specs.map((x) => [x.name, x]));
@@ -312,11 +320,6 @@ export class NatsBudgetStore implements BudgetStore {
       }
       this.slots.delete(key);
       if (this.healthy && (s.lease !== null || s.spent > 0)) pending.push(this.sync(s, true));
-    }
-    const now = this.clock();
-    for (const spec of specs) {
-      const s = this.slot(spec, windowAt(spec.window, spec.timezone, now));
-      if (!s.view && this.healthy) pending.push(this.sync(s));
     }
     await Promise.all(pending);
   }
@@ -341,7 +344,7 @@ export class NatsBudgetStore implements BudgetStore {
       s = {
         spec, window, key, lease: null, spent: 0, view: null, syncing: null, again: false, starved: false,
         demand: 0, rate: 0, periodSpent: 0, periodStart: performance.now(),
-        reportEveryMs: this.settings.syncIntervalMs, lastWrite: 0, contended: false, ceiling: null,
+        reportEveryMs: this.settings.syncIntervalMs, lastWrite: 0, lastUse: performance.now(), contended: false, ceiling: null,
       };
       this.slots.set(key, s);
     }
@@ -353,9 +356,28 @@ export class NatsBudgetStore implements BudgetStore {
     return `shared budget state (NATS at ${this.settings.url || this.nc.getServer()}) is unreachable${since}${this.failure ? ` (${this.failure})` : ''}`;
   }
 
+  /**
+   * Takes this replica's first lease on a budget's window, if it holds none (first use, or given
+   * back while idle): Check awaits it before a call that may charge the budget. At most the KV timeout: a sync that takes
+   * longer (a crowded key) goes on, and usage() says the budget is still loading meanwhile.
+   */
+  prepare(spec: BudgetSpec, window: BudgetWindow): Promise<void> | null {
+    if (this.closed) return null;
+    const s = this.slot(spec, window);
+    s.lastUse = performance.now();
+    // Ready: it holds a lease, or has read that the budget has nothing to lease, or the key is
+    // crowded (the tick retries; calls are refused as "renewing" meanwhile rather than piling up).
+    if (!this.healthy || (s.view !== null && (s.lease !== null || s.contended || this.usedUp(s)))) return null;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.settings.timeoutMs);
+      void this.sync(s).finally(() => { clearTimeout(timer); resolve(); });
+    });
+  }
+
   usage(spec: BudgetSpec, window: BudgetWindow, now: number, need = 0): BudgetUsage {
     const limit = this.limitOf(spec);
     const s = this.slots.get(specKey(spec, window.key));
+    if (s) s.lastUse = performance.now();
     const unreachable = !this.healthy;
     if (unreachable && this.settings.onNatsUnavailable === 'fail-closed') {
       return {
@@ -399,6 +421,7 @@ export class NatsBudgetStore implements BudgetStore {
   spend(spec: BudgetSpec, window: BudgetWindow, tokens: number): void {
     if (!(tokens > 0)) return;
     const s = this.slot(spec, window);
+    s.lastUse = performance.now();
     s.spent += tokens;
     s.periodSpent += tokens;
     this.maybeRefill(s, s.lease ? s.lease.amount - s.spent : 0);
@@ -424,9 +447,9 @@ export class NatsBudgetStore implements BudgetStore {
     return Math.max(size, s.demand);
   }
 
-  /** What a lease keeps past the fair share: a call larger than the usual lease, or the spending rate. */
+  /** What a lease keeps past the fair share: a call larger than the usual lease, or the spending rate (within lease.max). */
   private keepFor(s: Slot): number {
-    return Math.max(s.demand, Math.ceil(s.rate * this.settings.syncIntervalMs * 2));
+    return Math.max(s.demand, Math.min(this.settings.lease.max, Math.ceil(s.rate * this.settings.syncIntervalMs * 2)));
   }
 
   /**
@@ -491,7 +514,10 @@ export class NatsBudgetStore implements BudgetStore {
     // expiry and windows, which all replicas must agree on.
     const mono = performance.now();
     const elapsed = mono - s.periodStart;
-    if (elapsed > 0) {
+    // Over at least a sync interval: a lease taken on a first call and refilled a moment later
+    // would otherwise measure that call's tokens over a millisecond, a rate that asks for the
+    // whole budget.
+    if (elapsed >= this.settings.syncIntervalMs) {
       s.rate = s.rate === 0 ? s.periodSpent / elapsed : (s.rate + s.periodSpent / elapsed) / 2;
       s.periodSpent = 0;
       s.periodStart = mono;
@@ -651,14 +677,17 @@ export class NatsBudgetStore implements BudgetStore {
     if (this.closed || !this.connected) return;
     const now = this.clock();
     void this.cfg.get(LIMITS_KEY).then((e) => { this.limits = readLimits(e); }, () => undefined);
-    for (const spec of this.specs) {
-      const w = windowAt(spec.window, spec.timezone, now);
-      this.slot(spec, w);
-      if (w.end - now <= this.prefetchMs) this.slot(spec, nextWindow(w, spec.timezone));
+    const mono = performance.now();
+    for (const s of [...this.slots.values()]) {
+      // A budget in use gets its next window's lease shortly before rollover.
+      if (s.window.end > now && s.window.end - now <= this.prefetchMs && mono - s.lastUse < this.idleMs) {
+        this.slot(s.spec, nextWindow(s.window, s.spec.timezone)).lastUse = s.lastUse;
+      }
     }
     for (const [key, s] of this.slots) {
-      if (s.window.end <= now) {
-        // Past windows: report the last spending and give the lease back, then forget the slot.
+      if (s.window.end <= now || mono - s.lastUse >= this.idleMs) {
+        // Past windows, and budgets no caller here has used for idleMs: report the last spending
+        // and give the lease back, then forget the slot (a later use leases it again).
         if (s.lease === null && s.spent === 0) this.slots.delete(key);
         else if (!s.syncing) void this.sync(s, true);
         continue;
@@ -668,11 +697,10 @@ export class NatsBudgetStore implements BudgetStore {
       const left = s.lease ? s.lease.amount - s.spent : 0;
       const target = this.targetFor(s);
       const low = left < target / 2 || this.shrinkDue(s, left, target);
-      const mono = performance.now();
       if (this.usedUp(s)) {
-        // Every few ticks, not every one: a used-up budget's replicas would otherwise read it all
-        // the time for news that is rare (a reset, a raised limit, a lease given back).
-        if (mono - s.view!.at >= this.settings.syncIntervalMs * 3) this.refresh(s);
+        // A read a tick (the entry is two counters): a lease given back, shrunk or a raised limit
+        // is found within one sync interval.
+        if (mono - s.view!.at >= this.settings.syncIntervalMs * 0.9) this.refresh(s);
         continue;
       }
       const reportDue = s.spent > 0 && mono - s.lastWrite >= s.reportEveryMs;

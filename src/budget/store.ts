@@ -27,6 +27,11 @@ export interface BudgetStore {
    */
   usage(spec: BudgetSpec, window: BudgetWindow, now: number, need?: number): BudgetUsage;
   spend(spec: BudgetSpec, window: BudgetWindow, tokens: number, now: number): void;
+  /**
+   * Stores that load a budget's state on first use (NATS: the first lease): start loading it, and
+   * resolve once usage() can answer, or after a bounded wait. Null when nothing needs loading.
+   */
+  prepare?(spec: BudgetSpec, window: BudgetWindow): Promise<void> | null;
   close(): Promise<void>;
   /**
    * Shared stores only: per budget name, lease syncs that lost every compare-and-set round to

@@ -53,6 +53,14 @@ export interface BudgetGate {
    */
   check(subject: ChargeSubject, estimatedTokens: Tokens, prior?: readonly PriorClaim[]): BudgetCheck;
   charge(subject: ChargeSubject, tokens: Tokens): void;
+  /**
+   * Makes the state of every budget that may apply to the subject (any tool: `subject.tool` is
+   * not looked at) ready for check(): with shared state, this replica's first lease on each. Null
+   * when everything is ready already, so Check awaits nothing on its usual path; otherwise the
+   * promise resolves (never rejects) once ready, or after the store's timeout, when check()
+   * explains what is missing.
+   */
+  prepare?(subject: ChargeSubject): Promise<void> | null;
   close(): Promise<void>;
   /**
    * Counts a value (tool arguments, a result) in every encoding the subject's budgets use, so

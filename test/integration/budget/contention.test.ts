@@ -68,6 +68,8 @@ describe('a budget shared by many replicas (compare-and-set contention)', functi
       while (!done.every(Boolean)) {
         if (Date.now() > deadline) throw new Error(`the budget was not used up within 120 s: charged ${charged} of ${LIMIT}, refusals ${JSON.stringify(refusals)}`);
         const req = 5 + (rnd() % 16);
+        const loading = gate.prepare(team); // as Check does
+        if (loading) await loading;
         const r = gate.check(team, req);
         if (r.exhausted) {
           const reason = r.reason ?? '';

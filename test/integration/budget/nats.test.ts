@@ -51,6 +51,7 @@ describe('budgets shared through NATS JetStream KV', function () {
     const store = await NatsBudgetStore.open(config.budgets, settings, null, { replicaId: id, clock: clock.read });
     const r = { gate: createBudgetGate(config, store, { clock: clock.read }), store };
     open.push(r);
+    await r.gate.prepare(team); // as Check does before a caller's first call
     return r;
   }
 
@@ -75,6 +76,7 @@ describe('budgets shared through NATS JetStream KV', function () {
     const store = await NatsBudgetStore.open(config.budgets, settings, null, { replicaId: 'new', clock: clock.read, logger: { warn: (o) => warnings.push(o) } });
     const gate = createBudgetGate(config, store, { clock: clock.read });
     open.push({ gate, store });
+    await gate.prepare(team);
     assert.equal(usageKey('payments', day), `w._.payments.${day}`);
     const fresh = await readEntry(settings, usageKey('payments', day));
     assert.equal(fresh.reported, 1000, 'the new key starts from what was used and leased under the old one, not from zero');
@@ -161,6 +163,7 @@ describe('budgets shared through NATS JetStream KV', function () {
     const opened = await openBudgetGate(config, { stateDir: '/nonexistent', replicaId: 'opened' });
     open.push({ gate: opened.gate });
     assert.equal(opened.mode, 'nats');
+    await opened.gate.prepare(team);
     assert.equal(opened.gate.check(team, 10).exhausted, null);
     const unreachable = parseBudgetConfig('budgets: []\nnats: { url: "nats://127.0.0.1:1" }\n', 'budgets.yaml');
     await assert.rejects(openBudgetGate(unreachable, { stateDir: '/nonexistent' }), /cannot reach NATS at nats:\/\/127\.0\.0\.1:1 for shared budget state: .*Start NATS/);

@@ -62,6 +62,8 @@ async function spend(gate: TollgateBudgetGate, seed: number, stopAt = Infinity):
   const worker = async (): Promise<void> => {
     while (!stop && out.charged < stopAt) {
       const args = 5 + rnd(16);
+      const loading = gate.prepare(team); // as Check does
+      if (loading) await loading;
       const r = gate.check(team, args);
       if (r.exhausted) {
         const reason = r.reason ?? '';
@@ -262,6 +264,7 @@ describe('multi-region: two NATS clusters joined by gateways', function () {
 
     // Half of each region's budget before the cut.
     const [e1, w1] = await Promise.all([spend(regionEast, 3, LIMIT / 2), spend(regionWest, 4, LIMIT / 2)]);
+    await Promise.all([globalWest.prepare(team), globalEast.prepare(team)]);
     assert.equal(globalWest.check(team, 10).exhausted, null, 'the global budget is reachable from west before the cut');
 
     // The cut: every gateway connection is dropped and refused; all servers stay up.

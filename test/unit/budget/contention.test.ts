@@ -147,6 +147,7 @@ describe('NatsBudgetStore under compare-and-set contention (KV stand-in)', funct
       replicaId: 'me', clock: () => T0, logger: { warn: (_o, msg) => warnings.push(msg) },
     });
     stores.push(store);
+    await store.prepare(config.budgets[0]!, windowAt('day', 'UTC', T0)); // a first call's Check
     return store;
   }
 
@@ -224,6 +225,7 @@ describe('NatsBudgetStore under compare-and-set contention (KV stand-in)', funct
     const clock = (): number => T0 + Math.round((performance.now() - p0) * 50);
     const store = await NatsBudgetStore.over({ nc, kv: kv as unknown as KV, cfg: new FakeKv() as unknown as KV }, config.budgets, settings, { replicaId: 'me', clock });
     stores.push(store);
+    await store.prepare(config.budgets[0]!, windowAt('day', 'UTC', T0));
     const writes = kv.updates + 1; // the create
     await pause(settings.syncIntervalMs * 8);
     assert.equal(kv.updates + 1, writes, 'no renewals: a lease has nothing to renew');
@@ -285,5 +287,79 @@ describe('NatsBudgetStore under compare-and-set contention (KV stand-in)', funct
     assert.equal(store.contentionCount, 0);
     assert.equal(kv.state(key).reported, 120);
     assert.equal(kv.state(key).committed, 120);
+  });
+});
+
+describe('NatsBudgetStore leases on first use (KV stand-in)', function () {
+  this.timeout(20_000);
+  const T0 = Date.parse('2031-03-12T12:00:00Z');
+  const config = parseBudgetConfig([
+    'budgets:',
+    '  - { name: payments, scope: { team: payments }, limit: 10000, window: day }',
+    '  - { name: support, scope: { team: support }, limit: 10000, window: day }',
+    '  - { name: ledger-writes, scope: { team: payments, tool: write }, limit: 10000, window: day }',
+  ].join('\n') + '\n', 'budgets.yaml');
+  const day = windowAt('day', 'UTC', T0).key;
+  const settings: NatsBudgetSettings = {
+    ...DEFAULT_NATS_SETTINGS, url: 'nats://stand-in', lease: { fraction: 0.05, min: 500, max: 500, ttlMs: 30_000 }, syncIntervalMs: 100, timeoutMs: 1000,
+  };
+  const nc = { status: () => (async function* () { /* none */ })(), getServer: () => 'stand-in:4222' } as unknown as NatsConnection;
+  const payments: ChargeSubject = { team: 'payments', agent: 'bot', sub: 'alice', server: 'ledger', tool: null };
+
+  it('leases only the budgets a caller may charge, when it first calls; the next calls await nothing', async () => {
+    const kv = new FakeKv();
+    const store = await NatsBudgetStore.over({ nc, kv: kv as unknown as KV, cfg: new FakeKv() as unknown as KV }, config.budgets, settings, { replicaId: 'me', clock: () => T0 });
+    try {
+      const gate = createBudgetGate(config, store, { clock: () => T0 });
+      await pause(settings.syncIntervalMs * 3);
+      assert.equal(kv.updates + kv.gets, 0, 'nothing leased before a call');
+      const first = gate.prepare(payments);
+      assert.ok(first, 'the first call waits for its lease');
+      await first;
+      // Both budgets of the payments team (the tool-scoped one too: the call may be to `write`).
+      assert.equal(store.leaseOf('payments', day)?.amount, 500);
+      assert.equal(store.leaseOf('ledger-writes', day)?.amount, 500);
+      assert.equal(store.leaseOf('support', day), null, 'no lease on a budget no caller here charges');
+      assert.equal(kv.state(usageKey('support', day)).committed, 0);
+      assert.equal(gate.prepare(payments), null, 'later calls find it ready');
+      assert.equal(gate.check({ ...payments, tool: 'read' }, 10).exhausted, null);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a refill just after the first call does not read that call as a rate that asks for the whole budget', async () => {
+    const kv = new FakeKv();
+    const wide = { ...settings, syncIntervalMs: 1000, lease: { ...settings.lease, max: 50_000 } };
+    const store = await NatsBudgetStore.over({ nc, kv: kv as unknown as KV, cfg: new FakeKv() as unknown as KV }, config.budgets, wide, { replicaId: 'me', clock: () => T0 });
+    try {
+      const gate = createBudgetGate(config, store, { clock: () => T0 });
+      await gate.prepare(payments);
+      gate.charge({ ...payments, tool: 'read' }, 400); // the first call's arguments and result, a millisecond later
+      await until(() => kv.state(usageKey('payments', day)).reported === 400, 'the refill');
+      const lease = store.leaseOf('payments', day)!.amount;
+      assert.ok(lease <= 1000, `a lease of ${lease} of 10000 after one call`);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('gives a lease back once its budget has gone unused for idleMs, and leases it again on the next call', async () => {
+    const kv = new FakeKv();
+    const store = await NatsBudgetStore.over({ nc, kv: kv as unknown as KV, cfg: new FakeKv() as unknown as KV }, config.budgets, settings, { replicaId: 'me', clock: () => T0, idleMs: 400 });
+    try {
+      const gate = createBudgetGate(config, store, { clock: () => T0 });
+      await gate.prepare(payments);
+      gate.charge({ ...payments, tool: 'read' }, 70);
+      const key = usageKey('payments', day);
+      await until(() => store.leaseOf('payments', day) === null, 'the idle lease to go back');
+      assert.equal(kv.state(key).committed, 70, 'the unspent rest went back; the spending was reported');
+      assert.equal(kv.state(key).reported, 70);
+      assert.equal(kv.state(key).holders, 0);
+      await gate.prepare(payments);
+      assert.equal(store.leaseOf('payments', day)?.amount, 500);
+    } finally {
+      await store.close();
+    }
   });
 });
