@@ -17,6 +17,9 @@ import { conflictBackoffMs, MAX_CAS_ROUNDS, MAX_GIVE_BACK_ROUNDS, nextReportInte
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The longest a Check waits for a replica's first lease on a budget (or the KV timeout, if shorter). */
+export const FIRST_LEASE_WAIT_MS = 500;
+
 
 /**
  * Budget state shared by authz replicas through NATS JetStream KV (see lease.ts for the protocol).
@@ -358,8 +361,10 @@ export class NatsBudgetStore implements BudgetStore {
 
   /**
    * Takes this replica's first lease on a budget's window, if it holds none (first use, or given
-   * back while idle): Check awaits it before a call that may charge the budget. At most the KV timeout: a sync that takes
-   * longer (a crowded key) goes on, and usage() says the budget is still loading meanwhile.
+   * back while idle): Check awaits it before a call that may charge the budget. At most
+   * FIRST_LEASE_WAIT_MS: a sync that takes longer (a crowded key, a JetStream leader election)
+   * goes on, and usage() says the budget is still loading meanwhile, so NATS never holds a Check
+   * for long.
    */
   prepare(spec: BudgetSpec, window: BudgetWindow): Promise<void> | null {
     if (this.closed) return null;
@@ -369,7 +374,7 @@ export class NatsBudgetStore implements BudgetStore {
     // crowded (the tick retries; calls are refused as "renewing" meanwhile rather than piling up).
     if (!this.healthy || (s.view !== null && (s.lease !== null || s.contended || this.usedUp(s)))) return null;
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.settings.timeoutMs);
+      const timer = setTimeout(resolve, Math.min(this.settings.timeoutMs, FIRST_LEASE_WAIT_MS));
       void this.sync(s).finally(() => { clearTimeout(timer); resolve(); });
     });
   }

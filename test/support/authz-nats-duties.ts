@@ -32,6 +32,7 @@ export async function assertAuthzNatsDuties(o: {
   const store = await NatsBudgetStore.open(o.budgets.budgets, o.budgets.nats!, o.link, { recordDefinitions: false });
   try {
     const spec = o.budgets.budgets[0]!;
+    await store.prepare(spec, windowAt(spec.window, spec.timezone, Date.now())); // a caller's first call under it
     assert.ok((store.leaseOf(spec.name, windowAt(spec.window, spec.timezone, Date.now()).key)?.amount ?? 0) > 0, 'authz holds a lease');
   } finally {
     await store.close();

@@ -16,6 +16,7 @@ import { DEFAULT_NATS_SETTINGS, parseBudgetConfig } from '../../../src/budget/co
 import { publishBudgetDefinitions, usageKey } from '../../../src/budget/nats-store.js';
 import { windowAt } from '../../../src/budget/window.js';
 import { publishDefinitions } from '../../../src/controlplane/budget-definitions.js';
+import { DevIssuer } from '../../../src/identity/issuer.js';
 import { BundlePublisher } from '../../../src/controlplane/publisher.js';
 import { provisionStreams } from '../../../src/controlplane/streams.js';
 import { injectSidecars } from '../../../src/k8s/mutate.js';
@@ -225,9 +226,11 @@ describe('the NATS credential of injected authz sidecars', function () {
         listen: `127.0.0.1:${port}`, state_dir: join(dir, 'state'), decision_log_dir: null, budgets_file: join(dir, budgets),
         nats: { url: server.url, ca_file: teamA.ca, cert_file: teamA.cert, key_file: teamA.key },
         policy: { from_nats: true, verification_key: verification },
+        identity: { issuer: issuer.url },
       }));
       return f;
     };
+    const issuer = await DevIssuer.start({ port: 0, stateDir: join(dir, 'issuer') });
     const args = injected.slice(1).map((a) => (a === '/etc/tollgate/authz.yaml' ? authzYaml('budgets.yaml') : a));
     const lines: string[] = [];
     const logger = pino({ level: 'info' }, { write: (l: string) => { lines.push(l); } });
@@ -236,13 +239,22 @@ describe('the NATS credential of injected authz sidecars', function () {
       const applied = (): { budgets: number } | undefined => lines.map((l) => JSON.parse(l) as { msg: string; budgets: number }).find((l) => l.msg === 'budget definitions from NATS applied');
       await waitFor(() => applied() !== undefined, 'the published definitions applied', () => lines.slice(-5));
       assert.equal(applied()!.budgets, 1, 'team-a\'s TokenBudget only, not team-b\'s');
-      // It leases team-a's budget under team-a's key, which its credential may write.
+      // A caller's first call leases team-a's budget under team-a's key, which its credential may
+      // write (the call itself is the policy's to judge; the lease comes first).
+      const token = await issuer.mint({ sub: 'alice', team: 'payments', audience: 'http://127.0.0.1:10000/mcp', ttlSec: 600 });
+      const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'a', arguments: {} } }));
+      await authz.authorizer.check({
+        id: 'r1', method: 'POST', path: '/mcp', query: '', host: '127.0.0.1:10000', scheme: 'http', protocol: 'HTTP/1.1',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body, truncated: false,
+        context: { server: 'weather', namespace: 'team-a' }, source: { address: '127.0.0.1', principal: '' }, destination: { address: '127.0.0.1', principal: '' }, traceId: null,
+      });
       const kv = await new Kvm(jetstream(await link(teamA, 'team-a reader').ready(), { timeout: 2000 })).open('tollgate_budgets');
       await waitFor(async () => (await kv.get(usageKey('team-a_hourly', day, 'team-a')))?.operation === 'PUT', 'team-a\'s usage key written', () => lines.slice(-5));
       assert.equal(await kv.get(usageKey('team-b_hourly', day, 'team-b')), null, 'team-b\'s budget is not this sidecar\'s');
       assert.ok(!lines.some((l) => PERMISSION.test(l)), 'no write was refused');
     } finally {
       await authz.close();
+      await issuer.close();
     }
     // A budgets file naming another namespace is refused at start, with both names.
     writeFileSync(join(dir, 'budgets-b.yaml'), 'nats:\n  definitions: true\n  namespace: team-b\n');
