@@ -226,8 +226,9 @@ export class WasmPolicy implements PolicyEvaluator {
     return this.ctx.builtinErrors;
   }
 
-  get stats(): { evaluations: number; failures: number; renewals: number } {
-    return { evaluations: this.evaluations, failures: this.failures, renewals: this.runtime.renewals };
+  /** heapBytes: what evaluations have left in the WASM heap since its last reset (see WasmRuntime). */
+  get stats(): { evaluations: number; failures: number; renewals: number; heapBytes: number } {
+    return { evaluations: this.evaluations, failures: this.failures, renewals: this.runtime.renewals, heapBytes: this.runtime.heapInUse };
   }
 }
 

@@ -205,6 +205,33 @@ describe('policy engine: contract forms', () => {
     assert.equal(p.evaluate(toolCall('x', { blob: 'small' }, person('a'))).allow, true);
   });
 
+  it('compiles a regex.match pattern once for many calls, and resets the heap once it has grown past its epoch', async () => {
+    const rego = [
+      'package tollgate.authz', '',
+      'decision := {"allow": regex.match(`^[a-z][a-z0-9_-]{2,31}@example\\.(com|org)$`, input.mcp.arguments.email)}', '',
+    ].join('\n');
+    const epoch = 256 * 1024;
+    const p = await loadPolicy(await filesOf({ 'p.rego': rego }), { limits: { heapEpochBytes: epoch } });
+    const call = (email: string): PolicyInput => toolCall('x', { email }, person('a'));
+    assert.equal(p.evaluate(call('ada@example.com')).allow, true);
+    const first = p.stats.heapBytes;
+    assert.equal(p.evaluate(call('bob@example.org')).allow, true);
+    const second = p.stats.heapBytes - first;
+    // The heap is kept between calls, and the second call reused the compiled pattern: it left
+    // less than the first, which compiled it.
+    assert.ok(second > 0, `the heap was reset between calls (${first} then ${p.stats.heapBytes} bytes)`);
+    assert.ok(second < first, `the second call left ${second} bytes, the first ${first}: the pattern was compiled again`);
+    let peak = 0;
+    for (let i = 0; i < 3000; i++) {
+      const ok = i % 3 !== 0;
+      assert.equal(p.evaluate(call(ok ? `user${i}@example.com` : `User${i}@example.net`)).allow, ok, String(i));
+      peak = Math.max(peak, p.stats.heapBytes);
+    }
+    assert.ok(peak <= epoch + 64 * 1024, `heap reached ${peak} bytes with an epoch of ${epoch}`);
+    assert.ok(p.stats.heapBytes < peak, 'the heap was never reset');
+    assert.equal(p.stats.failures, 0);
+  });
+
   it('evaluates an opa-envoy-plugin policy written as its documentation shows', async () => {
     const rego = [
       'package envoy.authz', '',
