@@ -238,6 +238,9 @@ describe('the NATS credential of injected authz sidecars', function () {
     try {
       const applied = (): { budgets: number } | undefined => lines.map((l) => JSON.parse(l) as { msg: string; budgets: number }).find((l) => l.msg === 'budget definitions from NATS applied');
       await waitFor(() => applied() !== undefined, 'the published definitions applied', () => lines.slice(-5));
+      // The policy arrives over NATS on its own: a call made before it is refused before any lease
+      // is taken (fail closed), so wait for it too.
+      await waitFor(() => lines.some((l) => (JSON.parse(l) as { msg: string }).msg === 'policy loaded'), 'the policy loaded', () => lines.slice(-5));
       assert.equal(applied()!.budgets, 1, 'team-a\'s TokenBudget only, not team-b\'s');
       // A caller's first call leases team-a's budget under team-a's key, which its credential may
       // write (the call itself is the policy's to judge; the lease comes first).
