@@ -53,9 +53,16 @@ export function isSecretKey(key: string): boolean {
 const keyVerdicts = new Map<string, boolean>();
 const MAX_CACHED_KEY = 256;
 
+/**
+ * Names the MCP protocol itself gives to correlation handles, which end like secrets but are not:
+ * `_meta.progressToken` ties progress notifications to their request, and a reviewer needs it to
+ * follow them. Their values are still judged by looksLikeSecret like any other.
+ */
+const PROTOCOL_HANDLES = new Set(['progresstoken']);
+
 function judgeKey(key: string): boolean {
   const k = normaliseKey(key);
-  if (k.length === 0) return false;
+  if (k.length === 0 || PROTOCOL_HANDLES.has(k)) return false;
   if (SECRET_KEY_EXACT.has(k)) return true;
   if (k.endsWith('token') || k.endsWith('tokenvalue')) return true;
   for (const part of SECRET_KEY_PARTS) if (k.includes(part)) return true;

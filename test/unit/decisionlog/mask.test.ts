@@ -173,6 +173,22 @@ describe('decision log masking', () => {
       for (const secret of ['hunter2', 'sk-proj-', 'ghp_', 'AKIAIOSFODNN7EXAMPLE', 'BEGIN RSA', 's3cr3t', 'q8Zr2LmN5vXw9Tb3']) assert.ok(!text.includes(secret), secret);
     });
 
+    it('keeps MCP\'s own progressToken (a correlation handle), unless its value looks like a secret', () => {
+      const input = sampleInput({ q: 'x' });
+      const params = input.mcp.params as Obj;
+      params._meta = { progressToken: 42 };
+      let out = maskInput(input, [], undefined);
+      assert.equal(at(out.input, 'mcp', 'params', '_meta', 'progressToken'), 42);
+      assert.equal(at(out.input, 'parsed_body', 'params', '_meta', 'progressToken'), 42);
+      assert.deepEqual(out.masked.filter((p) => p.includes('progressToken')), []);
+      // The name is no longer judged; the value still is.
+      params._meta = { progressToken: 'ghp_abcdefghijklmnopqrstuvwxyz0123456789' };
+      out = maskInput(input, [], undefined);
+      assert.equal(at(out.input, 'mcp', 'params', '_meta', 'progressToken'), MASK_REPLACEMENT);
+      // Other names ending in "token" still are.
+      assert.ok(isSecretKey('progress_token_secret') && isSecretKey('session_token') && !isSecretKey('progressToken'));
+    });
+
     it('can turn the secret heuristics off while still erasing credential headers', () => {
       const out = createInputMasker({ detectSecrets: false })(sampleInput({ password: 'hunter2' }), [], undefined);
       assert.equal(at(out.input, 'mcp', 'arguments', 'password'), 'hunter2');
