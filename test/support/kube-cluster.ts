@@ -57,12 +57,15 @@ async function stopProcess(p: ChildProcess, graceMs = 5000): Promise<void> {
   clearTimeout(t);
 }
 
+/** Thrown when etcd or kube-apiserver exits before the API server is ready: worth another try on fresh ports. */
+class ExitedEarly extends Error {}
+
 async function waitReady(server: string, token: string, ca: () => string | null, child: ChildProcess, log: string, timeoutMs: number): Promise<void> {
   const { request } = await import('node:https');
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`kube-apiserver exited with ${child.exitCode}; see ${log}:\n${readFileSync(log, 'utf8').slice(-2000)}`);
+    if (child.exitCode !== null || child.signalCode !== null) throw new ExitedEarly(`kube-apiserver exited with ${child.exitCode ?? child.signalCode}:\n${tail(log)}`);
     const caPem = ca();
     if (caPem) {
       const ok = await new Promise<boolean>((res) => {
@@ -88,7 +91,39 @@ export interface KubeClusterOptions {
   readyTimeoutMs?: number;
 }
 
+/**
+ * Starts etcd and kube-apiserver; a start where either exits early (a port taken between the pick
+ * and the bind, an etcd that was not up when the API server gave up on it) is retried on fresh
+ * ports, up to three times, and the last failure carries both logs.
+ */
 export async function startKubeCluster(opts: KubeClusterOptions = {}): Promise<KubeCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startKubeClusterOnce(opts);
+    } catch (e) {
+      if (!(e instanceof ExitedEarly) || attempt >= 3) throw e;
+    }
+  }
+}
+
+/** The last lines of a log file, or why there are none. */
+function tail(file: string, chars = 2000): string {
+  try { return readFileSync(file, 'utf8').slice(-chars); } catch (e) { return `(no log: ${(e as Error).message})`; }
+}
+
+/** Waits until etcd answers its health endpoint, so the API server does not start against nothing. */
+async function waitEtcd(port: number, child: ChildProcess, log: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new ExitedEarly(`etcd exited with ${child.exitCode ?? child.signalCode}:\n${tail(log)}`);
+    const ok = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`etcd not healthy after ${timeoutMs} ms:\n${tail(log)}`);
+}
+
+async function startKubeClusterOnce(opts: KubeClusterOptions): Promise<KubeCluster> {
   const etcdBin = kubeTool('etcd');
   const apiBin = kubeTool('kube-apiserver');
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-kube-'));
@@ -102,6 +137,14 @@ export async function startKubeCluster(opts: KubeClusterOptions = {}): Promise<K
     // A throwaway store: skip fsync so tests do not wait on the disk.
     '--unsafe-no-fsync',
   ], etcdLog);
+
+  try {
+    await waitEtcd(etcdClient, etcd, etcdLog, opts.readyTimeoutMs ?? 90_000);
+  } catch (e) {
+    await stopProcess(etcd);
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
 
   const token = randomBytes(24).toString('hex');
   const userTokens = new Map(TEST_USERS.map((u) => [u, randomBytes(24).toString('hex')]));
