@@ -25,6 +25,11 @@ export interface SessionOptions {
 
 const REPLAY_ID_PREFIX = 'tollgate-bridge-replay-';
 
+/** One newline-delimited JSON line, or null when the message cannot be encoded (too deep for JSON.stringify's recursion). */
+function encodeLine(m: JSONRPCMessage): string | null {
+  try { return JSON.stringify(m) + '\n'; } catch { return null; }
+}
+
 /**
  * One MCP session: the SDK's Streamable HTTP server transport towards the client, one stdio
  * server process behind it. A stdio server serves exactly one client, so each session gets its own
@@ -89,6 +94,11 @@ export class BridgeSession {
   private fromClient(m: JSONRPCMessage): void {
     this.lastActivity = Date.now();
     if (isRequest(m)) {
+      const line = encodeLine(m);
+      if (line === null) {
+        this.refuse(m.id, 'the request cannot be passed on as one JSON line (nested too deeply)');
+        return;
+      }
       if (m.method === 'initialize') this.initRequest = structuredClone(m);
       if (this.state === 'restarting') {
         this.reply(m.id, `MCP server "${this.o.name}" is restarting after a crash; retry in a moment`, { reason: 'restarting' });
@@ -99,15 +109,39 @@ export class BridgeSession {
         return;
       }
       this.inflight.add(m.id, m.params);
-      if (!this.child.send(m)) {
+      if (!this.child.sendLine(line)) {
         this.inflight.remove(m.id);
         this.reply(m.id, `MCP server "${this.o.name}" is not running; retry in a moment`, { reason: 'not_running' });
       }
       return;
     }
     if (isNotification(m) && m.method === 'notifications/initialized') this.initializedSeen = true;
+    if (isNotification(m) && m.method === 'notifications/cancelled') this.onCancelled(m.params);
     // Notifications (cancellation included) and answers to the server's own requests pass as they are.
-    if (this.state === 'ready') this.child?.send(m);
+    const line = encodeLine(m);
+    if (line === null) {
+      this.o.log('warn', 'dropped a client message that cannot be passed on as one JSON line', { server: this.o.name, session: this.id });
+      return;
+    }
+    if (this.state === 'ready') this.child?.sendLine(line);
+  }
+
+  /**
+   * The client gave up on a request: the server will not answer it (MCP: a cancelled request gets
+   * no response), so it is no longer in flight, and its HTTP stream is ended with an error the
+   * client ignores. Otherwise the session looked busy forever (never expired) and server messages
+   * meant for the standalone stream went to the dead request.
+   */
+  private onCancelled(params: Record<string, unknown> | undefined): void {
+    const id = params?.requestId;
+    if ((typeof id !== 'string' && typeof id !== 'number') || !this.inflight.remove(id)) return;
+    const err: JSONRPCMessage = { jsonrpc: '2.0', id, error: { code: BridgeErrorCode.RequestCancelled, message: 'request cancelled by the client' } };
+    this.transport.send(err, { relatedRequestId: id }).catch(() => undefined);
+  }
+
+  private refuse(id: RequestId, message: string): void {
+    const err: JSONRPCMessage = { jsonrpc: '2.0', id, error: { code: BridgeErrorCode.InvalidRequest, message } };
+    this.transport.send(err, { relatedRequestId: id }).catch(() => undefined);
   }
 
   private fromServer(m: JSONRPCMessage): void {
@@ -158,7 +192,7 @@ export class BridgeSession {
       this.child?.kill('SIGKILL');
     }, this.o.initTimeoutMs ?? 30_000);
     this.replayPending = { id, timer };
-    this.child!.send({ ...this.initRequest, id } as JSONRPCMessage);
+    this.child!.sendLine(encodeLine({ ...this.initRequest, id } as JSONRPCMessage)!);
   }
 
   private onReplayed(m: JSONRPCMessage): void {
@@ -169,7 +203,7 @@ export class BridgeSession {
       this.child?.kill('SIGKILL');
       return;
     }
-    if (this.initializedSeen) this.child!.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    if (this.initializedSeen) this.child!.sendLine(encodeLine({ jsonrpc: '2.0', method: 'notifications/initialized' })!);
     this.state = 'ready';
     this.o.log('info', 'server restarted and re-initialized', { server: this.o.name, session: this.id, restarts: this.restarts });
   }

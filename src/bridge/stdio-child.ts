@@ -59,9 +59,10 @@ export class StdioChild {
   get running(): boolean { return !this.exitedFlag; }
   get stderr(): string { return this.stderrTail; }
 
-  send(m: JSONRPCMessage): boolean {
+  /** Writes one already-encoded message line (ending in a newline); false when the process is gone. */
+  sendLine(line: string): boolean {
     if (this.exitedFlag || !this.child.stdin!.writable) return false;
-    this.child.stdin!.write(JSON.stringify(m) + '\n');
+    this.child.stdin!.write(line);
     return true;
   }
 

@@ -16,4 +16,6 @@ export interface LaunchSpec {
 export const BridgeErrorCode = {
   Unavailable: -32006,
   InvalidRequest: -32600,
+  /** The answer that ends a cancelled request's stream (LSP's RequestCancelled; the client ignores it). */
+  RequestCancelled: -32800,
 } as const;

@@ -2,6 +2,8 @@ import { strict as assert } from 'node:assert';
 import { LineFramer } from '../../../src/bridge/lines.js';
 import { InFlight } from '../../../src/bridge/routing.js';
 import { refuseHost, LOOPBACK_HOSTNAMES } from '../../../src/bridge/host-check.js';
+import { BoundedEventStore } from '../../../src/bridge/event-store.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 
 describe('bridge: stdio framing', () => {
   it('splits lines across chunks and drops CR and blank lines', () => {
@@ -55,5 +57,44 @@ describe('bridge: DNS-rebinding protection', () => {
     assert.match(refuseHost('evil.example.com', undefined, LOOPBACK_HOSTNAMES)!, /Host/);
     assert.match(refuseHost('127.0.0.1:1', 'http://evil.example.com', LOOPBACK_HOSTNAMES)!, /Origin/);
     assert.match(refuseHost(undefined, undefined, LOOPBACK_HOSTNAMES)!, /Host/);
+  });
+});
+
+describe('bridge: the replay buffer (Last-Event-ID)', () => {
+  const msg = (id: number, text: string): JSONRPCMessage => ({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text }] } });
+  const replay = async (store: BoundedEventStore, after: string): Promise<string[]> => {
+    const got: string[] = [];
+    await store.replayEventsAfter(after, { send: async (id) => { got.push(id); } });
+    return got;
+  };
+
+  it('holds at most maxBytes of messages: delivered large results are dropped oldest first', async () => {
+    const store = new BoundedEventStore({ maxEvents: 1000, maxBytes: 10_000 });
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i++) ids.push(await store.storeEvent('s1', msg(i, 'x'.repeat(3000))));
+    assert.ok(store.heldBytes <= 10_000, `held ${store.heldBytes}`);
+    await assert.rejects(replay(store, ids[0]!), /unknown or expired event id/);
+    assert.deepEqual(await replay(store, ids[47]!), [ids[48], ids[49]]);
+  });
+
+  it('a message over the bound is not kept, and a replay that would need it fails instead of skipping it', async () => {
+    const store = new BoundedEventStore({ maxEvents: 1000, maxBytes: 10_000 });
+    const a = await store.storeEvent('s1', msg(1, 'small'));
+    await store.storeEvent('s1', msg(2, 'y'.repeat(20_000)));
+    const c = await store.storeEvent('s1', msg(3, 'small'));
+    assert.ok(store.heldBytes < 1000);
+    await assert.rejects(replay(store, a), /over 10000 bytes and was not kept for replay/);
+    assert.deepEqual(await replay(store, c), []);
+  });
+
+  it('replays only the resumed stream, in order, and still bounds the count', async () => {
+    const store = new BoundedEventStore({ maxEvents: 3, maxBytes: 1_000_000 });
+    const a = await store.storeEvent('s1', msg(1, 'a'));
+    const b = await store.storeEvent('s2', msg(2, 'b'));
+    const c = await store.storeEvent('s1', msg(3, 'c'));
+    assert.deepEqual(await replay(store, a), [c]);
+    assert.deepEqual(await replay(store, b), []);
+    await store.storeEvent('s1', msg(4, 'd'));
+    await assert.rejects(replay(store, a), /unknown or expired/);
   });
 });
