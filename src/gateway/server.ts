@@ -49,7 +49,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
   const raw = Buffer.concat(chunks).toString('utf8');
   if (!raw) return undefined;
-  try { return JSON.parse(raw); } catch { throw Object.assign(new Error('request body is not JSON'), { status: 400 }); }
+  try { return JSON.parse(raw); } catch { throw Object.assign(new Error('Parse error: request body is not JSON'), { status: 400, code: -32700 }); }
 }
 
 export class GatewayServer {
@@ -98,9 +98,9 @@ export class GatewayServer {
   private async listen(): Promise<void> {
     const { host, port } = listenAddress(this.cfg);
     this.http = createServer((req, res) => {
-      this.handle(req, res).catch((e: Error & { status?: number }) => {
+      this.handle(req, res).catch((e: Error & { status?: number; code?: number }) => {
         if (!e.status) this.log.error({ err: e.message }, 'request failed');
-        send(res, e.status ?? 500, { jsonrpc: '2.0', id: null, error: { code: -32600, message: e.message } });
+        send(res, e.status ?? 500, { jsonrpc: '2.0', id: null, error: { code: typeof e.code === 'number' ? e.code : -32600, message: e.message } });
       });
     });
     await new Promise<void>((resolve, reject) => {

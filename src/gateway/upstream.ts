@@ -8,6 +8,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
 import type { TokenExchanger } from './delegation.js';
+import { limitMessageSize } from './message-limit.js';
 
 /**
  * One gateway session's connection to one governed server, through that server's sidecar, with
@@ -35,11 +36,16 @@ export class UpstreamUnavailable extends Error {
 
 const RETRY_AFTER_MS = 2000;
 
+/** Largest single message (SSE event or JSON body) taken from a server; the stdio bridge has the same bound. */
+export const MAX_UPSTREAM_MESSAGE_BYTES = 32 * 1024 * 1024;
+
 export class UpstreamConnection {
   private client: Client | null = null;
   private connecting: Promise<Client> | null = null;
   private downUntil = 0;
   private lastError = '';
+  /** Why a client was dropped for a message over the bound: its pending requests fail with this. */
+  private readonly oversized = new WeakMap<Client, string>();
 
   constructor(
     readonly server: UpstreamServer,
@@ -57,11 +63,14 @@ export class UpstreamConnection {
         const token = await this.exchanger.tokenFor(this.callerToken(), audience);
         const headers = new Headers(init?.headers);
         headers.set('authorization', `Bearer ${token}`);
-        return fetch(url, { ...init, headers });
+        const res = await fetch(url, { ...init, headers });
+        if (!res.body) return res;
+        const body = limitMessageSize(res.body, MAX_UPSTREAM_MESSAGE_BYTES, () => this.dropOversized(client));
+        return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
       },
     });
     const capabilities = this.hooks.clientCapabilities();
-    const client = new Client({ name: 'tollgate-gateway', version: '0.1.0' }, { capabilities });
+    const client: Client = new Client({ name: 'tollgate-gateway', version: '0.1.0' }, { capabilities });
     const name = this.server.name;
     for (const schema of [ToolListChangedNotificationSchema, PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema, LoggingMessageNotificationSchema]) {
       client.setNotificationHandler(schema, async (n) => this.hooks.notification(name, n as ServerNotification));
@@ -73,6 +82,20 @@ export class UpstreamConnection {
     client.onclose = () => { if (this.client === client) this.client = null; };
     await client.connect(transport);
     return client;
+  }
+
+  /**
+   * A server sent a message over the bound: the stream is failed (its buffer freed) and the
+   * session with the server is dropped, so every request waiting on it fails now, naming the
+   * server, instead of at the upstream timeout. The next call opens a new session.
+   */
+  private dropOversized(client: Client): Error {
+    const message = `server "${this.server.name}" sent a message over ${MAX_UPSTREAM_MESSAGE_BYTES} bytes; the call was stopped`;
+    this.oversized.set(client, message);
+    this.lastError = message;
+    if (this.client === client) this.client = null;
+    setImmediate(() => { client.close().catch(() => undefined); });
+    return new Error(message);
   }
 
   private async get(): Promise<Client> {
@@ -99,6 +122,8 @@ export class UpstreamConnection {
       try {
         return await client.request(req, schema, opts);
       } catch (e) {
+        const oversized = this.oversized.get(client);
+        if (oversized) throw new UpstreamUnavailable(this.server.name, oversized);
         const status = e instanceof StreamableHTTPError ? e.code ?? 0 : 0;
         const lost = status === 404;
         // fetch failed (refused, reset), or the sidecar could not reach the server (502/503/504).
