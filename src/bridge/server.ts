@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { LOOPBACK_HOSTNAMES, refuseHost } from './host-check.js';
 import { BridgeSession } from './session.js';
 import { BridgeErrorCode, type LaunchSpec } from './types.js';
-import { isInitializeBody } from '../mcp/jsonrpc.js';
+import { DEFAULT_BODY_LIMITS, isInitializeBody, parseMcpBody } from '../mcp/jsonrpc.js';
 
 export interface BridgeOptions {
   /** The governed server's name. */
@@ -95,11 +95,16 @@ export class StdioBridge {
     let body: unknown;
     if (req.method === 'POST') {
       let raw: Buffer;
-      try { raw = await readBody(req, this.o.maxBodyBytes ?? 4 * 1024 * 1024); } catch (e) {
+      const maxBytes = this.o.maxBodyBytes ?? 4 * 1024 * 1024;
+      try { raw = await readBody(req, maxBytes); } catch (e) {
         if (e instanceof BodyTooLarge) return this.fail(res, 413, BridgeErrorCode.InvalidRequest, e.message);
         throw e;
       }
-      try { body = JSON.parse(raw.toString('utf8')); } catch { return this.fail(res, 400, -32700, 'request body is not JSON'); }
+      // The same checks authz makes in the mesh (UTF-8, nesting, batch size, message shape), so the
+      // bridge run on its own refuses what the mesh would, before anything reaches the server.
+      const parsed = parseMcpBody(raw, { ...DEFAULT_BODY_LIMITS, maxBytes });
+      if (!parsed.ok) return this.fail(res, parsed.error.httpStatus, parsed.error.code, parsed.error.message);
+      body = parsed.value;
     }
     if (typeof sid === 'string') {
       const s = this.sessions.get(sid);

@@ -25,11 +25,6 @@ export interface SessionOptions {
 
 const REPLAY_ID_PREFIX = 'tollgate-bridge-replay-';
 
-/** One newline-delimited JSON line, or null when the message cannot be encoded (too deep for JSON.stringify's recursion). */
-function encodeLine(m: JSONRPCMessage): string | null {
-  try { return JSON.stringify(m) + '\n'; } catch { return null; }
-}
-
 /**
  * One MCP session: the SDK's Streamable HTTP server transport towards the client, one stdio
  * server process behind it. A stdio server serves exactly one client, so each session gets its own
@@ -94,11 +89,6 @@ export class BridgeSession {
   private fromClient(m: JSONRPCMessage): void {
     this.lastActivity = Date.now();
     if (isRequest(m)) {
-      const line = encodeLine(m);
-      if (line === null) {
-        this.refuse(m.id, 'the request cannot be passed on as one JSON line (nested too deeply)');
-        return;
-      }
       if (m.method === 'initialize') this.initRequest = structuredClone(m);
       if (this.state === 'restarting') {
         this.reply(m.id, `MCP server "${this.o.name}" is restarting after a crash; retry in a moment`, { reason: 'restarting' });
@@ -109,7 +99,7 @@ export class BridgeSession {
         return;
       }
       this.inflight.add(m.id, m.params);
-      if (!this.child.sendLine(line)) {
+      if (!this.child.send(m)) {
         this.inflight.remove(m.id);
         this.reply(m.id, `MCP server "${this.o.name}" is not running; retry in a moment`, { reason: 'not_running' });
       }
@@ -118,12 +108,7 @@ export class BridgeSession {
     if (isNotification(m) && m.method === 'notifications/initialized') this.initializedSeen = true;
     if (isNotification(m) && m.method === 'notifications/cancelled') this.onCancelled(m.params);
     // Notifications (cancellation included) and answers to the server's own requests pass as they are.
-    const line = encodeLine(m);
-    if (line === null) {
-      this.o.log('warn', 'dropped a client message that cannot be passed on as one JSON line', { server: this.o.name, session: this.id });
-      return;
-    }
-    if (this.state === 'ready') this.child?.sendLine(line);
+    if (this.state === 'ready') this.child?.send(m);
   }
 
   /**
@@ -139,10 +124,6 @@ export class BridgeSession {
     this.transport.send(err, { relatedRequestId: id }).catch(() => undefined);
   }
 
-  private refuse(id: RequestId, message: string): void {
-    const err: JSONRPCMessage = { jsonrpc: '2.0', id, error: { code: BridgeErrorCode.InvalidRequest, message } };
-    this.transport.send(err, { relatedRequestId: id }).catch(() => undefined);
-  }
 
   private fromServer(m: JSONRPCMessage): void {
     this.lastActivity = Date.now();
@@ -192,7 +173,7 @@ export class BridgeSession {
       this.child?.kill('SIGKILL');
     }, this.o.initTimeoutMs ?? 30_000);
     this.replayPending = { id, timer };
-    this.child!.sendLine(encodeLine({ ...this.initRequest, id } as JSONRPCMessage)!);
+    this.child!.send({ ...this.initRequest, id } as JSONRPCMessage);
   }
 
   private onReplayed(m: JSONRPCMessage): void {
@@ -203,7 +184,7 @@ export class BridgeSession {
       this.child?.kill('SIGKILL');
       return;
     }
-    if (this.initializedSeen) this.child!.sendLine(encodeLine({ jsonrpc: '2.0', method: 'notifications/initialized' })!);
+    if (this.initializedSeen) this.child!.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
     this.state = 'ready';
     this.o.log('info', 'server restarted and re-initialized', { server: this.o.name, session: this.id, restarts: this.restarts });
   }

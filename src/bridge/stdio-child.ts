@@ -59,10 +59,13 @@ export class StdioChild {
   get running(): boolean { return !this.exitedFlag; }
   get stderr(): string { return this.stderrTail; }
 
-  /** Writes one already-encoded message line (ending in a newline); false when the process is gone. */
-  sendLine(line: string): boolean {
+  /**
+   * Writes one message as a line; false when the process is gone. The bridge's HTTP edge bounds
+   * nesting (parseMcpBody), so encoding a client's message cannot overflow the stack here.
+   */
+  send(m: JSONRPCMessage): boolean {
     if (this.exitedFlag || !this.child.stdin!.writable) return false;
-    this.child.stdin!.write(line);
+    this.child.stdin!.write(JSON.stringify(m) + '\n');
     return true;
   }
 

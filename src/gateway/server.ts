@@ -9,6 +9,7 @@ import { bearerToken } from '../identity/bearer.js';
 import { AuthError, type Identity, type TokenVerifier } from '../identity/types.js';
 import { createVerifier } from '../identity/verifier.js';
 import { createLogger, type Logger } from '../util/log.js';
+import { DEFAULT_BODY_LIMITS, parseMcpBody } from '../mcp/jsonrpc.js';
 import { listenAddress, type GatewayConfig } from './config.js';
 import { TokenExchanger } from './delegation.js';
 import { SearchIndexes } from './search-indexes.js';
@@ -47,9 +48,12 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY) throw Object.assign(new Error(`request body over ${MAX_BODY} bytes`), { status: 413 });
     chunks.push(c as Buffer);
   }
-  const raw = Buffer.concat(chunks).toString('utf8');
-  if (!raw) return undefined;
-  try { return JSON.parse(raw); } catch { throw Object.assign(new Error('Parse error: request body is not JSON'), { status: 400, code: -32700 }); }
+  const raw = Buffer.concat(chunks);
+  if (raw.length === 0) return undefined;
+  // The checks authz makes in the mesh: UTF-8, nesting, batch size, message shape.
+  const parsed = parseMcpBody(raw, { ...DEFAULT_BODY_LIMITS, maxBytes: MAX_BODY });
+  if (!parsed.ok) throw Object.assign(new Error(parsed.error.message), { status: parsed.error.httpStatus, code: parsed.error.code });
+  return parsed.value;
 }
 
 export class GatewayServer {

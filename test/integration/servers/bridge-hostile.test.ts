@@ -38,7 +38,7 @@ describe('stdio bridge: requests that never get a server answer', function () {
     await untilNoSession(bridge, 10_000);
   });
 
-  it('a request too deeply nested to pass on gets an Invalid Request error with its own id, and the session stays usable', async () => {
+  it('a request nested too deeply, bad UTF-8 or an empty batch is refused before the server, and the session stays usable and expires', async () => {
     const post = async (body: string, sid?: string): Promise<{ sid: string | null; messages: Array<Record<string, unknown>> }> => {
       const res = await fetch(bridge.url, { method: 'POST', body, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18', ...(sid ? { 'mcp-session-id': sid } : {}) } });
       const text = await res.text();
@@ -50,12 +50,16 @@ describe('stdio bridge: requests that never get a server answer', function () {
     await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), sid);
     const depth = 100_000;
     const deep = '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
-    const r = await post(`{"jsonrpc":"2.0","id":"deep-1","method":"tools/call","params":{"name":"echo","arguments":${deep}}}`, sid);
-    assert.equal(r.messages.length, 1, JSON.stringify(r.messages).slice(0, 300));
-    const err = r.messages[0]!;
-    assert.equal(err.id, 'deep-1');
-    assert.equal((err.error as { code: number }).code, -32600);
-    assert.match((err.error as { message: string }).message, /nested too deeply/);
+    const refused = async (body: string | Uint8Array, code: number, why: RegExp): Promise<void> => {
+      const res = await fetch(bridge.url, { method: 'POST', body, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid } });
+      const err = (await res.json() as { error: { code: number; message: string } }).error;
+      assert.equal(res.status, 400);
+      assert.equal(err.code, code);
+      assert.match(err.message, why);
+    };
+    await refused(`{"jsonrpc":"2.0","id":"deep-1","method":"tools/call","params":{"name":"echo","arguments":${deep}}}`, -32600, /nests deeper than 64 levels/);
+    await refused(new Uint8Array([...Buffer.from('{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"t":"'), 0xff, 0xfe, ...Buffer.from('"}}}')]), -32700, /not valid UTF-8/);
+    await refused('[]', -32600, /empty JSON-RPC batch/);
     const ok = await post(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), sid);
     assert.ok(Array.isArray((ok.messages[0]?.result as { tools?: unknown[] } | undefined)?.tools), 'the session still serves');
     await untilNoSession(bridge, 10_000);
