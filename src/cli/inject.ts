@@ -40,7 +40,10 @@ and to the pod template of every Deployment, StatefulSet, DaemonSet, ReplicaSet,
 ReplicationController, Job, CronJob and PodTemplate (also inside a List), and writes the result.
 Other documents are copied unchanged, byte for byte. Pods annotated tollgate.dev/inject: "false"
 and pods already injected are left alone. Unlike the webhook, no namespace label is needed.
-A report of what was injected goes to stderr.
+A report of what was injected goes to stderr. A pod or workload with a field the API server would
+refuse (an unquoted label or annotation value such as tollgate.dev/inject: false, a container
+port outside 1-65535, a container or volume without a name) stops the run with the document
+and the field named, and nothing is written.
 
   -f, --filename FILE|-      Input YAML file, or - for standard input (required)
   -o, --output FILE          Write here instead of standard output
@@ -56,7 +59,7 @@ deployed by manifests/base. It reloads the certificate files when they change.
   --failure-policy Fail|Ignore
                              When injection fails for an internal reason: Fail (default) refuses
                              the pod, Ignore admits it without sidecars, with a warning. Invalid
-                             pods (bad annotations, port clashes) are refused either way.
+                             pods (bad annotations or fields, port clashes) are refused either way.
   --reload-interval DURATION How often to re-read --cert/--key (default 30s; 0 disables)
 
 ${INJECTION_FLAGS}

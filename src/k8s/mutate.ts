@@ -11,6 +11,7 @@ import {
   type AuthzPlacement, type ResourceSpec, type SidecarFacts, type SidecarMode, type SidecarPlan,
 } from './sidecars.js';
 import { DEFAULT_MESH_CA_CONFIGMAP, identityInitContainer, identityRenewContainer, identityVolumes, IDENTITY_CONTAINER, IDENTITY_RENEW_CONTAINER } from './identity.js';
+import { describeProblem, metadataProblem, podSpecProblem, type FieldProblem } from './pod-schema.js';
 import type { Container, PodLike, PodSpec } from './types.js';
 
 export interface InjectOptions {
@@ -54,10 +55,19 @@ export type InjectResult =
  * port to protect). The message says what to change; the webhook turns it into a denial.
  */
 export class InjectionError extends Error {
-  constructor(readonly pod: string, problem: string) {
+  /**
+   * `field`: set when a field has the wrong type or value (its path relative to the pod), so a
+   * caller that knows where the pod sits in a larger object can name the field from there.
+   */
+  constructor(readonly pod: string, problem: string, readonly field?: FieldProblem) {
     super(`pod ${pod}: ${problem}`);
     this.name = 'InjectionError';
   }
+}
+
+/** Throws InjectionError (with `field`) for the first problem, if any. */
+function failOnShape(label: string, problem: FieldProblem | undefined): void {
+  if (problem) throw new InjectionError(label, describeProblem(problem), problem);
 }
 
 export function defaultAuthzImage(version = tollgateVersion): string {
@@ -170,6 +180,7 @@ export function injectedPodFacts(pod: PodLike, opts: InjectOptions = {}): Sideca
   const meta = pod.metadata ?? {};
   const label = `${meta.namespace ?? opts.namespace ?? 'default'}/${meta.name ?? '(unnamed)'}`;
   const fail = (m: string): never => { throw new InjectionError(label, m); };
+  failOnShape(label, metadataProblem(pod) ?? podSpecProblem(pod));
   const spec = pod.spec;
   if (!spec || !Array.isArray(spec.containers)) return fail('has no containers');
   const ours = new Set([ENVOY_CONTAINER, AUTHZ_CONTAINER, IDENTITY_CONTAINER, IDENTITY_RENEW_CONTAINER]);
@@ -187,11 +198,16 @@ export function planInjection(pod: PodLike, opts: InjectOptions = {}): SidecarPl
   const podName = meta.name || meta.generateName || opts.podName || '';
   const label = `${namespace}/${podName || '(unnamed)'}`;
   const fail = (m: string): never => { throw new InjectionError(label, m); };
+  // The opt-out must be read from strings: YAML's unquoted `false` is a boolean, and a pod that
+  // would be injected against its owner's wish is refused instead (as the API server would).
+  failOnShape(label, metadataProblem(pod));
 
   if (annotations[Annotation.inject] === OPT_OUT_VALUE || meta.labels?.[Annotation.inject] === OPT_OUT_VALUE) {
     return `opted out (${Annotation.inject}: "${OPT_OUT_VALUE}")`;
   }
   if (annotations[Annotation.injected] !== undefined) return `already injected (${Annotation.injected}: "${annotations[Annotation.injected]}")`;
+  // Only now: a pod that is left alone is not held to the fields the injector would read.
+  failOnShape(label, podSpecProblem(pod));
   const spec = pod.spec;
   if (!spec || !Array.isArray(spec.containers) || spec.containers.length === 0) return fail('has no containers');
   const existing = hasSidecar(spec);

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { admit, parseAdmissionReview, ReviewError } from '../../../src/k8s/admission.js';
 import { applyPatch, parsePatch } from '../../../src/k8s/jsonpatch.js';
 import { injectSidecars } from '../../../src/k8s/mutate.js';
+import type { PodLike } from '../../../src/k8s/types.js';
 import { mcpPod, podCreateReview } from './fixtures.js';
 
 describe('k8s/admission', () => {
@@ -60,7 +61,8 @@ describe('k8s/admission', () => {
 
   it('on an internal error refuses the pod under Fail and admits it with a warning under Ignore', () => {
     const pod = mcpPod();
-    (pod.spec!.containers as unknown[]).push(null); // a shape the injector does not expect
+    // A fault of the injector's own, not of the pod: reading a field throws.
+    Object.defineProperty(pod.spec!.containers[0]!, 'image', { enumerable: true, get() { throw new Error('boom'); } });
     const req = parseAdmissionReview(podCreateReview(pod));
     const fail = admit(req);
     assert.equal(fail.outcome, 'error');
@@ -71,6 +73,26 @@ describe('k8s/admission', () => {
     assert.equal(ignore.response.allowed, true);
     assert.equal(ignore.response.patch, undefined);
     assert.match(ignore.response.warnings![0]!, /admitted WITHOUT sidecars/);
+  });
+
+  it('denies a malformed pod, naming the field, under either failure policy (never admits it ungoverned)', () => {
+    const bad: [string, (p: PodLike) => void, RegExp][] = [
+      ['a null container', (p) => { (p.spec!.containers as unknown[]).push(null); }, /spec\.containers\[1\]: expected an object, got null/],
+      ['a negative container port', (p) => { p.spec!.containers[0]!.ports![0]!.containerPort = -1; }, /spec\.containers\[0\]\.ports\[0\]\.containerPort: expected a port number.*got -1/],
+      ['a boolean opt-out', (p) => { p.metadata!.annotations = { 'tollgate.dev/inject': false } as unknown as Record<string, string>; }, /metadata\.annotations\["tollgate\.dev\/inject"\]: expected a string, got false/],
+    ];
+    for (const [what, spoil, message] of bad) {
+      const pod = mcpPod();
+      spoil(pod);
+      for (const failurePolicy of ['Fail', 'Ignore'] as const) {
+        const { response, outcome } = admit(parseAdmissionReview(podCreateReview(pod)), { failurePolicy });
+        assert.equal(outcome, 'denied', `${what} (${failurePolicy})`);
+        assert.equal(response.allowed, false);
+        assert.equal(response.status!.code, 400);
+        assert.match(response.status!.message, /^tollgate: pod mcp-demo\/weather-7d9f8c6b5-: /);
+        assert.match(response.status!.message, message);
+      }
+    }
   });
 
   const malformed: [string, unknown, RegExp][] = [

@@ -229,6 +229,67 @@ describe('k8s/mutate: injectSidecars', () => {
   }
 });
 
+describe('k8s/mutate: malformed pods', () => {
+  // As read from YAML: unquoted values, wrong types. Each must be refused with the field named,
+  // never injected on a misreading, never a TypeError.
+  type Spoil = (p: PodLike) => void;
+  const set = (p: PodLike, f: (o: Obj) => void): void => f(p as unknown as Obj);
+  const spec = (p: PodLike): Obj => p.spec as unknown as Obj;
+  const server = (p: PodLike): Obj => p.spec!.containers[0] as unknown as Obj;
+  const annotate = (key: string, value: unknown): Spoil => (p) => { p.metadata!.annotations = { [key]: value } as Record<string, string>; };
+  const cases: [string, Spoil, string][] = [
+    ['an unquoted (boolean) opt-out annotation', annotate('tollgate.dev/inject', false),
+      'metadata.annotations["tollgate.dev/inject"]: expected a string, got false: Kubernetes annotation values are strings, so quote it in the YAML (tollgate.dev/inject: "false")'],
+    ['an unquoted (boolean) opt-out label', (p) => { (p.metadata!.labels as Obj)['tollgate.dev/inject'] = false; },
+      'metadata.labels["tollgate.dev/inject"]: expected a string, got false: Kubernetes label values are strings, so quote it in the YAML (tollgate.dev/inject: "false")'],
+    ['an unquoted (number) mcp-port annotation', annotate('tollgate.dev/mcp-port', 10001),
+      'metadata.annotations["tollgate.dev/mcp-port"]: expected a string, got 10001: Kubernetes annotation values are strings, so quote it in the YAML (tollgate.dev/mcp-port: "10001")'],
+    ['an unquoted (number) upstream-port annotation', annotate('tollgate.dev/upstream-port', 8080),
+      'metadata.annotations["tollgate.dev/upstream-port"]: expected a string, got 8080: Kubernetes annotation values are strings, so quote it in the YAML (tollgate.dev/upstream-port: "8080")'],
+    ['a non-string name', (p) => set(p, (o) => { o.metadata = { name: 123 }; }), 'metadata.name: expected a string, got 123'],
+    ['containers that are no objects', (p) => { spec(p).containers = [5, null]; }, 'spec.containers[0]: expected an object, got 5'],
+    ['a null container after a good one', (p) => { (p.spec!.containers as unknown[]).push(null); }, 'spec.containers[1]: expected an object, got null'],
+    ['a container without a name', (p) => { delete server(p).name; }, 'spec.containers[0].name: missing (expected a non-empty string)'],
+    ['ports given as a string', (p) => { server(p).ports = '8080'; }, 'spec.containers[0].ports: expected a list, got "8080"'],
+    ['a null port', (p) => { server(p).ports = [null]; }, 'spec.containers[0].ports[0]: expected an object, got null'],
+    ['volumes that are no list', (p) => { spec(p).volumes = 5; }, 'spec.volumes: expected a list, got 5'],
+    ['a volume without a name', (p) => { spec(p).volumes = [{ emptyDir: {} }]; }, 'spec.volumes[0].name: missing (expected a non-empty string)'],
+    ['initContainers that are no list', (p) => { spec(p).initContainers = 5; }, 'spec.initContainers: expected a list, got 5'],
+    ['a string hostNetwork', (p) => { spec(p).hostNetwork = 'false'; }, 'spec.hostNetwork: expected true or false, got "false"'],
+  ];
+  for (const [port, shown] of [[-1, '-1'], [0, '0'], [99999999, '99999999'], [10000.5, '10000.5'], ['8080', '"8080"']] as const) {
+    cases.push([`containerPort ${shown}`, (p) => { p.spec!.containers[0]!.ports![0]!.containerPort = port as number; },
+      `spec.containers[0].ports[0].containerPort: expected a port number, an integer from 1 to 65535, got ${shown}`]);
+  }
+  cases.push(['an init container port out of range', (p) => { spec(p).initContainers = [{ name: 'init', image: 'i', ports: [{ containerPort: 70000 }] }]; },
+    'spec.initContainers[0].ports[0].containerPort: expected a port number, an integer from 1 to 65535, got 70000']);
+
+  for (const [what, spoil, message] of cases) {
+    it(`refuses ${what}, naming the field`, () => {
+      const pod = mcpPod();
+      spoil(pod);
+      assert.throws(() => injectSidecars(pod), (e: unknown) => {
+        assert.ok(e instanceof InjectionError, `not an InjectionError: ${String(e)}`);
+        assert.equal(e.message.slice(e.message.indexOf(': ') + 2), message);
+        assert.ok(e.field, 'the field is given');
+        return true;
+      });
+    });
+  }
+
+  it('never injects a pod whose opt-out is a boolean, whatever its value', () => {
+    for (const v of [false, true, 0, null]) {
+      assert.throws(() => injectSidecars(mcpPod({ annotations: { 'tollgate.dev/inject': v as unknown as string } })), /tollgate\.dev\/inject.*expected a string/);
+    }
+  });
+
+  it('does not hold a pod that is left alone to the fields it would read', () => {
+    const pod = mcpPod({ annotations: { 'tollgate.dev/inject': 'false' } });
+    (pod.spec!.containers[0] as unknown as Obj).ports = '8080';
+    assert.equal(injectSidecars(pod).injected, false);
+  });
+});
+
 describe('k8s/mutate: sidecar modes', () => {
   it('native (the default) puts the sidecars in initContainers with restartPolicy Always', () => {
     const spec = injected(mcpPod(), { sidecarMode: 'native' }).spec!;

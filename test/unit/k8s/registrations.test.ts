@@ -63,4 +63,11 @@ describe('k8s: a sidecar registration from an injected pod', () => {
     assert.match(why({ ...pod, spec: { ...pod.spec!, serviceAccountName: 'Bad_Name' } }), /cannot be given an identity/);
     assert.match(why({ ...pod, metadata: { ...pod.metadata, annotations: { ...pod.metadata!.annotations, 'tollgate.dev/mcp-port': 'x' } } }), /not a port number/);
   });
+
+  it('skips a malformed injected pod naming the field, not with a TypeError', () => {
+    const pod = admitted(base, 'weather-1');
+    const r = registrationFromPod({ ...pod, spec: { ...pod.spec!, containers: [...pod.spec!.containers, null as never] } }, ctx);
+    assert.ok('skipped' in r);
+    assert.equal(r.skipped, 'pod shop/weather-1: spec.containers[1]: expected an object, got null');
+  });
 });

@@ -160,6 +160,44 @@ describe('k8s/yaml-docs: injectYaml', () => {
     assert.throws(() => injectYaml(noPort), /document 2 \(Pod n\/p\): pod n\/p: no container declares a TCP port/);
   });
 
+  describe('refuses documents of the wrong shape, naming the document and the field from its root', () => {
+    const pod = (meta: string, spec: string): string => `apiVersion: v1\nkind: Pod\nmetadata: ${meta}\nspec:\n${spec}`;
+    const server = '  containers: [{name: server, image: foo, ports: [{containerPort: 8080}]}]\n';
+    const deployment = (name: string, podSpec: string): string => `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ${name}}\nspec:\n  template:\n    spec:\n${podSpec}`;
+    const cases: [string, string, string][] = [
+      ['an unquoted opt-out annotation', pod('{name: mcp, annotations: {tollgate.dev/inject: false}}', server),
+        'document 2 (Pod mcp): metadata.annotations["tollgate.dev/inject"]: expected a string, got false: Kubernetes annotation values are strings, so quote it in the YAML (tollgate.dev/inject: "false")'],
+      ['an unquoted port annotation', pod('{name: mcp, annotations: {tollgate.dev/mcp-port: 10001}}', server),
+        'document 2 (Pod mcp): metadata.annotations["tollgate.dev/mcp-port"]: expected a string, got 10001: Kubernetes annotation values are strings, so quote it in the YAML (tollgate.dev/mcp-port: "10001")'],
+      ['containers that are no objects', pod('{name: x}', '  containers: [5, null]\n'), 'document 2 (Pod x): spec.containers[0]: expected an object, got 5'],
+      ['ports given as a string', pod('{name: mcp}', '  containers: [{name: server, ports: "8080"}]\n'), 'document 2 (Pod mcp): spec.containers[0].ports: expected a list, got "8080"'],
+      ['a volume without a name', pod('{name: mcp}', `  volumes: [{emptyDir: {}}]\n${server}`), 'document 2 (Pod mcp): spec.volumes[0].name: missing (expected a non-empty string)'],
+      ['a numeric name', pod('{name: 123}', server), 'document 2 (Pod 123): metadata.name: expected a string, got 123'],
+      ['a negative port', pod('{name: mcp}', '  containers: [{name: server, ports: [{containerPort: -1}]}]\n'),
+        'document 2 (Pod mcp): spec.containers[0].ports[0].containerPort: expected a port number, an integer from 1 to 65535, got -1'],
+      ['a fractional port in a Deployment', deployment('web', '      containers: [{name: s, ports: [{containerPort: 10000.5}]}]\n'),
+        'document 2 (Deployment web): spec.template.spec.containers[0].ports[0].containerPort: expected a port number, an integer from 1 to 65535, got 10000.5'],
+      ['a Deployment with a numeric name', deployment('123', server.replace(/^/, '    ')), 'document 2 (Deployment 123): metadata.name: expected a string, got 123'],
+      ['a Deployment whose template is a list', 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template: [1]\n',
+        'document 2 (Deployment web): spec.template: expected an object, got a list'],
+      ['a bad pod in a List', `apiVersion: v1\nkind: List\nitems:\n- ${pod('{name: mcp, labels: {tollgate.dev/inject: false}}', server).replace(/\n(?=.)/g, '\n  ')}`,
+        'document 2 (List (no name)): items[0].metadata.labels["tollgate.dev/inject"]: expected a string, got false: Kubernetes label values are strings, so quote it in the YAML (tollgate.dev/inject: "false")'],
+    ];
+    for (const [what, doc, message] of cases) {
+      it(what, () => {
+        assert.throws(() => injectYaml(`kind: ConfigMap\n---\n${doc}`), (e: unknown) => {
+          assert.equal((e as Error).message, message);
+          return true;
+        });
+      });
+    }
+  });
+
+  it('still skips a workload fragment without a pod template', () => {
+    const text = 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 2}\n';
+    assert.equal(injectYaml(text).output, text);
+  });
+
   it('handles empty documents and scalar documents by copying them', () => {
     const text = '---\n# nothing here\n---\njust a string\n';
     assert.equal(injectYaml(text).output, text);
