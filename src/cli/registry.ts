@@ -70,6 +70,7 @@ export const registryCommand: Command = {
       if (rest.length !== 1) throw new UsageError('show needs NAME[@VERSION]');
       const spec = rest[0]!;
       const at = spec.lastIndexOf('@');
+      if (at === spec.length - 1) throw new UsageError(`"${spec}" ends in "@" with no version: give NAME or NAME@VERSION`);
       const s = await findEntry(cfg.dir, keys, at > 0 ? spec.slice(0, at) : spec, at > 0 ? spec.slice(at + 1) : undefined);
       if (values.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       else process.stdout.write(`${line(s)}\nfile: ${join(cfg.dir, s.file)}\n${JSON.stringify(s.entry, null, 2)}\n`);

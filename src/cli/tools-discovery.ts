@@ -166,7 +166,7 @@ export async function toolsEval(argv: string[]): Promise<number> {
     process.stdout.write(`${r.mode.padEnd(10)} ${r.recall.toFixed(3).padStart(8)}  ${r.ndcg.toFixed(3).padStart(6)}  ${r.mrr.toFixed(3)}  ${r.latencyMs.p50.toFixed(2).padStart(6)}  ${r.latencyMs.p99.toFixed(2).padStart(6)}\n`);
   }
   const t = rows[0]!.tokens;
-  process.stdout.write(`\nTool tokens (o200k_base): full manifest ${t.manifest}, find_tool + call_tool + an average find_tool answer ${t.findTool} (${t.savedPercent}% fewer)\n`);
+  process.stdout.write(`\nTool tokens (o200k_base): full manifest ${t.manifest}, find_tool + call_tool + an average find_tool answer ${t.findTool} (${t.savedPercent >= 0 ? `${t.savedPercent}% fewer` : `${-t.savedPercent}% more`})\n`);
   const ib = rows.find((r) => r.indexBytes)?.indexBytes;
   if (ib) process.stdout.write(`Embedding index: ${(ib / 1024).toFixed(0)} KiB of vectors\n`);
   return 0;

@@ -6,7 +6,7 @@ import { PIN_SCHEMA, signStatement, type PinEntry, type PinStatement } from '../
 import { PINS_BUCKET, SEEN_BUCKET, toolKey } from '../pins/buckets.js';
 import { definitionHash, type ToolDefinition } from '../pins/definition.js';
 import { definitionDiff, pendingTools, visible, type PinnedTool, type SeenTool } from '../pins/review.js';
-import { readPinned, readSeen } from '../pins/read.js';
+import { getPinEntry, getSeen, readPinnedReport, readSeenReport, type MalformedEntry } from '../pins/read.js';
 import { parseCommandArgs } from './args.js';
 import { UsageError } from './types.js';
 
@@ -30,6 +30,9 @@ Tool pinning (docs/tool-pinning.md): authz enforcing pins hides and refuses a to
   --verify-key FILE     (pending, diff) approver public key(s): pins that do not verify are shown as such
   -h, --help            this text
 
+A bucket entry that is not what authz or an approver writes is reported with its bucket and key;
+pending lists the readable tools, reports each malformed entry on stderr and exits 1.
+
 Each approval is a JWS signed with the approver's private key (--key, PEM or JWK; e.g. made with
 tollgate controlplane keys); authz trusts it only if its --pin-approver-key verifies it, and writes an
 administrative record of it to its decision log.
@@ -52,9 +55,9 @@ async function open(flags: NatsFlagValues): Promise<Opened> {
   }
 }
 
-async function pinned(kv: KV, verifyKey: string | undefined): Promise<PinnedTool[]> {
+async function pinned(kv: KV, verifyKey: string | undefined, server?: string): Promise<{ pins: PinnedTool[]; malformed: MalformedEntry[] }> {
   const keys = verifyKey ? (await loadVerificationKeys(verifyKey)).map((k) => ({ key: k.key, kid: k.kid, alg: k.alg })) : null;
-  return readPinned(kv, keys);
+  return readPinnedReport(kv, keys, server);
 }
 
 function required(v: string | undefined, flag: string): string {
@@ -64,42 +67,58 @@ function required(v: string | undefined, flag: string): string {
 
 type Out = (s: string) => void;
 
-async function pending(o: Opened, v: Record<string, unknown>, out: Out): Promise<number> {
-  const seen = await readSeen(o.seen, v.server as string | undefined);
-  const list = pendingTools(seen, await pinned(o.pins, v['verify-key'] as string | undefined));
-  if (v.json) { out(JSON.stringify(list, null, 2) + '\n'); return 0; }
-  if (list.length === 0) { out('No tool awaits review: every tool the servers offer matches its pin.\n'); return 0; }
+async function pending(o: Opened, v: Record<string, unknown>, out: Out, err: Out): Promise<number> {
+  const server = v.server as string | undefined;
+  const seen = await readSeenReport(o.seen, server);
+  const pins = await pinned(o.pins, v['verify-key'] as string | undefined, server);
+  const list = pendingTools(seen.tools, pins.pins);
+  // Entries that are not what authz or an approver wrote: reported (each one line, naming its key)
+  // and the command fails, since a tool behind one of them may await review unseen.
+  const malformed = [...seen.malformed, ...pins.malformed];
+  const report = (): number => {
+    for (const m of malformed) err(`tollgate tools pending: ${visible(m.error)}\n`);
+    return malformed.length ? 1 : 0;
+  };
+  if (v.json) { out(JSON.stringify(list, null, 2) + '\n'); return report(); }
+  if (list.length === 0) {
+    out(malformed.length ? `No readable tool awaits review, but ${malformed.length} entr${malformed.length === 1 ? 'y is' : 'ies are'} malformed (below).\n` : 'No tool awaits review: every tool the servers offer matches its pin.\n');
+    return report();
+  }
   for (const t of list) {
-    out(`${t.server}/${visible(t.tool)}  ${t.status.toUpperCase()}  sha256 ${t.sha256}${t.approved_sha256 ? ` (pinned ${t.approved_sha256})` : ''}  seen ${t.seen_at}\n`);
-    for (const f of t.findings) out(`    finding: ${f.kind}: ${visible(f.detail)}\n`);
+    out(`${t.server}/${visible(t.tool)}  ${t.status.toUpperCase()}  sha256 ${t.sha256}${t.approved_sha256 ? ` (pinned ${t.approved_sha256})` : ''}  seen ${visible(t.seen_at)}\n`);
+    for (const f of t.findings) out(`    finding: ${visible(f.kind)}: ${visible(f.detail)}\n`);
   }
   out(`\n${list.length} tool(s) await review. Show one: tollgate tools diff --server S --tool T; approve: tollgate tools approve ...\n`);
-  return 0;
+  return report();
 }
 
 async function findSeen(o: Opened, server: string, tool: string): Promise<SeenTool> {
-  const e = await o.seen.get(toolKey(server, tool));
-  if (!e || e.operation !== 'PUT') throw new Error(`no authz has seen server ${server} offer a tool named ${tool} (list its tools through the mesh first)`);
-  return e.json<SeenTool>();
+  const s = await getSeen(o.seen, server, tool);
+  if (!s) throw new Error(`no authz has seen server ${server} offer a tool named ${tool} (list its tools through the mesh first)`);
+  return s;
 }
 
 async function diff(o: Opened, v: Record<string, unknown>, out: Out): Promise<number> {
-  const server = required(v.server as string, 'server');
-  const tool = required(v.tool as string, 'tool');
+  const server = v.server as string;
+  const tool = v.tool as string;
   const s = await findSeen(o, server, tool);
-  const pin = (await pinned(o.pins, v['verify-key'] as string | undefined)).find((p) => p.server === server && p.tool === tool) ?? null;
+  const pins = await pinned(o.pins, v['verify-key'] as string | undefined, server);
+  const pin = pins.pins.find((p) => p.server === server && p.tool === tool) ?? null;
+  const bad = pins.malformed.find((m) => m.key === toolKey(server, tool));
+  if (bad) throw new Error(`${bad.error} (authz does not put it in force; tools approve replaces it)`);
   out(`${server}/${visible(tool)}: ${pin ? (pin.sha256 === s.sha256 ? 'matches its pin' : `changed since approved by ${pin.approver} at ${pin.at}`) : 'new (never approved)'}\n`);
   out(`  offered sha256 ${s.sha256}${pin ? `\n  pinned  sha256 ${pin.sha256}` : ''}\n`);
   for (const l of definitionDiff(pin?.definition ?? null, s.definition)) out(visible(l) + '\n');
-  for (const f of s.findings) out(`finding: ${f.kind}: ${visible(f.detail)}\n`);
+  for (const f of s.findings) out(`finding: ${visible(f.kind)}: ${visible(f.detail)}\n`);
   return 0;
 }
 
-async function sign(o: Opened, v: Record<string, unknown>, action: 'approve' | 'revoke', out: Out): Promise<number> {
-  const server = required(v.server as string, 'server');
-  const tool = required(v.tool as string, 'tool');
-  const key = await loadSigningKey(required(v.key as string, 'key'));
-  const approver = required(v.approver as string, 'approver');
+type SigningKey = Awaited<ReturnType<typeof loadSigningKey>>;
+
+async function sign(o: Opened, v: Record<string, unknown>, action: 'approve' | 'revoke', key: SigningKey, out: Out): Promise<number> {
+  const server = v.server as string;
+  const tool = v.tool as string;
+  const approver = v.approver as string;
   let definition: ToolDefinition | null = null;
   let sha256: string;
   if (action === 'approve') {
@@ -112,9 +131,9 @@ async function sign(o: Opened, v: Record<string, unknown>, action: 'approve' | '
       throw new Error(`the scanner flagged ${server}/${tool} (${s.findings.map((f) => f.kind).join(', ')}); review with tools diff, then pass --accept-findings to approve anyway`);
     }
   } else {
-    const cur = await o.pins.get(toolKey(server, tool));
-    if (!cur || cur.operation !== 'PUT') throw new Error(`${server}/${tool} has no pin to revoke`);
-    sha256 = (JSON.parse(Buffer.from((cur.json<PinEntry>().jws.split('.')[1] ?? ''), 'base64url').toString('utf8')) as PinStatement).sha256;
+    const cur = await getPinEntry(o.pins, server, tool);
+    if (!cur) throw new Error(`${server}/${tool} has no pin to revoke`);
+    sha256 = cur.statement.sha256;
   }
   const statement: PinStatement = {
     schema: PIN_SCHEMA, action, server, tool, sha256, approver, at: new Date().toISOString(), accept_findings: action === 'approve' && v['accept-findings'] === true,
@@ -134,12 +153,22 @@ export async function runPins(sub: (typeof PIN_SUBCOMMANDS)[number], rest: strin
     sha256: { type: 'string' }, 'accept-findings': { type: 'boolean' }, json: { type: 'boolean' }, 'verify-key': { type: 'string' },
   });
   if (v.help) { process.stdout.write(PINS_USAGE); return 0; }
+  // Usage first: a missing flag is a usage error whether or not NATS is up.
+  if (!natsSettingsFromFlags(v)) throw new UsageError('--nats URL is required');
+  if (sub !== 'pending') { required(v.server, 'server'); required(v.tool, 'tool'); }
+  let key: SigningKey | null = null;
+  if (sub === 'approve' || sub === 'revoke') {
+    required(v.key, 'key');
+    required(v.approver, 'approver');
+    key = await loadSigningKey(v.key!);
+  }
   const o = await open(v);
   const out: Out = (s) => { process.stdout.write(s); };
+  const err: Out = (s) => { process.stderr.write(s); };
   try {
-    if (sub === 'pending') return await pending(o, v, out);
+    if (sub === 'pending') return await pending(o, v, out, err);
     if (sub === 'diff') return await diff(o, v, out);
-    return await sign(o, v, sub, out);
+    return await sign(o, v, sub, key!, out);
   } finally {
     await o.link.close();
   }

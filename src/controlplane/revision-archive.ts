@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import type { BundleFiles } from '../bundle/archive.js';
 import type { BundlePointer } from '../bundle/pointer.js';
@@ -87,12 +87,63 @@ export function listRevisions(stateDir: string): number[] {
 
 export class RevisionNotFoundError extends Error {}
 
+/** An archived revision that is there but cannot be used: unreadable, malformed, or altered. */
+export class RevisionReadError extends Error {}
+
+/** A zod issue path as a JSON path: files[0].path. */
+function jsonPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : `${out ? '.' : ''}${String(p)}`;
+  return out || '(top level)';
+}
+
+function readIndex(file: string): RevisionIndex {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new RevisionReadError(`${file}: cannot read it (${(e as Error).message})`); }
+  let doc: unknown;
+  try { doc = JSON.parse(text); } catch (e) { throw new RevisionReadError(`${file}: not JSON (${(e as Error).message})`); }
+  const r = indexSchema.safeParse(doc);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${jsonPath(i.path)}: ${i.code === 'invalid_type' && /received undefined$/.test(i.message) ? `missing (${i.expected} expected)` : i.message}`);
+    throw new RevisionReadError(`${file}: not a revision index: ${problems.join('; ')}`);
+  }
+  return r.data;
+}
+
+/**
+ * Revision N as archived. Its index is checked as it is read; `source` reads one listed file only
+ * from inside the revision's files/ directory (a path that leads elsewhere, e.g. "../../etc/x", is
+ * refused, symbolic links included) and only if its content still has the SHA-256 the index
+ * recorded. Both throw RevisionReadError naming the file and the problem.
+ */
 export function readRevision(stateDir: string, revision: number): { index: RevisionIndex; source: (path: string) => Buffer } {
   const dir = join(stateDir, REVISIONS_DIR, String(revision));
   if (!existsSync(join(dir, INDEX))) {
     const have = listRevisions(stateDir);
     throw new RevisionNotFoundError(`revision ${revision} is not in ${join(stateDir, REVISIONS_DIR)}${have.length ? ` (it has ${have[0]}…${have.at(-1)})` : ' (no revision archived yet: the control plane of tollgate up writes one per publish)'}`);
   }
-  const index = indexSchema.parse(JSON.parse(readFileSync(join(dir, INDEX), 'utf8')));
-  return { index, source: (path) => readFileSync(join(dir, 'files', path)) };
+  const indexFile = join(dir, INDEX);
+  const index = readIndex(indexFile);
+  const source = (path: string): Buffer => {
+    const listed = index.files.find((f) => f.path === path);
+    const shown = JSON.stringify(path);
+    if (!listed) throw new RevisionReadError(`${indexFile} lists no file ${shown}`);
+    const files = resolve(dir, 'files');
+    const full = resolve(files, path);
+    const inside = (root: string, p: string): boolean => { const r = relative(root, p); return r !== '' && !r.startsWith('..') && !isAbsolute(r); };
+    if (archivablePath(path) === null || !inside(files, full)) throw new RevisionReadError(`${indexFile}: file ${shown} is outside the revision's files/ directory; refusing to read it`);
+    let bytes: Buffer;
+    try {
+      const real = realpathSync(full);
+      if (!inside(realpathSync(files), real)) throw new RevisionReadError(`${full} leads outside the revision's files/ directory (a symbolic link); refusing to read it`);
+      bytes = readFileSync(real);
+    } catch (e) {
+      if (e instanceof RevisionReadError) throw e;
+      throw new RevisionReadError(`${full}: cannot read it (${(e as Error).message})`);
+    }
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (sha !== listed.sha256) throw new RevisionReadError(`${full}: content has sha256 ${sha}, ${indexFile} recorded ${listed.sha256}: the archived file was altered; refusing to show it`);
+    return bytes;
+  };
+  return { index, source };
 }

@@ -28,7 +28,8 @@ export function parseCatalog(data: unknown, source = 'catalog'): ToolEntry[] {
   const r = CatalogSchema.safeParse(data);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    const where = issue.path.length ? `[${issue.path.map(String).join('].')}` : '';
+    const [first, ...rest] = issue.path;
+    const where = first === undefined ? '' : `[${String(first)}]${rest.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}`;
     throw new Error(`${source}${where ? ` entry ${where}` : ''}: ${issue.message} (expected a JSON array of {"server", "name", "description", "inputSchema", "annotations"?})`);
   }
   const seen = new Set<string>();

@@ -41,7 +41,8 @@ export type Verified =
   | { ok: true; statement: PinStatement; kid: string; pin: Pin | null }
   | { ok: false; error: string };
 
-function statementOf(v: unknown): PinStatement | null {
+/** A decoded JWS payload as a pin statement; null when it is not one. */
+export function statementOf(v: unknown): PinStatement | null {
   if (!isObject(v) || v.schema !== PIN_SCHEMA || (v.action !== 'approve' && v.action !== 'revoke')) return null;
   for (const k of ['server', 'tool', 'sha256', 'approver', 'at']) if (typeof v[k] !== 'string') return null;
   if (typeof v.accept_findings !== 'boolean') return null;

@@ -22,12 +22,45 @@ export interface RegistryPackage {
   environmentVariables?: Array<{ name: string; description?: string; isRequired?: boolean; isSecret?: boolean; default?: string }>;
 }
 
+/**
+ * The official registry's server.json conventions for the two fields that name an entry (and its
+ * file in the registry directory): `name` is "namespace/name", reverse-DNS namespace, each part
+ * starting with a letter or digit, at most 200 characters; `version` one exact release, at most 255 characters, typically semver ("1.2.3",
+ * "2.0.0-rc.1+build.5"). Tollgate takes versions that start with a letter or digit and go on with
+ * letters, digits and . + ! _ - only: no path separators, whitespace or control characters, no
+ * ranges ("^1.2", ">=1", "1.*"). Anchored, no nested quantifiers: linear on any input.
+ */
+const ENTRY_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const ENTRY_VERSION = /^[A-Za-z0-9][A-Za-z0-9.+!_-]*$/;
+
+/** Why NAME is not a registry entry name, or null when it is one. */
+export function entryNameProblem(name: unknown): string | null {
+  if (typeof name !== 'string' || !ENTRY_NAME.test(name) || name.length > 200) return `name must be "namespace/name" (each part starting with a letter or digit; letters, digits, "." and "-" in the namespace, also "_" after the "/"; at most 200 characters), e.g. "io.github.owner/server"; got ${JSON.stringify(name)}`;
+  return null;
+}
+
+/** Why VERSION is not an entry version, or null when it is one. */
+export function entryVersionProblem(version: unknown): string | null {
+  if (typeof version !== 'string' || !ENTRY_VERSION.test(version) || version.length > 255) {
+    return `version must be one exact version such as "1.2.3": a letter or digit, then letters, digits, ".", "+", "!", "_" or "-" (no "/", whitespace, control characters or ranges; at most 255 characters); got ${JSON.stringify(version)}`;
+  }
+  return null;
+}
+
+/**
+ * The file of entry NAME@VERSION in the registry directory: "/" becomes "_", which no namespace
+ * contains, and nothing else changes (both fields are limited to file-name-safe characters), so
+ * different entries never share a file name (except on a case-insensitive file system: see addEntry).
+ */
+export function entryFileName(name: string, version: string): string {
+  return `servers/${name.replace('/', '_')}@${version}.json`;
+}
+
 /** Checks a parsed server.json; every problem is named with its JSON path. */
 export function validateServerJson(v: unknown): ServerJson {
   const problems: string[] = [];
   if (!isObject(v)) throw new Error('server.json must be a JSON object');
-  if (typeof v.name !== 'string' || !/^[A-Za-z0-9.-]+\/[A-Za-z0-9._-]+$/.test(v.name)) problems.push('name must be "namespace/name", e.g. "io.github.owner/server"');
-  if (typeof v.version !== 'string' || !v.version) problems.push('version must be a non-empty string');
+  for (const p of [entryNameProblem(v.name), entryVersionProblem(v.version)]) if (p) problems.push(p);
   if (!Array.isArray(v.packages) || v.packages.length === 0) problems.push('packages must list at least one package (remote-only servers are not run by Tollgate)');
   for (const [i, p] of (Array.isArray(v.packages) ? v.packages : []).entries()) {
     const at = `packages[${i}]`;

@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, normalize } from 'node:path';
-import { validateServerJson, type ServerJson } from './server-json.js';
+import { entryFileName, validateServerJson, type ServerJson } from './server-json.js';
 import { sha256, signDetached, verifyDetached, type PinnedKey } from './signature.js';
 
 /** index.json: what the registry holds, each entry pinned by the SHA-256 of its server.json. */
@@ -95,8 +95,10 @@ export async function findEntry(dir: string, keys: PinnedKey[], name: string, ve
   const all = await verifyRegistry(dir, keys);
   const hits = all.filter((e) => e.name === name && (version === undefined || e.version === version));
   if (hits.length === 0) {
+    const versions = all.filter((e) => e.name === name).map((e) => e.version);
+    if (versions.length) throw new Error(`registry entry ${name} has no version ${JSON.stringify(version)} in ${dir} (versions: ${versions.join(', ')})`);
     const names = [...new Set(all.map((e) => e.name))];
-    throw new Error(`no registry entry ${name}${version ? `@${version}` : ''} in ${dir} (entries: ${names.join(', ') || 'none'})`);
+    throw new Error(`no registry entry ${name} in ${dir} (entries: ${names.join(', ') || 'none'})`);
   }
   return hits[hits.length - 1]!;
 }
@@ -116,10 +118,14 @@ export async function addEntry(dir: string, serverJson: Buffer, privatePem: stri
   let doc: unknown;
   try { doc = JSON.parse(serverJson.toString('utf8')); } catch { throw new Error('server.json is not JSON'); }
   const entry = validateServerJson(doc);
-  mkdirSync(join(dir, 'servers'), { recursive: true });
-  const file = `servers/${entry.name.replace(/[^A-Za-z0-9._-]/g, '_')}@${entry.version.replace(/[^A-Za-z0-9._-]/g, '_')}.json`;
-  await writeSigned(join(dir, file), serverJson, privatePem);
+  const file = entryFileName(entry.name, entry.version);
   const index: RegistryIndex = existsSync(join(dir, INDEX)) ? readIndex(dir).index : { version: 1, entries: [] };
+  // Names are injective, but an older registry may name files otherwise, and a case-insensitive
+  // file system folds "A/b" and "a/b" into one file: never overwrite another entry's file.
+  const other = index.entries.find((e) => !(e.name === entry.name && e.version === entry.version) && e.file.toLowerCase() === file.toLowerCase());
+  if (other) throw new Error(`${entry.name}@${entry.version} would be written to ${other.file}, the file of entry ${other.name}@${other.version}; refusing to overwrite it`);
+  mkdirSync(join(dir, 'servers'), { recursive: true });
+  await writeSigned(join(dir, file), serverJson, privatePem);
   index.entries = index.entries.filter((e) => !(e.name === entry.name && e.version === entry.version));
   index.entries.push({ name: entry.name, version: entry.version, file, sha256: sha256(serverJson) });
   await writeSigned(join(dir, INDEX), Buffer.from(JSON.stringify(index, null, 2) + '\n'), privatePem);

@@ -100,6 +100,8 @@ describe('discovery: metrics and catalogue', () => {
   it('rejects malformed catalogues with the entry and field', () => {
     assert.throws(() => parseCatalog({}), /expected a JSON array/);
     assert.throws(() => parseCatalog([{ server: 'a', name: '' }]), /entry \[0\]\.name/);
+    assert.throws(() => parseCatalog([{ server: 'a', name: 'x' }, 5]), /entry \[1\]: Invalid input/);
+    assert.throws(() => parseCatalog([{ server: 'a', name: 'x', inputSchema: [] }]), /entry \[0\]\.inputSchema: /);
     assert.throws(() => parseCatalog([{ server: 'a', name: 'x' }, { server: 'a', name: 'x' }]), /appears twice/);
     assert.equal(parseCatalog([{ server: 'a', name: 'x' }])[0]!.description, '');
   });
