@@ -1,7 +1,8 @@
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { BUDGET_NAME, type BudgetSpec } from './config.js';
+import { BUDGET_NAME, budgetSchema, type BudgetSpec } from './config.js';
+import { firstProblem } from '../config/schema.js';
 import { scopeRecord } from './ledger.js';
 import type { BudgetAdmin, BudgetStatusRow, BudgetStore, BudgetUsage } from './store.js';
 import { windowAt, type BudgetWindow } from './window.js';
@@ -30,6 +31,12 @@ interface StateFile {
   usage: Record<string, WindowUsage>;
   /** Highest admin reset sequence applied, per budget. */
   appliedResets: Record<string, number>;
+}
+
+/** The state file as read: its declarations checked, and what is wrong with those that are not. */
+interface ReadState extends StateFile {
+  /** `specs[2] ("daily"): window: must be one of hour, day, month, got "week"`, one per refused spec. */
+  badSpecs: string[];
 }
 
 export interface AdminFile {
@@ -69,7 +76,31 @@ export function readAdminFile(dir: string): AdminFile {
   return out;
 }
 
-function readStateFile(dir: string): StateFile | null {
+/**
+ * The declarations recorded in the state file, each checked with the schema of the budgets file
+ * (the store writes them in that shape): what `budget status` computes windows and limits from
+ * must not be half a budget. authz itself never reads them back (it has its budgets file).
+ */
+function recordedSpecs(list: unknown): { specs: BudgetSpec[]; badSpecs: string[] } {
+  if (list === undefined) return { specs: [], badSpecs: [] };
+  if (!Array.isArray(list)) return { specs: [], badSpecs: ['specs: must be a list of budgets'] };
+  const specs: BudgetSpec[] = [];
+  const badSpecs: string[] = [];
+  list.forEach((raw: unknown, i) => {
+    const r = budgetSchema.safeParse(raw);
+    if (!r.success) {
+      const [field, problem] = firstProblem(r.error);
+      const name = isObject(raw) && typeof raw.name === 'string' ? ` ("${raw.name}")` : '';
+      badSpecs.push(`specs[${i}]${name}: ${field ? `${field}: ` : ''}${problem}`);
+      return;
+    }
+    const { name, scope, limit, window, timezone, action, tokenizer, namespace } = r.data;
+    specs.push({ name, scope, limit, window, timezone, action, tokenizer, ...(namespace !== undefined ? { namespace } : {}) });
+  });
+  return { specs, badSpecs };
+}
+
+function readStateFile(dir: string): ReadState | null {
   const raw = readJson(join(dir, STATE_FILE));
   if (!isObject(raw)) return null;
   const usage: Record<string, WindowUsage> = {};
@@ -82,8 +113,8 @@ function readStateFile(dir: string): StateFile | null {
   }
   const appliedResets: Record<string, number> = {};
   if (isObject(raw.appliedResets)) for (const [k, v] of Object.entries(raw.appliedResets)) if (typeof v === 'number') appliedResets[k] = v;
-  const specs = Array.isArray(raw.specs) ? (raw.specs.filter((s) => isObject(s) && typeof s.name === 'string') as BudgetSpec[]) : [];
-  return { version: 1, updatedAt: typeof raw.updatedAt === 'string' ? raw.updatedAt : '', specs, usage, appliedResets };
+  const { specs, badSpecs } = recordedSpecs(raw.specs);
+  return { version: 1, updatedAt: typeof raw.updatedAt === 'string' ? raw.updatedAt : '', specs, usage, appliedResets, badSpecs };
 }
 
 /** Writes a file so that readers see the old or the new content, never a torn one. */
@@ -258,7 +289,12 @@ export class LocalBudgetAdmin implements BudgetAdmin {
 
   private known(): BudgetSpec[] {
     if (this.specs) return this.specs;
-    return readStateFile(this.dir)?.specs ?? [];
+    const state = readStateFile(this.dir);
+    if (state?.badSpecs.length) {
+      throw new Error(`${join(this.dir, STATE_FILE)} records budgets this version cannot read (written by another version, or edited):\n  ${state.badSpecs.join('\n  ')}\n` +
+        'Pass the budgets file with --budgets FILE to read the declarations from it instead; authz rewrites the recorded ones when it starts');
+    }
+    return state?.specs ?? [];
   }
 
   private spec(name: string): BudgetSpec {

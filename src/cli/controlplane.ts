@@ -99,6 +99,8 @@ ${NATS_FLAGS_USAGE}
                        in-cluster)
   --apiserver-token F  bearer token file for it        } default: the pod's own service
   --apiserver-ca F     its CA certificate (PEM)        } account credentials
+                       (the only CA trusted; one without a PEM certificate is refused;
+                       required with --apiserver and --workload-certs)
   --no-xds             do not serve xDS (bundles only)
   --issuer URL         token issuer announced in each server's RFC 9728 metadata
                        (default http://127.0.0.1:5556)
@@ -189,6 +191,8 @@ async function serve(argv: string[]): Promise<number> {
     throw new UsageError('--workload-certs needs --ca-dir and the xDS certificate flags (not --no-xds or --once)');
   }
   if (values['workload-cert-lifetime'] !== undefined && !values['workload-certs']) throw new UsageError('--workload-cert-lifetime goes with --workload-certs');
+  // The control plane's own token goes to that API server: checked against its CA only, never the system's (util/pem-ca.ts).
+  if (values['workload-certs'] && values.apiserver && !values['apiserver-ca']) throw new UsageError('--workload-certs with --apiserver needs --apiserver-ca FILE (the API server\'s CA certificate)');
   const certLifetimeMs = durationMs('workload-cert-lifetime', values['workload-cert-lifetime'], 86_400_000);
   if (certLifetimeMs < 1000) throw new UsageError('--workload-cert-lifetime must be at least 1s');
   if (values['metrics-listen'] && values.once) throw new UsageError('--metrics-listen serves a running control plane\'s metrics; it cannot be combined with --once');
@@ -336,11 +340,12 @@ async function serve(argv: string[]): Promise<number> {
     const wc = await import('../controlplane/workload-certs.js');
     const { LocalPki } = await import('../pki/index.js');
     const { readFileSync } = await import('node:fs');
+    const { readCaFile } = await import('../util/pem-ca.js');
     const flags = apiAccessFlags(values);
     const tokenFile = flags?.tokenFile;
     // Re-read for every review: a projected token in that file is rotated by the kubelet.
     const access = flags
-      ? { server: flags.server, token: tokenFile ? () => readFileSync(tokenFile, 'utf8').trim() : '', ca: flags.caFile ? readFileSync(flags.caFile, 'utf8') : '' }
+      ? { server: flags.server, token: tokenFile ? () => readFileSync(tokenFile, 'utf8').trim() : '', ca: flags.caFile ? readCaFile(flags.caFile, `--apiserver-ca ${flags.caFile}`) : '' }
       : wc.inClusterAccess();
     const at = parseHostPort(values['workload-certs']);
     certServer = await wc.WorkloadCertServer.start({

@@ -1,6 +1,7 @@
 import { isAbsolute, join } from 'node:path';
-import { STATUS_SCHEMA, type BudgetStatusEntry, type StatusDoc } from '../metrics/status.js';
-import type { PolicyBuildStatus } from '../controlplane/build-status.js';
+import { STATUS_SCHEMA, statusDocSchema, type BudgetStatusEntry, type StatusDoc } from '../metrics/status.js';
+import { describeValue, fieldPath } from '../config/schema.js';
+import { policyBuildStatusSchema, type PolicyBuildStatus } from '../controlplane/build-status.js';
 import { findMesh } from '../mesh/mesh-file.js';
 import { parseCommandArgs, parseDuration } from './args.js';
 import { UsageError, type Command } from './types.js';
@@ -40,10 +41,26 @@ const FLAGS = {
   timeout: { type: 'string' },
 } as const;
 
-function isStatusDoc(x: unknown): x is StatusDoc {
-  if (typeof x !== 'object' || x === null) return false;
-  const d = x as Partial<Record<keyof StatusDoc, unknown>>;
-  return d.schema === STATUS_SCHEMA && typeof d.ready === 'boolean' && typeof d.policy === 'object' && d.policy !== null && Array.isArray(d.notReady);
+/**
+ * The document checked against the schema the server builds it from (metrics/status.ts), or what
+ * is wrong with it (the first fields that do not fit, named as paths: `notReady[0]: ...`) and
+ * whether it claims to be a status document at all (else: another service on that port).
+ */
+export function checkStatusDoc(x: unknown): { doc: StatusDoc } | { claimed: boolean; problem: string } {
+  const r = statusDocSchema.safeParse(x, {
+    error: (iss) => {
+      if (iss.input === undefined) return 'is missing';
+      if (iss.code === 'invalid_type') return `must be ${iss.expected === 'object' ? 'a mapping' : iss.expected === 'array' ? 'a list' : `a ${iss.expected}`}, got ${describeValue(iss.input)}`;
+      if (iss.code === 'invalid_value') return `must be ${iss.values.map((v) => JSON.stringify(v)).join(' or ')}, got ${describeValue(iss.input)}`;
+      if (iss.code === 'too_small') return `must be at least ${String(iss.minimum)}, got ${describeValue(iss.input)}`;
+      return undefined;
+    },
+  });
+  if (r.success) return { doc: r.data };
+  const claimed = typeof x === 'object' && x !== null && (x as { schema?: unknown }).schema === STATUS_SCHEMA;
+  const shown = r.error.issues.slice(0, 3).map((i) => (i.path.length ? `${fieldPath(i.path)}: ${i.message}` : i.message));
+  const more = r.error.issues.length - shown.length;
+  return { claimed, problem: `${shown.join('; ')}${more > 0 ? ` (and ${more} more)` : ''}` };
 }
 
 const num = (n: number): string => n.toLocaleString('en-US');
@@ -171,18 +188,16 @@ function render(doc: StatusDoc, url: string, now: number, builds: CpBuilds | nul
 /** The control plane's policy builds, as its /status "policy" section says (null: not reachable). */
 type CpBuilds = { url: string; policy: PolicyBuildStatus | null; problem: string | null };
 
-function isBuildStatus(x: unknown): x is PolicyBuildStatus {
-  if (typeof x !== 'object' || x === null) return false;
-  const p = x as Partial<Record<keyof PolicyBuildStatus, unknown>>;
-  return typeof p.buildFailures === 'number' && typeof p.failing === 'boolean';
-}
-
 async function fetchBuilds(url: string, timeoutMs: number): Promise<CpBuilds> {
   try {
     const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
     if (res.status !== 200) return { url, policy: null, problem: `HTTP ${res.status}` };
     const doc = (await res.json()) as { policy?: unknown };
-    return isBuildStatus(doc.policy) ? { url, policy: doc.policy, problem: null } : { url, policy: null, problem: 'no policy build status in its /status' };
+    if (doc.policy === undefined) return { url, policy: null, problem: 'no policy build status in its /status' };
+    const checked = policyBuildStatusSchema.safeParse(doc.policy);
+    if (checked.success) return { url, policy: checked.data, problem: null };
+    const i = checked.error.issues[0]!;
+    return { url, policy: null, problem: `its policy build status does not fit this version (version skew?): ${fieldPath(['policy', ...i.path])}: ${i.message}` };
   } catch (e) {
     const err = e as Error & { cause?: { code?: string } };
     return { url, policy: null, problem: err.cause?.code ?? err.message };
@@ -205,7 +220,8 @@ function renderBuilds(b: CpBuilds, now: number): string[] {
   return L;
 }
 
-async function fetchStatus(url: string, timeoutMs: number): Promise<{ ok: true; doc: StatusDoc } | { ok: false; problem: string }> {
+/** `raw`: the document as received (for --json, unknown fields of a newer authz included); `doc`: checked. */
+async function fetchStatus(url: string, timeoutMs: number): Promise<{ ok: true; doc: StatusDoc; raw: unknown } | { ok: false; problem: string; skew?: true }> {
   let res: Response;
   try {
     res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
@@ -222,8 +238,17 @@ async function fetchStatus(url: string, timeoutMs: number): Promise<{ ok: true; 
   } catch {
     return { ok: false, problem: `${url}/status did not answer JSON: is this a Tollgate authz admin address?` };
   }
-  if (!isStatusDoc(doc)) return { ok: false, problem: `${url}/status is not a ${STATUS_SCHEMA} document: is this a Tollgate authz admin address, and the same Tollgate version?` };
-  return { ok: true, doc };
+  const checked = checkStatusDoc(doc);
+  if ('problem' in checked) {
+    return {
+      ok: false,
+      ...(checked.claimed ? { skew: true as const } : {}),
+      problem: checked.claimed
+        ? `${url}/status is not a ${STATUS_SCHEMA} document (version skew?): ${checked.problem}. Use a tollgate of the same version as that authz`
+        : `${url}/status is not a ${STATUS_SCHEMA} document: is this a Tollgate authz admin address, and the same Tollgate version?`,
+    };
+  }
+  return { ok: true, doc: checked.doc, raw: doc };
 }
 
 const UNREACHABLE_HINT = `Check that authz is running, that its admin listener is on (metrics_listen in its config), and
@@ -259,12 +284,13 @@ export function createStatusCommand(io: Partial<StatusIo> = {}): Command {
 
       const got = await fetchStatus(url, timeoutMs);
       if (!got.ok) {
-        err(`tollgate status: ${got.problem}\n${UNREACHABLE_HINT}`);
+        // A status document of another version: the address is right, the hint would mislead.
+        err(`tollgate status: ${got.problem}\n${got.skew ? '' : UNREACHABLE_HINT}`);
         return 1;
       }
       const cpUrl = mesh?.endpoints.controlPlaneAdmin;
       const builds = cpUrl ? await fetchBuilds(cpUrl, timeoutMs) : null;
-      if (values.json) out(`${JSON.stringify(builds ? { ...got.doc, controlPlane: builds } : got.doc, null, 2)}\n`);
+      if (values.json) out(`${JSON.stringify(builds ? { ...(got.raw as object), controlPlane: builds } : got.raw, null, 2)}\n`);
       else out(render(got.doc, url, now(), builds));
       return got.doc.ready ? 0 : 1;
     },

@@ -7,6 +7,8 @@ import { UsageError, type Command } from './types.js';
 
 const DEFAULT_ISSUER = 'http://127.0.0.1:5556';
 const DEFAULT_AUDIENCE = 'http://127.0.0.1:10000/mcp';
+/** Longest --ttl: a dev token, and an expiry every JWT library (and Date) can still represent. */
+const MAX_TTL_DAYS = 365;
 
 const USAGE = `Usage: tollgate token --sub S [--team T] [--agent A] [--groups a,b] [--scope "s1 s2"]
                       [--act SUB]... [--ttl 1h] [--aud URL]... [--issuer URL] [--state DIR]
@@ -32,7 +34,7 @@ The last line of output is the token alone, everything before it is a summary fo
   --scope "s1 s2"  "scope" claim, space-separated OAuth scopes
   --act SUB        RFC 8693 "act" claim: SUB acts on behalf of the subject. Repeat for a
                    delegation chain, current actor first: --act agent-x --act orchestrator
-  --ttl D          lifetime: 90s, 15m, 1h, 2d (default 1h)
+  --ttl D          lifetime: 90s, 15m, 1h, 2d, from 1s to ${MAX_TTL_DAYS}d (default 1h)
   --aud URL        audience: the governed MCP resource (default: the mesh's, else ${DEFAULT_AUDIENCE});
                    repeat for several. authz refuses tokens for other audiences.
   --issuer URL     "iss" claim; must equal authz's identity.issuer (default: the mesh's, else
@@ -114,7 +116,7 @@ export const tokenCommand: Command = {
     const sub = nonEmpty('sub', v.sub);
     if (sub === undefined) throw new UsageError('--sub is required');
     const ttlSec = Math.round(parseDuration(v.ttl ?? '1h'));
-    if (!(ttlSec >= 1)) throw new UsageError(`--ttl must be at least 1s, got "${v.ttl}"`);
+    if (!(ttlSec >= 1 && ttlSec <= MAX_TTL_DAYS * 86400)) throw new UsageError(`--ttl must be from 1s to ${MAX_TTL_DAYS}d, got "${v.ttl}"`);
     const alg = v.alg ?? 'ES256';
     if (!isSigningAlg(alg)) throw new UsageError(`--alg must be one of ${SIGNING_ALGS.join(', ')}`);
     const found = findMesh(nonEmpty('state', v.state), process.env);

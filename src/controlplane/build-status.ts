@@ -1,21 +1,24 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { z } from 'zod';
 import type { PolicyControlPlane } from './serve.js';
 
 /**
  * What the control plane last did with the policy sources, for its /status and /metrics: a policy
  * edit that does not compile is refused here and never reaches authz, so authz alone cannot tell
- * anyone (issue 18, "failures that hide").
+ * anyone (issue 18, "failures that hide"). One schema: the tracker builds it, `tollgate status`
+ * checks what it reads with it.
  */
-export interface PolicyBuildStatus {
+export const policyBuildStatusSchema = z.object({
   /** Revision last published (or found already published), the one authz serves. */
-  revision: number | null;
-  publishedAt: string | null;
-  contentSha256: string | null;
-  buildFailures: number;
+  revision: z.number().nullable(),
+  publishedAt: z.string().nullable(),
+  contentSha256: z.string().nullable(),
+  buildFailures: z.number().nonnegative(),
   /** The newest refused build; `failing` says whether it is newer than the last good one. */
-  lastFailure: { at: string; message: string } | null;
-  failing: boolean;
-}
+  lastFailure: z.object({ at: z.string(), message: z.string() }).nullable(),
+  failing: z.boolean(),
+});
+export type PolicyBuildStatus = z.output<typeof policyBuildStatusSchema>;
 
 export class PolicyBuildTracker {
   private readonly st: PolicyBuildStatus = { revision: null, publishedAt: null, contentSha256: null, buildFailures: 0, lastFailure: null, failing: false };

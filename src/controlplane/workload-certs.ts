@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { HttpsCertReloader } from '../pki/https-reload.js';
 import { spiffeId, type LocalPki, type WorkloadIdentity, type CertFiles } from '../pki/index.js';
 import { postWithBearer } from '../util/https-post.js';
+import { readCaFile } from '../util/pem-ca.js';
 
 /**
  * Workload certificates in a cluster, bound to the pod's service account and checked with the API
@@ -78,7 +79,7 @@ export function inClusterAccess(): ApiServerAccess {
   const host = process.env.KUBERNETES_SERVICE_HOST;
   const port = process.env.KUBERNETES_SERVICE_PORT ?? '443';
   if (!host) throw new Error('not in a cluster (KUBERNETES_SERVICE_HOST is unset): give the API server explicitly');
-  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, token: () => readFileSync(`${dir}/token`, 'utf8').trim(), ca: readFileSync(`${dir}/ca.crt`, 'utf8') };
+  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, token: () => readFileSync(`${dir}/token`, 'utf8').trim(), ca: readCaFile(`${dir}/ca.crt`) };
 }
 
 /** TokenReview against the API server. */

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
+import { readCaFile } from '../util/pem-ca.js';
 
 /**
  * A KubeConfig for the control plane's API-server access: an explicit server with a bearer token
@@ -15,7 +16,7 @@ export function kubeConfigFor(access: { server: string; tokenFile?: string; caFi
   }
   const token = access.tokenFile ? readFileSync(access.tokenFile, 'utf8').trim() : undefined;
   kc.loadFromOptions({
-    clusters: [{ name: 'api', server: access.server, ...(access.caFile ? { caData: readFileSync(access.caFile).toString('base64') } : {}), skipTLSVerify: false }],
+    clusters: [{ name: 'api', server: access.server, ...(access.caFile ? { caData: Buffer.from(readCaFile(access.caFile, `--apiserver-ca ${access.caFile}`)).toString('base64') } : {}), skipTLSVerify: false }],
     users: [{ name: 'controlplane', ...(token ? { token } : {}) }],
     contexts: [{ name: 'controlplane', cluster: 'api', user: 'controlplane' }],
     currentContext: 'controlplane',

@@ -3,6 +3,7 @@ import type { BudgetMetrics } from '../budget/gate.js';
 import type { DecisionLogStats } from '../decisionlog/tee.js';
 import type { BundleSourceStatus, RejectionRecord } from '../policy/sources/types.js';
 import { natsReplicaStats, replicationLag } from './decision-log-metrics.js';
+import { z } from 'zod';
 
 export const STATUS_SCHEMA = 'tollgate.status/v1';
 
@@ -12,61 +13,76 @@ export interface Readiness {
   reasons: string[];
 }
 
-export interface DecisionLogStatus {
-  dir: string;
-  file: string;
-  seq: number;
-  records: number;
-  writeErrors: number;
-  checkpoints: number;
-  rotations: number;
+/**
+ * GET /status: everything `tollgate status` prints. Field names are part of the admin API. One
+ * schema: the server builds the document to its type (z.output) and `tollgate status` checks what
+ * it receives with it, so a field the CLI reads is a field the server was typed to send.
+ */
+const count = z.number().nonnegative();
+
+const rejectionSchema = z.object({
+  at: z.string(),
+  message: z.string(),
+  revision: z.string().nullable(),
+}) satisfies z.ZodType<RejectionRecord>;
+
+export const decisionLogStatusSchema = z.object({
+  dir: z.string(),
+  file: z.string(),
+  seq: count,
+  records: count,
+  writeErrors: count,
+  checkpoints: count,
+  rotations: count,
   /** NATS replication, when configured. */
-  replication: {
-    connected: boolean;
-    healthy: boolean;
+  replication: z.object({
+    connected: z.boolean(),
+    healthy: z.boolean(),
     /** Records in the local log not yet acknowledged by NATS. */
-    pending: number;
-    spooledBytes: number;
-    published: number;
-    failures: number;
-    dropped: number;
-    lastError: string | null;
-  } | null;
-}
+    pending: count,
+    spooledBytes: count,
+    published: count,
+    failures: count,
+    dropped: count,
+    lastError: z.string().nullable(),
+  }).nullable(),
+});
+export type DecisionLogStatus = z.output<typeof decisionLogStatusSchema>;
 
-export interface BudgetStatusEntry {
-  name: string;
-  window: string;
-  action: string;
-  limit: number;
+export const budgetStatusEntrySchema = z.object({
+  name: z.string(),
+  window: z.string(),
+  action: z.string(),
+  limit: z.number(),
   /** Tokens left as this instance last saw them; null before any call the budget applied to. */
-  remaining: number | null;
-  chargedTokens: number;
-  denials: number;
-}
+  remaining: z.number().nullable(),
+  chargedTokens: z.number(),
+  denials: z.number(),
+});
+export type BudgetStatusEntry = z.output<typeof budgetStatusEntrySchema>;
 
-/** GET /status: everything `tollgate status` prints. Field names are part of the admin API. */
-export interface StatusDoc {
-  schema: typeof STATUS_SCHEMA;
-  instance: string;
-  version: string;
-  startedAt: string;
-  uptimeSeconds: number;
-  ready: boolean;
-  notReady: string[];
-  grpc: { listen: string | null; up: boolean };
-  policy: {
-    source: BundleSourceStatus['kind'] | null;
-    revision: string | null;
-    loadedAt: string | null;
-    swaps: number;
-    rejections: number;
-    lastRejection: RejectionRecord | null;
-    sourceError: string | null;
-  };
-  decisionLog: DecisionLogStatus | null;
-  budgets: { mode: 'local' | 'nats'; budgets: BudgetStatusEntry[] } | null;
-}
+export const statusDocSchema = z.object({
+  schema: z.literal(STATUS_SCHEMA),
+  instance: z.string(),
+  version: z.string(),
+  startedAt: z.string(),
+  uptimeSeconds: z.number(),
+  ready: z.boolean(),
+  notReady: z.array(z.string()),
+  grpc: z.object({ listen: z.string().nullable(), up: z.boolean() }),
+  policy: z.object({
+    source: z.enum(['nats', 'http', 'dir'] as const satisfies ReadonlyArray<BundleSourceStatus['kind']>).nullable(),
+    revision: z.string().nullable(),
+    loadedAt: z.string().nullable(),
+    swaps: count,
+    rejections: count,
+    lastRejection: rejectionSchema.nullable(),
+    sourceError: z.string().nullable(),
+  }),
+  decisionLog: decisionLogStatusSchema.nullable(),
+  budgets: z.object({ mode: z.enum(['local', 'nats']), budgets: z.array(budgetStatusEntrySchema) }).nullable(),
+});
+export type StatusDoc = z.output<typeof statusDocSchema>;
 
 /** The budget side as the status page sees it (OpenedBudgets plus the metrics' remaining view). */
 export interface BudgetsView {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { checkCaPem } from '../util/pem-ca.js';
 import { certificateIdentity, inboxPrefixFor } from './identity.js';
 import { describeServers, type NatsSettings } from './settings.js';
 
@@ -44,7 +45,8 @@ export function connectionOptions(settings: NatsSettings, name: string): { opts:
     }
   };
   const identity = certificateIdentity(settings.tls.cert);
-  opts.tls = { ca: read('CA', settings.tls.ca), cert: read('certificate', settings.tls.cert), key: read('key', settings.tls.key) };
+  // An empty CA would mean the system's roots to Node's TLS: refused (util/pem-ca.ts).
+  opts.tls = { ca: checkCaPem(read('CA', settings.tls.ca), `NATS TLS CA ${settings.tls.ca}`), cert: read('certificate', settings.tls.cert), key: read('key', settings.tls.key) };
   // Replies come back on subjects only this identity may subscribe to (see permissions.ts).
   opts.inboxPrefix = inboxPrefixFor(identity);
   return { opts, identity };

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { uriSans } from './san.js';
 import { parseSpiffeId, type WorkloadIdentity } from './identity.js';
 import type { CertFiles } from './local.js';
+import { checkCaPem } from '../util/pem-ca.js';
 
 /**
  * mTLS for the mesh's gRPC servers (xDS, authz). The handshake asks every client for a certificate
@@ -20,7 +21,8 @@ function readPair(files: TlsFiles): { cert: Buffer; key: Buffer; ca: Buffer } {
   const read = (what: string, f: string): Buffer => {
     try { return readFileSync(f); } catch (e) { throw new Error(`TLS ${what} ${f}: ${(e as Error).message}`); }
   };
-  return { cert: read('certificate', files.cert), key: read('key', files.key), ca: read('CA', files.ca) };
+  // An empty CA would mean the system's roots to Node's TLS: refused (util/pem-ca.ts).
+  return { cert: read('certificate', files.cert), key: read('key', files.key), ca: checkCaPem(read('CA', files.ca), `TLS CA ${files.ca}`) };
 }
 
 class MeshServerCredentials extends grpc.ServerCredentials {
@@ -74,7 +76,7 @@ export function meshServerCredentials(files: TlsFiles, reloadMs = 30_000): grpc.
 
 /** Client credentials for a mesh workload: its certificate, and the mesh CA to check the server. */
 export function meshClientCredentials(files: TlsFiles): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(readFileSync(files.ca), readFileSync(files.key), readFileSync(files.cert));
+  return grpc.credentials.createSsl(checkCaPem(readFileSync(files.ca), `TLS CA ${files.ca}`), readFileSync(files.key), readFileSync(files.cert));
 }
 
 export type PeerCheck =

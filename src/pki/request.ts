@@ -2,6 +2,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { createCsr } from './ca.js';
 import { postWithBearer } from '../util/https-post.js';
+import { checkCaPem } from '../util/pem-ca.js';
 
 /**
  * The workload side of the cluster certificate flow: make a key, send a certificate request with
@@ -20,6 +21,27 @@ export interface WorkloadCertRequest {
 
 export interface IssuedFiles { cert: string; key: string; ca: string; spiffeId: string }
 
+/**
+ * The control plane's certificate endpoint as a URL, or why it is not one: it must be https://,
+ * since the pod's token goes with the request. Pure, for the CLI to refuse a bad --url up front.
+ */
+export function certificatesUrlProblem(url: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'is not a URL';
+  }
+  return u.protocol === 'https:' ? null : `uses ${u.protocol.replace(/:$/, '')}://, but the token is only sent over https://`;
+}
+
+/** The projected token in `file`, trimmed; an empty file is an error, never an empty `Bearer `. */
+export function readTokenFile(file: string): string {
+  const token = readFileSync(file, 'utf8').trim();
+  if (token === '') throw new Error(`token file ${file} is empty`);
+  return token;
+}
+
 /** The control plane's answer: its JSON, or the start of a text that is not JSON as `error`. */
 async function postJson(url: string, ca: string, token: string, body: string): Promise<{ status: number; json: Record<string, unknown> }> {
   const { status, text } = await postWithBearer({ url, ca, token, body, timeoutMs: 10_000 });
@@ -32,7 +54,10 @@ async function postJson(url: string, ca: string, token: string, body: string): P
 
 /** Files are written next to their final names and renamed, so Envoy never reads half a pair. */
 export async function requestWorkloadCertificate(r: WorkloadCertRequest): Promise<IssuedFiles> {
-  const token = readFileSync(r.tokenFile, 'utf8').trim();
+  const badUrl = certificatesUrlProblem(r.url);
+  if (badUrl) throw new Error(`certificate request URL "${r.url}" ${badUrl}`);
+  checkCaPem(r.ca, 'the mesh CA given');
+  const token = readTokenFile(r.tokenFile);
   const { csrPem, keyPem } = await createCsr('workload');
   const res = await postJson(r.url, r.ca, token, JSON.stringify({ csr: csrPem }));
   if (res.status !== 200 || typeof res.json.certificate !== 'string' || typeof res.json.ca !== 'string') {

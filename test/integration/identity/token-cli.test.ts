@@ -91,7 +91,10 @@ describe('tollgate token', () => {
     const cases: Array<[string[], RegExp]> = [
       [['token'], /--sub is required/],
       [['token', '--sub', 'a', '--ttl', 'soon'], /bad duration/],
-      [['token', '--sub', 'a', '--ttl', '0s'], /at least 1s/],
+      [['token', '--sub', 'a', '--ttl', '0s'], /--ttl must be from 1s to 365d, got "0s"/],
+      // Past what a Date holds this was a RangeError (exit 1); past a year it is no dev token.
+      [['token', '--sub', 'a', '--ttl', '99999999999d'], /--ttl must be from 1s to 365d, got "99999999999d"/],
+      [['token', '--sub', 'a', '--ttl', '366d'], /--ttl must be from 1s to 365d/],
       [['token', '--sub', 'a', '--aud', 'not-a-url'], /--aud/],
       [['token', '--sub', 'a', '--alg', 'HS256'], /--alg/],
       [['token', '--sub', 'a', '--claim', 'exp=1'], /--claim cannot set "exp"/],

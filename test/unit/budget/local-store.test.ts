@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { budgetCommand } from '../../../src/cli/budget.js';
@@ -151,6 +151,50 @@ describe('local budget store and gate', () => {
     await assert.rejects(budgetCommand.run(['set', 'payments-daily', '--state', stateDir]), /needs --limit/);
     await assert.rejects(budgetCommand.run(['frobnicate']), /unknown subcommand "frobnicate" \(one of: status, set, reset\)/);
     await assert.rejects(budgetCommand.run(['reset', 'nope', '--state', stateDir]), /no budget named "nope"/);
+  });
+
+  it('budget status checks the recorded declarations with the budget schema and names the bad ones', async () => {
+    const stateDir = join(dir, 'budgets');
+    const now = Date.parse('2025-06-10T10:00:00Z');
+    const record = (specs: unknown[]): void => {
+      mkdirSync(stateDir, { recursive: true });
+      writeFileSync(join(stateDir, STATE_FILE), JSON.stringify({ version: 1, specs, usage: {}, appliedResets: {} }));
+    };
+    // Half a budget, a timezone that is none: refused by name and field, not "Cannot read properties of undefined".
+    record([
+      { name: 'x' },
+      { name: 'ok', scope: { team: 'payments' }, limit: 10, window: 'day', timezone: 'UTC', action: 'deny', tokenizer: 'o200k_base' },
+      { name: 'mars', scope: {}, limit: 10, window: 'day', timezone: 'Mars/X', action: 'deny' },
+      'not a budget',
+    ]);
+    const admin = new LocalBudgetAdmin(stateDir);
+    const refused = (e: unknown): boolean => {
+      const m = (e as Error).message;
+      assert.ok(m.startsWith(`${join(stateDir, STATE_FILE)} records budgets this version cannot read`), m);
+      assert.match(m, /\n {2}specs\[0\] \("x"\): limit: is required \(tokens per window\)\n/);
+      assert.match(m, /\n {2}specs\[2\] \("mars"\): timezone: "Mars\/X" is not an IANA time zone/);
+      assert.match(m, /\n {2}specs\[3\]: must be a mapping with name, scope, limit, window, got "not a budget"\n/);
+      assert.doesNotMatch(m, /specs\[1\]/);
+      assert.match(m, /--budgets FILE/);
+      return true;
+    };
+    await assert.rejects(admin.status(now), refused);
+    await assert.rejects(admin.reset('ok', now), refused);
+    await assert.rejects(budgetCommand.run(['status', '--state', dir]), refused);
+
+    // What the schema fills in is filled in: a null scope is every call, a missing action deny.
+    record([{ name: 'x', scope: null, limit: 5, window: 'day' }]);
+    const rows = await new LocalBudgetAdmin(stateDir).status(now);
+    assert.deepEqual(rows.map((r) => [r.name, r.scope, r.action, r.timezone, r.limit]), [['x', {}, 'deny', 'UTC', 5]]);
+    const table = await capture(['status', '--state', dir]);
+    assert.equal(table.code, 0);
+    assert.match(table.out, /x\s+\(all calls\)\s+day 2\d{3}-\d{2}-\d{2}\s+0\s+5\s+5\s+deny/);
+
+    // authz itself does not read them back: bad recorded specs never keep it from starting.
+    record([{ name: 'x' }]);
+    const store = LocalBudgetStore.open(config.budgets, { dir: stateDir, persistDelayMs: 10, adminPollMs: 0 });
+    await store.close();
+    assert.deepEqual((await new LocalBudgetAdmin(stateDir).status(now)).map((r) => r.name), config.budgets.map((b) => b.name));
   });
 
   it('lists declared budgets from --budgets before authz ever ran', async () => {

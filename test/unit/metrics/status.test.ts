@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import type { DecisionLogStats } from '../../../src/decisionlog/tee.js';
-import { createStatusProvider, STATUS_SCHEMA, type BudgetsView } from '../../../src/metrics/status.js';
+import { createStatusProvider, STATUS_SCHEMA, statusDocSchema, type BudgetsView } from '../../../src/metrics/status.js';
 import type { BundleSourceStatus } from '../../../src/policy/sources/types.js';
 import { tracingRequested } from '../../../src/telemetry/tracing.js';
 
@@ -69,6 +69,10 @@ describe('status provider', () => {
     });
     // It is served as JSON: it must survive the round trip unchanged.
     assert.deepEqual(JSON.parse(JSON.stringify(doc)), doc);
+    // ... and `tollgate status` checks what it receives with the schema it is built to.
+    assert.deepEqual(statusDocSchema.parse(JSON.parse(JSON.stringify(doc))), doc);
+    const starting = createStatusProvider({ instanceId: 'a', version: 'v', grpc: () => ({ listen: null, up: false }), policy: () => null }).status();
+    assert.deepEqual(statusDocSchema.parse(JSON.parse(JSON.stringify(starting))), starting);
   });
 });
 

@@ -46,6 +46,29 @@ describe('postWithBearer', () => {
     await assert.rejects(postWithBearer({ url, ca: other.certPem, token: 't', body: '{}', timeoutMs: 2000 }), /certificate/i);
   });
 
+  it('refuses an empty or blank CA before connecting: never the system\'s roots, the token is not sent', async () => {
+    // Node's TLS reads ca: '' (or an empty Buffer) as "no CA" and would trust every public CA.
+    const before = seen.length;
+    for (const empty of ['', ' \n']) {
+      await assert.rejects(postWithBearer({ url, ca: empty, token: 't0k', body: '{}', timeoutMs: 2000 }), /^CaPemError: the CA for https:\/\/127\.0\.0\.1:\d+\/x holds no PEM certificate/);
+    }
+    await assert.rejects(postWithBearer({ url, ca: ca.keyPem, token: 't0k', body: '{}', timeoutMs: 2000 }), /holds no PEM certificate/);
+    assert.equal(seen.length, before, 'the server saw no request');
+  });
+
+  it('refuses an empty token instead of sending a bare "Bearer "', async () => {
+    const before = seen.length;
+    await assert.rejects(postWithBearer({ url, ca: ca.certPem, token: ' ', body: '{}', timeoutMs: 2000 }), /no bearer token to send to https:\/\/127\.0\.0\.1:\d+\/x \(it is empty\)/);
+    assert.equal(seen.length, before);
+  });
+
+  it('the TokenReview client refuses an API server CA without a certificate, before connecting', async () => {
+    const before = seen.length;
+    const reviewer = apiServerReviewer({ server: url.replace(/\/x$/, ''), token: 'cp-token', ca: '' });
+    await assert.rejects(reviewer.review('pod-token', 'tollgate'), (e: unknown) => e instanceof CertificateRefused && /^TokenReview: the CA for .* holds no PEM certificate/.test(e.message));
+    assert.equal(seen.length, before);
+  });
+
   it('gives up after the timeout instead of hanging', async () => {
     next = 'hang';
     const started = Date.now();
