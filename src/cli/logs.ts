@@ -1,16 +1,17 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { trustedKeysFrom, type TrustedKeys } from '../decisionlog/checkpoint.js';
-import { listLogFiles, LOCK_FILE, PUBLIC_KEYS_FILE, resolveLogFiles } from '../decisionlog/files.js';
+import { listLogFiles, LOCK_FILE, PUBLIC_KEYS_FILE, resolveLogFiles, type LogFile } from '../decisionlog/files.js';
 import { ARGS_WIDTH, clip, GROUPS_WIDTH, recordRow, renderRecords, renderSpend, renderStats, renderVerify, RECORD_COLUMNS, safeJson } from '../decisionlog/format.js';
-import { jwkThumbprint, publicJwksFromFile } from '../decisionlog/keys.js';
+import { jwkThumbprint, KeyFileError, publicJwksFromFile } from '../decisionlog/keys.js';
 import { readStreamEntries } from '../decisionlog/nats-reader.js';
 import { AccountingJoin, compileFilter, StatsBuilder, TOOL_CLASSES, type RecordFilter, type RecordPredicate, type ToolClass } from '../decisionlog/query.js';
+import { SkippedLines } from '../decisionlog/lines.js';
 import { LogCursor, readEntriesOfFiles, readRecordsOfFiles } from '../decisionlog/reader.js';
 import { parseDimensions, parsePriceTable, PriceTableError, SpendBuilder, spendCsv, type PriceTable } from '../decisionlog/spend.js';
 import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from '../decisionlog/types.js';
 import { parse as parseYaml } from 'yaml';
-import { verifyLogFiles, type VerifyOptions } from '../decisionlog/verify.js';
+import { verifyLogFiles, type VerifyOptions, type VerifyReport } from '../decisionlog/verify.js';
 import { defaultWitnessPath, readWitness, type WitnessedCheckpoint } from '../decisionlog/witness.js';
 import { openNats } from '../nats/connect.js';
 import type { NatsSettings } from '../nats/settings.js';
@@ -87,6 +88,10 @@ Example: who called delete_records on the billing server yesterday, under which 
 and is the log complete?
   tollgate logs query --tool delete_records --server billing --since yesterday --until today
   tollgate logs verify --key decision-log-public.jwks
+
+Lines query, tail, stats and export cannot read (not JSON, or a record with a field of the wrong
+type) are skipped and counted on stderr with the file:line of the first; files with no line of a
+decision log in them are no log (exit 1).
 
 Run \`tollgate logs <subcommand> --help\` for its flags.
 `,
@@ -195,7 +200,9 @@ checkpoint in the log or in the witness, newest file deleted), forged checkpoint
   --json                 the report as JSON
   -h, --help             this text
 
-Exit status: 0 intact, 1 broken (or warnings with --strict), 2 bad usage or unreadable log.
+Exit status: 0 intact, 1 broken (or warnings with --strict), 2 bad usage, no log, a key file
+that cannot be read or holds no key, or nothing to verify (an empty file, or no line in it is a
+decision record, checkpoint or file head).
 `,
 };
 
@@ -296,8 +303,23 @@ function requireLogDir(dir: string): void {
 }
 
 /** Decision records from the chosen source (accounting records left out), in log order. */
-async function* records(src: Source, f: RecordFilter, extra: StreamExtra = {}): AsyncGenerator<ChainedDecisionRecord> {
-  for await (const e of entries(src, f, extra)) if (!isAccounting(e)) yield e;
+async function* records(src: Source, f: RecordFilter, skipped: SkippedLines, extra: StreamExtra = {}): AsyncGenerator<ChainedDecisionRecord> {
+  for await (const e of entries(src, f, skipped, extra)) if (!isAccounting(e)) yield e;
+}
+
+/** Files that hold lines, not one of them a line of a decision log (garbage, a binary file). */
+function notALog(dir: string, skipped: SkippedLines): NoLogError {
+  const first = skipped.firstUnreadable!;
+  return new NoLogError(`${dir} holds no decision log: none of its ${skipped.unreadable} line(s) is a decision record, checkpoint or file head (${first.where}: ${first.problem})`);
+}
+
+/**
+ * Says on stderr what the read skipped (lines that are not records of the log, records with a
+ * field of the wrong type), with where the first is: never a silent gap in an answer.
+ */
+function reportSkipped(io: LogsIo, sub: string, skipped: SkippedLines): void {
+  const s = skipped.report();
+  if (s !== null) io.err(`tollgate logs ${sub}: ${s}; \`tollgate logs verify\` checks whether the log was altered\n`);
 }
 
 function printer(io: LogsIo, json: boolean): { header: () => void; row: (r: ChainedDecisionRecord) => void } {
@@ -317,12 +339,13 @@ async function query(argv: string[], io: LogsIo): Promise<number> {
   const src = sourceFrom(v, io);
   const match = compileFilter(f);
   const found: ChainedDecisionRecord[] = [];
+  const skipped = new SkippedLines();
   let n = 0;
   if (v.accounting && !v.json) throw new UsageError('--accounting goes with --json');
   if (v.json && v.accounting) {
     // Each matching call's accounting record (its response tokens) follows it.
     const join = new AccountingJoin();
-    for await (const r of entries(src, f)) {
+    for await (const r of entries(src, f, skipped)) {
       if (isAccounting(r)) {
         if (join.accounting(r.decision_id)) io.out(safeJson(r) + '\n');
         continue;
@@ -334,7 +357,7 @@ async function query(argv: string[], io: LogsIo): Promise<number> {
       if (++n >= limit) break;
     }
   } else {
-    for await (const r of records(src, f)) {
+    for await (const r of records(src, f, skipped)) {
       if (!match(r)) continue;
       n++;
       if (v.json) io.out(safeJson(r) + '\n');
@@ -342,6 +365,7 @@ async function query(argv: string[], io: LogsIo): Promise<number> {
       if (n >= limit) break;
     }
   }
+  reportSkipped(io, 'query', skipped);
   if (n === 0) io.err('no matching decisions\n');
   else if (!v.json) io.out(renderRecords(found));
   return 0;
@@ -350,7 +374,7 @@ async function query(argv: string[], io: LogsIo): Promise<number> {
 interface StreamExtra { follow?: boolean; last?: number | null; signal?: AbortSignal }
 
 /** Decisions and accounting records from the chosen source, in log order, already narrowed by what the source can filter. */
-async function* entries(src: Source, f: RecordFilter, extra: StreamExtra = {}): AsyncGenerator<ChainedLogEntry> {
+async function* entries(src: Source, f: RecordFilter, skipped: SkippedLines, extra: StreamExtra = {}): AsyncGenerator<ChainedLogEntry> {
   if (src.kind === 'nats') {
     const link = await openNats(src.nats!, { name: 'tollgate-logs', firstConnectMs: 5000 });
     try {
@@ -358,7 +382,7 @@ async function* entries(src: Source, f: RecordFilter, extra: StreamExtra = {}): 
         link, stream: src.stream, subjectPrefix: src.prefix,
         namespace: f.namespace && !f.namespace.includes('*') ? f.namespace : null,
         server: f.server && !f.server.includes('*') ? f.server : null,
-        since: f.since ?? null, last: extra.last ?? null, follow: extra.follow ?? false, signal: extra.signal,
+        since: f.since ?? null, last: extra.last ?? null, follow: extra.follow ?? false, signal: extra.signal, skipped,
       })) yield r.record;
     } finally {
       await link.close();
@@ -366,7 +390,8 @@ async function* entries(src: Source, f: RecordFilter, extra: StreamExtra = {}): 
     return;
   }
   requireLogDir(src.dir);
-  for (const r of readEntriesOfFiles(listLogFiles(src.dir))) yield r.record;
+  for (const r of readEntriesOfFiles(listLogFiles(src.dir), skipped)) yield r.record;
+  if (skipped.nothingReadable) throw notALog(src.dir, skipped);
 }
 
 function loadPrices(path: string | undefined): PriceTable | null {
@@ -396,7 +421,8 @@ async function spend(v: Values, io: LogsIo, f: RecordFilter): Promise<number> {
   const b = new SpendBuilder(by, loadPrices(str(v, 'prices')));
   const match = compileFilter(f);
   const join = new AccountingJoin();
-  for await (const e of entries(sourceFrom(v, io), f)) {
+  const skipped = new SkippedLines();
+  for await (const e of entries(sourceFrom(v, io), f, skipped)) {
     if (isAccounting(e)) {
       if (join.accounting(e.decision_id)) b.add(e);
       continue;
@@ -405,6 +431,7 @@ async function spend(v: Values, io: LogsIo, f: RecordFilter): Promise<number> {
     join.decision(e, m);
     if (m) b.add(e);
   }
+  reportSkipped(io, 'stats', skipped);
   const r = b.result();
   io.out(v.csv ? spendCsv(r) : v.json ? safeJson(r, 2) + '\n' : renderSpend(r));
   return 0;
@@ -421,7 +448,9 @@ async function stats(argv: string[], io: LogsIo): Promise<number> {
   const top = count('top', v.top, 10, 1);
   const match = compileFilter(f);
   const b = new StatsBuilder();
-  for await (const r of records(sourceFrom(v, io), f)) if (match(r)) b.add(r);
+  const skipped = new SkippedLines();
+  for await (const r of records(sourceFrom(v, io), f, skipped)) if (match(r)) b.add(r);
+  reportSkipped(io, 'stats', skipped);
   const s = b.result(top);
   io.out(v.json ? safeJson(s, 2) + '\n' : renderStats(s));
   return 0;
@@ -442,18 +471,20 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> => new Promise((r
   signal.addEventListener('abort', done, { once: true });
 });
 
-/** The last `n` matching records of a local log, reading files from the newest back. */
-function lastOfDir(dir: string, n: number, match: RecordPredicate): { records: ChainedDecisionRecord[]; lastSeq: number } {
+/**
+ * The last `n` matching records of a local log, reading files from the newest back, and the
+ * highest seq there (skipped records included, so following the log does not read them again).
+ */
+function lastOfDir(dir: string, n: number, match: RecordPredicate, skipped: SkippedLines): { records: ChainedDecisionRecord[]; lastSeq: number } {
   const files = listLogFiles(dir);
   let picked: ChainedDecisionRecord[] = [];
-  let lastSeq = 0;
   for (let i = files.length - 1; i >= 0; i--) {
-    const inFile = [...readRecordsOfFiles([files[i]!])].map((x) => x.record);
-    if (lastSeq === 0 && inFile.length > 0) lastSeq = inFile[inFile.length - 1]!.seq;
+    const inFile = [...readRecordsOfFiles([files[i]!], skipped)].map((x) => x.record);
     picked = [...inFile.filter(match), ...picked];
     if (picked.length >= n) break;
   }
-  return { records: n === 0 ? [] : picked.slice(-n), lastSeq };
+  if (skipped.nothingReadable) throw notALog(dir, skipped);
+  return { records: n === 0 ? [] : picked.slice(-n), lastSeq: skipped.maxSeq };
 }
 
 async function tail(argv: string[], io: LogsIo): Promise<number> {
@@ -466,13 +497,15 @@ async function tail(argv: string[], io: LogsIo): Promise<number> {
   const src = sourceFrom(v, io);
   const match = compileFilter(f);
   const p = printer(io, !!v.json);
+  const skipped = new SkippedLines();
 
   if (src.kind === 'nats') {
     const stop = v.follow ? stopSignal(io) : null;
     p.header();
     try {
       const shown: ChainedDecisionRecord[] = [];
-      for await (const r of records(src, f, { follow: !!v.follow, last: n, signal: stop?.signal })) {
+      for await (const r of records(src, f, skipped, { follow: !!v.follow, last: n, signal: stop?.signal })) {
+        if (v.follow) reportSkipped(io, 'tail', skipped);
         if (!match(r)) continue;
         if (v.follow) p.row(r);
         else shown.push(r);
@@ -481,20 +514,23 @@ async function tail(argv: string[], io: LogsIo): Promise<number> {
     } finally {
       stop?.dispose();
     }
+    reportSkipped(io, 'tail', skipped);
     return 0;
   }
 
   requireLogDir(src.dir);
-  const { records: last, lastSeq } = lastOfDir(src.dir, n, match);
+  const { records: last, lastSeq } = lastOfDir(src.dir, n, match, skipped);
   p.header();
   for (const r of last) p.row(r);
+  reportSkipped(io, 'tail', skipped);
   if (!v.follow) return 0;
   const stop = stopSignal(io);
   try {
-    const cursor = new LogCursor(src.dir, lastSeq + 1);
+    const cursor = new LogCursor(src.dir, lastSeq + 1, skipped);
     while (!stop.signal.aborted) {
       const batch = cursor.read(1000);
       for (const x of batch) if (match(x.record)) p.row(x.record);
+      reportSkipped(io, 'tail', skipped);
       if (batch.length === 0) await sleep(io.pollMs ?? 500, stop.signal);
     }
   } finally {
@@ -515,8 +551,28 @@ function liveWriter(dir: string): boolean {
   }
 }
 
-function trustedKeys(path: string): TrustedKeys {
-  return trustedKeysFrom({ keys: publicJwksFromFile(path) }, (j) => jwkThumbprint(j as Parameters<typeof jwkThumbprint>[0]));
+/**
+ * The keys verify trusts, from a file. One that cannot be read or holds no usable key is
+ * unreadable input (exit 2), not a broken log: nothing was checked against it.
+ */
+function trustedKeys(path: string, what: string): TrustedKeys {
+  let keys;
+  try {
+    keys = publicJwksFromFile(path);
+  } catch (e) {
+    const problem = e instanceof KeyFileError ? e.message.replace(/^checkpoint signing key .*?: /, '') : (e as Error).message;
+    throw new NoLogError(`${what} ${path}: ${problem}; give the public key the log's checkpoints are signed with (a JWK, a JWK Set or a PEM key)`);
+  }
+  if (keys.length === 0) throw new NoLogError(`${what} ${path} holds no key; give the public key the log's checkpoints are signed with (a JWK, a JWK Set or a PEM key)`);
+  return trustedKeysFrom({ keys }, (j) => jwkThumbprint(j as Parameters<typeof jwkThumbprint>[0]));
+}
+
+/** Why a log in which verify found no line of a decision log at all is nothing to verify. */
+function nothingToVerify(target: string, files: readonly LogFile[], report: VerifyReport): string {
+  const empty = files.every((f) => statSync(f.path).size === 0);
+  if (empty) return `nothing to verify: ${target} is empty${files.length > 1 ? ` (${files.length} empty files)` : ''}; it is not a decision log, or no record was ever written`;
+  const first = report.findings.find((x) => x.severity === 'error' && x.file !== null);
+  return `${target} is not a decision log: not one line in it is a decision record, checkpoint or file head${first ? ` (${first.message})` : ''}`;
 }
 
 /** Witness entries kept in memory by verify: the newest ones (one per checkpoint; ~100 MB at most). */
@@ -555,15 +611,18 @@ async function verify(argv: string[], io: LogsIo): Promise<number> {
   let keys: TrustedKeys | null = null;
   let keysFromLogDir: string | null = null;
   if (v.key) {
-    keys = trustedKeys(v.key);
+    keys = trustedKeys(v.key, '--key');
   } else {
     const beside = join(whole ? target : join(target, '..'), PUBLIC_KEYS_FILE);
     if (existsSync(beside)) {
-      keys = trustedKeys(beside);
+      keys = trustedKeys(beside, 'the public key file beside the log,');
       keysFromLogDir = beside;
     }
   }
-  const report = await verifyLogFiles(files, { keys, keysFromLogDir, whole, live: whole && liveWriter(target), witness: witnessOf(v.witness, whole ? target : null) });
+  const witness = witnessOf(v.witness, whole ? target : null);
+  const report = await verifyLogFiles(files, { keys, keysFromLogDir, whole, live: whole && liveWriter(target), witness });
+  // Not one line of a decision log: nothing was verified (unless the witness says records were there).
+  if (report.records + report.heads + report.checkpoints === 0 && !witness?.anchors.length) throw new NoLogError(nothingToVerify(target, files, report));
   const failed = !report.ok || (!!v.strict && report.findings.some((x) => x.severity === 'warning'));
   io.out(v.json ? safeJson({ target, ...report, ok: !failed }, 2) + '\n' : renderVerify(target, report, !!v.strict));
   return failed ? 1 : 0;
@@ -599,9 +658,10 @@ async function exportCmd(argv: string[], io: LogsIo): Promise<number> {
     ? { kind: 'endpoint' as const, url: endpoint, headers }
     : str(v, 'out') !== undefined ? { kind: 'file' as const, path: str(v, 'out')! } : { kind: 'stdout' as const, write: io.out };
   const match = compileFilter(f);
+  const skipped = new SkippedLines();
   async function* matching(): AsyncGenerator<ChainedDecisionRecord> {
     let n = 0;
-    for await (const r of records(sourceFrom(v, io), f)) {
+    for await (const r of records(sourceFrom(v, io), f, skipped)) {
       if (!match(r)) continue;
       yield r;
       if (++n >= limit) return;
@@ -609,10 +669,12 @@ async function exportCmd(argv: string[], io: LogsIo): Promise<number> {
   }
   try {
     const n = await exportDecisions(matching(), { format, target, batch, version: TOLLGATE_VERSION });
+    reportSkipped(io, 'export', skipped);
     io.err(n === 0 ? 'no matching decisions\n' : `exported ${n} decision${n === 1 ? '' : 's'} as ${format === 'ocsf' ? 'OCSF API Activity events' : 'OTLP log records'}${endpoint ? ` to ${endpoint}` : ''}\n`);
     return 0;
   } catch (e) {
     if (!(e instanceof ExportError)) throw e;
+    reportSkipped(io, 'export', skipped);
     io.err(`tollgate logs export: ${e.message}\n`);
     return 1;
   }

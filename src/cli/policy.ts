@@ -384,6 +384,7 @@ async function replay(argv: string[], io: PolicyIo): Promise<number> {
   if (filter.since && filter.until && filter.since >= filter.until) throw new UsageError('--since must be before --until');
   const source = logSource(v.logs, v.stream ?? DEFAULT_STREAM, v['subject-prefix'] ?? DEFAULT_SUBJECT_PREFIX);
   const run = await replayDecisions({ source, policies: v.policies, mode: entrypointMode(v.entrypoint), filter, examples: count('examples', v.examples, 3) });
+  if (run.skipped !== null) io.err(`tollgate policy replay: ${run.skipped}; they were not replayed (\`tollgate logs verify\` checks whether the log was altered)\n`);
   if (v.json) io.out(toJson({ source: v.logs, policies: v.policies, revision: run.revision, reads: run.reads.map((r) => ['input', ...r].join('.')), ...run.report }));
   else io.out(renderReplay(run.report, { source: v.logs, policies: v.policies, revision: run.revision, reads: run.reads }));
   const changed = run.report.newlyDenied.count + run.report.newlyAllowed.count > 0;

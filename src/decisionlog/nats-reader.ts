@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import { NatsLink } from '../nats/connect.js';
 import { parseServers } from '../nats/settings.js';
-import { chained, parseLine } from './lines.js';
+import { chained, entryShapeProblem, parseLine, type SkippedLines } from './lines.js';
 import { subjectToken } from './nats-sink.js';
 import { isAccounting, type ChainedDecisionRecord, type ChainedLogEntry } from './types.js';
 
@@ -24,6 +24,11 @@ export interface StreamReadOptions {
   /** Keep reading new messages until the signal aborts. */
   follow?: boolean;
   signal?: AbortSignal;
+  /**
+   * Records whose fields readers cannot use (entryShapeProblem) are skipped, and counted here.
+   * Messages that are no record are passed over silently: the log's anchors share its subjects.
+   */
+  skipped?: SkippedLines;
 }
 
 export interface StreamEntry {
@@ -82,6 +87,11 @@ export async function* readStreamEntries(o: StreamReadOptions): AsyncGenerator<S
       const line = new TextDecoder().decode(m.data);
       const r = chained(parseLine(line));
       if (!r) return null;
+      const problem = entryShapeProblem(r);
+      if (problem !== null) {
+        o.skipped?.note('malformed', { where: `stream ${o.stream} seq ${m.info.streamSequence}`, problem }, r.seq);
+        return null;
+      }
       return { record: r, line, subject: m.subject, streamSeq: m.info.streamSequence, msgId: m.headers?.get('Nats-Msg-Id') || null };
     };
 

@@ -45,9 +45,12 @@ export interface Finding {
 }
 
 export interface VerifyReport {
+  /** Intact: no error, and there was something to verify (at least one line of a decision log). */
   ok: boolean;
   files: string[];
   records: number;
+  /** File head lines read (one opens every file the writer starts). */
+  heads: number;
   firstSeq: number | null;
   lastSeq: number | null;
   checkpoints: number;
@@ -127,6 +130,7 @@ class ChainVerifier {
   readonly findings: Finding[] = [];
   private errors = 0;
   records = 0;
+  heads = 0;
   checkpoints = 0;
   verifiedCheckpoints = 0;
   signedThrough: number | null = null;
@@ -308,6 +312,7 @@ class ChainVerifier {
   }
 
   head(h: HeadLine, loc: Loc, firstLineOfFile: boolean, prevFile: string | null): void {
+    this.heads++;
     const lost = h.reason === 'recover' ? h.lost : null;
     if (lost) {
       this.add(lost.reason === 'deleted' ? 'deleted' : 'truncated', 'error', loc, lost.seq,
@@ -341,6 +346,17 @@ class ChainVerifier {
       this.add('write_in_progress', 'warning', loc, null, `the last line at ${where(loc)} is incomplete (${bytes} bytes): the log is being written, so this is probably a write in progress; verify again to be sure`);
     } else if (lastFile) this.tornError({ bytes, loc });
     else this.pendingTorn = { file, offset, bytes, loc };
+  }
+
+  /**
+   * Every file the writer starts opens with its head line (where the chain stands): a file whose
+   * first line is a record or a checkpoint lost that line, or was not written by authz. The
+   * records may still chain; the head is what says the file starts where it should (it is not
+   * hashed, so this cannot say more).
+   */
+  headless(loc: Loc, what: string, seq: number | null): void {
+    this.add('deleted', 'error', loc, seq,
+      `${loc.file} has no head line: its first line is ${what}, but every file authz writes opens with a head line saying where the chain stands (the line was removed, or the file was not written by authz)`);
   }
 
   /** A torn line must be followed by a file that opens with a head line noting it. */
@@ -439,7 +455,11 @@ export async function verifyLogFiles(files: readonly LogFile[], opts: VerifyOpti
         continue;
       }
       const p = classify(value);
-      if (first) v.firstLineOfFile(p.kind === 'head');
+      if (first) {
+        v.firstLineOfFile(p.kind === 'head');
+        if (p.kind === 'record' || p.kind === 'accounting') v.headless(loc, `record seq ${p.record.seq}`, p.record.seq);
+        else if (p.kind === 'checkpoint') v.headless(loc, `a checkpoint (seq ${p.checkpoint.seq})`, p.checkpoint.seq);
+      }
       if (p.kind === 'record' || p.kind === 'accounting') v.record(p.record, raw.text, loc);
       else if (p.kind === 'checkpoint') await v.checkpoint(p.checkpoint, loc);
       else if (p.kind === 'head') v.head(p.head, loc, first, fi > 0 ? files[fi - 1]!.name : null);
@@ -453,9 +473,11 @@ export async function verifyLogFiles(files: readonly LogFile[], opts: VerifyOpti
     v.add('no_witness', 'warning', null, null, 'no witness file: records cut from the end of the log together with their checkpoints, or a deleted newest file, would go unnoticed (pass --witness)');
   }
   return {
-    ok: !v.broken,
+    // Nothing read is nothing verified: an empty file, or one that is not a decision log, is never intact.
+    ok: !v.broken && v.records + v.heads + v.checkpoints > 0,
     files: files.map((f) => f.name),
     records: v.records,
+    heads: v.heads,
     firstSeq: v.firstSeq,
     lastSeq: v.lastSeq,
     checkpoints: v.checkpoints,

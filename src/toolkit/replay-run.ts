@@ -3,6 +3,7 @@ import { resolveLogFiles } from '../decisionlog/files.js';
 import { readStreamRecords } from '../decisionlog/nats-reader.js';
 import { compileFilter, type RecordFilter } from '../decisionlog/query.js';
 import { unfoldRecord } from '../decisionlog/fold.js';
+import { SkippedLines } from '../decisionlog/lines.js';
 import { readRecordsOfFiles } from '../decisionlog/reader.js';
 import type { DecisionRecordDraft } from '../decisionlog/types.js';
 import { loadPolicyFromDir } from '../policy/engine.js';
@@ -23,15 +24,24 @@ export function logSource(arg: string, stream = DEFAULT_STREAM, subjectPrefix = 
   return /^(nats|tls|wss?):\/\//.test(arg) ? { kind: 'nats', url: arg, stream, subjectPrefix } : { kind: 'path', path: arg };
 }
 
-export async function* readLogRecords(src: LogSource, since: Date | null): AsyncGenerator<DecisionRecordDraft> {
+/**
+ * Recorded decisions of a log. Lines that are not records of the log and records with a field of
+ * the wrong type are skipped and counted in `skipped` (with where the first is), for the caller to
+ * report; files in which not one line is a line of a decision log are an error.
+ */
+export async function* readLogRecords(src: LogSource, since: Date | null, skipped = new SkippedLines()): AsyncGenerator<DecisionRecordDraft> {
   if (src.kind === 'nats') {
-    for await (const r of readStreamRecords({ url: src.url, stream: src.stream, subjectPrefix: src.subjectPrefix, since })) yield r.record;
+    for await (const r of readStreamRecords({ url: src.url, stream: src.stream, subjectPrefix: src.subjectPrefix, since, skipped })) yield r.record;
     return;
   }
   if (!existsSync(src.path)) throw new Error(`no decision log at ${src.path}: give a log directory, one decisions-*.jsonl file, or nats://HOST:PORT`);
   const files = resolveLogFiles(src.path);
   if (files.length === 0) throw new Error(`${src.path} holds no decision log files (decisions-*.jsonl)`);
-  for (const r of readRecordsOfFiles(files)) yield r.record;
+  for (const r of readRecordsOfFiles(files, skipped)) yield r.record;
+  if (skipped.nothingReadable) {
+    const first = skipped.firstUnreadable!;
+    throw new Error(`${src.path} holds no decision log: none of its ${skipped.unreadable} line(s) is a decision record, checkpoint or file head (${first.where}: ${first.problem})`);
+  }
 }
 
 export interface ReplayOptions {
@@ -47,6 +57,8 @@ export interface ReplayRun {
   revision: string;
   /** Input paths the new policy may read (for the uncertainty report). */
   reads: InputRef[];
+  /** What reading the log skipped (`skipped 2 malformed records (file:line: ...)`), or null. */
+  skipped: string | null;
 }
 
 /**
@@ -64,7 +76,8 @@ export async function replayDecisions(o: ReplayOptions): Promise<ReplayRun> {
   const [policy, reads] = await Promise.all([loadPolicyFromDir(o.policies, { entrypoint: o.mode }), policyInputRefs(o.policies, o.mode)]);
   const match = compileFilter(o.filter);
   const agg = new ReplayAggregator(o.examples);
-  for await (const r of readLogRecords(o.source, o.filter.since ?? null)) {
+  const skipped = new SkippedLines();
+  for await (const r of readLogRecords(o.source, o.filter.since ?? null, skipped)) {
     if (!match(r)) continue;
     const skip = skipReason(r);
     if (skip) {
@@ -83,5 +96,5 @@ export async function replayDecisions(o: ReplayOptions): Promise<ReplayRun> {
     const next = policy.evaluate(full.input!, { nowNs: recordTimeNs(full) });
     agg.add(classify(full, next, reads, policy.revision));
   }
-  return { report: agg.result(), revision: policy.revision, reads };
+  return { report: agg.result(), revision: policy.revision, reads, skipped: skipped.report() };
 }

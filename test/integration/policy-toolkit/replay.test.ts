@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Authorizer } from '../../../src/authz/check.js';
 import { createDecisionSink } from '../../../src/decisionlog/config.js';
@@ -190,6 +190,29 @@ describe('tollgate policy replay', function () {
     const r = await policy(['replay', '--logs', join(scratch(), 'nothing'), '--policies', newPolicies]);
     assert.equal(r.code, 1);
     assert.match(r.err, /no decision log at .*nothing/);
+  });
+
+  it('replays the other records when one has a field of the wrong type, and names it on stderr; a file of garbage is no log', async () => {
+    const copy = join(scratch(), 'decisions');
+    mkdirSync(copy);
+    const file = 'decisions-000001.jsonl';
+    const lines = readFileSync(join(logDir, file), 'utf8').split('\n');
+    const i = lines.findIndex((l) => l.includes('"seq":2,'));
+    const rec = JSON.parse(lines[i]!) as Record<string, unknown>;
+    lines[i] = JSON.stringify({ ...rec, identity: null });
+    writeFileSync(join(copy, file), lines.join('\n'));
+    const r = await policy(['replay', '--logs', copy, '--policies', newPolicies, '--json']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, new RegExp(`^tollgate policy replay: skipped 1 malformed record \\(${file}:${i + 1}: identity: expected an object\\); they were not replayed`));
+    const report = JSON.parse(r.out) as { total: number };
+    assert.equal(report.total, 8, 'the 8 other decisions are replayed');
+
+    const junk = join(scratch(), 'decisions-000001.jsonl');
+    writeFileSync(junk, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x0a, 0x00, 0x0a]));
+    const bad = await policy(['replay', '--logs', junk, '--policies', newPolicies]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /holds no decision log: none of its 2 line\(s\) is a decision record, checkpoint or file head \(decisions-000001\.jsonl:1: not valid JSON/);
+    assert.doesNotMatch(bad.out, /Replayed 0 of 0/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogsCommand, type LogsIo } from '../../../src/cli/logs.js';
 import { canonicalize } from '../../../src/decisionlog/canonical.js';
@@ -7,7 +7,7 @@ import { listLogFiles } from '../../../src/decisionlog/files.js';
 import { parseLine } from '../../../src/decisionlog/lines.js';
 import type { FileDecisionSink } from '../../../src/decisionlog/file-sink.js';
 import { sampleDraft, type SampleOptions } from './fixtures.js';
-import { cleanupTempDirs, fileLines, openSink, otherKey, tempDir, testKey, writeLines } from './helpers.js';
+import { cleanupTempDirs, fileLines, mutateRecord, openSink, otherKey, tempDir, testKey, writeLines } from './helpers.js';
 
 const NOW = new Date('2025-03-10T15:30:00Z');
 
@@ -205,5 +205,147 @@ describe('tollgate logs (CLI)', () => {
     const { code, out } = await run(['query', '--json'], { env: { TOLLGATE_STATE_DIR: join(dir, '..') } });
     assert.equal(code, 0);
     assert.equal(out.trim().split('\n').length, 6);
+  });
+
+  /** A copy of the populated log with one record rewritten. */
+  async function logWith(seq: number, edit: (r: Record<string, unknown>) => void): Promise<{ dir: string; where: string }> {
+    const d = join(tempDir(), 'decisions');
+    const sink = openSink(d, { checkpointEvery: 2 });
+    populate(sink);
+    await sink.close();
+    const f = listLogFiles(d)[0]!;
+    return { dir: d, where: `${f.name}:${mutateRecord(f.path, seq, edit)}` };
+  }
+
+  it('query, tail, stats, export skip a record of the wrong shape, naming it on stderr, instead of failing', async () => {
+    const edits: Array<[(r: Record<string, unknown>) => void, string]> = [
+      [(r) => { r.identity = null; }, 'identity: expected an object'],
+      [(r) => { r.mcp = null; }, 'mcp: expected an object'],
+      [(r) => { r.mcp = 5; }, 'mcp: expected an object'],
+      [(r) => { r.result = null; }, 'result: expected an object'],
+      [(r) => { r.result = 'x'; }, 'result: expected an object'],
+      [(r) => { (r.result as Record<string, unknown>).reasons = 'str'; }, 'result.reasons: expected an array'],
+      [(r) => { (r.result as Record<string, unknown>).reasons = null; }, 'result.reasons: expected an array'],
+      [(r) => { r.timestamp = 5; }, 'timestamp: expected an RFC 3339 time (a string)'],
+      [(r) => { (r.identity as Record<string, unknown>).team = [1]; }, 'identity.team: expected a string or null'],
+      [(r) => { (r.mcp as Record<string, unknown>).tool = 5; }, 'mcp.tool: expected a string or null'],
+      [(r) => { r.labels = null; }, 'labels: expected an object'],
+    ];
+    const subcommands = [['query'], ['query', '--json', '--accounting'], ['tail'], ['stats'], ['stats', '--by', 'team'], ['export', '--format', 'ocsf'], ['export', '--format', 'otlp']];
+    for (const [edit, problem] of edits) {
+      const { dir: d, where } = await logWith(3, edit);
+      for (const argv of subcommands) {
+        const r = await run([...argv, '--dir', d]);
+        const what = `${argv.join(' ')} with ${problem}`;
+        assert.equal(r.code, 0, `${what}: ${r.err}`);
+        assert.ok(r.err.includes(`tollgate logs ${argv[0]}: skipped 1 malformed record (${where}: ${problem})`), `${what}: ${r.err}`);
+      }
+      const q = await run(['query', '--json', '--dir', d]);
+      assert.deepEqual(q.out.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq), [1, 2, 4, 5, 6], 'the others are read');
+      const v = await run(['verify', d]);
+      assert.equal(v.code, 1, 'verify judges the chain: the record was edited');
+      assert.match(v.out, /edited\s+decisions-000001\.jsonl/);
+      assert.doesNotMatch(v.out, /malformed/);
+    }
+  });
+
+  it('tail -f reports a malformed record written while it follows', async () => {
+    const live = join(tempDir(), 'decisions');
+    const sink = openSink(live);
+    populate(sink);
+    const ac = new AbortController();
+    let out = '';
+    let err = '';
+    const cmd = createLogsCommand({ out: (s) => { out += s; }, err: (s) => { err += s; }, env: {}, now: () => NOW, pollMs: 10, signal: ac.signal });
+    const running = cmd.run(['tail', '-f', '-n', '1', '--json', '--dir', live]);
+    for (let i = 0; i < 200 && !out; i++) await new Promise((r) => setTimeout(r, 10));
+    const f = listLogFiles(live).pop()!;
+    // A record that chains like any other, with identity null (a writer bug, or an edit).
+    appendFileSync(f.path, canonicalize({ ...sampleDraft({ i: 7 }), identity: null, seq: 7, prev_hash: 'f'.repeat(64) }) + '\n');
+    for (let i = 0; i < 300 && !err.includes('skipped'); i++) await new Promise((r) => setTimeout(r, 10));
+    ac.abort();
+    assert.equal(await running, 0);
+    assert.match(err, new RegExp(`^tollgate logs tail: skipped 1 malformed record \\(${f.name}:\\d+: identity: expected an object\\)`, 'm'));
+    assert.equal(err.match(/skipped/g)!.length, 1, 'reported once');
+    await sink.close();
+  });
+
+  it('a log file of garbage is no decision log (exit 1, naming its first line); garbage among records is counted on stderr', async () => {
+    const junk = join(tempDir(), 'decisions');
+    mkdirSync(junk);
+    writeFileSync(join(junk, 'decisions-000001.jsonl'), Buffer.concat([Buffer.from('hello\n'), Buffer.from([0x00, 0xff, 0xfe, 0x0a])]));
+    for (const argv of [['query'], ['tail'], ['stats'], ['stats', '--by', 'team'], ['export', '--format', 'ocsf']]) {
+      const r = await run([...argv, '--dir', junk]);
+      assert.equal(r.code, 1, `${argv.join(' ')}: ${r.err}`);
+      assert.match(r.err, new RegExp(`^tollgate logs ${argv[0]}: .*decisions holds no decision log: none of its 2 line\\(s\\) is a decision record, checkpoint or file head \\(decisions-000001\\.jsonl:1: not valid JSON`));
+      assert.doesNotMatch(r.err, /no matching decisions/);
+    }
+
+    const { dir: d } = await logWith(1, () => undefined);
+    const f = listLogFiles(d)[0]!;
+    appendFileSync(f.path, 'garbage\n');
+    const r = await run(['query', '--json', '--dir', d]);
+    assert.equal(r.code, 0);
+    assert.equal(r.out.trim().split('\n').length, 6);
+    assert.match(r.err, new RegExp(`skipped 1 unreadable line \\(${f.name}:${fileLines(f.path).length}: not valid JSON`));
+  });
+
+  it('verify exits 2, not 1 ("broken"), for a key it cannot read or that holds no key', async () => {
+    const d = join(tempDir(), 'decisions');
+    const sink = openSink(d);
+    populate(sink);
+    await sink.close();
+    const garbage = join(d, '..', 'garbage.key');
+    writeFileSync(garbage, 'not a key\n');
+    const empty = join(d, '..', 'empty.jwks');
+    writeFileSync(empty, '{"keys":[]}');
+    const cases: Array<[string, RegExp]> = [
+      [join(d, '..', 'nonexistent.jwks'), /--key .*nonexistent\.jwks: cannot read it: ENOENT/],
+      [garbage, /--key .*garbage\.key: not a JWK, JWK Set or PEM key/],
+      [empty, /--key .*empty\.jwks holds no key/],
+    ];
+    for (const [key, message] of cases) {
+      const r = await run(['verify', d, '--key', key]);
+      assert.equal(r.code, 2, `${key}: ${r.err}`);
+      assert.match(r.err, message);
+      assert.equal(r.out, '');
+    }
+    writeFileSync(join(d, 'checkpoint-keys.jwks'), 'garbage');
+    const beside = await run(['verify', d]);
+    assert.equal(beside.code, 2);
+    assert.match(beside.err, /the public key file beside the log, .*checkpoint-keys\.jwks: not a JWK/);
+  });
+
+  it('verify says an empty file or one that is no decision log is nothing to verify (exit 2), and a log file without its head line is broken', async () => {
+    const base = tempDir();
+    const emptyFile = join(base, 'anything.txt');
+    writeFileSync(emptyFile, '');
+    const emptyDir = join(base, 'empty');
+    mkdirSync(emptyDir);
+    writeFileSync(join(emptyDir, 'decisions-000001.jsonl'), '');
+    for (const target of [emptyFile, emptyDir, join(emptyDir, 'decisions-000001.jsonl')]) {
+      const r = await run(['verify', target]);
+      assert.equal(r.code, 2, `${target}: ${r.out}`);
+      assert.match(r.err, /nothing to verify: .* is empty/);
+      assert.doesNotMatch(r.out, /INTACT/);
+    }
+    const text = join(base, 'notes.txt');
+    writeFileSync(text, 'root:x:0:0:root:/root:/bin/bash\n{"a":1}\n');
+    const notLog = await run(['verify', text]);
+    assert.equal(notLog.code, 2);
+    assert.match(notLog.err, /notes\.txt is not a decision log: not one line in it is a decision record, checkpoint or file head \(line at notes\.txt:1 is not valid JSON/);
+
+    const { dir: d } = await logWith(1, () => undefined);
+    const f = listLogFiles(d)[0]!;
+    const lines = fileLines(f.path);
+    assert.equal(parseLine(lines[0]!).kind, 'head');
+    writeLines(f.path, lines.slice(1));
+    for (const target of [d, f.path]) {
+      const r = await run(['verify', target]);
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, new RegExp(`deleted\\s+${f.name}:1\\n\\s+${f.name} has no head line: its first line is record seq 1`));
+    }
+    const json = JSON.parse((await run(['verify', d, '--json'])).out) as { ok: boolean; heads: number; records: number };
+    assert.deepEqual([json.ok, json.heads, json.records], [false, 0, 6]);
   });
 });

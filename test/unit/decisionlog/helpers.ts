@@ -8,6 +8,9 @@ import { FileDecisionSink, type FileSinkOptions } from '../../../src/decisionlog
 import { listLogFiles } from '../../../src/decisionlog/files.js';
 import { jwkThumbprint, signingKeyFrom, type SigningKey } from '../../../src/decisionlog/keys.js';
 import { verifyLogFiles, type VerifyReport } from '../../../src/decisionlog/verify.js';
+import { canonicalize } from '../../../src/decisionlog/canonical.js';
+import { parseLine } from '../../../src/decisionlog/lines.js';
+import { strict as assert } from 'node:assert';
 import { sampleDraft, type SampleOptions } from './fixtures.js';
 
 export const testKey: SigningKey = signingKeyFrom(generateKeyPairSync('ed25519').privateKey);
@@ -55,4 +58,16 @@ export async function verifyDir(dir: string, keys: TrustedKeys | null = trusted(
 
 export function errors(r: VerifyReport): VerifyReport['findings'] {
   return r.findings.filter((f) => f.severity === 'error');
+}
+
+/** Rewrites the record with this seq in a log file (as an editor would: the chain breaks there). */
+export function mutateRecord(path: string, seq: number, edit: (r: Record<string, unknown>) => void): number {
+  const lines = fileLines(path);
+  const i = lines.findIndex((l) => { const p = parseLine(l); return p.kind === 'record' && p.record.seq === seq; });
+  assert.ok(i >= 0, `no record seq ${seq} in ${path}`);
+  const r = JSON.parse(lines[i]!) as Record<string, unknown>;
+  edit(r);
+  lines[i] = canonicalize(r);
+  writeLines(path, lines);
+  return i + 1;
 }

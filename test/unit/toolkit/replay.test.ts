@@ -3,6 +3,12 @@ import type { DecisionRecordDraft } from '../../../src/decisionlog/types.js';
 import { bareInputUses, depsInputRefs, mayRead } from '../../../src/toolkit/input-deps.js';
 import { canonicalField, classify, hiddenFieldsRead, ReplayAggregator, skipReason } from '../../../src/toolkit/replay.js';
 import type { Decision, PolicyInput } from '../../../src/contract/policy.js';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { listLogFiles } from '../../../src/decisionlog/files.js';
+import { SkippedLines } from '../../../src/decisionlog/lines.js';
+import { readLogRecords } from '../../../src/toolkit/replay-run.js';
+import { cleanupTempDirs, fill, mutateRecord, openSink, tempDir } from '../decisionlog/helpers.js';
 
 function record(o: { id: string; allow: boolean; reasons?: string[]; tool?: string; team?: string | null; code?: number | null; input?: boolean; erased?: string[]; masked?: string[]; revision?: string }): DecisionRecordDraft {
   return {
@@ -97,5 +103,35 @@ describe('replay: what a policy reads from input', () => {
     assert.deepEqual(narrowed, { paths: [['budget', 'budgets'], ['mcp']], unexplained: false });
     assert.equal(bareInputUses({ rules: [{ body: [{ type: 'call', value: [{ type: 'ref', value: ref(['var', 'walk']) }, { type: 'ref', value: ref(['var', 'input']) }] }] }] }).unexplained, true);
     assert.equal(bareInputUses({ rules: [get({ type: 'var', value: 'k' })] }).unexplained, true);
+  });
+});
+
+describe('replay: reading the recorded decisions', () => {
+  after(cleanupTempDirs);
+
+  const all = async (it: AsyncIterable<DecisionRecordDraft>): Promise<string[]> => {
+    const out: string[] = [];
+    for await (const r of it) out.push(r.decision_id);
+    return out;
+  };
+
+  it('skips records with a field of the wrong type and lines that are no records, counting them with file:line', async () => {
+    const dir = join(tempDir(), 'decisions');
+    const sink = openSink(dir);
+    fill(sink, 4);
+    await sink.close();
+    const f = listLogFiles(dir)[0]!;
+    const line = mutateRecord(f.path, 2, (r) => { r.result = 'x'; });
+    appendFileSync(f.path, '\u0000garbage\n');
+    const skipped = new SkippedLines();
+    const ids = await all(readLogRecords({ kind: 'path', path: dir }, null, skipped));
+    assert.deepEqual(ids.map((id) => Number(id.slice(-2))), [1, 3, 4]);
+    assert.match(skipped.report()!, new RegExp(`^skipped 1 malformed record \\(${f.name}:${line}: result: expected an object\\) and 1 unreadable line \\(${f.name}:\\d+: not valid JSON`));
+  });
+
+  it('a file in which no line is a line of a decision log is an error, not an empty log', async () => {
+    const path = join(tempDir(), 'decisions-000001.jsonl');
+    writeFileSync(path, 'GIF89a\n\u0001\u0002\n');
+    await assert.rejects(all(readLogRecords({ kind: 'path', path }, null)), /holds no decision log: none of its 2 line\(s\) is a decision record, checkpoint or file head \(decisions-000001\.jsonl:1: not valid JSON/);
   });
 });
