@@ -35,9 +35,14 @@ export function containersConf(): string {
   return process.env.CONTAINERS_CONF || join(projectRoot(), '.tools', 'podman', 'containers.conf');
 }
 
-/** The environment for a podman child process. */
+/**
+ * The environment for a podman child process. Where images are stored is the operator's choice
+ * (CONTAINERS_STORAGE_CONF, from this process's environment, never a server's): it is kept even
+ * when `base` is a minimal environment, so servers run from the store `make images` built into.
+ */
 export function podmanEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return { ...base, CONTAINERS_CONF: containersConf() };
+  const storage = process.env.CONTAINERS_STORAGE_CONF;
+  return { ...base, CONTAINERS_CONF: containersConf(), ...(storage ? { CONTAINERS_STORAGE_CONF: storage } : {}) };
 }
 
 /** The podman binary: TOLLGATE_PODMAN, else `podman` from PATH. */

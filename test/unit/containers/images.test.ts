@@ -55,6 +55,14 @@ describe('podman runner', () => {
     await withEnv({ CONTAINERS_CONF: '/etc/x.conf' }, () => assert.equal(podmanEnv({}).CONTAINERS_CONF, '/etc/x.conf'));
   });
 
+  it("keeps the operator's CONTAINERS_STORAGE_CONF in a minimal environment, and a server's cannot set it", async () => {
+    await withEnv({ CONTAINERS_STORAGE_CONF: '/srv/storage.conf' }, () => {
+      assert.equal(podmanEnv({ PATH: '/bin' }).CONTAINERS_STORAGE_CONF, '/srv/storage.conf');
+      assert.equal(podmanEnv({ PATH: '/bin', CONTAINERS_STORAGE_CONF: '/tmp/evil.conf' }).CONTAINERS_STORAGE_CONF, '/srv/storage.conf');
+    });
+    await withEnv({ CONTAINERS_STORAGE_CONF: undefined }, () => assert.equal('CONTAINERS_STORAGE_CONF' in podmanEnv({ PATH: '/bin' }), false));
+  });
+
   it('says how to install podman when the binary is missing', async () => {
     await withEnv({ TOLLGATE_PODMAN: '/nonexistent/podman' }, async () => {
       await assert.rejects(podman(['info']), /cannot run \/nonexistent\/podman: .*make podman/);
