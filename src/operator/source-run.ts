@@ -41,9 +41,16 @@ export function sourceRun(s: McpServer, imagePrefix?: string): ResolvedRun {
   const run = s.spec.run ?? {};
   if (run.image || run.command) throw new InvalidServerSpec('with spec.source, set spec.source.image rather than spec.run.image or spec.run.command');
   const port = run.port ?? DEFAULT_BRIDGE_PORT;
+  let image = src.image;
+  try {
+    image ??= serverImageName(parsed, imagePrefix);
+  } catch (e) {
+    if (e instanceof SourceError) throw new InvalidServerSpec(`spec.source.package: ${e.message}`);
+    throw e;
+  }
   return {
     ...run,
-    image: src.image ?? serverImageName(parsed, imagePrefix),
+    image,
     port,
     command: bridgeCommand(s.metadata.name, port, bridgeHosts(s)),
     ...(src.args?.length ? { args: src.args } : {}),

@@ -1,4 +1,4 @@
-import type { ServerSource } from './source.js';
+import { imageRefProblem, sourceProblem, SourceError, type ServerSource } from './source.js';
 import { isObject } from '../util/object.js';
 
 /**
@@ -65,9 +65,14 @@ export function validateServerJson(v: unknown): ServerJson {
   for (const [i, p] of (Array.isArray(v.packages) ? v.packages : []).entries()) {
     const at = `packages[${i}]`;
     if (!isObject(p)) { problems.push(`${at} must be an object`); continue; }
+    const before = problems.length;
     if (!['npm', 'pypi', 'oci'].includes(p.registryType as string)) problems.push(`${at}.registryType must be npm, pypi or oci (got ${JSON.stringify(p.registryType)})`);
     if (typeof p.identifier !== 'string' || !p.identifier) problems.push(`${at}.identifier must be a non-empty string`);
     if (p.registryType !== 'oci' && (typeof p.version !== 'string' || !p.version)) problems.push(`${at}.version must pin the package version`);
+    if (problems.length === before) {
+      const problem = packageSourceProblem(p as unknown as RegistryPackage);
+      if (problem) problems.push(`${at}: ${problem}`);
+    }
     if (!isObject(p.transport) || typeof p.transport.type !== 'string') problems.push(`${at}.transport.type is required`);
     for (const [j, e] of (Array.isArray(p.environmentVariables) ? p.environmentVariables : []).entries()) {
       if (!isObject(e) || typeof e.name !== 'string') problems.push(`${at}.environmentVariables[${j}].name is required`);
@@ -87,8 +92,40 @@ export function runnableOf(entry: ServerJson): { source: ServerSource; args: str
     if (a.type === 'named' && a.name) args.push(a.name, ...(value !== undefined ? [value] : []));
     else if (value !== undefined) args.push(value);
   }
-  const source: ServerSource = pkg.registryType === 'npm' ? { kind: 'npx', pkg: pkg.identifier, version: pkg.version! }
-    : pkg.registryType === 'pypi' ? { kind: 'uvx', pkg: pkg.identifier, version: pkg.version! }
-      : { kind: 'image', ref: pkg.version ? `${pkg.identifier}:${pkg.version}` : pkg.identifier };
-  return { source, args, pkg };
+  // Checked again where it is used: an entry that did not come through validateServerJson (or an
+  // older Tollgate's registry) must not put an option or a URL where a package or image goes.
+  const problem = packageSourceProblem(pkg);
+  if (problem) throw new SourceError(`registry entry ${entry.name}@${entry.version}: ${problem}`);
+  return { source: packageSource(pkg), args, pkg };
+}
+
+/**
+ * The source a registry package stands for: npm -> npx:IDENTIFIER@VERSION, pypi ->
+ * uvx:IDENTIFIER@VERSION, oci -> image:IDENTIFIER[:VERSION]. Not checked: see packageSourceProblem.
+ */
+function packageSource(pkg: RegistryPackage): ServerSource {
+  switch (pkg.registryType) {
+    case 'npm': return { kind: 'npx', pkg: pkg.identifier, version: pkg.version ?? '' };
+    case 'pypi': return { kind: 'uvx', pkg: pkg.identifier, version: pkg.version ?? '' };
+    case 'oci': return { kind: 'image', ref: pkg.version ? `${pkg.identifier}:${pkg.version}` : pkg.identifier };
+  }
+}
+
+/**
+ * Why a registry package is not something Tollgate may install or run, or null: its identifier and
+ * version follow the same rules as the sources `tollgate run --from` takes (source.ts): an npm
+ * package name and exact semver version, a PyPI name and PEP 440 version, or a plain image
+ * reference (an OCI identifier with a version is a name without tag or digest, the version its tag).
+ */
+export function packageSourceProblem(pkg: RegistryPackage): string | null {
+  if (!['npm', 'pypi', 'oci'].includes(pkg.registryType)) return `registryType must be npm, pypi or oci (got ${JSON.stringify(pkg.registryType)})`;
+  if (typeof pkg.identifier !== 'string' || !pkg.identifier) return 'identifier must be a non-empty string';
+  if (pkg.version !== undefined && (typeof pkg.version !== 'string' || !pkg.version)) return 'version must be a non-empty string when given';
+  if (pkg.registryType !== 'oci' && !pkg.version) return 'version must pin the package version';
+  if (pkg.registryType === 'oci' && pkg.version) {
+    const bare = imageRefProblem(pkg.identifier, { bare: true });
+    if (bare) return `identifier ${bare} (the version is the tag)`;
+  }
+  const problem = sourceProblem(packageSource(pkg));
+  return problem ? `${pkg.registryType} package: ${problem}` : null;
 }

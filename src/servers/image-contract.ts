@@ -1,4 +1,4 @@
-import type { ServerSource } from '../registry/source.js';
+import { SourceError, type ServerSource } from '../registry/source.js';
 
 /**
  * The contract between a server image and whoever runs it on Kubernetes (the operator) or builds
@@ -29,10 +29,26 @@ export function tagPart(s: string): string {
 export function serverImageName(source: Exclude<ServerSource, { kind: 'registry' }>, prefix = DEFAULT_SERVER_IMAGE_PREFIX): string {
   if (source.kind === 'image') return source.ref;
   const p = prefix.replace(/\/+$/, '');
+  // npm names are lowercase [a-z0-9._~-]: all but "~" are already repository characters, and no
+  // spelling of "~" in them could not also be a real name, so such (legacy) names are refused.
+  if (source.kind === 'npx' && source.pkg.includes('~')) {
+    throw new SourceError(`npm package "${source.pkg}": a name with "~" has no image name of its own; build the image yourself and give it as spec.source.image`);
+  }
   const repo = source.kind === 'npx'
     ? `tollgate-server-npm/${source.pkg.replace(/^@/, '').split('/').map(tagPart).join('/')}`
     : `tollgate-server-pypi/${tagPart(source.pkg)}`;
-  return `${p}/${repo}:${tagPart(source.version)}`;
+  return `${p}/${repo}:${versionTag(source.version)}`;
+}
+
+/**
+ * A source's version as an image tag, one tag per version: "+" (semver build metadata) and "!"
+ * (a PEP 440 epoch) become "_", which neither grammar uses, and case is kept (tags, like semver
+ * pre-releases, are case-sensitive). tagPart's folding made 1.0.0+x and 1.0.0-x one image.
+ */
+export function versionTag(version: string): string {
+  const tag = version.replace(/[+!]/g, '_');
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new SourceError(`version "${version}" cannot be written as an image tag`);
+  return tag;
 }
 
 /** The container command that serves the image's stdio server over Streamable HTTP on `port`. */

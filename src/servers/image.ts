@@ -5,14 +5,18 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { baseImage } from '../containers/images.js';
 import { imageExists, podmanOk } from '../containers/podman.js';
-import { tagPart } from './image-contract.js';
 import { npmBin, serverCacheDir, type InstalledServer } from './install.js';
+import { cacheDirName, checkImageRef, localServerImage } from './names.js';
 
 const run = promisify(execFile);
 
 /** A server image and the command that starts its stdio server inside it. */
 export interface ServerImage { image: string; command: string[] }
 
+/** The base image ($TOLLGATE_BASE_IMAGE or the default), refused unless it is an image reference. */
+function base(): string {
+  return checkImageRef(baseImage(), 'the base image ($TOLLGATE_BASE_IMAGE)');
+}
 
 /**
  * Packages go into the image at build time: the install directory becomes /opt/server in a layer
@@ -21,6 +25,9 @@ export interface ServerImage { image: string; command: string[] }
  * exists (a Kubernetes tag carries no base id, so an upgrade must rebuild it).
  */
 export async function buildServerLayer(tag: string, context: string, from = baseImage(), force = false): Promise<void> {
+  // Both go into the Containerfile: a line break in either would add instructions.
+  checkImageRef(from, 'the image to build on (--from, $TOLLGATE_IMAGE, $TOLLGATE_BASE_IMAGE)');
+  checkImageRef(tag, 'the server image name');
   if (!force && await imageExists(tag)) return;
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-image-'));
   try {
@@ -38,7 +45,7 @@ export function npmImageCommand(installed: InstalledServer): string[] {
 }
 
 export async function npmImage(installed: InstalledServer): Promise<ServerImage> {
-  const tag = `localhost/tollgate-server-npm-${tagPart(installed.pkg)}:${tagPart(installed.version)}-${await baseImageId()}`;
+  const tag = localServerImage({ kind: 'npx', pkg: installed.pkg, version: installed.version }, await baseImageId());
   await buildServerLayer(tag, installed.dir);
   return { image: tag, command: npmImageCommand(installed) };
 }
@@ -50,7 +57,7 @@ let baseId: Promise<string> | null = null;
  * never leave a server running on the image built from the old one.
  */
 export async function baseImageId(): Promise<string> {
-  baseId ??= podmanOk(['image', 'inspect', '--format', '{{.Id}}', baseImage()]).then((out) => {
+  baseId ??= podmanOk(['image', 'inspect', '--format', '{{.Id}}', base()]).then((out) => {
     const id = out.trim().replace(/^sha256:/, '');
     if (!/^[0-9a-f]{12,}$/.test(id)) throw new Error(`podman reports no usable id for the base image ${baseImage()}: "${out.trim().slice(0, 100)}"`);
     return id.slice(0, 12);
@@ -61,12 +68,17 @@ export async function baseImageId(): Promise<string> {
 let basePython: string | null = null;
 /** The base image's Python version; refuses a Python without its standard library (python3-minimal). */
 export async function basePythonVersion(): Promise<string> {
-  basePython ??= (await podmanOk(['run', '--rm', '--network', 'none', baseImage(), 'python3', '-c',
+  basePython ??= (await podmanOk(['run', '--rm', '--network', 'none', base(), 'python3', '-c',
     'import sys\ntry:\n import asyncio, ssl, email\nexcept ImportError as e:\n print("missing:" + e.name); sys.exit(0)\nprint("%d.%d" % sys.version_info[:2])'])).trim();
   if (basePython.startsWith('missing:')) {
     const missing = basePython.slice(8);
     basePython = null;
     throw new Error(`the base image ${baseImage()} has Python without its standard library (no ${missing}): Python MCP servers need python3 (libpython3-stdlib) in images/build-base.sh, not python3-minimal`);
+  }
+  if (!/^[0-9]{1,2}\.[0-9]{1,3}$/.test(basePython)) {
+    const out = basePython;
+    basePython = null;
+    throw new Error(`the base image ${baseImage()} reports no usable Python version: "${out.slice(0, 100)}"`);
   }
   return basePython;
 }
@@ -95,7 +107,7 @@ function entryPoint(target: string, pkg: string): string {
  */
 export async function pypiImage(pkg: string, version: string): Promise<ServerImage> {
   const py = await basePythonVersion();
-  const tag = `localhost/tollgate-server-pypi-${tagPart(pkg)}:${tagPart(version)}-py${py}-${await baseImageId()}`;
+  const tag = localServerImage({ kind: 'uvx', pkg, version }, `py${py}-${await baseImageId()}`);
   const { dir, command } = await pypiForImage(pkg, version);
   await buildServerLayer(tag, dir);
   return { image: tag, command };
@@ -104,7 +116,7 @@ export async function pypiImage(pkg: string, version: string): Promise<ServerIma
 /** The package installed for the image's Python, and the command that starts it from /opt/server. */
 export async function pypiForImage(pkg: string, version: string): Promise<{ dir: string; command: string[] }> {
   const py = await basePythonVersion();
-  const target = join(serverCacheDir(), 'pypi-image', `${tagPart(pkg)}==${tagPart(version)}-py${py}`);
+  const target = join(serverCacheDir(), 'pypi-image', cacheDirName({ kind: 'uvx', pkg, version }, `-py${py}`));
   if (!existsSync(join(target, '.tollgate-installed'))) {
     rmSync(target, { recursive: true, force: true });
     mkdirSync(target, { recursive: true });

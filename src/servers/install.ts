@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { projectRoot } from '../util/tools.js';
+import { cacheDirName } from './names.js';
 
 const run = promisify(execFile);
 
@@ -22,7 +23,6 @@ export function serverCacheDir(): string {
   return process.env.TOLLGATE_SERVER_CACHE ?? join(projectRoot(), '.tools', 'servers');
 }
 
-const safe = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_');
 const MARKER = '.tollgate-installed';
 
 async function once(dir: string, install: () => Promise<void>): Promise<void> {
@@ -53,11 +53,30 @@ export function npmBin(pkgJson: { name?: string; bin?: string | Record<string, s
   return hit[1];
 }
 
+/**
+ * `npm install` of a server package. `--ignore-scripts`: installing runs on the host, before any
+ * container exists, so no lifecycle script (preinstall, install, postinstall, prepare) of the
+ * package or of any dependency may run. A server that needs one (a native module built at install
+ * time) must ship prebuilt or run from an `image:` source.
+ */
+export function npmInstallArgs(dir: string, pkg: string, version: string): string[] {
+  return ['install', '--ignore-scripts', '--prefix', dir, '--no-audit', '--no-fund', '--omit=dev', '--loglevel=error', `${pkg}@${version}`];
+}
+
+/**
+ * `pip install` of a server package into its virtualenv. `--only-binary=:all:`: wheels only, for
+ * the package and every dependency; a source distribution would run its setup.py (or build
+ * backend) on the host.
+ */
+export function pipInstallArgs(pkg: string, version: string): string[] {
+  return ['install', '--disable-pip-version-check', '--no-input', '-q', '--only-binary=:all:', `${pkg}==${version}`];
+}
+
 export async function installNpm(pkg: string, version: string, cache = serverCacheDir()): Promise<InstalledServer> {
-  const dir = join(cache, 'npm', `${safe(pkg)}@${safe(version)}`);
+  const dir = join(cache, 'npm', cacheDirName({ kind: 'npx', pkg, version }));
   await once(dir, async () => {
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'tollgate-server-install', private: true }) + '\n');
-    await run('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', '--omit=dev', '--loglevel=error', `${pkg}@${version}`], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+    await run('npm', npmInstallArgs(dir, pkg, version), { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
   });
   const pkgDir = join(dir, 'node_modules', ...pkg.split('/'));
   const meta = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version?: string; bin?: string | Record<string, string> };
@@ -75,11 +94,11 @@ function pypiScript(binDir: string, pkg: string): string {
 }
 
 export async function installPypi(pkg: string, version: string, cache = serverCacheDir()): Promise<InstalledServer> {
-  const dir = join(cache, 'pypi', `${safe(pkg)}==${safe(version)}`);
+  const dir = join(cache, 'pypi', cacheDirName({ kind: 'uvx', pkg, version }));
   const python = process.env.TOLLGATE_PYTHON ?? 'python3';
   await once(dir, async () => {
     await run(python, ['-m', 'venv', dir], { timeout: 120_000 });
-    await run(join(dir, 'bin', 'pip'), ['install', '--disable-pip-version-check', '--no-input', '-q', `${pkg}==${version}`], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+    await run(join(dir, 'bin', 'pip'), pipInstallArgs(pkg, version), { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
   });
   return { kind: 'uvx', pkg, version, dir, command: pypiScript(join(dir, 'bin'), pkg), args: [] };
 }

@@ -14,10 +14,12 @@ export const EGRESS_PROXY_PORT = 3128;
  * (loopback only), read-only root, no new privileges, every capability dropped, non-root,
  * memory/CPU/pid limits, a small private /tmp. The profile adds exactly its mounts; outbound
  * access goes only through the egress proxy's socket, never a network interface. Variable values
- * are not in the arguments: `--env NAME` takes them from podman's own environment.
+ * are neither in the arguments nor in podman's environment: they come from a root-only env file
+ * (src/servers/container-env.ts). The image and the command come after "--", so neither is ever
+ * read as a podman option.
  */
 export function podmanRunArgs(o: {
-  image: string; command: string[]; envNames: string[]; profile: PermissionProfile; limits?: ContainerLimits;
+  image: string; command: string[]; envFile: string | null; profile: PermissionProfile; limits?: ContainerLimits;
   name: string; egressSocketDir: string | null; relayScript: string | null;
 }): string[] {
   const l = o.limits ?? DEFAULT_LIMITS;
@@ -29,7 +31,7 @@ export function podmanRunArgs(o: {
     '--label', `tollgate.server=${o.name}`, '--log-driver', 'none',
   ];
   for (const m of o.profile.mounts) args.push('--mount', `type=bind,source=${m.host},target=${m.container}${m.writable ? '' : ',readonly'}`);
-  for (const n of o.envNames) args.push('--env', n);
+  if (o.envFile) args.push('--env-file', o.envFile);
   let command = o.command;
   if (o.egressSocketDir && o.relayScript) {
     const proxy = `http://127.0.0.1:${EGRESS_PROXY_PORT}`;
@@ -38,6 +40,9 @@ export function podmanRunArgs(o: {
       '--env', `HTTP_PROXY=${proxy}`, '--env', `HTTPS_PROXY=${proxy}`, '--env', `http_proxy=${proxy}`, '--env', `https_proxy=${proxy}`);
     command = ['node', '/opt/tollgate/egress-relay.mjs', ...o.command];
   }
-  args.push(o.image, ...command);
+  // "--" ends podman's options: whatever the image name is, podman reads it as the image, never as
+  // an option such as --user=0, --privileged or -v /:/host.
+  if (!o.image || o.image.startsWith('-')) throw new Error(`"${o.image}" is not an image name`);
+  args.push('--', o.image, ...command);
   return args;
 }

@@ -6,7 +6,7 @@ import type { ServerProvenance } from '../contract/policy.js';
 import { loadPinnedKeys, loadRegistryConfig } from '../registry/config.js';
 import { runnableOf } from '../registry/server-json.js';
 import { findEntry } from '../registry/store.js';
-import { podmanBinary, podmanEnv } from '../containers/podman.js';
+import { envFileText, podmanInvocation, removeEnvFile, writeEnvFile } from './container-env.js';
 import { EGRESS_RELAY_SCRIPT, EgressProxy } from './egress-proxy.js';
 import { serverEnv, type ServerEnvSpec } from './env.js';
 import { npmImage, pypiImage, type ServerImage } from './image.js';
@@ -110,6 +110,9 @@ async function imageFor(source: Resolved['source']): Promise<ServerImage> {
 /** Each session's server in its own locked-down container (src/servers/podman-args.ts). */
 async function startContained(spec: ServerRunSpec, resolved: Resolved, env: Record<string, string>, names: string[]): Promise<RunningServer> {
   const profile = spec.profile ?? DEFAULT_PROFILE;
+  // The operator's variables, for the container only (never podman's own environment).
+  const vars = Object.fromEntries(names.map((n) => [n, env[n]!]));
+  try { envFileText(vars); } catch (e) { throw new RunRefused(`server ${spec.name}: ${(e as Error).message}`); }
   for (const m of profile.mounts) if (!existsSync(m.host)) throw new RunRefused(`profile mount ${m.host} does not exist`);
   const img = await imageFor(resolved.source);
   const wantsEgress = profile.outbound.allowAll || profile.outbound.hosts.length > 0;
@@ -122,17 +125,25 @@ async function startContained(spec: ServerRunSpec, resolved: Resolved, env: Reco
     relay = join(base, 'egress-relay.mjs');
     writeFileSync(relay, EGRESS_RELAY_SCRIPT, { mode: 0o644 });
   }
-  const args = podmanRunArgs({
-    image: img.image, command: [...img.command, ...resolved.args], envNames: names, profile, name: spec.name,
-    egressSocketDir: egress?.dir ?? null, relayScript: relay,
-  });
-  // Values reach the container through podman's environment (--env NAME), never its arguments.
-  const podEnv = { ...podmanEnv({ PATH: process.env.PATH ?? '/usr/bin:/bin' }), ...Object.fromEntries(names.map((n) => [n, env[n]!])) } as Record<string, string>;
-  const launch = (): LaunchSpec => ({ command: podmanBinary(), args, env: podEnv, label: `${resolved.provenance.source} in ${img.image}` });
-  const bridge = await StdioBridge.start({ name: spec.name, launch, port: spec.port ?? 0, log: spec.log });
+  // Values reach the container through a root-only env file, never podman's environment or arguments.
+  const envDir = join(base, 'podman-env');
+  let bridge: StdioBridge;
+  try {
+    const envFile = names.length ? writeEnvFile(envDir, vars) : (removeEnvFile(envDir), null);
+    const invocation = podmanInvocation(podmanRunArgs({
+      image: img.image, command: [...img.command, ...resolved.args], envFile, profile, name: spec.name,
+      egressSocketDir: egress?.dir ?? null, relayScript: relay,
+    }));
+    const launch = (): LaunchSpec => ({ ...invocation, label: `${resolved.provenance.source} in ${img.image}` });
+    bridge = await StdioBridge.start({ name: spec.name, launch, port: spec.port ?? 0, log: spec.log });
+  } catch (e) {
+    removeEnvFile(envDir);
+    await egress?.close();
+    throw e;
+  }
   spec.log?.('info', 'server ready', { server: spec.name, source: resolved.provenance.source, isolation: 'podman', image: img.image, env: names, bridge: bridge.url });
   return {
     name: spec.name, bridge, provenance: resolved.provenance, envNames: names, egress,
-    stop: async () => { await bridge.close(); await egress?.close(); },
+    stop: async () => { await bridge.close(); removeEnvFile(envDir); await egress?.close(); },
   };
 }

@@ -129,7 +129,7 @@ describe('servers Tollgate runs: podman isolation and permission profiles', func
       const direct = (port) => new Promise((r) => net.connect(port, '127.0.0.1').on('connect', () => r('connected')).on('error', (e) => r('error ' + e.code)));
       (async () => { console.log(JSON.stringify({ allowed: await get(${allowed.port}), other: await get(${other.port}), direct: await direct(${allowed.port}) })); })();`;
     try {
-      const args = podmanRunArgs({ image: baseImage(), command: ['node', '-e', probe], envNames: [], profile, name: 'egress-probe', egressSocketDir: proxy.dir, relayScript: relay });
+      const args = podmanRunArgs({ image: baseImage(), command: ['node', '-e', probe], envFile: null, profile, name: 'egress-probe', egressSocketDir: proxy.dir, relayScript: relay });
       const r = await podman(args, { timeoutMs: 120_000 });
       assert.equal(r.code, 0, r.stderr);
       const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { allowed: string; other: string; direct: string };

@@ -51,18 +51,25 @@ describe('operator: MCPServer spec.source rendering', () => {
     const uvx = rendered(server({ source: { package: 'uvx:mcp-server-time==2026.10.19' } })).pod.containers[0]!;
     assert.equal(uvx.image, 'localhost/tollgate-server-pypi/mcp-server-time:2026.10.19');
     assert.equal(uvx.args, undefined);
-    const own = rendered(server({ source: { package: 'npx:a@1', image: 'ghcr.example/me/a:1' }, run: { port: 9000, permissions: { egress: [{ cidr: '203.0.113.0/24', ports: [443] }] } } }));
+    const own = rendered(server({ source: { package: 'npx:a@1.0.0', image: 'ghcr.example/me/a:1' }, run: { port: 9000, permissions: { egress: [{ cidr: '203.0.113.0/24', ports: [443] }] } } }));
     assert.equal(own.pod.containers[0]!.image, 'ghcr.example/me/a:1');
     assert.ok(own.pod.containers[0]!.command!.includes('9000'));
     assert.equal(own.annotations['tollgate.dev/upstream-port'], '9000');
     assert.deepEqual((own.np.egress as unknown[])[2], { to: [{ ipBlock: { cidr: '203.0.113.0/24' } }], ports: [{ protocol: 'TCP', port: 443 }] });
     assert.equal(serverImageName({ kind: 'image', ref: 'quay.example/x/y:2' }), 'quay.example/x/y:2', 'an image: source names its image');
     assert.notEqual(serverImageName({ kind: 'npx', pkg: '@a/b', version: '1' }), serverImageName({ kind: 'npx', pkg: 'a-b', version: '1' }), 'a scope never collides with an unscoped name');
+    const tag = (pkg: string, version: string, kind: 'npx' | 'uvx' = 'npx'): string => serverImageName({ kind, pkg, version });
+    assert.notEqual(tag('a', '1.0.0+x'), tag('a', '1.0.0-x'), 'build metadata and a pre-release are two images');
+    assert.notEqual(tag('a', '1.0.0-RC.1'), tag('a', '1.0.0-rc.1'), 'pre-releases differ by case');
+    assert.notEqual(tag('p', '1!2.0', 'uvx'), tag('p', '1-2.0', 'uvx'), 'an epoch is not a dash');
+    assert.equal(tag('a', '1.0.0+build.5'), 'localhost/tollgate-server-npm/a:1.0.0_build.5');
+    assert.throws(() => tag('a~b', '1.0.0'), /has no image name of its own/);
+    assert.throws(() => childrenFor(server({ source: { package: 'npx:a~b@1.0.0' } }), mesh), (e: Error) => e instanceof InvalidServerSpec && /spec\.source\.package: .*"~"/.test(e.message));
   });
 
   it('a source the CRD should have refused is an InvalidServerSpec, never a Deployment', () => {
     assert.throws(() => childrenFor(server({ source: { package: 'npx:unpinned' } }), mesh), (e: Error) => e instanceof InvalidServerSpec && /has no version: pin one/.test(e.message));
     assert.throws(() => childrenFor(server({ source: { package: 'fs-entry' } }), mesh), /registry entry names are not run by the operator/);
-    assert.throws(() => childrenFor(server({ source: { package: 'npx:a@1' }, run: { image: 'x', port: 1 } }), mesh), /set spec\.source\.image rather than spec\.run\.image/);
+    assert.throws(() => childrenFor(server({ source: { package: 'npx:a@1.0.0' }, run: { image: 'x', port: 1 } }), mesh), /set spec\.source\.image rather than spec\.run\.image/);
   });
 });
