@@ -32,7 +32,21 @@ export interface AdsBootstrapOptions {
    * xDS-served clusters (authz over mTLS) refer to by name.
    */
   tls?: WorkloadTls;
+  /** Client connections of the whole process; default DEFAULT_MAX_DOWNSTREAM_CONNECTIONS. */
+  maxDownstreamConnections?: number;
 }
+
+/**
+ * Process-wide cap on client connections (the overload manager's
+ * `envoy.resource_monitors.global_downstream_max_connections`): past it Envoy closes a new
+ * connection as soon as it accepts it, so a connection flood cannot use up the process's file
+ * descriptors (and with them every upstream and xDS connection). Above the MCP listener's own
+ * limit (DEFAULT_DOWNSTREAM_LIMITS.maxConnections) to leave room for the health listener, and with
+ * one upstream connection per client still far below the usual descriptor limits. Admin does not
+ * count (`ignore_global_conn_limit`), so it keeps answering during a flood.
+ */
+export const DEFAULT_MAX_DOWNSTREAM_CONNECTIONS = 5000;
+export const GLOBAL_CONNECTIONS_MONITOR = 'envoy.resource_monitors.global_downstream_max_connections';
 
 export interface WorkloadTls {
   cert: string;
@@ -67,7 +81,17 @@ function workloadSecrets(tls: Omit<WorkloadTls, 'controlPlaneIdentity'>): JsonOb
 }
 
 function adminConfig(port: number, host = '127.0.0.1'): JsonObject {
-  return { address: { socket_address: { address: host, port_value: port } } };
+  return { address: { socket_address: { address: host, port_value: port } }, ignore_global_conn_limit: true };
+}
+
+function overloadManager(maxConnections = DEFAULT_MAX_DOWNSTREAM_CONNECTIONS): JsonObject {
+  if (!(Number.isInteger(maxConnections) && maxConnections > 0)) throw new Error(`maxDownstreamConnections ${maxConnections} must be a positive integer`);
+  return {
+    resource_monitors: [{
+      name: GLOBAL_CONNECTIONS_MONITOR,
+      typed_config: { '@type': atType(EnvoyType.downstreamConnections), max_active_downstream_connections: maxConnections },
+    }],
+  };
 }
 
 function nodeConfig(id: string, cluster: string, metadata: NodeMetadata): JsonObject {
@@ -103,6 +127,7 @@ export function adsBootstrap(o: AdsBootstrapOptions): JsonObject {
   return {
     node: nodeConfig(o.nodeId, o.cluster, o.metadata),
     admin: adminConfig(o.adminPort, o.adminHost),
+    overload_manager: overloadManager(o.maxDownstreamConnections),
     static_resources: { clusters: [xdsCluster(o.xds, o.tls)], ...(o.tls ? { secrets: workloadSecrets(o.tls) } : {}) },
     dynamic_resources: {
       ads_config: {
@@ -117,12 +142,18 @@ export function adsBootstrap(o: AdsBootstrapOptions): JsonObject {
   };
 }
 
-/** The same sidecar with everything inline: no control plane needed (offline inject, fallback). */
-export function staticBootstrap(spec: SidecarSpec, adminPort: number, adminHost?: string, tls?: Omit<WorkloadTls, 'controlPlaneIdentity'>): JsonObject {
+/**
+ * The same sidecar with everything inline: no control plane needed (offline inject, fallback).
+ * The same listener as over ADS, and the same process-wide connection cap as adsBootstrap.
+ */
+export function staticBootstrap(
+  spec: SidecarSpec, adminPort: number, adminHost?: string, tls?: Omit<WorkloadTls, 'controlPlaneIdentity'>, maxDownstreamConnections?: number,
+): JsonObject {
   const r = sidecarResources(spec, 'static');
   return {
     node: nodeConfig(spec.nodeId, `${spec.namespace}/${spec.server}`, { server: spec.server, namespace: spec.namespace }),
     admin: adminConfig(adminPort, adminHost),
+    overload_manager: overloadManager(maxDownstreamConnections),
     static_resources: { listeners: r.listeners, clusters: r.clusters, ...(tls ? { secrets: workloadSecrets(tls) } : {}) },
   };
 }

@@ -23,6 +23,7 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/config/route/v3/route.proto',
   'envoy/config/endpoint/v3/endpoint.proto',
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/connection_limit/v3/connection_limit.proto',
   'envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto',
   'envoy/extensions/filters/http/ext_proc/v3/ext_proc.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',

@@ -45,8 +45,21 @@ export interface SidecarSpec {
   extProc: boolean;
   /** Deadline for a whole non-GET exchange with the MCP server; unset: none (tool calls can be slow). */
   upstreamTimeoutMs?: number;
-  /** An open stream (SSE) with no bytes either way for this long is closed. Default one hour. */
+  /**
+   * An open stream to the MCP server (SSE) with no bytes either way for this long is closed.
+   * Default one hour: an MCP server may send nothing for minutes. Set on the two MCP routes; the
+   * connection manager's own stream idle timeout (requests not yet routed, Envoy's own answers) is
+   * the shorter of this and HCM_STREAM_IDLE_TIMEOUT_MS.
+   */
   streamIdleTimeoutMs?: number;
+  /**
+   * Limits against slow and idle clients (slowloris): request headers must arrive within
+   * `requestHeadersTimeoutMs` of their first byte, the whole request within `requestTimeoutMs`, a
+   * connection with no request in flight is closed after `connectionIdleTimeoutMs`, and the
+   * listener holds at most `maxConnections` client connections (more are closed at once).
+   * Defaults: DEFAULT_DOWNSTREAM_LIMITS.
+   */
+  downstream?: Partial<DownstreamLimits>;
   /**
    * Envoy's own spans (one per MCP request, one per ext_authz Check) exported over OTLP/gRPC to
    * this OpenTelemetry Collector, in the trace the client started; the Check span's context reaches
@@ -63,6 +76,41 @@ export interface SidecarTracing {
 }
 
 export interface HostPort { host: string; port: number }
+
+export interface DownstreamLimits {
+  requestHeadersTimeoutMs: number;
+  requestTimeoutMs: number;
+  connectionIdleTimeoutMs: number;
+  maxConnections: number;
+}
+
+/**
+ * What the MCP listener allows a client, after Envoy's edge-proxy best practices. Every MCP
+ * request is small and complete (the body is buffered for ext_authz anyway), so a client that
+ * cannot send its headers in 10 s, or its whole request in 60 s, is not a client. MCP clients drop
+ * idle keep-alive connections within seconds themselves; an open SSE stream is an active request
+ * and never counts as idle. 4096 connections per sidecar, each with at most one upstream
+ * connection, stays well below the file descriptor limit of an Envoy process.
+ */
+export const DEFAULT_DOWNSTREAM_LIMITS: Readonly<DownstreamLimits> = Object.freeze({
+  requestHeadersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  connectionIdleTimeoutMs: 60_000,
+  maxConnections: 4096,
+});
+
+/** The connection manager's stream idle timeout (Envoy's own default); MCP routes override it. */
+export const HCM_STREAM_IDLE_TIMEOUT_MS = 5 * 60 * 1000;
+
+/**
+ * Downstream HTTP/2 (codec AUTO accepts h2c with prior knowledge): Envoy's edge values, so one
+ * connection cannot open unbounded streams or make Envoy buffer megabytes per stream.
+ */
+export const DOWNSTREAM_HTTP2_OPTIONS: Readonly<JsonObject> = Object.freeze({
+  max_concurrent_streams: 100,
+  initial_stream_window_size: 64 * 1024,
+  initial_connection_window_size: 1024 * 1024,
+});
 
 /** The four xDS resource kinds, as proto3 JSON (what Envoy reads from a file; packable into Any). */
 export interface EnvoyResources {
@@ -126,6 +174,10 @@ export function validateSpec(spec: SidecarSpec): void {
   if (spec.maxResponseBytes !== undefined && !(Number.isInteger(spec.maxResponseBytes) && spec.maxResponseBytes > 0)) problems.push('maxResponseBytes must be a positive integer');
   if (spec.upstreamTimeoutMs !== undefined && !(spec.upstreamTimeoutMs > 0)) problems.push('upstreamTimeoutMs must be > 0 (leave unset for none)');
   if (spec.streamIdleTimeoutMs !== undefined && !(spec.streamIdleTimeoutMs > 0)) problems.push('streamIdleTimeoutMs must be > 0');
+  for (const [k, v] of Object.entries(spec.downstream ?? {})) {
+    if (!(k in DEFAULT_DOWNSTREAM_LIMITS)) problems.push(`downstream.${k} is not a known limit`);
+    else if (!(Number.isInteger(v) && v > 0)) problems.push(`downstream.${k} must be a positive integer`);
+  }
   if (spec.tracing) {
     port('tracing.collector', spec.tracing.collector);
     const pct = spec.tracing.samplePercent;
@@ -368,7 +420,21 @@ function tracingConfig(t: SidecarTracing, spec: SidecarSpec): JsonObject {
   };
 }
 
+/** The spec's downstream limits over the defaults. */
+export function downstreamLimits(spec: SidecarSpec): DownstreamLimits {
+  return { ...DEFAULT_DOWNSTREAM_LIMITS, ...spec.downstream };
+}
+
+/** Closes every connection past `max` on its listener as soon as it is accepted. */
+export function connectionLimitFilter(statPrefix: string, max: number): JsonObject {
+  return {
+    name: FilterName.connectionLimit,
+    typed_config: { '@type': atType(EnvoyType.connectionLimit), stat_prefix: statPrefix, max_connections: max },
+  };
+}
+
 function httpConnectionManager(spec: SidecarSpec, mode: ResourceMode): JsonObject {
+  const limits = downstreamLimits(spec);
   const routeSource: JsonObject = mode === 'ads'
     ? { rds: { route_config_name: ROUTE_CONFIG_NAME, config_source: { ads: {}, resource_api_version: 'V3' } } }
     : { route_config: routeConfiguration(spec) };
@@ -385,7 +451,20 @@ function httpConnectionManager(spec: SidecarSpec, mode: ResourceMode): JsonObjec
     // The sidecar is the pod's edge: client-supplied X-Forwarded-For is not trusted.
     use_remote_address: true,
     server_header_transformation: 'PASS_THROUGH',
-    stream_idle_timeout: duration(spec.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS),
+    // Both MCP routes set their own idle timeout (streamIdleTimeoutMs, long: SSE); this one covers a
+    // stream before it is routed and Envoy's own answers.
+    stream_idle_timeout: duration(Math.min(HCM_STREAM_IDLE_TIMEOUT_MS, spec.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS)),
+    // Slowloris: headers trickled in (the timer starts at their first byte) or a body trickled in
+    // end with a 408; neither timer runs once the request is complete, so SSE streams are unaffected.
+    request_headers_timeout: duration(limits.requestHeadersTimeoutMs),
+    request_timeout: duration(limits.requestTimeoutMs),
+    common_http_protocol_options: {
+      // A connection with no request in flight, including one that never sent a byte.
+      idle_timeout: duration(limits.connectionIdleTimeoutMs),
+      // `x_tollgate_decision_id` must not reach an upstream that reads `_` as `-` behind authz's back.
+      headers_with_underscores_action: 'REJECT_REQUEST',
+    },
+    http2_protocol_options: { ...DOWNSTREAM_HTTP2_OPTIONS },
     ...(spec.tracing ? { tracing: tracingConfig(spec.tracing, spec) } : {}),
   };
 }
@@ -401,7 +480,14 @@ export function listener(spec: SidecarSpec, mode: ResourceMode): JsonObject {
     // Bounds what Envoy buffers per stream: a response authz asks to have BUFFERED for ext_proc.
     // ext_authz enforces its own request limit (max_request_bytes) within it.
     per_connection_buffer_limit_bytes: Math.max(spec.maxRequestBytes, spec.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES),
-    filter_chains: [{ filters: [{ name: FilterName.httpConnectionManager, typed_config: httpConnectionManager(spec, mode) }] }],
+    filter_chains: [{
+      filters: [
+        // Past maxConnections a connection is closed on accept: a flood costs no file descriptors.
+        // The bootstrap's overload manager caps the whole process as well (bootstrap.ts).
+        connectionLimitFilter('tollgate_mcp', downstreamLimits(spec).maxConnections),
+        { name: FilterName.httpConnectionManager, typed_config: httpConnectionManager(spec, mode) },
+      ],
+    }],
   };
 }
 

@@ -5,6 +5,8 @@ export const EnvoyType = {
   cluster: 'envoy.config.cluster.v3.Cluster',
   clusterLoadAssignment: 'envoy.config.endpoint.v3.ClusterLoadAssignment',
   httpConnectionManager: 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+  connectionLimit: 'envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit',
+  downstreamConnections: 'envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig',
   extAuthz: 'envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
   extAuthzPerRoute: 'envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute',
   extProc: 'envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
@@ -44,6 +46,7 @@ export const ADS_ORDER: readonly ResourceTypeUrl[] = [
 /** Well-known filter names; per-route configuration is keyed by them. */
 export const FilterName = {
   httpConnectionManager: 'envoy.filters.network.http_connection_manager',
+  connectionLimit: 'envoy.filters.network.connection_limit',
   extAuthz: 'envoy.filters.http.ext_authz',
   extProc: 'envoy.filters.http.ext_proc',
   router: 'envoy.filters.http.router',

@@ -1,7 +1,7 @@
 import { POINTER_KEY_ENV, serverPointerKey } from '../bundle/policy-keys.js';
 import { adsBootstrap, type NodeMetadata } from '../envoy/bootstrap.js';
 import type { JsonObject } from '../envoy/protojson.js';
-import type { HostPort } from '../envoy/resources.js';
+import { connectionLimitFilter, type HostPort } from '../envoy/resources.js';
 import { atType, EnvoyType, FilterName } from '../envoy/types.js';
 import {
   AUTHZ_CONFIG_DIR, AUTHZ_CONFIG_PATH, AUTHZ_CONFIG_VOLUME, AUTHZ_CONTAINER, AUTHZ_STATE_DIR, AUTHZ_STATE_VOLUME,
@@ -95,6 +95,9 @@ export function nodeId(p: SidecarPlan): string {
   return `${p.namespace}/${p.podName}`;
 }
 
+/** The kubelet probes one connection at a time; a few more cover a slow probe and a person with curl. */
+const HEALTH_MAX_CONNECTIONS = 64;
+
 /**
  * The kubelet probes the pod IP, but Envoy's admin must stay on loopback (it can drain, quit and
  * rewrite runtime state). This static listener forwards GET /ready, and nothing else, to admin.
@@ -103,12 +106,17 @@ function healthListener(healthPort: number): JsonObject {
   return {
     name: HEALTH_LISTENER,
     address: { socket_address: { address: '0.0.0.0', port_value: healthPort } },
+    // Readiness keeps answering while a flood holds the MCP listener at the process-wide connection
+    // cap; its own small cap keeps a flood aimed at this port from using up the descriptors instead.
+    ignore_global_conn_limit: true,
     filter_chains: [{
-      filters: [{
+      filters: [connectionLimitFilter(HEALTH_LISTENER, HEALTH_MAX_CONNECTIONS), {
         name: FilterName.httpConnectionManager,
         typed_config: {
           '@type': atType(EnvoyType.httpConnectionManager),
           stat_prefix: HEALTH_LISTENER,
+          request_headers_timeout: '5s',
+          common_http_protocol_options: { idle_timeout: '30s' },
           route_config: {
             name: HEALTH_LISTENER,
             virtual_hosts: [{

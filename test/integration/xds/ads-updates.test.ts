@@ -31,7 +31,7 @@ describe('ADS → real Envoy: live updates and NACKs', function () {
     const [l] = dynamicListeners(dump);
     assert.ok(l, 'a dynamic listener is active');
     const grpcService = httpFilterConfig(l.config, FilterName.extAuthz)?.grpc_service as { timeout?: unknown } | undefined;
-    const hcm = ((l.config.filter_chains as Array<{ filters: Array<{ typed_config: { http_filters: Array<{ name: string }> } }> }>)[0]!.filters[0]!.typed_config);
+    const hcm = ((l.config.filter_chains as Array<{ filters: Array<{ name: string; typed_config: { http_filters: Array<{ name: string }> } }> }>)[0]!.filters.find((f) => f.name === FilterName.httpConnectionManager)!.typed_config);
     return { version: acceptedVersion(dump, 'listeners'), timeout: grpcService?.timeout, filters: hcm.http_filters.map((f) => f.name) };
   }
 
@@ -95,7 +95,7 @@ describe('ADS → real Envoy: live updates and NACKs', function () {
     ads.onNack((n) => nacks.push(n));
 
     const bad = sidecarResources({ ...spec, authz: { ...spec.authz, timeoutMs: 1500 } });
-    const hcm = ((bad.listeners[0]!.filter_chains as JsonObject[])[0]!.filters as JsonObject[])[0]!.typed_config as JsonObject;
+    const hcm = ((bad.listeners[0]!.filter_chains as JsonObject[])[0]!.filters as JsonObject[]).find((f) => f.name === FilterName.httpConnectionManager)!.typed_config as JsonObject;
     const filters = hcm.http_filters as JsonObject[];
     // A well-formed message that is no HTTP filter: Envoy finds no factory for it and rejects.
     filters.splice(filters.length - 1, 0, { name: 'tollgate.bogus', typed_config: { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', name: 'not-a-filter' } });

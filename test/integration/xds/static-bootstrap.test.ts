@@ -8,6 +8,8 @@ import { adsBootstrap, staticBootstrap, writeBootstrap } from '../../../src/envo
 import type { JsonObject } from '../../../src/envoy/protojson.js';
 import type { SidecarSpec } from '../../../src/envoy/resources.js';
 import { startEnvoy, type RunningEnvoy } from '../../../src/envoy/run.js';
+import { planInjection } from '../../../src/k8s/mutate.js';
+import { sidecarBootstrap } from '../../../src/k8s/sidecars.js';
 import { freePort } from '../../../src/util/net.js';
 import { toolPath } from '../../../src/util/tools.js';
 import { DENY_HEADER, http, startFakeAuthz, startUpstream, type FakeAuthz, type Upstream } from './harness.js';
@@ -43,6 +45,22 @@ describe('Envoy bootstraps, checked by Envoy itself', function () {
     const dns = spec(10000, 3000, 9191);
     dns.authz.host = 'localhost';
     assert.match(await envoyValidates(staticBootstrap(dns, 9901)), /OK/);
+    // The slowloris limits (overload manager, connection_limit, HCM timeouts), tuned.
+    const tuned = { ...spec(10000, 3000, 9191), downstream: { requestHeadersTimeoutMs: 500, requestTimeoutMs: 1500, connectionIdleTimeoutMs: 2000, maxConnections: 7 } };
+    assert.match(await envoyValidates(staticBootstrap(tuned, 9901, undefined, undefined, 9)), /OK/);
+    assert.match(await envoyValidates(adsBootstrap({ nodeId: 'n', cluster: 'c', metadata: { server: 's', namespace: 'ns' }, adminPort: 9901, xds: { host: '127.0.0.1', port: 18000 }, maxDownstreamConnections: 9 })), /OK/);
+    // The bootstrap the Kubernetes injector writes: ADS plus a health listener exempt from the cap.
+    const plan = planInjection({
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { generateName: 'weather-7d9f8c6b5-', namespace: 'mcp-demo', labels: { 'app.kubernetes.io/name': 'weather' } },
+      spec: { containers: [{ name: 'server', image: 'example/weather-mcp:1', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }] }] },
+    });
+    assert.ok(typeof plan !== 'string', String(plan));
+    const k8s = sidecarBootstrap(plan);
+    assert.ok(k8s.overload_manager, 'the injected bootstrap has the process-wide connection cap');
+    const health = ((k8s.static_resources as JsonObject).listeners as JsonObject[])[0]!;
+    assert.equal(health.ignore_global_conn_limit, true);
+    assert.match(await envoyValidates(k8s), /OK/);
   });
 
   describe('a static sidecar (no control plane)', () => {

@@ -2,7 +2,9 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { adsBootstrap, staticBootstrap, writeBootstrap, XDS_CLUSTER } from '../../../src/envoy/bootstrap.js';
+import {
+  adsBootstrap, DEFAULT_MAX_DOWNSTREAM_CONNECTIONS, GLOBAL_CONNECTIONS_MONITOR, staticBootstrap, writeBootstrap, XDS_CLUSTER,
+} from '../../../src/envoy/bootstrap.js';
 import type { JsonObject } from '../../../src/envoy/protojson.js';
 import { AUTHZ_CLUSTER, LISTENER_NAME, UPSTREAM_CLUSTER, type SidecarSpec } from '../../../src/envoy/resources.js';
 import { EnvoyType } from '../../../src/envoy/types.js';
@@ -51,6 +53,26 @@ describe('Envoy bootstrap', () => {
     assert.deepEqual((s.listeners as JsonObject[]).map((l) => l.name), [LISTENER_NAME]);
     assert.deepEqual((s.clusters as JsonObject[]).map((c) => c.name), [UPSTREAM_CLUSTER, AUTHZ_CLUSTER]);
     assert.deepEqual(o(b.node).metadata, { server: 'weather', namespace: 'team-a' });
+  });
+
+  it('both cap client connections process-wide with the overload manager; admin is exempt', () => {
+    const ads = adsBootstrap({ nodeId: 'n', cluster: 'c', metadata: { server: 's', namespace: 'ns' }, adminPort: 9901, xds: { host: '127.0.0.1', port: 18000 } });
+    const st = staticBootstrap(spec, 9901);
+    const monitor = (max: number): JsonObject => ({
+      resource_monitors: [{
+        name: GLOBAL_CONNECTIONS_MONITOR,
+        typed_config: { '@type': `type.googleapis.com/${EnvoyType.downstreamConnections}`, max_active_downstream_connections: max },
+      }],
+    });
+    assert.equal(DEFAULT_MAX_DOWNSTREAM_CONNECTIONS, 5000);
+    for (const b of [ads, st]) {
+      assert.deepEqual(b.overload_manager, monitor(5000));
+      assert.equal(o(b.admin).ignore_global_conn_limit, true);
+    }
+    const tuned = adsBootstrap({ nodeId: 'n', cluster: 'c', metadata: { server: 's', namespace: 'ns' }, adminPort: 9901, xds: { host: '127.0.0.1', port: 18000 }, maxDownstreamConnections: 200 });
+    assert.deepEqual(tuned.overload_manager, monitor(200));
+    assert.deepEqual(staticBootstrap(spec, 9901, undefined, undefined, 300).overload_manager, monitor(300));
+    assert.throws(() => staticBootstrap(spec, 9901, undefined, undefined, 0), /maxDownstreamConnections/);
   });
 
   it('writes JSON Envoy can read, private to its owner', async () => {

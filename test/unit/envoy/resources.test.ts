@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import type { JsonObject } from '../../../src/envoy/protojson.js';
 import { packAny, unpackAny } from '../../../src/envoy/protojson.js';
 import {
-  AUTHZ_CLUSTER, duration, LISTENER_NAME, ROUTE_CONFIG_NAME, sidecarResources, UPSTREAM_CLUSTER, validateSpec, type SidecarSpec,
+  AUTHZ_CLUSTER, DEFAULT_DOWNSTREAM_LIMITS, duration, LISTENER_NAME, ROUTE_CONFIG_NAME, sidecarResources, UPSTREAM_CLUSTER, validateSpec,
+  type SidecarSpec,
 } from '../../../src/envoy/resources.js';
 import { EnvoyType, FilterName } from '../../../src/envoy/types.js';
 
@@ -26,8 +27,13 @@ const arr = (v: unknown): O[] => {
   return v as O[];
 };
 
+function networkFilter(listener: O, name: string): O {
+  const f = arr(arr(listener.filter_chains)[0]!.filters).find((x) => x.name === name);
+  assert.ok(f, `network filter ${name}`);
+  return obj(f.typed_config);
+}
 function hcmOf(listener: O): O {
-  return obj(arr(arr(listener.filter_chains)[0]!.filters)[0]!.typed_config);
+  return networkFilter(listener, FilterName.httpConnectionManager);
 }
 function filter(listener: O, name: string): O | undefined {
   const f = arr(hcmOf(listener).http_filters).find((h) => h.name === name);
@@ -155,6 +161,42 @@ describe('sidecar resources', () => {
     }
     const back = unpackAny(packAny(listener, EnvoyType.listener));
     assert.equal(back.name, LISTENER_NAME);
+  });
+
+  it('holds slow and idle clients to edge-proxy limits, the same over ADS and in a static bootstrap', () => {
+    const ads = sidecarResources(spec, 'ads').listeners[0]!;
+    const st = sidecarResources(spec, 'static').listeners[0]!;
+    for (const l of [ads, st]) {
+      const hcm = hcmOf(l);
+      assert.equal(hcm.request_headers_timeout, '10s');
+      assert.equal(hcm.request_timeout, '60s');
+      assert.deepEqual(hcm.common_http_protocol_options, { idle_timeout: '60s', headers_with_underscores_action: 'REJECT_REQUEST' });
+      assert.deepEqual(hcm.http2_protocol_options, { max_concurrent_streams: 100, initial_stream_window_size: 65536, initial_connection_window_size: 1048576 });
+      // Before routing and on Envoy's own answers: Envoy's 5 minutes. SSE keeps its hour on the MCP routes.
+      assert.equal(hcm.stream_idle_timeout, '300s');
+      const filters = arr(arr(l.filter_chains)[0]!.filters);
+      assert.deepEqual(filters.map((f) => f.name), [FilterName.connectionLimit, FilterName.httpConnectionManager], 'the limit runs before the HCM');
+      const limit = networkFilter(l, FilterName.connectionLimit);
+      assert.equal(limit['@type'], `type.googleapis.com/${EnvoyType.connectionLimit}`);
+      assert.equal(limit.max_connections, 4096);
+      assert.deepEqual(DEFAULT_DOWNSTREAM_LIMITS, { requestHeadersTimeoutMs: 10_000, requestTimeoutMs: 60_000, connectionIdleTimeoutMs: 60_000, maxConnections: 4096 });
+    }
+    const staticRoutes = obj(hcmOf(st).route_config);
+    assert.equal(obj(route(staticRoutes, 'mcp-stream').route).idle_timeout, '3600s');
+    assert.equal(obj(route(staticRoutes, 'mcp').route).idle_timeout, '3600s');
+
+    const tuned = sidecarResources({
+      ...spec, streamIdleTimeoutMs: 120_000,
+      downstream: { requestHeadersTimeoutMs: 1500, requestTimeoutMs: 20_000, connectionIdleTimeoutMs: 30_000, maxConnections: 100 },
+    }).listeners[0]!;
+    const hcm = hcmOf(tuned);
+    assert.equal(hcm.request_headers_timeout, '1.500s');
+    assert.equal(hcm.request_timeout, '20s');
+    assert.equal(obj(hcm.common_http_protocol_options).idle_timeout, '30s');
+    assert.equal(hcm.stream_idle_timeout, '120s', 'never longer than the routes\' own idle timeout');
+    assert.equal(networkFilter(tuned, FilterName.connectionLimit).max_connections, 100);
+    assert.throws(() => validateSpec({ ...spec, downstream: { maxConnections: 0, requestHeadersTimeoutMs: 2.5 } }), /downstream\.requestHeadersTimeoutMs.*downstream\.maxConnections|downstream\.maxConnections.*downstream\.requestHeadersTimeoutMs/);
+    assert.throws(() => validateSpec({ ...spec, downstream: { bogus: 1 } as never }), /downstream\.bogus/);
   });
 
   it('refuses a spec that cannot work, naming every problem', () => {
