@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { authorizationService, externalProcessorService } from '../envoy/protos.js';
-import { meshServerCredentials, verifiedPeer } from '../pki/grpc.js';
+import { meshServerCredentials, meshServerOptions, verifiedPeer } from '../pki/grpc.js';
 import type { Authorizer } from './check.js';
 import type { AuthzTls } from './config.js';
 import { toCheckResponse, toRequestView, type CheckRequestMsg } from './grpc-check.js';
@@ -39,12 +39,14 @@ export class AuthzServer {
   private constructor(private readonly server: grpc.Server, readonly port: number) {}
 
   static async start(opts: AuthzServerOptions): Promise<AuthzServer> {
-    const server = new grpc.Server({
+    // Idle connections are closed and dead peers detected (meshServerOptions); with TLS, a caller
+    // without a mesh certificate is dropped at the handshake (meshServerCredentials).
+    const server = new grpc.Server(meshServerOptions({
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
       'grpc.keepalive_permit_without_calls': 1,
-    });
-    // A refused caller learns why (UNAUTHENTICATED), and the refusal is logged; it never reaches
-    // the Check pipeline, so it can neither read decisions nor charge budgets.
+    }));
+    // A mesh workload that may not call authz learns why (UNAUTHENTICATED), and the refusal is
+    // logged; it never reaches the Check pipeline, so it can neither read decisions nor charge budgets.
     const refused = (call: Call, what: string): string | null => {
       const why = refusePeer(call, opts.tls);
       if (why) opts.logger?.warn({ peer: call.getPeer(), rpc: what, reason: why }, 'authz: caller refused (mTLS)');

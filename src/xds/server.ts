@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { aggregatedDiscoveryService } from '../envoy/protos.js';
 import { meshServerCredentials, verifiedPeer, type TlsFiles, type WorkloadIdentity } from '../pki/index.js';
+import { meshServerOptions } from '../pki/grpc.js';
 import type { SnapshotCache } from './cache.js';
 import type { DiscoveryRequest, DiscoveryResponse } from './messages.js';
 import { AdsStreamState, type AckEvent, type EncodeFailure, type NackEvent, type NodeInfo, type TypeStatus } from './protocol.js';
@@ -24,9 +25,10 @@ export interface AdsServerOptions {
   /** pino-compatible; silent when unset (use onNack / status() to observe). */
   logger?: AdsLogger;
   /**
-   * mTLS: every client must present a certificate from `ca` carrying a SPIFFE ID of `trustDomain`;
-   * others are refused (UNAUTHENTICATED) before their first request is read. Unset: plaintext, for
-   * tests and tools only (`tollgate controlplane serve` always sets it).
+   * mTLS: every client must present a certificate from `ca` (without one it fails the TLS
+   * handshake) carrying a SPIFFE ID of `trustDomain` (else its stream is refused UNAUTHENTICATED
+   * before its first request is read). Unset: plaintext, for tests and tools only
+   * (`tollgate controlplane serve` always sets it).
    */
   tls?: TlsFiles & { trustDomain: string };
   /**
@@ -116,8 +118,10 @@ export class AdsServer {
 
   static async start(opts: AdsServerOptions): Promise<AdsServer> {
     const host = opts.host ?? '127.0.0.1';
-    // Envoy keeps one ADS stream open for its lifetime; pings keep NATs and LBs from dropping it.
-    const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
+    // Envoy keeps one ADS stream open for its lifetime; pings (every 30 s, 10 s to answer) keep NATs
+    // and LBs from dropping it. A connection without a stream is closed after a while, and one
+    // without a mesh certificate at the handshake (src/pki/grpc.ts).
+    const server = new grpc.Server(meshServerOptions({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 }));
     const port = await new Promise<number>((resolve, reject) => {
       const creds = opts.tls ? meshServerCredentials(opts.tls) : grpc.ServerCredentials.createInsecure();
       server.bindAsync(formatAddress(host, opts.port ?? 0), creds, (err, p) => (err ? reject(err) : resolve(p)));

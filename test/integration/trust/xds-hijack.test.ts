@@ -75,11 +75,10 @@ describe('trust: xDS and authz gRPC only answer mesh workloads (issue 10 items 1
     assert.notEqual(a.code, null, 'the stream must not stay open');
     assert.notEqual(a.code, grpc.status.OK);
     assert.deepEqual(a.responses, []);
-    // TLS without a client certificate: the server answers why.
+    // TLS without a client certificate: the handshake fails, so no stream is ever opened.
     const b = await tryAds(xds(), grpc.credentials.createSsl(caPem()), 'default/demo', metadata());
     b.close();
-    assert.equal(b.code, grpc.status.UNAUTHENTICATED, b.details);
-    assert.match(b.details, /client certificate issued by the mesh CA is required/);
+    assert.equal(b.code, grpc.status.UNAVAILABLE, b.details);
     assert.deepEqual(b.responses, []);
   });
 
@@ -88,7 +87,8 @@ describe('trust: xDS and authz gRPC only answer mesh workloads (issue 10 items 1
     const forged = await issueCertificate(otherCa, { commonName: 'default/demo', uris: [sidecarIdentity('default', 'demo')], usage: 'client' });
     const a = await tryAds(xds(), grpc.credentials.createSsl(caPem(), Buffer.from(forged.keyPem), Buffer.from(forged.certPem)), 'default/demo', metadata());
     a.close();
-    assert.equal(a.code, grpc.status.UNAUTHENTICATED, a.details);
+    // Refused at the handshake (src/pki/grpc.ts), before any stream.
+    assert.equal(a.code, grpc.status.UNAVAILABLE, a.details);
     assert.deepEqual(a.responses, []);
   });
 
@@ -120,9 +120,11 @@ describe('trust: xDS and authz gRPC only answer mesh workloads (issue 10 items 1
     assert.ok(c.responses.length > 0, 'got its own config');
 
     const log = mesh.controlPlane!.output;
-    for (const reason of ['no_certificate', 'not_registered', 'node_id_mismatch']) assert.match(log, new RegExp(`stream refused.*"reason":"${reason}"`));
+    for (const reason of ['not_registered', 'node_id_mismatch']) assert.match(log, new RegExp(`stream refused.*"reason":"${reason}"`));
+    // Callers without a mesh certificate never got a stream to refuse: they failed the handshake.
+    assert.doesNotMatch(log, /stream refused.*"reason":"no_certificate"/);
     const metrics = await (await fetch(`${mesh.endpoints.controlPlaneMetrics}/metrics`)).text();
-    for (const [reason, n] of [['no_certificate', 2], ['bad_identity', 0], ['not_registered', 1], ['node_id_mismatch', 1]] as const) {
+    for (const [reason, n] of [['no_certificate', 0], ['bad_identity', 0], ['not_registered', 1], ['node_id_mismatch', 1]] as const) {
       assert.match(metrics, new RegExp(`tollgate_xds_refused_streams_total\\{reason="${reason}"\\} ${n}\\b`), metrics);
     }
   });
@@ -158,8 +160,9 @@ describe('trust: xDS and authz gRPC only answer mesh workloads (issue 10 items 1
     });
     const plain = await check(grpc.credentials.createInsecure());
     assert.ok(plain && plain.code !== grpc.status.OK, 'plaintext is not served');
+    // No client certificate: the TLS handshake fails, nothing is served.
     const noCert = await check(grpc.credentials.createSsl(caPem()));
-    assert.equal(noCert?.code, grpc.status.UNAUTHENTICATED, noCert?.details);
+    assert.equal(noCert?.code, grpc.status.UNAVAILABLE, noCert?.details);
     const attacker = await mesh.certs.pki.issue('attacker', { commonName: 'attacker', uris: ['spiffe://tollgate.local/ns/default/sa/attacker'], usage: 'client' });
     const wrongPeer = await check(creds(attacker));
     assert.equal(wrongPeer?.code, grpc.status.UNAUTHENTICATED);
