@@ -1,8 +1,8 @@
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultDecisionLogDir } from '../decisionlog/config.js';
 import { listLogFiles, type LogFile } from '../decisionlog/files.js';
+import { stateDirOf } from '../mesh/mesh-file.js';
 import { isLoopback, ReviewConfigError, ReviewServer } from '../review/server.js';
 import { VerifyWatch } from '../review/verify-watch.js';
 import { parseCommandArgs } from './args.js';
@@ -11,7 +11,7 @@ import { UsageError, type Command } from './types.js';
 
 export const DEFAULT_REVIEW_PORT = 8790;
 
-const HELP = `Usage: tollgate review [--dir DIR | --nats URL] [--host H] [--port P] [--password-file FILE]
+const HELP = `Usage: tollgate review [--dir DIR | --state DIR | --nats URL] [--host H] [--port P] [--password-file FILE]
 
 Serves a read-only web view of the decision log for a security reviewer: a timeline with filters,
 each record in full (masked input, reasons, delegation chain, revision, tokens, its accounting
@@ -20,7 +20,8 @@ and teams, and each team's budget burn-down. Stays fast on large logs: records a
 (offsets and filter fields) and followed as the log grows; pages are cut on the server.
 Docs: docs/review.md.
 
-Listening (loopback by default; anywhere else a login is required):
+Listening (loopback by default; anywhere else a login is required). On loopback, any local user
+or process can read every record unless --password-file is given: use it on a shared machine.
   --host H               address to bind (default 127.0.0.1)
   --port P               port (default ${DEFAULT_REVIEW_PORT}; 0 picks a free one)
   --password-file FILE   HTTP Basic login: the password is the file's first line (12+
@@ -113,9 +114,11 @@ export function createReviewCommand(partial: Partial<ReviewIo> = {}): Command {
         const name = `nats:${typeof v.stream === 'string' ? v.stream : 'TOLLGATE_DECISIONS'}`;
         files = () => [{ name, path: spool, index: 1 }];
       } else {
-        const dir = v.dir ?? defaultDecisionLogDir(io.env);
+        // As for `logs`: --dir, else DIR/decisions of --state / $TOLLGATE_STATE_DIR / ./.state. The
+        // checkpoint keys beside that log and its witness are what the chain is verified with.
+        const dir = v.dir ?? join(stateDirOf(v.state, io.env).dir, 'decisions');
         if (!existsSync(dir) || !statSync(dir).isDirectory() || listLogFiles(dir).length === 0) {
-          io.err(`tollgate review: no decision log in ${dir}: pass --dir DIR, set TOLLGATE_STATE_DIR, or read the central copy with --nats URL\n`);
+          io.err(`tollgate review: no decision log in ${dir}: pass --dir DIR or --state DIR, set TOLLGATE_STATE_DIR, or read the central copy with --nats URL\n`);
           return 1;
         }
         files = () => listLogFiles(dir);

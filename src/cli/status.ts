@@ -14,9 +14,10 @@ Asks a running authz for its state over its admin endpoint (the one that serves 
 whether it is ready, the policy revision in force and when it was loaded, the last policy bundle
 it rejected and why, the decision log and its NATS replication, and token budgets. For a mesh
 \`tollgate up\` runs, also the control plane's builds: the last policy edit it refused to build
-(file:line), which never reaches authz.
+(file:line), which never reaches authz, and whether its Envoy is live (admin /ready).
 
-Exits 0 when authz is ready, 1 when it is not ready or cannot be reached.
+Exits 0 when authz is ready (and, for a mesh the mesh file names, its Envoy is live), 1 when not
+or when it cannot be reached.
 
   --authz URL     authz admin address (default $TOLLGATE_AUTHZ_ADMIN, else the one in the mesh
                   file <state>/mesh.json that \`tollgate up\` writes, else ${DEFAULT_ADMIN_URL});
@@ -130,12 +131,13 @@ function hang(text: string, indent: string): string {
   return text.replace(/\n/g, `\n${indent}`);
 }
 
-function render(doc: StatusDoc, url: string, now: number, builds: CpBuilds | null): string {
+function render(doc: StatusDoc, url: string, now: number, builds: CpBuilds | null, envoy: EnvoyCheck | null): string {
   const L: string[] = [];
   const pad = (k: string): string => `  ${k.padEnd(10)} `;
   const more = ' '.repeat(13);
   L.push(`authz ${doc.instance} (tollgate ${doc.version}) at ${url}: ${doc.ready ? 'READY' : 'NOT READY'}, up ${span(doc.uptimeSeconds)}`);
   if (!doc.ready) for (const r of doc.notReady) L.push(`  ! ${hang(r, '    ')}`);
+  if (envoy) L.push(`${pad('envoy')}${envoy.admin}: ${envoy.problem ? `NOT READY: ${envoy.problem}` : 'LIVE'}`);
 
   L.push(`${pad('gRPC')}${doc.grpc.listen ?? '(address unknown)'}, ${doc.grpc.up ? 'accepting calls' : 'NOT accepting calls'}`);
 
@@ -177,6 +179,7 @@ function render(doc: StatusDoc, url: string, now: number, builds: CpBuilds | nul
   if (builds) L.push(...renderBuilds(builds, now));
 
   const h = hints(doc);
+  if (envoy?.problem) h.push('Envoy, the governed MCP endpoint: calls cannot get through. tollgate up\'s output says why it stopped (up then stops the whole mesh); start the mesh again');
   if (builds?.policy?.failing) h.push('the policy sources: the last edit did not compile (file:line above) and was not published; fix it and save');
   if (h.length) {
     L.push('', 'What to check:');
@@ -218,6 +221,22 @@ function renderBuilds(b: CpBuilds, now: number): string[] {
     L.push(`${more}  ${hang(p.lastFailure.message, `${more}  `)}`);
   }
   return L;
+}
+
+/** The mesh's Envoy, from its admin /ready (problem null: LIVE). */
+type EnvoyCheck = { admin: string; ready: boolean; problem: string | null };
+
+async function checkEnvoy(admin: string, timeoutMs: number): Promise<EnvoyCheck> {
+  try {
+    const res = await fetch(`${admin}/ready`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await res.text()).trim();
+    if (res.status === 200 && body === 'LIVE') return { admin, ready: true, problem: null };
+    return { admin, ready: false, problem: `${admin}/ready answered HTTP ${res.status} ${JSON.stringify(body.slice(0, 100))}` };
+  } catch (e) {
+    const err = e as Error & { cause?: { code?: string } };
+    const why = err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : err.cause?.code ?? err.message;
+    return { admin, ready: false, problem: `cannot reach Envoy's admin endpoint (${why}): Envoy is down or hung` };
+  }
 }
 
 /** `raw`: the document as received (for --json, unknown fields of a newer authz included); `doc`: checked. */
@@ -290,9 +309,11 @@ export function createStatusCommand(io: Partial<StatusIo> = {}): Command {
       }
       const cpUrl = mesh?.endpoints.controlPlaneAdmin;
       const builds = cpUrl ? await fetchBuilds(cpUrl, timeoutMs) : null;
-      if (values.json) out(`${JSON.stringify(builds ? { ...(got.raw as object), controlPlane: builds } : got.raw, null, 2)}\n`);
-      else out(render(got.doc, url, now(), builds));
-      return got.doc.ready ? 0 : 1;
+      // authz being ready says nothing of the Envoy in front of it: the mesh file names its admin.
+      const envoy = mesh?.endpoints.envoyAdmin ? await checkEnvoy(mesh.endpoints.envoyAdmin, timeoutMs) : null;
+      if (values.json) out(`${JSON.stringify({ ...(got.raw as object), ...(builds ? { controlPlane: builds } : {}), ...(envoy ? { envoy } : {}) }, null, 2)}\n`);
+      else out(render(got.doc, url, now(), builds, envoy));
+      return got.doc.ready && !envoy?.problem ? 0 : 1;
     },
   };
 }

@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
-import { LocalMesh, DEFAULT_PORTS } from '../mesh/local.js';
+import { describeChildExit, LocalMesh, DEFAULT_PORTS, type ChildExit } from '../mesh/local.js';
 import { startLocalIdp } from '../identity/hydra/local-idp.js';
 import { preflightUp } from '../mesh/preflight.js';
 import { watchPolicyBuilds } from '../mesh/build-watch.js';
 import { DEFAULT_STATE_DIR, removeMeshFile, writeMeshFile } from '../mesh/mesh-file.js';
+import { prepareStateDir } from '../mesh/state-dir.js';
 import type { ServerRunSpec } from '../servers/run.js';
 import { loadServersFile } from '../servers/servers-file.js';
 import { parseServerSpec, SourceError } from '../registry/source.js';
@@ -31,6 +32,8 @@ Starts a governed MCP mesh on loopback, the way a cluster runs it, until Ctrl-C:
                    tollgate run --from); each gets its own Envoy + authz pair; args after -- go to it
   --servers FILE   the servers to run, as YAML (docs/servers.md)
 ${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision logs (default $TOLLGATE_STATE_DIR or ./.state);
+                   made private (0700) when up creates it; an existing one is left as it is, with a
+                   warning if other users can write in it or read it
                    up writes DIR/mesh.json (ports, issuer, audience, admin addresses), which token,
                    status, budget, logs and policy show read: give them the same --state (or
                    TOLLGATE_STATE_DIR) and nothing else
@@ -38,6 +41,8 @@ ${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision l
   --authz-port N   (default 9191)     --issuer-port N (default 5556)
   --xds-port N     (default 18000)    --nats-port N   (default 4222)
   --metrics-port N (default 9464: authz /metrics, /readyz, /status)
+  --controlplane-metrics-port N  the control plane's /metrics, /status (default 0: a free port,
+                   printed and recorded in DIR/mesh.json)
   --no-controlplane  no NATS or control plane: authz builds --policies itself and Envoy gets a
                    static config (fewer processes; policy edits need a restart)
   --budgets FILE   enforce these token budgets (docs/budgets.md)
@@ -58,6 +63,10 @@ ${SERVER_FLAGS_USAGE}  --state DIR      state directory: issuer keys, decision l
 
 Certificates for the control plane, Envoy and authz come from a CA kept in <state>/pki/
 (docs/security.md). Relative --policies and --budgets paths are taken from the current directory.
+
+If Envoy, authz, the control plane or NATS exits while the mesh runs, up names it, with its exit
+code or signal and last output, stops every other part and exits 1 (fail closed): nothing
+restarts it, and a mesh missing a part is not the mesh the banner and mesh.json describe.
 
 Before anything starts, up checks that opa, envoy (and nats-server) are installed, every port above
 is free, --policies exists and compiles, and the --budgets file is valid; if not it exits 1 at once
@@ -107,6 +116,7 @@ export const upCommand: Command = {
       policies: { type: 'string' }, demo: { type: 'boolean' }, upstream: { type: 'string' }, server: { type: 'string', multiple: true },
       state: { type: 'string' }, 'envoy-port': { type: 'string' }, 'admin-port': { type: 'string' }, 'authz-port': { type: 'string' },
       'issuer-port': { type: 'string' }, verbose: { type: 'boolean' }, 'xds-port': { type: 'string' }, 'nats-port': { type: 'string' }, 'metrics-port': { type: 'string' },
+      'controlplane-metrics-port': { type: 'string' },
       'no-controlplane': { type: 'boolean' }, budgets: { type: 'string' }, 'nats-cluster': { type: 'string' }, pins: { type: 'boolean' },
       'otel-collector': { type: 'string' },
       idp: { type: 'string' }, 'idp-port': { type: 'string' }, 'idp-users': { type: 'string' },
@@ -115,6 +125,7 @@ export const upCommand: Command = {
     if (values.demo && values.upstream) throw new UsageError('give either --demo or --upstream, not both');
     if (values['no-controlplane'] && values['otel-collector'] !== undefined) throw new UsageError('--otel-collector configures Envoy through the control plane (drop --no-controlplane)');
     if (values['no-controlplane'] && values['nats-cluster'] !== undefined) throw new UsageError('--nats-cluster needs the control plane (drop --no-controlplane)');
+    if (values['no-controlplane'] && values['controlplane-metrics-port'] !== undefined) throw new UsageError('--controlplane-metrics-port needs the control plane (drop --no-controlplane)');
     let upstream: { host: string; port: number } | undefined;
     if (values.upstream) {
       let u: URL;
@@ -122,10 +133,10 @@ export const upCommand: Command = {
       if (u.protocol !== 'http:') throw new UsageError('--upstream must be an http:// URL (Envoy speaks plain HTTP to a local MCP server)');
       upstream = { host: u.hostname, port: Number(u.port || 80) };
     }
-    const port = (v: string | undefined, d: number): number => {
+    const port = (v: string | undefined, d: number, zeroPicks = false): number => {
       if (v === undefined) return d;
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`bad port "${v}"`);
+      if (!Number.isInteger(n) || n < (zeroPicks ? 0 : 1) || n > 65535) throw new UsageError(`bad port "${v}"${zeroPicks ? ' (0 picks a free one)' : ''}`);
       return n;
     };
     const stateDir = values.state ?? process.env.TOLLGATE_STATE_DIR ?? '.state';
@@ -137,6 +148,7 @@ export const upCommand: Command = {
       authz: port(values['authz-port'], DEFAULT_PORTS.authz), issuer: port(values['issuer-port'], DEFAULT_PORTS.issuer),
       xds: port(values['xds-port'], DEFAULT_PORTS.xds), nats: port(values['nats-port'], DEFAULT_PORTS.nats),
       metrics: port(values['metrics-port'], DEFAULT_PORTS.metrics),
+      controlPlaneMetrics: port(values['controlplane-metrics-port'], DEFAULT_PORTS.controlPlaneMetrics, true),
     };
     if (values.idp !== undefined && values.idp !== 'hydra') throw new UsageError(`--idp ${values.idp}: the one authorization server up can run is "hydra"`);
     if (values.idp === undefined && (values['idp-port'] !== undefined || values['idp-users'] !== undefined)) throw new UsageError('--idp-port and --idp-users go with --idp hydra');
@@ -148,6 +160,7 @@ export const upCommand: Command = {
       if (values.idp) throw new UsageError('--idp hydra governs one server (--demo or --upstream), not --server NAME=SOURCE');
       if (values.demo || values.upstream || plainNames.length) throw new UsageError('--server NAME=SOURCE / --servers run servers; do not combine them with --demo, --upstream or a bare --server NAME');
       await preflightUp({ policies, ...(budgets ? { budgets } : {}), controlPlane });
+      privateStateDir(stateDir);
       return serveGoverned(runSpecs, {
         policies, stateDir: resolve(stateDir), echo: values.verbose ?? false, controlPlane,
         ...(budgets ? { authzArgs: ['--budgets', budgets] } : {}), ports: meshPorts,
@@ -156,6 +169,7 @@ export const upCommand: Command = {
     if (values.pins && values['no-controlplane']) throw new UsageError('--pins needs the control plane (pins live in NATS): drop --no-controlplane');
     if (serverArgs.length) throw new UsageError('arguments after -- go to a server from --server NAME=SOURCE; there is none');
     await preflightUp({ policies, ...(budgets ? { budgets } : {}), controlPlane });
+    privateStateDir(stateDir);
     process.stdout.write('Starting the Tollgate mesh (building policies with opa)…\n');
     const idpPort = port(values['idp-port'], 4444);
     if (idpPort > 65533) throw new UsageError('--idp-port needs the two ports after it free too');
@@ -230,15 +244,39 @@ export const upCommand: Command = {
       '',
     ].join('\n'));
     const stopWatch = e.controlPlaneMetrics ? watchPolicyBuilds(e.controlPlaneMetrics, (t) => process.stdout.write(`${new Date().toISOString()} ${t}`)) : () => undefined;
-    await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+    // Until Ctrl-C, or until a part of the mesh dies: then the whole mesh stops (fail closed).
+    let unwatch = (): void => undefined;
+    let onSignal = (): void => undefined;
+    const died = new Promise<ChildExit>((resolve) => { unwatch = mesh.watchChildren(resolve); });
+    const signalled = new Promise<null>((resolve) => { onSignal = () => resolve(null); process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal); });
+    const exit = await Promise.race([died, signalled]);
+    unwatch();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     stopWatch();
-    process.stdout.write('\nStopping…\n');
+    if (exit) {
+      process.stderr.write(`tollgate up: ${describeChildExit(exit)}\n` +
+        `tollgate up: nothing restarts ${exit.name}, so the whole mesh stops now (fail closed) instead of running without it. Fix the cause above and run tollgate up again.\n`);
+    } else {
+      process.stdout.write('\nStopping…\n');
+    }
     removeMeshFile(absState);
     await mesh.stop();
     await idp?.stop();
-    return 0;
+    return exit ? 1 : 0;
   },
 };
+
+/** Makes the state directory private (0700) if up is the one creating it; says what is wrong with an existing one. */
+function privateStateDir(stateDir: string): void {
+  let warnings: string[];
+  try {
+    ({ warnings } = prepareStateDir(stateDir));
+  } catch (e) {
+    throw new UsageError(`--state ${stateDir}: ${(e as Error).message}`);
+  }
+  for (const w of warnings) process.stderr.write(`tollgate up: warning: ${w}\n`);
+}
 
 /** --server NAME=SOURCE flags and a --servers file as run specs; `--` args go to the only flag-given server. */
 function serversToRun(flags: string[], file: string | undefined, serverArgs: string[], opts: ReturnType<typeof serverOptions>, stateDir: string): ServerRunSpec[] {

@@ -15,6 +15,7 @@ import { formatRegistrations } from '../controlplane/registrations.js';
 import { waitForListener } from '../envoy/listeners.js';
 import { LISTENER_NAME } from '../envoy/resources.js';
 import { checkPortsFree } from './ports.js';
+import { prepareStateDir } from './state-dir.js';
 import { issueNatsCredentials, type ComponentCredential } from '../nats/credentials.js';
 import { projectRoot } from '../util/tools.js';
 import { selfCommand } from '../util/self.js';
@@ -29,9 +30,12 @@ export interface MeshPorts {
   xds: number;
   nats: number;
   metrics: number;
+  /** The control plane's admin listener (/metrics, /status); control-plane mode only. */
+  controlPlaneMetrics: number;
 }
 
-export const DEFAULT_PORTS: MeshPorts = { envoy: 10000, envoyAdmin: 9901, authz: 9191, issuer: 5556, xds: 18000, nats: 4222, metrics: 9464 };
+/** controlPlaneMetrics 0: a free port (it is recorded in the mesh file, where `status` finds it). */
+export const DEFAULT_PORTS: MeshPorts = { envoy: 10000, envoyAdmin: 9901, authz: 9191, issuer: 5556, xds: 18000, nats: 4222, metrics: 9464, controlPlaneMetrics: 0 };
 
 /** One more replica of a server's sidecar pair (see LocalMesh.startReplica). */
 export interface SidecarReplica {
@@ -159,6 +163,50 @@ async function pick(p: number | undefined, dflt: number, taken: Set<number>): Pr
 
 interface Stoppable { stop(): Promise<void> }
 
+/** A process of the mesh that ended while nobody was stopping it (LocalMesh.watchChildren). */
+export interface ChildExit {
+  /** envoy, authz, controlplane or nats-server. */
+  name: string;
+  pid: number | undefined;
+  /** Exit code, or null when a signal ended it or the status is not known. */
+  code: number | null;
+  /** The signal's name; "a signal" where only that much is known (Envoy). */
+  signal: string | null;
+  /** Its last lines of output (stderr and stdout as it wrote them), oldest first. */
+  tail: string[];
+}
+
+/** "envoy (pid 123) exited unexpectedly: killed by SIGKILL", with its last lines of output below. */
+export function describeChildExit(e: ChildExit): string {
+  const how = e.signal ? `killed by ${e.signal}` : e.code !== null ? `exit code ${e.code}` : 'exit status unknown';
+  const head = `${e.name}${e.pid !== undefined ? ` (pid ${e.pid})` : ''} exited unexpectedly: ${how}`;
+  return e.tail.length ? `${head}; its last output:\n${e.tail.map((l) => `    ${l}`).join('\n')}` : `${head}; it wrote nothing`;
+}
+
+/** The last non-empty lines of a process's output, each cut to a readable length. */
+function lastLines(output: string, n = 10): string[] {
+  return output.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '').slice(-n).map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l));
+}
+
+/** A process of the mesh, as the watcher sees it. */
+interface Watched {
+  name: string;
+  /** The object whose exit this is (to tell a replaced authz from the current one). */
+  ref: object;
+  running(): boolean;
+  exit(): Promise<ChildExit>;
+}
+
+function watchedProcess(name: string, p: ManagedProcess): Watched {
+  return {
+    name, ref: p, running: () => p.running,
+    exit: async () => {
+      await p.exited;
+      return { name, pid: p.pid, code: p.child.exitCode, signal: p.child.signalCode, tail: lastLines(p.output) };
+    },
+  };
+}
+
 /** Dev bundle-signing keys under the state dir, made on first use. */
 async function devSigningKeys(stateDir: string, name = 'bundle-signing'): Promise<{ privateKey: string; publicKey: string }> {
   const dir = join(stateDir, 'keys');
@@ -201,9 +249,16 @@ export class LocalMesh {
     private readonly replicaStarter: ((n: number) => Promise<SidecarReplica>) | null = null,
   ) {}
 
+  /** Every nats-server of the mesh (one, or the cluster's members), for watchChildren. */
+  private natsServers: NatsServer[] = [];
+  private stopping = false;
+  /** Processes stopped on purpose (restartAuthz): their exit is no failure. */
+  private readonly expectedExits = new WeakSet<object>();
+
   static async start(o: LocalMeshOptions): Promise<LocalMesh> {
     const stateDir = resolve(o.stateDir);
-    mkdirSync(stateDir, { recursive: true });
+    // Private when made here (0700); `tollgate up` reports the mode of one that was there already.
+    prepareStateDir(stateDir);
     const withCp = o.controlPlane ?? false;
     if (o.otelCollector && !withCp) throw new Error('otelCollector configures Envoy through the control plane: it needs controlPlane: true');
     const taken = new Set<number>();
@@ -216,6 +271,7 @@ export class LocalMesh {
       nats: withCp ? await pick(o.ports?.nats, DEFAULT_PORTS.nats, taken) : 0,
       // Unlike the others, unset means a free port: tests that predate it must not collide on 9464.
       metrics: await pick(o.ports?.metrics ?? 0, DEFAULT_PORTS.metrics, taken),
+      controlPlaneMetrics: withCp ? await pick(o.ports?.controlPlaneMetrics || 0, 0, taken) : 0,
     };
     await checkPortsFree([
       { port: ports.envoy, what: 'Envoy MCP listener', flag: '--envoy-port' },
@@ -225,6 +281,7 @@ export class LocalMesh {
       { port: ports.xds, what: 'control plane xDS', flag: '--xds-port' },
       { port: ports.nats, what: 'NATS', flag: '--nats-port' },
       { port: ports.metrics, what: 'authz metrics', flag: '--metrics-port' },
+      { port: ports.controlPlaneMetrics, what: 'control plane metrics', flag: '--controlplane-metrics-port' },
     ]);
     const started: Stoppable[] = [];
     const self = selfCommand();
@@ -252,6 +309,7 @@ export class LocalMesh {
       const certs = await issueMeshCerts(stateDir, namespace, server);
 
       let nats: NatsServer | null = null;
+      let natsServers: NatsServer[] = [];
       let natsSeeds: string | null = null;
       let controlPlane: ManagedProcess | null = null;
       let sidecarConfig: string | null = null;
@@ -279,11 +337,13 @@ export class LocalMesh {
           });
           started.push({ stop: () => cluster.stop() });
           nats = cluster.members[0]!;
+          natsServers = [...cluster.members];
           natsUrl = cluster.urls.join(',');
           replicas = o.natsCluster! >= 3 ? 3 : 1;
         } else {
           nats = await NatsServer.start({ port: ports.nats, storeDir: join(stateDir, 'nats'), echo: o.echo, tls: creds.server, users: creds.users });
           const natsRef = nats;
+          natsServers = [nats];
           started.push({ stop: () => natsRef.stop() });
           natsUrl = nats.url;
         }
@@ -311,7 +371,7 @@ export class LocalMesh {
           '--sidecar-config', sidecarConfig, '--registrations', registrations,
           '--xds-cert', certs.controlPlane.cert, '--xds-key', certs.controlPlane.key, '--mesh-ca', certs.controlPlane.ca,
           ...(o.xdsForgetAfterMs !== undefined ? ['--forget-after', `${o.xdsForgetAfterMs}ms`] : []),
-          '--metrics-listen', (cpMetrics = `127.0.0.1:${await freePort()}`),
+          '--metrics-listen', (cpMetrics = `127.0.0.1:${ports.controlPlaneMetrics}`),
           ...(o.otelCollector ? ['--otel-collector', o.otelCollector] : []),
         ], /published revision|unchanged: revision/);
         const cpRef = controlPlane;
@@ -381,12 +441,14 @@ export class LocalMesh {
       started.push({ stop: () => envoy.stop() });
       // Not "something answers on the port": Envoy itself must hold it, or clients reach a stranger.
       await waitForListener(envoy, LISTENER_NAME, ports.envoy);
-      return new LocalMesh({
+      const mesh = new LocalMesh({
         mcp, resourceMetadata, envoyAdmin: envoy.adminUrl, authz: `127.0.0.1:${ports.authz}`, issuer: trustedIssuer,
         upstream: `http://${upstream.host}:${upstream.port}/mcp`, xds: withCp ? `127.0.0.1:${ports.xds}` : null, nats: natsSeeds,
         controlPlaneMetrics: cpMetrics ? `http://${cpMetrics}` : null,
         metrics: `http://127.0.0.1:${ports.metrics}`,
       }, issuer, demo, authz, startAuthzProcess, envoy, mcp, controlPlane, nats, sidecarConfig, started, certs, natsCredentials, approverKeys, replicaStarter);
+      mesh.natsServers = natsServers;
+      return mesh;
     } catch (e) {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
       throw e;
@@ -395,6 +457,7 @@ export class LocalMesh {
 
   /** Starts authz again with the same flags (after a test killed it); Envoy reconnects on its own. */
   async restartAuthz(): Promise<void> {
+    this.expectedExits.add(this.authz);
     if (this.authz.running) await this.authz.stop();
     this.authz = await this.startAuthzProcess();
   }
@@ -416,7 +479,60 @@ export class LocalMesh {
     return this.issuer.mint({ ttlSec: 3600, ...claims, audience: claims.audience ?? this.audience });
   }
 
+  /** The mesh's own processes: Envoy, authz, the control plane and NATS (the issuer and demo server run in this process). */
+  private watched(): Watched[] {
+    const envoy = this.envoy;
+    const many = this.natsServers.length > 1;
+    return [
+      {
+        name: 'envoy', ref: envoy, running: () => envoy.running,
+        exit: async () => {
+          // RunningEnvoy reports a signal as -1, without its name.
+          const code = await envoy.exited;
+          return { name: 'envoy', pid: envoy.pid, code: code === -1 ? null : code, signal: code === -1 ? 'a signal' : null, tail: lastLines(envoy.output) };
+        },
+      },
+      watchedProcess('authz', this.authz),
+      ...(this.controlPlane ? [watchedProcess('controlplane', this.controlPlane)] : []),
+      ...this.natsServers.map((n, i): Watched => {
+        const name = many ? `nats-server ${i + 1} of ${this.natsServers.length}` : 'nats-server';
+        return { name, ref: n, running: () => n.running, exit: () => Promise.resolve({ name, pid: n.pid, code: null, signal: null, tail: lastLines(n.output) }) };
+      }),
+    ];
+  }
+
+  /**
+   * Calls onExit once, for the first of the mesh's processes (Envoy, authz, control plane, NATS)
+   * that ends while nobody is stopping it: the mesh has no restart policy, so such a mesh is
+   * broken and its owner should stop it (`tollgate up` does: fail closed, saying which and why).
+   * Exits during stop() and restartAuthz() are not reported. Returns a function that stops watching.
+   */
+  watchChildren(onExit: (e: ChildExit) => void, everyMs = 250): () => void {
+    let done = false;
+    let reporting = false;
+    const check = (): void => {
+      if (done || reporting || this.stopping) return;
+      const gone = this.watched().find((w) => !w.running() && !this.expectedExits.has(w.ref));
+      if (!gone) return;
+      reporting = true;
+      void gone.exit().then((e) => {
+        if (done || this.stopping) return;
+        done = true;
+        clearInterval(timer);
+        onExit(e);
+      });
+    };
+    const timer = setInterval(check, everyMs);
+    // Envoy's exit is reported at once; the others within everyMs.
+    void this.envoy.exited.then(check);
+    return () => {
+      done = true;
+      clearInterval(timer);
+    };
+  }
+
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.envoy.stop().catch(() => undefined);
     await this.authz.stop().catch(() => undefined);
     for (const s of [...this.others].reverse()) await s.stop().catch(() => undefined);

@@ -23,6 +23,19 @@ const MAX_VALUE = 256;
 export const MAX_PAGE = 200;
 const PARAMS = new Set<string>([...FIELDS, 'decision', 'since', 'until', 'cursor', 'limit', 'team_chart']);
 
+/** A value matched against the index's dictionaries, refused when longer than MAX_VALUE. */
+function boundedValue(k: string, v: string): string {
+  if (v.length > MAX_VALUE) throw new FilterError(`${k}: longer than ${MAX_VALUE} characters`);
+  return v;
+}
+
+/** The team a burn-down chart draws (`team_chart`), bounded like every filter value. */
+export function chartTeamFromParams(q: URLSearchParams): string {
+  const team = q.get('team_chart');
+  if (!team) throw new FilterError('team_chart: which team to draw');
+  return boundedValue('team_chart', team);
+}
+
 /** The filter of a query string. Unknown parameters are refused, not ignored (a typo would silently widen the view). */
 export function filterFromParams(q: URLSearchParams, now: Date): ReviewFilter {
   const f: ReviewFilter = { fields: {}, decision: null, since: null, until: null };
@@ -33,8 +46,7 @@ export function filterFromParams(q: URLSearchParams, now: Date): ReviewFilter {
   for (const k of FIELDS) {
     const v = q.get(k);
     if (v === null || v === '') continue;
-    if (v.length > MAX_VALUE) throw new FilterError(`${k}: longer than ${MAX_VALUE} characters`);
-    f.fields[k] = v;
+    f.fields[k] = boundedValue(k, v);
   }
   const d = q.get('decision');
   if (d !== null && d !== '') {

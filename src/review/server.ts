@@ -9,7 +9,7 @@ import { unfoldRecord } from '../decisionlog/fold.js';
 import { revisionOf } from '../decisionlog/query.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_ICON, PAGE_JS } from './assets.js';
 import { LogIndex } from './log-index.js';
-import { burnDown, FilterError, filterFromParams, parseCursor, parseLimit, summary, timeline, type Summary } from './query.js';
+import { burnDown, chartTeamFromParams, FilterError, filterFromParams, parseCursor, parseLimit, summary, timeline, type Summary } from './query.js';
 import { barChart, burnChart } from './svg.js';
 import type { VerifyState, VerifyWatch } from './verify-watch.js';
 
@@ -243,8 +243,7 @@ export class ReviewServer {
       case '/charts/denied-teams.svg':
         return svg(barChart('Top denied teams', this.summary(index, q).topDeniedTeams));
       case '/charts/burndown.svg': {
-        const team = q.get('team_chart');
-        if (!team) throw new FilterError('team_chart: which team to draw');
+        const team = chartTeamFromParams(q);
         return svg(burnChart(burnDown(index, filterFromParams(q, this.now()), team)));
       }
       default:

@@ -1,8 +1,12 @@
 import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkStatusDoc, createStatusCommand } from '../../../src/cli/status.js';
 import { createStatusProvider } from '../../../src/metrics/status.js';
+import { writeMeshFile } from '../../../src/mesh/mesh-file.js';
 
 /** A status document as a current authz serves it, to break one field at a time. */
 function goodDoc(): Record<string, unknown> {
@@ -95,5 +99,82 @@ describe('tollgate status: the document it reads', () => {
     assert.match(bad.problem, /^decisionLog\.file: is missing; decisionLog\.seq: is missing; decisionLog\.records: is missing \(and \d+ more\)$/);
     const other = checkStatusDoc([]);
     assert.ok('problem' in other && !other.claimed);
+  });
+});
+
+/** `tollgate status --state DIR` for a mesh whose file names an Envoy admin: authz ready is not enough. */
+describe('tollgate status: the mesh\'s Envoy', () => {
+  let authz: Server;
+  let envoy: Server;
+  let envoyAnswer: { status: number; body: string } = { status: 200, body: 'LIVE\n' };
+  let state: string;
+  let envoyAdmin: string;
+
+  const listen = async (s: Server): Promise<string> => {
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  };
+  const close = async (s: Server): Promise<void> => {
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  };
+
+  before(async () => {
+    authz = createServer((req, res) => {
+      if (req.url === '/status') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(goodDoc()));
+      else res.writeHead(404).end();
+    });
+    envoy = createServer((req, res) => {
+      if (req.url === '/ready') res.writeHead(envoyAnswer.status).end(envoyAnswer.body);
+      else res.writeHead(404).end();
+    });
+    const authzAdmin = await listen(authz);
+    envoyAdmin = await listen(envoy);
+    state = mkdtempSync(join(tmpdir(), 'tg-status-'));
+    writeMeshFile({
+      schema: 'tollgate.mesh/v1', pid: process.pid, startedAt: '2025-03-10T15:00:00.000Z', stateDir: state, policies: '/p', budgets: null,
+      audience: 'http://127.0.0.1:1/mcp', decisions: join(state, 'decisions'), natsCredentials: {},
+      endpoints: { mcp: 'http://127.0.0.1:1/mcp', issuer: 'http://127.0.0.1:2', authz: '127.0.0.1:3', authzAdmin, envoyAdmin, xds: null, nats: null, controlPlaneAdmin: null },
+    });
+  });
+  after(async () => {
+    await close(authz);
+    if (envoy.listening) await close(envoy);
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  async function status(...flags: string[]): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const cmd = createStatusCommand({ out: (s) => { out += s; }, err: (s) => { err += s; }, env: {}, now: () => Date.parse('2025-03-10T16:00:00Z') });
+    const code = await cmd.run(['--state', state, '--timeout', '2s', ...flags]);
+    return { code, out, err };
+  }
+
+  it('is READY only with Envoy LIVE', async () => {
+    envoyAnswer = { status: 200, body: 'LIVE\n' };
+    const r = await status();
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /: READY/);
+    assert.match(r.out, new RegExp(`\\n  envoy +${envoyAdmin.replace(/[.]/g, '\\.')}: LIVE\\n`));
+  });
+
+  it('reports an Envoy that is not live as NOT READY, with what /ready said', async () => {
+    envoyAnswer = { status: 503, body: 'PRE_INITIALIZING\n' };
+    const r = await status();
+    assert.equal(r.code, 1);
+    assert.match(r.out, /envoy +http:\S+: NOT READY: http:\S+\/ready answered HTTP 503 "PRE_INITIALIZING"/);
+    assert.match(r.out, /What to check:\n[\s\S]*Envoy, the governed MCP endpoint/);
+    const j = await status('--json');
+    assert.equal(j.code, 1);
+    assert.deepEqual((JSON.parse(j.out) as { envoy: unknown }).envoy, { admin: envoyAdmin, ready: false, problem: `${envoyAdmin}/ready answered HTTP 503 "PRE_INITIALIZING"` });
+  });
+
+  it('reports an Envoy that is gone (authz still ready) as NOT READY, and exits 1', async () => {
+    await close(envoy);
+    const r = await status();
+    assert.equal(r.code, 1);
+    assert.match(r.out, /authz authz-1 .*: READY/);
+    assert.match(r.out, /envoy +http:\S+: NOT READY: cannot reach Envoy's admin endpoint \(ECONNREFUSED\): Envoy is down or hung/);
   });
 });

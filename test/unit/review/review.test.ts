@@ -2,12 +2,12 @@ import { strict as assert } from 'node:assert';
 import { request } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createReviewCommand } from '../../../src/cli/review.js';
 import { canonicalize } from '../../../src/decisionlog/canonical.js';
 import { listLogFiles } from '../../../src/decisionlog/files.js';
 import { LogIndex } from '../../../src/review/log-index.js';
-import { burnDown, FilterError, filterFromParams, parseCursor, summary, timeline } from '../../../src/review/query.js';
+import { burnDown, chartTeamFromParams, FilterError, filterFromParams, parseCursor, summary, timeline } from '../../../src/review/query.js';
 import { ReviewServer } from '../../../src/review/server.js';
 import { barChart, burnChart } from '../../../src/review/svg.js';
 import { VerifyWatch } from '../../../src/review/verify-watch.js';
@@ -87,6 +87,9 @@ describe('tollgate review: index and queries (issue 16)', () => {
     assert.throws(() => filterFromParams(q('decision=maybe'), NOW), FilterError);
     assert.throws(() => filterFromParams(q('since=last%20tuesday'), NOW), /since: .* is not a time/);
     assert.throws(() => filterFromParams(q(`tool=${'a'.repeat(300)}`), NOW), /longer than 256/);
+    assert.throws(() => chartTeamFromParams(q(`team_chart=${'a'.repeat(257)}`)), /team_chart: longer than 256/);
+    assert.equal(chartTeamFromParams(q(`team_chart=${'a'.repeat(256)}`)), 'a'.repeat(256));
+    assert.throws(() => chartTeamFromParams(q('')), /team_chart: which team to draw/);
     assert.throws(() => parseCursor('-1', 10), FilterError);
     assert.throws(() => parseCursor('../../etc', 10), FilterError);
   });
@@ -206,6 +209,13 @@ describe('tollgate review: HTTP API (issue 16)', function () {
     assert.equal((await get(server.port, '/api/timeline?cursor=abc')).status, 400);
   });
 
+  it('caps the burn-down chart\'s team_chart at 256 characters, like every filter value', async () => {
+    const long = await get(server.port, `/charts/burndown.svg?team_chart=${'g'.repeat(10_000)}`);
+    assert.equal(long.status, 400);
+    assert.match((JSON.parse(long.body) as { error: string }).error, /^team_chart: longer than 256 characters$/);
+    assert.equal((await get(server.port, '/charts/burndown.svg?team_chart=payments')).status, 200);
+  });
+
   it('answers only to a loopback Host (no DNS rebinding)', async () => {
     assert.equal((await get(server.port, '/api/summary', { host: 'evil.example:80' })).status, 421);
     assert.equal((await get(server.port, '/api/summary', { host: `localhost:${server.port}` })).status, 200);
@@ -293,6 +303,40 @@ describe('tollgate review: exposure (issue 16)', function () {
     assert.equal(await status('r:correct horse battery'), 200);
     ac.abort();
     assert.equal(await done, 0);
+  });
+
+  it('--state DIR reviews DIR/decisions, verified with the keys there, not $TOLLGATE_STATE_DIR\'s or ./.state\'s log', async () => {
+    const mine = await logDir(7);
+    const other = await logDir(3);
+    const ac = new AbortController();
+    let srv: ReviewServer | null = null;
+    const done = createReviewCommand({ out: () => undefined, err: () => undefined, env: { TOLLGATE_STATE_DIR: dirname(other) }, signal: ac.signal, listening: (s) => { srv = s; } })
+      .run(['--state', dirname(mine), '--port', '0']);
+    try {
+      for (let i = 0; i < 100 && !srv; i++) await new Promise((r) => setTimeout(r, 20));
+      const port = (srv as unknown as ReviewServer).port;
+      await (srv as unknown as ReviewServer).indexed();
+      assert.equal((JSON.parse((await get(port, '/api/status')).body) as { indexed: number }).indexed, 7, 'the records of --state, not of $TOLLGATE_STATE_DIR');
+      let v: { state: string; ok: boolean; summary: string } = { state: '', ok: false, summary: '' };
+      for (let i = 0; i < 150 && v.state !== 'done'; i++) {
+        v = JSON.parse((await get(port, '/api/verify')).body) as typeof v;
+        if (v.state !== 'done') await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(v.ok, true, v.summary);
+      assert.match(v.summary, /^INTACT: [1-9]\d* records/);
+      assert.match(v.summary, /[1-9]\d* of [1-9]\d* checkpoint signatures valid/, 'checked with the checkpoint keys in DIR/decisions');
+    } finally {
+      ac.abort();
+    }
+    assert.equal(await done, 0);
+  });
+
+  it('--state DIR without a log there says so, naming DIR/decisions', async () => {
+    const state = tempDir();
+    let err = '';
+    const code = await createReviewCommand({ out: () => undefined, err: (s) => { err += s; }, env: { TOLLGATE_STATE_DIR: dirname(await logDir(3)) } }).run(['--state', state, '--port', '0']);
+    assert.equal(code, 1);
+    assert.ok(err.includes(`no decision log in ${join(state, 'decisions')}:`), err);
   });
 
   it('exits with a clear message when there is no log', async () => {
