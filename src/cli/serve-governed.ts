@@ -1,4 +1,4 @@
-import type { LocalMeshOptions } from '../mesh/local.js';
+import { describeChildExit, type ChildExit, type LocalMeshOptions } from '../mesh/local.js';
 import { startGoverned, stopGoverned } from '../servers/governed.js';
 import type { ServerRunSpec } from '../servers/run.js';
 import { RunRefused } from '../servers/run.js';
@@ -36,8 +36,21 @@ export async function serveGoverned(specs: ServerRunSpec[], mesh: Omit<LocalMesh
     '',
   );
   process.stdout.write(lines.join('\n'));
-  await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
-  process.stdout.write('\nStopping…\n');
+  // Until Ctrl-C, or until a part of any server's mesh dies: then everything stops (fail closed),
+  // as `up` does for its own mesh.
+  const unwatch: Array<() => void> = [];
+  let onSignal = (): void => undefined;
+  const died = new Promise<ChildExit>((resolve) => { for (const g of all) unwatch.push(g.mesh.watchChildren(resolve)); });
+  const signalled = new Promise<null>((resolve) => { onSignal = () => resolve(null); process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal); });
+  const exit = await Promise.race([died, signalled]);
+  for (const u of unwatch) u();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (exit) {
+    process.stderr.write(`tollgate: ${describeChildExit(exit)}\ntollgate: nothing restarts ${exit.name}, so every governed server stops now (fail closed). Fix the cause above and start again.\n`);
+  } else {
+    process.stdout.write('\nStopping…\n');
+  }
   await stopGoverned(all);
-  return 0;
+  return exit ? 1 : 0;
 }
