@@ -186,10 +186,12 @@ describe('k8s/webhook failure policy (integration)', function () {
 
   for (const [policy, allowed] of [['Fail', false], ['Ignore', true]] as const) {
     it(`with failure policy ${policy} an internal error ${allowed ? 'admits the pod unchanged, with a warning' : 'refuses the pod'}`, async () => {
-      const server = await WebhookServer.start({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), host: '127.0.0.1', port: 0, failurePolicy: policy, log: () => undefined });
+      // A fault of the injector's own, not of the pod (a malformed pod is denied under either
+      // policy): reading its settings throws.
+      const inject = Object.defineProperty({}, 'envoyImage', { enumerable: true, get() { throw new Error('boom'); } });
+      const server = await WebhookServer.start({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), host: '127.0.0.1', port: 0, failurePolicy: policy, inject, log: () => undefined });
       try {
         const pod = mcpPod();
-        (pod.spec!.containers as unknown[]).push(null);
         const r = await call(server, readFileSync(join(dir, 'ca.crt'), 'utf8'), { body: JSON.stringify(podCreateReview(pod)) });
         assert.equal(r.status, 200);
         const response = r.json().response as { allowed: boolean; patch?: string; warnings?: string[]; status?: { code: number } };
